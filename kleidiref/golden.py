@@ -1,0 +1,209 @@
+"""Reproduce and check the golden vectors produced by the real KleidiAI kernels.
+
+A golden file (``<variant>__<case>[__svl<bits>].npz``, format: docs/golden-format.md) holds the
+inputs of one problem and what the real packers and kernels produced from them. Reproducing
+reads **only the inputs** (a reproducer that touches a stored packed buffer or output gets a
+``KeyError``) and recomputes every packed buffer, output and kernel parameter. Checking
+compares them: packed bytes where the ``*_written`` mask is 1 (and the sizes), outputs
+bitwise (NaN payloads included), kernel parameters exactly. A golden result field the
+reproducer did not produce is a failure, so no stored result goes unchecked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "FieldResult",
+    "FileResult",
+    "GoldenInputs",
+    "bundled_golden_dir",
+    "check_file",
+    "check_paths",
+    "format_table",
+    "is_result_field",
+    "reproduce_file",
+    "reproducers",
+]
+
+Reproducer = Callable[[Mapping[str, NDArray[Any]]], dict[str, NDArray[Any]]]
+
+_RESULT_PREFIXES = ("lhs_packed", "rhs_packed", "out", "indirection")
+#: meta_* fields that describe the problem (inputs); every other meta_* is a result to check.
+_INPUT_META = frozenset(
+    {"meta_variant", "meta_case", "meta_split", "meta_seed", "meta_svl_bits", "meta_M", "meta_N", "meta_K",
+     "meta_fpcr_fz", "meta_fpcr_fz16"}
+)
+
+
+def is_result_field(key: str) -> bool:
+    """True for fields a reproducer must compute (packed buffers, outputs, kernel parameters)."""
+    if key.endswith("_written"):
+        return False
+    if key.startswith("meta_"):
+        return key not in _INPUT_META
+    return key.startswith(_RESULT_PREFIXES)
+
+
+class GoldenInputs(Mapping[str, NDArray[Any]]):
+    """The input fields of a golden file; asking for a stored result raises ``KeyError``."""
+
+    def __init__(self, data: Mapping[str, NDArray[Any]]) -> None:
+        self._data = {k: v for k, v in data.items() if not is_result_field(k) and not k.endswith("_written")}
+
+    def __getitem__(self, key: str) -> NDArray[Any]:
+        if key not in self._data:
+            raise KeyError(f"{key!r} is not an input field of this golden file (results must be recomputed)")
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def reproducers() -> dict[str, Reproducer]:
+    """Golden variant id -> reproducer, for every variant implemented so far."""
+    from .variants import golden_reproducers
+
+    return golden_reproducers()  # type: ignore[return-value]
+
+
+def _load(path: Path) -> dict[str, NDArray[Any]]:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def reproduce_file(path: str | Path) -> dict[str, NDArray[Any]]:
+    """Every result field of a golden file, recomputed from its inputs alone."""
+    data = _load(Path(path))
+    variant = str(data["meta_variant"])
+    repro = reproducers().get(variant)
+    if repro is None:
+        raise NotImplementedError(f"no reproducer for golden variant {variant!r} yet")
+    return repro(GoldenInputs(data))
+
+
+@dataclasses.dataclass
+class FieldResult:
+    """The comparison of one field."""
+
+    name: str
+    ok: bool
+    compared: int  # bytes (packed) or elements (outputs, meta)
+    mismatched: int
+    detail: str = ""
+
+
+@dataclasses.dataclass
+class FileResult:
+    """The check of one golden file: ``status`` is ok, mismatch, unsupported or error."""
+
+    path: Path
+    variant: str
+    status: str
+    fields: list[FieldResult] = dataclasses.field(default_factory=list)
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def _compare(name: str, got: NDArray[Any], want: NDArray[Any], mask: NDArray[Any] | None) -> FieldResult:
+    got, want = np.asarray(got), np.asarray(want)
+    if mask is not None:
+        g, w = got.reshape(-1).view(np.uint8), want.reshape(-1).view(np.uint8)
+        if g.size != w.size:
+            return FieldResult(name, False, 0, max(g.size, w.size), f"size {g.size} bytes, golden {w.size}")
+        sel = mask.reshape(-1).astype(bool)
+        bad = np.flatnonzero(sel & (g != w))
+        detail = f"first differing written byte at offset {bad[0]}" if bad.size else ""
+        return FieldResult(name, bad.size == 0, int(sel.sum()), int(bad.size), detail)
+    if got.shape != want.shape or got.dtype != want.dtype:
+        return FieldResult(name, False, 0, want.size, f"got {got.dtype}{got.shape}, golden {want.dtype}{want.shape}")
+    if got.dtype.kind == "f":
+        ubits = np.dtype(f"u{got.dtype.itemsize}")
+        diff = got.view(ubits) != want.view(ubits)
+    else:
+        diff = got != want
+    bad = np.flatnonzero(diff.reshape(-1))
+    detail = ""
+    if bad.size:
+        i = int(bad[0])
+        detail = f"first mismatch at flat index {i}: got {got.reshape(-1)[i]!r}, golden {want.reshape(-1)[i]!r}"
+    return FieldResult(name, bad.size == 0, int(want.size), int(bad.size), detail)
+
+
+def check_file(path: str | Path) -> FileResult:
+    """Reproduce one golden file and compare every result field."""
+    p = Path(path)
+    try:
+        data = _load(p)
+    except Exception as exc:  # noqa: BLE001 (reported, not raised: one bad file must not hide others)
+        return FileResult(p, "?", "error", message=f"cannot read: {exc}")
+    variant = str(data.get("meta_variant", "?"))
+    repro = reproducers().get(variant)
+    if repro is None:
+        return FileResult(p, variant, "unsupported", message=f"no reproducer for {variant!r} yet")
+    try:
+        got = repro(GoldenInputs(data))
+    except Exception as exc:  # noqa: BLE001
+        return FileResult(p, variant, "error", message=f"{type(exc).__name__}: {exc}")
+    fields = []
+    for key in sorted(k for k in data if is_result_field(k)):
+        if key not in got:
+            fields.append(FieldResult(key, False, 0, 0, "not reproduced"))
+            continue
+        fields.append(_compare(key, got[key], data[key], data.get(f"{key}_written")))
+    ok = all(f.ok for f in fields)
+    return FileResult(p, variant, "ok" if ok else "mismatch", fields)
+
+
+def check_paths(paths: Iterable[str | Path]) -> list[FileResult]:
+    """Check files and directories (every ``*.npz`` below a directory), in sorted order."""
+    files: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        files.extend(sorted(p.glob("*.npz")) if p.is_dir() else [p])
+    return [check_file(f) for f in files]
+
+
+def bundled_golden_dir() -> Path:
+    """The golden vectors shipped inside the package."""
+    return Path(str(importlib.resources.files("kleidiref") / "golden_data"))
+
+
+def format_table(results: list[FileResult]) -> str:
+    """A per-variant summary table, then one line per file that did not match."""
+    rows: dict[str, dict[str, int]] = {}
+    for r in results:
+        row = rows.setdefault(r.variant, {"files": 0, "ok": 0, "bad": 0, "unsupported": 0, "bytes": 0, "elems": 0})
+        row["files"] += 1
+        row["ok" if r.ok else ("unsupported" if r.status == "unsupported" else "bad")] += 1
+        for f in r.fields:
+            row["bytes" if "packed" in f.name else "elems"] += f.compared
+    head = f"{'variant':<26} {'files':>5} {'match':>5} {'differ':>6} {'n/a':>4} {'packed bytes':>13} {'values':>9}"
+    lines = [head, "-" * len(head)]
+    for name in sorted(rows):
+        r = rows[name]
+        lines.append(
+            f"{name:<26} {r['files']:>5} {r['ok']:>5} {r['bad']:>6} {r['unsupported']:>4} "
+            f"{r['bytes']:>13} {r['elems']:>9}"
+        )
+    total_ok = sum(r.ok for r in results)
+    lines.append("-" * len(head))
+    lines.append(f"{len(results)} files: {total_ok} bit-exact, {len(results) - total_ok} not")
+    for r in results:
+        if not r.ok:
+            why = r.message or "; ".join(f"{f.name}: {f.mismatched} differ ({f.detail})" for f in r.fields if not f.ok)
+            lines.append(f"  {r.status.upper():<11} {r.path.name}: {why}")
+    return "\n".join(lines)

@@ -1,0 +1,331 @@
+"""``pf16_gemm``: f16 x f16 -> f16 with binary32 accumulation (spec: kernels.md §5).
+
+XNNPACK config ``pf16_gemm_config``: ``xnn_pf16_gemm_minmax_ukernel_32x32c2__neonsme2`` (M > 1) and
+``1x32c2__neonsme2`` (M == 1) at SVL 512. K is consumed in pairs (kr = 2, K padded with 0):
+
+    acc = f32(bias[n])          MOPA: widening FMOPA of the bias with 1.0 (-0 -> +0; FZ16 flushes
+                                a subnormal bias); GEMV: FCVT (no flush, -0 kept)
+    acc = RN32(acc + RN32(a[2p]*w[2p] + a[2p+1]*w[2p+1]))     FPDotAdd_ZA: two roundings per pair
+    o   = RN16(acc)             FCVT, then (FZ16) flush a binary16 subnormal
+    out = clamp_f16(o, RN16(min), RN16(max))   SME2 FCLAMP (NaN -> min); SME1 FMIN/FMAX (NaN kept)
+
+The SME1 GEMV ``kai_matmul_clamp_f16_f16_f16p2vlx2b_1x8vl_sme_mla`` differs: FMLALB/FMLALT round
+once per k, ``acc = RN32(acc + a[k]*w[k][n])``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .._buffers import check_count, check_dtype, roundup
+from .._engine import f16_mla_chain, f16_pair_chain
+from ..kernel import PackedLhsKernel, RawLhsKernel, TileParams
+from ..numerics import canonical_nan_f16, fclamp, fmin_fmax, ftz16, rn16
+from ..targets import Target, get_target
+from ._sme_packers import SmeLhsPacker, SmeRhsBiasPacker, read_lhs_blocks, read_rhs_bias_blocks
+
+__all__ = [
+    "gemm",
+    "kai_lhs_pack_x16p2vlx2_x16_sme",
+    "kai_matmul_clamp_f16_f16_f16p2vlx2b_1x8vl_sme_mla",
+    "kai_matmul_clamp_f16_f16_f16p2vlx2b_1x16vl_sme2_dot",
+    "kai_matmul_clamp_f16_f16p2vlx2_f16p2vlx2_2vlx2vl_sme2_mopa",
+    "kai_matmul_clamp_f16_f16p2vlx2_f16p2vlx2b_2vlx2vl_sme_mopa",
+    "kai_rhs_pack_kxn_x16p2vlx2b_x16_x16_sme",
+    "kai_rhs_pack_nxk_x16p2vlx2b_x16_x16_sme",
+    "select_kernel",
+]
+
+VARIANT = "pf16_gemm"
+F16 = np.dtype(np.float16)
+
+
+class kai_lhs_pack_x16p2vlx2_x16_sme(SmeLhsPacker):
+    """LHS packer: mr = VLh rows per block, kr = 2 (K padded to even with 0) (§5.1)."""
+
+    name = "kai_lhs_pack_x16p2vlx2_x16_sme"
+    variant = VARIANT
+    isa = "sme"
+    source = "kai/ukernels/matmul/pack/kai_lhs_pack_x16p2vlx2_x16_sme.c"
+    elem = F16
+    kr = 2
+
+
+class kai_rhs_pack_nxk_x16p2vlx2b_x16_x16_sme(SmeRhsBiasPacker):
+    """RHS packer, weights N x K: nr = VLh, kr = 2, f16 bias row (§5.2)."""
+
+    name = "kai_rhs_pack_nxk_x16p2vlx2b_x16_x16_sme"
+    variant = VARIANT
+    isa = "sme"
+    source = "kai/ukernels/matmul/pack/kai_rhs_pack_nxk_x16p2vlx2b_x16_x16_sme.c"
+    elem = F16
+    bias_elem = F16
+    kr = 2
+    layout = "nxk"
+
+
+class kai_rhs_pack_kxn_x16p2vlx2b_x16_x16_sme(SmeRhsBiasPacker):
+    """RHS packer, weights K x N: same bytes as the nxk packer."""
+
+    name = "kai_rhs_pack_kxn_x16p2vlx2b_x16_x16_sme"
+    variant = VARIANT
+    isa = "sme"
+    source = "kai/ukernels/matmul/pack/kai_rhs_pack_kxn_x16p2vlx2b_x16_x16_sme.c"
+    elem = F16
+    bias_elem = F16
+    kr = 2
+    layout = "kxn"
+
+
+class _Pf16Kernel:
+    name: ClassVar[str]
+    vlh: int
+    fz: bool
+    clamp_kind: ClassVar[str]
+    dst_dtype = F16
+
+    def get_rhs_packed_offset(self, n_idx: int, k: int) -> int:
+        n_idx, k = check_count("n_idx", n_idx), check_count("k", k)
+        nr = self.vlh
+        if n_idx % nr:
+            raise ValueError(f"KAI_ASSUME(n_idx % nr == 0) fails in kai_get_rhs_packed_offset_{self.name[4:]}")
+        return (n_idx // nr) * nr * 2 * (1 + roundup(k, 2))
+
+    def rhs_packed_size(self, n: int, k: int) -> int:
+        nr = self.vlh
+        return roundup(n, nr) // nr * nr * 2 * (1 + roundup(k, 2))
+
+    def _rhs(self, rhs_u8: NDArray[np.uint8], n: int, k: int) -> tuple[NDArray[Any], NDArray[Any]]:
+        bias, w = read_rhs_bias_blocks(rhs_u8, n, k, self.vlh, 2, F16, F16)
+        return bias, (ftz16(w) if self.fz else w)
+
+    def _output(self, acc: NDArray[np.float32], lo: np.float32, hi: np.float32) -> NDArray[np.float16]:
+        # The wrappers narrow the float bounds with one FCVT; the clamp then runs in f16.
+        o, lo16, hi16 = rn16(acc), rn16(lo), rn16(hi)
+        if self.fz:  # FZ16: the f16 clamp reads its operands through the flush
+            o, lo16, hi16 = ftz16(o), ftz16(lo16), ftz16(hi16)
+        out = fclamp(o, lo16, hi16) if self.clamp_kind == "fclamp" else fmin_fmax(o, lo16, hi16)
+        return canonical_nan_f16(out)
+
+
+class _Pf16Mopa(_Pf16Kernel, PackedLhsKernel):
+    def tile_params(self) -> TileParams:
+        v = self.vlh
+        return TileParams(mr=v, nr=v, kr=2, sr=1, m_step=v, n_step=v)
+
+    def get_lhs_packed_offset(self, m_idx: int, k: int) -> int:
+        m_idx, k = check_count("m_idx", m_idx), check_count("k", k)
+        self._assume(m_idx % self.get_mr() == 0, "m_idx % mr == 0", "get_lhs_packed_offset")
+        return m_idx * roundup(k, 2) * 2
+
+    def lhs_packed_size(self, m: int, k: int) -> int:
+        return roundup(m, self.get_mr()) * roundup(k, 2) * 2
+
+    def _compute(
+        self, m: int, n: int, k: int, lhs: NDArray[np.uint8], rhs: NDArray[np.uint8],
+        clamp_min: np.float32, clamp_max: np.float32,
+    ) -> NDArray[Any]:
+        a = read_lhs_blocks(lhs, m, k, self.get_mr(), 2, F16)
+        if self.fz:
+            a = ftz16(a)
+        bias, w = self._rhs(rhs, n, k)
+        # Widening FMOPA of (bias, 0) with (1.0, 0): FPDot gives bias*1 + 0*0, so -0 -> +0.
+        b = ftz16(bias) if self.fz else bias
+        acc0 = b.astype(np.float32) + np.float32(0.0)
+        acc = f16_pair_chain(np.broadcast_to(acc0, (m, n)), a, w)
+        return self._output(acc, clamp_min, clamp_max)
+
+
+class kai_matmul_clamp_f16_f16p2vlx2_f16p2vlx2_2vlx2vl_sme2_mopa(_Pf16Mopa):
+    """SME2 MOPA [32 x 32 at SVL 512]; reads the ``...b`` packers' bias row despite its name."""
+
+    name = "kai_matmul_clamp_f16_f16p2vlx2_f16p2vlx2_2vlx2vl_sme2_mopa"
+    variant = VARIANT
+    isa = "sme2"
+    source = "kai/ukernels/matmul/matmul_clamp_f16_f16p_f16p/" + name + "_asm.S"
+    clamp_kind = "fclamp"
+
+
+class kai_matmul_clamp_f16_f16p2vlx2_f16p2vlx2b_2vlx2vl_sme_mopa(_Pf16Mopa):
+    """SME1 MOPA: same numerics; FMIN(max) then FMAX(min) in f16 (NaN -> 0x7E00)."""
+
+    name = "kai_matmul_clamp_f16_f16p2vlx2_f16p2vlx2b_2vlx2vl_sme_mopa"
+    variant = VARIANT
+    isa = "sme"
+    source = "kai/ukernels/matmul/matmul_clamp_f16_f16p_f16p/" + name + "_asm.S"
+    clamp_kind = "fmin_fmax"
+
+
+class _Pf16Gemv(_Pf16Kernel, RawLhsKernel):
+    lhs_dtype = F16
+    n_step_vl: ClassVar[int]
+
+    def tile_params(self) -> TileParams:
+        return TileParams(mr=1, nr=self.vlh, kr=2, sr=1, m_step=1, n_step=self.n_step_vl * self.vlh)
+
+    def _row(self, lhs: NDArray[np.uint8], k: int) -> NDArray[np.float16]:
+        a = np.ascontiguousarray(lhs[: k * 2]).view(np.float16).reshape(1, k)
+        return ftz16(a) if self.fz else a
+
+
+class kai_matmul_clamp_f16_f16_f16p2vlx2b_1x16vl_sme2_dot(_Pf16Gemv):
+    """SME2 GEMV (FDOT into ZA, same FPDotAdd_ZA as the MOPA): n_step = 8 * VLh."""
+
+    name = "kai_matmul_clamp_f16_f16_f16p2vlx2b_1x16vl_sme2_dot"
+    variant = VARIANT
+    isa = "sme2"
+    source = "kai/ukernels/matmul/matmul_clamp_f16_f16_f16p/" + name + "_asm.S"
+    clamp_kind = "fclamp"
+    n_step_vl = 8
+
+    def _compute(
+        self, m: int, n: int, k: int, lhs: NDArray[np.uint8], rhs: NDArray[np.uint8],
+        clamp_min: np.float32, clamp_max: np.float32,
+    ) -> NDArray[Any]:
+        a = np.zeros((1, roundup(k, 2)), dtype=F16)
+        a[:, :k] = self._row(lhs, k)  # lanes past K are predicated off: they read as 0
+        bias, w = self._rhs(rhs, n, k)
+        # FCVT widens the bias: no FZ16 flush, -0 kept.
+        acc = f16_pair_chain(bias.astype(np.float32).reshape(1, n), a, w)
+        return self._output(acc, clamp_min, clamp_max)
+
+
+class kai_matmul_clamp_f16_f16_f16p2vlx2b_1x8vl_sme_mla(_Pf16Gemv):
+    """SME1 GEMV: FMLALB/FMLALT, one binary32 rounding per k (not per pair): n_step = 4 * VLh."""
+
+    name = "kai_matmul_clamp_f16_f16_f16p2vlx2b_1x8vl_sme_mla"
+    variant = VARIANT
+    isa = "sme"
+    source = "kai/ukernels/matmul/matmul_clamp_f16_f16_f16p/" + name + "_asm.S"
+    clamp_kind = "fmin_fmax"
+    n_step_vl = 4
+
+    def _compute(
+        self, m: int, n: int, k: int, lhs: NDArray[np.uint8], rhs: NDArray[np.uint8],
+        clamp_min: np.float32, clamp_max: np.float32,
+    ) -> NDArray[Any]:
+        a = self._row(lhs, k)
+        bias, w = self._rhs(rhs, n, k)
+        acc = f16_mla_chain(bias.astype(np.float32).reshape(1, n), a, w[:k])
+        return self._output(acc, clamp_min, clamp_max)
+
+
+SME2_MOPA = kai_matmul_clamp_f16_f16p2vlx2_f16p2vlx2_2vlx2vl_sme2_mopa
+SME1_MOPA = kai_matmul_clamp_f16_f16p2vlx2_f16p2vlx2b_2vlx2vl_sme_mopa
+SME2_GEMV = kai_matmul_clamp_f16_f16_f16p2vlx2b_1x16vl_sme2_dot
+SME1_GEMV = kai_matmul_clamp_f16_f16_f16p2vlx2b_1x8vl_sme_mla
+
+
+def select_kernel(target: Target, m: int) -> type[_Pf16Mopa] | type[_Pf16Gemv]:
+    """The kernel XNNPACK's pf16 config runs: SME2 before SME; the 1-row kernel when M == 1."""
+    if not target.has_sme:
+        raise ValueError(
+            f"pf16_gemm runs KleidiAI SME kernels; target {target.name!r} has no SME "
+            "(XNNPACK falls back to f16_gemm there: see kleidiref.dispatch)"
+        )
+    if target.sme2:
+        return SME2_GEMV if m == 1 else SME2_MOPA
+    return SME1_GEMV if m == 1 else SME1_MOPA
+
+
+def gemm(
+    lhs: NDArray[np.float16],
+    rhs: NDArray[np.float16],
+    *,
+    bias: NDArray[np.float16] | None = None,
+    clamp_min: float = -np.inf,
+    clamp_max: float = np.inf,
+    transpose_rhs: bool = False,
+    target: Target | None = None,
+    kernel: str | None = None,
+) -> NDArray[np.float16]:
+    """``lhs @ rhs.T + bias`` in f16 with f32 accumulation, as XNNPACK's pf16 path on ``target``.
+
+    ``lhs`` [M, K] float16; ``rhs`` [N, K] float16 ([K, N] with ``transpose_rhs``); ``bias`` [N]
+    float16 or None (zeros; XNNPACK converts an fp32 static bias with ``xnn_float16_from_float``,
+    i.e. :func:`kleidiref.numerics.rn16`). Clamp bounds are narrowed to f16 (RNE) as the
+    wrappers do. FPCR.FZ/FZ16 follow the target's ``flush_to_zero``.
+    """
+    t = get_target() if target is None else target
+    a = check_dtype("lhs", lhs, F16, "pf16 activations are float16")
+    w = check_dtype("rhs", rhs, F16, "pf16 weights are float16")
+    if a.ndim != 2 or w.ndim != 2:
+        raise ValueError(f"lhs and rhs must be 2-D, got shapes {a.shape} and {w.shape}")
+    m, k = a.shape
+    n, kw = w.shape[::-1] if transpose_rhs else w.shape
+    if kw != k:
+        raise ValueError(f"K mismatch: lhs is {a.shape}, rhs is {w.shape} (transpose_rhs={transpose_rhs})")
+    if k < 1:
+        raise ValueError("K must be >= 1")
+    if bias is not None:
+        check_dtype("bias", bias, F16, "pf16 bias is float16 (convert an fp32 bias with numerics.rn16)")
+        if bias.shape != (n,):
+            raise ValueError(f"bias must have shape ({n},), got {bias.shape}")
+    if kernel is None:
+        kcls = select_kernel(t, m)
+    else:
+        from ..kernel import UKERNELS
+
+        found = UKERNELS.get(kernel)
+        if found is None or found.variant != VARIANT or not issubclass(found, (_Pf16Mopa, _Pf16Gemv)):
+            raise ValueError(f"{kernel!r} is not a pf16_gemm kernel")
+        kcls = found  # type: ignore[assignment]
+    kern = kcls(t.svl_bits, fz=t.flush_to_zero)
+    packer_cls = kai_rhs_pack_kxn_x16p2vlx2b_x16_x16_sme if transpose_rhs else (
+        kai_rhs_pack_nxk_x16p2vlx2b_x16_x16_sme
+    )
+    rhs_packed = packer_cls(t.svl_bits).pack(w, bias)
+    dst = np.zeros((m, n), dtype=np.float16)
+    if isinstance(kern, _Pf16Gemv):
+        if m != 1:
+            raise ValueError(f"{kern.name} computes one row; M = {m}")
+        kern.run_matmul(1, n, k, np.ascontiguousarray(a), k * 2, rhs_packed, dst, n * 2, 2, clamp_min, clamp_max)
+    else:
+        assert isinstance(kern, _Pf16Mopa)
+        lhs_packed = kai_lhs_pack_x16p2vlx2_x16_sme(t.svl_bits).pack(a)
+        kern.run_matmul(m, n, k, lhs_packed, rhs_packed, dst, n * 2, 2, clamp_min, clamp_max)
+    return dst
+
+
+def reproduce_golden(inputs: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:
+    """Recompute the arrays of a ``pf16_gemm`` / ``pf16_gemm_fz`` golden file from its inputs."""
+    svl = int(inputs["meta_svl_bits"])
+    fz = bool(inputs.get("meta_fpcr_fz", np.array(0)))
+    lhs, rhs, bias = inputs["lhs"], inputs["rhs"], inputs["bias"]
+    lo, hi = float(inputs["clamp_min"]), float(inputs["clamp_max"])
+    m, k = lhs.shape
+    n = rhs.shape[0]
+    lhs_packed = kai_lhs_pack_x16p2vlx2_x16_sme(svl).pack(lhs)
+    rhs_packed = kai_rhs_pack_nxk_x16p2vlx2b_x16_x16_sme(svl).pack(rhs, bias)
+    res: dict[str, NDArray[Any]] = {"lhs_packed": lhs_packed, "rhs_packed": rhs_packed}
+
+    def run(cls: type[_Pf16Mopa], fz_: bool) -> NDArray[np.float16]:
+        dst = np.zeros((m, n), dtype=np.float16)
+        cls(svl, fz=fz_).run_matmul(m, n, k, lhs_packed, rhs_packed, dst, n * 2, 2, lo, hi)
+        return dst
+
+    res["out"] = run(SME2_MOPA, fz)
+    res["out_sme1"] = run(SME1_MOPA, fz)
+    if fz:
+        res["out_nofz"] = run(SME2_MOPA, False)
+    if m == 1:
+        for key, gcls in (("out_gemv", SME2_GEMV), ("out_gemv_sme1", SME1_GEMV)):
+            dst = np.zeros((1, n), dtype=np.float16)
+            gcls(svl, fz=fz).run_matmul(1, n, k, lhs, k * 2, rhs_packed, dst, n * 2, 2, lo, hi)
+            res[key] = dst
+    mopa, gemv, sme1 = SME2_MOPA(svl).tile_params(), SME2_GEMV(svl).tile_params(), SME1_MOPA(svl).tile_params()
+    vals = {
+        "meta_mr": mopa.mr, "meta_nr": mopa.nr, "meta_kr": mopa.kr, "meta_sr": mopa.sr,
+        "meta_m_step": mopa.m_step, "meta_n_step": mopa.n_step,
+        "meta_gemv_nr": gemv.nr, "meta_gemv_n_step": gemv.n_step,
+        "meta_sme1_mr": sme1.mr, "meta_sme1_nr": sme1.nr,
+    }
+    res.update({key: np.array(v, dtype=np.int64) for key, v in vals.items()})
+    return res
+
+
+GOLDEN = {"pf16_gemm": reproduce_golden, "pf16_gemm_fz": reproduce_golden}

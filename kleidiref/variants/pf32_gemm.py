@@ -1,0 +1,320 @@
+"""``pf32_gemm``: f32 x f32 -> f32 on the KleidiAI SME/SME2 kernels (spec: kernels.md §4).
+
+XNNPACK config ``pf32_gemm_config``: ``xnn_pf32_gemm_minmax_ukernel_32x32__neonsme2`` (M > 1) and
+``1x32__neonsme2`` (M == 1) at SVL 512. Every k step is one fused multiply-add rounded to
+binary32 (FMOPA / FMLA), in increasing k order, from the bias:
+
+    acc = bias'[n]                        MOPA: fma32(1.0, bias, +0) (-0 -> +0); GEMV: bias copy
+    acc = fma32(a[m][k], w[k][n], acc)    k = 0 .. K-1          (one rounding per k)
+    out = clamp(acc)                      SME2: FCLAMP (NaN -> min); SME1: FMIN(max), FMAX(min)
+
+The accumulator is binary32 throughout; NaNs are the default NaN 0x7FC00000.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .._buffers import check_count, check_dtype, roundup
+from .._engine import fma32_chain
+from ..kernel import PackedLhsKernel, RawLhsKernel, TileParams
+from ..numerics import canonical_nan_f32, fclamp, fma32, fmin_fmax, ftz32
+from ..targets import Target, get_target
+from ._sme_packers import SmeLhsPacker, SmeRhsBiasPacker, read_lhs_blocks, read_rhs_bias_blocks
+
+__all__ = [
+    "gemm",
+    "kai_lhs_pack_f32p2vlx1_f32_sme",
+    "kai_matmul_clamp_f32_f32_f32p2vlx1b_1x8vl_sme_mla",
+    "kai_matmul_clamp_f32_f32_f32p2vlx1b_1x16vl_sme2_mla",
+    "kai_matmul_clamp_f32_f32p2vlx1_f32p2vlx1b_2vlx2vl_sme_mopa",
+    "kai_matmul_clamp_f32_f32p2vlx1_f32p2vlx1biasf32_sme2_mopa",
+    "kai_rhs_pack_kxn_f32p2vlx1biasf32_f32_f32_sme",
+    "kai_rhs_pack_nxk_f32p2vlx1biasf32_f32_f32_sme",
+    "select_kernel",
+]
+
+VARIANT = "pf32_gemm"
+F32 = np.dtype(np.float32)
+
+
+class kai_lhs_pack_f32p2vlx1_f32_sme(SmeLhsPacker):
+    """LHS packer: mr = 2 * VLs rows per block, kr = sr = 1 (kernels.md §4.1)."""
+
+    name = "kai_lhs_pack_f32p2vlx1_f32_sme"
+    variant = VARIANT
+    isa = "sme"
+    source = "kai/ukernels/matmul/pack/kai_lhs_pack_f32p2vlx1_f32_sme.c"
+    elem = F32
+    kr = 1
+
+
+class kai_rhs_pack_nxk_f32p2vlx1biasf32_f32_f32_sme(SmeRhsBiasPacker):
+    """RHS packer, weights N x K (XNNPACK's default): nr = 2 * VLs, f32 bias row (§4.2)."""
+
+    name = "kai_rhs_pack_nxk_f32p2vlx1biasf32_f32_f32_sme"
+    variant = VARIANT
+    isa = "sme"
+    source = "kai/ukernels/matmul/pack/kai_rhs_pack_nxk_f32p2vlx1biasf32_f32_f32_sme.c"
+    elem = F32
+    bias_elem = F32
+    kr = 1
+    layout = "nxk"
+
+
+class kai_rhs_pack_kxn_f32p2vlx1biasf32_f32_f32_sme(SmeRhsBiasPacker):
+    """RHS packer, weights K x N (``XNN_FLAG_TRANSPOSE_WEIGHTS``): same bytes as the nxk one."""
+
+    name = "kai_rhs_pack_kxn_f32p2vlx1biasf32_f32_f32_sme"
+    variant = VARIANT
+    isa = "sme"
+    source = "kai/ukernels/matmul/pack/kai_rhs_pack_kxn_f32p2vlx1biasf32_f32_f32_sme.c"
+    elem = F32
+    bias_elem = F32
+    kr = 1
+    layout = "kxn"
+
+
+class _Pf32Kernel:
+    """What the four pf32 kernels share: the packed RHS and the clamp/FZ epilogue."""
+
+    name: ClassVar[str]
+    vls: int
+    fz: bool
+    #: ``fclamp`` (SME2 FCLAMP) or ``fmin_fmax`` (SME1).
+    clamp_kind: ClassVar[str]
+
+    def get_rhs_packed_offset(self, n_idx: int, k: int) -> int:
+        n_idx, k = check_count("n_idx", n_idx), check_count("k", k)
+        nr = 2 * self.vls
+        if n_idx % nr:
+            raise ValueError(f"KAI_ASSUME(n_idx % nr == 0) fails in kai_get_rhs_packed_offset_{self.name[4:]}")
+        return (n_idx // nr) * nr * 4 * (1 + k)
+
+    def rhs_packed_size(self, n: int, k: int) -> int:
+        nr = 2 * self.vls
+        return roundup(n, nr) // nr * nr * 4 * (1 + k)
+
+    def _rhs(self, rhs_u8: NDArray[np.uint8], n: int, k: int) -> tuple[NDArray[Any], NDArray[Any]]:
+        return read_rhs_bias_blocks(rhs_u8, n, k, 2 * self.vls, 1, F32, F32)
+
+    def _clamp(self, acc: NDArray[np.float32], lo: np.float32, hi: np.float32) -> NDArray[np.float32]:
+        if self.fz:
+            lo, hi = ftz32(lo)[()], ftz32(hi)[()]
+        out = fclamp(acc, lo, hi) if self.clamp_kind == "fclamp" else fmin_fmax(acc, lo, hi)
+        return canonical_nan_f32(out)
+
+
+class _Pf32Mopa(_Pf32Kernel, PackedLhsKernel):
+    def tile_params(self) -> TileParams:
+        v = 2 * self.vls
+        return TileParams(mr=v, nr=v, kr=1, sr=1, m_step=v, n_step=v)
+
+    def get_lhs_packed_offset(self, m_idx: int, k: int) -> int:
+        m_idx, k = check_count("m_idx", m_idx), check_count("k", k)
+        self._assume(m_idx % self.get_mr() == 0, "m_idx % mr == 0", "get_lhs_packed_offset")
+        return m_idx * k * 4
+
+    def lhs_packed_size(self, m: int, k: int) -> int:
+        return roundup(m, self.get_mr()) * k * 4
+
+    def _compute(
+        self, m: int, n: int, k: int, lhs: NDArray[np.uint8], rhs: NDArray[np.uint8],
+        clamp_min: np.float32, clamp_max: np.float32,
+    ) -> NDArray[Any]:
+        a = read_lhs_blocks(lhs, m, k, self.get_mr(), 1, F32)
+        bias, w = self._rhs(rhs, n, k)
+        # Bias injection: one FMOPA of an all-1.0 vector with the bias row into a zeroed ZA.
+        acc0 = fma32(np.float32(1.0), bias, np.float32(0.0), fz=self.fz)
+        acc = fma32_chain(np.broadcast_to(acc0, (m, n)), a, w, fz=self.fz)
+        return self._clamp(acc, clamp_min, clamp_max)
+
+
+class kai_matmul_clamp_f32_f32p2vlx1_f32p2vlx1biasf32_sme2_mopa(_Pf32Mopa):
+    """SME2 MOPA, 2VL x 2VL tiles [32 x 32 at SVL 512]; FCLAMP."""
+
+    name = "kai_matmul_clamp_f32_f32p2vlx1_f32p2vlx1biasf32_sme2_mopa"
+    variant = VARIANT
+    isa = "sme2"
+    source = "kai/ukernels/matmul/matmul_clamp_f32_f32p_f32p/" + name + "_asm.S"
+    clamp_kind = "fclamp"
+
+
+class kai_matmul_clamp_f32_f32p2vlx1_f32p2vlx1b_2vlx2vl_sme_mopa(_Pf32Mopa):
+    """SME1 MOPA: same accumulation; FMIN(max) then FMAX(min), NaN propagates."""
+
+    name = "kai_matmul_clamp_f32_f32p2vlx1_f32p2vlx1b_2vlx2vl_sme_mopa"
+    variant = VARIANT
+    isa = "sme"
+    source = "kai/ukernels/matmul/matmul_clamp_f32_f32p_f32p/" + name + "_asm.S"
+    clamp_kind = "fmin_fmax"
+
+
+class _Pf32Gemv(_Pf32Kernel, RawLhsKernel):
+    lhs_dtype = F32
+    #: n_step in vectors of 32-bit lanes (16 for the SME2 kernel, 8 for SME1).
+    n_step_vl: ClassVar[int]
+
+    def tile_params(self) -> TileParams:
+        return TileParams(mr=1, nr=2 * self.vls, kr=1, sr=1, m_step=1, n_step=self.n_step_vl * self.vls)
+
+    def _compute(
+        self, m: int, n: int, k: int, lhs: NDArray[np.uint8], rhs: NDArray[np.uint8],
+        clamp_min: np.float32, clamp_max: np.float32,
+    ) -> NDArray[Any]:
+        a = np.ascontiguousarray(lhs[: k * 4]).view(np.float32).reshape(1, k)
+        bias, w = self._rhs(rhs, n, k)
+        # The accumulator starts as a copy of the bias (-0 kept); under FZ it is flushed when
+        # first read as an FMLA addend, which fma32_chain models.
+        acc = fma32_chain(bias.reshape(1, n), a, w, fz=self.fz)
+        return self._clamp(acc, clamp_min, clamp_max)
+
+
+class kai_matmul_clamp_f32_f32_f32p2vlx1b_1x16vl_sme2_mla(_Pf32Gemv):
+    """SME2 GEMV for M == 1 on the raw LHS row: n_step = 16 * VLs; FCLAMP (flags = 2)."""
+
+    name = "kai_matmul_clamp_f32_f32_f32p2vlx1b_1x16vl_sme2_mla"
+    variant = VARIANT
+    isa = "sme2"
+    source = "kai/ukernels/matmul/matmul_clamp_f32_f32_f32p/" + name + "_asm.S"
+    clamp_kind = "fclamp"
+    n_step_vl = 16
+
+
+class kai_matmul_clamp_f32_f32_f32p2vlx1b_1x8vl_sme_mla(_Pf32Gemv):
+    """SME1 GEMV (SVE FMLA indexed): n_step = 8 * VLs; FMIN(max) then FMAX(min)."""
+
+    name = "kai_matmul_clamp_f32_f32_f32p2vlx1b_1x8vl_sme_mla"
+    variant = VARIANT
+    isa = "sme"
+    source = "kai/ukernels/matmul/matmul_clamp_f32_f32_f32p/" + name + "_asm.S"
+    clamp_kind = "fmin_fmax"
+    n_step_vl = 8
+
+
+SME2_MOPA = kai_matmul_clamp_f32_f32p2vlx1_f32p2vlx1biasf32_sme2_mopa
+SME1_MOPA = kai_matmul_clamp_f32_f32p2vlx1_f32p2vlx1b_2vlx2vl_sme_mopa
+SME2_GEMV = kai_matmul_clamp_f32_f32_f32p2vlx1b_1x16vl_sme2_mla
+SME1_GEMV = kai_matmul_clamp_f32_f32_f32p2vlx1b_1x8vl_sme_mla
+
+
+def select_kernel(target: Target, m: int) -> type[_Pf32Mopa] | type[_Pf32Gemv]:
+    """The kernel XNNPACK's pf32 config runs: SME2 before SME; the 1-row kernel when M == 1."""
+    if not target.has_sme:
+        raise ValueError(
+            f"pf32_gemm runs KleidiAI SME kernels; target {target.name!r} has no SME "
+            "(XNNPACK falls back to f32_gemm there: see kleidiref.dispatch)"
+        )
+    if target.sme2:
+        return SME2_GEMV if m == 1 else SME2_MOPA
+    return SME1_GEMV if m == 1 else SME1_MOPA
+
+
+def gemm(
+    lhs: NDArray[np.float32],
+    rhs: NDArray[np.float32],
+    *,
+    bias: NDArray[np.float32] | None = None,
+    clamp_min: float = -np.inf,
+    clamp_max: float = np.inf,
+    transpose_rhs: bool = False,
+    target: Target | None = None,
+    kernel: str | None = None,
+) -> NDArray[np.float32]:
+    """``lhs @ rhs.T + bias``, clamped, exactly as XNNPACK's pf32 path computes it on ``target``.
+
+    ``lhs`` is [M, K] float32; ``rhs`` is [N, K] (XNNPACK's default weight layout) or [K, N] with
+    ``transpose_rhs=True`` (``XNN_FLAG_TRANSPOSE_WEIGHTS``, packed by the kxn packer: same
+    bytes). ``bias`` is [N] float32 or None (zeros). The kernel is the one XNNPACK would pick
+    (SME2 before SME1; the 1-row GEMV for M == 1) unless ``kernel`` names one. FPCR.FZ is the
+    target's ``flush_to_zero``.
+    """
+    t = get_target() if target is None else target
+    a = check_dtype("lhs", lhs, F32, "pf32 activations are float32")
+    w = check_dtype("rhs", rhs, F32, "pf32 weights are float32")
+    if a.ndim != 2 or w.ndim != 2:
+        raise ValueError(f"lhs and rhs must be 2-D, got shapes {a.shape} and {w.shape}")
+    m, k = a.shape
+    n, kw = w.shape[::-1] if transpose_rhs else w.shape
+    if kw != k:
+        raise ValueError(f"K mismatch: lhs is {a.shape}, rhs is {w.shape} (transpose_rhs={transpose_rhs})")
+    if k < 1:
+        raise ValueError("K must be >= 1")
+    if bias is not None:
+        check_dtype("bias", bias, F32, "pf32 bias is float32")
+        if bias.shape != (n,):
+            raise ValueError(f"bias must have shape ({n},), got {bias.shape}")
+    if kernel is None:
+        kcls = select_kernel(t, m)
+    else:
+        from ..kernel import UKERNELS
+
+        found = UKERNELS.get(kernel)
+        if found is None or found.variant != VARIANT or not issubclass(found, (_Pf32Mopa, _Pf32Gemv)):
+            raise ValueError(f"{kernel!r} is not a pf32_gemm kernel")
+        kcls = found  # type: ignore[assignment]
+    kern = kcls(t.svl_bits, fz=t.flush_to_zero)
+    packer_cls = kai_rhs_pack_kxn_f32p2vlx1biasf32_f32_f32_sme if transpose_rhs else (
+        kai_rhs_pack_nxk_f32p2vlx1biasf32_f32_f32_sme
+    )
+    rhs_packed = packer_cls(t.svl_bits).pack(w, bias)
+    dst = np.zeros((m, n), dtype=np.float32)
+    if isinstance(kern, _Pf32Gemv):
+        if m != 1:
+            raise ValueError(f"{kern.name} computes one row; M = {m}")
+        row = np.ascontiguousarray(a)
+        kern.run_matmul(1, n, k, row, k * 4, rhs_packed, dst, n * 4, 4, clamp_min, clamp_max)
+    else:
+        assert isinstance(kern, _Pf32Mopa)
+        lhs_packed = kai_lhs_pack_f32p2vlx1_f32_sme(t.svl_bits).pack(a)
+        kern.run_matmul(m, n, k, lhs_packed, rhs_packed, dst, n * 4, 4, clamp_min, clamp_max)
+    return dst
+
+
+def reproduce_golden(inputs: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:
+    """Recompute the arrays of a ``pf32_gemm`` / ``pf32_gemm_fz`` golden file from its inputs."""
+    svl = int(inputs["meta_svl_bits"])
+    fz = bool(inputs.get("meta_fpcr_fz", np.array(0)))
+    lhs, rhs, bias = inputs["lhs"], inputs["rhs"], inputs["bias"]
+    lo, hi = float(inputs["clamp_min"]), float(inputs["clamp_max"])
+    m, k = lhs.shape
+    n = rhs.shape[0]
+    lhs_packed = kai_lhs_pack_f32p2vlx1_f32_sme(svl).pack(lhs)
+    rhs_packed = kai_rhs_pack_nxk_f32p2vlx1biasf32_f32_f32_sme(svl).pack(rhs, bias)
+    res: dict[str, NDArray[Any]] = {"lhs_packed": lhs_packed, "rhs_packed": rhs_packed}
+
+    def run(cls: type[_Pf32Mopa], fz_: bool) -> NDArray[np.float32]:
+        dst = np.zeros((m, n), dtype=np.float32)
+        cls(svl, fz=fz_).run_matmul(m, n, k, lhs_packed, rhs_packed, dst, n * 4, 4, lo, hi)
+        return dst
+
+    res["out"] = run(SME2_MOPA, fz)
+    res["out_sme1"] = run(SME1_MOPA, fz)
+    if fz:
+        res["out_nofz"] = run(SME2_MOPA, False)
+    if m == 1:
+        for key, gcls in (("out_gemv", SME2_GEMV), ("out_gemv_sme1", SME1_GEMV)):
+            dst = np.zeros((1, n), dtype=np.float32)
+            gcls(svl, fz=fz).run_matmul(1, n, k, lhs, k * 4, rhs_packed, dst, n * 4, 4, lo, hi)
+            res[key] = dst
+    mopa, gemv, sme1 = SME2_MOPA(svl).tile_params(), SME2_GEMV(svl).tile_params(), SME1_MOPA(svl).tile_params()
+    res.update(_meta(mopa, gemv, sme1))
+    return res
+
+
+def _meta(mopa: TileParams, gemv: TileParams, sme1: TileParams) -> dict[str, NDArray[Any]]:
+    vals = {
+        "meta_mr": mopa.mr, "meta_nr": mopa.nr, "meta_kr": mopa.kr, "meta_sr": mopa.sr,
+        "meta_m_step": mopa.m_step, "meta_n_step": mopa.n_step,
+        "meta_gemv_nr": gemv.nr, "meta_gemv_n_step": gemv.n_step,
+        "meta_sme1_mr": sme1.mr, "meta_sme1_nr": sme1.nr,
+    }
+    return {key: np.array(v, dtype=np.int64) for key, v in vals.items()}
+
+
+#: Golden variant ids this module reproduces.
+GOLDEN = {"pf32_gemm": reproduce_golden, "pf32_gemm_fz": reproduce_golden}
