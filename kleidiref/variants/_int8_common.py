@@ -1,0 +1,197 @@
+"""Exact integer GEMM plumbing and parameter structs shared by the int8 variants.
+
+Used by ``qp8_f32_qc8w_gemm`` and ``pqs8_qc8w_gemm``. The integer part of every int8 kernel is
+an exact dot product accumulated in a 32-bit register that wraps (SMOPA 4-way, SDOT, MLA)::
+
+    acc = sum_k a[m][k] * w[k][n]        exact, then reduced mod 2**32 (two's complement)
+
+It is computed here with float BLAS, never numpy integer ``@`` (which is slow and does not say
+how it accumulates):
+
+    1. split K into chunks of at most 1024 (each int8 x int8 product is at most 2**14 in
+       magnitude, so every partial sum of a chunk stays within 2**24: exact in binary32,
+       whatever order the BLAS adds in; float64 would be exact up to 2**53)
+    2. one float32 GEMM per chunk -> exact integers
+    3. convert each chunk to int32 and add in int32 (numpy wraps: the kernels' wraparound)
+
+``PackedRhs`` is an immutable packed RHS (a ``bytes`` subclass) that also keeps the float32
+decoding of its own bytes, computed on first use: since the bytes cannot change, the decoding
+cannot go stale, and a kernel that receives a view of any other buffer decodes that buffer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .._buffers import check_count, check_float
+from ..numerics import FLT_MIN, ftz32
+
+__all__ = [
+    "K_CHUNK",
+    "PackedRhs",
+    "as_packed_rhs",
+    "check_i32",
+    "check_k",
+    "fadd32",
+    "fmul32",
+    "int8_matmul",
+    "kai_matmul_requantize32_params",
+    "kai_rhs_pack_qsi8cx_params",
+    "owner_packed_rhs",
+    "sat_fcvtzs",
+    "wrap_i32",
+]
+
+F32 = np.float32
+F64 = np.float64
+#: K chunk length for exact float32 BLAS: 1024 * 2**14 = 2**24.
+K_CHUNK = 1024
+
+_I32_MIN, _I32_MAX = -(2**31), 2**31 - 1
+
+
+def check_i32(name: str, value: object) -> int:
+    """An ``int32_t`` C argument: a Python/numpy integer in [-2**31, 2**31 - 1]."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer (int32_t), got {type(value).__name__}")
+    v = int(value)
+    if not _I32_MIN <= v <= _I32_MAX:
+        raise ValueError(f"{name}={v} does not fit in int32_t")
+    return v
+
+
+@dataclasses.dataclass(frozen=True)
+class kai_rhs_pack_qsi8cx_params:
+    """``struct kai_rhs_pack_qsi8cx_params`` (kai/kai_common.h).
+
+    ``lhs_zero_point`` (int32) multiplies the weight sums; ``scale_multiplier`` (float) is folded
+    into the scales by the SME pqs8 packer and ignored by the qsi8cxp NEON packer.
+    """
+
+    lhs_zero_point: int = 1
+    scale_multiplier: float = 1.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lhs_zero_point", check_i32("lhs_zero_point", self.lhs_zero_point))
+        object.__setattr__(self, "scale_multiplier",
+                           float(check_float("scale_multiplier", self.scale_multiplier)))
+
+
+@dataclasses.dataclass(frozen=True)
+class kai_matmul_requantize32_params:
+    """``struct kai_matmul_requantize32_params {min_value, max_value, output_zero_point}`` (int32 each)."""
+
+    min_value: int
+    max_value: int
+    output_zero_point: int
+
+    def __post_init__(self) -> None:
+        for f in ("min_value", "max_value", "output_zero_point"):
+            object.__setattr__(self, f, check_i32(f, getattr(self, f)))
+
+
+def wrap_i32(x: NDArray[Any]) -> NDArray[np.int32]:
+    """Two's-complement reduction of integers to int32 (what a 32-bit register holds)."""
+    return np.asarray(x).astype(np.int64, copy=False).astype(np.int32)
+
+
+def int8_matmul(a: NDArray[Any], w_kn: NDArray[Any]) -> NDArray[np.int32]:
+    """``sum_k a[m][k] * w[k][n]`` reduced mod 2**32, exactly (see the module docstring).
+
+    ``a`` [M, K] and ``w_kn`` [K, N] hold int8 values (any integer or float dtype holding them;
+    pass float32 to avoid a conversion). Each K chunk of <= 1024 is one float32 GEMM whose
+    partial sums are exact integers below 2**24; chunks are added in int32 with wraparound.
+    """
+    m, k = a.shape
+    n = w_kn.shape[1]
+    out = np.zeros((m, n), dtype=np.int32)
+    a32 = a if a.dtype == F32 else a.astype(F32)
+    for k0 in range(0, k, K_CHUNK):
+        k1 = min(k, k0 + K_CHUNK)
+        w = w_kn[k0:k1]
+        part = a32[:, k0:k1] @ (w if w.dtype == F32 else w.astype(F32))
+        out += part.astype(np.int32)  # exact integers (|part| <= 2**24); int32 add wraps
+    return out
+
+
+def sat_fcvtzs(r: NDArray[np.float32]) -> NDArray[np.int64]:
+    """FCVTZS to int32: toward zero, saturating to [-2**31, 2**31 - 1], NaN -> 0 (as int64)."""
+    r64 = np.where(np.isnan(r), 0.0, r.astype(F64))
+    out: NDArray[np.int64] = np.trunc(np.clip(r64, _I32_MIN, _I32_MAX)).astype(np.int64)
+    return out
+
+
+def _flush_tiny(r: NDArray[np.float32], exact: NDArray[np.float64]) -> NDArray[np.float32]:
+    tiny = (exact != 0) & (np.abs(exact) < FLT_MIN)
+    if np.any(tiny):
+        r = np.where(tiny, np.copysign(F32(0), exact).astype(F32), r).astype(F32)
+    return r
+
+
+def fmul32(a: Any, b: Any, *, fz: bool = False) -> NDArray[np.float32]:
+    """SVE FMUL (binary32): ``RN32(a*b)``; with FPCR.FZ inputs and tiny results flush to signed 0.
+
+    numpy's float32 multiply is the IEEE one (one rounding). Under FZ the exact product (exact
+    in float64) decides tininess before rounding, as the Arm ARM FPRound does with AH = 0.
+    """
+    a32, b32 = np.asarray(a, dtype=F32), np.asarray(b, dtype=F32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if not fz:
+            return np.multiply(a32, b32, dtype=F32)
+        a32, b32 = ftz32(a32), ftz32(b32)
+        return _flush_tiny(np.multiply(a32, b32, dtype=F32), a32.astype(F64) * b32.astype(F64))
+
+
+def fadd32(a: Any, b: Any, *, fz: bool = False) -> NDArray[np.float32]:
+    """SVE FADD (binary32): ``RN32(a+b)``; with FPCR.FZ inputs and tiny results flush to signed 0.
+
+    A sum of two binary32 values whose magnitude is below FLT_MIN is a multiple of 2**-149 with
+    fewer than 24 bits, so the float64 sum is exact there and decides tininess exactly.
+    """
+    a32, b32 = np.asarray(a, dtype=F32), np.asarray(b, dtype=F32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if not fz:
+            return np.add(a32, b32, dtype=F32)
+        a32, b32 = ftz32(a32), ftz32(b32)
+        return _flush_tiny(np.add(a32, b32, dtype=F32), a32.astype(F64) + b32.astype(F64))
+
+
+class PackedRhs(bytes):
+    """An immutable packed RHS buffer that remembers the float32 decoding of its own bytes.
+
+    It is a ``bytes`` object (any kernel accepts it as ``rhs_packed``); ``decoded(key, fn)``
+    returns ``fn(self)`` computed once per ``key``. The content can never change, so the cache
+    is always valid; kernels use it only when handed this exact object (not a slice or a copy).
+    """
+
+    _cache: dict[object, Any]
+
+    def decoded(self, key: object, fn: Callable[[bytes], Any]) -> Any:
+        cache = self.__dict__.setdefault("_cache", {})
+        if key not in cache:
+            cache[key] = fn(self)
+        return cache[key]
+
+
+def as_packed_rhs(buf: NDArray[np.uint8]) -> PackedRhs:
+    """Freeze packed bytes into a :class:`PackedRhs`."""
+    return PackedRhs(np.ascontiguousarray(buf, dtype=np.uint8).tobytes())
+
+
+def owner_packed_rhs(rhs_u8: NDArray[np.uint8]) -> PackedRhs | None:
+    """The :class:`PackedRhs` ``rhs_u8`` views in full (offset 0, every byte), else None."""
+    base = rhs_u8.base
+    if isinstance(base, PackedRhs) and rhs_u8.size == len(base) and rhs_u8.ndim == 1:
+        if rhs_u8.ctypes.data == np.frombuffer(base, dtype=np.uint8).ctypes.data:
+            return base
+    return None
+
+
+def check_k(k: object) -> int:
+    """K >= 1 (every int8 kernel asserts it through its strides)."""
+    return check_count("k", k, minimum=1)
