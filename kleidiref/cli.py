@@ -3,18 +3,20 @@
 ``kleidiref selfcheck``                       reproduce the bundled golden vectors, print a table
 ``kleidiref golden check PATH...``            reproduce and compare files or directories
 ``kleidiref golden reproduce --out-dir D F..`` write the recomputed arrays to D/<same name>
+``kleidiref explain [--json] CASE.json...``   XNNPACK's dispatch decision for each node (docs/dispatch.md)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from . import golden
+from . import dispatch, golden
 
 __all__ = ["main"]
 
@@ -44,8 +46,48 @@ def _reproduce(out_dir: Path, files: Sequence[str]) -> int:
     return status
 
 
+def _explain(files: Sequence[str], as_json: bool) -> int:
+    """One decision per CASE file, in order; exit 0 when every file parsed (rejections included).
+
+    ``--json``: one object per line, ``{"variant", "config", "microkernel", "kernel", "reasons"}``
+    or ``{"error": "..."}`` (a node XNNPACK rejects, or a CASE that cannot be read); exit 2 if any
+    CASE file was malformed.
+    """
+    status = 0
+    for i, f in enumerate(files):
+        try:
+            node, tgt, platform = dispatch.load_case(f)
+        except dispatch.CaseError as exc:
+            status = 2
+            if as_json:
+                print(json.dumps({"error": f"invalid CASE {f}: {exc}"}), flush=True)
+            else:
+                print(f"{f}: invalid CASE: {exc}", file=sys.stderr)
+            continue
+        try:
+            d = dispatch.decide(node, tgt, platform=platform)
+        except dispatch.NodeRejected as exc:
+            if as_json:
+                print(json.dumps({"error": exc.message}), flush=True)
+            else:
+                print(f"{'' if i == 0 else chr(10)}{f}: XNNPACK rejects this node")
+                print(f"  error: {exc.message}")
+                if exc.reasons:
+                    print("  rules applied before the refusal:")
+                    for r in exc.reasons:
+                        print(f"    - {r}")
+            continue
+        if as_json:
+            print(json.dumps(d.to_json()), flush=True)
+        else:
+            print(f"{'' if i == 0 else chr(10)}{f}")
+            print(d.describe())
+    return status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="kleidiref", description=__doc__.splitlines()[0] if __doc__ else None)
+    desc = __doc__.splitlines()[0] if __doc__ else None
+    parser = argparse.ArgumentParser(prog="kleidiref", description=desc)
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("selfcheck", help="reproduce every bundled golden vector bit-exactly")
     g = sub.add_parser("golden", help="golden-vector tools")
@@ -55,7 +97,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     gr = gsub.add_parser("reproduce", help="write recomputed arrays under the golden field names")
     gr.add_argument("--out-dir", required=True, type=Path)
     gr.add_argument("files", nargs="+")
+    ex = sub.add_parser("explain", help="which XNNPACK kernel runs a node on a target, and why")
+    ex.add_argument("--json", action="store_true", help="one JSON object per CASE file, one per line")
+    ex.add_argument("cases", nargs="+", metavar="CASE.json")
     args = parser.parse_args(argv)
+    if args.cmd == "explain":
+        return _explain(args.cases, args.json)
     if args.cmd == "selfcheck":
         return _check([golden.bundled_golden_dir()])
     if args.gcmd == "check":
