@@ -943,14 +943,16 @@ def _packed_fc(hw: _Hw, node: Node, in_dt: str, k_dt: str, out_dt: str, why: lis
                 return "pfp16"
             why.append("pf16 not taken: " + _why_no_sme(hw, "pf16"))
         elif out_dt == "fp16":
+            from_conv = any(r.startswith("conv -> FC rewrite") for r in why)
             why.append(
-                f"pf16 needs an fp16 {_bname(node)}; this node has {_an(k_dt)} {_bname(node)}"
+                f"pf16 needs an fp16 {_bname(node)}; "
                 + (
-                    " (a 1x1 convolution of an fp16 model keeps ExecuTorch's fp32 conv filter)"
-                    if node.op == "convolution_2d"
-                    else ""
+                    f"this 1x1 convolution was serialized with {_an(k_dt)} filter (ExecuTorch keeps "
+                    "conv filters fp32 in fp16 models) and became a fully-connected node"
+                    if from_conv
+                    else f"this node has {_an(k_dt)} {_bname(node)}"
                 )
-                + ", so the packed-LHS pass leaves it unpacked"
+                + ", so the packed-LHS pass leaves it unpacked (generic f16 FC)"
             )
         return None
     if in_dt == "fp32":
