@@ -1,11 +1,26 @@
 """Quantization schemes as small pure functions, each paired with its dequantization.
 
 Names follow upstream: ``qai8dx`` is KleidiAI's dynamic per-row asymmetric int8 (what
-``kai_lhs_quant_pack_qai8dxp_f32`` computes). Every rounding is named in the docstrings.
+``kai_lhs_quant_pack_qai8dxp_f32`` computes); ``qsi8cx`` per-channel symmetric int8 weights;
+``qai8`` static asymmetric int8 activations/outputs and XNNPACK's fp32 requantization scale.
+Every rounding is named in the docstrings.
 """
 
 from __future__ import annotations
 
+from .qai8 import choose_qai8_params, dequantize_qai8, quantize_qai8, requantization_scale
 from .qai8dx import dequantize_qai8dx, qai8dx_params, quantize_qai8dx
+from .qsi8cx import dequantize_qsi8cx, qsi8cx_scale, quantize_qsi8cx
 
-__all__ = ["dequantize_qai8dx", "qai8dx_params", "quantize_qai8dx"]
+__all__ = [
+    "choose_qai8_params",
+    "dequantize_qai8",
+    "dequantize_qai8dx",
+    "dequantize_qsi8cx",
+    "qai8dx_params",
+    "qsi8cx_scale",
+    "quantize_qai8",
+    "quantize_qai8dx",
+    "quantize_qsi8cx",
+    "requantization_scale",
+]
