@@ -1,0 +1,388 @@
+"""Shared pieces of the ``qp8_f32_qb4w`` packers and kernels (kernels.md §9, §10).
+
+Two packed RHS layouts, both ``nr`` columns per block, block stride
+``nr * (nb * (bl/2 + 2) + 4 + 4)`` bytes with ``nb = K / bl``::
+
+    for each quant block qb:  nr * bl/2 data bytes, then nr bf16 scales (raw copy)
+    after all blocks:         nr f32 rsum, then nr f32 bias
+
+``ps1s0nrx4`` (KleidiAI's SME2 packers ``kai_rhs_pack_{nxk,kxn}_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon``):
+data byte of (k_local, column j) at ``(k_local // 4) * 2 * nr + 2 j + (k_local % 4) // 2``,
+low nibble = even k, high nibble = odd k (4-k groups, natural order).
+
+``qsi4c32p`` (XNNPACK's NEON path, ``kai_rhs_pack_{nxk,kxn}_qsi4c32p_qsu4c32s1s0``), with
+``bbl = kr / sr``: inside each 32-k chunk c, segment s, column j, byte t the low nibble holds
+``k0 + s*bbl + t`` and the high nibble ``k0 + 16 + s*bbl + t`` (``k0 = qb*bl + 32c``), at
+``c*16*nr + s*bbl*nr + j*bbl + t``.
+
+Every nibble is the 4-bit two's complement of ``w = u - 8`` (``u XOR 8``).
+
+The arithmetic of all six kernels is :func:`qb4w_matmul`; the per-block integer sums come from
+BLAS in a form that is exact (see its docstring), then the float steps follow kernel order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .._buffers import roundup
+from ..numerics import FLT_MIN, bf16_to_f32, canonical_nan_f32, fclamp, fma32, fmax_fmin, ftz32
+
+__all__ = [
+    "EpilogueKind",
+    "Layout",
+    "PreparedRhs",
+    "check_rhs_params",
+    "decode_nibbles",
+    "fast_fma32",
+    "kernel_rhs_stride",
+    "pack_rhs",
+    "prepare_rhs",
+    "qb4w_matmul",
+    "rsum_chain",
+    "unpack_rhs",
+]
+
+F32, F64 = np.float32, np.float64
+Layout = Literal["ps1s0nrx4", "qsi4c32p"]
+#: ``mopa``: SME2 MOPA (FMUL first block; fused rsum step; FMUL, FADD; FCLAMP).
+#: ``sme2_dot``: SME2 GEMV (FMLA every block; fused rsum step; fused final step; FCLAMP).
+#: ``neon``: NEON i8mm / dotprod (FMLA every block; fused rsum step; FMUL, FADD; FMAX/FMIN).
+EpilogueKind = Literal["mopa", "sme2_dot", "neon"]
+
+#: ``|d| * 2**16`` stays far from the binary32 overflow and the products stay normal when the
+#: block scales lie in [2**-100, 2**100] (checked before taking the float32 fast path).
+_D_LO, _D_HI = 2.0**-100, 2.0**100
+
+
+def kernel_rhs_stride(k: int, nr: int, bl: int) -> int:
+    """Bytes of one nr-column block: ``nr * (nb * (bl/2 + 2) + 4 + 4)``."""
+    return nr * ((k // bl) * (bl // 2 + 2) + 8)
+
+
+def check_rhs_params(n: int, k: int, nr: int, kr: int, sr: int, bl: int, fn: str, *, bbl4: bool) -> None:
+    """The KAI_ASSERTs of the qsi4c32p / qsi4c32ps1s0nrx4 RHS packers, as ValueErrors."""
+    checks = [
+        (bl % 32 == 0 and bl > 0, "(bl % kai_bl_multiple_of) == 0 with kai_bl_multiple_of = 32"),
+        (k % bl == 0, "(k % bl) == 0"),
+        (kr > 0 and bl % kr == 0, "(bl % kr) == 0"),
+        (sr > 0 and kr % sr == 0, "(kr % sr) == 0"),
+        (nr > 0 and nr % 4 == 0, "(nr % kai_nr_multiple_of) == 0 with kai_nr_multiple_of = 4"),
+    ]
+    if bbl4:
+        checks.append((sr > 0 and kr // sr == 4, "block_length == 4 (kr / sr)"))
+    for ok, what in checks:
+        if not ok:
+            raise ValueError(
+                f"KAI_ASSERT({what}) fails in {fn} (n={n}, k={k}, nr={nr}, kr={kr}, sr={sr}, bl={bl})"
+            )
+    if n < 1 or k < 1:
+        raise ValueError(f"{fn} needs n >= 1 and k >= 1 (got n={n}, k={k})")
+
+
+def decode_nibbles(nib: NDArray[np.uint8]) -> NDArray[np.int8]:
+    """4-bit two's complement code -> int8 in [-8, 7]."""
+    out: NDArray[np.int8] = ((nib.astype(np.int8) ^ np.int8(8)) - np.int8(8)).astype(np.int8)
+    return out
+
+
+def _exact_f32_products(d: NDArray[np.float32]) -> bool:
+    """True when ``int * d`` is exact in binary32 for |int| <= 2**16 (normal, bounded scales)."""
+    a = np.abs(d.astype(F64))
+    return bool(np.all(np.isfinite(a) & (a >= _D_LO) & (a <= _D_HI)))
+
+
+def rsum_chain(psum: NDArray[np.int64], d: NDArray[np.float32], *, fused: bool) -> NDArray[np.float32]:
+    """The packers' row sums: ``rsum = RN32(rsum + psum[:, c] * d[:, c])`` for c in order, from 0.
+
+    ``psum`` [N, C] are integer partial sums (|psum| <= 256), ``d`` [N, C] the f32 scales of
+    their blocks. The product is exact for normal scales, so fused (``vfmaq_f32``, or a
+    contracted ``sums += psum * d``) and unfused evaluation agree; otherwise ``fused`` picks
+    the contracted form (KleidiAI compiled with clang's default ``-ffp-contract=on``).
+    """
+    n, c = psum.shape
+    acc = np.zeros(n, dtype=F32)
+    p32 = psum.astype(F32)
+    if _exact_f32_products(d):
+        with np.errstate(over="ignore", invalid="ignore"):
+            for i in range(c):
+                acc = acc + p32[:, i] * d[:, i]
+        return acc
+    for i in range(c):
+        if fused:
+            acc = fma32(p32[:, i], d[:, i], acc)
+        else:
+            with np.errstate(over="ignore", invalid="ignore"):
+                acc = (acc + p32[:, i] * d[:, i]).astype(F32)
+    return acc
+
+
+def _data_bytes(w: NDArray[np.int8], nr: int, bl: int, layout: Layout, bbl: int) -> NDArray[np.uint8]:
+    """Data bytes of every block: [G, nb, nr * bl / 2] from the padded weights w [G*nr, K]."""
+    npad, k = w.shape
+    g, nb = npad // nr, k // bl
+    nib = (w.astype(np.uint8) & np.uint8(0xF)).reshape(g, nr, nb, bl)
+    if layout == "ps1s0nrx4":
+        # [g, j, qb, group4, t, half] -> byte = lo | hi << 4 -> [g, qb, group4, j, t]
+        v = nib.reshape(g, nr, nb, bl // 4, 2, 2)
+        byte = v[..., 0] | (v[..., 1] << np.uint8(4))
+        out = byte.transpose(0, 2, 3, 1, 4)
+    else:
+        # [g, j, qb, c, half(k / k+16), s, t] -> byte [g, qb, c, s, j, t]
+        v = nib.reshape(g, nr, nb, bl // 32, 2, 16 // bbl, bbl)
+        byte = v[:, :, :, :, 0] | (v[:, :, :, :, 1] << np.uint8(4))
+        out = byte.transpose(0, 2, 3, 4, 1, 5)
+    return np.ascontiguousarray(out).reshape(g, nb, nr * bl // 2)
+
+
+def pack_rhs(
+    w_pad: NDArray[np.int8],
+    scale_pad: NDArray[np.uint16],
+    rsum_pad: NDArray[np.float32],
+    bias_pad: NDArray[np.float32],
+    *,
+    nr: int,
+    bl: int,
+    layout: Layout,
+    bbl: int,
+) -> NDArray[np.uint8]:
+    """Assemble the packed RHS bytes from per-column arrays already padded to roundup(N, nr)."""
+    npad, k = w_pad.shape
+    g, nb = npad // nr, k // bl
+    data = _data_bytes(w_pad, nr, bl, layout, bbl)
+    sc = np.ascontiguousarray(scale_pad.reshape(g, nr, nb).transpose(0, 2, 1), dtype="<u2")
+    sc = sc.view(np.uint8).reshape(g, nb, 2 * nr)
+    blocks = np.concatenate([data, sc], axis=2).reshape(g, nb * nr * (bl // 2 + 2))
+    tail = np.concatenate(
+        [
+            rsum_pad.astype("<f4").view(np.uint8).reshape(g, 4 * nr),
+            bias_pad.astype("<f4").view(np.uint8).reshape(g, 4 * nr),
+        ],
+        axis=1,
+    )
+    return np.ascontiguousarray(np.concatenate([blocks, tail], axis=1)).reshape(-1)
+
+
+def unpack_rhs(
+    buf: NDArray[np.uint8], n: int, k: int, nr: int, bl: int, layout: Layout, bbl: int
+) -> tuple[NDArray[np.int8], NDArray[np.uint16], NDArray[np.float32], NDArray[np.float32]]:
+    """Decode the first n columns of a packed RHS: ``(w [n, K] int8, scale bits [n, nb], rsum, bias)``."""
+    g = roundup(n, nr) // nr
+    nb = k // bl
+    stride = kernel_rhs_stride(k, nr, bl)
+    raw = buf[: g * stride].reshape(g, stride)
+    blk = raw[:, : nb * nr * (bl // 2 + 2)].reshape(g, nb, nr * (bl // 2 + 2))
+    data = blk[:, :, : nr * bl // 2]
+    sc = np.ascontiguousarray(blk[:, :, nr * bl // 2 :]).view("<u2").reshape(g, nb, nr)
+    lo, hi = data & np.uint8(0xF), data >> np.uint8(4)
+    if layout == "ps1s0nrx4":
+        nib = np.stack([lo, hi], axis=-1).reshape(g, nb, bl // 4, nr, 2, 2)  # [g, qb, group4, j, t, half]
+        w = nib.transpose(0, 3, 1, 2, 4, 5).reshape(g * nr, k)
+    else:
+        lo6 = lo.reshape(g, nb, bl // 32, 16 // bbl, nr, bbl)
+        hi6 = hi.reshape(g, nb, bl // 32, 16 // bbl, nr, bbl)
+        nib = np.stack([lo6, hi6], axis=3)  # [g, qb, c, half, s, j, t]
+        w = nib.transpose(0, 5, 1, 2, 3, 4, 6).reshape(g * nr, k)
+    tail = raw[:, nb * nr * (bl // 2 + 2) :]
+    rsum = np.ascontiguousarray(tail[:, : 4 * nr]).view("<f4").reshape(-1)
+    bias = np.ascontiguousarray(tail[:, 4 * nr : 8 * nr]).view("<f4").reshape(-1)
+    scales = sc.transpose(0, 2, 1).reshape(g * nr, nb)
+    return (
+        decode_nibbles(np.ascontiguousarray(w[:n])),
+        np.ascontiguousarray(scales[:n]).astype(np.uint16),
+        rsum[:n].astype(F32),
+        bias[:n].astype(F32),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedRhs:
+    """The packed RHS decoded once into the operands of the exact BLAS products.
+
+    ``stack`` is float32 [nb, bl, N]: ``w[n, k] * d[n, qb]`` when ``folded`` (every partial
+    block sum is then ``d * integer`` with ``|integer| <= 2**16``, exact in binary32), else the
+    integer weights themselves. ``w`` keeps the int8 weights for the exact float64 fallback.
+    """
+
+    n: int
+    k: int
+    bl: int
+    w: NDArray[np.int8]
+    d: NDArray[np.float32]
+    rsum: NDArray[np.float32]
+    bias: NDArray[np.float32]
+    stack: NDArray[np.float32]
+    folded: bool
+    fast: bool
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.w.nbytes + self.stack.nbytes + self.d.nbytes + 8 * self.n)
+
+
+def prepare_rhs(
+    w: NDArray[np.int8],
+    scale_bits: NDArray[np.uint16],
+    rsum: NDArray[np.float32],
+    bias: NDArray[np.float32],
+    bl: int,
+) -> PreparedRhs:
+    """Build the BLAS operands for decoded weights ``w`` [N, K] and bf16 block scales [N, nb]."""
+    n, k = w.shape
+    nb = k // bl
+    d = bf16_to_f32(scale_bits)
+    fast = _exact_f32_products(d) and bool(np.all(d > 0)) and bl <= 16384
+    # Note: folding the bf16 scale into the weights keeps every BLAS partial sum exact only
+    # while sum_k |q*w| <= 2**16, guaranteed for bl <= 64 (64 * 128 * 8); larger blocks keep
+    # integer weights (exact up to bl = 16384) and scale the exact block sums afterwards.
+    folded = fast and bl <= 64
+    wt = w.reshape(n, nb, bl).transpose(1, 2, 0).astype(F32)  # [nb, bl, N]
+    if folded:
+        wt = wt * d.T[:, None, :]
+    return PreparedRhs(n, k, bl, w, d, rsum, bias, np.ascontiguousarray(wt), folded, fast)
+
+
+def fast_fma32(
+    a: NDArray[np.float32], b: NDArray[np.float32], c: NDArray[np.float32], *, fz: bool = False
+) -> NDArray[np.float32]:
+    """``fma32(a, b, c)`` (one rounding), computed in float64 and repaired where it could differ.
+
+    ::
+
+        p = a*b (float64, exact); s = RN64(p + c); r = RN32(s)
+        r == RN32(a*b + c) unless s is a binary32 midpoint (low 29 significand bits 0x10000000),
+        |s| < 2**-125 (subnormal grid, FZ), or |s| >= FLT_MAX: those go to numerics.fma32.
+    """
+    a64, b64, c64 = np.broadcast_arrays(a.astype(F64), b.astype(F64), c.astype(F64))
+    with np.errstate(over="ignore", invalid="ignore"):
+        s = a64 * b64 + c64
+        r = s.astype(F32)
+        bits = np.ascontiguousarray(s).view(np.uint64)
+        s_abs = np.abs(s)
+        bad = ((bits & np.uint64(0x1FFFFFFF)) == np.uint64(0x10000000)) | ~(s_abs < 3.4028234663852886e38)
+        bad |= (s_abs < 2.0**-125) & (s != 0)
+        if fz:
+            bad |= np.broadcast_to(_tiny(a) | _tiny(b) | _tiny(c), s.shape)
+    if np.any(bad):
+        idx = np.nonzero(bad)
+        ab, bb, cb = np.broadcast_arrays(a, b, c)
+        r[idx] = fma32(ab[idx], bb[idx], cb[idx], fz=fz)
+    return canonical_nan_f32(r)
+
+
+def _tiny(x: NDArray[np.float32]) -> NDArray[np.bool_]:
+    out: NDArray[np.bool_] = (x != 0) & (np.abs(x) < F32(FLT_MIN))
+    return out
+
+
+def _fmul(a: NDArray[np.float32], b: NDArray[np.float32], fz: bool) -> NDArray[np.float32]:
+    """FMUL: ``RN32(a*b)``; under FZ the flush (inputs, tiny-before-rounding result) is exact."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = (a * b).astype(F32)
+    if fz and (np.any(_tiny(a)) or np.any(_tiny(b)) or np.any((r != 0) & (np.abs(r) <= F32(FLT_MIN)))):
+        r = fma32(a, b, np.float32(-0.0), fz=True)  # a*b + (-0) == a*b, signs included
+    return r
+
+
+def _fadd(a: NDArray[np.float32], b: NDArray[np.float32], fz: bool) -> NDArray[np.float32]:
+    """FADD: ``RN32(a + b)``, with FZ as for :func:`_fmul`."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = (a + b).astype(F32)
+    if fz and (np.any(_tiny(a)) or np.any(_tiny(b)) or np.any((r != 0) & (np.abs(r) <= F32(FLT_MIN)))):
+        r = fma32(a, np.float32(1.0), b, fz=True)
+    return r
+
+
+def block_sums_exact(q: NDArray[np.int8], w: NDArray[np.int8], bl: int) -> NDArray[np.float64]:
+    """``isum[qb, m, n] = sum_{k in qb} q[m, k] * w[n, k]`` via float64 BLAS (exact: < 2**53)."""
+    m, k = q.shape
+    n = w.shape[0]
+    nb = k // bl
+    a = q.astype(F64).reshape(m, nb, bl).transpose(1, 0, 2)
+    b = w.astype(F64).reshape(n, nb, bl).transpose(1, 2, 0)
+    out: NDArray[np.float64] = np.matmul(a, b)
+    return out
+
+
+def qb4w_matmul(
+    q: NDArray[np.int8],
+    neg_zp: NDArray[np.int32],
+    dq: NDArray[np.float32],
+    rhs: PreparedRhs,
+    kind: EpilogueKind,
+    clamp_min: np.float32,
+    clamp_max: np.float32,
+    *,
+    fz: bool = False,
+) -> NDArray[np.float32]:
+    """The [M, N] output of a qb4w kernel from the decoded LHS (q [M, K], -zp, dq) and RHS.
+
+    Steps (kernels.md §9.3, §10.3, §10.4), all in binary32::
+
+        isum_qb  = sum_{k in qb} q[m,k] * w[n,k]             exact (SMOPA / SDOT / SMMLA)
+        f_qb     = RN32(isum_qb)                              SCVTF (exact for bl <= 16384)
+        facc     = RN32(f_0 * d_0)                            mopa: FMUL for the first block
+                 = fma32(f_0, d_0, +0)                        sme2_dot, neon: FMLA into +0
+        facc     = fma32(f_qb, d_qb, facc)   qb = 1..nb-1     FMLA, in block order
+        facc     = fma32(RN32(-zp[m]), rsum[n], facc)          SCVTF, FMLA
+        mopa, neon: y = RN32(RN32(facc * dq[m]) + bias[n])     FMUL, FADD
+        sme2_dot:   y = fma32(facc, dq, bias[n])               FMLA into the bias
+        out      = FCLAMP(y, min, max) (SME2; NaN -> min)  |  FMIN(FMAX(y, min), max) (NEON)
+
+    Exact fast path (no per-element emulation): with positive normal bf16 scales in
+    [2**-100, 2**100], ``f_qb * d_qb`` is exact in binary32 whenever ``|isum| <= 2**16`` (16 + 8
+    significant bits), so ``fma32(f, d, facc) == facc + f*d`` in plain float32. The block
+    products come from one float32 BLAS call over the [nb, M, bl] x [nb, bl, N] stack: with the
+    scale folded into the weights (bl <= 64: every partial sum is d times an integer of at most
+    2**16) or on integer weights followed by one float32 multiply (bl > 64; checked
+    ``max|isum| <= 2**16``). Anything else runs the float64-exact sums and numerics.fma32.
+    """
+    m, k = q.shape
+    bl = rhs.bl
+    nb = k // bl
+    d = rhs.d
+    prods: NDArray[np.float32] | None = None
+    if rhs.fast:
+        a = q.astype(F32).reshape(m, nb, bl).transpose(1, 0, 2)
+        blas = np.matmul(a, rhs.stack)  # [nb, M, N]
+        if rhs.folded:
+            prods = blas
+        elif float(np.max(blas, initial=0.0)) <= 65536.0 and float(np.min(blas, initial=0.0)) >= -65536.0:
+            blas *= d.T[:, None, :]
+            prods = blas
+    if prods is not None:
+        # Block 0: FMUL (mopa) or FMLA into +0; the true zero is +0 for positive scales.
+        facc = prods[0] + F32(0.0)
+        for qb in range(1, nb):
+            facc += prods[qb]
+        # Note: under FZ nothing here can be subnormal: every partial value is a multiple of
+        # ulp(min d) >= 2**-107 (scales >= 2**-100), so the plain float32 chain is exact.
+    else:
+        isum = block_sums_exact(q, rhs.w, bl).astype(F32)  # RN32(isum): SCVTF
+        if kind == "mopa":
+            facc = fma32(isum[0], d[:, 0][None, :], np.float32(-0.0), fz=fz)  # FMUL == fma into -0
+        else:
+            facc = fma32(isum[0], d[:, 0][None, :], np.float32(0.0), fz=fz)
+        for qb in range(1, nb):
+            facc = fma32(isum[qb], d[:, qb][None, :], facc, fz=fz)
+    nzp = neg_zp.astype(F32)[:, None]  # SCVTF of the stored -zp (exact: |zp| <= 255)
+    rs = rhs.rsum[None, :]
+    bias = rhs.bias[None, :]
+    dqc = dq[:, None]
+    if fz:
+        nzp, rs, bias, dqc = ftz32(nzp), ftz32(rs), ftz32(bias), ftz32(dqc)
+    facc = fast_fma32(nzp, rs, facc, fz=fz)
+    if kind == "sme2_dot":
+        y = fast_fma32(facc, dqc, bias, fz=fz)
+    else:
+        y = _fadd(_fmul(facc, dqc, fz), bias, fz)
+    lo, hi = (ftz32(clamp_min)[()], ftz32(clamp_max)[()]) if fz else (clamp_min, clamp_max)
+    # Note: a NaN reaching the NEON FMAX/FMIN keeps its payload there (FPCR.DN = 0); NaNs here
+    # are generated (0 * inf, inf - inf), i.e. the default NaN, which is what is returned.
+    y = canonical_nan_f32(y)
+    out = fclamp(y, lo, hi) if kind != "neon" else fmax_fmin(y, lo, hi)
+    return canonical_nan_f32(out)
