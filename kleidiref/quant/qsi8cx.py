@@ -10,6 +10,8 @@ per channel, test/reference/quantize.cpp), binary32 throughout::
     q[n][k]    = clamp(RNE_int(RN32(w[n][k] * inv[n])), -128, 127)   ties to even (round_half_even)
 
 Real value of a code: ``q * scale[n]`` (exact in float64). Codes lie in [-127, 127]; 0 maps to 0.
+A channel with ``0 < max_abs < 127 * FLT_MIN`` would get a subnormal scale whose inverse can
+overflow (the C reference then converts NaN to int, which is undefined): it is refused.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..numerics import round_half_even
+from ..numerics import FLT_MIN, round_half_even
 
 __all__ = ["dequantize_qsi8cx", "qsi8cx_scale", "quantize_qsi8cx"]
 
@@ -40,6 +42,11 @@ def qsi8cx_scale(w: NDArray[np.float32]) -> NDArray[np.float32]:
     """Per-channel dequantization scale ``RN32(max_k |w[n][k]| / 127)``."""
     w = _check(w)
     max_abs = np.max(np.abs(w), axis=1)
+    tiny = (max_abs > 0) & (max_abs < F32(127 * FLT_MIN))
+    if np.any(tiny):
+        raise ValueError(
+            f"channel {int(np.flatnonzero(tiny)[0])}: max |w| < 127 * FLT_MIN gives a subnormal qsi8cx scale"
+        )
     scale: NDArray[np.float32] = (max_abs / F32(127)).astype(F32)
     return scale
 
