@@ -21,7 +21,8 @@ from kleidiref.quant import (
 )
 
 F32 = np.float32
-_finite = st.one_of(st.just(0.0), st.floats(2.0**-100, 1e4, width=32), st.floats(-1e4, -(2.0**-100), width=32))
+_TINY = 2.0**-100
+_finite = st.one_of(st.just(0.0), st.floats(_TINY, 1e4, width=32), st.floats(-1e4, -_TINY, width=32))
 
 
 def _rows(max_rows: int = 6, max_k: int = 40) -> st.SearchStrategy[NDArray[np.float32]]:
