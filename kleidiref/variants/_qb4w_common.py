@@ -30,7 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._buffers import roundup
-from ..numerics import FLT_MIN, bf16_to_f32, canonical_nan_f32, fclamp, fma32, fmax_fmin, ftz32
+from ..numerics import bf16_to_f32, canonical_nan_f32, fclamp, fma32, fmax_fmin, ftz32
 
 __all__ = [
     "EpilogueKind",
@@ -218,6 +218,9 @@ class PreparedRhs:
     stack: NDArray[np.float32]
     folded: bool
     fast: bool
+    #: d transposed [nb, 1, N] (scaling of the unfolded block sums), max |w| per block [nb].
+    dT: NDArray[np.float32]
+    wmax: NDArray[np.float32]
 
     @property
     def nbytes(self) -> int:
@@ -243,7 +246,16 @@ def prepare_rhs(
     wt = w.reshape(n, nb, bl).transpose(1, 2, 0).astype(F32)  # [nb, bl, N]
     if folded:
         wt = wt * d.T[:, None, :]
-    return PreparedRhs(n, k, bl, w, d, rsum, bias, np.ascontiguousarray(wt), folded, fast)
+    wmax = np.abs(w.astype(np.int16)).reshape(n, nb, bl).max(axis=(0, 2)).astype(F32)
+    dT = np.ascontiguousarray(d.T[:, None, :])
+    return PreparedRhs(n, k, bl, w, d, rsum, bias, np.ascontiguousarray(wt), folded, fast, dT, wmax)
+
+
+def _any_tiny(x: NDArray[np.float32]) -> bool:
+    """True if some element is a nonzero with ``|x| <= FLT_MIN`` (subnormal, or FLT_MIN itself)."""
+    t = np.ascontiguousarray(x, dtype=F32).view(np.uint32) & np.uint32(0x7FFFFFFF)
+    t -= np.uint32(1)  # 0 wraps to 0xFFFFFFFF
+    return bool(np.any(t < np.uint32(0x00800000)))
 
 
 def fast_fma32(
@@ -255,46 +267,60 @@ def fast_fma32(
 
         p = a*b (float64, exact); s = RN64(p + c); r = RN32(s)
         r == RN32(a*b + c) unless s is a binary32 midpoint (low 29 significand bits 0x10000000),
-        |s| < 2**-125 (subnormal grid, FZ), or |s| >= FLT_MAX: those go to numerics.fma32.
+        or s lies outside the binary32 normal range (exponent field of s < 1023-125 or
+        > 1023+127, zero included): those elements go to numerics.fma32 (round-to-odd, FZ).
     """
-    a64, b64, c64 = np.broadcast_arrays(a.astype(F64), b.astype(F64), c.astype(F64))
+    a64, b64 = a.astype(F64), b.astype(F64)
     with np.errstate(over="ignore", invalid="ignore"):
-        s = a64 * b64 + c64
+        s = np.multiply(a64, b64)
+        s = np.add(s, c, out=s) if s.shape == np.broadcast_shapes(s.shape, c.shape) else s + c
         r = s.astype(F32)
-        bits = np.ascontiguousarray(s).view(np.uint64)
-        s_abs = np.abs(s)
-        bad = ((bits & np.uint64(0x1FFFFFFF)) == np.uint64(0x10000000)) | ~(s_abs < 3.4028234663852886e38)
-        bad |= (s_abs < 2.0**-125) & (s != 0)
-        if fz:
-            bad |= np.broadcast_to(_tiny(a) | _tiny(b) | _tiny(c), s.shape)
+        bits = s.view(np.uint64)
+        bad = (bits & np.uint64(0x1FFFFFFF)) == np.uint64(0x10000000)
+        expo = (bits >> np.uint64(52)) & np.uint64(0x7FF)
+        expo -= np.uint64(1023 - 125)  # wraps for tiny values
+        bad |= expo > np.uint64(252)
+    if fz and (_any_tiny(a) or _any_tiny(b) or _any_tiny(c)):
+        bad[...] = True
     if np.any(bad):
         idx = np.nonzero(bad)
         ab, bb, cb = np.broadcast_arrays(a, b, c)
         r[idx] = fma32(ab[idx], bb[idx], cb[idx], fz=fz)
-    return canonical_nan_f32(r)
-
-
-def _tiny(x: NDArray[np.float32]) -> NDArray[np.bool_]:
-    out: NDArray[np.bool_] = (x != 0) & (np.abs(x) < F32(FLT_MIN))
-    return out
+    return r
 
 
 def _fmul(a: NDArray[np.float32], b: NDArray[np.float32], fz: bool) -> NDArray[np.float32]:
     """FMUL: ``RN32(a*b)``; under FZ the flush (inputs, tiny-before-rounding result) is exact."""
     with np.errstate(over="ignore", invalid="ignore"):
-        r = (a * b).astype(F32)
-    if fz and (np.any(_tiny(a)) or np.any(_tiny(b)) or np.any((r != 0) & (np.abs(r) <= F32(FLT_MIN)))):
+        r = np.multiply(a, b, dtype=F32)
+    if fz and (_any_tiny(a) or _any_tiny(b) or _any_tiny(r)):
         r = fma32(a, b, np.float32(-0.0), fz=True)  # a*b + (-0) == a*b, signs included
     return r
 
 
-def _fadd(a: NDArray[np.float32], b: NDArray[np.float32], fz: bool) -> NDArray[np.float32]:
-    """FADD: ``RN32(a + b)``, with FZ as for :func:`_fmul`."""
+def _fadd_inplace(a: NDArray[np.float32], b: NDArray[np.float32], fz: bool) -> NDArray[np.float32]:
+    """FADD: ``RN32(a + b)`` (``a`` may be overwritten), with FZ as for :func:`_fmul`."""
+    if fz and (_any_tiny(a) or _any_tiny(b)):
+        return fma32(a, np.float32(1.0), b, fz=True)
+    a0 = a.copy() if fz else a
     with np.errstate(over="ignore", invalid="ignore"):
-        r = (a + b).astype(F32)
-    if fz and (np.any(_tiny(a)) or np.any(_tiny(b)) or np.any((r != 0) & (np.abs(r) <= F32(FLT_MIN)))):
-        r = fma32(a, np.float32(1.0), b, fz=True)
+        r = np.add(a, b, out=a) if a.shape == np.broadcast_shapes(a.shape, b.shape) else a + b
+    if fz and _any_tiny(r):
+        r = fma32(a0, np.float32(1.0), b, fz=True)
     return r
+
+
+def _clamp(
+    y: NDArray[np.float32], lo: np.float32, hi: np.float32, kind: EpilogueKind, may_nan: bool
+) -> NDArray[np.float32]:
+    """FCLAMP (SME2: NaN -> lo) or FMIN(FMAX(y, lo), hi) (NEON: NaN propagates, default NaN)."""
+    if lo != 0 and hi != 0 and not np.isnan(lo) and not np.isnan(hi) and not (may_nan and np.isnan(y).any()):
+        # Non-zero, non-NaN bounds and no NaN: plain max/min order -0/+0 like FPMax/FPMin.
+        np.maximum(y, lo, out=y)
+        np.minimum(y, hi, out=y)
+        return y
+    out = fclamp(y, lo, hi) if kind != "neon" else fmax_fmin(y, lo, hi)
+    return canonical_nan_f32(out)
 
 
 def block_sums_exact(q: NDArray[np.int8], w: NDArray[np.int8], bl: int) -> NDArray[np.float64]:
@@ -306,6 +332,47 @@ def block_sums_exact(q: NDArray[np.int8], w: NDArray[np.int8], bl: int) -> NDArr
     b = w.astype(F64).reshape(n, nb, bl).transpose(1, 2, 0)
     out: NDArray[np.float64] = np.matmul(a, b)
     return out
+
+
+def _block_chain(q: NDArray[np.int8], rhs: PreparedRhs, kind: EpilogueKind, fz: bool) -> NDArray[np.float32]:
+    """``facc`` after the last quant block (steps 1-3 of :func:`qb4w_matmul`)."""
+    m, k = q.shape
+    bl = rhs.bl
+    nb = k // bl
+    d = rhs.d
+    if not rhs.fast:
+        isum = block_sums_exact(q, rhs.w, bl).astype(F32)  # RN32(isum): SCVTF
+        zero = np.float32(-0.0) if kind == "mopa" else np.float32(0.0)  # FMUL == fma into -0
+        facc = fma32(isum[0], d[:, 0][None, :], zero, fz=fz)
+        for qb in range(1, nb):
+            facc = fma32(isum[qb], d[:, qb][None, :], facc, fz=fz)
+        return facc
+    qf = q.astype(F32)
+    if not rhs.folded:
+        # Static bound per block: |isum| <= max_m sum_k |q| * max|w| (no check needed below 2**16).
+        amax = np.abs(qf).reshape(m, nb, bl).sum(axis=2).max(axis=0) * rhs.wmax
+    facc = np.empty((m, rhs.n), dtype=F32)
+    buf = np.empty((m, rhs.n), dtype=F32)
+    for qb in range(nb):
+        out = facc if qb == 0 else buf
+        np.matmul(qf[:, qb * bl : (qb + 1) * bl], rhs.stack[qb], out=out)
+        if not rhs.folded:
+            if amax[qb] > 65536.0 and (out.max(initial=0.0) > 65536.0 or out.min(initial=0.0) < -65536.0):
+                # |isum| > 2**16: f * d may be inexact in binary32; this block runs the exact step.
+                if qb == 0:
+                    zero = np.float32(-0.0) if kind == "mopa" else np.float32(0.0)
+                    facc[...] = fma32(out, d[:, 0][None, :], zero, fz=fz) + F32(0.0)
+                else:
+                    facc = fma32(out, d[:, qb][None, :], facc, fz=fz)
+                continue
+            out *= rhs.dT[qb]
+        if qb == 0:
+            facc += F32(0.0)  # the true zero is +0 for positive scales (BLAS may give -0)
+        else:
+            facc += buf
+    # Note: under FZ nothing here can be subnormal: every partial value is a multiple of
+    # ulp(min d) >= 2**-107 (scales >= 2**-100), so the plain float32 chain is exact.
+    return facc
 
 
 def qb4w_matmul(
@@ -336,39 +403,13 @@ def qb4w_matmul(
     Exact fast path (no per-element emulation): with positive normal bf16 scales in
     [2**-100, 2**100], ``f_qb * d_qb`` is exact in binary32 whenever ``|isum| <= 2**16`` (16 + 8
     significant bits), so ``fma32(f, d, facc) == facc + f*d`` in plain float32. The block
-    products come from one float32 BLAS call over the [nb, M, bl] x [nb, bl, N] stack: with the
-    scale folded into the weights (bl <= 64: every partial sum is d times an integer of at most
-    2**16) or on integer weights followed by one float32 multiply (bl > 64; checked
-    ``max|isum| <= 2**16``). Anything else runs the float64-exact sums and numerics.fma32.
+    products come from one float32 BLAS call per block: with the scale folded into the weights
+    (bl <= 64: every partial sum is d times an integer of magnitude <= 2**16, exact) or on the
+    integer weights (exact up to bl = 16384) followed by one float32 multiply after checking
+    ``|isum| <= 2**16`` (blocks that fail run numerics.fma32). Other scales run float64-exact
+    block sums and numerics.fma32 throughout.
     """
-    m, k = q.shape
-    bl = rhs.bl
-    nb = k // bl
-    d = rhs.d
-    prods: NDArray[np.float32] | None = None
-    if rhs.fast:
-        a = q.astype(F32).reshape(m, nb, bl).transpose(1, 0, 2)
-        blas = np.matmul(a, rhs.stack)  # [nb, M, N]
-        if rhs.folded:
-            prods = blas
-        elif float(np.max(blas, initial=0.0)) <= 65536.0 and float(np.min(blas, initial=0.0)) >= -65536.0:
-            blas *= d.T[:, None, :]
-            prods = blas
-    if prods is not None:
-        # Block 0: FMUL (mopa) or FMLA into +0; the true zero is +0 for positive scales.
-        facc = prods[0] + F32(0.0)
-        for qb in range(1, nb):
-            facc += prods[qb]
-        # Note: under FZ nothing here can be subnormal: every partial value is a multiple of
-        # ulp(min d) >= 2**-107 (scales >= 2**-100), so the plain float32 chain is exact.
-    else:
-        isum = block_sums_exact(q, rhs.w, bl).astype(F32)  # RN32(isum): SCVTF
-        if kind == "mopa":
-            facc = fma32(isum[0], d[:, 0][None, :], np.float32(-0.0), fz=fz)  # FMUL == fma into -0
-        else:
-            facc = fma32(isum[0], d[:, 0][None, :], np.float32(0.0), fz=fz)
-        for qb in range(1, nb):
-            facc = fma32(isum[qb], d[:, qb][None, :], facc, fz=fz)
+    facc = _block_chain(q, rhs, kind, fz)
     nzp = neg_zp.astype(F32)[:, None]  # SCVTF of the stored -zp (exact: |zp| <= 255)
     rs = rhs.rsum[None, :]
     bias = rhs.bias[None, :]
@@ -379,10 +420,11 @@ def qb4w_matmul(
     if kind == "sme2_dot":
         y = fast_fma32(facc, dqc, bias, fz=fz)
     else:
-        y = _fadd(_fmul(facc, dqc, fz), bias, fz)
-    lo, hi = (ftz32(clamp_min)[()], ftz32(clamp_max)[()]) if fz else (clamp_min, clamp_max)
+        y = _fadd_inplace(_fmul(facc, dqc, fz), bias, fz)
+    lo, hi = (F32(ftz32(clamp_min)[()]), F32(ftz32(clamp_max)[()])) if fz else (clamp_min, clamp_max)
+    finite = rhs.fast and bool(np.isfinite(rs).all() and np.isfinite(bias).all() and np.isfinite(dqc).all())
     # Note: a NaN reaching the NEON FMAX/FMIN keeps its payload there (FPCR.DN = 0); NaNs here
     # are generated (0 * inf, inf - inf), i.e. the default NaN, which is what is returned.
-    y = canonical_nan_f32(y)
-    out = fclamp(y, lo, hi) if kind != "neon" else fmax_fmin(y, lo, hi)
-    return canonical_nan_f32(out)
+    if not finite and np.isnan(y).any():
+        y = canonical_nan_f32(y)
+    return _clamp(y, lo, hi, kind, may_nan=not finite)
