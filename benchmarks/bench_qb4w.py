@@ -77,7 +77,8 @@ def bench(
     ratio = t_emu / t_ref
     wmib = (prep.operand.nbytes + prep.rhs_packed.nbytes) / 2**20
     print(
-        f"{label:<22} {m:>4}x{n:>5}x{k:>5} bl{bl:<4} emu {t_emu * 1e3:8.2f} ms  f64 BLAS {t_ref * 1e3:8.2f} ms  "
+        f"{label:<22} {m:>4}x{n:>5}x{k:>5} bl{bl:<4} emu {t_emu * 1e3:8.2f} ms  "
+        f"f64 BLAS {t_ref * 1e3:8.2f} ms  "
         f"ratio {ratio:5.2f}  peak/call {mem:6.1f} MiB  weights {wmib:6.1f} MiB",
         flush=True,
     )
