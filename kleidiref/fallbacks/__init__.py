@@ -1,0 +1,72 @@
+"""Generic XNNPACK kernels (the non-KleidiAI paths), one kernel family per module.
+
+Each function names its accumulation order and roundings (dispatch.md §7); :data:`FALLBACKS`
+maps the XNNPACK config (or micro-kernel family) stem the dispatcher reports to the function.
+
+=====================  =====================================================================
+config / family        function
+=====================  =====================================================================
+``f32_gemm``           :func:`f32_gemm` (``kernel='ld128' | 'acc4' | 'nr2'``)
+``f32_igemm``          :func:`f32_igemm` (``kernel='ld128' | 'acc2'``)
+``f16_gemm``           :func:`f16_gemm` / :func:`f16_igemm` (``kernel='1x16' | '6x16'``)
+``qd8_f32_qc8w_gemm``  :func:`qd8_f32_qc8w_gemm` / :func:`qd8_f32_qc8w_igemm`
+``qs8_qc8w_gemm``      :func:`qs8_qc8w_gemm` / :func:`qs8_qc8w_igemm` (fp32 requantization)
+``qd8_f32_qb4w_gemm``  :func:`qd8_f32_qb4w_gemm`
+``*_dwconv``           :func:`dwconv` (f32/f16), :func:`dwconv_qs8`
+``*_vmulcaddc``        :func:`vmulcaddc`
+=====================  =====================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .dwconv import dwconv, dwconv_qs8, dwconv_tile
+from .f16_gemm import f16_gemm, f16_igemm
+from .f32_gemm import f32_gemm
+from .f32_igemm import f32_igemm
+from .qd8_f32_qb4w import qb4w_ksum, qd8_f32_qb4w_gemm
+from .qd8_f32_qc8w import qd8_f32_qc8w_gemm, qd8_f32_qc8w_igemm
+from .qs8_qc8w import qs8_qc8w_gemm, qs8_qc8w_igemm, qs8_requantization_scale, qs8_requantize_fp32
+from .vmulcaddc import vmulcaddc
+
+__all__ = [
+    "FALLBACKS",
+    "dwconv",
+    "dwconv_qs8",
+    "dwconv_tile",
+    "f16_gemm",
+    "f16_igemm",
+    "f32_gemm",
+    "f32_igemm",
+    "qb4w_ksum",
+    "qd8_f32_qb4w_gemm",
+    "qd8_f32_qc8w_gemm",
+    "qd8_f32_qc8w_igemm",
+    "qs8_qc8w_gemm",
+    "qs8_qc8w_igemm",
+    "qs8_requantization_scale",
+    "qs8_requantize_fp32",
+    "vmulcaddc",
+]
+
+#: (config or family stem, micro-kernel type) -> emulated generic kernel.
+FALLBACKS: dict[tuple[str, str], Callable[..., Any]] = {
+    ("f32_gemm", "gemm"): f32_gemm,
+    ("f32_gemm_nr2", "gemm"): f32_gemm,
+    ("f32_igemm", "igemm"): f32_igemm,
+    ("f32_gemm_nr2", "igemm"): f32_igemm,
+    ("f16_gemm", "gemm"): f16_gemm,
+    ("f16_gemm", "igemm"): f16_igemm,
+    ("qd8_f32_qc8w_gemm", "gemm"): qd8_f32_qc8w_gemm,
+    ("qd8_f32_qc8w_gemm", "igemm"): qd8_f32_qc8w_igemm,
+    ("qs8_qc8w_gemm", "gemm"): qs8_qc8w_gemm,
+    ("qs8_qc8w_gemm", "igemm"): qs8_qc8w_igemm,
+    ("qd8_f32_qb4w_gemm", "gemm"): qd8_f32_qb4w_gemm,
+    ("f32_dwconv", "dwconv"): dwconv,
+    ("f16_dwconv", "dwconv"): dwconv,
+    ("qs8_qc8w_dwconv", "dwconv"): dwconv_qs8,
+    ("f32_vmulcaddc", "vmulcaddc"): vmulcaddc,
+    ("f16_vmulcaddc", "vmulcaddc"): vmulcaddc,
+}

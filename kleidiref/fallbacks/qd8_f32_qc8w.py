@@ -1,0 +1,143 @@
+"""Generic XNNPACK ``qd8_f32_qc8w`` GEMM and IGEMM: qd8 activations x per-channel int8 weights -> f32.
+
+The LHS arrives quantized by :mod:`kleidiref.quant.qd8` (per row for FC/BMM, per image for a
+convolution). ARM64 NEON kernels (``…_4x16c8__neoni8mm``, ``…_4x16c4__asm_aarch64_neondot_ld128``,
+``…_1x16c4__neondot``; src/qd8-f32-qc8w-gemm/gen/qd8-f32-qc8w-gemm-1x16c4-minmax-neondot.c
+L104-160; dispatch.md §7.3)::
+
+    acc = (-sum_k w[n,k]) * zp[m] + sum_k q[m,k] * w[n,k]     int32, exact (the packer stores -sum w)
+    t   = RN32(float(acc) * a[m])                           SCVTF (RNE), FMUL
+    y   = fma32(t, ws[n], b[n])                             vfmaq_f32(b, t, ws)
+    y   = FMIN(FMAX(y, min), max)
+
+IGEMM (convolution): the same per output pixel, with ``k' = tap * gic + c`` and padding taps
+reading the image's zero point (so they contribute 0 to ``acc``).
+
+The integer sum is computed exactly through float64 BLAS (every partial sum < 2**53).
+FPCR.FZ (``fz``) applies to the f32 epilogue.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._common import as_f32, clamp_max_min, fma32, fmul32
+from ._conv import conv_geometry, gather_taps
+
+__all__ = ["int_dot", "qd8_f32_qc8w_epilogue", "qd8_f32_qc8w_gemm", "qd8_f32_qc8w_igemm"]
+
+F32 = np.float32
+
+
+def int_dot(q: NDArray[Any], w: NDArray[Any]) -> NDArray[np.int64]:
+    """Exact ``q @ w.T`` for int8-range operands, via float64 BLAS (never numpy integer ``@``)."""
+    out: NDArray[np.int64] = np.rint(q.astype(np.float64) @ w.astype(np.float64).T).astype(np.int64)
+    return out
+
+
+def _wrap32(x: NDArray[np.int64]) -> NDArray[np.int64]:
+    return (x + 2**31) % 2**32 - 2**31
+
+
+def qd8_f32_qc8w_epilogue(
+    acc: NDArray[np.int64],
+    a: NDArray[np.float32],
+    ws: NDArray[np.float32],
+    b: NDArray[np.float32],
+    *,
+    clamp_min: float,
+    clamp_max: float,
+    fz: bool,
+) -> NDArray[np.float32]:
+    """``FMIN(FMAX(fma32(RN32(float(acc) * a[m]), ws[n], b[n]), min), max)`` on int32 ``acc`` [M, N]."""
+    accf = _wrap32(acc).astype(F32)  # SCVTF: RNE
+    t = fmul32(accf, a[:, None], fz=fz)
+    y = fma32(t, ws[None, :], b[None, :], fz=fz)
+    return clamp_max_min(y, F32(clamp_min), F32(clamp_max), fz=fz)
+
+
+def _check_w(w: object, ndim: int) -> NDArray[np.int8]:
+    if not isinstance(w, np.ndarray) or w.dtype != np.int8 or w.ndim != ndim:
+        raise TypeError(f"weights must be a {ndim}-D int8 array (qcint8, symmetric per output channel)")
+    return w
+
+
+def _check_vec(name: str, v: object, n: int) -> NDArray[np.float32]:
+    arr = as_f32(name, v, ndim=1)
+    if arr.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), got {arr.shape}")
+    return arr
+
+
+def qd8_f32_qc8w_gemm(
+    q: NDArray[np.int8],
+    a: NDArray[np.float32],
+    zp: NDArray[np.int32],
+    w: NDArray[np.int8],
+    ws: NDArray[np.float32],
+    bias: NDArray[np.float32] | None = None,
+    *,
+    clamp_min: float = -np.inf,
+    clamp_max: float = np.inf,
+    fz: bool = True,
+) -> NDArray[np.float32]:
+    """``[M, N]`` f32 for qd8 rows ``q`` [M, K] (``a``, ``zp`` per row) and ``w`` [N, K] int8, ``ws`` [N]."""
+    if not isinstance(q, np.ndarray) or q.dtype != np.int8 or q.ndim != 2:
+        raise TypeError("q must be a 2-D int8 array (qd8 codes)")
+    w = _check_w(w, 2)
+    m, k = q.shape
+    n = w.shape[0]
+    if w.shape[1] != k:
+        raise ValueError(f"K mismatch: q is {q.shape}, w is {w.shape} ([N, K])")
+    a = _check_vec("a", a, m)
+    ws = _check_vec("ws", ws, n)
+    b = np.zeros(n, F32) if bias is None else _check_vec("bias", bias, n)
+    zp64 = np.asarray(zp, dtype=np.int64).reshape(m)
+    acc = int_dot(q, w) - zp64[:, None] * w.astype(np.int64).sum(axis=1)[None, :]
+    return qd8_f32_qc8w_epilogue(acc, a, ws, b, clamp_min=clamp_min, clamp_max=clamp_max, fz=fz)
+
+
+def qd8_f32_qc8w_igemm(
+    q: NDArray[np.int8],
+    a: NDArray[np.float32],
+    zp: NDArray[np.int32],
+    w: NDArray[np.int8],
+    ws: NDArray[np.float32],
+    bias: NDArray[np.float32] | None = None,
+    *,
+    stride: tuple[int, int] = (1, 1),
+    dilation: tuple[int, int] = (1, 1),
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0),
+    groups: int = 1,
+    clamp_min: float = -np.inf,
+    clamp_max: float = np.inf,
+    fz: bool = True,
+) -> NDArray[np.float32]:
+    """Convolution of qd8 images ``q`` [N,H,W,C] (``a``, ``zp`` per image) by int8 ``w`` [O,kh,kw,C/g]."""
+    if not isinstance(q, np.ndarray) or q.dtype != np.int8 or q.ndim != 4:
+        raise TypeError("q must be a 4-D int8 array (NHWC qd8 codes)")
+    w = _check_w(w, 4)
+    geo = conv_geometry(q.shape, w.shape, stride=stride, dilation=dilation, padding=padding, groups=groups)
+    cout = w.shape[0]
+    a = _check_vec("a", a, geo.batch)
+    ws = _check_vec("ws", ws, cout)
+    b = np.zeros(cout, F32) if bias is None else _check_vec("bias", bias, cout)
+    zp8 = np.asarray(zp, dtype=np.int32).reshape(geo.batch)
+    taps = gather_taps(q, geo, zp8.astype(np.int8))
+    m = taps.shape[0]
+    per_pixel = geo.out_h * geo.out_w
+    zp_rows = np.repeat(zp8.astype(np.int64), per_pixel)
+    a_rows = np.repeat(a, per_pixel)
+    out = np.empty((m, cout), F32)
+    for g in range(groups):
+        rows = taps[:, g].reshape(m, -1)
+        wg = w[g * geo.goc : (g + 1) * geo.goc].reshape(geo.goc, -1)
+        acc = int_dot(rows, wg) - zp_rows[:, None] * wg.astype(np.int64).sum(axis=1)[None, :]
+        sl = slice(g * geo.goc, (g + 1) * geo.goc)
+        out[:, sl] = qd8_f32_qc8w_epilogue(
+            acc, a_rows, ws[sl], b[sl], clamp_min=clamp_min, clamp_max=clamp_max, fz=fz
+        )
+    return out.reshape(geo.batch, geo.out_h, geo.out_w, cout)

@@ -1,0 +1,98 @@
+"""``qd8``: XNNPACK's own dynamic asymmetric int8 quantization, with its dequantization.
+
+What XNNPACK runs for a ``qdint8`` value that is *not* packed by KleidiAI (the generic
+``qd8_*`` GEMM/IGEMM paths; dispatch.md §7.2): one parameter set per group (a row of the 2-D
+view for FC/BMM; a whole image for ExecuTorch convolutions, ``num_nonbatch_dims = 3``), all in
+binary32 (``xnn_qd8_asymmetric_quantization_params``, src/xnnpack/quantization.h; the reduce
+``xnn_f32_rminmax_ukernel__neon_u16_acc4``; the convert ``xnn_f32_qs8_vcvt_ukernel__neonv8_u32``)::
+
+    mn, mx = min(x), max(x)                    reduce from (+inf, -inf); FMIN/FMAX
+    rmin = min(0, mn);  rmax = max(0, mx)
+    s    = 1                                   if rmin == rmax
+           RN32(255 / RN32(rmax - rmin))       otherwise (quantization multiplier)
+    dmin = RN32(rmin * s);  dmax = RN32(rmax * s)
+    zpf  = RN32(-128 - dmin)  if RN32(RN32(-128 + dmin) + RN32(127 + dmax)) > 0
+           RN32( 127 - dmax)  otherwise
+    zp   = lrintf(clamp(zpf, -128, 127))       ties to even
+    q    = sat8(sat16(sat16(FCVTNS(RN32(x * s))) + zp))   NEON: vcvtnq (ties to even, NaN -> 0),
+                                                vqmovn, vqadd, vqmovn
+    a    = RN32(1 / s)                         the dequantization scale the GEMM epilogue uses
+
+Real value of a code: ``(q - zp) * a``. KleidiAI's ``qai8dx`` (:mod:`kleidiref.quant.qai8dx`) has
+the same ``s``, ``zp`` and ``a`` for finite rows but rounds ``x*s`` half *away* from zero.
+
+With ``fz=True`` (FPCR.FZ, set by XNNPACK's threadpool) subnormal inputs read as signed zeros in
+the reduce and the convert, and tiny products flush.
+
+# Note: rows containing NaN are not specified upstream (dispatch.md §9 q.6); here the reduce
+# propagates NaN (NEON FMIN/FMAX) and the convert maps NaN to 0 (FCVTNS), as the NEON code does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..numerics import fma32, ftz32
+
+__all__ = ["dequantize_qd8", "qd8_params", "quantize_qd8"]
+
+F32 = np.float32
+
+
+def _check(x: object) -> NDArray[np.float32]:
+    if not isinstance(x, np.ndarray) or x.dtype != F32 or x.ndim != 2:
+        raise TypeError("qd8 quantizes a 2-D float32 array [groups, elements] (one parameter set per row)")
+    if x.shape[1] < 1:
+        raise ValueError("qd8 needs at least one element per group")
+    return x
+
+
+def qd8_params(
+    x: NDArray[np.float32], *, fz: bool = False
+) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.int32]]:
+    """Per-row ``(s, a, zp)``: quantization multiplier, dequantization scale, zero point."""
+    x = _check(x)
+    if fz:
+        x = ftz32(x)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        mn = x.min(axis=1)
+        mx = x.max(axis=1)
+        rmin = np.minimum(F32(0), mn).astype(F32)
+        rmax = np.maximum(F32(0), mx).astype(F32)
+        s = np.where(rmin == rmax, F32(1), F32(255) / (rmax - rmin)).astype(F32)
+        dmin = rmin * s
+        dmax = rmax * s
+        if fz:
+            dmin = fma32(rmin, s, F32(-0.0), fz=True)
+            dmax = fma32(rmax, s, F32(-0.0), fz=True)
+        t = (F32(-128) + dmin) + (F32(127) + dmax)
+        zpf = np.where(t > 0, F32(-128) - dmin, F32(127) - dmax).astype(F32)
+        zpf = np.minimum(np.maximum(zpf, F32(-128)), F32(127))
+        zp = np.rint(zpf).astype(np.int32)
+        a = (F32(1) / s).astype(F32)
+    return s.astype(F32), a, zp
+
+
+def quantize_qd8(
+    x: NDArray[np.float32], *, fz: bool = False
+) -> tuple[NDArray[np.int8], NDArray[np.float32], NDArray[np.int32]]:
+    """``(q, a, zp)``: int8 codes [rows, K], dequantization scale and zero point per row."""
+    s, a, zp = qd8_params(x, fz=fz)
+    xs = ftz32(x) if fz else x
+    with np.errstate(over="ignore", invalid="ignore"):
+        p = fma32(xs, s[:, None], F32(-0.0), fz=fz) if fz else (xs * s[:, None]).astype(F32)
+        r = np.rint(p.astype(np.float64))
+        r = np.where(np.isnan(r), 0.0, np.clip(r, -(2.0**31), 2.0**31 - 1))
+    r16 = np.clip(r, -32768, 32767) + zp.astype(np.float64)[:, None]
+    q = np.clip(np.clip(r16, -32768, 32767), -128, 127).astype(np.int8)
+    return q, a, zp
+
+
+def dequantize_qd8(q: NDArray[np.int8], a: NDArray[np.float32], zp: NDArray[np.int32]) -> NDArray[Any]:
+    """``(q - zp) * a`` per row, in float64 (exact: |q - zp| <= 255 and ``a`` is binary32)."""
+    if not isinstance(q, np.ndarray) or q.dtype != np.int8 or q.ndim != 2:
+        raise TypeError("q must be a 2-D int8 array")
+    return (q.astype(np.float64) - zp.astype(np.float64)[:, None]) * a.astype(np.float64)[:, None]
