@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._buffers import check_count, check_float
-from ..numerics import FLT_MIN, ftz32
+from ..numerics import FLT_MIN, canonical_nan_f32, fclamp, fmax_fmin, ftz32, round_half_even
 
 __all__ = [
     "K_CHUNK",
@@ -37,8 +37,10 @@ __all__ = [
     "as_packed_rhs",
     "check_i32",
     "check_k",
+    "clamp_f32",
     "fadd32",
     "fmul32",
+    "frintn_fcvtzs",
     "int8_matmul",
     "kai_matmul_requantize32_params",
     "kai_rhs_pack_qsi8cx_params",
@@ -107,15 +109,19 @@ def int8_matmul(a: NDArray[Any], w_kn: NDArray[Any]) -> NDArray[np.int32]:
     pass float32 to avoid a conversion). Each K chunk of <= 1024 is one float32 GEMM whose
     partial sums are exact integers below 2**24; chunks are added in int32 with wraparound.
     """
-    m, k = a.shape
-    n = w_kn.shape[1]
-    out = np.zeros((m, n), dtype=np.int32)
+    k = a.shape[1]
     a32 = a if a.dtype == F32 else a.astype(F32)
+    out: NDArray[np.int32] | None = None
     for k0 in range(0, k, K_CHUNK):
         k1 = min(k, k0 + K_CHUNK)
         w = w_kn[k0:k1]
-        part = a32[:, k0:k1] @ (w if w.dtype == F32 else w.astype(F32))
-        out += part.astype(np.int32)  # exact integers (|part| <= 2**24); int32 add wraps
+        part = (a32[:, k0:k1] @ (w if w.dtype == F32 else w.astype(F32))).astype(np.int32)  # exact
+        if out is None:
+            out = part
+        else:
+            out += part  # int32 add wraps, like the kernels' accumulators
+    if out is None:
+        return np.zeros((a.shape[0], w_kn.shape[1]), dtype=np.int32)
     return out
 
 
@@ -126,39 +132,90 @@ def sat_fcvtzs(r: NDArray[np.float32]) -> NDArray[np.int64]:
     return out
 
 
-def _flush_tiny(r: NDArray[np.float32], exact: NDArray[np.float64]) -> NDArray[np.float32]:
-    tiny = (exact != 0) & (np.abs(exact) < FLT_MIN)
-    if np.any(tiny):
-        r = np.where(tiny, np.copysign(F32(0), exact).astype(F32), r).astype(F32)
+def frintn_fcvtzs(y: NDArray[np.float32]) -> NDArray[np.int32]:
+    """FRINTN (ties to even) then saturating FCVTZS (NaN -> 0), as int32.
+
+    Fast path: when every rounded value is below 2**31 in magnitude (the usual case) the plain
+    conversion is exact; otherwise :func:`sat_fcvtzs` saturates.
+    """
+    r = round_half_even(y)
+    with np.errstate(invalid="ignore"):
+        big = ~(np.abs(r) < F32(2.0**31))  # NaN counts as big
+    if not big.any():
+        out: NDArray[np.int32] = r.astype(np.int32)
+        return out
+    return sat_fcvtzs(r).astype(np.int32)
+
+
+def _tiny_fixup(r: NDArray[np.float32], exact: Callable[[NDArray[np.bool_]], NDArray[np.float64]]) -> NDArray[
+        np.float32]:
+    """Flush results whose exact value is tiny (0 < |v| < FLT_MIN) to a signed zero.
+
+    Only results with ``|r| <= FLT_MIN`` can be tiny before rounding; ``exact(mask)`` gives
+    their exact values (float64).
+    """
+    with np.errstate(invalid="ignore"):
+        cand = np.abs(r) <= F32(FLT_MIN)
+    if not cand.any():
+        return r
+    ex = exact(cand)
+    tiny = (ex != 0) & (np.abs(ex) < FLT_MIN)
+    if tiny.any():
+        r = r.copy()
+        sub = r[cand]
+        sub[tiny] = np.copysign(F32(0), ex[tiny]).astype(F32)
+        r[cand] = sub
     return r
 
 
 def fmul32(a: Any, b: Any, *, fz: bool = False) -> NDArray[np.float32]:
     """SVE FMUL (binary32): ``RN32(a*b)``; with FPCR.FZ inputs and tiny results flush to signed 0.
 
-    numpy's float32 multiply is the IEEE one (one rounding). Under FZ the exact product (exact
-    in float64) decides tininess before rounding, as the Arm ARM FPRound does with AH = 0.
+    numpy's float32 multiply is the IEEE one (one rounding). Under FZ subnormal inputs read as
+    signed zeros and a product that is tiny *before* rounding (exact in float64) becomes a
+    signed zero, as the Arm ARM FPRound does with AH = 0.
     """
     a32, b32 = np.asarray(a, dtype=F32), np.asarray(b, dtype=F32)
     with np.errstate(over="ignore", invalid="ignore"):
         if not fz:
             return np.multiply(a32, b32, dtype=F32)
         a32, b32 = ftz32(a32), ftz32(b32)
-        return _flush_tiny(np.multiply(a32, b32, dtype=F32), a32.astype(F64) * b32.astype(F64))
+        r = np.multiply(a32, b32, dtype=F32)
+        ab, bb = np.broadcast_to(a32, r.shape), np.broadcast_to(b32, r.shape)
+        return _tiny_fixup(r, lambda m: ab[m].astype(F64) * bb[m].astype(F64))
 
 
 def fadd32(a: Any, b: Any, *, fz: bool = False) -> NDArray[np.float32]:
     """SVE FADD (binary32): ``RN32(a+b)``; with FPCR.FZ inputs and tiny results flush to signed 0.
 
     A sum of two binary32 values whose magnitude is below FLT_MIN is a multiple of 2**-149 with
-    fewer than 24 bits, so the float64 sum is exact there and decides tininess exactly.
+    fewer than 24 bits, so it is exact in binary32 and in float64 and decides tininess exactly.
     """
     a32, b32 = np.asarray(a, dtype=F32), np.asarray(b, dtype=F32)
     with np.errstate(over="ignore", invalid="ignore"):
         if not fz:
             return np.add(a32, b32, dtype=F32)
         a32, b32 = ftz32(a32), ftz32(b32)
-        return _flush_tiny(np.add(a32, b32, dtype=F32), a32.astype(F64) + b32.astype(F64))
+        r = np.add(a32, b32, dtype=F32)
+        ab, bb = np.broadcast_to(a32, r.shape), np.broadcast_to(b32, r.shape)
+        return _tiny_fixup(r, lambda m: ab[m].astype(F64) + bb[m].astype(F64))
+
+
+def clamp_f32(y: NDArray[np.float32], lo: np.float32, hi: np.float32, kind: str) -> NDArray[np.float32]:
+    """The kernels' float clamp, ``kind`` ``fclamp`` (SME2 FCLAMP) or ``fmax_fmin`` (SME1), NaN default.
+
+    Fast path, identical results: with no NaN anywhere and nonzero bounds there are no NaN or
+    signed-zero ties, so both clamps are ``min(max(y, lo), hi)`` (and nothing for +-inf bounds).
+    """
+    if not (np.isnan(lo) or np.isnan(hi) or lo == 0 or hi == 0 or lo > hi) and not np.isnan(y).any():
+        out = y
+        if lo != -np.inf:
+            out = np.maximum(out, lo)
+        if hi != np.inf:
+            out = np.minimum(out, hi)
+        return out.astype(F32, copy=False)
+    res = fclamp(y, lo, hi) if kind == "fclamp" else fmax_fmin(y, lo, hi)
+    return canonical_nan_f32(res)
 
 
 class PackedRhs(bytes):

@@ -39,18 +39,17 @@ from .._buffers import (
     writable_u8,
 )
 from ..kernel import PackedLhsKernel, RawLhsKernel, TileParams, Ukernel
-from ..numerics import round_half_even
+from ..numerics import ftz32
 from ..targets import Target, get_target
 from ._int8_common import (
     PackedRhs,
     as_packed_rhs,
     check_i32,
-    fmul32,
+    frintn_fcvtzs,
     int8_matmul,
     kai_matmul_requantize32_params,
     kai_rhs_pack_qsi8cx_params,
     owner_packed_rhs,
-    sat_fcvtzs,
     wrap_i32,
 )
 from ._sme_packers import SmeLhsPacker, read_lhs_blocks
@@ -267,13 +266,18 @@ def requantize(
         o = wrap_i32(r + output_zero_point)
         out = int8(low byte of min(max(o, min_value), max_value))
     """
-    y = fmul32(acc.astype(np.float32), scale, fz=fz)
-    with np.errstate(invalid="ignore"):
-        r = sat_fcvtzs(round_half_even(y))
-    o = wrap_i32(r + params.output_zero_point).astype(np.int64)
+    if fz:
+        scale = ftz32(scale)  # FPCR.FZ: a subnormal scale reads as a signed zero
+    with np.errstate(over="ignore", invalid="ignore"):
+        # SCVTF then FMUL; RN32(acc) is integral (0 or >= 1), so a nonzero product with a scale
+        # that is 0 or >= FLT_MIN is never tiny: FZ changes nothing more here.
+        y = np.multiply(acc.astype(np.float32), scale, dtype=np.float32)
+    r = frintn_fcvtzs(y)
+    o = r + np.int32(params.output_zero_point)  # int32 add wraps
     # SCLAMP (SME2) and SMAX-then-SMIN (SME1) agree: min(max(o, lo), hi).
-    clamped = np.minimum(np.maximum(o, params.min_value), params.max_value)
-    return clamped.astype(np.int32).astype(np.int8)  # UZP1 narrowing keeps the low byte
+    clamped = np.minimum(np.maximum(o, np.int32(params.min_value)), np.int32(params.max_value))
+    out: NDArray[np.int8] = clamped.astype(np.int8)  # UZP1 narrowing keeps the low byte
+    return out
 
 
 class _Pqs8Kernel:
@@ -316,7 +320,8 @@ class _Pqs8Kernel:
         bias, w, scale = self._rhs(rhs_u8, n, k)
         kk = a.shape[1]
         # ADDHA of bias' into a zeroed ZA, then SMOPA/SDOT: int32, exact, wraps.
-        acc = wrap_i32(int8_matmul(a, w[:kk]).astype(np.int64) + bias.astype(np.int64)[None, :])
+        acc = int8_matmul(a, w[:kk])
+        acc += bias[None, :]  # numpy int32 arithmetic wraps
         return requantize(acc, scale, params, fz=self.fz)
 
 

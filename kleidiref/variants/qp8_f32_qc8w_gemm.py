@@ -41,11 +41,12 @@ from .._buffers import (
     writable_u8,
 )
 from ..kernel import PackedLhsKernel, TileParams, Ukernel
-from ..numerics import canonical_nan_f32, fclamp, fma32, fmax_fmin, ftz32
+from ..numerics import fma32, ftz32
 from ..targets import Target, get_target
 from ._int8_common import (
     PackedRhs,
     as_packed_rhs,
+    clamp_f32,
     fadd32,
     fmul32,
     int8_matmul,
@@ -339,23 +340,27 @@ class _Qp8Kernel(PackedLhsKernel):
         w, rsum, scale, bias = self._rhs(rhs, n, k)
         # 1. SMOPA / SDOT over all K32 columns (LHS padding x RHS zeros), int32 wrap.
         acc = int8_matmul(q, w)
-        # 2. MLA with the packed row sums: acc + (-zp) * rsum, int32 wrap.
-        corr = neg_zp.astype(np.int64)[:, None] * rsum.astype(np.int64)[None, :]
-        acc = wrap_i32(acc.astype(np.int64) + corr)
-        # 3. SCVTF (RNE).
+        # 2. MLA with the packed row sums: acc += (-zp) * rsum (numpy int32 arithmetic wraps).
+        acc += neg_zp.astype(np.int32)[:, None] * rsum.astype(np.int32)[None, :]
+        # 3. SCVTF (RNE). An integer-valued float is never subnormal, so FZ does not touch it.
         f = acc.astype(np.float32)
         fz = self.fz
+        lo, hi = clamp_min, clamp_max
+        if fz:  # FPCR.FZ: subnormal scales, bias and bounds read as signed zeros
+            dq, scale, bias = ftz32(dq), ftz32(scale), ftz32(bias)
+            lo, hi = np.float32(ftz32(clamp_min)), np.float32(ftz32(clamp_max))
         if self.gemv:
-            sc = fmul32(scale[None, :], dq[:, None], fz=fz)       # FMUL scale * dq
-            y = fma32(sc, f, np.broadcast_to(bias[None, :], f.shape), fz=fz)  # FMLA: one rounding
+            sc = fmul32(scale[None, :], dq[:, None], fz=fz)                     # FMUL scale * dq
+            y = fma32(sc, f, np.broadcast_to(bias[None, :], f.shape), fz=fz)   # FMLA: one rounding
         else:
-            sc = fmul32(dq[:, None], scale[None, :], fz=fz)       # FMUL dq * scale
-            y = fadd32(fmul32(sc, f, fz=fz), bias[None, :], fz=fz)  # FMUL, then FADD: two roundings
-        lo, hi = (ftz32(clamp_min)[()], ftz32(clamp_max)[()]) if fz else (clamp_min, clamp_max)
+            sc = fmul32(dq[:, None], scale[None, :], fz=fz)                     # FMUL dq * scale
+            with np.errstate(over="ignore", invalid="ignore"):
+                # FMUL sc * f: |sc| is 0 or >= FLT_MIN and |f| is 0 or >= 1, so never tiny.
+                y = np.multiply(sc, f, dtype=np.float32)
+            y = fadd32(y, bias[None, :], fz=fz)                                  # FADD: 2nd rounding
         # Note: NaNs come out as the default NaN 0x7FC00000 (an SVE FMUL/FADD with FPCR.DN = 0
         # would keep an input NaN's payload; NaN scales/biases are outside XNNPACK's contract).
-        out = fclamp(y, lo, hi) if self.clamp_kind == "fclamp" else fmax_fmin(y, lo, hi)
-        return canonical_nan_f32(out)
+        return clamp_f32(y, lo, hi, self.clamp_kind)
 
 
 _SRC = "kai/ukernels/matmul/matmul_clamp_f32_qai8dxp_qsi8cxp/"
