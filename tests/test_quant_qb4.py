@@ -47,7 +47,10 @@ def test_all_256_bytes_decode_consistently() -> None:
 
 
 @given(
-    n=st.integers(1, 9), k=st.integers(1, 9), order=st.sampled_from(["nxk", "kxn"]), signed=st.booleans(),
+    n=st.integers(1, 9),
+    k=st.integers(1, 9),
+    order=st.sampled_from(["nxk", "kxn"]),
+    signed=st.booleans(),
     seed=st.integers(0, 2**32 - 1),
 )
 @settings(max_examples=150, deadline=None)
@@ -62,8 +65,11 @@ def test_pack_unpack_round_trip(n: int, k: int, order: str, signed: bool, seed: 
 
 
 @given(
-    n=st.integers(1, 6), nb=st.integers(1, 3), bl=st.sampled_from([32, 64, 128]),
-    mag=st.floats(1e-6, 1e6), seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 6),
+    nb=st.integers(1, 3),
+    bl=st.sampled_from([32, 64, 128]),
+    mag=st.floats(1e-6, 1e6),
+    seed=st.integers(0, 2**32 - 1),
 )
 @settings(max_examples=100, deadline=None)
 def test_dequant_quant_error_within_half_step(n: int, nb: int, bl: int, mag: float, seed: int) -> None:
@@ -84,7 +90,8 @@ def test_scale_conversions() -> None:
     rne = qb4.f32_scales_to_bf16(x)
     assert np.array_equal(rne, x.astype(ml_dtypes.bfloat16).view(np.uint16))
     h = x.astype(np.float16)
-    assert np.array_equal(qb4.f16_scales_to_bf16(h), h.astype(np.float32).astype(ml_dtypes.bfloat16).view(np.uint16))
+    via_f32 = h.astype(np.float32).astype(ml_dtypes.bfloat16).view(np.uint16)
+    assert np.array_equal(qb4.f16_scales_to_bf16(h), via_f32)
     legacy = qb4.executorch_legacy_f32_to_bf16(x)
     want = ((x * np.float32(1.00389105)).astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
     assert np.array_equal(legacy, want)

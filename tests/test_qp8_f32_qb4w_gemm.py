@@ -1,0 +1,430 @@
+"""qp8_f32_qb4w_gemm: golden vectors (SME2 and XNNPACK's NEON path), tiling, exact fast path, errors."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.typing import NDArray
+
+from kleidiref.golden import bundled_golden_dir, check_file
+from kleidiref.numerics import bf16_to_f32
+from kleidiref.quant import qb4
+from kleidiref.targets import NEON_ONLY, SUPPORTED_SVLS, Target
+from kleidiref.variants import _qb4w_common as common
+from kleidiref.variants import qp8_f32_qb4w_gemm as q
+from kleidiref.variants._qai8dxp import kai_lhs_quant_pack_qai8dxp_f32
+
+GOLDEN_SME2 = sorted(bundled_golden_dir().glob("qp8_f32_qb4w_gemm__*.npz"))
+GOLDEN_NEON = sorted(bundled_golden_dir().glob("qp8_f32_qb4w_gemm_neon__*.npz"))
+KERNELS = [q.SME2_MOPA, q.SME2_DOT, q.NEON_I8MM, q.NEON_I8MM_GEMV, q.NEON_DOT, q.NEON_DOT_GEMV]
+M4 = Target(svl_bits=512, name="m4")
+
+
+def _problem(
+    m: int, n: int, k: int, bl: int, seed: int = 0, scale_lo: float = 0.005, scale_hi: float = 0.05
+) -> tuple[NDArray[Any], ...]:
+    rng = np.random.default_rng(seed)
+    lhs = (rng.standard_normal((m, k)) * 2).astype(np.float32)
+    codes = rng.integers(-8, 8, (n, k)).astype(np.int8)
+    scales = qb4.f32_scales_to_bf16(rng.uniform(scale_lo, scale_hi, (n, k // bl)).astype(np.float32))
+    bias = rng.standard_normal(n).astype(np.float32)
+    return lhs, codes, scales, bias
+
+
+def _pack(
+    kcls: type[Any],
+    svl: int,
+    lhs: NDArray[Any],
+    codes: NDArray[Any],
+    scales: NDArray[Any],
+    bias: NDArray[Any],
+    bl: int,
+) -> tuple[Any, NDArray[np.uint8], NDArray[np.uint8]]:
+    kern = kcls(svl)
+    p = kern.tile_params()
+    lp = kai_lhs_quant_pack_qai8dxp_f32(svl).pack(lhs, mr=p.mr, kr=p.kr, sr=p.sr)
+    n, k = codes.shape
+    u = qb4.pack_nibbles(codes)
+    if kern.sme2:
+        rp = q.kai_rhs_pack_nxk_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon(svl).pack(
+            u, scales, bias, nr=p.nr, kr=p.kr, sr=p.sr, bl=bl
+        )
+    else:
+        rp = q.xnn_pack_kai_qb4_weights_and_biases(
+            u, scales, bias, n=n, k=k, bl=bl, kr=p.kr, sr=p.sr, nr=p.nr
+        )
+    return kern, lp, rp
+
+
+def _bits(x: NDArray[np.float32]) -> NDArray[np.uint32]:
+    return x.view(np.uint32)
+
+
+def test_golden_file_counts() -> None:
+    assert len(GOLDEN_SME2) == 75
+    assert len(GOLDEN_NEON) == 16
+
+
+@pytest.mark.parametrize("path", GOLDEN_SME2 + GOLDEN_NEON, ids=lambda p: Path(p).stem)
+def test_golden(path: Path) -> None:
+    res = check_file(path)
+    assert res.ok, [(f.name, f.detail) for f in res.fields if not f.ok] or res.message
+
+
+@pytest.mark.parametrize("mode", ["exact", "unfolded"])
+def test_golden_through_other_paths(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The float64-exact path and the integer-BLAS path reproduce the vectors too."""
+    orig = q.prepare_rhs
+
+    def prep(*a: Any, **kw: Any) -> common.PreparedRhs:
+        r = orig(*a, **kw)
+        if mode == "exact":
+            return dataclasses.replace(r, fast=False)
+        if r.fast and r.folded:
+            st_ = r.w.reshape(r.n, r.k // r.bl, r.bl).transpose(1, 2, 0).astype(np.float32)
+            return dataclasses.replace(r, folded=False, stack=np.ascontiguousarray(st_))
+        return r
+
+    monkeypatch.setattr(q, "prepare_rhs", prep)
+    for path in GOLDEN_SME2[::7] + GOLDEN_NEON:
+        res = check_file(path)
+        assert res.ok, (path.name, [(f.name, f.detail) for f in res.fields if not f.ok] or res.message)
+
+
+@pytest.mark.parametrize("kcls", KERNELS, ids=lambda c: c.name[-24:])
+@pytest.mark.parametrize(
+    ("m", "n", "k", "bl", "svl"), [(37, 70, 128, 32, 128), (21, 130, 256, 64, 256), (17, 65, 256, 128, 512)]
+)
+def test_tiling_invariance(kcls: type[Any], m: int, n: int, k: int, bl: int, svl: int) -> None:
+    if kcls.gemv:
+        m = 1
+    lhs, codes, scales, bias = _problem(m, n, k, bl, seed=m + n)
+    kern, lp, rp = _pack(kcls, svl, lhs, codes, scales, bias, bl)
+    whole = np.zeros((m, n), dtype=np.float32)
+    kern.run_matmul(m, n, k, bl, lp, rp, whole, n * 4, 4, -3.0, 2.5)
+    stride = (n + 3) * 4
+    dst = np.full(m * stride, 0xA5, dtype=np.uint8)
+    ms, ns = kern.get_m_step(), kern.get_n_step()
+    for m0 in range(0, m, ms):
+        for n0 in range(0, n, ns):
+            lo = kern.get_lhs_packed_offset(m0, k)
+            ro = kern.get_rhs_packed_offset(n0, k, bl)
+            do = kern.get_dst_offset(m0, n0, stride)
+            mb, nb = min(ms, m - m0), min(ns, n - n0)
+            kern.run_matmul(mb, nb, k, bl, lp[lo:], rp[ro:], dst[do:], stride, 4, -3.0, 2.5)
+    rows = dst.reshape(m, stride)
+    got = np.ascontiguousarray(rows[:, : n * 4]).view(np.float32)
+    assert np.array_equal(_bits(got), _bits(whole))
+    assert np.all(rows[:, n * 4 :] == 0xA5)  # padding untouched
+
+
+@given(
+    m=st.integers(1, 9),
+    n=st.integers(1, 20),
+    nb=st.integers(1, 4),
+    bl=st.sampled_from([32, 64, 128, 256]),
+    kind=st.sampled_from(["mopa", "sme2_dot", "neon"]),
+    wide=st.booleans(),
+    fz=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+@settings(max_examples=60, deadline=None)
+def test_fast_path_equals_exact_emulation(
+    m: int, n: int, nb: int, bl: int, kind: str, wide: bool, fz: bool, seed: int
+) -> None:
+    """Property: the BLAS fast path is bit-identical to the per-step numerics.fma32 emulation."""
+    k = nb * bl
+    lhs, codes, scales, bias = _problem(m, n, k, bl, seed, *((1e-6, 1e4) if wide else (0.005, 0.05)))
+    rng = np.random.default_rng(seed + 1)
+    if rng.random() < 0.5:  # extreme codes and one-signed rows push |isum| over 2**16 when bl >= 128
+        codes = np.where(rng.random(codes.shape) < 0.5, -8, 7).astype(np.int8)
+        lhs = np.abs(lhs) + np.float32(1)
+    from kleidiref.quant.qai8dx import quantize_qai8dx
+
+    qv, dq, zp = quantize_qai8dx(lhs, k_block_len=4)
+    w, sc = codes, scales
+    rsum = common.rsum_chain(
+        w.astype(np.int64).reshape(n, -1, 32).sum(axis=2),
+        np.repeat(bf16_to_f32(sc), bl // 32, axis=1),
+        fused=True,
+    )
+    fast = common.prepare_rhs(w, sc, rsum, bias, bl)
+    exact = dataclasses.replace(fast, fast=False)
+    neg = (-zp.astype(np.int64)).astype(np.int32)
+    lo, hi = np.float32(-np.inf), np.float32(np.inf)
+    a = common.qb4w_matmul(qv, neg, dq, fast, kind, lo, hi, fz=fz)  # type: ignore[arg-type]
+    b = common.qb4w_matmul(qv, neg, dq, exact, kind, lo, hi, fz=fz)  # type: ignore[arg-type]
+    assert np.array_equal(_bits(a), _bits(b))
+
+
+def test_large_block_sums_take_the_exact_step() -> None:
+    """bl = 256 with all-127 codes and w = -8: |isum| = 260096 > 2**16 (per-block fallback)."""
+    m, n, bl, k = 3, 5, 256, 512
+    qv = np.full((m, k), 127, dtype=np.int8)
+    w = np.full((n, k), -8, dtype=np.int8)
+    sc = qb4.f32_scales_to_bf16(np.full((n, k // bl), 0.0123, dtype=np.float32))
+    rsum = np.full(n, -1.5, dtype=np.float32)
+    bias = np.zeros(n, dtype=np.float32)
+    fast = common.prepare_rhs(w, sc, rsum, bias, bl)
+    assert fast.fast and not fast.folded
+    exact = dataclasses.replace(fast, fast=False)
+    neg, dq = np.full(m, 3, dtype=np.int32), np.full(m, 0.01, dtype=np.float32)
+    lo, hi = np.float32(-np.inf), np.float32(np.inf)
+    for kind in ("mopa", "sme2_dot", "neon"):
+        a = common.qb4w_matmul(qv, neg, dq, fast, kind, lo, hi)  # type: ignore[arg-type]
+        b = common.qb4w_matmul(qv, neg, dq, exact, kind, lo, hi)  # type: ignore[arg-type]
+        assert np.array_equal(_bits(a), _bits(b))
+
+
+def test_fast_fma32_matches_numerics() -> None:
+    rng = np.random.default_rng(5)
+    a = (rng.standard_normal(20000) * 10.0 ** rng.integers(-30, 30, 20000)).astype(np.float32)
+    b = (rng.standard_normal(20000) * 10.0 ** rng.integers(-30, 30, 20000)).astype(np.float32)
+    c = (rng.standard_normal(20000) * 10.0 ** rng.integers(-38, 38, 20000)).astype(np.float32)
+    c[:100] = np.float32(2.0**-130)
+    from kleidiref.numerics import fma32
+
+    for fz in (False, True):
+        assert np.array_equal(_bits(common.fast_fma32(a, b, c, fz=fz)), _bits(fma32(a, b, c, fz=fz)))
+
+
+@pytest.mark.parametrize("m", [1, 6, 33])
+@pytest.mark.parametrize("i8mm", [True, False])
+def test_gemm_default_is_xnnpack_neon_path(m: int, i8mm: bool) -> None:
+    t = Target(svl_bits=512, i8mm=i8mm)
+    kcls = q.select_kernel(t, m)
+    assert kcls.isa == "neon" and kcls.gemv == (m == 1)
+    assert ("i8mm" in kcls.name or "1x8" in kcls.name) == i8mm
+    lhs, codes, scales, bias = _problem(m, 23, 128, 64, seed=m)
+    out = q.gemm(lhs, codes, scales, bl=64, bias=bias, clamp_min=-1.5, clamp_max=1.75, target=t)
+    kern, lp, rp = _pack(kcls, 512, lhs, codes, scales, bias, 64)
+    dst = np.zeros((m, 23), dtype=np.float32)
+    kern.run_matmul(m, 23, 128, 64, lp, rp, dst, 23 * 4, 4, -1.5, 1.75)
+    assert np.array_equal(_bits(out), _bits(dst))
+    assert "no SME2 qb4w branch" in q.emulated_path(t, m)
+
+
+@pytest.mark.parametrize("m", [1, 9])
+def test_sme2_kernels_by_name_and_svl(m: int) -> None:
+    lhs, codes, scales, bias = _problem(m, 40, 128, 32, seed=7)
+    name = q.SME2_DOT.name if m == 1 else q.SME2_MOPA.name
+    outs = [
+        q.gemm(lhs, codes, scales, bl=32, bias=bias, kernel=name, target=Target(svl_bits=s))
+        for s in SUPPORTED_SVLS
+    ]
+    for o in outs[1:]:
+        assert np.array_equal(_bits(o), _bits(outs[0]))
+    kern, lp, rp = _pack(q.SME2_DOT if m == 1 else q.SME2_MOPA, 256, lhs, codes, scales, bias, 32)
+    dst = np.zeros((m, 40), dtype=np.float32)
+    kern.run_matmul(m, 40, 128, 32, lp, rp, dst, 160, 4, -np.inf, np.inf)
+    assert np.array_equal(_bits(outs[0]), _bits(dst))
+
+
+def test_input_forms_and_prepared_weights() -> None:
+    lhs, codes, scales, bias = _problem(4, 13, 64, 32, seed=3)
+    ref = q.gemm(lhs, codes, scales, bl=32, bias=bias, target=M4)
+    nib = qb4.pack_nibbles(codes)
+    assert np.array_equal(_bits(q.gemm(lhs, nib, scales, bl=32, bias=bias, target=M4)), _bits(ref))
+    t_codes = np.ascontiguousarray(codes.T)
+    got = q.gemm(lhs, t_codes, scales, bl=32, bias=bias, transpose_rhs=True, target=M4)
+    assert np.array_equal(_bits(got), _bits(ref))  # kxn packer: same bytes on real columns
+    prep = q.prepare_weights(codes, scales, bl=32, bias=bias, target=M4)
+    assert np.array_equal(_bits(q.gemm(lhs, prep, target=M4)), _bits(ref))
+    assert np.array_equal(_bits(q.gemm(lhs[:1], prep, target=M4)), _bits(ref[:1]))  # GEMV sibling, same RHS
+    with pytest.raises(ValueError, match="PreparedQb4w"):
+        q.gemm(lhs, prep, scales, target=M4)
+    with pytest.raises(ValueError, match="packed for"):
+        q.gemm(lhs, prep, target=M4, kernel=q.SME2_MOPA.name)
+
+
+def test_packers_padding_and_bias_patch() -> None:
+    n, k, bl = 6, 64, 32
+    _, codes, scales, bias = _problem(1, n, k, bl, seed=11)
+    u = qb4.pack_nibbles(codes)
+    rp = q.xnn_pack_kai_qb4_weights_and_biases(u, scales, bias, n=n, k=k, bl=bl, kr=16, sr=2)
+    w, sc, _rsum, b = common.unpack_rhs(rp, 8, k, 4, bl, "qsi4c32p", 8)
+    assert np.array_equal(w[:n], codes) and np.array_equal(w[n:], np.stack([codes[-1]] * 2))
+    assert np.array_equal(b[:n], bias) and np.all(b[n:] == 0)  # XNNPACK patches real channels only
+    assert np.array_equal(sc[n:], np.stack([scales[-1]] * 2))
+    rk = q.xnn_pack_kai_qb4_weights_and_biases(
+        qb4.pack_nibbles(codes, "kxn"), scales, bias, n=n, k=k, bl=bl, kr=16, sr=2, transpose_weights=True
+    )
+    stride = common.kernel_rhs_stride(k, 4, bl)
+    assert np.array_equal(rk[:stride], rp[:stride])  # first block has no padded column
+    sme = q.kai_rhs_pack_nxk_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon(128).pack(
+        u, scales, bias, nr=16, kr=8, sr=2, bl=bl
+    )
+    w2, _, _, b2 = common.unpack_rhs(sme, 16, k, 16, bl, "ps1s0nrx4", 4)
+    assert np.array_equal(w2[:n], codes) and np.all(b2[n:] == bias[-1])  # KleidiAI replicates N-1
+
+
+def test_select_kernel_without_neon_dotprod() -> None:
+    with pytest.raises(ValueError, match="init_qp8_f32_qb4w_gemm_config"):
+        q.select_kernel(Target(svl_bits=512, i8mm=False, dotprod=False), 4)
+    with pytest.raises(ValueError, match="KleidiAI"):
+        q.select_kernel(M4.replace(kleidiai=False), 4)
+    assert q.select_kernel(NEON_ONLY, 4) is q.NEON_I8MM
+
+
+def test_creation_errors() -> None:
+    lhs, codes, scales, _bias = _problem(2, 5, 64, 32)
+    with pytest.raises(ValueError, match="XNN_MIN_BLOCKSIZE"):
+        q.gemm(lhs[:, :48], codes[:, :48], scales[:, :1], bl=48, target=M4)
+    l96, c96, s96, _ = _problem(2, 5, 96, 32)
+    with pytest.raises(ValueError, match=r"k % bl"):
+        q.gemm(l96, c96, s96[:, :1], bl=64, target=M4)
+    with pytest.raises(ValueError, match="check_kernel_zero_point_is_8_qu8"):
+        q.prepare_weights(codes, scales, bl=32, kernel_zero_point=0, target=M4)
+    for bad in (0x0000, 0xBC00, 0x7F80, 0x7FC0, 0x0010):
+        s2 = scales.copy()
+        s2[1, 1] = bad
+        with pytest.raises(ValueError, match="check_block_size"):
+            q.gemm(lhs, codes, s2, bl=32, target=M4)
+
+
+def test_type_and_shape_errors() -> None:
+    lhs, codes, scales, bias = _problem(2, 5, 64, 32)
+    with pytest.raises(TypeError, match="float32"):
+        q.gemm(lhs.astype(np.float64), codes, scales, bl=32, target=M4)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="int8"):
+        q.gemm(lhs, codes.astype(np.int16), scales, bl=32, target=M4)
+    with pytest.raises(TypeError, match="uint16"):
+        q.gemm(lhs, codes, scales.astype(np.float32), bl=32, target=M4)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="shape"):
+        q.gemm(lhs, codes, scales[:, :1], bl=32, target=M4)
+    with pytest.raises(TypeError, match="bias"):
+        q.gemm(lhs, codes, scales, bl=32, bias=bias[:3], target=M4)
+    with pytest.raises(ValueError, match="K mismatch"):
+        q.gemm(lhs[:, :32], codes, scales, bl=32, target=M4)
+    with pytest.raises(TypeError, match="scales_bf16 and bl"):
+        q.gemm(lhs, codes, scales, target=M4)
+    with pytest.raises(ValueError, match="one row"):
+        q.gemm(lhs, codes, scales, bl=32, target=M4, kernel=q.NEON_DOT_GEMV.name)
+    with pytest.raises(ValueError, match="not a qp8_f32_qb4w kernel"):
+        q.gemm(lhs, codes, scales, bl=32, target=M4, kernel="kai_nope")
+
+
+def test_kernel_asserts_and_short_buffers() -> None:
+    m, n, k, bl = 3, 9, 64, 32
+    lhs, codes, scales, bias = _problem(m, n, k, bl)
+    kern, lp, rp = _pack(q.SME2_MOPA, 512, lhs, codes, scales, bias, bl)
+    dst = np.zeros((m, n), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"bl % kai_bl"):
+        kern.run_matmul(m, n, k, 48, lp, rp, dst, n * 4, 4, -1.0, 1.0)
+    with pytest.raises(ValueError, match=r"k % bl"):
+        kern.run_matmul(m, n, 96, 64, lp, rp, dst, n * 4, 4, -1.0, 1.0)
+    with pytest.raises(ValueError, match="dst_stride_col"):
+        kern.run_matmul(m, n, k, bl, lp, rp, dst, n * 4, 8, -1.0, 1.0)
+    with pytest.raises(ValueError, match="m > 0"):
+        kern.run_matmul(0, n, k, bl, lp, rp, dst, n * 4, 4, -1.0, 1.0)
+    with pytest.raises(ValueError, match="lhs_packed"):
+        kern.run_matmul(m, n, k, bl, lp[:-1], rp, dst, n * 4, 4, -1.0, 1.0)
+    with pytest.raises(ValueError, match="rhs_packed"):
+        kern.run_matmul(m, n, k, bl, lp, rp[:-1], dst, n * 4, 4, -1.0, 1.0)
+    with pytest.raises(ValueError, match="dst"):
+        kern.run_matmul(m, n, k, bl, lp, rp, np.zeros(m * n - 1, dtype=np.float32), n * 4, 4, -1.0, 1.0)
+    with pytest.raises(ValueError, match="m == 1"):
+        q.SME2_DOT(512).run_matmul(2, n, k, bl, lp, rp, dst, n * 4, 4, -1.0, 1.0)
+    with pytest.raises(TypeError, match="needs bl"):
+        kern.get_rhs_packed_offset(0, k)
+    with pytest.raises(ValueError, match="n_idx % nr"):
+        kern.get_rhs_packed_offset(3, k, bl)
+    with pytest.raises(ValueError, match="m_idx % mr"):
+        q.NEON_I8MM().get_lhs_packed_offset(2, k)
+    neon = q.NEON_DOT()
+    neon.run_matmul(0, n, k, bl, lp, rp, dst, n * 4, 4, -1.0, 1.0)  # m == 0 returns, as the C
+
+
+def test_packer_asserts() -> None:
+    _, codes, scales, bias = _problem(1, 5, 64, 32)
+    u = qb4.pack_nibbles(codes)
+    sme = q.kai_rhs_pack_nxk_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon(512)
+    with pytest.raises(ValueError, match="block_length == 4"):
+        sme.pack(u, scales, bias, nr=64, kr=16, sr=2, bl=32)
+    with pytest.raises(ValueError, match="nr % kai_nr_multiple_of"):
+        sme.pack(u, scales, bias, nr=6, kr=8, sr=2, bl=32)
+    neon = q.kai_rhs_pack_nxk_qsi4c32p_qsu4c32s1s0()
+    with pytest.raises(ValueError, match=r"kr % sr"):
+        neon.pack(u, scales, bias, nr=4, kr=16, sr=3, bl=32)
+    with pytest.raises(ValueError, match=r"bl % kr"):
+        neon.pack(u, scales, bias, nr=4, kr=64, sr=2, bl=32)
+    out = np.zeros(neon.get_rhs_packed_size(5, 64, 4, 16, 2, 32), dtype=np.uint8)
+    bad = q.kai_rhs_pack_qsi4c32p_params(rhs_zero_point=0)
+    with pytest.raises(ValueError, match="rhs_zero_point == 8"):
+        neon.run_rhs_pack(1, 5, 64, 4, 16, 2, 32, u, 32, None, scales, 4, out, 0, bad)
+    with pytest.raises(ValueError, match="lhs_zero_point == 1"):
+        neon.run_rhs_pack(
+            1,
+            5,
+            64,
+            4,
+            16,
+            2,
+            32,
+            u,
+            32,
+            None,
+            scales,
+            4,
+            out,
+            0,
+            q.kai_rhs_pack_qsi4c32p_params(lhs_zero_point=0),
+        )
+    with pytest.raises(ValueError, match="num_groups == 1"):
+        neon.run_rhs_pack(
+            2, 5, 64, 4, 16, 2, 32, u, 32, None, scales, 4, out, 0, q.kai_rhs_pack_qsi4c32p_params()
+        )
+    with pytest.raises(ValueError, match="rhs_packed"):
+        neon.run_rhs_pack(
+            1, 5, 64, 4, 16, 2, 32, u, 32, None, scales, 4, out[:-1], 0, q.kai_rhs_pack_qsi4c32p_params()
+        )
+    with pytest.raises(ValueError, match="rhs"):
+        neon.run_rhs_pack(
+            1, 5, 64, 4, 16, 2, 32, u[:4], 32, None, scales, 4, out, 0, q.kai_rhs_pack_qsi4c32p_params()
+        )
+
+
+def test_fz_changes_nothing_on_normal_data() -> None:
+    lhs, codes, scales, bias = _problem(6, 19, 128, 64, seed=9)
+    for kernel in (None, q.SME2_MOPA.name):
+        a = q.gemm(lhs, codes, scales, bl=64, bias=bias, target=M4, kernel=kernel)
+        b = q.gemm(
+            lhs, codes, scales, bl=64, bias=bias, target=M4.replace(flush_to_zero=False), kernel=kernel
+        )
+        assert np.array_equal(_bits(a), _bits(b))
+
+
+def test_neon_clamp_propagates_nan_sme2_clamps_it() -> None:
+    m, n, k, bl = 2, 4, 32, 32
+    lhs, codes, scales, _ = _problem(m, n, k, bl)
+    bias = np.array([np.nan, 0.0, np.inf, -np.inf], dtype=np.float32)
+    neon = q.gemm(lhs, codes, scales, bl=bl, bias=bias, clamp_min=-1.0, clamp_max=1.0, target=M4)
+    sme2 = q.gemm(
+        lhs,
+        codes,
+        scales,
+        bl=bl,
+        bias=bias,
+        clamp_min=-1.0,
+        clamp_max=1.0,
+        target=M4,
+        kernel=q.SME2_MOPA.name,
+    )
+    assert np.all(_bits(neon[:, 0]) == 0x7FC00000)  # FMAX/FMIN propagate NaN (default NaN here)
+    assert np.all(sme2[:, 0] == -1.0)  # FCLAMP: NaN -> min
+    assert np.all(neon[:, 2] == 1.0) and np.all(neon[:, 3] == -1.0)
+
+
+@pytest.mark.slow
+def test_llm_size_against_exact_path() -> None:
+    lhs, codes, scales, bias = _problem(8, 512, 2048, 128, seed=2)
+    prep = q.prepare_weights(codes, scales, bl=128, bias=bias, target=M4)
+    a = q.gemm(lhs, prep, target=M4)
+    exact = dataclasses.replace(prep, operand=dataclasses.replace(prep.operand, fast=False))
+    assert np.array_equal(_bits(a), _bits(q.gemm(lhs, exact, target=M4)))
