@@ -196,6 +196,16 @@ def test_errors_friendly() -> None:
         p.gemm(d["lhs"], d["rhs"], **{**args, "requant_scale": d["requant_scale"][:1]})
     with pytest.raises(ValueError, match="int32"):
         p.gemm(d["lhs"], d["rhs"], **{**args, "input_zero_point": 2**40})
+    with pytest.raises(ValueError, match="int8"):
+        p.gemm(d["lhs"], d["rhs"], **{**args, "input_zero_point": 128})
+    with pytest.raises(ValueError, match="int8"):
+        p.gemm(d["lhs"], d["rhs"], **{**args, "output_zero_point": -129})
+    with pytest.raises(ValueError, match="output_min"):
+        p.gemm(d["lhs"], d["rhs"], **args, output_min=10, output_max=5)
+    big = d["requant_scale"].copy()
+    big[1] = 256.0
+    with pytest.raises(ValueError, match="setup_scale_params_qx8_qcyw"):
+        p.gemm(d["lhs"], d["rhs"], **{**args, "requant_scale": big})
     with pytest.raises(ValueError, match="not a pqs8"):
         p.gemm(d["lhs"], d["rhs"], **args, kernel="kai_matmul_clamp_f32_f32p2vlx1_f32p2vlx1biasf32_sme2_mopa")
 

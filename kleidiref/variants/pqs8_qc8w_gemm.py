@@ -483,6 +483,14 @@ class PackedWeights:
     rhs_packed: PackedRhs
 
 
+def _check_int8(name: str, value: object) -> int:
+    """A qint8 zero point or bound, as XNNPACK's int8_t parameters: in [-128, 127]."""
+    v = check_i32(name, value)
+    if not -128 <= v <= 127:
+        raise ValueError(f"{name} = {v} is not an int8 value (XNNPACK passes it as int8_t)")
+    return v
+
+
 def pack_weights(
     rhs: NDArray[np.int8],
     requant_scale: NDArray[np.float32],
@@ -506,7 +514,16 @@ def pack_weights(
     k, n = w_kn.shape
     if k < 1:
         raise ValueError("K must be >= 1")
-    izp = check_i32("input_zero_point", input_zero_point)
+    izp = _check_int8("input_zero_point", input_zero_point)
+    check_dtype("requant_scale", requant_scale, F32, "XNNPACK requantization scales are float32")
+    with np.errstate(invalid="ignore"):
+        bad = ~((requant_scale > 0) & (requant_scale < np.float32(256)))
+    if np.any(bad):
+        i = int(np.flatnonzero(bad.reshape(-1))[0])
+        raise ValueError(
+            f"requant_scale[{i}] = {float(requant_scale.reshape(-1)[i])!r} must be > 0 and < 256: XNNPACK's "
+            "setup_scale_params_qx8_qcyw / init_requantization_scale_qx8_qc8w refuse to create the operator"
+        )
     params = kai_rhs_pack_qsi8cx_params(lhs_zero_point=izp, scale_multiplier=1.0)
     packed = kai_rhs_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme(t.svl_bits).pack(
         w_kn, requant_scale, bias, params=params)
@@ -532,7 +549,10 @@ def gemm_packed(
         raise ValueError(f"lhs must be [M, {weights.k}], got shape {a.shape}")
     if weights.svl != t.svl_bits:
         raise ValueError(f"weights were packed for SVL {weights.svl}, the target has SVL {t.svl_bits}")
-    params = kai_matmul_requantize32_params(output_min, output_max, output_zero_point)
+    lo, hi = _check_int8("output_min", output_min), _check_int8("output_max", output_max)
+    if lo > hi:
+        raise ValueError(f"output_min {lo} must be <= output_max {hi}")
+    params = kai_matmul_requantize32_params(lo, hi, _check_int8("output_zero_point", output_zero_point))
     m, k, n = a.shape[0], weights.k, weights.n
     dst = np.zeros((m, n), dtype=np.int8)
     if m == 0 or n == 0:
