@@ -102,18 +102,23 @@ def wrap_i32(x: NDArray[Any]) -> NDArray[np.int32]:
     return np.asarray(x).astype(np.int64, copy=False).astype(np.int32)
 
 
-def int8_matmul(a: NDArray[Any], w_kn: NDArray[Any]) -> NDArray[np.int32]:
+def int8_matmul(a: NDArray[Any], w_kn: NDArray[Any], *, w_absmax: float = 128.0) -> NDArray[np.int32]:
     """``sum_k a[m][k] * w[k][n]`` reduced mod 2**32, exactly (see the module docstring).
 
     ``a`` [M, K] and ``w_kn`` [K, N] hold int8 values (any integer or float dtype holding them;
-    pass float32 to avoid a conversion). Each K chunk of <= 1024 is one float32 GEMM whose
-    partial sums are exact integers below 2**24; chunks are added in int32 with wraparound.
+    pass float32 to avoid a conversion); ``w_absmax`` bounds ``|w|``. Every partial sum of a
+    chunk is bounded by ``max_m sum_k |a[m][k]| * w_absmax``; when that is at most 2**24 one
+    float32 GEMM over all of K is exact, else K is split into chunks of 1024 (each bounded by
+    1024 * 2**14 = 2**24 whatever the values). Chunks are added in int32 with wraparound.
     """
     k = a.shape[1]
     a32 = a if a.dtype == F32 else a.astype(F32)
+    chunk = K_CHUNK
+    if k > K_CHUNK and float(np.abs(a32).sum(axis=1, dtype=F64).max(initial=0.0)) * w_absmax <= 2.0**24:
+        chunk = k  # the data bound shows one exact GEMM suffices
     out: NDArray[np.int32] | None = None
-    for k0 in range(0, k, K_CHUNK):
-        k1 = min(k, k0 + K_CHUNK)
+    for k0 in range(0, k, chunk):
+        k1 = min(k, k0 + chunk)
         w = w_kn[k0:k1]
         part = (a32[:, k0:k1] @ (w if w.dtype == F32 else w.astype(F32))).astype(np.int32)  # exact
         if out is None:
@@ -168,6 +173,11 @@ def _tiny_fixup(r: NDArray[np.float32], exact: Callable[[NDArray[np.bool_]], NDA
     return r
 
 
+def _min_nonzero_abs(x: NDArray[np.float32]) -> float:
+    ax = np.abs(x[x != 0]).astype(F64)
+    return float(ax.min()) if ax.size else np.inf
+
+
 def fmul32(a: Any, b: Any, *, fz: bool = False) -> NDArray[np.float32]:
     """SVE FMUL (binary32): ``RN32(a*b)``; with FPCR.FZ inputs and tiny results flush to signed 0.
 
@@ -181,6 +191,8 @@ def fmul32(a: Any, b: Any, *, fz: bool = False) -> NDArray[np.float32]:
             return np.multiply(a32, b32, dtype=F32)
         a32, b32 = ftz32(a32), ftz32(b32)
         r = np.multiply(a32, b32, dtype=F32)
+        if _min_nonzero_abs(a32) * _min_nonzero_abs(b32) > FLT_MIN:
+            return r  # every nonzero exact product exceeds FLT_MIN: none is tiny
         ab, bb = np.broadcast_to(a32, r.shape), np.broadcast_to(b32, r.shape)
         return _tiny_fixup(r, lambda m: ab[m].astype(F64) * bb[m].astype(F64))
 

@@ -302,25 +302,29 @@ class _Pqs8Kernel:
         nr = 2 * self.vls
         return roundup(n, nr) // nr * _rhs_stride(k, nr)
 
-    def _rhs(self, rhs_u8: NDArray[np.uint8], n: int, k: int) -> tuple[NDArray[Any], ...]:
+    def _rhs(self, rhs_u8: NDArray[np.uint8], n: int, k: int) -> tuple[Any, ...]:
+        """``(bias'[n], W[K4, n] float32, scale'[n], bound on |W|)`` decoded from the packed bytes."""
         nr = 2 * self.vls
         owner = owner_packed_rhs(rhs_u8)
         stride = _rhs_stride(k, nr)
         if owner is not None and len(owner) % stride == 0 and len(owner) // stride * nr >= n:
+            # Decoded once from the immutable bytes of this PackedRhs (cannot go stale).
             full_n = len(owner) // stride * nr
             b, w, sc = owner.decoded(("qsi8cxp2vlx4sb", full_n, k, nr),
                                      lambda buf: decode_qsi8cxp2vlx4sb(buf, full_n, k, nr))
-            return b[:n], w[:, :n], sc[:n]
-        return decode_qsi8cxp2vlx4sb(rhs_u8, n, k, nr)
+            amax = owner.decoded(("qsi8cxp2vlx4sb|W|", full_n, k, nr),
+                                 lambda _: float(np.abs(w).max(initial=0)))
+            return b[:n], w[:, :n], sc[:n], amax
+        return (*decode_qsi8cxp2vlx4sb(rhs_u8, n, k, nr), 128.0)
 
     def _requant(
         self, a: NDArray[Any], rhs_u8: NDArray[np.uint8], n: int, k: int,
         params: kai_matmul_requantize32_params,
     ) -> NDArray[np.int8]:
-        bias, w, scale = self._rhs(rhs_u8, n, k)
+        bias, w, scale, w_absmax = self._rhs(rhs_u8, n, k)
         kk = a.shape[1]
         # ADDHA of bias' into a zeroed ZA, then SMOPA/SDOT: int32, exact, wraps.
-        acc = int8_matmul(a, w[:kk])
+        acc = int8_matmul(a, w[:kk], w_absmax=w_absmax)
         acc += bias[None, :]  # numpy int32 arithmetic wraps
         return requantize(acc, scale, params, fz=self.fz)
 

@@ -320,7 +320,8 @@ class _Qp8Kernel(PackedLhsKernel):
                 raise ValueError(f"KAI_ASSERT(n > 0) fails in kai_run_{self.name[4:]}")
         return m_, n_, k_
 
-    def _rhs(self, rhs_u8: NDArray[np.uint8], n: int, k: int) -> tuple[NDArray[Any], ...]:
+    def _rhs(self, rhs_u8: NDArray[np.uint8], n: int, k: int) -> tuple[Any, ...]:
+        """``(W[K32, n] float32, rsum, scale, bias, bound on |W|)`` decoded from the packed bytes."""
         nr = self.get_nr()
         owner = owner_packed_rhs(rhs_u8)
         if owner is not None:
@@ -329,17 +330,18 @@ class _Qp8Kernel(PackedLhsKernel):
             if len(owner) % _rhs_stride(k, nr) == 0 and full_n >= n:
                 w, rsum, sc, b = owner.decoded(("qsi8cxp", full_n, k, nr),
                                                lambda buf: decode_qsi8cxp(buf, full_n, k, nr))
-                return w[:, :n], rsum[:n], sc[:n], b[:n]
-        return decode_qsi8cxp(rhs_u8, n, k, nr)
+                amax = owner.decoded(("qsi8cxp|W|", full_n, k, nr), lambda _: float(np.abs(w).max(initial=0)))
+                return w[:, :n], rsum[:n], sc[:n], b[:n], amax
+        return (*decode_qsi8cxp(rhs_u8, n, k, nr), 128.0)
 
     def _compute(
         self, m: int, n: int, k: int, lhs: NDArray[np.uint8], rhs: NDArray[np.uint8],
         clamp_min: np.float32, clamp_max: np.float32,
     ) -> NDArray[Any]:
         q, neg_zp, dq = read_qai8dxp(lhs, m, k, self.get_mr(), KR, 1)
-        w, rsum, scale, bias = self._rhs(rhs, n, k)
+        w, rsum, scale, bias, w_absmax = self._rhs(rhs, n, k)
         # 1. SMOPA / SDOT over all K32 columns (LHS padding x RHS zeros), int32 wrap.
-        acc = int8_matmul(q, w)
+        acc = int8_matmul(q, w, w_absmax=w_absmax)
         # 2. MLA with the packed row sums: acc += (-zp) * rsum (numpy int32 arithmetic wraps).
         acc += neg_zp.astype(np.int32)[:, None] * rsum.astype(np.int32)[None, :]
         # 3. SCVTF (RNE). An integer-valued float is never subnormal, so FZ does not touch it.
