@@ -262,3 +262,51 @@ def test_property_exact_requantization(m: int, n: int, k: int, svl: int, seed: i
                  input_zero_point=d["input_zero_point"], output_zero_point=d["output_zero_point"],
                  output_min=lo, output_max=hi, target=Target(svl_bits=svl))
     assert np.array_equal(out, _reference(d, lo, hi))
+
+
+# ------------------------------------------------------------------------------ shared int8 helpers
+
+
+@pytest.mark.parametrize(("m", "n", "k"), [(3, 5, 7), (2, 4, 3000), (1, 3, 1025)])
+@pytest.mark.parametrize("extreme", [False, True])
+def test_int8_matmul_exact(m: int, n: int, k: int, extreme: bool) -> None:
+    from kleidiref.variants._int8_common import int8_matmul
+
+    rng = np.random.default_rng(k)
+    a = np.full((m, k), -128, np.int8) if extreme else rng.integers(-128, 128, (m, k)).astype(np.int8)
+    w = np.full((k, n), -128, np.int8) if extreme else rng.integers(-128, 128, (k, n)).astype(np.int8)
+    ref = a.astype(np.int64) @ w.astype(np.int64)
+    assert np.array_equal(int8_matmul(a, w), ref.astype(np.int32))
+    assert np.array_equal(int8_matmul(a, w.astype(np.float32), w_absmax=128.0), ref.astype(np.int32))
+
+
+@pytest.mark.slow
+def test_int8_matmul_wraps_like_int32() -> None:
+    from kleidiref.variants._int8_common import int8_matmul
+
+    k = 140_000  # 128 * 128 * k > 2**31: the kernels' int32 accumulator wraps
+    a = np.full((1, k), -128, np.int8)
+    w = np.full((k, 1), -128, np.int8)
+    assert int(int8_matmul(a, w)[0, 0]) == ((16384 * k + 2**31) % 2**32) - 2**31
+
+
+def test_packed_rhs_cache_only_for_the_whole_object() -> None:
+    from kleidiref.variants._int8_common import PackedRhs, owner_packed_rhs
+
+    pr = PackedRhs(bytes(range(64)))
+    full = np.frombuffer(pr, np.uint8)
+    assert owner_packed_rhs(full) is pr
+    assert owner_packed_rhs(full[:]) in (None, pr)  # a view: decoding its own bytes is also correct
+    assert owner_packed_rhs(full[4:]) is None
+    assert owner_packed_rhs(np.frombuffer(pr[4:], np.uint8)) is None  # bytes slice: a plain copy
+    assert owner_packed_rhs(full.copy()) is None
+    assert pr.decoded("x", lambda b: len(b)) == 64 and pr.decoded("x", lambda b: -1) == 64
+    d = _problem(5, 40, 9)
+    w = p.pack_weights(d["rhs"], d["requant_scale"], input_zero_point=1)
+    a1 = p.gemm_packed(d["lhs"], w, output_zero_point=0)
+    # a tile view of the same object (offset) must decode its own bytes, not reuse the cache
+    kern = p.SME2_MOPA()
+    lp = p.kai_lhs_pack_x8p2vlx4_x8_sme().pack(d["lhs"])
+    dst = np.zeros((5, 40), np.int8)
+    kern.run_matmul(5, 40, 9, lp, np.frombuffer(w.rhs_packed, np.uint8)[0:], dst, 40, 1, RQ(-128, 127, 0))
+    assert np.array_equal(dst, a1)
