@@ -47,7 +47,7 @@ from ._int8_common import (
     PackedRhs,
     as_packed_rhs,
     clamp_f32,
-    fadd32,
+    fadd32_prefl,
     fmul32,
     int8_matmul,
     kai_rhs_pack_qsi8cx_params,
@@ -357,9 +357,11 @@ class _Qp8Kernel(PackedLhsKernel):
         else:
             sc = fmul32(dq[:, None], scale[None, :], fz=fz)                     # FMUL dq * scale
             with np.errstate(over="ignore", invalid="ignore"):
-                # FMUL sc * f: |sc| is 0 or >= FLT_MIN and |f| is 0 or >= 1, so never tiny.
+                # FMUL sc * f: |sc| is 0 or >= FLT_MIN and |f| is 0 or >= 1, so never tiny
+                # (and y is never subnormal: FZ has nothing to flush in it).
                 y = np.multiply(sc, f, dtype=np.float32)
-            y = fadd32(y, bias[None, :], fz=fz)                                  # FADD: 2nd rounding
+            # FADD y + bias: the second rounding (bias already flushed under FZ).
+            y = fadd32_prefl(y, bias[None, :]) if fz else np.add(y, bias[None, :], dtype=np.float32)
         # Note: NaNs come out as the default NaN 0x7FC00000 (an SVE FMUL/FADD with FPCR.DN = 0
         # would keep an input NaN's payload; NaN scales/biases are outside XNNPACK's contract).
         return clamp_f32(y, lo, hi, self.clamp_kind)
@@ -508,9 +510,9 @@ def gemm_packed(
     if weights.svl != t.svl_bits:
         raise ValueError(f"weights were packed for SVL {weights.svl}, the target has SVL {t.svl_bits}")
     m, k, n = a.shape[0], weights.k, weights.n
-    dst = np.zeros((m, n), dtype=np.float32)
     if m == 0 or n == 0:
-        return dst
+        return np.zeros((m, n), dtype=np.float32)
+    dst = np.empty((m, n), dtype=np.float32)  # every element is written by the kernel
     kern = _resolve_kernel(kernel, t, m)(t.svl_bits, fz=t.flush_to_zero)
     # XNNPACK packs the LHS with the kernel's mr (mr = 1 for the GEMV).
     lhs_packed = kai_lhs_quant_pack_qai8dxp_f32(t.svl_bits).pack(
