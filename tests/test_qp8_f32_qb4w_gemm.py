@@ -428,3 +428,34 @@ def test_llm_size_against_exact_path() -> None:
     a = q.gemm(lhs, prep, target=M4)
     exact = dataclasses.replace(prep, operand=dataclasses.replace(prep.operand, fast=False))
     assert np.array_equal(_bits(a), _bits(q.gemm(lhs, exact, target=M4)))
+
+
+@given(
+    m=st.integers(1, 5),
+    k=st.integers(1, 70),
+    kbl=st.sampled_from([4, 8]),
+    seed=st.integers(0, 2**32 - 1),
+    special=st.sampled_from(["none", "ties", "const", "zero", "huge", "nonfinite"]),
+)
+@settings(max_examples=200, deadline=None)
+def test_fast_lhs_quantizer_equals_qai8dx(m: int, k: int, kbl: int, seed: int, special: str) -> None:
+    from kleidiref.quant.qai8dx import quantize_qai8dx
+
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((m, k)) * 10.0 ** rng.integers(-20, 20)).astype(np.float32)
+    if special == "ties":
+        x = (rng.integers(-40, 40, (m, k)) / 2).astype(np.float32)
+        x[0, 0] = np.float32(0.49999997)
+    elif special == "const":
+        x[:] = x[0, 0]
+    elif special == "zero":
+        x[0] = 0
+    elif special == "huge":
+        x[:, ::2] = np.float32(3e38)
+        x[:, 1::2] = np.float32(-3e38)
+    elif special == "nonfinite":
+        x[0, rng.integers(0, k)] = rng.choice([np.inf, -np.inf, np.nan])
+    a = quantize_qai8dx(x, k_block_len=kbl)
+    b = common.quantize_lhs_rows(x, kbl)
+    for u, v in zip(a, b, strict=True):
+        assert u.dtype == v.dtype and np.array_equal(u, v)

@@ -46,7 +46,6 @@ from .._buffers import (
 from ..kernel import UKERNELS, MatmulKernel, TileParams, Ukernel
 from ..numerics import bf16_to_f32
 from ..quant import qb4
-from ..quant.qai8dx import quantize_qai8dx
 from ..targets import Target, get_target
 from ._qai8dxp import kai_lhs_quant_pack_qai8dxp_f32, read_qai8dxp
 from ._qb4w_common import (
@@ -58,6 +57,7 @@ from ._qb4w_common import (
     pack_rhs,
     prepare_rhs,
     qb4w_matmul,
+    quantize_lhs_rows,
     rsum_chain,
     unpack_rhs,
 )
@@ -334,6 +334,8 @@ class kai_rhs_pack_kxn_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon(_Qsi4c32Packer):
     order = "kxn"
     strict_groups = False
     #: Value assumed for bytes read past the end of ``rhs`` (padded columns of the last k-rows).
+    # Note: reading past the buffer is undefined behaviour upstream; 0x00 is what the golden
+    # harness's allocation held there (it reproduces all 72 stored rhs_packed_kxn buffers).
     tail_byte: ClassVar[int] = 0x00
 
     def _kxn_weights(self, u8: NDArray[np.uint8], n: int, k: int, nr: int, stride: int) -> NDArray[np.int8]:
@@ -585,7 +587,12 @@ class _Qb4wKernel(MatmulKernel):
 
 
 class kai_matmul_clamp_f32_qai8dxp1vlx4_qsi4c32p4vlx4_1vlx4vl_sme2_mopa(_Qb4wKernel):
-    """SME2 MOPA: mr = VLs, nr = 4*VLs, kr 8, sr 2; FMUL first block, unfused last step, FCLAMP."""
+    """SME2 MOPA: mr = VLs, nr = 4*VLs, kr 8, sr 2 (kernels.md §10.3). Per quant block::
+
+        isum = SMOPA 4-way sums (LUTI4-expanded nibbles)   exact int32
+        f = SCVTF(isum); facc = FMUL(f, d_0) (qb 0) | FMLA(facc, f, d_qb)
+    then FMLA(facc, SCVTF(-zp), rsum); y = FMUL(facc, dq); y = FADD(y, bias); FCLAMP(y).
+    """
 
     name = "kai_matmul_clamp_f32_qai8dxp1vlx4_qsi4c32p4vlx4_1vlx4vl_sme2_mopa"
     isa = "sme2"
@@ -599,7 +606,11 @@ class kai_matmul_clamp_f32_qai8dxp1vlx4_qsi4c32p4vlx4_1vlx4vl_sme2_mopa(_Qb4wKer
 
 
 class kai_matmul_clamp_f32_qai8dxp1x4_qsi4c32p4vlx4_1x4vl_sme2_dot(_Qb4wKernel):
-    """SME2 GEMV (M == 1): mr 1, nr = 4*VLs; FMLA every block, fused last step, FCLAMP."""
+    """SME2 GEMV (M == 1): mr 1, nr = 4*VLs, kr 8, sr 2 (kernels.md §10.4)::
+
+    isum = SDOT (ZA vgx4, LUTI4)   f = SCVTF(isum)   facc = FMLA(facc, f, d_qb) from +0
+    facc = FMLA(facc, rsum, SCVTF(-zp));  y = FMLA(bias, facc, dq) (fused);  FCLAMP(y)
+    """
 
     name = "kai_matmul_clamp_f32_qai8dxp1x4_qsi4c32p4vlx4_1x4vl_sme2_dot"
     isa = "sme2"
@@ -614,6 +625,14 @@ class kai_matmul_clamp_f32_qai8dxp1x4_qsi4c32p4vlx4_1x4vl_sme2_dot(_Qb4wKernel):
 
 
 class _NeonQb4w(_Qb4wKernel):
+    """XNNPACK's NEON qb4w kernels (kernels.md §9.3), SVL-independent::
+
+    isum*16 = SMMLA / SDOT on (byte << 4, byte & 0xF0)      exact int32
+    f = SCVTF(isum*16, #4) = RN32(isum); facc = FMLA(facc, f, d_qb) from +0
+    facc = FMLA(facc, rsum, SCVTF(-zp)); y = FMUL(facc, dq); y = FADD(y, bias)
+    out = FMIN(FMAX(y, min), max)                            NaN propagates
+    """
+
     isa = "neon"
     layout = "qsi4c32p"
     kind = "neon"
@@ -731,9 +750,7 @@ def _kernel_cls(name: str) -> type[_Qb4wKernel]:
     return found
 
 
-def _as_codes(
-    rhs: NDArray[Any], transpose_rhs: bool, n: int | None, k_lhs: int
-) -> tuple[NDArray[np.uint8], int, int]:
+def _as_codes(rhs: NDArray[Any], transpose_rhs: bool, n: int | None) -> tuple[NDArray[np.uint8], int, int]:
     """XNNPACK's uint8 nibble pairs (zero point 8) and (N, K) from int4 codes or packed nibbles."""
     if not isinstance(rhs, np.ndarray) or rhs.ndim != 2:
         raise TypeError(
@@ -774,7 +791,7 @@ def prepare_weights(
     """
     t = get_target() if target is None else target
     qb4.check_kernel_zero_point(kernel_zero_point)
-    u, nn, kk = _as_codes(rhs, transpose_rhs, n, 0)
+    u, nn, kk = _as_codes(rhs, transpose_rhs, n)
     qb4.check_block_size(kk, bl)
     qb4.check_scales_bf16(scales_bf16, n=nn, num_blocks=kk // bl)
     if bias is not None and (not isinstance(bias, np.ndarray) or bias.dtype != F32 or bias.shape != (nn,)):
@@ -866,7 +883,7 @@ def gemm(
     kern = kcls(t.svl_bits, fz=t.flush_to_zero)
     p = kern.tile_params()
     lo, hi = check_float("clamp_min", clamp_min), check_float("clamp_max", clamp_max)
-    q, dq, zp = quantize_qai8dx(np.ascontiguousarray(lhs), k_block_len=p.kr // p.sr)
+    q, dq, zp = quantize_lhs_rows(np.ascontiguousarray(lhs), p.kr // p.sr)
     neg_zp = (-zp.astype(np.int64)).astype(np.int32)
     return kern.compute_decoded(q, neg_zp, dq, prep.operand, lo, hi)
 
@@ -876,6 +893,7 @@ def gemm(
 # ----------------------------------------------------------------------------------------------
 
 
+# Note: the NEON kernels do not depend on the SVL; their objects are built at SVL 512.
 def _run(
     kcls: type[_Qb4wKernel],
     svl: int,
@@ -975,7 +993,7 @@ def reproduce_golden_neon(inputs: Mapping[str, NDArray[Any]]) -> dict[str, NDArr
         res[f"lhs_packed{suffix}"] = lhs_packed
         res[f"rhs_packed{suffix}"] = rhs_packed
         res[f"rhs_packed_kxn{suffix}"] = rhs_kxn
-        res[f"out{suffix}"] = _run(main, 0 or 512, m, n, k, bl, lhs_packed, rhs_packed, lo, hi)
+        res[f"out{suffix}"] = _run(main, 512, m, n, k, bl, lhs_packed, rhs_packed, lo, hi)
         if m == 1:
             lg = lp.pack(lhs, mr=g.mr, kr=g.kr, sr=g.sr)
             res[f"lhs_packed_gemv{suffix}"] = lg
