@@ -56,6 +56,7 @@ from ._sme_packers import SmeLhsPacker, read_lhs_blocks
 
 __all__ = [
     "PackedWeights",
+    "decode_qsi8cxp2vlx4sb",
     "gemm",
     "gemm_packed",
     "kai_lhs_pack_x8p2vlx4_x8_sme",

@@ -58,6 +58,7 @@ from ._qai8dxp import kai_lhs_quant_pack_qai8dxp_f32, read_qai8dxp
 
 __all__ = [
     "PackedWeights",
+    "decode_qsi8cxp",
     "gemm",
     "gemm_packed",
     "kai_matmul_clamp_f32_qai8dxp1vlx4_qsi8cxp4vlx4_1vlx4vl_sme2_mopa",
