@@ -278,3 +278,18 @@ def test_fmul_fadd_match_fma32_oracle(a: float, b: float, fz: bool) -> None:
             assert np.isnan(got[0])
         else:
             assert got.view(np.uint32)[0] == ref.view(np.uint32)[0]
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=st.integers(1, 35), n=st.integers(1, 70), k=st.integers(1, 80), seed=st.integers(0, 2**16),
+       sme1=st.booleans(), fz=st.booleans(), tight=st.booleans(), scale_exp=st.integers(-140, 0))
+def test_fast_path_equals_packed_path(m: int, n: int, k: int, seed: int, sme1: bool, fz: bool, tight: bool,
+                                      scale_exp: int) -> None:
+    lhs, rhs, scale, bias = _problem(m, n, k, seed)
+    scale = (scale * np.float32(2.0**scale_exp)).astype(np.float32)  # down to subnormal scales
+    t = Target(sme2=not sme1, flush_to_zero=fz, svl_bits=256)
+    w = q.pack_weights(rhs, scale, bias=bias, target=t)
+    lo, hi = (-0.5, 0.75) if tight else (-np.inf, np.inf)
+    fast = q.gemm_packed(lhs, w, clamp_min=lo, clamp_max=hi, target=t)
+    slow = q.gemm_packed(lhs, w, clamp_min=lo, clamp_max=hi, target=t, fast=False)
+    assert np.array_equal(fast.view(np.uint32), slow.view(np.uint32))

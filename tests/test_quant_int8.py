@@ -197,3 +197,17 @@ def test_requantization_scale_limit() -> None:
         requantization_scale(1.0, np.array([1.0, np.inf], F32), 1.0)
     with pytest.raises(TypeError):
         requantization_scale(1.0, np.array([1.0]), 1.0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(x=_rows(max_k=70), kind=KINDS, kbl=st.sampled_from([4, 8]))
+def test_qai8dx_finite_fast_path_matches(x: NDArray[np.float32], kind: str, kbl: int) -> None:
+    from kleidiref.variants._int8_common import quantize_qai8dx_finite
+
+    x = _with_kind(x, kind)
+    got = quantize_qai8dx_finite(x, k_block_len=kbl)
+    want = quantize_qai8dx(x, k_block_len=kbl)
+    for g, w in zip(got, want, strict=True):
+        assert g.dtype == w.dtype and np.array_equal(g, w)
+    with pytest.raises(ValueError, match="finite"):
+        quantize_qai8dx_finite(np.array([[np.inf]], F32), k_block_len=4)

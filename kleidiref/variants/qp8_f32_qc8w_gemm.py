@@ -35,6 +35,7 @@ from .._buffers import (
     as_u8,
     check_count,
     check_dtype,
+    check_float,
     read_matrix,
     require_bytes,
     roundup,
@@ -52,6 +53,7 @@ from ._int8_common import (
     int8_matmul,
     kai_rhs_pack_qsi8cx_params,
     owner_packed_rhs,
+    quantize_qai8dx_finite,
     wrap_i32,
 )
 from ._qai8dxp import kai_lhs_quant_pack_qai8dxp_f32, read_qai8dxp
@@ -340,9 +342,16 @@ class _Qp8Kernel(PackedLhsKernel):
         clamp_min: np.float32, clamp_max: np.float32,
     ) -> NDArray[Any]:
         q, neg_zp, dq = read_qai8dxp(lhs, m, k, self.get_mr(), KR, 1)
+        return self._from_codes(q, neg_zp, dq, rhs, n, k, clamp_min, clamp_max)
+
+    def _from_codes(
+        self, q: NDArray[np.int8], neg_zp: NDArray[np.int32], dq: NDArray[np.float32], rhs: NDArray[np.uint8],
+        n: int, k: int, clamp_min: np.float32, clamp_max: np.float32,
+    ) -> NDArray[np.float32]:
+        """The kernel arithmetic from the LHS codes ``q`` [M, K or K32], ``-zp`` and ``dq``."""
         w, rsum, scale, bias, w_absmax = self._rhs(rhs, n, k)
         # 1. SMOPA / SDOT over all K32 columns (LHS padding x RHS zeros), int32 wrap.
-        acc = int8_matmul(q, w, w_absmax=w_absmax)
+        acc = int8_matmul(q, w[: q.shape[1]], w_absmax=w_absmax)
         # 2. MLA with the packed row sums: acc += (-zp) * rsum (numpy int32 arithmetic wraps).
         acc += neg_zp.astype(np.int32)[:, None] * rsum.astype(np.int32)[None, :]
         # 3. SCVTF (RNE). An integer-valued float is never subnormal, so FZ does not touch it.
@@ -500,8 +509,14 @@ def gemm_packed(
     clamp_max: float = np.inf,
     target: Target | None = None,
     kernel: str | None = None,
+    fast: bool = True,
 ) -> NDArray[np.float32]:
-    """:func:`gemm` with weights packed once by :func:`pack_weights` (same SVL as ``target``)."""
+    """:func:`gemm` with weights packed once by :func:`pack_weights` (same SVL as ``target``).
+
+    ``fast=False`` always goes through ``kai_lhs_quant_pack_qai8dxp_f32`` and the kernel's
+    ``run_matmul`` on the packed buffers; the default skips the packed-LHS round trip for finite
+    inputs (bit-identical; see the tests).
+    """
     t = get_target() if target is None else target
     a = check_dtype("lhs", lhs, F32, "qp8 activations are float32 (quantized per row by the kernel path)")
     if not isinstance(weights, PackedWeights):
@@ -513,13 +528,21 @@ def gemm_packed(
     m, k, n = a.shape[0], weights.k, weights.n
     if m == 0 or n == 0:
         return np.zeros((m, n), dtype=np.float32)
-    dst = np.empty((m, n), dtype=np.float32)  # every element is written by the kernel
     kern = _resolve_kernel(kernel, t, m)(t.svl_bits, fz=t.flush_to_zero)
-    # XNNPACK packs the LHS with the kernel's mr (mr = 1 for the GEMV).
-    lhs_packed = kai_lhs_quant_pack_qai8dxp_f32(t.svl_bits).pack(
-        np.ascontiguousarray(a), mr=kern.get_mr(), kr=KR, sr=1)
-    kern.run_matmul(m, n, k, lhs_packed, weights.rhs_packed, dst, n * 4, 4, clamp_min, clamp_max)
-    return dst
+    row = np.ascontiguousarray(a)
+    if not fast or not bool(np.isfinite(row).all()):
+        # XNNPACK packs the LHS with the kernel's mr (mr = 1 for the GEMV).
+        dst = np.empty((m, n), dtype=np.float32)  # every element is written by the kernel
+        lhs_packed = kai_lhs_quant_pack_qai8dxp_f32(t.svl_bits).pack(row, mr=kern.get_mr(), kr=KR, sr=1)
+        kern.run_matmul(m, n, k, lhs_packed, weights.rhs_packed, dst, n * 4, 4, clamp_min, clamp_max)
+        return dst
+    # Note: fast path, same bits: the codes, -zp and dq the packer would store (finite rows), fed
+    # to the same kernel arithmetic without the packed-layout round trip. The K32 padding is
+    # skipped: it meets the packer's zero RHS padding and adds 0.
+    q, dq, zp = quantize_qai8dx_finite(row, k_block_len=KR)
+    lo, hi = check_float("clamp_min", clamp_min), check_float("clamp_max", clamp_max)
+    return kern._from_codes(q, (-zp).astype(np.int32), dq, np.frombuffer(weights.rhs_packed, np.uint8), n, k,
+                            lo, hi)
 
 
 def gemm(
