@@ -459,3 +459,18 @@ def test_fast_lhs_quantizer_equals_qai8dx(m: int, k: int, kbl: int, seed: int, s
     b = common.quantize_lhs_rows(x, kbl)
     for u, v in zip(a, b, strict=True):
         assert u.dtype == v.dtype and np.array_equal(u, v)
+
+
+@pytest.mark.parametrize("kind", ["mopa", "sme2_dot", "neon"])
+def test_column_tiling_of_the_emulation(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cache tiling over columns inside qb4w_matmul changes no bit (incl. the exact path)."""
+    lhs, codes, scales, bias = _problem(7, 300, 256, 128, seed=4)
+    prep = q.prepare_weights(codes, scales, bl=128, bias=bias, target=M4)
+    qv, dq, zp = common.quantize_lhs_rows(lhs, 8)
+    neg = (-zp.astype(np.int64)).astype(np.int32)
+    lo, hi = np.float32(-2.0), np.float32(3.0)
+    whole = common.qb4w_matmul(qv, neg, dq, prep.operand, kind, lo, hi)  # type: ignore[arg-type]
+    monkeypatch.setattr(common, "_TILE", 7 * 64)
+    for op in (prep.operand, dataclasses.replace(prep.operand, fast=False)):
+        tiled = common.qb4w_matmul(qv, neg, dq, op, kind, lo, hi)  # type: ignore[arg-type]
+        assert np.array_equal(_bits(tiled), _bits(whole))

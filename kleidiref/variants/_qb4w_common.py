@@ -363,7 +363,14 @@ def block_sums_exact(q: NDArray[np.int8], w: NDArray[np.int8], bl: int) -> NDArr
     return out
 
 
-def _block_chain(q: NDArray[np.int8], rhs: PreparedRhs, kind: EpilogueKind, fz: bool) -> NDArray[np.float32]:
+def _block_chain(
+    q: NDArray[np.int8],
+    qf: NDArray[np.float32],
+    qabs: NDArray[np.float32],
+    rhs: PreparedRhs,
+    kind: EpilogueKind,
+    fz: bool,
+) -> NDArray[np.float32]:
     """``facc`` after the last quant block (steps 1-3 of :func:`qb4w_matmul`)."""
     m, k = q.shape
     bl = rhs.bl
@@ -376,10 +383,9 @@ def _block_chain(q: NDArray[np.int8], rhs: PreparedRhs, kind: EpilogueKind, fz: 
         for qb in range(1, nb):
             facc = fma32(isum[qb], d[:, qb][None, :], facc, fz=fz)
         return facc
-    qf = q.astype(F32)
     if not rhs.folded:
         # Static bound per block: |isum| <= max_m sum_k |q| * max|w| (no check needed below 2**16).
-        amax = np.abs(qf).reshape(m, nb, bl).sum(axis=2).max(axis=0) * rhs.wmax
+        amax = qabs * rhs.wmax
     facc = np.empty((m, rhs.n), dtype=F32)
     buf = np.empty((m, rhs.n), dtype=F32)
     for qb in range(nb):
@@ -438,7 +444,51 @@ def qb4w_matmul(
     ``|isum| <= 2**16`` (blocks that fail run numerics.fma32). Other scales run float64-exact
     block sums and numerics.fma32 throughout.
     """
-    facc = _block_chain(q, rhs, kind, fz)
+    m, n = q.shape[0], rhs.n
+    # Column tiles of about 2**18 outputs keep the accumulator and block buffer in cache;
+    # columns are independent, so tiling changes no result.
+    nc = n if m * n <= _TILE else max(64, _TILE // max(m, 1) // 64 * 64)
+    qf = q.astype(F32)
+    qabs = np.abs(qf).reshape(m, -1, rhs.bl).sum(axis=2).max(axis=0)  # max_m sum_{k in qb} |q|
+    if nc >= n:
+        return _tile(q, qf, qabs, neg_zp, dq, rhs, kind, clamp_min, clamp_max, fz)
+    out = np.empty((m, n), dtype=F32)
+    for n0 in range(0, n, nc):
+        n1 = min(n, n0 + nc)
+        out[:, n0:n1] = _tile(q, qf, qabs, neg_zp, dq, _columns(rhs, n0, n1), kind, clamp_min, clamp_max, fz)
+    return out
+
+
+_TILE = 1 << 18
+
+
+def _columns(rhs: PreparedRhs, n0: int, n1: int) -> PreparedRhs:
+    """The prepared operands of columns [n0, n1) (views)."""
+    return dataclasses.replace(
+        rhs,
+        n=n1 - n0,
+        w=rhs.w[n0:n1],
+        d=rhs.d[n0:n1],
+        rsum=rhs.rsum[n0:n1],
+        bias=rhs.bias[n0:n1],
+        stack=rhs.stack[:, :, n0:n1],
+        dT=rhs.dT[:, :, n0:n1],
+    )
+
+
+def _tile(
+    q: NDArray[np.int8],
+    qf: NDArray[np.float32],
+    qabs: NDArray[np.float32],
+    neg_zp: NDArray[np.int32],
+    dq: NDArray[np.float32],
+    rhs: PreparedRhs,
+    kind: EpilogueKind,
+    clamp_min: np.float32,
+    clamp_max: np.float32,
+    fz: bool,
+) -> NDArray[np.float32]:
+    facc = _block_chain(q, qf, qabs, rhs, kind, fz)
     nzp = neg_zp.astype(F32)[:, None]  # SCVTF of the stored -zp (exact: |zp| <= 255)
     rs = rhs.rsum[None, :]
     bias = rhs.bias[None, :]
