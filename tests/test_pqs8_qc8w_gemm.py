@@ -264,6 +264,18 @@ def test_property_exact_requantization(m: int, n: int, k: int, svl: int, seed: i
     assert np.array_equal(out, _reference(d, lo, hi))
 
 
+@settings(max_examples=30, deadline=None)
+@given(m=st.integers(1, 40), n=st.integers(1, 70), k=st.integers(1, 60), seed=st.integers(0, 2**16),
+       sme1=st.booleans())
+def test_fast_path_equals_packed_path(m: int, n: int, k: int, seed: int, sme1: bool) -> None:
+    d = _problem(m, n, k, seed)
+    t = Target(sme2=not sme1, svl_bits=128)
+    w = p.pack_weights(d["rhs"], d["requant_scale"], input_zero_point=d["input_zero_point"], bias=d["bias"],
+                       target=t)
+    args = {"output_zero_point": d["output_zero_point"], "output_min": -100, "output_max": 100, "target": t}
+    assert np.array_equal(p.gemm_packed(d["lhs"], w, **args), p.gemm_packed(d["lhs"], w, fast=False, **args))
+
+
 # ------------------------------------------------------------------------------ shared int8 helpers
 
 

@@ -544,8 +544,13 @@ def gemm_packed(
     output_max: int = 127,
     target: Target | None = None,
     kernel: str | None = None,
+    fast: bool = True,
 ) -> NDArray[np.int8]:
-    """:func:`gemm` with weights packed once by :func:`pack_weights` (same SVL as ``target``)."""
+    """:func:`gemm` with weights packed once by :func:`pack_weights` (same SVL as ``target``).
+
+    ``fast=False`` always packs the LHS with ``kai_lhs_pack_x8p2vlx4_x8_sme`` and calls the
+    kernel's ``run_matmul``; the default feeds the same rows to the same arithmetic directly.
+    """
     t = get_target() if target is None else target
     a = check_dtype("lhs", lhs, I8, "pqs8 activations are int8")
     if not isinstance(weights, PackedWeights):
@@ -576,6 +581,10 @@ def gemm_packed(
         if m != 1:
             raise ValueError(f"{kern.name} computes one row; M = {m}")
         kern.run_matmul(1, n, k, row, weights.rhs_packed, dst, n, 1, params)
+    elif fast:
+        # Note: fast path, same bits: the MOPA reads exactly these int8 rows from its packed LHS
+        # (the packer only moves bytes; its K padding is zero and meets zero RHS rows).
+        dst = kern._requant(row, np.frombuffer(weights.rhs_packed, np.uint8), n, k, params)
     else:
         lhs_packed = kai_lhs_pack_x8p2vlx4_x8_sme(t.svl_bits).pack(row)
         kern.run_matmul(m, n, k, lhs_packed, weights.rhs_packed, dst, n, 1, params)
