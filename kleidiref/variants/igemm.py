@@ -1,0 +1,1115 @@
+"""IGEMM (Conv2d) through KleidiAI on SME/SME2: ``pf32``, ``pf16`` and ``pqs8_qc8w`` (kernels.md §11).
+
+XNNPACK runs a KleidiAI-eligible 2-D convolution as an *indirect* GEMM:
+
+1. ``xnn_indirection_init_conv2d`` (``src/indirection.c``) builds, per tile of ``mr`` output
+   pixels and per kernel tap (ky, kx) in row-major order, ``mr`` pointers to the input pixel each
+   output pixel reads, or to a padding buffer (``kc`` elements of ``input_zero_point`` for pqs8,
+   +0.0 for the float variants). Layout ``[m_tile][ks][mr]``; rows past M repeat the last pixel.
+2. The imatmul LHS packer (``kai_lhs_imatmul_pack_{x32p2vlx1_x32p, x16p2vlx2_x16p,
+   x8p2vlx4_x8p}_sme``) copies, per m-block and tap ("k chunk"), the ``kc`` channels each pointer
+   addresses, zero-padding each chunk to ``Kc = roundup(kc, kr)`` (**per-chunk K padding**) and
+   the rows past M of the last block.
+3. The weights ``OHWI = [Cout][ks][kc]`` are transposed to ``[ks*kc][Cout]`` and packed with the
+   same per-chunk padding (``kai_rhs_imatmul_pack_kxn_*``; pqs8 folds ``-izp * sum W`` into the
+   int32 bias).
+4. The **ordinary matmul MOPA kernel** runs with ``k = ks * Kc`` (SME2 kernel -> ``out``, SME1 ->
+   ``out_sme1``). KleidiAI's dedicated ``kai_imatmul_clamp_*`` kernels read the same buffers and
+   give the same bits; they are exposed here as thin classes over the matmul kernels.
+
+Numerics per output element (k' = c*Kc + i runs tap-major, channel-minor; padded channels
+``kc <= i < Kc`` are zero on both sides, padding taps read the padding buffer)::
+
+    pf32: acc = fma32(1.0, bias[n], +0); acc = fma32(a[m][k'], w[k'][n], acc) for k' in order;
+          out = clamp(acc)               (SME2 FCLAMP: NaN -> min; SME1 FMIN/FMAX: NaN kept)
+    pf16: acc = f32(bias[n]); per tap c, pair p < Kc/2:
+          acc = RN32(acc + RN32(a[c][2p]*w[c][2p][n] + a[c][2p+1]*w[c][2p+1][n]))
+          out = clamp_f16(RN16(acc), RN16(min), RN16(max))
+    pqs8: acc = bias[n] + sum_{taps, i<kc} (x - izp) * W   int32, wraps (padding taps read izp -> 0)
+          out = clamp(RNE_int(RN32(RN32(acc) * scale[n])) + zp_out, min, max)
+
+Because a pixel's padding-tap products are exact zeros (floats) or cancelled exactly (pqs8), an
+output pixel whose taps are all padding gives ``clamp(bias)`` (a -0 bias gives +0 in the MOPA
+kernels) or the requantized bias.
+
+**IGEMM vs im2col GEMM.** The IGEMM result equals a plain GEMM through the same MOPA kernel on
+the im2col matrix ``A[m][c*kc + i]`` (padding taps = the padding value) *when that matrix is
+padded per tap the same way*: for pf32 (kr = 1) and for even ``kc`` in pf16 no padding exists and
+the two are bit-identical; for pqs8 they are always identical (exact integers). For pf16 with odd
+``kc`` the unpadded im2col GEMM pairs the last channel of one tap with the first channel of the
+next, which rounds differently (``tests/test_igemm.py`` has a counterexample).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .._buffers import Buffer, as_u8, check_count, check_dtype, require_bytes, roundup, writable_u8
+from ..kernel import PackedLhsKernel, TileParams, Ukernel
+from ..numerics import rn16
+from ..targets import Target, get_target
+from . import pf16_gemm, pf32_gemm, pqs8_qc8w_gemm
+from ._int8_common import (
+    as_packed_rhs,
+    check_i32,
+    kai_matmul_requantize32_params,
+    kai_rhs_pack_qsi8cx_params,
+)
+
+__all__ = [
+    "GOLDEN",
+    "ConvGeometry",
+    "Variant",
+    "conv2d",
+    "conv_geometry",
+    "im2col",
+    "indirection_conv2d",
+    "kai_imatmul_clamp_f16_f16p2vlx2_f16p2vlx2_2vlx2vl_sme2_mopa",
+    "kai_imatmul_clamp_f16_f16p2vlx2_f16p2vlx2b_2vlx2vl_sme_mopa",
+    "kai_imatmul_clamp_f32_f32p2vlx1_f32p2vlx1b_2vlx2vl_sme2_mopa",
+    "kai_imatmul_clamp_f32_f32p2vlx1_f32p2vlx1b_2vlx2vl_sme_mopa",
+    "kai_imatmul_clamp_qai8_qai8p2vlx4_qsi8cxp2vlx4sb_2vlx2vl_sme_mopa",
+    "kai_imatmul_clamp_qai8_qai8p2vlx4_qsi8cxpsb2vlx4_2vlx2vl_sme2_mopa",
+    "kai_lhs_imatmul_pack_x8p2vlx4_x8p_sme",
+    "kai_lhs_imatmul_pack_x16p2vlx2_x16p_sme",
+    "kai_lhs_imatmul_pack_x32p2vlx1_x32p_sme",
+    "kai_rhs_imatmul_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme",
+    "kai_rhs_imatmul_pack_kxn_x16p2vlx2b_x16_x16_sme",
+    "kai_rhs_imatmul_pack_kxn_x32p2vlx1b_x32_x32_sme",
+    "reproduce_golden",
+    "xnnpack_conv_weights_mislaid",
+]
+
+Variant = Literal["pf32", "pf16", "pqs8"]
+
+F32 = np.dtype(np.float32)
+F16 = np.dtype(np.float16)
+I8 = np.dtype(np.int8)
+I32 = np.dtype(np.int32)
+_PACK = "kai/ukernels/matmul/pack/"
+
+
+# --------------------------------------------------------------------------------------------
+# Geometry and the indirection buffer (XNNPACK)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvGeometry:
+    """A 2-D convolution's shape, as ``xnn_reshape_convolution2d_nhwc_*`` computes it.
+
+    ``hout = (top + H + bottom - ((KH - 1) * dh + 1)) // sh + 1`` (likewise ``wout``), ``M =
+    hout * wout`` output pixels, ``ks = KH * KW`` taps. Only top and left enter the addresses.
+    """
+
+    h: int
+    w: int
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    dh: int
+    dw: int
+    top: int
+    left: int
+    bottom: int
+    right: int
+    hout: int
+    wout: int
+
+    @property
+    def m(self) -> int:
+        """Output pixels per image (the GEMM M)."""
+        return self.hout * self.wout
+
+    @property
+    def ks(self) -> int:
+        """Kernel taps (``k_chunk_count``)."""
+        return self.kh * self.kw
+
+
+def _pair(name: str, value: object, minimum: int) -> tuple[int, int]:
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{name} must be a pair (height, width) of integers, got {value!r}")
+    a, b = (check_count(f"{name}[{i}]", v, minimum=minimum) for i, v in enumerate(value))
+    return a, b
+
+
+def _padding(value: object) -> tuple[int, int, int, int]:
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if not isinstance(value, (tuple, list)) or len(value) != 4:
+        raise TypeError(f"padding must be 4 integers (top, left, bottom, right), got {value!r}")
+    names = ("top", "left", "bottom", "right")
+    t, l_, b, r = (check_count(f"padding {names[i]}", v) for i, v in enumerate(value))
+    return t, l_, b, r
+
+
+def conv_geometry(
+    h: int,
+    w: int,
+    kh: int,
+    kw: int,
+    *,
+    stride: Sequence[int] = (1, 1),
+    dilation: Sequence[int] = (1, 1),
+    padding: Sequence[int] = (0, 0, 0, 0),
+) -> ConvGeometry:
+    """Output size of a convolution, with XNNPACK's create/reshape checks as ``ValueError``.
+
+    ``stride``/``dilation`` are (height, width) >= 1 ("subsampling/dilation dimensions must be
+    non-zero"); ``padding`` is (top, left, bottom, right) >= 0 (``uint32_t`` in XNNPACK); H, W
+    >= 1 ("input dimensions must be non-zero"); the padded input must hold the dilated kernel
+    ("the padded input ... is smaller than the effective kernel": XNNPACK refuses it rather than
+    produce a phantom output pixel).
+    """
+    h, w = check_count("input height", h, minimum=1), check_count("input width", w, minimum=1)
+    kh, kw = check_count("kernel height", kh, minimum=1), check_count("kernel width", kw, minimum=1)
+    sh, sw = _pair("stride", stride, 1)
+    dh, dw = _pair("dilation", dilation, 1)
+    top, left, bottom, right = _padding(padding)
+    eff_h, eff_w = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    ph, pw = top + h + bottom, left + w + right
+    if ph < eff_h or pw < eff_w:
+        raise ValueError(
+            f"the padded input ({ph}x{pw}) is smaller than the effective (dilated) kernel "
+            f"({eff_h}x{eff_w}): xnn_reshape_convolution2d_nhwc refuses it (xnn_status_invalid_parameter); "
+            "the output would be empty"
+        )
+    return ConvGeometry(h, w, kh, kw, sh, sw, dh, dw, top, left, bottom, right,
+                        (ph - eff_h) // sh + 1, (pw - eff_w) // sw + 1)
+
+
+def indirection_conv2d(geom: ConvGeometry, mr: int) -> NDArray[np.int32]:
+    """``xnn_indirection_init_conv2d`` with ``output_tile_size = mr``, as pixel indices.
+
+    Returns ``roundup(M, mr) * ks`` entries; entry ``t*ks*mr + (ky*KW + kx)*mr + i`` is for output
+    row ``p = min(t*mr + i, M - 1)`` (rows past M repeat the last pixel) and tap (ky, kx)::
+
+        iy = oy*sh + ky*dh - top,  ix = ox*sw + kx*dw - left     (oy, ox) = divmod(p, Wout)
+        entry = iy*W + ix   if 0 <= iy < H and 0 <= ix < W,   else -1 (the padding buffer)
+
+    In XNNPACK the entries are pointers ``input + (iy*W + ix) * input_pixel_stride`` and the
+    padding entry is ``zero_buffer`` (size_t arithmetic: a negative iy wraps and fails ``< H``).
+    """
+    mr = check_count("mr", mr, minimum=1)
+    m, ks = geom.m, geom.ks
+    mp = roundup(m, mr)
+    p = np.minimum(np.arange(mp, dtype=np.int64), m - 1)
+    oy, ox = p // geom.wout, p % geom.wout
+    iy = oy[:, None] * geom.sh + np.arange(geom.kh, dtype=np.int64)[None, :] * geom.dh - geom.top  # [mp, KH]
+    ix = ox[:, None] * geom.sw + np.arange(geom.kw, dtype=np.int64)[None, :] * geom.dw - geom.left  # [mp, KW]
+    ok = ((iy >= 0) & (iy < geom.h))[:, :, None] & ((ix >= 0) & (ix < geom.w))[:, None, :]
+    idx = np.where(ok, iy[:, :, None] * geom.w + ix[:, None, :], -1)  # [mp, KH, KW]
+    tiles = idx.reshape(mp // mr, mr, ks).transpose(0, 2, 1)  # [m_tile][ks][mr]
+    return np.ascontiguousarray(tiles).reshape(-1).astype(np.int32)
+
+
+def im2col(
+    x: NDArray[Any], geom: ConvGeometry, pad_value: float | int = 0, *, kc_pad_to: int = 1
+) -> NDArray[Any]:
+    """The im2col matrix ``[N*M, ks*Kc]`` of an NHWC input: ``A[m][c*Kc + i] = x[pixel][i]``.
+
+    Padding taps read ``pad_value`` (the padding buffer); channels ``kc <= i < Kc =
+    roundup(kc, kc_pad_to)`` are 0 (the packers' per-chunk padding). With ``kc_pad_to = 1`` this
+    is the plain im2col GEMM operand; with the kernel's kr it is exactly the K order the IGEMM
+    kernel sees. A reference/benchmark helper: XNNPACK never materialises it.
+    """
+    n, h, w, kc = x.shape
+    if (h, w) != (geom.h, geom.w):
+        raise ValueError(f"input is {h}x{w}, the geometry says {geom.h}x{geom.w}")
+    ind = indirection_conv2d(geom, 1).reshape(geom.m, geom.ks)  # mr = 1: one row per output pixel
+    kcp = roundup(kc, check_count("kc_pad_to", kc_pad_to, minimum=1))
+    flat = np.empty((n, h * w + 1, kcp), dtype=x.dtype)
+    flat[:, : h * w, :kc] = x.reshape(n, h * w, kc)
+    flat[:, h * w, :kc] = pad_value
+    flat[:, :, kc:] = 0
+    rows = np.where(ind < 0, h * w, ind)
+    return flat[:, rows, :].reshape(n * geom.m, geom.ks * kcp)
+
+
+# --------------------------------------------------------------------------------------------
+# LHS: kai_lhs_imatmul_pack_*
+# --------------------------------------------------------------------------------------------
+
+
+class _ImatmulLhsPacker(Ukernel):
+    """``kai_lhs_imatmul_pack_x<bits>p2vlx<kr>_x<bits>p_sme``: gather rows through pointers.
+
+    Pointers are modelled as byte offsets into one ``memory`` buffer (the address space): what
+    XNNPACK passes is the indirection buffer of pointers into the input and the zero buffer, so
+    place both in ``memory`` and pass their offsets. For m-block ``i_m`` (a multiple of mr) and
+    chunk ``c``, row ``y < min(m - i_m, mr)`` reads ``k_chunk_length`` elements at::
+
+        p = lhs_ptrs[i_m * k_chunk_count + c * mr + y]
+        p if p == pad_ptr else p + lhs_ptr_offset          (the pad pointer is never offset)
+
+    and is stored at element ``c*mr*Kc + (i // kr)*mr*kr + y*kr + i % kr`` of the block
+    (``Kc = roundup(k_chunk_length, kr)``, blocks ``mr*k_chunk_count*Kc`` elements apart).
+    Channels ``i >= k_chunk_length`` and rows past ``m`` are written as zeros.
+    """
+
+    elem: ClassVar[np.dtype[Any]]
+    kr: ClassVar[int]
+
+    def get_m_step(self) -> int:
+        """``kai_get_m_step_<packer>`` = mr = 2 * (VL bytes / element size) / kr."""
+        return 2 * (self.vlb // self.elem.itemsize) // self.kr
+
+    def _kc(self, k_chunk_length: int) -> int:
+        return roundup(k_chunk_length, self.kr)
+
+    def get_lhs_packed_offset(self, m_idx: int, k_chunk_count: int, k_chunk_length: int) -> int:
+        """Byte offset of row ``m_idx`` (a multiple of m_step): ``m_idx * kcc * Kc * elem``."""
+        m_idx = check_count("m_idx", m_idx)
+        kcc, kcl = check_count("k_chunk_count", k_chunk_count), check_count("k_chunk_length", k_chunk_length)
+        self._assume(m_idx % self.get_m_step() == 0, "m_idx % m_step == 0", "get_lhs_packed_offset")
+        return m_idx * kcc * self._kc(kcl) * self.elem.itemsize
+
+    def get_lhs_packed_size(self, m: int, k_chunk_count: int, k_chunk_length: int) -> int:
+        """Bytes written: ``roundup(m, mr) * kcc * Kc * elem``."""
+        m = check_count("m", m)
+        return self.get_lhs_packed_offset(roundup(m, self.get_m_step()), k_chunk_count, k_chunk_length)
+
+    def required_ptrs(self, m: int, k_chunk_count: int) -> int:
+        """How many ``lhs_ptrs`` entries the packer reads (the last block is still mr-strided)."""
+        mr = self.get_m_step()
+        if m == 0 or k_chunk_count == 0:
+            return 0
+        i_m = (m - 1) // mr * mr
+        return i_m * k_chunk_count + (k_chunk_count - 1) * mr + (m - i_m)
+
+    def run_lhs_imatmul_pack(
+        self,
+        m: int,
+        k_chunk_count: int,
+        k_chunk_length: int,
+        lhs_ptrs: Sequence[int] | NDArray[np.integer[Any]],
+        lhs_ptr_offset: int,
+        pad_ptr: int,
+        lhs_packed: Buffer,
+        *,
+        memory: Buffer,
+    ) -> None:
+        """``kai_run_<packer>(m, k_chunk_count, k_chunk_length, lhs_ptrs, lhs_ptr_offset, pad_ptr,
+        lhs_packed)``; ``lhs_ptrs``/``pad_ptr`` are byte offsets into ``memory``."""
+        fn = "run_lhs_imatmul_pack"
+        m = check_count("m", m)
+        kcc, kcl = check_count("k_chunk_count", k_chunk_count), check_count("k_chunk_length", k_chunk_length)
+        offset, pad = check_count("lhs_ptr_offset", lhs_ptr_offset), check_count("pad_ptr", pad_ptr)
+        self._assume(lhs_ptrs is not None, "lhs_ptrs != NULL", fn)
+        self._assume(lhs_packed is not None, "lhs_packed != NULL", fn)
+        ptrs = np.asarray(lhs_ptrs)
+        if ptrs.ndim != 1 or (ptrs.size and ptrs.dtype.kind not in "iu"):
+            raise TypeError("lhs_ptrs must be a 1-D sequence of integer byte offsets into memory")
+        need = self.required_ptrs(m, kcc)
+        if ptrs.size < need:
+            raise ValueError(
+                f"lhs_ptrs holds {ptrs.size} pointers but kai_run_{self.name}(m={m}, "
+                f"k_chunk_count={kcc}) reads {need} (per m-block k_chunk_count groups of "
+                f"mr = {self.get_m_step()}, as XNNPACK's indirection buffer is padded to whole tiles)"
+            )
+        mem = as_u8(memory, "memory")
+        out = writable_u8(lhs_packed, "lhs_packed")
+        size = self.get_lhs_packed_size(m, kcc, kcl)
+        require_bytes(out, size, "lhs_packed", f"kai_get_lhs_packed_size_{self.name[4:]}")
+        if size == 0:
+            return
+        mr, kc, e = self.get_m_step(), self._kc(kcl), self.elem.itemsize
+        nb = roundup(m, mr) // mr
+        b, c, y = np.ogrid[:nb, :kcc, :mr]
+        valid = np.broadcast_to(b * mr + y < m, (nb, kcc, mr))
+        pos = np.where(valid, b * mr * kcc + c * mr + y, 0)
+        p = ptrs.astype(np.int64)[pos] if ptrs.size else np.zeros(pos.shape, dtype=np.int64)
+        # The pad pointer is used as is; every other pointer gets lhs_ptr_offset (uintptr_t add).
+        eff = np.where(p == pad, p, p + offset)
+        eff = np.where(valid, eff, 0)
+        nbytes = kcl * e
+        if valid.any() and nbytes and (eff[valid].min() < 0 or eff[valid].max() + nbytes > mem.size):
+            bad = int(eff[valid][(eff[valid] < 0) | (eff[valid] + nbytes > mem.size)][0])
+            raise ValueError(
+                f"a row pointer (byte {bad}, offset included) reads {nbytes} bytes past the "
+                f"{mem.size}-byte memory in kai_run_{self.name}"
+            )
+        rows = mem[eff[..., None] + np.arange(nbytes, dtype=np.int64)]  # [nb, kcc, mr, kcl*e]
+        rows[~valid] = 0  # rows past m: zeroing predicated loads, whole vectors stored
+        vals = np.zeros((nb, kcc, mr, kc * e), dtype=np.uint8)
+        vals[..., :nbytes] = rows
+        # [nb][kcc][mr][Kc/kr][kr*e] -> [nb][kcc][Kc/kr][mr][kr*e]
+        blocked = vals.reshape(nb, kcc, mr, kc // self.kr, self.kr * e).transpose(0, 1, 3, 2, 4)
+        out[:size] = np.ascontiguousarray(blocked).reshape(-1)
+
+
+class kai_lhs_imatmul_pack_x32p2vlx1_x32p_sme(_ImatmulLhsPacker):
+    """imatmul LHS packer, 32-bit elements: mr = 2 * VLs, kr = 1 (pf32)."""
+
+    name = "kai_lhs_imatmul_pack_x32p2vlx1_x32p_sme"
+    variant = "pf32_igemm"
+    isa = "sme"
+    source = _PACK + name + ".c"
+    elem = F32
+    kr = 1
+
+
+class kai_lhs_imatmul_pack_x16p2vlx2_x16p_sme(_ImatmulLhsPacker):
+    """imatmul LHS packer, 16-bit elements: mr = VLh, kr = 2 (pf16; odd chunks padded with 0)."""
+
+    name = "kai_lhs_imatmul_pack_x16p2vlx2_x16p_sme"
+    variant = "pf16_igemm"
+    isa = "sme"
+    source = _PACK + name + ".c"
+    elem = F16
+    kr = 2
+
+
+class kai_lhs_imatmul_pack_x8p2vlx4_x8p_sme(_ImatmulLhsPacker):
+    """imatmul LHS packer, 8-bit elements: mr = 2 * VLs (= VLb / 2), kr = 4 (pqs8)."""
+
+    name = "kai_lhs_imatmul_pack_x8p2vlx4_x8p_sme"
+    variant = "pqs8_qc8w_igemm"
+    isa = "sme"
+    source = _PACK + name + ".c"
+    elem = I8
+    kr = 4
+
+
+# --------------------------------------------------------------------------------------------
+# RHS: kai_rhs_imatmul_pack_kxn_*
+# --------------------------------------------------------------------------------------------
+
+
+def _chunk_pad(w_kn: NDArray[Any], kcc: int, kcl: int, kr: int) -> NDArray[Any]:
+    """[kcc*kcl, n] -> [kcc*Kc, n]: each chunk's rows zero-padded to Kc (the static pad_row)."""
+    n = w_kn.shape[1]
+    kc = roundup(kcl, kr)
+    out = np.zeros((kcc, kc, n), dtype=w_kn.dtype)
+    out[:, :kcl] = w_kn.reshape(kcc, kcl, n)
+    return out.reshape(kcc * kc, n)
+
+
+class _ImatmulRhsPacker(Ukernel):
+    """What the three ``kai_rhs_imatmul_pack_kxn_*_sme`` packers share (n_step, strides)."""
+
+    elem: ClassVar[np.dtype[Any]]
+    kr: ClassVar[int]
+    #: Bytes per column besides the weights (bias; pqs8 also its scale).
+    extra_per_col: ClassVar[int]
+
+    def get_n_step(self) -> int:
+        """nr = n_step = 2 * (VL bytes / element size) / kr."""
+        return 2 * (self.vlb // self.elem.itemsize) // self.kr
+
+    def get_rhs_offset(self, n_idx: int) -> int:
+        """Byte offset of column ``n_idx`` (a multiple of n_step) in the K x N RHS."""
+        n_idx = check_count("n_idx", n_idx)
+        self._assume(n_idx % self.get_n_step() == 0, "n_idx % n_step == 0", "get_rhs_offset")
+        return n_idx * self.elem.itemsize
+
+    def get_rhs_packed_stride(self, k_chunk_count: int, k_chunk_length: int) -> int:
+        """Bytes of one nr-column block: ``nr * (extras + kcc * roundup(kcl, kr) * elem)``."""
+        kcc, kcl = check_count("k_chunk_count", k_chunk_count), check_count("k_chunk_length", k_chunk_length)
+        return self.get_n_step() * (self.extra_per_col + kcc * roundup(kcl, self.kr) * self.elem.itemsize)
+
+    def get_rhs_packed_offset(self, n_idx: int, k_chunk_count: int, k_chunk_length: int) -> int:
+        n_idx = check_count("n_idx", n_idx)
+        self._assume(n_idx % self.get_n_step() == 0, "n_idx % n_step == 0", "get_rhs_packed_offset")
+        return n_idx // self.get_n_step() * self.get_rhs_packed_stride(k_chunk_count, k_chunk_length)
+
+    def get_rhs_packed_size(self, n: int, k_chunk_count: int, k_chunk_length: int) -> int:
+        return self.get_rhs_packed_offset(roundup(check_count("n", n), self.get_n_step()), k_chunk_count,
+                                          k_chunk_length)
+
+    def _read_kxn(self, n: int, kcc: int, kcl: int, rhs_stride_row: int, rhs: Buffer) -> NDArray[Any]:
+        from .._buffers import read_matrix
+
+        if isinstance(rhs, np.ndarray) and rhs.dtype != self.elem:
+            raise TypeError(f"rhs must be {self.elem} for {self.name}, got {rhs.dtype}")
+        stride = check_count("rhs_stride_row", rhs_stride_row)
+        return read_matrix(as_u8(rhs, "rhs"), kcc * kcl, n, stride, self.elem, "rhs", f"kai_run_{self.name}")
+
+
+class _ImatmulRhsBiasPacker(_ImatmulRhsPacker):
+    """``kai_rhs_imatmul_pack_kxn_x{32,16}p2vlx{1,2}b_x.._x.._sme``: bias row + chunk-padded weights.
+
+    Block g (columns ``g*nr .. g*nr+nr-1``, ``j = n - g*nr``, ``Kc = roundup(kcl, kr)``)::
+
+        bias[j]                                             at element j   (bias element type)
+        W[c*kcl + i][n] (0 if i >= kcl) for k' = c*Kc + i   at nr + (k' // kr)*nr*kr + j*kr + k' % kr
+
+    which is the plain ``kai_rhs_pack_kxn_*`` layout of the chunk-padded [kcc*Kc, n] matrix.
+    Columns past n are zero.
+    """
+
+    #: The plain kxn packer whose layout this is (applied to the chunk-padded matrix).
+    plain: ClassVar[type[Ukernel]]
+
+    def get_bias_offset(self, n_idx: int) -> int:
+        return check_count("n_idx", n_idx) * self.elem.itemsize
+
+    def run_rhs_imatmul_pack(
+        self,
+        n: int,
+        k_chunk_count: int,
+        k_chunk_length: int,
+        rhs_stride_row: int,
+        rhs: Buffer,
+        bias: Buffer | None,
+        rhs_packed: Buffer,
+    ) -> None:
+        """``kai_run_<packer>(n, k_chunk_count, k_chunk_length, rhs_stride_row, rhs, bias,
+        rhs_packed)``: ``rhs`` is ``k_chunk_count * k_chunk_length`` rows of n elements."""
+        fn = "run_rhs_imatmul_pack"
+        n = check_count("n", n)
+        kcc, kcl = check_count("k_chunk_count", k_chunk_count), check_count("k_chunk_length", k_chunk_length)
+        self._assume(rhs is not None, "rhs != NULL", fn)
+        self._assume(bias is not None, "bias != NULL", fn)
+        self._assume(rhs_packed is not None, "rhs_packed != NULL", fn)
+        out = writable_u8(rhs_packed, "rhs_packed")
+        size = self.get_rhs_packed_size(n, kcc, kcl)
+        require_bytes(out, size, "rhs_packed", f"kai_get_rhs_packed_size_{self.name[4:]}")
+        if n == 0:
+            # Note: the assembly's bias loop is a do-while that stores one full block even for
+            # n == 0 (past a 0-byte buffer); the emulation writes nothing.
+            return
+        if isinstance(bias, np.ndarray) and bias.dtype != self.elem:
+            raise TypeError(f"bias must be {self.elem} for {self.name}, got {bias.dtype}")
+        w = _chunk_pad(self._read_kxn(n, kcc, kcl, rhs_stride_row, rhs), kcc, kcl, self.kr)
+        from .._buffers import read_matrix
+
+        b = read_matrix(as_u8(bias, "bias"), 1, n, n * self.elem.itemsize, self.elem, "bias",
+                        f"kai_run_{self.name}")
+        plain = self.plain(self.svl)
+        k = w.shape[0]
+        tmp = np.zeros(plain.get_rhs_packed_size(n, k), dtype=np.uint8)  # type: ignore[attr-defined]
+        plain.run_rhs_pack(1, n, k, self.get_n_step(), self.kr, 1, n * self.elem.itemsize,  # type: ignore[attr-defined]
+                           np.ascontiguousarray(w), b[0], None, tmp, 0, None)
+        out[:size] = tmp
+
+
+class kai_rhs_imatmul_pack_kxn_x32p2vlx1b_x32_x32_sme(_ImatmulRhsBiasPacker):
+    """imatmul RHS packer for pf32: nr = 2 * VLs, kr = 1, f32 bias row (no chunk padding)."""
+
+    name = "kai_rhs_imatmul_pack_kxn_x32p2vlx1b_x32_x32_sme"
+    variant = "pf32_igemm"
+    isa = "sme"
+    source = _PACK + name + ".c"
+    elem = F32
+    kr = 1
+    extra_per_col = 4
+    plain = pf32_gemm.kai_rhs_pack_kxn_f32p2vlx1biasf32_f32_f32_sme
+
+
+class kai_rhs_imatmul_pack_kxn_x16p2vlx2b_x16_x16_sme(_ImatmulRhsBiasPacker):
+    """imatmul RHS packer for pf16: nr = VLh, kr = 2, f16 bias row; odd chunks padded with 0."""
+
+    name = "kai_rhs_imatmul_pack_kxn_x16p2vlx2b_x16_x16_sme"
+    variant = "pf16_igemm"
+    isa = "sme"
+    source = _PACK + name + ".c"
+    elem = F16
+    kr = 2
+    extra_per_col = 2
+    plain = pf16_gemm.kai_rhs_pack_kxn_x16p2vlx2b_x16_x16_sme
+
+
+class kai_rhs_imatmul_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme(_ImatmulRhsPacker):
+    """imatmul RHS packer for pqs8: nr = 2 * VLs, kr = 4; bias folded with the input zero point.
+
+    Block g (``j = n - g*nr``, ``Kc4 = roundup(kcl, 4)``, stride ``nr * (4 + kcc*Kc4 + 4)``)::
+
+        int32 bias'[j] = bias[n] - izp * sum_{c, i<kcl} W[c*kcl+i][n]   (int32 wrap)   at 4j
+        int8  W for k' = c*Kc4 + i (0 if i >= kcl)   at 4nr + (k'//4)*nr*4 + j*4 + k'%4
+        f32   scale'[j] = RN32(scale[n] * scale_multiplier)             at 4nr + nr*kcc*Kc4 + 4j
+
+    ``izp = params.lhs_zero_point``. The assembly computes ``bias'`` after packing (SDOT of the
+    packed bytes with all-ones, times ``-izp``, MLA onto the loaded bias), so the pad rows add 0.
+    Columns past n are zero; with ``kcl == 0`` (or ``kcc == 0``) the bias slots are not written.
+    """
+
+    name = "kai_rhs_imatmul_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme"
+    variant = "pqs8_qc8w_igemm"
+    isa = "sme"
+    source = _PACK + name + ".c"
+    elem = I8
+    kr = 4
+    extra_per_col = 8
+
+    def get_bias_offset(self, n_idx: int) -> int:
+        return check_count("n_idx", n_idx) * 4
+
+    def get_scale_offset(self, n_idx: int) -> int:
+        return check_count("n_idx", n_idx) * 4
+
+    def run_rhs_imatmul_pack(
+        self,
+        n: int,
+        k_chunk_count: int,
+        k_chunk_length: int,
+        rhs_stride_row: int,
+        rhs: Buffer,
+        bias: Buffer | None,
+        scale: Buffer | None,
+        rhs_packed: Buffer,
+        params: kai_rhs_pack_qsi8cx_params | None,
+    ) -> None:
+        """``kai_run_<packer>(n, k_chunk_count, k_chunk_length, rhs_stride_row, rhs, bias, scale,
+        rhs_packed, params)``."""
+        fn = "run_rhs_imatmul_pack"
+        n = check_count("n", n)
+        kcc, kcl = check_count("k_chunk_count", k_chunk_count), check_count("k_chunk_length", k_chunk_length)
+        for label, val in (("rhs", rhs), ("bias", bias), ("scale", scale), ("rhs_packed", rhs_packed),
+                           ("params", params)):
+            self._assume(val is not None, f"{label} != NULL", fn)
+        if not isinstance(params, kai_rhs_pack_qsi8cx_params):
+            raise TypeError("params must be a kai_rhs_pack_qsi8cx_params")
+        out = writable_u8(rhs_packed, "rhs_packed")
+        size = self.get_rhs_packed_size(n, kcc, kcl)
+        require_bytes(out, size, "rhs_packed", f"kai_get_rhs_packed_size_{self.name[4:]}")
+        if n == 0:
+            return
+        w = _chunk_pad(self._read_kxn(n, kcc, kcl, rhs_stride_row, rhs), kcc, kcl, self.kr)
+        plain = pqs8_qc8w_gemm.kai_rhs_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme(self.svl)
+        k = w.shape[0]
+        tmp = np.array(out[:size])  # bytes the packer does not write (bias' when K == 0) stay as they were
+        plain.run_rhs_pack(1, n, k, self.get_n_step(), self.kr, 1, n, np.ascontiguousarray(w), bias, scale,
+                           tmp, 0, params)
+        out[:size] = tmp
+
+
+# --------------------------------------------------------------------------------------------
+# The dedicated kai_imatmul_clamp_* kernels: the matmul kernels with k = kcc * roundup(kcl, kr)
+# --------------------------------------------------------------------------------------------
+
+
+class _ImatmulKernel(Ukernel):
+    """``kai_imatmul_clamp_*``: the imatmul interface over the matmul kernel with the same bits.
+
+    ``kai_run_imatmul_clamp_<...>`` sets ``K = k_chunk_count * roundup(k_chunk_length, kr)`` and
+    runs the same MOPA loop as ``matmul``; every golden file confirms identical bytes
+    (``imatmul_output_equal``, ``imatmul_sme1_output_equal``). There is no ``dst_stride_col``.
+    """
+
+    #: The ``kai_matmul_clamp_*`` kernel computing the same bits.
+    matmul: ClassVar[type[PackedLhsKernel]]
+    kr: ClassVar[int]
+
+    def __init__(self, svl: int | None = None, *, fz: bool = False) -> None:
+        super().__init__(svl)
+        self._mm = self.matmul(self.svl, fz=fz)
+        #: FPCR.FZ (and FZ16) while the kernel runs.
+        self.fz = fz
+
+    def tile_params(self) -> TileParams:
+        return self._mm.tile_params()
+
+    def get_m_step(self) -> int:
+        return self._mm.get_m_step()
+
+    def get_n_step(self) -> int:
+        return self._mm.get_n_step()
+
+    def _k(self, k_chunk_count: int, k_chunk_length: int) -> int:
+        kcc, kcl = check_count("k_chunk_count", k_chunk_count), check_count("k_chunk_length", k_chunk_length)
+        return kcc * roundup(kcl, self.kr)
+
+    def get_lhs_packed_offset(self, m_idx: int, k_chunk_count: int, k_chunk_length: int) -> int:
+        """``m_idx * kcc * roundup(kcl, kr) * elem`` (``m_idx % m_step == 0``)."""
+        m_idx = check_count("m_idx", m_idx)
+        self._assume(m_idx % self.get_m_step() == 0, "m_idx % m_step == 0", "get_lhs_packed_offset")
+        return self._mm.get_lhs_packed_offset(m_idx, self._k(k_chunk_count, k_chunk_length))
+
+    def get_rhs_packed_offset(self, n_idx: int, k_chunk_count: int, k_chunk_length: int) -> int:
+        n_idx = check_count("n_idx", n_idx)
+        self._assume(n_idx % self.get_n_step() == 0, "n_idx % n_step == 0", "get_rhs_packed_offset")
+        return self._mm.get_rhs_packed_offset(n_idx, self._k(k_chunk_count, k_chunk_length))
+
+    def get_dst_offset(self, m_idx: int, n_idx: int, dst_stride_row: int) -> int:
+        m_idx, n_idx = check_count("m_idx", m_idx), check_count("n_idx", n_idx)
+        self._assume(m_idx % self.get_m_step() == 0, "m_idx % m_step == 0", "get_dst_offset")
+        self._assume(n_idx % self.get_n_step() == 0, "n_idx % n_step == 0", "get_dst_offset")
+        return self._mm.get_dst_offset(m_idx, n_idx, dst_stride_row)
+
+    def get_dst_size(self, m: int, n: int) -> int:
+        return self._mm.get_dst_size(m, n)
+
+    def _run_k(self, k_chunk_count: int, k_chunk_length: int) -> int:
+        k = self._k(k_chunk_count, k_chunk_length)
+        self._assume(k >= 1, "k_chunk_count * k_chunk_length >= 1", "run_imatmul")
+        return k
+
+
+class _FloatImatmul(_ImatmulKernel):
+    def run_imatmul(
+        self,
+        m: int,
+        n: int,
+        k_chunk_count: int,
+        k_chunk_length: int,
+        lhs_packed: Buffer,
+        rhs_packed: Buffer,
+        dst: Buffer,
+        dst_stride_row: int,
+        clamp_min: float,
+        clamp_max: float,
+    ) -> None:
+        """``kai_run_<name>(m, n, k_chunk_count, k_chunk_length, lhs_packed, rhs_packed, dst,
+        dst_stride_row, clamp_min, clamp_max)``."""
+        k = self._run_k(k_chunk_count, k_chunk_length)
+        self._mm.run_matmul(m, n, k, lhs_packed, rhs_packed, dst, dst_stride_row, self._mm.dst_dtype.itemsize,
+                            clamp_min, clamp_max)
+
+
+class kai_imatmul_clamp_f32_f32p2vlx1_f32p2vlx1b_2vlx2vl_sme2_mopa(_FloatImatmul):
+    """pf32 imatmul, SME2 (same bits as ``kai_matmul_clamp_f32_f32p2vlx1_f32p2vlx1biasf32_sme2_mopa``)."""
+
+    name = "kai_imatmul_clamp_f32_f32p2vlx1_f32p2vlx1b_2vlx2vl_sme2_mopa"
+    variant = "pf32_igemm"
+    isa = "sme2"
+    source = "kai/ukernels/matmul/imatmul_clamp_f32_f32p_f32p/" + name + "_asm.S"
+    matmul = pf32_gemm.SME2_MOPA
+    kr = 1
+
+
+class kai_imatmul_clamp_f32_f32p2vlx1_f32p2vlx1b_2vlx2vl_sme_mopa(_FloatImatmul):
+    """pf32 imatmul, SME1 (same bits as ``kai_matmul_clamp_f32_f32p2vlx1_f32p2vlx1b_2vlx2vl_sme_mopa``)."""
+
+    name = "kai_imatmul_clamp_f32_f32p2vlx1_f32p2vlx1b_2vlx2vl_sme_mopa"
+    variant = "pf32_igemm"
+    isa = "sme"
+    source = "kai/ukernels/matmul/imatmul_clamp_f32_f32p_f32p/" + name + "_asm.S"
+    matmul = pf32_gemm.SME1_MOPA
+    kr = 1
+
+
+class kai_imatmul_clamp_f16_f16p2vlx2_f16p2vlx2_2vlx2vl_sme2_mopa(_FloatImatmul):
+    """pf16 imatmul, SME2 (same bits as ``kai_matmul_clamp_f16_f16p2vlx2_f16p2vlx2_2vlx2vl_sme2_mopa``)."""
+
+    name = "kai_imatmul_clamp_f16_f16p2vlx2_f16p2vlx2_2vlx2vl_sme2_mopa"
+    variant = "pf16_igemm"
+    isa = "sme2"
+    source = "kai/ukernels/matmul/imatmul_clamp_f16_f16p_f16p/" + name + "_asm.S"
+    matmul = pf16_gemm.SME2_MOPA
+    kr = 2
+
+
+class kai_imatmul_clamp_f16_f16p2vlx2_f16p2vlx2b_2vlx2vl_sme_mopa(_FloatImatmul):
+    """pf16 imatmul, SME1 (same bits as ``kai_matmul_clamp_f16_f16p2vlx2_f16p2vlx2b_2vlx2vl_sme_mopa``)."""
+
+    name = "kai_imatmul_clamp_f16_f16p2vlx2_f16p2vlx2b_2vlx2vl_sme_mopa"
+    variant = "pf16_igemm"
+    isa = "sme"
+    source = "kai/ukernels/matmul/imatmul_clamp_f16_f16p_f16p/" + name + "_asm.S"
+    matmul = pf16_gemm.SME1_MOPA
+    kr = 2
+
+
+class _Pqs8Imatmul(_ImatmulKernel):
+    def run_imatmul(
+        self,
+        m: int,
+        n: int,
+        k_chunk_count: int,
+        k_chunk_length: int,
+        lhs_packed: Buffer,
+        rhs_packed: Buffer,
+        dst: Buffer,
+        dst_stride_row: int,
+        params: kai_matmul_requantize32_params,
+    ) -> None:
+        """``kai_run_<name>(m, n, k_chunk_count, k_chunk_length, lhs_packed, rhs_packed, dst,
+        dst_stride_row, params)``."""
+        k = self._run_k(k_chunk_count, k_chunk_length)
+        run: Any = self._mm.run_matmul  # the pqs8 kernels take requantization params, not clamps
+        run(m, n, k, lhs_packed, rhs_packed, dst, dst_stride_row, 1, params)
+
+
+class kai_imatmul_clamp_qai8_qai8p2vlx4_qsi8cxpsb2vlx4_2vlx2vl_sme2_mopa(_Pqs8Imatmul):
+    """pqs8 imatmul, SME2: same bits as the matmul kernel ``..._qsi8cxpsb2vlx4_2vlx2vl_sme2_mopa``."""
+
+    name = "kai_imatmul_clamp_qai8_qai8p2vlx4_qsi8cxpsb2vlx4_2vlx2vl_sme2_mopa"
+    variant = "pqs8_qc8w_igemm"
+    isa = "sme2"
+    source = "kai/ukernels/matmul/imatmul_clamp_qai8_qai8p_qsi8cxp/" + name + "_asm.S"
+    matmul = pqs8_qc8w_gemm.SME2_MOPA
+    kr = 4
+
+
+class kai_imatmul_clamp_qai8_qai8p2vlx4_qsi8cxp2vlx4sb_2vlx2vl_sme_mopa(_Pqs8Imatmul):
+    """pqs8 imatmul, SME1: same bits as the matmul kernel ``..._qsi8cxp2vlx4sb_2vlx2vl_sme_mopa``."""
+
+    name = "kai_imatmul_clamp_qai8_qai8p2vlx4_qsi8cxp2vlx4sb_2vlx2vl_sme_mopa"
+    variant = "pqs8_qc8w_igemm"
+    isa = "sme"
+    source = "kai/ukernels/matmul/imatmul_clamp_qai8_qai8p_qsi8cxp/" + name + "_asm.S"
+    matmul = pqs8_qc8w_gemm.SME1_MOPA
+    kr = 4
+
+
+# --------------------------------------------------------------------------------------------
+# Variant table, conv2d and the golden reproducer
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Cfg:
+    elem: np.dtype[Any]
+    lhs_packer: type[_ImatmulLhsPacker]
+    rhs_packer: type[_ImatmulRhsPacker]
+    sme2: type[PackedLhsKernel]
+    sme1: type[PackedLhsKernel]
+    kr: int
+
+
+_CFG: dict[str, _Cfg] = {
+    "pf32": _Cfg(F32, kai_lhs_imatmul_pack_x32p2vlx1_x32p_sme,
+                 kai_rhs_imatmul_pack_kxn_x32p2vlx1b_x32_x32_sme,
+                 pf32_gemm.SME2_MOPA, pf32_gemm.SME1_MOPA, 1),
+    "pf16": _Cfg(F16, kai_lhs_imatmul_pack_x16p2vlx2_x16p_sme,
+                 kai_rhs_imatmul_pack_kxn_x16p2vlx2b_x16_x16_sme,
+                 pf16_gemm.SME2_MOPA, pf16_gemm.SME1_MOPA, 2),
+    "pqs8": _Cfg(I8, kai_lhs_imatmul_pack_x8p2vlx4_x8p_sme,
+                 kai_rhs_imatmul_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme,
+                 pqs8_qc8w_gemm.SME2_MOPA, pqs8_qc8w_gemm.SME1_MOPA, 4),
+}
+
+
+def xnnpack_conv_weights_mislaid(variant: str, svl: int) -> bool:
+    """True where XNNPACK's own float conv weight packer disagrees with what the kernel reads.
+
+    Note: XNNPACK packs pf32/pf16 *convolution* weights with its generic
+    ``xnn_pack_f32_conv_goki_w`` / ``xnn_pack_f16_conv_goki_w`` (``set_context_params_f32/_f16``),
+    not the KleidiAI imatmul RHS packers, using the config's nr. For pf16 the config forces
+    ``nr = max(kernel nr, 16)`` ("nstep_min"), so at **SVL 128** (kernel nr = VLh = 8) XNNPACK's
+    pf16 Conv2d would lay weights out in 16-column blocks that
+    ``kai_matmul_clamp_f16_f16p2vlx2_f16p2vlx2_2vlx2vl_sme2_mopa`` (and its SME1 sibling) read as
+    8-column blocks: an upstream hazard inferred from XNNPACK source (kernels.md §11.3,
+    dispatch.md §4.5), not executed. kleidiref emulates the kernel-consistent layout (the one the
+    golden vectors store), so its pf16 SVL-128 convolution is what the kernels compute on
+    correctly packed weights. Everywhere else the two layouts coincide on every byte the kernel
+    reads.
+    """
+    return variant == "pf16" and svl == 128
+
+
+def _pack_weights(
+    cfg: _Cfg, variant: str, svl: int, filt: NDArray[Any], bias: NDArray[Any], ks: int, kc: int,
+    scale: NDArray[np.float32] | None, izp: int,
+) -> Any:
+    """OHWI -> [ks*kc][Cout] (XNNPACK's goki transpose) -> the imatmul RHS packer."""
+    cout = filt.shape[0]
+    w_kn = np.ascontiguousarray(filt.reshape(cout, ks * kc).T)
+    packer = cfg.rhs_packer(svl)
+    out = np.zeros(packer.get_rhs_packed_size(cout, ks, kc), dtype=np.uint8)
+    if variant == "pqs8":
+        assert isinstance(packer, kai_rhs_imatmul_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme)
+        params = kai_rhs_pack_qsi8cx_params(lhs_zero_point=izp, scale_multiplier=1.0)
+        packer.run_rhs_imatmul_pack(cout, ks, kc, cout, w_kn, np.ascontiguousarray(bias),
+                                    np.ascontiguousarray(scale), out, params)
+        return as_packed_rhs(out)  # immutable: the kernels cache its decoding across images
+    assert isinstance(packer, _ImatmulRhsBiasPacker)
+    packer.run_rhs_imatmul_pack(cout, ks, kc, cout * cfg.elem.itemsize, w_kn, np.ascontiguousarray(bias), out)
+    return out
+
+
+def _pack_lhs(
+    cfg: _Cfg, svl: int, geom: ConvGeometry, ind: NDArray[np.int32], memory: NDArray[np.uint8], kc: int,
+    pad_ptr: int, a_offset: int,
+) -> NDArray[np.uint8]:
+    """XNNPACK's ``xnn_x*_pack_lh_ukernel__igemm_neonsme*`` on the whole image (m = M)."""
+    packer = cfg.lhs_packer(svl)
+    ptrs = np.where(ind >= 0, ind.astype(np.int64) * kc * cfg.elem.itemsize, pad_ptr)
+    out = np.zeros(packer.get_lhs_packed_size(geom.m, geom.ks, kc), dtype=np.uint8)
+    packer.run_lhs_imatmul_pack(geom.m, geom.ks, kc, ptrs, a_offset, pad_ptr, out, memory=memory)
+    return out
+
+
+def _check_int8(name: str, value: object) -> int:
+    v = check_i32(name, value)
+    if not -128 <= v <= 127:
+        raise ValueError(f"{name} = {v} is not an int8 value (XNNPACK passes it as int8_t)")
+    return v
+
+
+def _array(name: str, value: object, ndim: int, what: str) -> NDArray[Any]:
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array ({what}), got {type(value).__name__}")
+    if value.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D ({what}), got shape {value.shape}")
+    return value
+
+
+def conv2d(
+    input: NDArray[Any],
+    filter: NDArray[Any],
+    bias: NDArray[Any] | None = None,
+    *,
+    variant: Variant,
+    stride: Sequence[int] = (1, 1),
+    dilation: Sequence[int] = (1, 1),
+    padding: Sequence[int] = (0, 0, 0, 0),
+    groups: int = 1,
+    clamp_min: float = -np.inf,
+    clamp_max: float = np.inf,
+    input_zero_point: int | None = None,
+    requant_scale: NDArray[np.float32] | None = None,
+    output_zero_point: int | None = None,
+    output_min: int = -128,
+    output_max: int = 127,
+    target: Target | None = None,
+    sme1: bool = False,
+) -> NDArray[Any]:
+    """A 2-D convolution exactly as XNNPACK's KleidiAI IGEMM path computes it: [N, Hout, Wout, Cout].
+
+    Arguments:
+        input: NHWC ``[N, H, W, Cin]``, N >= 0 (N == 0 gives an empty result, as XNNPACK skips
+            the operator). float32 (pf32), float16 (pf16) or int8 (pqs8, zero point
+            ``input_zero_point``).
+        filter: OHWI ``[Cout, KH, KW, Cin]`` (XNNPACK's goki with one group); same dtype as
+            ``input`` (pf16 also accepts float32, converted with RNE as
+            ``XNN_FLAG_FP32_STATIC_WEIGHTS`` does); pqs8: int8 symmetric per output channel.
+        bias: ``[Cout]`` float32 / float16 (pf16 accepts float32, RNE) / int32 (pqs8, in units
+            of ``input_scale * kernel_scale[n]``), or None (zeros, as XNNPACK substitutes).
+        variant: ``"pf32"``, ``"pf16"`` or ``"pqs8"``.
+        stride, dilation: (height, width), each >= 1.
+        padding: (top, left, bottom, right), each >= 0 (explicit padding; resolve TF SAME first).
+        groups: must be 1 (grouped convolutions are not emulated: ``ValueError``).
+        clamp_min, clamp_max: pf32/pf16 output bounds (binary32; pf16 narrows them to f16 with
+            RNE, as the wrappers do). NaN or ``min > max`` is refused like XNNPACK's create.
+        input_zero_point, requant_scale, output_zero_point, output_min, output_max: pqs8 only.
+            ``requant_scale`` is float32 ``[Cout]`` in XNNPACK's convention
+            ``RN32(RN32(s_in * s_w[n]) / s_out)`` (see
+            :func:`kleidiref.quant.qai8.requantization_scale`), each in (0, 256).
+        target: the CPU (default: the current target). Needs SME; FPCR.FZ is its
+            ``flush_to_zero``.
+        sme1: run the SME1 kernel even when the target has SME2 (XNNPACK picks SME2 first).
+
+    Steps per image b (XNNPACK ``reshape_igemm`` + ``xnn_compute_hmp_inline_packed_igemm``):
+
+    1. :func:`conv_geometry` (output size, XNNPACK's checks) and :func:`indirection_conv2d`
+       with ``mr`` = the LHS packer's m_step (built once, for image 0).
+    2. Padding buffer: ``Cin`` elements of +0.0 (floats) or ``input_zero_point`` (pqs8,
+       ``input_padding_bytes``).
+    3. The imatmul LHS packer with ``m = M``, ``k_chunk_count = ks``, ``k_chunk_length = Cin``,
+       ``lhs_ptr_offset = b * H * W * Cin * elem`` (XNNPACK's ``a_offset``), ``pad_ptr`` = the
+       padding buffer (never offset).
+    4. Weights: OHWI transposed to ``[ks*Cin][Cout]`` and packed by the imatmul RHS packer (pqs8
+       params ``{lhs_zero_point = input_zero_point, scale_multiplier = 1.0}``).
+    5. The matmul MOPA kernel (SME2, or SME1 without SME2 / with ``sme1``) with ``m = M``,
+       ``n = Cout``, ``k = ks * roundup(Cin, kr)``; arithmetic in the module docstring.
+
+    XNNPACK's subgraph may route some convolutions elsewhere (1x1 groups=1 -> fully connected;
+    1-in/1-out channel per group -> generic dwconv/vmulcaddc); this function is the IGEMM path
+    only. ``xnnpack_conv_weights_mislaid`` flags the pf16 SVL-128 weight-layout hazard.
+    """
+    if variant not in _CFG:
+        raise ValueError(f"variant must be one of {sorted(_CFG)}, got {variant!r}")
+    cfg = _CFG[variant]
+    t = get_target() if target is None else target
+    if not isinstance(t, Target):
+        raise TypeError(f"target must be a kleidiref Target, got {type(t).__name__}")
+    if not t.has_sme:
+        raise ValueError(
+            f"the KleidiAI IGEMM path needs SME; target {t.name!r} has none (XNNPACK runs its generic "
+            "f32/f16/qs8 IGEMM there: see kleidiref.dispatch)"
+        )
+    if not isinstance(sme1, bool):
+        raise TypeError("sme1 must be a bool")
+    if check_count("groups", groups, minimum=1) != 1:
+        raise ValueError(
+            f"groups = {groups}: grouped convolutions are not supported by kleidiref's IGEMM emulation "
+            "(XNNPACK runs one IGEMM per group with a_offset = group * group_input_channels; not covered by "
+            "the golden vectors); split the groups and call conv2d per group"
+        )
+    x = _array("input", input, 4, "NHWC [N, H, W, Cin]")
+    f = _array("filter", filter, 4, "OHWI [Cout, KH, KW, Cin]")
+    elem_what = {"pf32": "pf32 tensors are float32", "pf16": "pf16 tensors are float16",
+                 "pqs8": "pqs8 activations and weights are int8"}[variant]
+    check_dtype("input", x, cfg.elem, elem_what)
+    if variant == "pf16" and f.dtype == F32:
+        # Note: XNN_FLAG_FP32_STATIC_WEIGHTS: xnn_pack_f32_to_f16_conv_goki_w converts with
+        # xnn_float16_from_float (RNE).
+        f = rn16(f)
+    check_dtype("filter", f, cfg.elem, elem_what)
+    n_img, h, w, cin = x.shape
+    cout, kh, kw, fcin = f.shape
+    if cin < 1 or cout < 1:
+        raise ValueError(
+            f"input channels ({cin}) and output channels ({cout}) must be non-zero "
+            "(xnn_create_convolution2d_nhwc: number of channels must be non-zero)"
+        )
+    if fcin != cin:
+        raise ValueError(
+            f"channel mismatch: the input has {cin} channels, the OHWI filter {fcin} (group_input_channels)"
+        )
+    if kh < 1 or kw < 1:
+        raise ValueError(
+            f"kernel {kh}x{kw}: kernel dimensions must be non-zero (xnn_create_convolution2d_nhwc)"
+        )
+    geom = conv_geometry(h, w, kh, kw, stride=stride, dilation=dilation, padding=padding)
+    bias_dtype = I32 if variant == "pqs8" else cfg.elem
+    if bias is None:
+        b = np.zeros(cout, dtype=bias_dtype)  # Note: XNNPACK substitutes a zero bias
+    else:
+        b = _array("bias", bias, 1, f"[Cout] {bias_dtype}")
+        if variant == "pf16" and b.dtype == F32:
+            b = rn16(b)  # Note: XNN_FLAG_FP32_STATIC_BIASES: xnn_float16_from_float (RNE)
+        check_dtype("bias", b, bias_dtype, f"the {variant} bias is {bias_dtype}")
+        if b.shape != (cout,):
+            raise ValueError(f"bias must have shape ({cout},) (one per output channel), got {b.shape}")
+    svl, fz = t.svl_bits, t.flush_to_zero
+    kern = (cfg.sme1 if (sme1 or not t.sme2) else cfg.sme2)(svl, fz=fz)
+    izp = 0
+    scale: NDArray[np.float32] | None = None
+    if variant == "pqs8":
+        if input_zero_point is None or requant_scale is None or output_zero_point is None:
+            raise ValueError("pqs8 needs input_zero_point, requant_scale and output_zero_point")
+        izp = _check_int8("input_zero_point", input_zero_point)
+        zp_out = _check_int8("output_zero_point", output_zero_point)
+        lo_q, hi_q = _check_int8("output_min", output_min), _check_int8("output_max", output_max)
+        if lo_q > hi_q:
+            raise ValueError(
+                f"output_min {lo_q} must be <= output_max {hi_q} (xnn_create_convolution2d_nhwc_qs8)"
+            )
+        scale = check_dtype("requant_scale", requant_scale, F32, "XNNPACK requantization scales are float32")
+        if scale.shape != (cout,):
+            raise ValueError(f"requant_scale must have shape ({cout},), got {scale.shape}")
+        with np.errstate(invalid="ignore"):
+            bad = ~((scale > 0) & (scale < np.float32(256)))
+        if np.any(bad):
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"requant_scale[{i}] = {float(scale[i])!r} must be > 0 and < 256: XNNPACK's "
+                "init_requantization_scale_qx8_qc8w refuses to create the operator"
+            )
+        rq = kai_matmul_requantize32_params(lo_q, hi_q, zp_out)
+    else:
+        for label, v in (("input_zero_point", input_zero_point), ("requant_scale", requant_scale),
+                         ("output_zero_point", output_zero_point)):
+            if v is not None:
+                raise ValueError(f"{label} is a pqs8 parameter; {variant} clamps with clamp_min/clamp_max")
+        lo, hi = float(clamp_min), float(clamp_max)
+        if np.isnan(lo) or np.isnan(hi):
+            raise ValueError(
+                "clamp bounds must be non-NaN (xnn_create_convolution2d_nhwc: check_output_range_f32)"
+            )
+        if lo > hi:
+            raise ValueError(f"clamp_min {lo} must be <= clamp_max {hi} (check_output_range_f32)")
+        if variant == "pf16" and not float(rn16(np.float32(lo))) < float(rn16(np.float32(hi))):
+            raise ValueError(
+                f"[{lo}, {hi}] rounded to f16 is empty: check_output_range_f16 needs "
+                "rounded min < rounded max"
+            )
+    ks, kc = geom.ks, cin
+    out = np.zeros((n_img, geom.hout, geom.wout, cout), dtype=kern.dst_dtype)
+    if n_img == 0:
+        return out  # Note: XNNPACK marks a batch of 0 as xnn_run_state_skip
+    packed_w = _pack_weights(cfg, variant, svl, f, b, ks, kc, scale, izp)
+    ind = indirection_conv2d(geom, cfg.lhs_packer(svl).get_m_step())
+    image_bytes = h * w * cin * cfg.elem.itemsize
+    pad = np.full(cin, izp, dtype=cfg.elem)  # memset(zero_buffer, input_padding_bytes, ...)
+    memory = np.concatenate([np.ascontiguousarray(x).reshape(-1).view(np.uint8), pad.view(np.uint8)])
+    pad_ptr = n_img * image_bytes
+    k = ks * roundup(kc, cfg.kr)
+    m = geom.m
+    for i in range(n_img):
+        lhs_packed = _pack_lhs(cfg, svl, geom, ind, memory, kc, pad_ptr, i * image_bytes)
+        dst = out[i].reshape(m, cout)
+        if variant == "pqs8":
+            kern.run_matmul(m, cout, k, lhs_packed, packed_w, dst, cout, 1, rq)  # type: ignore[call-arg, arg-type]
+        else:
+            item = cfg.elem.itemsize
+            kern.run_matmul(m, cout, k, lhs_packed, packed_w, dst, cout * item, item, lo, hi)
+    return out
+
+
+def reproduce_golden(inputs: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:
+    """Recompute a ``pf32_igemm`` / ``pf16_igemm`` / ``pqs8_qc8w_igemm`` golden file from its inputs.
+
+    The files run one image with ``lhs_ptr_offset = 0`` and the padding buffer as the pad
+    pointer; ``out`` is the SME2 kernel's and ``out_sme1`` the SME1 kernel's, with FPCR.FZ clear.
+    """
+    gid = str(inputs["meta_variant"])
+    variant = {"pf32_igemm": "pf32", "pf16_igemm": "pf16", "pqs8_qc8w_igemm": "pqs8"}[gid]
+    cfg = _CFG[variant]
+    svl = int(inputs["meta_svl_bits"])
+    x, f, b = inputs["input"], inputs["filter"], inputs["bias"]
+    _, h, w, cin = x.shape
+    cout, kh, kw, _ = f.shape
+    geom = conv_geometry(h, w, kh, kw, stride=inputs["stride"].tolist(), dilation=inputs["dilation"].tolist(),
+                         padding=inputs["padding"].tolist())
+    ks, kc, m = geom.ks, cin, geom.m
+    k = ks * roundup(kc, cfg.kr)
+    izp = int(inputs["input_zero_point"]) if variant == "pqs8" else 0
+    lhs_packer = cfg.lhs_packer(svl)
+    mr = lhs_packer.get_m_step()
+    ind = indirection_conv2d(geom, mr)
+    pad = np.full(cin, izp, dtype=cfg.elem)
+    memory = np.concatenate([np.ascontiguousarray(x).reshape(-1).view(np.uint8), pad.view(np.uint8)])
+    lhs_packed = _pack_lhs(cfg, svl, geom, ind, memory, kc, x.nbytes, 0)
+    res: dict[str, NDArray[Any]] = {"indirection": ind, "lhs_packed": lhs_packed}
+    if variant == "pqs8":
+        params = kai_rhs_pack_qsi8cx_params(izp, float(inputs["scale_multiplier"]))
+        packer = kai_rhs_imatmul_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme(svl)
+        rhs_packed = np.zeros(packer.get_rhs_packed_size(cout, ks, kc), dtype=np.uint8)
+        w_kn = np.ascontiguousarray(f.reshape(cout, ks * kc).T)
+        packer.run_rhs_imatmul_pack(cout, ks, kc, cout, w_kn, b, inputs["scale"], rhs_packed, params)
+        echo = {key: _golden_int(inputs, key) for key in ("out_min", "out_max", "out_zero_point")}
+        rq = kai_matmul_requantize32_params(echo["out_min"], echo["out_max"], echo["out_zero_point"])
+        # Note: kleidiref.golden counts out_min/out_max/out_zero_point (inputs) as results because
+        # of their "out" prefix; they are echoed from the file.
+        res.update({key: np.array(v, dtype=np.int32) for key, v in echo.items()})
+    else:
+        rhs_packed = _pack_weights(cfg, variant, svl, f, b, ks, kc, None, 0)
+        lo, hi = float(inputs["clamp_min"]), float(inputs["clamp_max"])
+    res["rhs_packed"] = rhs_packed
+    for key, cls in (("out", cfg.sme2), ("out_sme1", cfg.sme1)):
+        kern = cls(svl)
+        dst = np.zeros((1, geom.hout, geom.wout, cout), dtype=kern.dst_dtype)
+        if variant == "pqs8":
+            kern.run_matmul(m, cout, k, lhs_packed, rhs_packed, dst, cout, 1, rq)  # type: ignore[call-arg, arg-type]
+        else:
+            item = cfg.elem.itemsize
+            kern.run_matmul(m, cout, k, lhs_packed, rhs_packed, dst, cout * item, item, lo, hi)
+        res[key] = dst
+    tp, sp = cfg.sme2(svl).tile_params(), cfg.sme1(svl).tile_params()
+    meta = {
+        "H": h, "W": w, "Cin": cin, "Cout": cout, "KH": kh, "KW": kw, "Hout": geom.hout, "Wout": geom.wout,
+        "M": m, "N": cout, "K": k, "ks": ks, "kc": kc, "mr": tp.mr, "nr": tp.nr, "kr": tp.kr, "sr": tp.sr,
+        "m_step": tp.m_step, "n_step": tp.n_step, "sme1_mr": sp.mr, "sme1_nr": sp.nr, "lhs_packer_mr": mr,
+    }
+    res.update({f"meta_{key}": np.array(v, dtype=np.int64) for key, v in meta.items()})
+    return res
+
+
+@functools.lru_cache(maxsize=1)
+def _manifest_params() -> dict[tuple[str, str, int], dict[str, Any]]:
+    from ..golden import bundled_golden_dir
+
+    entries = json.loads((bundled_golden_dir() / "manifest.json").read_text())["files"]
+    return {(e["variant"], e["case"], int(e["svl_bits"])): e.get("harness_params", {}) for e in entries}
+
+
+def _golden_int(inputs: Mapping[str, NDArray[Any]], key: str) -> int:
+    """An int32 kernel argument: from the file, or (hidden by kleidiref.golden's "out" prefix rule,
+    which classifies out_min/out_max/out_zero_point as results) from its manifest harness_params."""
+    try:
+        return int(inputs[key])
+    except KeyError:
+        ident = (str(inputs["meta_variant"]), str(inputs["meta_case"]), int(inputs["meta_svl_bits"]))
+        try:
+            return int(_manifest_params()[ident][key])
+        except KeyError:
+            raise KeyError(f"golden input {key!r} is neither in the file nor in the manifest") from None
+
+
+#: Golden variant ids this module reproduces.
+GOLDEN = {"pf32_igemm": reproduce_golden, "pf16_igemm": reproduce_golden, "pqs8_qc8w_igemm": reproduce_golden}
