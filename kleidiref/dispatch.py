@@ -1436,6 +1436,25 @@ def _decide_conv(hw: _Hw, node: Node, why: list[str]) -> Decision:
         )
     if node.bias is not None and node.bias.shape not in ((cout,), ()):
         raise NodeRejected(f"bias must have shape [{cout}], got {list(node.bias.shape)}", why)
+    # xnn_define_convolution_2d checks the datatypes *before* the conv -> FC rewrite
+    # (src/subgraph/convolution-2d.c ~L1160-1320).
+    for role, spec, allowed in (
+        ("input", node.input, ("fp32", "fp16", "qint8", "quint8", "qdint8")),
+        ("filter", node.filter, ("fp32", "fp16", "qint8", "qcint8", "quint8")),
+        ("output", node.output, ("fp32", "fp16", "qint8", "quint8")),
+    ):
+        if spec.dtype not in allowed:
+            extra = (
+                " (4-bit weights are fully-connected only: ExecuTorch exports such a convolution, "
+                "but it fails at load)"
+                if spec.dtype in ("qcint4", "qbint4")
+                else ""
+            )
+            raise NodeRejected(
+                f"xnn_define_convolution_2d rejects {_an(spec.dtype)} {role} (accepted: {', '.join(allowed)})"
+                + extra,
+                why,
+            )
     becomes_fc = (
         g == 1 and kh * kw == 1 and (sh, sw) == (1, 1) and c.padding == (0, 0, 0, 0) and gic + goc > 2
     )
@@ -1467,8 +1486,6 @@ def _decide_conv(hw: _Hw, node: Node, why: list[str]) -> Decision:
         ("qdint8", "qcint8", "fp32"),
         ("qint8", "qint8", "qint8"),
         ("qint8", "qcint8", "qint8"),
-        ("bf16", "bf16", "bf16"),
-        ("bf16", "fp32", "bf16"),
     }
     if (in_dt, k_dt, out_dt) not in ok:
         extra = (

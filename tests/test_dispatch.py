@@ -438,8 +438,10 @@ def test_pf16_conv_svl128_hazard() -> None:
 
 
 def test_conv_rejections() -> None:
-    with pytest.raises(NodeRejected, match="no convolution operator"):
+    with pytest.raises(NodeRejected, match="rejects a qbint4 filter"):
         decide(conv("qdint8", "qbint4", "fp32", block_size=32), SME2)
+    with pytest.raises(NodeRejected, match="no convolution operator"):
+        decide(conv("fp32", "qcint8", "fp32"), SME2)
     with pytest.raises(NodeRejected, match="groups"):
         decide(
             Node(
@@ -570,3 +572,66 @@ def test_explain_case_returns_rejection() -> None:
     )
     r = explain_case({"target": TARGET, "node": node})
     assert isinstance(r, NodeRejected) and "block size" in str(r)
+
+
+# ---- spec §5.1: the ExecuTorch recipe table, "SME2 + KleidiAI" column ------------------------------
+
+RECIPES: list[tuple[str, Node, str | None, str]] = [
+    ("fp32 linear", fc(), "pf32", "gemm"),
+    (
+        "fp32 linear, non-static weights",
+        Node(
+            op="fully_connected",
+            input=T("fp32", (4, 64)),
+            filter=T("fp32", (32, 64), static=False),
+            output=T("fp32", (4, 32)),
+        ),
+        "pf32",
+        "gemm",
+    ),
+    ("fp32 x @ W", fc(flags=("transpose_weights",), bias=None), "pf32", "gemm"),
+    ("fp32 conv 1x1", conv(kh=1, kw=1, pad=0), "pf32", "gemm"),
+    ("fp32 conv 3x3", conv(), "pf32", "igemm"),
+    ("fp32 depthwise 3x3", conv(cin=32, cout=32, groups=32), None, "dwconv"),
+    ("fp32 bmm", bmm(), "pf32", "gemm"),
+    ("fp16 linear", fc("fp16", "fp16", "fp16", bias="fp16"), "pf16", "gemm"),
+    ("fp16 conv 3x3 (fp32 W)", conv("fp16", "fp32", "fp16"), "pf16", "igemm"),
+    ("fp16 conv 1x1 (fp32 W)", conv("fp16", "fp32", "fp16", kh=1, kw=1, pad=0), None, "gemm"),
+    ("fp16 bmm", bmm("fp16"), "pf16", "gemm"),
+    ("bf16 linear", fc("bf16", "bf16", "bf16", bias="fp32"), None, "gemm"),
+    ("static per-channel linear", fc("qint8", "qcint8", "qint8", bias="qcint32"), "pqs8_qc8w", "gemm"),
+    ("static per-channel conv 3x3", conv("qint8", "qcint8", "qint8"), "pqs8_qc8w", "igemm"),
+    ("static per-channel conv 1x1", conv("qint8", "qcint8", "qint8", kh=1, kw=1, pad=0), "pqs8_qc8w", "gemm"),
+    ("static per-tensor linear", fc("qint8", "qint8", "qint8", bias="qint32"), None, "gemm"),
+    ("static per-tensor conv 3x3", conv("qint8", "qint8", "qint8"), "pqs8_qc8w", "igemm"),
+    ("static per-tensor conv 1x1", conv("qint8", "qint8", "qint8", kh=1, kw=1, pad=0), None, "gemm"),
+    ("dynamic per-channel linear", fc("qdint8", "qcint8"), "qp8_f32_qc8w", "gemm"),
+    ("dynamic per-channel conv 3x3", conv("qdint8", "qcint8", "fp32"), None, "igemm"),
+    (
+        "dynamic per-channel conv 1x1",
+        conv("qdint8", "qcint8", "fp32", kh=1, kw=1, pad=0),
+        "qp8_f32_qc8w",
+        "gemm",
+    ),
+    ("dynamic qc4w linear", fc("qdint8", "qcint4", zero_point=8), None, "gemm"),
+    ("8da4w PerGroup(32)", fc("qdint8", "qbint4", zero_point=8, block_size=32), "qp8_f32_qb4w", "gemm"),
+    ("8da4w PerAxis (gs = K)", fc("qdint8", "qbint4", zero_point=8, block_size=64), "qp8_f32_qb4w", "gemm"),
+    ("8da8w PerAxis", fc("qdint8", "qcint8"), "qp8_f32_qc8w", "gemm"),
+    ("fp16 model + dynamic linear", fc("qdint8", "qcint8", "fp16"), None, "gemm"),
+]
+
+
+@pytest.mark.parametrize("name,node,variant,mk", RECIPES, ids=[r[0] for r in RECIPES])
+def test_executorch_recipe_table(name: str, node: Node, variant: str | None, mk: str) -> None:
+    d = decide(node, SME2)
+    assert (d.variant, d.microkernel) == (variant, mk), name
+
+
+def test_qc4w_conv_is_rejected_even_as_1x1() -> None:
+    # spec §5.1: "exports, fails at load (no qd8 x qc4w conv)": the define-time datatype check
+    # runs before the conv -> FC rewrite.
+    for kk, pad in ((3, 1), (1, 0)):
+        with pytest.raises(NodeRejected, match="4-bit"):
+            decide(conv("qdint8", "qcint4", "fp32", kh=kk, kw=kk, pad=pad, zero_point=8), SME2)
+    with pytest.raises(NodeRejected, match="rejects a bf16 input"):
+        decide(conv("bf16", "fp32", "fp32"), SME2)
