@@ -339,11 +339,9 @@ def _fadd_inplace(a: NDArray[np.float32], b: NDArray[np.float32], fz: bool) -> N
     return r
 
 
-def _clamp(
-    y: NDArray[np.float32], lo: np.float32, hi: np.float32, kind: EpilogueKind, may_nan: bool
-) -> NDArray[np.float32]:
+def _clamp(y: NDArray[np.float32], lo: np.float32, hi: np.float32, kind: EpilogueKind) -> NDArray[np.float32]:
     """FCLAMP (SME2: NaN -> lo) or FMIN(FMAX(y, lo), hi) (NEON: NaN propagates, default NaN)."""
-    if lo != 0 and hi != 0 and not np.isnan(lo) and not np.isnan(hi) and not (may_nan and np.isnan(y).any()):
+    if lo != 0 and hi != 0 and not np.isnan(lo) and not np.isnan(hi) and not np.isnan(y).any():
         # Non-zero, non-NaN bounds and no NaN: plain max/min order -0/+0 like FPMax/FPMin.
         np.maximum(y, lo, out=y)
         np.minimum(y, hi, out=y)
@@ -501,9 +499,7 @@ def _tile(
     else:
         y = _fadd_inplace(_fmul(facc, dqc, fz), bias, fz)
     lo, hi = (F32(ftz32(clamp_min)[()]), F32(ftz32(clamp_max)[()])) if fz else (clamp_min, clamp_max)
-    finite = rhs.fast and bool(np.isfinite(rs).all() and np.isfinite(bias).all() and np.isfinite(dqc).all())
     # Note: a NaN reaching the NEON FMAX/FMIN keeps its payload there (FPCR.DN = 0); NaNs here
-    # are generated (0 * inf, inf - inf), i.e. the default NaN, which is what is returned.
-    if not finite and np.isnan(y).any():
-        y = canonical_nan_f32(y)
-    return _clamp(y, lo, hi, kind, may_nan=not finite)
+    # are generated (0 * inf, inf - inf) or come from a NaN bias; they are returned as the
+    # default NaN 0x7FC00000 (a NaN bias with another payload would keep it on silicon).
+    return _clamp(y, lo, hi, kind)
