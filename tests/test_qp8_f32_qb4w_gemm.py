@@ -281,6 +281,8 @@ def test_creation_errors() -> None:
         q.gemm(l96, c96, s96[:, :1], bl=64, target=M4)
     with pytest.raises(ValueError, match="check_kernel_zero_point_is_8_qu8"):
         q.prepare_weights(codes, scales, bl=32, kernel_zero_point=0, target=M4)
+    with pytest.raises(ValueError, match="check_kernel_zero_point_is_8_qu8"):
+        q.gemm(lhs, codes, scales, bl=32, kernel_zero_point=7, target=M4)
     for bad in (0x0000, 0xBC00, 0x7F80, 0x7FC0, 0x0010):
         s2 = scales.copy()
         s2[1, 1] = bad

@@ -839,6 +839,7 @@ def gemm(
     transpose_rhs: bool = False,
     target: Target | None = None,
     kernel: str | None = None,
+    kernel_zero_point: int = 8,
 ) -> NDArray[np.float32]:
     """``lhs @ dequant(rhs).T + bias``, clamped, as XNNPACK's qp8_f32_qb4w path computes it.
 
@@ -848,6 +849,9 @@ def gemm(
     ``scales_bf16``, ``bl``, ``bias`` come from it). ``scales_bf16``: uint16 [N, K/bl]. On the
     default target the kernel is what XNNPACK runs (:func:`select_kernel`); ``kernel`` names
     another one (e.g. the SME2 MOPA/GEMV). FPCR.FZ is the target's ``flush_to_zero``.
+    ``kernel_zero_point`` is the stored codes' zero point: qp8 needs 8
+    (``check_kernel_zero_point_is_8_qu8``). XNNPACK's creation checks (block size, scales)
+    raise ValueError before anything is packed. Arithmetic: see the module docstring.
     """
     t = get_target() if target is None else target
     if not isinstance(lhs, np.ndarray) or lhs.dtype != F32:
@@ -869,7 +873,14 @@ def gemm(
         if scales_bf16 is None or bl is None:
             raise TypeError("gemm needs scales_bf16 and bl with unprepared weights")
         prep = prepare_weights(
-            rhs, scales_bf16, bl=bl, bias=bias, transpose_rhs=transpose_rhs, target=t, kernel=kernel
+            rhs,
+            scales_bf16,
+            bl=bl,
+            bias=bias,
+            transpose_rhs=transpose_rhs,
+            target=t,
+            kernel=kernel,
+            kernel_zero_point=kernel_zero_point,
         )
     if k != prep.k:
         raise ValueError(f"K mismatch: lhs is {lhs.shape}, weights have K = {prep.k}")
