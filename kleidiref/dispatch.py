@@ -880,6 +880,7 @@ def _fc_combo(in_dt: str, k_dt: str, out_dt: str, op: str, why: list[str]) -> No
         ("fp32", "qcint4", "fp32"),
         ("qint8", "qcint8", "qint8"),
         ("qint8", "qint8", "qint8"),
+        ("quint8", "quint8", "quint8"),
     }
     if op == "batch_matrix_multiply":
         ok = {
@@ -1287,6 +1288,12 @@ def _decide_gemm_like(
             why.append(
                 "XNNPACK's own per-row dynamic quantization (qd8, ties to even) feeds the generic kernel"
             )
+    elif in_dt == "quint8":
+        cfg = "qu8_gemm"
+        why.append(
+            "quint8 node: XNNPACK's generic qu8 operator (ExecuTorch does not serialize quint8 here); "
+            "kleidiref names it but does not emulate it"
+        )
     elif in_dt == "fp32" and k_dt in ("qcint8", "qcint4"):
         cfg = "f32_qc8w_gemm" if k_dt == "qcint8" else "f32_qc4w_gemm"
         why.append(
@@ -1485,6 +1492,7 @@ def _decide_conv(hw: _Hw, node: Node, why: list[str]) -> Decision:
         ("fp16", "fp32", "fp16"),
         ("qdint8", "qcint8", "fp32"),
         ("qint8", "qint8", "qint8"),
+        ("quint8", "quint8", "quint8"),
         ("qint8", "qcint8", "qint8"),
     }
     if (in_dt, k_dt, out_dt) not in ok:
@@ -1502,6 +1510,28 @@ def _decide_conv(hw: _Hw, node: Node, why: list[str]) -> Decision:
             why,
         )
     lvl = hw.sme_level
+    if in_dt == "quint8":
+        why.append(
+            "quint8 convolution: XNNPACK's generic qu8 operator (never KleidiAI); kleidiref names it but "
+            "does not emulate it"
+        )
+        return Decision(
+            variant=None,
+            config="qu8_gemm",
+            microkernel="igemm",
+            kernel="xnn_qu8_igemm (not modelled by kleidiref)",
+            reasons=tuple(why),
+            xnn_kernel="xnn_qu8_igemm (not modelled by kleidiref)",
+            operator="Convolution (NHWC, QU8)",
+            op="convolution_2d",
+            m=x[0] * hout * wout,
+            mr=0,
+            nr=0,
+            input_datatype=in_dt,
+            rewritten_to_fc=False,
+            flush_to_zero=hw.t.flush_to_zero,
+            platform=hw.platform,
+        )
     packed: str | None = None
     if in_dt == "qint8" and lvl is not None:
         packed = "pqint8"

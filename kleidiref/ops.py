@@ -191,7 +191,15 @@ def _qb4w_kr(t: Target) -> int:
     return 8 if t.i8mm else 4 if t.dotprod else 1
 
 
+def _check_x86(d: Decision, t: Target) -> None:
+    # Note: x86-64 f16 kernels emulate fp16 with f32 FMA plus a per-step fp16 rounding
+    # (src/f16-gemm/gen/f16-gemm-1x16-minmax-avx2-broadcast.c), not NEON FP16 FMLA; not emulated.
+    if t.arch == "x86_64" and d.config.startswith("f16"):
+        raise _not_emulated(d, "x86-64 f16 kernels (f32 FMA + per-step fp16 rounding) are not emulated")
+
+
 def _run_gemm(d: Decision, g: _Gemm, t: Target) -> tuple[NDArray[Any], str]:
+    _check_x86(d, t)
     fz = t.flush_to_zero
     cfg = d.config
     x, w, b = g.x, g.w, g.bias
@@ -548,6 +556,7 @@ def _run_conv(
     hi: float,
     t: Target,
 ) -> tuple[NDArray[Any], str]:
+    _check_x86(d, t)
     fz = t.flush_to_zero
     geo: dict[str, Any] = dict(stride=c.stride, dilation=c.dilation, padding=c.padding)
     cfg = d.config
