@@ -912,13 +912,14 @@ def _sme_name_pf32(hw: _Hw, lvl: str, gemv: bool, igemm: bool) -> tuple[str, int
 
 
 def _sme_name_pf16(hw: _Hw, lvl: str, gemv: bool, igemm: bool) -> tuple[str, int, int]:
-    mr, nr = hw.vlh, max(hw.vlh, 16)
+    # Names carry the kernel tile (VLh = 32 at SVL 512); the config nr is max(kernel nr, 16).
+    v, nr = hw.vlh, max(hw.vlh, 16)
     isa = "neonsme2" if lvl == "sme2" else "neonsme"
     if igemm:
-        return f"xnn_pf16_f16_igemm_minmax_fp16_ukernel_{mr}x{nr}c2__{isa}", mr, nr
+        return f"xnn_pf16_f16_igemm_minmax_fp16_ukernel_{v}x{v}c2__{isa}", v, nr
     if gemv:
-        return f"xnn_pf16_gemm_minmax_ukernel_1x{nr}c2__{isa}", 1, nr
-    return f"xnn_pf16_gemm_minmax_ukernel_{mr}x{nr}c2__{isa}", mr, nr
+        return f"xnn_pf16_gemm_minmax_ukernel_1x{v}c2__{isa}", 1, nr
+    return f"xnn_pf16_gemm_minmax_ukernel_{v}x{v}c2__{isa}", v, nr
 
 
 def _sme_name_pqs8(hw: _Hw, lvl: str, gemv: bool, igemm: bool) -> tuple[str, int, int]:
