@@ -184,10 +184,9 @@ def test_pf16_fc_and_names() -> None:
     assert d.xnn_kernel == "xnn_pf16_gemm_minmax_ukernel_32x32c2__neonsme2"
     g = decide(fc("fp16", "fp16", "fp16", m=1), SME1)
     assert g.kernel == "kai_matmul_clamp_f16_f16_f16p2vlx2b_1x8vl_sme_mla"
-    # nr = max(kernel nr, 16) at SVL 128
-    assert decide(fc("fp16", "fp16", "fp16"), SME2.replace(svl_bits=128)).xnn_kernel.endswith(
-        "8x16c2__neonsme2"
-    )
+    # the name carries the kernel tile; the config nr is max(kernel nr, 16) at SVL 128
+    d128 = decide(fc("fp16", "fp16", "fp16"), SME2.replace(svl_bits=128))
+    assert d128.xnn_kernel.endswith("8x8c2__neonsme2") and (d128.mr, d128.nr) == (8, 16)
 
 
 def test_fp16_fc_with_fp32_filter_is_generic() -> None:
