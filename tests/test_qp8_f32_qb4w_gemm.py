@@ -476,3 +476,41 @@ def test_column_tiling_of_the_emulation(kind: str, monkeypatch: pytest.MonkeyPat
     for op in (prep.operand, dataclasses.replace(prep.operand, fast=False)):
         tiled = common.qb4w_matmul(qv, neg, dq, op, kind, lo, hi)  # type: ignore[arg-type]
         assert np.array_equal(_bits(tiled), _bits(whole))
+
+
+@pytest.mark.parametrize("kind", ["mopa", "sme2_dot", "neon"])
+def test_fz_epilogue_flushes_tiny_results(kind: str) -> None:
+    """FPCR.FZ: a product facc * dq that is tiny before rounding becomes a signed zero."""
+    from kleidiref.numerics import fma32, fmax_fmin
+
+    m, n, k, bl = 4, 6, 64, 32
+    _, codes, scales, _ = _problem(m, n, k, bl, seed=1)
+    rng = np.random.default_rng(2)
+    qv = rng.integers(-128, 128, (m, k)).astype(np.int8)
+    neg = rng.integers(-127, 128, m).astype(np.int32)
+    dq = np.array([2.0**-120, 2.0**-130, 1e-3, 2.0**-127], dtype=np.float32)  # normal, subnormal, ...
+    bias = np.array([0.0, -0.0, 2.0**-140, 1.0, -(2.0**-126), 0.0], dtype=np.float32)
+    rsum = common.rsum_chain(
+        codes.astype(np.int64).reshape(n, -1, 32).sum(axis=2),
+        np.repeat(bf16_to_f32(scales), 1, axis=1),
+        fused=True,
+    )
+    prep = common.prepare_rhs(codes, scales, rsum, bias, bl)
+    lo, hi = np.float32(-np.inf), np.float32(np.inf)
+    got = common.qb4w_matmul(qv, neg, dq, prep, kind, lo, hi, fz=True)  # type: ignore[arg-type]
+    # Reference: the exact chain (fz cannot matter there), then every step with numerics.fma32(fz=True).
+    isum = common.block_sums_exact(qv, codes, bl).astype(np.float32)
+    d = bf16_to_f32(scales)
+    facc = fma32(isum[0], d[:, 0][None, :], np.float32(-0.0) if kind == "mopa" else np.float32(0.0), fz=True)
+    for qb in range(1, k // bl):
+        facc = fma32(isum[qb], d[:, qb][None, :], facc, fz=True)
+    facc = fma32(neg.astype(np.float32)[:, None], rsum[None, :], facc, fz=True)
+    if kind == "sme2_dot":
+        y = fma32(facc, dq[:, None], bias[None, :], fz=True)
+    else:
+        y = fma32(
+            fma32(facc, dq[:, None], np.float32(-0.0), fz=True), np.float32(1.0), bias[None, :], fz=True
+        )
+    want = fmax_fmin(y, lo, hi)
+    assert np.array_equal(_bits(got), _bits(want))
+    assert not np.any((got != 0) & (np.abs(got) < np.finfo(np.float32).tiny))

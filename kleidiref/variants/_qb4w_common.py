@@ -288,7 +288,12 @@ def _any_tiny(x: NDArray[np.float32]) -> bool:
 
 
 def fast_fma32(
-    a: NDArray[np.float32], b: NDArray[np.float32], c: NDArray[np.float32], *, fz: bool = False
+    a: NDArray[np.float32],
+    b: NDArray[np.float32],
+    c: NDArray[np.float32],
+    *,
+    fz: bool = False,
+    flushed: bool = False,
 ) -> NDArray[np.float32]:
     """``fma32(a, b, c)`` (one rounding), computed in float64 and repaired where it could differ.
 
@@ -298,6 +303,8 @@ def fast_fma32(
         r == RN32(a*b + c) unless s is a binary32 midpoint (low 29 significand bits 0x10000000),
         or s lies outside the binary32 normal range (exponent field of s < 1023-125 or
         > 1023+127, zero included): those elements go to numerics.fma32 (round-to-odd, FZ).
+
+    ``flushed=True`` promises that no input is subnormal (already read through ftz32).
     """
     a64, b64 = a.astype(F64), b.astype(F64)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -309,7 +316,7 @@ def fast_fma32(
         expo = (bits >> np.uint64(52)) & np.uint64(0x7FF)
         expo -= np.uint64(1023 - 125)  # wraps for tiny values
         bad |= expo > np.uint64(252)
-    if fz and (_any_tiny(a) or _any_tiny(b) or _any_tiny(c)):
+    if fz and not flushed and (_any_tiny(a) or _any_tiny(b) or _any_tiny(c)):
         bad[...] = True
     if np.any(bad):
         idx = np.nonzero(bad)
@@ -319,18 +326,16 @@ def fast_fma32(
 
 
 def _fmul(a: NDArray[np.float32], b: NDArray[np.float32], fz: bool) -> NDArray[np.float32]:
-    """FMUL: ``RN32(a*b)``; under FZ the flush (inputs, tiny-before-rounding result) is exact."""
+    """FMUL: ``RN32(a*b)`` on flushed inputs; under FZ a result tiny before rounding is flushed."""
     with np.errstate(over="ignore", invalid="ignore"):
         r = np.multiply(a, b, dtype=F32)
-    if fz and (_any_tiny(a) or _any_tiny(b) or _any_tiny(r)):
+    if fz and _any_tiny(r):
         r = fma32(a, b, np.float32(-0.0), fz=True)  # a*b + (-0) == a*b, signs included
     return r
 
 
 def _fadd_inplace(a: NDArray[np.float32], b: NDArray[np.float32], fz: bool) -> NDArray[np.float32]:
-    """FADD: ``RN32(a + b)`` (``a`` may be overwritten), with FZ as for :func:`_fmul`."""
-    if fz and (_any_tiny(a) or _any_tiny(b)):
-        return fma32(a, np.float32(1.0), b, fz=True)
+    """FADD: ``RN32(a + b)`` on flushed inputs (``a`` may be overwritten), FZ as :func:`_fmul`."""
     a0 = a.copy() if fz else a
     with np.errstate(over="ignore", invalid="ignore"):
         r = np.add(a, b, out=a) if a.shape == np.broadcast_shapes(a.shape, b.shape) else a + b
@@ -493,9 +498,11 @@ def _tile(
     dqc = dq[:, None]
     if fz:
         nzp, rs, bias, dqc = ftz32(nzp), ftz32(rs), ftz32(bias), ftz32(dqc)
-    facc = fast_fma32(nzp, rs, facc, fz=fz)
+    # Every operand here is free of subnormals: the vectors were read through ftz32 and facc
+    # is a multiple of ulp(min d) or was flushed by numerics.fma32.
+    facc = fast_fma32(nzp, rs, facc, fz=fz, flushed=True)
     if kind == "sme2_dot":
-        y = fast_fma32(facc, dqc, bias, fz=fz)
+        y = fast_fma32(facc, dqc, bias, fz=fz, flushed=True)
     else:
         y = _fadd_inplace(_fmul(facc, dqc, fz), bias, fz)
     lo, hi = (F32(ftz32(clamp_min)[()]), F32(ftz32(clamp_max)[()])) if fz else (clamp_min, clamp_max)
