@@ -577,28 +577,18 @@ def _run_conv(
     geo["groups"] = c.groups
     note = ""
     if d.variant is not None:
-        # Note: KleidiAI's IGEMM path (kleidiref.variants.igemm) belongs to another module; when it is
-        # absent the generic kernel of the same datatype computes the result (same k' order; see OpResult).
+        # Note: KleidiAI's IGEMM path lives in kleidiref.variants.igemm (another module). It runs
+        # ungrouped convolutions; otherwise (module absent, or groups > 1) the generic kernel of the
+        # same datatype computes the result and OpResult.emulation says so.
         from .variants import VARIANTS
 
-        if "igemm" in VARIANTS and hasattr(VARIANTS["igemm"], "convolution_2d"):
-            out = VARIANTS["igemm"].convolution_2d(
-                x,
-                w,
-                b,
-                decision=d,
-                target=t,
-                input_quant=xq,
-                filter_quant=wq,
-                output_quant=yq,
-                output_min=lo,
-                output_max=hi,
-                **geo,
-            )
-            return out, "variant:igemm"
+        mod = VARIANTS.get("igemm")
+        if mod is not None and hasattr(mod, "conv2d") and c.groups == 1:
+            return _run_kai_igemm(mod, d, x, w, b, c, xq, wq, yq, lo, hi, t), f"variant:igemm({d.variant})"
+        why = "kleidiref.variants.igemm absent" if mod is None else f"groups = {c.groups} not emulated there"
         note = (
-            f" [KleidiAI IGEMM {d.kernel} not emulated yet (kleidiref.variants.igemm absent): generic kernel "
-            "used; may differ from the SME kernel in the sign of zero, NaN and accumulation order]"
+            f" [KleidiAI IGEMM {d.kernel} not emulated ({why}): generic kernel used; may differ from the SME "
+            "kernel in the sign of zero, NaN and accumulation order]"
         )
         cfg = {"pf32_gemm": "f32_igemm", "pf16_gemm": "f16_gemm", "pqs8_qc8w_gemm": "qs8_qc8w_gemm"}[cfg]
     if cfg in ("f32_igemm", "f32_gemm_nr2"):
@@ -651,6 +641,57 @@ def _run_conv(
             x, w, b, zx=zx, s=s, zy=zy, ymin=ymin, ymax=ymax, **geo
         ), f"fallback:qs8_qc8w_igemm{note}"
     raise _not_emulated(d, "no emulated convolution kernel for this config")
+
+
+def _run_kai_igemm(
+    mod: Any,
+    d: Decision,
+    x: NDArray[Any],
+    w: NDArray[Any],
+    b: NDArray[Any] | None,
+    c: ConvParams,
+    xq: QuantParams | None,
+    wq: QuantParams | None,
+    yq: QuantParams | None,
+    lo: float,
+    hi: float,
+    t: Target,
+) -> NDArray[Any]:
+    """``variants.igemm.conv2d`` for the decision's variant (its padding order: top, left, bottom, right)."""
+    pt, pr, pb, pl = c.padding
+    kw: dict[str, Any] = dict(
+        stride=c.stride, dilation=c.dilation, padding=(pt, pl, pb, pr), groups=1, target=t
+    )
+    out: Any
+    if d.variant == "pqs8_qc8w":
+        s, zx, zy, ymin, ymax = _qs8_params(xq, wq, yq, w.shape[0], lo, hi)
+        out = mod.conv2d(
+            x,
+            w,
+            b,
+            variant="pqs8",
+            input_zero_point=zx,
+            requant_scale=s,
+            output_zero_point=zy,
+            output_min=ymin,
+            output_max=ymax,
+            **kw,
+        )
+    elif d.variant == "pf16":
+        out = mod.conv2d(
+            x, _f16_of(w), None if b is None else _f16_of(b), variant="pf16", clamp_min=lo, clamp_max=hi, **kw
+        )
+    else:
+        out = mod.conv2d(
+            _to_f32(x),
+            _to_f32(w),
+            None if b is None else _to_f32(b),
+            variant="pf32",
+            clamp_min=lo,
+            clamp_max=hi,
+            **kw,
+        )
+    return np.asarray(out)
 
 
 def _qs8_params(

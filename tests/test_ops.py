@@ -200,7 +200,7 @@ def test_conv_igemm_generic_and_kleidiai() -> None:
     k = convolution_2d(XC, w, b, padding=(1, 1, 1, 1), target=APPLE_M4)
     assert k.decision.variant == "pf32" and k.decision.microkernel == "igemm"
     if "igemm" not in VARIANTS:
-        assert "not emulated yet" in k.emulation
+        assert "not emulated" in k.emulation
     np.testing.assert_allclose(k.output, g.output, rtol=1e-5, atol=1e-5)
 
 
@@ -361,3 +361,29 @@ def test_bad_inputs() -> None:
         fully_connected(np.zeros((1, 40), np.float64), W)
     with pytest.raises(NodeRejected, match="does not match"):
         fully_connected(X, randn(24, 41), target=APPLE_M4)
+
+
+def test_conv_kleidiai_igemm_routes_to_the_igemm_module() -> None:
+    if "igemm" not in VARIANTS:
+        pytest.skip("kleidiref.variants.igemm not present")
+    mod = VARIANTS["igemm"]
+    w, b = randn(4, 3, 3, 8), randn(4)
+    pads = (1, 0, 2, 1)  # top, right, bottom, left (XNNPACK's define order)
+    r = convolution_2d(XC, w, b, padding=pads, target=APPLE_M4)
+    assert r.emulation == "variant:igemm(pf32)"
+    eq(r.output, mod.conv2d(XC, w, b, variant="pf32", padding=(1, 1, 2, 0), target=APPLE_M4))
+    h = convolution_2d(XC.astype(F16), w, None, padding=pads, target=GENERIC_SME1)
+    assert h.emulation == "variant:igemm(pf16)" and h.output.dtype == F16
+    xq = rng.integers(-128, 128, (1, 5, 5, 8)).astype(np.int8)
+    wq = rng.integers(-127, 128, (4, 3, 3, 8)).astype(np.int8)
+    kw: dict[str, Any] = dict(
+        input_quant=QuantParams(0.05, 1),
+        filter_quant=QuantParams(np.full(4, 0.01, F32)),
+        output_quant=QuantParams(0.3, 2),
+        padding=pads,
+    )
+    sme = convolution_2d(xq, wq, None, target=APPLE_M4, **kw)
+    assert sme.emulation == "variant:igemm(pqs8_qc8w)"
+    eq(sme.output, convolution_2d(xq, wq, None, target=NEON_ONLY, **kw).output)  # pqs8 == exact fp32 requant
+    grouped = convolution_2d(XC, randn(32, 3, 3, 4), None, padding=pads, groups=2, target=APPLE_M4)
+    assert grouped.decision.variant == "pf32" and "groups = 2 not emulated" in grouped.emulation
