@@ -1360,10 +1360,6 @@ def _fc_dims(node: Node, why: list[str]) -> tuple[int, int, int]:
     transpose = "transpose_weights" in node.flags
     n, kf = (f.shape[1], f.shape[0]) if transpose else f.shape
     k = node.input.shape[-1]
-    if f.dtype == "qbint4" and transpose:
-        raise NodeRejected(
-            "qbint4 filters are [N, K] only: XNNPACK's qb4w packers do not take transpose_weights", why
-        )
     if kf != k:
         raise NodeRejected(
             f"input K = {k} does not match the filter's K = {kf} (filter {f.shape}, "
