@@ -15,6 +15,10 @@ multiplier into the scale. Per output element::
     out = low byte of clamp(o, min_value, max_value)  SME2 SCLAMP, SME1 SMAX then SMIN; UZP1 narrow
 
 With FPCR.FZ the FMUL flushes subnormal inputs and tiny products to signed zero (from source).
+
+The integer part is computed exactly with float32 BLAS in K chunks whose partial sums stay below
+2**24 (``_int8_common.int8_matmul``); :func:`pack_weights` returns an immutable packed buffer
+that keeps its own float32 decoding.
 """
 
 from __future__ import annotations

@@ -19,6 +19,10 @@ the weights are packed with their per-channel scale, row sums and f32 bias by
 
 With FPCR.FZ (the target's ``flush_to_zero``) the float steps flush subnormal inputs and tiny
 results to signed zero (from source: no golden vectors cover FZ in the quantized kernels).
+
+The integer part is computed exactly with float32 BLAS in K chunks whose partial sums stay below
+2**24 (``_int8_common.int8_matmul``). :func:`pack_weights` returns an immutable packed buffer
+that keeps its own float32 decoding, so repeated calls on the same weights skip the decode.
 """
 
 from __future__ import annotations
