@@ -385,7 +385,7 @@ def test_conv_1x1_rewrite_reaches_every_fc_variant() -> None:
 
 
 @pytest.mark.parametrize("kw", [dict(stride=2, pad=0), dict(pad=1), dict(groups=2)])
-def test_conv_1x1_without_rewrite(kw: dict[str, int]) -> None:
+def test_conv_1x1_without_rewrite(kw: dict[str, Any]) -> None:
     d = decide(conv(kh=1, kw=1, **{"pad": 0, **kw}), SME2)
     assert not d.rewritten_to_fc and d.microkernel == "igemm" and d.variant == "pf32"
     assert has(d, "no conv -> FC rewrite")
@@ -516,7 +516,7 @@ TARGET = {
     "fp16_arith": True,
     "svl_bits": 512,
 }
-NODE = {
+NODE: dict[str, Any] = {
     "op": "fully_connected",
     "input": {"dtype": "fp32", "shape": [4, 64]},
     "filter": {"dtype": "fp32", "shape": [32, 64], "static": True},

@@ -240,7 +240,7 @@ def test_f16_gemm_kernels(data: Any, n: int, k: int, m: int, fz: bool) -> None:
                 if k % 2:
                     s[0] = rfma(a[i, k - 1], w[j, k - 1], s[0], "f16", fz)
                 ref[i, j] = radd(radd(s[0], s[1], "f16", fz), radd(s[2], s[3], "f16", fz), "f16", fz)
-        same(F.f16_gemm(a[:rows], w, b, fz=fz, kernel=kernel), ref)  # type: ignore[arg-type]
+        same(F.f16_gemm(a[:rows], w, b, fz=fz, kernel=kernel), ref)
 
 
 @SET
@@ -324,7 +324,7 @@ def test_qd8_ties_to_even_and_special_rows() -> None:
 
 def test_qd8_rejects_bad_input() -> None:
     with pytest.raises(TypeError):
-        quantize_qd8(np.zeros((2, 2), np.float64))  # type: ignore[arg-type]
+        quantize_qd8(np.zeros((2, 2), np.float64))
     with pytest.raises(ValueError):
         quantize_qd8(np.zeros((2, 0), F32))
 

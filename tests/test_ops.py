@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import ml_dtypes
@@ -321,7 +322,7 @@ def test_every_recipe_runs_or_says_why(t: Target) -> None:
     w4 = rng.integers(-8, 8, (8, 32)).astype(np.int8)
     sc = f32_to_bf16_rne(np.full((8, 1), 0.05, F32))
     xq = rng.integers(-128, 128, (2, 32)).astype(np.int8)
-    cases = [
+    cases: list[Callable[[], OpResult]] = [
         lambda: fully_connected(x, w, b, target=t),
         lambda: fully_connected(x.astype(F16), w.astype(F16), b.astype(F16), target=t),
         lambda: fully_connected(
