@@ -203,7 +203,7 @@ def test_lhs_pointer_offset_pad_semantics(cls: Any) -> None:
         packer.get_lhs_packed_offset(1, kcc, kcl)
     with pytest.raises(ValueError, match="pointers"):
         packer.run_lhs_imatmul_pack(m, kcc, kcl, ptrs[:-1], offset, pad, out, memory=mem)
-    with pytest.raises(ValueError, match="past"):
+    with pytest.raises(ValueError, match="outside"):
         packer.run_lhs_imatmul_pack(m, kcc, kcl, ptrs, 10**6, pad, out, memory=mem)
     with pytest.raises(ValueError, match="lhs_packed holds"):
         packer.run_lhs_imatmul_pack(m, kcc, kcl, ptrs, offset, pad, out[:-1], memory=mem)

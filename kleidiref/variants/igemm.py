@@ -328,25 +328,40 @@ class _ImatmulLhsPacker(Ukernel):
         nb = roundup(m, mr) // mr
         b, c, y = np.ogrid[:nb, :kcc, :mr]
         valid = np.broadcast_to(b * mr + y < m, (nb, kcc, mr))
-        pos = np.where(valid, b * mr * kcc + c * mr + y, 0)
-        p = ptrs.astype(np.int64)[pos] if ptrs.size else np.zeros(pos.shape, dtype=np.int64)
-        # The pad pointer is used as is; every other pointer gets lhs_ptr_offset (uintptr_t add).
-        eff = np.where(p == pad, p, p + offset)
-        eff = np.where(valid, eff, 0)
+        # Rows past m are never read (their positions are clipped, then their bytes zeroed).
+        pos = np.minimum(b * (mr * kcc) + c * mr + y, max(ptrs.size - 1, 0))
+        eff = ptrs.astype(np.int64)[pos] if ptrs.size else np.zeros(pos.shape, dtype=np.int64)
+        if offset:
+            # The pad pointer is used as is; every other pointer gets lhs_ptr_offset (uintptr_t add).
+            eff += (eff != pad) * np.int64(offset)
+        eff[~valid] = 0
         nbytes = kcl * e
-        if valid.any() and nbytes and (eff[valid].min() < 0 or eff[valid].max() + nbytes > mem.size):
-            bad = int(eff[valid][(eff[valid] < 0) | (eff[valid] + nbytes > mem.size)][0])
-            raise ValueError(
-                f"a row pointer (byte {bad}, offset included) reads {nbytes} bytes past the "
-                f"{mem.size}-byte memory in kai_run_{self.name}"
-            )
-        rows = mem[eff[..., None] + np.arange(nbytes, dtype=np.int64)]  # [nb, kcc, mr, kcl*e]
-        rows[~valid] = 0  # rows past m: zeroing predicated loads, whole vectors stored
-        vals = np.zeros((nb, kcc, mr, kc * e), dtype=np.uint8)
-        vals[..., :nbytes] = rows
+        if nbytes and m:
+            lo, hi = int(eff.min()), int(eff.max())  # invalid rows read 0: in range
+            if lo < 0 or hi + nbytes > mem.size:
+                bad = lo if lo < 0 else hi
+                raise ValueError(
+                    f"a row pointer (byte {bad}, offset included) reads {nbytes} bytes outside the "
+                    f"{mem.size}-byte memory in kai_run_{self.name}"
+                )
+        vals = np.zeros((nb, kcc, mr, kc * e), dtype=np.uint8) if kc != kcl or not nbytes else None
+        if nbytes:
+            # Every row is nbytes contiguous bytes at its pointer: one row gather.
+            if not (eff % nbytes).any():  # all rows aligned: gather nbytes-wide void elements
+                usable = mem.size // nbytes * nbytes
+                rows = mem[:usable].view(f"V{nbytes}")[eff // nbytes].view(np.uint8)
+                rows = rows.reshape((*eff.shape, nbytes))
+            else:  # a zero-copy sliding window over the memory
+                rows = np.lib.stride_tricks.sliding_window_view(mem, nbytes)[eff]
+            rows[~valid] = 0  # rows past m: zeroing predicated loads, whole vectors stored
+            if vals is None:
+                vals = rows
+            else:
+                vals[..., :nbytes] = rows
+        assert vals is not None
         # [nb][kcc][mr][Kc/kr][kr*e] -> [nb][kcc][Kc/kr][mr][kr*e]
         blocked = vals.reshape(nb, kcc, mr, kc // self.kr, self.kr * e).transpose(0, 1, 3, 2, 4)
-        out[:size] = np.ascontiguousarray(blocked).reshape(-1)
+        out[:size].reshape(blocked.shape)[...] = blocked
 
 
 class kai_lhs_imatmul_pack_x32p2vlx1_x32p_sme(_ImatmulLhsPacker):

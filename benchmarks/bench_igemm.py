@@ -1,0 +1,158 @@
+"""Benchmark the IGEMM (Conv2d) path of pf32, pf16 and pqs8 against float64 BLAS on the im2col GEMM.
+
+A plain script (not a test)::
+
+    python benchmarks/bench_igemm.py [--repeat 5] [--svl 512] [--no-fz] [--quick]
+
+Each case runs :func:`kleidiref.variants.igemm.conv2d` end to end (weight packing, indirection
+buffer, imatmul LHS packing, the bit-exact MOPA kernel) and, in the same run and interleaved, a
+float64 BLAS GEMM of the equivalent im2col problem (``[M, KH*KW*Cin] @ [KH*KW*Cin, Cout]``, both
+operands built and converted beforehand, so the baseline is the bare GEMM). Reported: best-of
+times, their ratio (emulation / BLAS), the part of the emulation spent in the IGEMM-specific
+steps (indirection + imatmul LHS packing; the rest is the shared matmul kernel), and the
+tracemalloc peak of one call.
+
+Shapes: the MobileNetV2 stem (224x224x3 -> 32, stride 2) and full 3x3 convolutions at the
+resolutions/widths of MobileNetV2's stages (MobileNetV2's own 3x3 convolutions after the stem are
+depthwise, which XNNPACK runs with dwconv kernels, not IGEMM), and the ResNet basic-block 3x3
+56x56x64 -> 64. Batch 1, padding 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from kleidiref.targets import Target
+from kleidiref.variants import igemm as ig
+
+#: (label, H, W, Cin, Cout, stride)
+MOBILENET_V2_LIKE = [
+    ("mnv2 stem 224x224x3->32 s2", 224, 224, 3, 32, 2),
+    ("mnv2-like 56x56x24->24", 56, 56, 24, 24, 1),
+    ("mnv2-like 28x28x32->32", 28, 28, 32, 32, 1),
+    ("mnv2-like 14x14x64->64", 14, 14, 64, 64, 1),
+    ("mnv2-like 14x14x96->96", 14, 14, 96, 96, 1),
+    ("mnv2-like 7x7x160->160", 7, 7, 160, 160, 1),
+]
+RESNET = [("resnet 56x56x64->64", 56, 56, 64, 64, 1)]
+
+
+def _interleaved_best(fn_a: Callable[[], Any], fn_b: Callable[[], Any], repeat: int) -> tuple[float, float]:
+    """Best-of-``repeat`` times of ``fn_a`` and ``fn_b``, measured alternately (shared-machine noise)."""
+    ta, tb = [], []
+    for _ in range(repeat):
+        for fn, acc in ((fn_a, ta), (fn_b, tb)):
+            t0 = time.perf_counter()
+            fn()
+            acc.append(time.perf_counter() - t0)
+    return min(ta), min(tb)
+
+
+def _best(fn: Callable[[], Any], repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _peak(fn: Callable[[], Any]) -> int:
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    fn()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak
+
+
+class Case:
+    """One convolution of one variant, with its float64 im2col GEMM baseline."""
+
+    def __init__(self, variant: str, label: str, h: int, w: int, cin: int, cout: int, stride: int,
+                 target: Target, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        self.variant, self.label, self.target = variant, label, target
+        self.kw: dict[str, Any] = {"variant": variant, "stride": (stride, stride), "padding": (1, 1, 1, 1),
+                                   "target": target}
+        pad_value: float = 0.0
+        if variant == "pqs8":
+            self.x: Any = rng.integers(-128, 128, (1, h, w, cin), dtype=np.int8)
+            self.f: Any = rng.integers(-127, 128, (cout, 3, 3, cin), dtype=np.int8)
+            self.b: Any = rng.integers(-1000, 1000, cout).astype(np.int32)
+            self.kw.update(input_zero_point=3, requant_scale=(rng.random(cout) * 1e-3 + 1e-4).astype(np.float32),
+                           output_zero_point=-2)
+            pad_value = 3
+        else:
+            dt = np.float32 if variant == "pf32" else np.float16
+            self.x = rng.standard_normal((1, h, w, cin)).astype(dt)
+            self.f = rng.standard_normal((cout, 3, 3, cin)).astype(dt)
+            self.b = rng.standard_normal(cout).astype(dt)
+        self.geom = ig.conv_geometry(h, w, 3, 3, stride=(stride, stride), padding=(1, 1, 1, 1))
+        self.a64 = ig.im2col(self.x, self.geom, pad_value).astype(np.float64)  # [M, 9*Cin]
+        self.w64 = np.ascontiguousarray(self.f.reshape(cout, -1).T.astype(np.float64))
+        cfg = ig._CFG[variant]  # noqa: SLF001  (the benchmark times the IGEMM-only steps alone)
+        self._cfg = cfg
+        self._pad = np.full(cin, pad_value, dtype=cfg.elem)
+        self.shape = f"M={self.geom.m} K={9 * cin} N={cout}"
+
+    def run(self) -> None:
+        ig.conv2d(self.x, self.f, self.b, **self.kw)
+
+    def run_base(self) -> None:
+        _ = self.a64 @ self.w64
+
+    def run_igemm_steps(self) -> None:
+        """The IGEMM-specific work: indirection buffer + imatmul LHS packing of the image."""
+        svl = self.target.svl_bits
+        ind = ig.indirection_conv2d(self.geom, self._cfg.lhs_packer(svl).get_m_step())
+        mem = np.concatenate([self.x.reshape(-1).view(np.uint8), self._pad.view(np.uint8)])
+        ig._pack_lhs(self._cfg, svl, self.geom, ind, mem, self.x.shape[3], self.x.nbytes, 0)  # noqa: SLF001
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--svl", type=int, default=512)
+    ap.add_argument("--no-fz", action="store_true", help="run with FPCR.FZ clear (default: set, as XNNPACK)")
+    ap.add_argument("--quick", action="store_true", help="only the ResNet convolution")
+    ap.add_argument("--variants", default="pf32,pf16,pqs8")
+    args = ap.parse_args()
+    target = Target(svl_bits=args.svl, flush_to_zero=not args.no_fz)
+    shapes = RESNET if args.quick else MOBILENET_V2_LIKE + RESNET
+    print(f"SVL {args.svl}, FZ {'off' if args.no_fz else 'on'}, best of {args.repeat} (interleaved); "
+          f"numpy {np.__version__}")
+    head = (f"{'variant':<6} {'case':<28} {'shape':<22} {'emul s':>8} {'f64 BLAS s':>10} {'ratio':>7} "
+            f"{'igemm-only s':>12} {'peak MiB':>9}")
+    print(head)
+    print("-" * len(head))
+    totals: dict[str, list[float]] = {}
+    for variant in args.variants.split(","):
+        for label, h, w, cin, cout, stride in shapes:
+            c = Case(variant, label, h, w, cin, cout, stride, target)
+            c.run()  # warm-up
+            emu, base = _interleaved_best(c.run, c.run_base, args.repeat)
+            steps = _best(c.run_igemm_steps, args.repeat)
+            peak = _peak(c.run)
+            if label.startswith("mnv2"):
+                tot = totals.setdefault(variant, [0.0, 0.0])
+                tot[0] += emu
+                tot[1] += base
+            print(f"{variant:<6} {label:<28} {c.shape:<22} {emu:>8.4f} {base:>10.5f} {emu / base:>7.1f} "
+                  f"{steps:>12.4f} {peak / 2**20:>9.1f}")
+    for variant, (emu, base) in totals.items():
+        print(f"{variant:<6} {'mnv2-like set (sum)':<28} {'':<22} {emu:>8.4f} {base:>10.5f} {emu / base:>7.1f}")
+
+
+if __name__ == "__main__":
+    main()
