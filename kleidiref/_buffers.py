@@ -77,7 +77,7 @@ def check_float(name: str, value: object) -> np.float32:
     """A ``float`` argument: a Python/numpy real converted to binary32 exactly, or an error."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    v32 = np.float32(value)
+    v32: np.float32 = np.float32(value)
     if not np.isnan(v32) and float(v32) != float(value):
         raise ValueError(f"{name}={value!r} is not representable in binary32 (the C argument is a float)")
     return v32

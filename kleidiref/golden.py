@@ -74,7 +74,7 @@ def reproducers() -> dict[str, Reproducer]:
     """Golden variant id -> reproducer, for every variant implemented so far."""
     from .variants import golden_reproducers
 
-    return golden_reproducers()  # type: ignore[return-value]
+    return golden_reproducers()
 
 
 def _load(path: Path) -> dict[str, NDArray[Any]]:
@@ -148,7 +148,7 @@ def check_file(path: str | Path) -> FileResult:
     p = Path(path)
     try:
         data = _load(p)
-    except Exception as exc:  # noqa: BLE001 (reported, not raised: one bad file must not hide others)
+    except Exception as exc:
         return FileResult(p, "?", "error", message=f"cannot read: {exc}")
     variant = str(data.get("meta_variant", "?"))
     repro = reproducers().get(variant)
@@ -156,7 +156,7 @@ def check_file(path: str | Path) -> FileResult:
         return FileResult(p, variant, "unsupported", message=f"no reproducer for {variant!r} yet")
     try:
         got = repro(GoldenInputs(data))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return FileResult(p, variant, "error", message=f"{type(exc).__name__}: {exc}")
     fields = []
     for key in sorted(k for k in data if is_result_field(k)):
@@ -194,10 +194,10 @@ def format_table(results: list[FileResult]) -> str:
     head = f"{'variant':<26} {'files':>5} {'match':>5} {'differ':>6} {'n/a':>4} {'packed bytes':>13} {'values':>9}"
     lines = [head, "-" * len(head)]
     for name in sorted(rows):
-        r = rows[name]
+        c = rows[name]
         lines.append(
-            f"{name:<26} {r['files']:>5} {r['ok']:>5} {r['bad']:>6} {r['unsupported']:>4} "
-            f"{r['bytes']:>13} {r['elems']:>9}"
+            f"{name:<26} {c['files']:>5} {c['ok']:>5} {c['bad']:>6} {c['unsupported']:>4} "
+            f"{c['bytes']:>13} {c['elems']:>9}"
         )
     total_ok = sum(r.ok for r in results)
     lines.append("-" * len(head))

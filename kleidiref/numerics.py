@@ -265,19 +265,22 @@ def fmin_fmax(x: ArrayLike, lo: ArrayLike, hi: ArrayLike) -> NDArray[Any]:
     """
     xa = np.asarray(x)
     dt = xa.dtype
-    return _nan_max(_nan_min(xa, np.asarray(hi, dtype=dt)), np.asarray(lo, dtype=dt))
+    out: NDArray[Any] = _nan_max(_nan_min(xa, np.asarray(hi, dtype=dt)), np.asarray(lo, dtype=dt))
+    return out
 
 
 def fmax_fmin(x: ArrayLike, lo: ArrayLike, hi: ArrayLike) -> NDArray[Any]:
     """``FMIN(FMAX(x, lo), hi)``: a NaN propagates (qp8 ``_sme_`` kernels, NEON kernels)."""
     xa = np.asarray(x)
     dt = xa.dtype
-    return _nan_min(_nan_max(xa, np.asarray(lo, dtype=dt)), np.asarray(hi, dtype=dt))
+    out: NDArray[Any] = _nan_min(_nan_max(xa, np.asarray(lo, dtype=dt)), np.asarray(hi, dtype=dt))
+    return out
 
 
 def round_half_even(x: ArrayLike) -> NDArray[Any]:
     """FRINTN / C ``rintf`` in the default mode: round to integral, ties to even."""
-    return np.rint(np.asarray(x))
+    out: NDArray[Any] = np.rint(np.asarray(x))
+    return out
 
 
 def round_half_away(x: ArrayLike) -> NDArray[Any]:
@@ -289,7 +292,8 @@ def round_half_away(x: ArrayLike) -> NDArray[Any]:
     a = np.asarray(x)
     t = np.trunc(a)
     frac = np.abs(a - t)
-    return np.where(frac >= 0.5, t + np.sign(a), t).astype(a.dtype)
+    out: NDArray[Any] = np.where(frac >= 0.5, t + np.sign(a), t).astype(a.dtype)
+    return out
 
 
 def f32_to_bf16_rne(x: ArrayLike) -> NDArray[np.uint16]:

@@ -57,7 +57,8 @@ class kai_lhs_quant_pack_qai8dxp_f32(Ukernel):
     ) -> None:
         """``kai_run_lhs_quant_pack_qai8dxp_f32``: ``lhs`` holds m rows of k f32 (stride in bytes)."""
         m, k = check_count("m", m), check_count("k", k, minimum=1)
-        mr, kr, sr = check_count("mr", mr, minimum=1), check_count("kr", kr, minimum=1), check_count("sr", sr, minimum=1)
+        mr = check_count("mr", mr, minimum=1)
+        kr, sr = check_count("kr", kr, minimum=1), check_count("sr", sr, minimum=1)
         if kr % sr:
             raise ValueError("KAI_ASSERT((kr % sr) == 0) fails in kai_run_lhs_quant_pack_qai8dxp_f32")
         start = check_count("m_idx_start", m_idx_start)

@@ -53,14 +53,16 @@ def block_lhs(a: NDArray[Any], mr: int, kr: int) -> NDArray[Any]:
     mp, kp = roundup(m, mr), roundup(k, kr)
     padded = np.zeros((mp, kp), dtype=a.dtype)
     padded[:m, :k] = a
-    return padded.reshape(mp // mr, mr, kp // kr, kr).transpose(0, 2, 1, 3)
+    out: NDArray[Any] = padded.reshape(mp // mr, mr, kp // kr, kr).transpose(0, 2, 1, 3)
+    return out
 
 
 def unblock_lhs(blocks: NDArray[Any], m: int, mr: int, kr: int) -> NDArray[Any]:
     """Inverse of :func:`block_lhs` from a flat element array: [m, Kp] (K padding included)."""
     nb = roundup(m, mr) // mr
     b = blocks.reshape(nb, -1, mr, kr)
-    return b.transpose(0, 2, 1, 3).reshape(nb * mr, -1)[:m]
+    out: NDArray[Any] = b.transpose(0, 2, 1, 3).reshape(nb * mr, -1)[:m]
+    return out
 
 
 def block_rhs(w_kn: NDArray[Any], nr: int, kr: int) -> NDArray[Any]:
@@ -69,13 +71,15 @@ def block_rhs(w_kn: NDArray[Any], nr: int, kr: int) -> NDArray[Any]:
     np_, kp = roundup(n, nr), roundup(k, kr)
     padded = np.zeros((kp, np_), dtype=w_kn.dtype)
     padded[:k, :n] = w_kn
-    return padded.reshape(kp // kr, kr, np_ // nr, nr).transpose(2, 0, 3, 1)
+    out: NDArray[Any] = padded.reshape(kp // kr, kr, np_ // nr, nr).transpose(2, 0, 3, 1)
+    return out
 
 
 def unblock_rhs(blocks: NDArray[Any]) -> NDArray[Any]:
     """Inverse of :func:`block_rhs`: [Kp, Nb*nr]."""
     nb, kg, nr, kr = blocks.shape
-    return blocks.transpose(1, 3, 0, 2).reshape(kg * kr, nb * nr)
+    out: NDArray[Any] = blocks.transpose(1, 3, 0, 2).reshape(kg * kr, nb * nr)
+    return out
 
 
 class SmeLhsPacker(Ukernel):

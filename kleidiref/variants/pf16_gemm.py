@@ -273,7 +273,7 @@ def gemm(
         found = UKERNELS.get(kernel)
         if found is None or found.variant != VARIANT or not issubclass(found, (_Pf16Mopa, _Pf16Gemv)):
             raise ValueError(f"{kernel!r} is not a pf16_gemm kernel")
-        kcls = found  # type: ignore[assignment]
+        kcls = found
     kern = kcls(t.svl_bits, fz=t.flush_to_zero)
     packer_cls = kai_rhs_pack_kxn_x16p2vlx2b_x16_x16_sme if transpose_rhs else (
         kai_rhs_pack_nxk_x16p2vlx2b_x16_x16_sme

@@ -103,9 +103,8 @@ class _Pf32Kernel:
         return read_rhs_bias_blocks(rhs_u8, n, k, 2 * self.vls, 1, F32, F32)
 
     def _clamp(self, acc: NDArray[np.float32], lo: np.float32, hi: np.float32) -> NDArray[np.float32]:
-        if self.fz:
-            lo, hi = ftz32(lo)[()], ftz32(hi)[()]
-        out = fclamp(acc, lo, hi) if self.clamp_kind == "fclamp" else fmin_fmax(acc, lo, hi)
+        lo_a, hi_a = (ftz32(lo), ftz32(hi)) if self.fz else (np.asarray(lo), np.asarray(hi))
+        out = fclamp(acc, lo_a, hi_a) if self.clamp_kind == "fclamp" else fmin_fmax(acc, lo_a, hi_a)
         return canonical_nan_f32(out)
 
 
@@ -256,7 +255,7 @@ def gemm(
         found = UKERNELS.get(kernel)
         if found is None or found.variant != VARIANT or not issubclass(found, (_Pf32Mopa, _Pf32Gemv)):
             raise ValueError(f"{kernel!r} is not a pf32_gemm kernel")
-        kcls = found  # type: ignore[assignment]
+        kcls = found
     kern = kcls(t.svl_bits, fz=t.flush_to_zero)
     packer_cls = kai_rhs_pack_kxn_f32p2vlx1biasf32_f32_f32_sme if transpose_rhs else (
         kai_rhs_pack_nxk_f32p2vlx1biasf32_f32_f32_sme
