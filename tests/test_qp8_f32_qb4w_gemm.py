@@ -56,9 +56,7 @@ def _pack(
             u, scales, bias, nr=p.nr, kr=p.kr, sr=p.sr, bl=bl
         )
     else:
-        rp = q.xnn_pack_kai_qb4_weights_and_biases(
-            u, scales, bias, n=n, k=k, bl=bl, kr=p.kr, sr=p.sr, nr=p.nr
-        )
+        rp = q.xnn_pack_kai_qb4_weights_and_biases(u, scales, bias, n=n, k=k, bl=bl, kr=p.kr, sr=p.sr, nr=p.nr)
     return kern, lp, rp
 
 
@@ -80,7 +78,7 @@ def test_golden(path: Path) -> None:
 @pytest.mark.parametrize("mode", ["exact", "unfolded"])
 def test_golden_through_other_paths(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The float64-exact path and the integer-BLAS path reproduce the vectors too."""
-    orig = q.prepare_rhs
+    orig = common.prepare_rhs
 
     def prep(*a: Any, **kw: Any) -> common.PreparedRhs:
         r = orig(*a, **kw)
@@ -177,8 +175,8 @@ def test_large_block_sums_take_the_exact_step() -> None:
     neg, dq = np.full(m, 3, dtype=np.int32), np.full(m, 0.01, dtype=np.float32)
     lo, hi = np.float32(-np.inf), np.float32(np.inf)
     for kind in ("mopa", "sme2_dot", "neon"):
-        a = common.qb4w_matmul(qv, neg, dq, fast, kind, lo, hi)  # type: ignore[arg-type]
-        b = common.qb4w_matmul(qv, neg, dq, exact, kind, lo, hi)  # type: ignore[arg-type]
+        a = common.qb4w_matmul(qv, neg, dq, fast, kind, lo, hi)
+        b = common.qb4w_matmul(qv, neg, dq, exact, kind, lo, hi)
         assert np.array_equal(_bits(a), _bits(b))
 
 
@@ -215,8 +213,7 @@ def test_sme2_kernels_by_name_and_svl(m: int) -> None:
     lhs, codes, scales, bias = _problem(m, 40, 128, 32, seed=7)
     name = q.SME2_DOT.name if m == 1 else q.SME2_MOPA.name
     outs = [
-        q.gemm(lhs, codes, scales, bl=32, bias=bias, kernel=name, target=Target(svl_bits=s))
-        for s in SUPPORTED_SVLS
+        q.gemm(lhs, codes, scales, bl=32, bias=bias, kernel=name, target=Target(svl_bits=s)) for s in SUPPORTED_SVLS
     ]
     for o in outs[1:]:
         assert np.array_equal(_bits(o), _bits(outs[0]))
@@ -257,9 +254,7 @@ def test_packers_padding_and_bias_patch() -> None:
     )
     stride = common.kernel_rhs_stride(k, 4, bl)
     assert np.array_equal(rk[:stride], rp[:stride])  # first block has no padded column
-    sme = q.kai_rhs_pack_nxk_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon(128).pack(
-        u, scales, bias, nr=16, kr=8, sr=2, bl=bl
-    )
+    sme = q.kai_rhs_pack_nxk_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon(128).pack(u, scales, bias, nr=16, kr=8, sr=2, bl=bl)
     w2, _, _, b2 = common.unpack_rhs(sme, 16, k, 16, bl, "ps1s0nrx4", 4)
     assert np.array_equal(w2[:n], codes) and np.all(b2[n:] == bias[-1])  # KleidiAI replicates N-1
 
@@ -293,11 +288,11 @@ def test_creation_errors() -> None:
 def test_type_and_shape_errors() -> None:
     lhs, codes, scales, bias = _problem(2, 5, 64, 32)
     with pytest.raises(TypeError, match="float32"):
-        q.gemm(lhs.astype(np.float64), codes, scales, bl=32, target=M4)  # type: ignore[arg-type]
+        q.gemm(lhs.astype(np.float64), codes, scales, bl=32, target=M4)
     with pytest.raises(TypeError, match="int8"):
         q.gemm(lhs, codes.astype(np.int16), scales, bl=32, target=M4)
     with pytest.raises(TypeError, match="uint16"):
-        q.gemm(lhs, codes, scales.astype(np.float32), bl=32, target=M4)  # type: ignore[arg-type]
+        q.gemm(lhs, codes, scales.astype(np.float32), bl=32, target=M4)
     with pytest.raises(ValueError, match="shape"):
         q.gemm(lhs, codes, scales[:, :1], bl=32, target=M4)
     with pytest.raises(TypeError, match="bias"):
@@ -379,26 +374,18 @@ def test_packer_asserts() -> None:
             q.kai_rhs_pack_qsi4c32p_params(lhs_zero_point=0),
         )
     with pytest.raises(ValueError, match="num_groups == 1"):
-        neon.run_rhs_pack(
-            2, 5, 64, 4, 16, 2, 32, u, 32, None, scales, 4, out, 0, q.kai_rhs_pack_qsi4c32p_params()
-        )
+        neon.run_rhs_pack(2, 5, 64, 4, 16, 2, 32, u, 32, None, scales, 4, out, 0, q.kai_rhs_pack_qsi4c32p_params())
     with pytest.raises(ValueError, match="rhs_packed"):
-        neon.run_rhs_pack(
-            1, 5, 64, 4, 16, 2, 32, u, 32, None, scales, 4, out[:-1], 0, q.kai_rhs_pack_qsi4c32p_params()
-        )
+        neon.run_rhs_pack(1, 5, 64, 4, 16, 2, 32, u, 32, None, scales, 4, out[:-1], 0, q.kai_rhs_pack_qsi4c32p_params())
     with pytest.raises(ValueError, match="rhs"):
-        neon.run_rhs_pack(
-            1, 5, 64, 4, 16, 2, 32, u[:4], 32, None, scales, 4, out, 0, q.kai_rhs_pack_qsi4c32p_params()
-        )
+        neon.run_rhs_pack(1, 5, 64, 4, 16, 2, 32, u[:4], 32, None, scales, 4, out, 0, q.kai_rhs_pack_qsi4c32p_params())
 
 
 def test_fz_changes_nothing_on_normal_data() -> None:
     lhs, codes, scales, bias = _problem(6, 19, 128, 64, seed=9)
     for kernel in (None, q.SME2_MOPA.name):
         a = q.gemm(lhs, codes, scales, bl=64, bias=bias, target=M4, kernel=kernel)
-        b = q.gemm(
-            lhs, codes, scales, bl=64, bias=bias, target=M4.replace(flush_to_zero=False), kernel=kernel
-        )
+        b = q.gemm(lhs, codes, scales, bl=64, bias=bias, target=M4.replace(flush_to_zero=False), kernel=kernel)
         assert np.array_equal(_bits(a), _bits(b))
 
 
@@ -459,7 +446,8 @@ def test_fast_lhs_quantizer_equals_qai8dx(m: int, k: int, kbl: int, seed: int, s
         x[0, rng.integers(0, k)] = rng.choice([np.inf, -np.inf, np.nan])
     a = quantize_qai8dx(x, k_block_len=kbl)
     b = common.quantize_lhs_rows(x, kbl)
-    for u, v in zip(a, b, strict=True):
+    pairs: list[tuple[NDArray[Any], NDArray[Any]]] = list(zip(a, b, strict=True))
+    for u, v in pairs:
         assert u.dtype == v.dtype and np.array_equal(u, v)
 
 
@@ -508,9 +496,7 @@ def test_fz_epilogue_flushes_tiny_results(kind: str) -> None:
     if kind == "sme2_dot":
         y = fma32(facc, dq[:, None], bias[None, :], fz=True)
     else:
-        y = fma32(
-            fma32(facc, dq[:, None], np.float32(-0.0), fz=True), np.float32(1.0), bias[None, :], fz=True
-        )
+        y = fma32(fma32(facc, dq[:, None], np.float32(-0.0), fz=True), np.float32(1.0), bias[None, :], fz=True)
     want = fmax_fmin(y, lo, hi)
     assert np.array_equal(_bits(got), _bits(want))
     assert not np.any((got != 0) & (np.abs(got) < np.finfo(np.float32).tiny))

@@ -14,14 +14,18 @@ from kleidiref.quant import qb4
 CODES = st.integers(-8, 7)
 
 
+def _enc(c: int, signed: bool) -> int:
+    """The stored nibble of code c: two's complement (signed) or c + 8 (zero point 8)."""
+    return c & 0xF if signed else c + 8
+
+
 @given(lo=CODES, hi=CODES, signed=st.booleans())
 @settings(max_examples=400, deadline=None)
 def test_every_code_in_both_nibble_positions_nxk(lo: int, hi: int, signed: bool) -> None:
     codes = np.array([[lo, hi]], dtype=np.int8)
     packed = qb4.pack_nibbles(codes, "nxk", signed=signed)
-    enc = (lambda c: c & 0xF) if signed else (lambda c: c + 8)
     assert packed.shape == (1, 1)
-    assert int(packed[0, 0]) == enc(lo) | (enc(hi) << 4)  # low nibble = even k
+    assert int(packed[0, 0]) == _enc(lo, signed) | (_enc(hi, signed) << 4)  # low nibble = even k
     assert np.array_equal(qb4.unpack_nibbles(packed, 1, 2, "nxk", signed=signed), codes)
 
 
@@ -30,9 +34,8 @@ def test_every_code_in_both_nibble_positions_nxk(lo: int, hi: int, signed: bool)
 def test_every_code_in_both_nibble_positions_kxn(lo: int, hi: int, signed: bool) -> None:
     codes = np.array([[lo], [hi]], dtype=np.int8)  # N = 2, K = 1
     packed = qb4.pack_nibbles(codes, "kxn", signed=signed)
-    enc = (lambda c: c & 0xF) if signed else (lambda c: c + 8)
     assert packed.shape == (1, 1)
-    assert int(packed[0, 0]) == enc(lo) | (enc(hi) << 4)  # low nibble = even n
+    assert int(packed[0, 0]) == _enc(lo, signed) | (_enc(hi, signed) << 4)  # low nibble = even n
     assert np.array_equal(qb4.unpack_nibbles(packed, 2, 1, "kxn", signed=signed), codes)
 
 
@@ -98,7 +101,7 @@ def test_scale_conversions() -> None:
     assert np.all(np.abs(legacy.astype(np.int32) - rne.astype(np.int32)) <= 1)
     assert np.any(legacy != rne)  # truncation after the nudge is not RNE
     with pytest.raises(TypeError):
-        qb4.f32_scales_to_bf16(x.astype(np.float64))  # type: ignore[arg-type]
+        qb4.f32_scales_to_bf16(x.astype(np.float64))
     with pytest.raises(TypeError):
         qb4.f16_scales_to_bf16(x)  # type: ignore[arg-type]
 
@@ -139,7 +142,7 @@ def test_scales_finite_positive_normal(bits: int) -> None:
 
 def test_scale_dtype_and_shape_errors() -> None:
     with pytest.raises(TypeError):
-        qb4.check_scales_bf16(np.ones((2, 3), dtype=np.float32))  # type: ignore[arg-type]
+        qb4.check_scales_bf16(np.ones((2, 3), dtype=np.float32))
     with pytest.raises(ValueError, match="shape"):
         qb4.check_scales_bf16(np.full((2, 3), 0x3C00, dtype=np.uint16), n=2, num_blocks=4)
     with pytest.raises(ValueError):
@@ -150,7 +153,7 @@ def test_code_range_and_dtype_errors() -> None:
     with pytest.raises(ValueError, match=r"\[-8, 7\]"):
         qb4.pack_nibbles(np.array([[8]], dtype=np.int8))
     with pytest.raises(TypeError):
-        qb4.pack_nibbles(np.array([[1]], dtype=np.int16))  # type: ignore[arg-type]
+        qb4.pack_nibbles(np.array([[1]], dtype=np.int16))
     with pytest.raises(ValueError, match="order"):
         qb4.pack_nibbles(np.array([[1]], dtype=np.int8), "kn")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="shape"):
