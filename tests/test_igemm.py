@@ -488,6 +488,7 @@ def _ok() -> dict[str, Any]:
     ({"target": NEON_ONLY}, ValueError, "needs SME"),
     ({"clamp_min": float("nan")}, ValueError, "non-NaN"),
     ({"clamp_min": 2.0, "clamp_max": 1.0}, ValueError, "clamp_min"),
+    ({"clamp_max": 0.1}, ValueError, "not representable in binary32"),
     ({"input_zero_point": 3}, ValueError, "pqs8 parameter"),
     ({"sme1": 1}, TypeError, "sme1 must be a bool"),
 ])
@@ -517,6 +518,35 @@ def test_pqs8_and_pf16_errors() -> None:
         ig.conv2d(x, f, np.zeros(5, np.int64), variant="pqs8", **ok)
     h = np.zeros((1, 4, 4, 3), np.float16)
     with pytest.raises(ValueError, match="rounded to f16 is empty"):
-        ig.conv2d(h, f.astype(np.float16), None, variant="pf16", clamp_min=1.0, clamp_max=1.0001)
+        ig.conv2d(h, f.astype(np.float16), None, variant="pf16", clamp_min=1.0, clamp_max=float(np.float32(1.0001)))
     with pytest.raises(ValueError, match="must be >= 1"):
         ig.indirection_conv2d(ig.conv_geometry(2, 2, 1, 1), 0)
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None)
+@given(conv_problems(), st.sampled_from(["pf32", "pf16", "pqs8"]))
+def test_conv2d_against_golden_formula_many_shapes(pr: dict[str, Any], variant: str) -> None:
+    """Slow sweep: IGEMM == the chunk-padded im2col GEMM (MOPA kernel) for every variant and SVL."""
+    g, cin, cout = pr["g"], pr["cin"], pr["cout"]
+    t = Target(svl_bits=pr["svl"])
+    if variant == "pqs8":
+        rng = np.random.default_rng(pr["seed"])
+        x = rng.integers(-128, 128, (pr["n"], g.h, g.w, cin)).astype(np.int8)
+        f = rng.integers(-127, 128, (cout, g.kh, g.kw, cin)).astype(np.int8)
+        q: dict[str, Any] = {"input_zero_point": 11, "requant_scale": np.full(cout, 0.003, np.float32),
+                             "output_zero_point": -1}
+        got = ig.conv2d(x, f, None, variant="pqs8", target=t, **q, **_conv_kwargs(g))
+        want = pqs8_qc8w_gemm.gemm(ig.im2col(x, g, 11), f.reshape(cout, -1), target=t, **q)
+        assert np.array_equal(got.reshape(want.shape), want)
+        return
+    mod: Any = pf32_gemm if variant == "pf32" else pf16_gemm
+    dt, kr = (np.float32, 1) if variant == "pf32" else (np.float16, 2)
+    x, f, b = _float_data(pr, dt)
+    got = ig.conv2d(x, f, b, variant=variant, target=t, **_conv_kwargs(g))  # type: ignore[arg-type]
+    kcp = -(-cin // kr) * kr
+    fp = np.zeros((cout, g.ks, kcp), dtype=dt)
+    fp[:, :, :cin] = f.reshape(cout, g.ks, cin)
+    want = mod.gemm(ig.im2col(x, g, 0.0, kc_pad_to=kr), fp.reshape(cout, -1), bias=b, target=t,
+                    kernel=mod.SME2_MOPA.name)
+    assert np.array_equal(got.reshape(want.shape).view(np.uint8), want.view(np.uint8))

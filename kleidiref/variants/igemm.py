@@ -51,7 +51,16 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from .._buffers import Buffer, as_u8, check_count, check_dtype, require_bytes, roundup, writable_u8
+from .._buffers import (
+    Buffer,
+    as_u8,
+    check_count,
+    check_dtype,
+    check_float,
+    require_bytes,
+    roundup,
+    writable_u8,
+)
 from ..kernel import PackedLhsKernel, TileParams, Ukernel
 from ..numerics import rn16
 from ..targets import Target, get_target
@@ -1011,7 +1020,8 @@ def conv2d(
                          ("output_zero_point", output_zero_point)):
             if v is not None:
                 raise ValueError(f"{label} is a pqs8 parameter; {variant} clamps with clamp_min/clamp_max")
-        lo, hi = float(clamp_min), float(clamp_max)
+        # The C arguments are floats: a bound that binary32 cannot hold is refused, not rounded.
+        lo, hi = float(check_float("clamp_min", clamp_min)), float(check_float("clamp_max", clamp_max))
         if np.isnan(lo) or np.isnan(hi):
             raise ValueError(
                 "clamp bounds must be non-NaN (xnn_create_convolution2d_nhwc: check_output_range_f32)"
@@ -1027,6 +1037,10 @@ def conv2d(
     out = np.zeros((n_img, geom.hout, geom.wout, cout), dtype=kern.dst_dtype)
     if n_img == 0:
         return out  # Note: XNNPACK marks a batch of 0 as xnn_run_state_skip
+    # Note: pf32/pf16 weights are packed in the layout the kernel reads (the KleidiAI imatmul
+    # packer's, which the golden vectors store). XNNPACK itself packs float conv weights with its
+    # generic xnn_pack_f{32,16}_conv_goki_w, identical except for pf16 at SVL 128, where it uses
+    # nr = 16 against the kernel's nr = 8 (an upstream hazard, see xnnpack_conv_weights_mislaid).
     packed_w = _pack_weights(cfg, variant, svl, f, b, ks, kc, scale, izp)
     ind = indirection_conv2d(geom, cfg.lhs_packer(svl).get_m_step())
     image_bytes = h * w * cin * cfg.elem.itemsize
