@@ -9,8 +9,9 @@ buffer, imatmul LHS packing, the bit-exact MOPA kernel) and, in the same run and
 float64 BLAS GEMM of the equivalent im2col problem (``[M, KH*KW*Cin] @ [KH*KW*Cin, Cout]``, both
 operands built and converted beforehand, so the baseline is the bare GEMM). Reported: best-of
 times, their ratio (emulation / BLAS), the part of the emulation spent in the IGEMM-specific
-steps (indirection + imatmul LHS packing; the rest is the shared matmul kernel), and the
-tracemalloc peak of one call.
+steps (indirection + imatmul LHS packing; the rest is the shared matmul kernel), the time of the
+same variant's plain ``gemm`` on the equivalent (per-tap padded) im2col matrix for comparison
+(same kernel, same K; M == 1 never occurs here), and the tracemalloc peak of one conv2d call.
 
 Shapes: the MobileNetV2 stem (224x224x3 -> 32, stride 2) and full 3x3 convolutions at the
 resolutions/widths of MobileNetV2's stages (MobileNetV2's own 3x3 convolutions after the stem are
@@ -34,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from kleidiref.targets import Target
 from kleidiref.variants import igemm as ig
+from kleidiref.variants import pf16_gemm, pf32_gemm, pqs8_qc8w_gemm
 
 #: (label, H, W, Cin, Cout, stride)
 MOBILENET_V2_LIKE = [
@@ -49,7 +51,8 @@ RESNET = [("resnet 56x56x64->64", 56, 56, 64, 64, 1)]
 
 def _interleaved_best(fn_a: Callable[[], Any], fn_b: Callable[[], Any], repeat: int) -> tuple[float, float]:
     """Best-of-``repeat`` times of ``fn_a`` and ``fn_b``, measured alternately (shared-machine noise)."""
-    ta, tb = [], []
+    ta: list[float] = []
+    tb: list[float] = []
     for _ in range(repeat):
         for fn, acc in ((fn_a, ta), (fn_b, tb)):
             t0 = time.perf_counter()
@@ -101,10 +104,27 @@ class Case:
         self.geom = ig.conv_geometry(h, w, 3, 3, stride=(stride, stride), padding=(1, 1, 1, 1))
         self.a64 = ig.im2col(self.x, self.geom, pad_value).astype(np.float64)  # [M, 9*Cin]
         self.w64 = np.ascontiguousarray(self.f.reshape(cout, -1).T.astype(np.float64))
-        cfg = ig._CFG[variant]  # noqa: SLF001  (the benchmark times the IGEMM-only steps alone)
+        cfg = ig._CFG[variant]
         self._cfg = cfg
         self._pad = np.full(cin, pad_value, dtype=cfg.elem)
         self.shape = f"M={self.geom.m} K={9 * cin} N={cout}"
+        # The same variant's plain GEMM on the (per-tap padded) im2col matrix: same kernel, same K.
+        kr = cfg.kr
+        self._a_gemm = ig.im2col(self.x, self.geom, pad_value, kc_pad_to=kr)
+        kcp = -(-cin // kr) * kr
+        fp = np.zeros((cout, 9, kcp), dtype=self.f.dtype)
+        fp[:, :, :cin] = self.f.reshape(cout, 9, cin)
+        self._w_gemm = fp.reshape(cout, -1)
+
+    def run_gemm(self) -> None:
+        """The variant's GEMM entry (``gemm``: packs both operands, runs the MOPA kernel)."""
+        t = self.target
+        if self.variant == "pqs8":
+            q = {k: self.kw[k] for k in ("input_zero_point", "requant_scale", "output_zero_point")}
+            pqs8_qc8w_gemm.gemm(self._a_gemm, self._w_gemm, bias=self.b, target=t, **q)
+        else:
+            mod: Any = pf32_gemm if self.variant == "pf32" else pf16_gemm
+            mod.gemm(self._a_gemm, self._w_gemm, bias=self.b, target=t, kernel=mod.SME2_MOPA.name)
 
     def run(self) -> None:
         ig.conv2d(self.x, self.f, self.b, **self.kw)
@@ -117,7 +137,7 @@ class Case:
         svl = self.target.svl_bits
         ind = ig.indirection_conv2d(self.geom, self._cfg.lhs_packer(svl).get_m_step())
         mem = np.concatenate([self.x.reshape(-1).view(np.uint8), self._pad.view(np.uint8)])
-        ig._pack_lhs(self._cfg, svl, self.geom, ind, mem, self.x.shape[3], self.x.nbytes, 0)  # noqa: SLF001
+        ig._pack_lhs(self._cfg, svl, self.geom, ind, mem, self.x.shape[3], self.x.nbytes, 0)
 
 
 def main() -> None:
@@ -133,7 +153,7 @@ def main() -> None:
     print(f"SVL {args.svl}, FZ {'off' if args.no_fz else 'on'}, best of {args.repeat} (interleaved); "
           f"numpy {np.__version__}")
     head = (f"{'variant':<6} {'case':<28} {'shape':<22} {'emul s':>8} {'f64 BLAS s':>10} {'ratio':>7} "
-            f"{'igemm-only s':>12} {'peak MiB':>9}")
+            f"{'igemm-only s':>12} {'GEMM s':>8} {'peak MiB':>9}")
     print(head)
     print("-" * len(head))
     totals: dict[str, list[float]] = {}
@@ -143,13 +163,14 @@ def main() -> None:
             c.run()  # warm-up
             emu, base = _interleaved_best(c.run, c.run_base, args.repeat)
             steps = _best(c.run_igemm_steps, args.repeat)
+            gemm = _best(c.run_gemm, args.repeat)
             peak = _peak(c.run)
             if label.startswith("mnv2"):
                 tot = totals.setdefault(variant, [0.0, 0.0])
                 tot[0] += emu
                 tot[1] += base
             print(f"{variant:<6} {label:<28} {c.shape:<22} {emu:>8.4f} {base:>10.5f} {emu / base:>7.1f} "
-                  f"{steps:>12.4f} {peak / 2**20:>9.1f}")
+                  f"{steps:>12.4f} {gemm:>8.4f} {peak / 2**20:>9.1f}")
     for variant, (emu, base) in totals.items():
         print(f"{variant:<6} {'mnv2-like set (sum)':<28} {'':<22} {emu:>8.4f} {base:>10.5f} {emu / base:>7.1f}")
 
