@@ -1,0 +1,238 @@
+"""kleidiref.numerics against an independent exact oracle (fractions.Fraction)."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import ml_dtypes
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from kleidiref import numerics as nx
+
+F32, F16 = np.float32, np.float16
+
+
+def round_fraction(v: Fraction, mant_bits: int, emin: int, emax: int) -> float:
+    """Exact value -> nearest-even binary float with ``mant_bits`` fraction bits (subnormals kept)."""
+    if v == 0:
+        return 0.0
+    sign = -1 if v < 0 else 1
+    a = abs(v)
+    e = math.floor(math.log2(a.numerator) - math.log2(a.denominator))
+    while Fraction(2) ** e > a:
+        e -= 1
+    while Fraction(2) ** (e + 1) <= a:
+        e += 1
+    q = Fraction(2) ** (max(e, emin) - mant_bits)
+    n = round(a / q)  # Fraction.__round__ is round-half-even
+    r = n * q
+    if r >= Fraction(2) ** (emax + 1):
+        return sign * math.inf
+    return sign * float(r)
+
+
+def to_f32(v: Fraction) -> np.float32:
+    return F32(round_fraction(v, 23, -126, 127))
+
+
+def to_f16(v: Fraction) -> np.float16:
+    return F16(round_fraction(v, 10, -14, 15))
+
+
+def same_bits(x: np.floating, y: np.floating) -> bool:
+    return bool(np.asarray(x).view(np.uint32 if np.asarray(x).dtype == F32 else np.uint16)
+                == np.asarray(y).view(np.uint32 if np.asarray(y).dtype == F32 else np.uint16))
+
+
+finite32 = st.floats(width=32, allow_nan=False, allow_infinity=False).map(F32)
+finite16 = st.floats(width=16, allow_nan=False, allow_infinity=False).map(F16)
+
+
+def exact_fma(a: np.float32, b: np.float32, c: np.float32) -> Fraction:
+    return Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c))
+
+
+def oracle_fma32(a: np.float32, b: np.float32, c: np.float32) -> np.float32:
+    v = exact_fma(a, b, c)
+    r = to_f32(v)
+    if r == 0:  # the sign of an exact zero sum follows IEEE RNE
+        return F32(float(a) * float(b) + float(c)) if v == 0 else F32(math.copysign(0.0, v))
+    return r
+
+
+@settings(max_examples=400, deadline=None)
+@given(finite32, finite32, finite32)
+def test_fma32_matches_exact_rounding(a: np.float32, b: np.float32, c: np.float32) -> None:
+    got = nx.fma32(a, b, c)
+    want = oracle_fma32(a, b, c)
+    if np.isinf(want) or np.isnan(got):
+        assert np.isinf(got) or np.isnan(want)
+        return
+    assert same_bits(got, want), (a, b, c, got, want)
+
+
+@settings(max_examples=300, deadline=None)
+@given(finite32, finite32)
+def test_fma32_near_cancellation(a: np.float32, b: np.float32) -> None:
+    """c = -RN32(a*b): the result is the exact rounding error of the product."""
+    with np.errstate(over="ignore"):
+        c = F32(-(a * b))
+    assume(np.isfinite(c))
+    got = nx.fma32(a, b, c)
+    assert same_bits(got, oracle_fma32(a, b, c))
+
+
+def test_fma32_midpoint_double_rounding() -> None:
+    """Exact value just below a binary32 midpoint: a float64 sum would round onto the midpoint."""
+    t = F32(2.0**-18)
+    cases = []
+    for e in (30, 0, -20, 100, -100):
+        c = F32(2.0**e + 2.0 ** (e - 23))  # odd significand: RNE from the midpoint goes up
+        h = 2.0 ** (e - 24)  # half an ulp of c
+        a, b = F32(h * (1 - float(t))), F32(1 + float(t))  # a*b = h - h*2**-36
+        cases.append((a, b, c))
+        cases.append((-a, b, -c))
+    for a, b, c in cases:
+        naive = F32(float(a) * float(b) + float(c))
+        exact = oracle_fma32(a, b, c)
+        assert not same_bits(naive, exact), "case does not exercise double rounding"
+        assert same_bits(nx.fma32(a, b, c), exact)
+
+
+def test_fma32_subnormal_results_and_fz() -> None:
+    a, b, c = F32(1e-20), F32(3e-20), F32(0.0)
+    assert same_bits(nx.fma32(a, b, c), oracle_fma32(a, b, c))  # a subnormal result
+    assert same_bits(nx.fma32(a, b, c, fz=True), F32(0.0))
+    assert same_bits(nx.fma32(-a, b, c, fz=True), F32(-0.0))  # flushed zeros keep the sign
+    # Tininess before rounding: FLT_MIN*(1 - 2**-24) would round up to FLT_MIN but is flushed.
+    tmin = F32(nx.FLT_MIN)
+    x = F32(float(tmin) * (1 - 2.0**-24) / 2.0**-30)
+    assert float(x) * 2.0**-30 == float(tmin) * (1 - 2.0**-24)
+    assert nx.fma32(x, F32(2.0**-30), F32(0.0)) == tmin
+    assert nx.fma32(x, F32(2.0**-30), F32(0.0), fz=True) == 0
+    # Subnormal operands read as zero under FZ.
+    assert nx.fma32(F32(1e-40), F32(1e10), F32(0.0), fz=True) == 0
+
+
+def test_fma32_default_nan_and_shape() -> None:
+    r = nx.fma32(np.array([np.inf, 1.0], F32), np.array([0.0, 1.0], F32), np.array([1.0, np.nan], F32))
+    assert r.shape == (2,)
+    assert (r.view(np.uint32) == nx.DEFAULT_NAN_F32_BITS).all()
+    with pytest.raises(TypeError, match="float32"):
+        nx.fma32(1.0, 2.0, 3.0)
+
+
+@settings(max_examples=400, deadline=None)
+@given(finite16, finite16, finite16, finite16)
+def test_f16_pair_dot_single_rounding(a0: np.float16, b0: np.float16, a1: np.float16, b1: np.float16) -> None:
+    v = Fraction(float(a0)) * Fraction(float(b0)) + Fraction(float(a1)) * Fraction(float(b1))
+    got = nx.f16_pair_dot(a0, b0, a1, b1)
+    want = to_f32(v)
+    if v == 0:
+        assert got == 0
+    else:
+        assert same_bits(got, want)
+
+
+@settings(max_examples=300, deadline=None)
+@given(finite32, finite16, finite16, finite16, finite16)
+def test_fdot_add_za_two_roundings(acc: np.float32, a0: np.float16, b0: np.float16, a1: np.float16,
+                                   b1: np.float16) -> None:
+    pair = to_f32(Fraction(float(a0)) * Fraction(float(b0)) + Fraction(float(a1)) * Fraction(float(b1)))
+    want = to_f32(Fraction(float(acc)) + Fraction(float(pair)))
+    got = nx.fdot_add_za(acc, a0, b0, a1, b1)
+    if np.isinf(want):
+        assert np.isinf(got)
+    elif want != 0:
+        assert same_bits(got, want)
+
+
+@settings(max_examples=300, deadline=None)
+@given(finite32, finite16, finite16)
+def test_fmlal_one_rounding(acc: np.float32, a: np.float16, b: np.float16) -> None:
+    want = to_f32(Fraction(float(acc)) + Fraction(float(a)) * Fraction(float(b)))
+    got = nx.fmlal(acc, a, b)
+    if want != 0 and np.isfinite(want):
+        assert same_bits(got, want)
+
+
+@settings(max_examples=500, deadline=None)
+@given(finite32)
+def test_rn16_is_rne(x: np.float32) -> None:
+    want = to_f16(Fraction(float(x)))
+    got = nx.rn16(x)
+    if np.isinf(want):
+        assert np.isinf(got) and np.sign(got) == np.sign(want)
+    elif want != 0:
+        assert same_bits(got, want)
+
+
+def test_round_half_away_and_even_ties() -> None:
+    x = np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 0.49999997, -0.49999997, 8388607.5, 3.0], F32)
+    assert nx.round_half_away(x).tolist() == [1, 2, 3, -1, -2, -3, 0, 0, 8388608, 3]
+    assert nx.round_half_even(x).tolist() == [0, 2, 2, -0, -2, -2, 0, 0, 8388608, 3]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.floats(width=32, allow_nan=False, allow_infinity=False, min_value=-1e7, max_value=1e7).map(F32))
+def test_round_half_away_matches_fraction(x: np.float32) -> None:
+    fx = Fraction(float(x))
+    fl = math.floor(fx)
+    frac = fx - fl
+    want = fl + 1 if frac > Fraction(1, 2) or (frac == Fraction(1, 2) and x > 0) else fl
+    assert float(nx.round_half_away(x)) == float(want)
+
+
+def test_clamps_nan_and_signed_zero() -> None:
+    x = np.array([np.nan, -0.0, 0.0, -5.0, 5.0, 1.0], F32)
+    lo, hi = F32(-1.0), F32(2.0)
+    c2 = nx.fclamp(x, lo, hi)
+    assert c2[0] == -1.0  # SME2 FCLAMP: NaN becomes the lower bound
+    assert c2.tolist()[3:] == [-1.0, 2.0, 1.0]
+    c1 = nx.fmin_fmax(x, lo, hi)
+    assert c1.view(np.uint32)[0] == nx.DEFAULT_NAN_F32_BITS  # SME1: NaN propagates as the default NaN
+    assert nx.fmax_fmin(x, lo, hi).view(np.uint32)[0] == nx.DEFAULT_NAN_F32_BITS
+    # -0 orders below +0: clamping -0 to [+0, 1] gives +0.
+    z = nx.fclamp(np.array([-0.0], F32), F32(0.0), F32(1.0))
+    assert not np.signbit(z[0])
+    z = nx.fmin_fmax(np.array([0.0], F32), F32(-1.0), F32(-0.0))
+    assert np.signbit(z[0])
+    assert nx.fclamp(np.array([np.nan], F16), F16(-1), F16(1)).dtype == F16
+
+
+def test_ftz() -> None:
+    x = np.array([1e-40, -1e-40, 1e-30, 0.0], F32)
+    r = nx.ftz32(x)
+    assert r[0] == 0 and not np.signbit(r[0]) and np.signbit(r[1]) and r[2] == x[2]
+    h = np.array([6e-5, -3e-5, 1e-7], F16)  # 6e-5 is normal (>= 2**-14 = 6.1e-5? no: subnormal)
+    r16 = nx.ftz16(h)
+    assert (r16 == 0).all() and np.signbit(r16[1])
+    assert nx.ftz16(np.array([F16(2.0**-14)], F16))[0] == F16(2.0**-14)
+
+
+@settings(max_examples=500, deadline=None)
+@given(finite32)
+def test_bf16_rne_matches_ml_dtypes(x: np.float32) -> None:
+    got = nx.f32_to_bf16_rne(x)
+    want = np.asarray(x).astype(ml_dtypes.bfloat16).view(np.uint16)
+    assert int(got) == int(want)
+    back = nx.bf16_to_f32(np.asarray(got, dtype=np.uint16))
+    assert same_bits(back, np.asarray(want.view(ml_dtypes.bfloat16)).astype(F32))
+
+
+def test_bf16_nan_quiet_bit() -> None:
+    snan = np.array([0x7F800001], np.uint32).view(F32)
+    assert int(nx.f32_to_bf16_rne(snan)[0]) == 0x7FC0
+    with pytest.raises(TypeError, match="uint16"):
+        nx.bf16_to_f32(np.array([1.0], F32))
+
+
+def test_round_to_odd_sum_sticky() -> None:
+    x = np.array([1.0]), np.array([2.0**-60])
+    s = nx.round_to_odd_sum(*x)
+    assert s[0] == np.nextafter(1.0, 2.0)  # inexact: forced odd
+    assert nx.round_to_odd_sum(np.array([1.0]), np.array([2.0**-52]))[0] == 1.0 + 2.0**-52

@@ -1,0 +1,253 @@
+"""pf32_gemm and pf16_gemm: golden vectors, tiling and SVL invariance, packers, error paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kleidiref import GENERIC_SME1, NEON_ONLY, Target, golden
+from kleidiref.numerics import fma32
+from kleidiref.targets import SUPPORTED_SVLS
+from kleidiref.variants import pf16_gemm, pf32_gemm
+
+GOLDEN_DIR = golden.bundled_golden_dir()
+FLOAT_FILES = sorted(GOLDEN_DIR.glob("pf32_gemm*.npz")) + sorted(GOLDEN_DIR.glob("pf16_gemm*.npz"))
+
+MOPA = {
+    "pf32": [pf32_gemm.SME2_MOPA, pf32_gemm.SME1_MOPA],
+    "pf16": [pf16_gemm.SME2_MOPA, pf16_gemm.SME1_MOPA],
+}
+GEMV = {
+    "pf32": [pf32_gemm.SME2_GEMV, pf32_gemm.SME1_GEMV],
+    "pf16": [pf16_gemm.SME2_GEMV, pf16_gemm.SME1_GEMV],
+}
+MOD: dict[str, Any] = {"pf32": pf32_gemm, "pf16": pf16_gemm}
+DT = {"pf32": np.float32, "pf16": np.float16}
+
+
+def bits(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    return x.view(np.uint32 if x.dtype == np.float32 else np.uint16)
+
+
+def test_all_float_golden_files_are_bundled() -> None:
+    assert len(FLOAT_FILES) == 260  # 80 + 80 + 50 + 50
+
+
+@pytest.mark.parametrize("path", FLOAT_FILES, ids=lambda p: p.stem)
+def test_golden(path: Path) -> None:
+    r = golden.check_file(path)
+    assert r.ok, golden.format_table([r])
+
+
+def _problem(var: str, m: int, n: int, k: int, seed: int) -> tuple[Any, Any, Any]:
+    rng = np.random.default_rng(seed)
+    dt = DT[var]
+    scale = 1.0 if var == "pf32" else 0.5
+    a = (rng.standard_normal((m, k)) * scale).astype(dt)
+    w = (rng.standard_normal((n, k)) * scale).astype(dt)
+    b = rng.standard_normal(n).astype(dt)
+    return a, w, b
+
+
+def _packers(var: str, svl: int) -> tuple[Any, Any, Any]:
+    mod = MOD[var]
+    if var == "pf32":
+        return (mod.kai_lhs_pack_f32p2vlx1_f32_sme(svl), mod.kai_rhs_pack_nxk_f32p2vlx1biasf32_f32_f32_sme(svl),
+                mod.kai_rhs_pack_kxn_f32p2vlx1biasf32_f32_f32_sme(svl))
+    return (mod.kai_lhs_pack_x16p2vlx2_x16_sme(svl), mod.kai_rhs_pack_nxk_x16p2vlx2b_x16_x16_sme(svl),
+            mod.kai_rhs_pack_kxn_x16p2vlx2b_x16_x16_sme(svl))
+
+
+@settings(max_examples=25, deadline=None)
+@given(var=st.sampled_from(["pf32", "pf16"]), svl=st.sampled_from([128, 256, 512]),
+       m=st.integers(1, 40), n=st.integers(1, 70), k=st.integers(1, 20), seed=st.integers(0, 2**16),
+       sme1=st.booleans())
+def test_tiling_invariance(var: str, svl: int, m: int, n: int, k: int, seed: int, sme1: bool) -> None:
+    """Each m_step x n_step portion, run at KleidiAI's offsets into a padded dst, equals the whole."""
+    a, w, b = _problem(var, m, n, k, seed)
+    lhs_p, rhs_p, _ = _packers(var, svl)
+    kern = MOPA[var][int(sme1)](svl)
+    la, ra = lhs_p.pack(a), rhs_p.pack(w, b)
+    item = np.dtype(DT[var]).itemsize
+    whole = np.zeros((m, n), DT[var])
+    kern.run_matmul(m, n, k, la, ra, whole, n * item, item, -np.inf, np.inf)
+    pad = n + 3
+    sentinel = np.full(m * pad * item, 0xA5, np.uint8)
+    ms, ns = kern.get_m_step(), kern.get_n_step()
+    for m0 in range(0, m, ms):
+        for n0 in range(0, n, ns):
+            lo = kern.get_lhs_packed_offset(m0, k)
+            ro = kern.get_rhs_packed_offset(n0, k)
+            do = kern.get_dst_offset(m0, n0, pad * item)
+            kern.run_matmul(min(ms, m - m0), min(ns, n - n0), k, la[lo:], ra[ro:], sentinel[do:], pad * item,
+                            item, -np.inf, np.inf)
+    out = sentinel.view(DT[var]).reshape(m, pad)
+    assert np.array_equal(bits(out[:, :n]), bits(whole))
+    assert (sentinel.reshape(m, pad * item)[:, n * item:] == 0xA5).all(), "padding columns were written"
+
+
+@settings(max_examples=15, deadline=None)
+@given(var=st.sampled_from(["pf32", "pf16"]), m=st.integers(1, 20), n=st.integers(1, 40), k=st.integers(1, 24),
+       seed=st.integers(0, 2**16), clamp=st.booleans())
+def test_svl_invariance(var: str, m: int, n: int, k: int, seed: int, clamp: bool) -> None:
+    """Tiling changes with the SVL, the per-element arithmetic does not: same bits at every SVL."""
+    a, w, b = _problem(var, m, n, k, seed)
+    lo, hi = (-0.5, 0.75) if clamp else (-np.inf, np.inf)
+    outs = [MOD[var].gemm(a, w, bias=b, clamp_min=lo, clamp_max=hi,
+                          target=Target(svl_bits=s, flush_to_zero=False)) for s in SUPPORTED_SVLS]
+    for o in outs[1:]:
+        assert np.array_equal(bits(o), bits(outs[0]))
+
+
+@pytest.mark.parametrize("var", ["pf32", "pf16"])
+@pytest.mark.parametrize("svl", SUPPORTED_SVLS)
+def test_nxk_and_kxn_packers_identical(var: str, svl: int) -> None:
+    a, w, b = _problem(var, 3, 37, 9, svl)
+    _, nxk, kxn = _packers(var, svl)
+    assert np.array_equal(nxk.pack(w, b), kxn.pack(np.ascontiguousarray(w.T), b))
+    out_t = MOD[var].gemm(a, np.ascontiguousarray(w.T), bias=b, transpose_rhs=True, target=Target(svl_bits=svl))
+    out = MOD[var].gemm(a, w, bias=b, target=Target(svl_bits=svl))
+    assert np.array_equal(bits(out), bits(out_t))
+
+
+@pytest.mark.parametrize("var", ["pf32", "pf16"])
+def test_gemv_matches_mopa_and_kernel_choice(var: str) -> None:
+    a, w, b = _problem(var, 1, 300, 33, 7)
+    t = Target(svl_bits=256, flush_to_zero=False)
+    gemv = MOD[var].gemm(a, w, bias=b, target=t)
+    mopa = MOD[var].gemm(a, w, bias=b, target=t, kernel=MOPA[var][0].name)
+    assert np.array_equal(bits(gemv), bits(mopa))
+    assert MOD[var].select_kernel(t, 1) is GEMV[var][0]
+    assert MOD[var].select_kernel(t, 2) is MOPA[var][0]
+    assert MOD[var].select_kernel(GENERIC_SME1, 1) is GEMV[var][1]
+    with pytest.raises(ValueError, match="no SME"):
+        MOD[var].select_kernel(NEON_ONLY, 4)
+
+
+def test_pf32_matches_fma32_loop() -> None:
+    """The packed-kernel path equals the spec's oracle formula: an fma32 chain seeded with the bias."""
+    a, w, b = _problem("pf32", 5, 11, 13, 3)
+    acc = fma32(np.float32(1), b, np.float32(0))[None, :].repeat(5, 0)
+    for k in range(13):
+        acc = fma32(a[:, k : k + 1], w[:, k][None, :], acc)
+    out = pf32_gemm.gemm(a, w, bias=b, target=Target(flush_to_zero=False))
+    assert np.array_equal(bits(out), bits(acc))
+
+
+def test_pf16_sme1_gemv_rounds_per_k() -> None:
+    """kai_..._1x8vl_sme_mla rounds once per k; the SME2 dot kernel once per pair.
+
+    a = [1, 2**-11, 2**-24, 2**-24], w = 1: per pair, acc = 1 + 2**-11 + RN32(2**-24 + 2**-24)
+    = 1 + 2**-11 + 2**-23 (above the f16 midpoint, RN16 -> 1 + 2**-10); per k, each 2**-24 is a
+    binary32 tie that rounds away, leaving the f16 midpoint 1 + 2**-11, RN16 -> 1.0.
+    """
+    a = np.array([[1.0, 2.0**-11, 2.0**-24, 2.0**-24]], np.float16)
+    w = np.ones((1, 4), np.float16)
+    t2, t1 = Target(flush_to_zero=False), GENERIC_SME1.replace(flush_to_zero=False)
+    assert pf16_gemm.gemm(a, w, target=t2)[0, 0] == np.float16(1 + 2.0**-10)
+    assert pf16_gemm.gemm(a, w, target=t1)[0, 0] == np.float16(1.0)
+    # The SME1 MOPA keeps the pair rounding of FMOPA: only the SME1 GEMV differs.
+    mopa1 = pf16_gemm.gemm(a, w, target=t1, kernel=pf16_gemm.SME1_MOPA.name)
+    assert mopa1[0, 0] == np.float16(1 + 2.0**-10)
+
+
+def test_nan_clamp_sme2_vs_sme1() -> None:
+    a = np.array([[np.inf, 1.0]], np.float32).repeat(2, 0)
+    w = np.array([[0.0, 1.0], [1.0, 1.0]], np.float32)
+    o2 = pf32_gemm.gemm(a, w, clamp_min=-3.0, clamp_max=3.0, target=Target())
+    o1 = pf32_gemm.gemm(a, w, clamp_min=-3.0, clamp_max=3.0, target=GENERIC_SME1)
+    assert o2[0, 0] == -3.0 and o2[0, 1] == 3.0  # FCLAMP: NaN -> min
+    assert o1.view(np.uint32)[0, 0] == 0x7FC00000 and o1[0, 1] == 3.0
+
+
+# ---------------------------------------------------------------- error paths
+
+
+def test_bad_svl() -> None:
+    with pytest.raises(ValueError, match="no SME CPU"):
+        pf32_gemm.SME2_MOPA(384)
+    with pytest.raises(TypeError):
+        pf32_gemm.SME2_MOPA(512.0)  # type: ignore[arg-type]
+
+
+def test_gemm_input_errors() -> None:
+    a = np.ones((2, 3), np.float32)
+    with pytest.raises(TypeError, match="float32"):
+        pf32_gemm.gemm(a.astype(np.float64), np.ones((4, 3), np.float32))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="K mismatch"):
+        pf32_gemm.gemm(a, np.ones((4, 5), np.float32))
+    with pytest.raises(ValueError, match="bias"):
+        pf32_gemm.gemm(a, np.ones((4, 3), np.float32), bias=np.ones(3, np.float32))
+    with pytest.raises(TypeError, match="float16"):
+        pf16_gemm.gemm(a.astype(np.float16), np.ones((4, 3), np.float16), bias=np.ones(4, np.float32))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not a pf32_gemm kernel"):
+        pf32_gemm.gemm(a, np.ones((4, 3), np.float32), kernel=pf16_gemm.SME2_MOPA.name)
+
+
+def test_kernel_argument_errors() -> None:
+    k = pf32_gemm.SME2_MOPA(512)
+    lhs_p, rhs_p, _ = _packers("pf32", 512)
+    a, w, b = _problem("pf32", 4, 5, 6, 0)
+    la, ra = lhs_p.pack(a), rhs_p.pack(w, b)
+    dst = np.zeros((4, 5), np.float32)
+    with pytest.raises(ValueError, match="lhs_packed holds"):
+        k.run_matmul(4, 5, 6, la[:-1], ra, dst, 20, 4, -np.inf, np.inf)
+    with pytest.raises(ValueError, match="rhs_packed holds"):
+        k.run_matmul(4, 5, 6, la, ra[:100], dst, 20, 4, -np.inf, np.inf)
+    with pytest.raises(ValueError, match="dst holds"):
+        k.run_matmul(4, 5, 6, la, ra, np.zeros(19, np.float32), 20, 4, -np.inf, np.inf)
+    with pytest.raises(ValueError, match="dst_stride_col"):
+        k.run_matmul(4, 5, 6, la, ra, dst, 20, 8, -np.inf, np.inf)
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        k.run_matmul(4, 5, 0, la, ra, dst, 20, 4, -np.inf, np.inf)
+    with pytest.raises(ValueError, match="not representable in binary32"):
+        k.run_matmul(4, 5, 6, la, ra, dst, 20, 4, 0.1, np.inf)
+    with pytest.raises(ValueError, match=r"KAI_ASSUME\(m_idx % mr == 0\)"):
+        k.get_lhs_packed_offset(3, 6)
+    with pytest.raises(ValueError, match=r"KAI_ASSUME\(n_idx % n_step == 0\)"):
+        k.get_dst_offset(0, 5, 20)
+    with pytest.raises(ValueError, match=r"KAI_ASSUME\(m == 1\)"):
+        pf32_gemm.SME2_GEMV(512).run_matmul(2, 5, 6, a, 24, ra, dst, 20, 4, -np.inf, np.inf)
+    with pytest.raises(TypeError, match="float32"):
+        pf32_gemm.SME2_GEMV(512).run_matmul(1, 5, 6, a.astype(np.float64), 24, ra, dst, 20, 4, -np.inf, np.inf)
+
+
+def test_packer_asserts() -> None:
+    lhs_p, rhs_p, _ = _packers("pf32", 512)
+    a = np.ones((2, 3), np.float32)
+    out = np.zeros(lhs_p.get_lhs_packed_size(2, 3, 32, 1, 1), np.uint8)
+    with pytest.raises(ValueError, match=r"KAI_ASSUME\(mr == 32\)"):
+        lhs_p.run_lhs_pack(2, 3, 16, 1, 1, 0, a, 12, out)
+    with pytest.raises(ValueError, match=r"KAI_ASSUME\(m_idx_start == 0\)"):
+        lhs_p.run_lhs_pack(2, 3, 32, 1, 1, 1, a, 12, out)
+    with pytest.raises(ValueError, match="lhs_packed holds"):
+        lhs_p.run_lhs_pack(2, 3, 32, 1, 1, 0, a, 12, out[:10])
+    with pytest.raises(TypeError, match="float32"):
+        lhs_p.run_lhs_pack(2, 3, 32, 1, 1, 0, a.astype(np.float16), 12, out)
+    w = np.ones((4, 3), np.float32)
+    rout = np.zeros(rhs_p.get_rhs_packed_size(4, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"KAI_ASSUME\(bias != NULL\)"):
+        rhs_p.run_rhs_pack(1, 4, 3, 32, 1, 1, 12, w, None, None, rout, 0, None)
+    with pytest.raises(ValueError, match=r"KAI_ASSUME\(num_groups == 1\)"):
+        rhs_p.run_rhs_pack(2, 4, 3, 32, 1, 1, 12, w, np.zeros(4, np.float32), None, rout, 0, None)
+    with pytest.raises(ValueError, match=r"KAI_ASSUME\(nr == 32\)"):
+        rhs_p.run_rhs_pack(1, 4, 3, 16, 1, 1, 12, w, np.zeros(4, np.float32), None, rout, 0, None)
+    with pytest.raises(ValueError, match="rhs holds"):
+        rhs_p.run_rhs_pack(1, 4, 3, 32, 1, 1, 12, w[:3], np.zeros(4, np.float32), None, rout, 0, None)
+
+
+def test_registry_names() -> None:
+    from kleidiref import get_ukernel, list_ukernels
+
+    names = list_ukernels("pf32_gemm")
+    assert "kai_matmul_clamp_f32_f32p2vlx1_f32p2vlx1biasf32_sme2_mopa" in names
+    assert len(list_ukernels("pf16_gemm")) == 7
+    k = get_ukernel("kai_matmul_clamp_f16_f16_f16p2vlx2b_1x16vl_sme2_dot", 1024)
+    assert (k.get_nr(), k.get_n_step()) == (64, 512)  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="no emulated KleidiAI ukernel"):
+        get_ukernel("kai_matmul_clamp_nonsense")
