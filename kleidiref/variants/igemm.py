@@ -57,6 +57,7 @@ from .._buffers import (
     check_count,
     check_dtype,
     check_float,
+    read_matrix,
     require_bytes,
     roundup,
     writable_u8,
@@ -71,6 +72,7 @@ from ._int8_common import (
     kai_matmul_requantize32_params,
     kai_rhs_pack_qsi8cx_params,
 )
+from ._sme_packers import SmeRhsBiasPacker
 
 __all__ = [
     "GOLDEN",
@@ -233,6 +235,8 @@ def im2col(
     is the plain im2col GEMM operand; with the kernel's kr it is exactly the K order the IGEMM
     kernel sees. A reference/benchmark helper: XNNPACK never materialises it.
     """
+    if not isinstance(x, np.ndarray) or x.ndim != 4:
+        raise ValueError("im2col needs an NHWC numpy array [N, H, W, C]")
     n, h, w, kc = x.shape
     if (h, w) != (geom.h, geom.w):
         raise ValueError(f"input is {h}x{w}, the geometry says {geom.h}x{geom.w}")
@@ -453,8 +457,6 @@ class _ImatmulRhsPacker(Ukernel):
                                           k_chunk_length)
 
     def _read_kxn(self, n: int, kcc: int, kcl: int, rhs_stride_row: int, rhs: Buffer) -> NDArray[Any]:
-        from .._buffers import read_matrix
-
         if isinstance(rhs, np.ndarray) and rhs.dtype != self.elem:
             raise TypeError(f"rhs must be {self.elem} for {self.name}, got {rhs.dtype}")
         stride = check_count("rhs_stride_row", rhs_stride_row)
@@ -474,7 +476,7 @@ class _ImatmulRhsBiasPacker(_ImatmulRhsPacker):
     """
 
     #: The plain kxn packer whose layout this is (applied to the chunk-padded matrix).
-    plain: ClassVar[type[Ukernel]]
+    plain: ClassVar[type[SmeRhsBiasPacker]]
 
     def get_bias_offset(self, n_idx: int) -> int:
         return check_count("n_idx", n_idx) * self.elem.itemsize
@@ -507,14 +509,12 @@ class _ImatmulRhsBiasPacker(_ImatmulRhsPacker):
         if isinstance(bias, np.ndarray) and bias.dtype != self.elem:
             raise TypeError(f"bias must be {self.elem} for {self.name}, got {bias.dtype}")
         w = _chunk_pad(self._read_kxn(n, kcc, kcl, rhs_stride_row, rhs), kcc, kcl, self.kr)
-        from .._buffers import read_matrix
-
         b = read_matrix(as_u8(bias, "bias"), 1, n, n * self.elem.itemsize, self.elem, "bias",
                         f"kai_run_{self.name}")
         plain = self.plain(self.svl)
         k = w.shape[0]
-        tmp = np.zeros(plain.get_rhs_packed_size(n, k), dtype=np.uint8)  # type: ignore[attr-defined]
-        plain.run_rhs_pack(1, n, k, self.get_n_step(), self.kr, 1, n * self.elem.itemsize,  # type: ignore[attr-defined]
+        tmp = np.zeros(plain.get_rhs_packed_size(n, k), dtype=np.uint8)
+        plain.run_rhs_pack(1, n, k, self.get_n_step(), self.kr, 1, n * self.elem.itemsize,
                            np.ascontiguousarray(w), b[0], None, tmp, 0, None)
         out[:size] = tmp
 
