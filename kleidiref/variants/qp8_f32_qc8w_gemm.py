@@ -115,7 +115,7 @@ class _QsiRhsPacker(Ukernel):
     Block g of nr columns, with ``K32 = roundup(K, 32)`` and ``n' = min(g*nr + j, N - 1)``::
 
         int8  W[n'][k]  (0 for k >= K)     at (k // kr) * nr * kr + j * kr + k % kr
-        int32 rsum[j] = RN_i32(lhs_zero_point * sum_{k<K} W[n'][k])   at nr * K32 + 4 j
+        int32 rsum[j] = wrap_i32(lhs_zero_point * sum_{k<K} W[n'][k])   at nr * K32 + 4 j
         f32   scale[n']                     at nr * K32 + 4 nr + 4 j
         f32   bias[n'] (0 if bias is NULL)  at nr * K32 + 8 nr + 4 j
 
