@@ -15,18 +15,18 @@ once per k, ``acc = RN32(acc + a[k]*w[k][n])``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .._buffers import check_count, check_dtype, roundup
+from .._buffers import check_count, roundup
 from .._engine import f16_mla_chain, f16_pair_chain
 from ..kernel import PackedLhsKernel, RawLhsKernel, TileParams
 from ..numerics import canonical_nan_f16, fclamp, fmin_fmax, ftz16, rn16
-from ..targets import Target, get_target
-from ._sme_packers import SmeLhsPacker, SmeRhsBiasPacker, read_lhs_blocks, read_rhs_bias_blocks
+from ..targets import Target
+from ._float_common import BiasRhsKernel, FloatVariant
+from ._sme_packers import SmeLhsPacker, SmeRhsBiasPacker, read_lhs_blocks
 
 __all__ = [
     "gemm",
@@ -81,26 +81,17 @@ class kai_rhs_pack_kxn_x16p2vlx2b_x16_x16_sme(SmeRhsBiasPacker):
     layout = "kxn"
 
 
-class _Pf16Kernel:
-    name: ClassVar[str]
-    vlh: int
+class _Pf16Kernel(BiasRhsKernel):
+    """What the four pf16 kernels share: the packed RHS (FZ16-flushed on read) and the f16 epilogue."""
+
+    elem = F16
+    layout_kr = 2
     fz: bool
     clamp_kind: ClassVar[str]
     dst_dtype = F16
 
-    def get_rhs_packed_offset(self, n_idx: int, k: int) -> int:
-        n_idx, k = check_count("n_idx", n_idx), check_count("k", k)
-        nr = self.vlh
-        if n_idx % nr:
-            raise ValueError(f"KAI_ASSUME(n_idx % nr == 0) fails in kai_get_rhs_packed_offset_{self.name[4:]}")
-        return (n_idx // nr) * nr * 2 * (1 + roundup(k, 2))
-
-    def rhs_packed_size(self, n: int, k: int) -> int:
-        nr = self.vlh
-        return roundup(n, nr) // nr * nr * 2 * (1 + roundup(k, 2))
-
     def _rhs(self, rhs_u8: NDArray[np.uint8], n: int, k: int) -> tuple[NDArray[Any], NDArray[Any]]:
-        bias, w = read_rhs_bias_blocks(rhs_u8, n, k, self.vlh, 2, F16, F16)
+        bias, w = self._read_rhs(rhs_u8, n, k)
         return bias, (ftz16(w) if self.fz else w)
 
     def _output(self, acc: NDArray[np.float32], lo: np.float32, hi: np.float32) -> NDArray[np.float16]:
@@ -220,16 +211,16 @@ SME2_GEMV = kai_matmul_clamp_f16_f16_f16p2vlx2b_1x16vl_sme2_dot
 SME1_GEMV = kai_matmul_clamp_f16_f16_f16p2vlx2b_1x8vl_sme_mla
 
 
-def select_kernel(target: Target, m: int) -> type[_Pf16Mopa] | type[_Pf16Gemv]:
+SPEC = FloatVariant(
+    name=VARIANT, dtype=F16, lhs_packer=kai_lhs_pack_x16p2vlx2_x16_sme,
+    rhs_packer_nxk=kai_rhs_pack_nxk_x16p2vlx2b_x16_x16_sme, rhs_packer_kxn=kai_rhs_pack_kxn_x16p2vlx2b_x16_x16_sme,
+    sme2_mopa=SME2_MOPA, sme1_mopa=SME1_MOPA, sme2_gemv=SME2_GEMV, sme1_gemv=SME1_GEMV, fallback="f16_gemm",
+)
+
+
+def select_kernel(target: Target, m: int) -> type[PackedLhsKernel] | type[RawLhsKernel]:
     """The kernel XNNPACK's pf16 config runs: SME2 before SME; the 1-row kernel when M == 1."""
-    if not target.has_sme:
-        raise ValueError(
-            f"pf16_gemm runs KleidiAI SME kernels; target {target.name!r} has no SME "
-            "(XNNPACK falls back to f16_gemm there: see kleidiref.dispatch)"
-        )
-    if target.sme2:
-        return SME2_GEMV if m == 1 else SME2_MOPA
-    return SME1_GEMV if m == 1 else SME1_MOPA
+    return SPEC.select_kernel(target, m)
 
 
 def gemm(
@@ -250,82 +241,8 @@ def gemm(
     i.e. :func:`kleidiref.numerics.rn16`). Clamp bounds are narrowed to f16 (RNE) as the
     wrappers do. FPCR.FZ/FZ16 follow the target's ``flush_to_zero``.
     """
-    t = get_target() if target is None else target
-    a = check_dtype("lhs", lhs, F16, "pf16 activations are float16")
-    w = check_dtype("rhs", rhs, F16, "pf16 weights are float16")
-    if a.ndim != 2 or w.ndim != 2:
-        raise ValueError(f"lhs and rhs must be 2-D, got shapes {a.shape} and {w.shape}")
-    m, k = a.shape
-    n, kw = w.shape[::-1] if transpose_rhs else w.shape
-    if kw != k:
-        raise ValueError(f"K mismatch: lhs is {a.shape}, rhs is {w.shape} (transpose_rhs={transpose_rhs})")
-    if k < 1:
-        raise ValueError("K must be >= 1")
-    if bias is not None:
-        check_dtype("bias", bias, F16, "pf16 bias is float16 (convert an fp32 bias with numerics.rn16)")
-        if bias.shape != (n,):
-            raise ValueError(f"bias must have shape ({n},), got {bias.shape}")
-    if kernel is None:
-        kcls = select_kernel(t, m)
-    else:
-        from ..kernel import UKERNELS
-
-        found = UKERNELS.get(kernel)
-        if found is None or found.variant != VARIANT or not issubclass(found, (_Pf16Mopa, _Pf16Gemv)):
-            raise ValueError(f"{kernel!r} is not a pf16_gemm kernel")
-        kcls = found
-    kern = kcls(t.svl_bits, fz=t.flush_to_zero)
-    packer_cls = kai_rhs_pack_kxn_x16p2vlx2b_x16_x16_sme if transpose_rhs else (
-        kai_rhs_pack_nxk_x16p2vlx2b_x16_x16_sme
-    )
-    rhs_packed = packer_cls(t.svl_bits).pack(w, bias)
-    dst = np.zeros((m, n), dtype=np.float16)
-    if isinstance(kern, _Pf16Gemv):
-        if m != 1:
-            raise ValueError(f"{kern.name} computes one row; M = {m}")
-        kern.run_matmul(1, n, k, np.ascontiguousarray(a), k * 2, rhs_packed, dst, n * 2, 2, clamp_min, clamp_max)
-    else:
-        assert isinstance(kern, _Pf16Mopa)
-        lhs_packed = kai_lhs_pack_x16p2vlx2_x16_sme(t.svl_bits).pack(a)
-        kern.run_matmul(m, n, k, lhs_packed, rhs_packed, dst, n * 2, 2, clamp_min, clamp_max)
-    return dst
+    return SPEC.gemm(lhs, rhs, bias=bias, clamp_min=clamp_min, clamp_max=clamp_max,
+                     transpose_rhs=transpose_rhs, target=target, kernel=kernel)
 
 
-def reproduce_golden(inputs: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:
-    """Recompute the arrays of a ``pf16_gemm`` / ``pf16_gemm_fz`` golden file from its inputs."""
-    svl = int(inputs["meta_svl_bits"])
-    fz = bool(inputs.get("meta_fpcr_fz", np.array(0)))
-    lhs, rhs, bias = inputs["lhs"], inputs["rhs"], inputs["bias"]
-    lo, hi = float(inputs["clamp_min"]), float(inputs["clamp_max"])
-    m, k = lhs.shape
-    n = rhs.shape[0]
-    lhs_packed = kai_lhs_pack_x16p2vlx2_x16_sme(svl).pack(lhs)
-    rhs_packed = kai_rhs_pack_nxk_x16p2vlx2b_x16_x16_sme(svl).pack(rhs, bias)
-    res: dict[str, NDArray[Any]] = {"lhs_packed": lhs_packed, "rhs_packed": rhs_packed}
-
-    def run(cls: type[_Pf16Mopa], fz_: bool) -> NDArray[np.float16]:
-        dst = np.zeros((m, n), dtype=np.float16)
-        cls(svl, fz=fz_).run_matmul(m, n, k, lhs_packed, rhs_packed, dst, n * 2, 2, lo, hi)
-        return dst
-
-    res["out"] = run(SME2_MOPA, fz)
-    res["out_sme1"] = run(SME1_MOPA, fz)
-    if fz:
-        res["out_nofz"] = run(SME2_MOPA, False)
-    if m == 1:
-        for key, gcls in (("out_gemv", SME2_GEMV), ("out_gemv_sme1", SME1_GEMV)):
-            dst = np.zeros((1, n), dtype=np.float16)
-            gcls(svl, fz=fz).run_matmul(1, n, k, lhs, k * 2, rhs_packed, dst, n * 2, 2, lo, hi)
-            res[key] = dst
-    mopa, gemv, sme1 = SME2_MOPA(svl).tile_params(), SME2_GEMV(svl).tile_params(), SME1_MOPA(svl).tile_params()
-    vals = {
-        "meta_mr": mopa.mr, "meta_nr": mopa.nr, "meta_kr": mopa.kr, "meta_sr": mopa.sr,
-        "meta_m_step": mopa.m_step, "meta_n_step": mopa.n_step,
-        "meta_gemv_nr": gemv.nr, "meta_gemv_n_step": gemv.n_step,
-        "meta_sme1_mr": sme1.mr, "meta_sme1_nr": sme1.nr,
-    }
-    res.update({key: np.array(v, dtype=np.int64) for key, v in vals.items()})
-    return res
-
-
-GOLDEN = {"pf16_gemm": reproduce_golden, "pf16_gemm_fz": reproduce_golden}
+GOLDEN = {"pf16_gemm": SPEC.reproduce_golden, "pf16_gemm_fz": SPEC.reproduce_golden}

@@ -13,18 +13,18 @@ The accumulator is binary32 throughout; NaNs are the default NaN 0x7FC00000.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .._buffers import check_count, check_dtype, roundup
+from .._buffers import check_count, roundup
 from .._engine import fma32_chain
 from ..kernel import PackedLhsKernel, RawLhsKernel, TileParams
 from ..numerics import canonical_nan_f32, fclamp, fma32, fmin_fmax, ftz32
-from ..targets import Target, get_target
-from ._sme_packers import SmeLhsPacker, SmeRhsBiasPacker, read_lhs_blocks, read_rhs_bias_blocks
+from ..targets import Target
+from ._float_common import BiasRhsKernel, FloatVariant
+from ._sme_packers import SmeLhsPacker, SmeRhsBiasPacker, read_lhs_blocks
 
 __all__ = [
     "gemm",
@@ -79,28 +79,14 @@ class kai_rhs_pack_kxn_f32p2vlx1biasf32_f32_f32_sme(SmeRhsBiasPacker):
     layout = "kxn"
 
 
-class _Pf32Kernel:
+class _Pf32Kernel(BiasRhsKernel):
     """What the four pf32 kernels share: the packed RHS and the clamp/FZ epilogue."""
 
-    name: ClassVar[str]
-    vls: int
+    elem = F32
+    layout_kr = 1
     fz: bool
     #: ``fclamp`` (SME2 FCLAMP) or ``fmin_fmax`` (SME1).
     clamp_kind: ClassVar[str]
-
-    def get_rhs_packed_offset(self, n_idx: int, k: int) -> int:
-        n_idx, k = check_count("n_idx", n_idx), check_count("k", k)
-        nr = 2 * self.vls
-        if n_idx % nr:
-            raise ValueError(f"KAI_ASSUME(n_idx % nr == 0) fails in kai_get_rhs_packed_offset_{self.name[4:]}")
-        return (n_idx // nr) * nr * 4 * (1 + k)
-
-    def rhs_packed_size(self, n: int, k: int) -> int:
-        nr = 2 * self.vls
-        return roundup(n, nr) // nr * nr * 4 * (1 + k)
-
-    def _rhs(self, rhs_u8: NDArray[np.uint8], n: int, k: int) -> tuple[NDArray[Any], NDArray[Any]]:
-        return read_rhs_bias_blocks(rhs_u8, n, k, 2 * self.vls, 1, F32, F32)
 
     def _clamp(self, acc: NDArray[np.float32], lo: np.float32, hi: np.float32) -> NDArray[np.float32]:
         lo_a, hi_a = (ftz32(lo), ftz32(hi)) if self.fz else (np.asarray(lo), np.asarray(hi))
@@ -126,7 +112,7 @@ class _Pf32Mopa(_Pf32Kernel, PackedLhsKernel):
         clamp_min: np.float32, clamp_max: np.float32,
     ) -> NDArray[Any]:
         a = read_lhs_blocks(lhs, m, k, self.get_mr(), 1, F32)
-        bias, w = self._rhs(rhs, n, k)
+        bias, w = self._read_rhs(rhs, n, k)
         # Bias injection: one FMOPA of an all-1.0 vector with the bias row into a zeroed ZA.
         acc0 = fma32(np.float32(1.0), bias, np.float32(0.0), fz=self.fz)
         acc = fma32_chain(np.broadcast_to(acc0, (m, n)), a, w, fz=self.fz)
@@ -166,7 +152,7 @@ class _Pf32Gemv(_Pf32Kernel, RawLhsKernel):
         clamp_min: np.float32, clamp_max: np.float32,
     ) -> NDArray[Any]:
         a = np.ascontiguousarray(lhs[: k * 4]).view(np.float32).reshape(1, k)
-        bias, w = self._rhs(rhs, n, k)
+        bias, w = self._read_rhs(rhs, n, k)
         # The accumulator starts as a copy of the bias (-0 kept); under FZ it is flushed when
         # first read as an FMLA addend, which fma32_chain models.
         acc = fma32_chain(bias.reshape(1, n), a, w, fz=self.fz)
@@ -201,16 +187,17 @@ SME2_GEMV = kai_matmul_clamp_f32_f32_f32p2vlx1b_1x16vl_sme2_mla
 SME1_GEMV = kai_matmul_clamp_f32_f32_f32p2vlx1b_1x8vl_sme_mla
 
 
-def select_kernel(target: Target, m: int) -> type[_Pf32Mopa] | type[_Pf32Gemv]:
+SPEC = FloatVariant(
+    name=VARIANT, dtype=F32, lhs_packer=kai_lhs_pack_f32p2vlx1_f32_sme,
+    rhs_packer_nxk=kai_rhs_pack_nxk_f32p2vlx1biasf32_f32_f32_sme,
+    rhs_packer_kxn=kai_rhs_pack_kxn_f32p2vlx1biasf32_f32_f32_sme,
+    sme2_mopa=SME2_MOPA, sme1_mopa=SME1_MOPA, sme2_gemv=SME2_GEMV, sme1_gemv=SME1_GEMV, fallback="f32_gemm",
+)
+
+
+def select_kernel(target: Target, m: int) -> type[PackedLhsKernel] | type[RawLhsKernel]:
     """The kernel XNNPACK's pf32 config runs: SME2 before SME; the 1-row kernel when M == 1."""
-    if not target.has_sme:
-        raise ValueError(
-            f"pf32_gemm runs KleidiAI SME kernels; target {target.name!r} has no SME "
-            "(XNNPACK falls back to f32_gemm there: see kleidiref.dispatch)"
-        )
-    if target.sme2:
-        return SME2_GEMV if m == 1 else SME2_MOPA
-    return SME1_GEMV if m == 1 else SME1_MOPA
+    return SPEC.select_kernel(target, m)
 
 
 def gemm(
@@ -232,88 +219,9 @@ def gemm(
     (SME2 before SME1; the 1-row GEMV for M == 1) unless ``kernel`` names one. FPCR.FZ is the
     target's ``flush_to_zero``.
     """
-    t = get_target() if target is None else target
-    a = check_dtype("lhs", lhs, F32, "pf32 activations are float32")
-    w = check_dtype("rhs", rhs, F32, "pf32 weights are float32")
-    if a.ndim != 2 or w.ndim != 2:
-        raise ValueError(f"lhs and rhs must be 2-D, got shapes {a.shape} and {w.shape}")
-    m, k = a.shape
-    n, kw = w.shape[::-1] if transpose_rhs else w.shape
-    if kw != k:
-        raise ValueError(f"K mismatch: lhs is {a.shape}, rhs is {w.shape} (transpose_rhs={transpose_rhs})")
-    if k < 1:
-        raise ValueError("K must be >= 1")
-    if bias is not None:
-        check_dtype("bias", bias, F32, "pf32 bias is float32")
-        if bias.shape != (n,):
-            raise ValueError(f"bias must have shape ({n},), got {bias.shape}")
-    if kernel is None:
-        kcls = select_kernel(t, m)
-    else:
-        from ..kernel import UKERNELS
-
-        found = UKERNELS.get(kernel)
-        if found is None or found.variant != VARIANT or not issubclass(found, (_Pf32Mopa, _Pf32Gemv)):
-            raise ValueError(f"{kernel!r} is not a pf32_gemm kernel")
-        kcls = found
-    kern = kcls(t.svl_bits, fz=t.flush_to_zero)
-    packer_cls = kai_rhs_pack_kxn_f32p2vlx1biasf32_f32_f32_sme if transpose_rhs else (
-        kai_rhs_pack_nxk_f32p2vlx1biasf32_f32_f32_sme
-    )
-    rhs_packed = packer_cls(t.svl_bits).pack(w, bias)
-    dst = np.zeros((m, n), dtype=np.float32)
-    if isinstance(kern, _Pf32Gemv):
-        if m != 1:
-            raise ValueError(f"{kern.name} computes one row; M = {m}")
-        row = np.ascontiguousarray(a)
-        kern.run_matmul(1, n, k, row, k * 4, rhs_packed, dst, n * 4, 4, clamp_min, clamp_max)
-    else:
-        assert isinstance(kern, _Pf32Mopa)
-        lhs_packed = kai_lhs_pack_f32p2vlx1_f32_sme(t.svl_bits).pack(a)
-        kern.run_matmul(m, n, k, lhs_packed, rhs_packed, dst, n * 4, 4, clamp_min, clamp_max)
-    return dst
-
-
-def reproduce_golden(inputs: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:
-    """Recompute the arrays of a ``pf32_gemm`` / ``pf32_gemm_fz`` golden file from its inputs."""
-    svl = int(inputs["meta_svl_bits"])
-    fz = bool(inputs.get("meta_fpcr_fz", np.array(0)))
-    lhs, rhs, bias = inputs["lhs"], inputs["rhs"], inputs["bias"]
-    lo, hi = float(inputs["clamp_min"]), float(inputs["clamp_max"])
-    m, k = lhs.shape
-    n = rhs.shape[0]
-    lhs_packed = kai_lhs_pack_f32p2vlx1_f32_sme(svl).pack(lhs)
-    rhs_packed = kai_rhs_pack_nxk_f32p2vlx1biasf32_f32_f32_sme(svl).pack(rhs, bias)
-    res: dict[str, NDArray[Any]] = {"lhs_packed": lhs_packed, "rhs_packed": rhs_packed}
-
-    def run(cls: type[_Pf32Mopa], fz_: bool) -> NDArray[np.float32]:
-        dst = np.zeros((m, n), dtype=np.float32)
-        cls(svl, fz=fz_).run_matmul(m, n, k, lhs_packed, rhs_packed, dst, n * 4, 4, lo, hi)
-        return dst
-
-    res["out"] = run(SME2_MOPA, fz)
-    res["out_sme1"] = run(SME1_MOPA, fz)
-    if fz:
-        res["out_nofz"] = run(SME2_MOPA, False)
-    if m == 1:
-        for key, gcls in (("out_gemv", SME2_GEMV), ("out_gemv_sme1", SME1_GEMV)):
-            dst = np.zeros((1, n), dtype=np.float32)
-            gcls(svl, fz=fz).run_matmul(1, n, k, lhs, k * 4, rhs_packed, dst, n * 4, 4, lo, hi)
-            res[key] = dst
-    mopa, gemv, sme1 = SME2_MOPA(svl).tile_params(), SME2_GEMV(svl).tile_params(), SME1_MOPA(svl).tile_params()
-    res.update(_meta(mopa, gemv, sme1))
-    return res
-
-
-def _meta(mopa: TileParams, gemv: TileParams, sme1: TileParams) -> dict[str, NDArray[Any]]:
-    vals = {
-        "meta_mr": mopa.mr, "meta_nr": mopa.nr, "meta_kr": mopa.kr, "meta_sr": mopa.sr,
-        "meta_m_step": mopa.m_step, "meta_n_step": mopa.n_step,
-        "meta_gemv_nr": gemv.nr, "meta_gemv_n_step": gemv.n_step,
-        "meta_sme1_mr": sme1.mr, "meta_sme1_nr": sme1.nr,
-    }
-    return {key: np.array(v, dtype=np.int64) for key, v in vals.items()}
+    return SPEC.gemm(lhs, rhs, bias=bias, clamp_min=clamp_min, clamp_max=clamp_max,
+                     transpose_rhs=transpose_rhs, target=target, kernel=kernel)
 
 
 #: Golden variant ids this module reproduces.
-GOLDEN = {"pf32_gemm": reproduce_golden, "pf32_gemm_fz": reproduce_golden}
+GOLDEN = {"pf32_gemm": SPEC.reproduce_golden, "pf32_gemm_fz": SPEC.reproduce_golden}

@@ -1,0 +1,175 @@
+"""What pf32_gemm and pf16_gemm share: the bias-led packed RHS, kernel choice, ``gemm`` and golden replay.
+
+Both variants have the same four kernels (SME2/SME1 MOPA on a packed LHS, SME2/SME1 GEMV on the raw
+row), the same packers up to the element type and kr, and the same XNNPACK call conventions; only the
+arithmetic in each kernel's ``_compute`` differs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .._buffers import check_count, check_dtype, roundup
+from ..kernel import UKERNELS, PackedLhsKernel, RawLhsKernel, TileParams
+from ..targets import Target, get_target
+from ._sme_packers import SmeLhsPacker, SmeRhsBiasPacker, read_rhs_bias_blocks
+
+__all__ = ["BiasRhsKernel", "FloatVariant"]
+
+
+class BiasRhsKernel:
+    """Mixin: offsets and decoding of the ``..p2vlx<kr>b`` RHS (an nr-wide bias row, then the data)."""
+
+    name: ClassVar[str]
+    #: Element type of weights and bias, and the kr of the layout.
+    elem: ClassVar[np.dtype[Any]]
+    layout_kr: ClassVar[int]
+    svl: int
+
+    def _rhs_nr(self) -> int:
+        return 2 * (self.svl // (8 * self.elem.itemsize)) // self.layout_kr
+
+    def _rhs_stride(self, k: int) -> int:
+        return self._rhs_nr() * self.elem.itemsize * (1 + roundup(k, self.layout_kr))
+
+    def get_rhs_packed_offset(self, n_idx: int, k: int) -> int:
+        n_idx, k = check_count("n_idx", n_idx), check_count("k", k)
+        nr = self._rhs_nr()
+        if n_idx % nr:
+            raise ValueError(f"KAI_ASSUME(n_idx % nr == 0) fails in kai_get_rhs_packed_offset_{self.name[4:]}")
+        return (n_idx // nr) * self._rhs_stride(k)
+
+    def rhs_packed_size(self, n: int, k: int) -> int:
+        return roundup(n, self._rhs_nr()) // self._rhs_nr() * self._rhs_stride(k)
+
+    def _read_rhs(self, rhs_u8: NDArray[np.uint8], n: int, k: int) -> tuple[NDArray[Any], NDArray[Any]]:
+        """``(bias[n], W[roundup(k, kr), n])``."""
+        return read_rhs_bias_blocks(rhs_u8, n, k, self._rhs_nr(), self.layout_kr, self.elem, self.elem)
+
+
+@dataclasses.dataclass(frozen=True)
+class FloatVariant:
+    """The ukernels of one float variant and how XNNPACK wires them."""
+
+    name: str
+    dtype: np.dtype[Any]
+    lhs_packer: type[SmeLhsPacker]
+    rhs_packer_nxk: type[SmeRhsBiasPacker]
+    rhs_packer_kxn: type[SmeRhsBiasPacker]
+    sme2_mopa: type[PackedLhsKernel]
+    sme1_mopa: type[PackedLhsKernel]
+    sme2_gemv: type[RawLhsKernel]
+    sme1_gemv: type[RawLhsKernel]
+    #: The generic XNNPACK config used when there is no SME (for error messages).
+    fallback: str
+
+    def select_kernel(self, target: Target, m: int) -> type[PackedLhsKernel] | type[RawLhsKernel]:
+        """What XNNPACK's config runs: SME2 before SME; the 1-row kernel when M == 1."""
+        if not target.has_sme:
+            raise ValueError(
+                f"{self.name} runs KleidiAI SME kernels; target {target.name!r} has no SME "
+                f"(XNNPACK falls back to {self.fallback} there: see kleidiref.dispatch)"
+            )
+        if target.sme2:
+            return self.sme2_gemv if m == 1 else self.sme2_mopa
+        return self.sme1_gemv if m == 1 else self.sme1_mopa
+
+    def _kernel_by_name(self, kernel: str) -> type[PackedLhsKernel] | type[RawLhsKernel]:
+        found = UKERNELS.get(kernel)
+        if found not in (self.sme2_mopa, self.sme1_mopa, self.sme2_gemv, self.sme1_gemv):
+            raise ValueError(f"{kernel!r} is not a {self.name} kernel")
+        assert found is not None and issubclass(found, (PackedLhsKernel, RawLhsKernel))
+        return found
+
+    def gemm(
+        self,
+        lhs: NDArray[Any],
+        rhs: NDArray[Any],
+        *,
+        bias: NDArray[Any] | None,
+        clamp_min: float,
+        clamp_max: float,
+        transpose_rhs: bool,
+        target: Target | None,
+        kernel: str | None,
+    ) -> NDArray[Any]:
+        """Validate, pack with the kernel's parameters and run, as XNNPACK does (docs: the variants)."""
+        t = get_target() if target is None else target
+        what = self.dtype.name
+        a = check_dtype("lhs", lhs, self.dtype, f"{self.name} activations are {what}")
+        w = check_dtype("rhs", rhs, self.dtype, f"{self.name} weights are {what}")
+        if a.ndim != 2 or w.ndim != 2:
+            raise ValueError(f"lhs and rhs must be 2-D, got shapes {a.shape} and {w.shape}")
+        m, k = a.shape
+        n, kw = w.shape[::-1] if transpose_rhs else w.shape
+        if kw != k:
+            raise ValueError(f"K mismatch: lhs is {a.shape}, rhs is {w.shape} (transpose_rhs={transpose_rhs})")
+        if k < 1:
+            raise ValueError("K must be >= 1")
+        if bias is not None:
+            check_dtype("bias", bias, self.dtype, f"{self.name} bias is {what}")
+            if bias.shape != (n,):
+                raise ValueError(f"bias must have shape ({n},), got {bias.shape}")
+        kcls = self.select_kernel(t, m) if kernel is None else self._kernel_by_name(kernel)
+        packer = self.rhs_packer_kxn if transpose_rhs else self.rhs_packer_nxk
+        rhs_packed = packer(t.svl_bits).pack(w, bias)
+        item = self.dtype.itemsize
+        dst = np.zeros((m, n), dtype=self.dtype)
+        if issubclass(kcls, RawLhsKernel):
+            if m != 1:
+                raise ValueError(f"{kcls.name} computes one row; M = {m}")
+            kcls(t.svl_bits, fz=t.flush_to_zero).run_matmul(
+                1, n, k, np.ascontiguousarray(a), k * item, rhs_packed, dst, n * item, item, clamp_min, clamp_max
+            )
+        else:
+            lhs_packed = self.lhs_packer(t.svl_bits).pack(a)
+            kcls(t.svl_bits, fz=t.flush_to_zero).run_matmul(
+                m, n, k, lhs_packed, rhs_packed, dst, n * item, item, clamp_min, clamp_max
+            )
+        return dst
+
+    def reproduce_golden(self, inputs: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:
+        """Recompute a ``<variant>`` / ``<variant>_fz`` golden file from its inputs, as the harness ran it."""
+        svl = int(inputs["meta_svl_bits"])
+        fz = bool(inputs.get("meta_fpcr_fz", np.array(0)))
+        lhs, rhs, bias = inputs["lhs"], inputs["rhs"], inputs["bias"]
+        lo, hi = float(inputs["clamp_min"]), float(inputs["clamp_max"])
+        m, k = lhs.shape
+        n = rhs.shape[0]
+        item = self.dtype.itemsize
+        lhs_packed = self.lhs_packer(svl).pack(lhs)
+        rhs_packed = self.rhs_packer_nxk(svl).pack(rhs, bias)
+        res: dict[str, NDArray[Any]] = {"lhs_packed": lhs_packed, "rhs_packed": rhs_packed}
+
+        def run(cls: type[PackedLhsKernel], fz_: bool) -> NDArray[Any]:
+            dst = np.zeros((m, n), dtype=self.dtype)
+            cls(svl, fz=fz_).run_matmul(m, n, k, lhs_packed, rhs_packed, dst, n * item, item, lo, hi)
+            return dst
+
+        res["out"] = run(self.sme2_mopa, fz)
+        res["out_sme1"] = run(self.sme1_mopa, fz)
+        if fz:
+            res["out_nofz"] = run(self.sme2_mopa, False)
+        if m == 1:
+            for key, gcls in (("out_gemv", self.sme2_gemv), ("out_gemv_sme1", self.sme1_gemv)):
+                dst = np.zeros((1, n), dtype=self.dtype)
+                gcls(svl, fz=fz).run_matmul(1, n, k, lhs, k * item, rhs_packed, dst, n * item, item, lo, hi)
+                res[key] = dst
+        res.update(_tile_meta(self.sme2_mopa(svl).tile_params(), self.sme2_gemv(svl).tile_params(),
+                              self.sme1_mopa(svl).tile_params()))
+        return res
+
+
+def _tile_meta(mopa: TileParams, gemv: TileParams, sme1: TileParams) -> dict[str, NDArray[Any]]:
+    vals = {
+        "meta_mr": mopa.mr, "meta_nr": mopa.nr, "meta_kr": mopa.kr, "meta_sr": mopa.sr,
+        "meta_m_step": mopa.m_step, "meta_n_step": mopa.n_step,
+        "meta_gemv_nr": gemv.nr, "meta_gemv_n_step": gemv.n_step,
+        "meta_sme1_mr": sme1.mr, "meta_sme1_nr": sme1.nr,
+    }
+    return {key: np.array(v, dtype=np.int64) for key, v in vals.items()}
