@@ -279,7 +279,7 @@ def test_fast_path_equals_packed_path(m: int, n: int, k: int, seed: int, sme1: b
 # ------------------------------------------------------------------------------ shared int8 helpers
 
 
-@pytest.mark.parametrize(("m", "n", "k"), [(3, 5, 7), (2, 4, 3000), (1, 3, 1025)])
+@pytest.mark.parametrize(("m", "n", "k"), [(3, 5, 7), (2, 4, 3000), (1, 3, 1025), (3, 6, 6000)])
 @pytest.mark.parametrize("extreme", [False, True])
 def test_int8_matmul_exact(m: int, n: int, k: int, extreme: bool) -> None:
     from kleidiref.variants._int8_common import int8_matmul

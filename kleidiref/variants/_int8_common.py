@@ -109,18 +109,27 @@ def int8_matmul(a: NDArray[Any], w_kn: NDArray[Any], *, w_absmax: float = 128.0)
 
     ``a`` [M, K] and ``w_kn`` [K, N] hold int8 values (any integer or float dtype holding them;
     pass float32 to avoid a conversion); ``w_absmax`` bounds ``|w|``. Every partial sum of a
-    chunk is bounded by ``max_m sum_k |a[m][k]| * w_absmax``; when that is at most 2**24 one
-    float32 GEMM over all of K is exact, else K is split into chunks of 1024 (each bounded by
-    1024 * 2**14 = 2**24 whatever the values). Chunks are added in int32 with wraparound.
+    chunk is bounded by ``max_m sum_{k in chunk} |a[m][k]| * w_absmax``; K is split into as few
+    equal chunks as keep that bound <= 2**24 (one float32 GEMM each, exact), or else into
+    chunks of 1024 (bounded by 1024 * 2**14 = 2**24 whatever the values). Chunks are added in
+    int32 with wraparound.
     """
     k = a.shape[1]
     a32 = a if a.dtype == F32 else a.astype(F32)
-    chunk = K_CHUNK
-    if k > K_CHUNK and float(np.abs(a32).sum(axis=1, dtype=F64).max(initial=0.0)) * w_absmax <= 2.0**24:
-        chunk = k  # the data bound shows one exact GEMM suffices
+    bounds = list(range(0, k, K_CHUNK))  # always exact: 1024 * 128 * 128 = 2**24
+    if k > K_CHUNK and a32.size:
+        # Fewer, longer chunks when the data allow: each chunk's bound must stay <= 2**24.
+        absa = np.abs(a32)
+        total = float(absa.sum(axis=1, dtype=F64).max()) * w_absmax
+        nch = 1 if total <= 2.0**24 else int(np.ceil(total / 2.0**24)) + 1
+        if nch < len(bounds):
+            cand = [i * k // nch for i in range(nch)]
+            per_chunk = np.add.reduceat(absa, cand, axis=1, dtype=F64).max(axis=0) * w_absmax
+            if bool(np.all(per_chunk <= 2.0**24)):
+                bounds = cand
     out: NDArray[np.int32] | None = None
-    for k0 in range(0, k, chunk):
-        k1 = min(k, k0 + chunk)
+    for i, k0 in enumerate(bounds):
+        k1 = bounds[i + 1] if i + 1 < len(bounds) else k
         w = w_kn[k0:k1]
         part = (a32[:, k0:k1] @ (w if w.dtype == F32 else w.astype(F32))).astype(np.int32)  # exact
         if out is None:
