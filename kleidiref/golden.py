@@ -43,9 +43,13 @@ _INPUT_META = frozenset(
 )
 
 
+#: Inputs whose names share a result prefix: the pqs8 output quantization (kai_matmul_requantize32_params).
+_INPUT_FIELDS = frozenset({"out_min", "out_max", "out_zero_point"})
+
+
 def is_result_field(key: str) -> bool:
     """True for fields a reproducer must compute (packed buffers, outputs, kernel parameters)."""
-    if key.endswith("_written"):
+    if key.endswith("_written") or key in _INPUT_FIELDS:
         return False
     if key.startswith("meta_"):
         return key not in _INPUT_META

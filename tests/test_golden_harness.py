@@ -28,6 +28,10 @@ def test_inputs_hide_results() -> None:
         with pytest.raises(KeyError, match="recomputed"):
             inp[hidden]
     assert golden.is_result_field("meta_nr") and not golden.is_result_field("meta_svl_bits")
+    # The pqs8 output quantization parameters are inputs despite their "out" prefix.
+    for name in ("out_min", "out_max", "out_zero_point"):
+        assert not golden.is_result_field(name)
+    assert golden.is_result_field("out_gemv") and golden.is_result_field("out")
 
 
 def _tampered(tmp_path: Path, field: str, flat_index: int) -> Path:
