@@ -13,6 +13,11 @@ GIL inside ufunc loops) and the exact-but-costly steps run only where they can m
                                    #   value is tiny (|v| < FLT_MIN: subnormal grid, FZ)
     flagged elements -> numerics.fma32 (round-to-odd), the rest -> one float64->float32 cast
 
+  The midpoint test is one shift and one reduction: ``bits << 35`` moves the 29 low bits to
+  the top, and the pattern 0x10000000 becomes INT64_MIN, the unique minimum of int64. It runs
+  once per block of k steps on the stored sums; a hit sends the block's flagged elements back
+  through the exact ``fma32`` from the block's starting accumulator.
+
   Tiny values are impossible when ``ulp(min|a|) * ulp(min|w|)`` and ``ulp(min|acc0|)`` are all
   >= FLT_MIN: every exact partial value is then a multiple of that quantum, so nonzero ones
   are >= FLT_MIN. The tiny test only runs when that precheck fails.
@@ -38,10 +43,18 @@ from .numerics import FLT_MIN, canonical_nan_f32, fma32, ftz32
 __all__ = ["f16_mla_chain", "f16_pair_chain", "fma32_chain", "worker_threads"]
 
 F32, F64 = np.float32, np.float64
-_MID_MASK = np.int64(0x1FFFFFFF)  # the 29 float64 significand bits below binary32 precision
-_MID_BITS = np.int64(0x10000000)  # ... of a binary32 rounding midpoint
-_KB = 16  # k steps per block: products formed, and midpoints checked, once per block
-_TILE_ELEMS = 1 << 17  # output elements per tile: big enough to amortise the GIL hand-offs
+_INT64_MIN = np.iinfo(np.int64).min
+_MID_SHIFT = np.int64(35)  # bits << 35: a binary32 midpoint (low 29 bits 0x10000000) -> INT64_MIN
+_FLT_MIN_BITS = 0x00800000
+_CHUNK = 1 << 18  # elements per pass of the one-pass scans (bounded temporaries)
+
+#: Tuning (measured on a 2-core x86 with 1 MiB L2 per core; see docs/performance.md).
+_KB = 4  # k steps per block of stored sums (products formed, midpoints tested, once per block)
+_KB_ROW = 32  # the same for one-row (GEMV) tiles, where per-call overhead dominates
+_TILE_ELEMS = 1 << 16  # output elements per tile
+_MIN_THREADED = 1 << 15  # below this many elements per tile, threads cost more than they gain
+_KB16 = 8  # k steps per block in the f16 chains
+_KB16_ROW = 64
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -61,26 +74,29 @@ def worker_threads() -> int:
 def _run_tiles(fn: Callable[..., None], tiles: Sequence[tuple[Any, ...]]) -> None:
     global _pool
     nthreads = worker_threads()
-    if nthreads == 1 or len(tiles) == 1:
+    small = max((t[1] - t[0]) * (t[3] - t[2]) for t in tiles) < _MIN_THREADED
+    if nthreads == 1 or len(tiles) == 1 or small:
         for t in tiles:
             fn(*t)
         return
     with _pool_lock:
-        if _pool is None or _pool._max_workers != nthreads:  # noqa: SLF001
+        if _pool is None or _pool._max_workers != nthreads:
             _pool = ThreadPoolExecutor(nthreads, thread_name_prefix="kleidiref")
         pool = _pool
     for fut in [pool.submit(fn, *t) for t in tiles]:
         fut.result()
 
 
-def _split(m: int, n: int) -> list[tuple[int, int, int, int]]:
-    """Cut an m x n output into tiles of about _TILE_ELEMS, at least one per worker thread."""
+def _split(m: int, n: int, elems: int = _TILE_ELEMS) -> list[tuple[int, int, int, int]]:
+    """Cut an m x n output into tiles of about ``elems``, at least one per worker thread."""
     nthreads = worker_threads()
-    cols = max(64, _TILE_ELEMS // max(m, 1))
+    if m * n < nthreads * _MIN_THREADED:  # one tile: threads would not pay
+        return [(0, m, 0, n)]
+    cols = max(64, elems // max(m, 1))
     if n > 64 * nthreads:
         cols = min(cols, -(-n // nthreads))
     cols = min(n, cols)
-    rows = m if m * cols <= 2 * _TILE_ELEMS else max(1, _TILE_ELEMS // cols)
+    rows = m if m * cols <= 2 * elems else max(1, elems // cols)
     return [
         (m0, min(m, m0 + rows), n0, min(n, n0 + cols))
         for m0 in range(0, m, rows)
@@ -88,32 +104,41 @@ def _split(m: int, n: int) -> list[tuple[int, int, int, int]]:
     ]
 
 
-def _min_nonzero_exp(x: NDArray[np.float32]) -> int:
-    """Biased binary32 exponent field of the smallest nonzero |x| (0 for a subnormal; 255 if none).
+def _min_nonzero_bits(x: NDArray[np.float32]) -> int:
+    """Bit pattern of the smallest nonzero |x| (0x7FFFFFFF-ish if none; -1 if x is all zeros).
 
-    One pass on the raw bits: ``(bits & 0x7FFFFFFF) - 1`` wraps zeros to 0xFFFFFFFF, so its
-    minimum plus one is the smallest nonzero magnitude's bit pattern.
+    One pass on the raw bits in bounded chunks: ``bits << 1`` drops the sign; only when a
+    chunk holds a zero is a second pass (``- 1``, wrapping zeros to the top) needed.
     """
-    if x.size == 0:
-        return 255
-    mag = np.bitwise_and(np.ascontiguousarray(x).view(np.uint32), np.uint32(0x7FFFFFFF))
-    np.subtract(mag, np.uint32(1), out=mag)
-    low = int(mag.min())
-    return 255 if low == 0xFFFFFFFF else (low + 1) >> 23
+    flat = np.ascontiguousarray(x).reshape(-1).view(np.uint32)
+    best = -1
+    buf = np.empty(min(flat.size, _CHUNK), dtype=np.uint32)
+    for i in range(0, flat.size, _CHUNK):
+        chunk = flat[i : i + _CHUNK]
+        b = buf[: chunk.size]
+        np.left_shift(chunk, np.uint32(1), out=b)
+        low = int(b.min())
+        if low == 0:
+            np.subtract(b, np.uint32(1), out=b)
+            low = (int(b.min()) + 1) & 0xFFFFFFFF
+            if low == 0:  # all zeros
+                continue
+        low >>= 1
+        best = low if best < 0 else min(best, low)
+    return best
 
 
-def _ulp_exp(field: int) -> int:
-    """log2 of the ulp of a binary32 with biased exponent ``field`` (subnormals: 2**-149)."""
-    return max(field, 1) - 127 - 23
+def _ulp_exp(bits: int) -> int:
+    """log2 of the ulp of a nonzero binary32 whose |x| has bit pattern ``bits``."""
+    return max(bits >> 23, 1) - 127 - 23
 
 
-def _tiny_possible(a: NDArray[np.float32], w: NDArray[np.float32], acc0: NDArray[np.float32]) -> bool:
-    """Can some exact partial value be nonzero and below FLT_MIN? (see the module docstring)."""
-    fa, fw, fc = _min_nonzero_exp(a), _min_nonzero_exp(w), _min_nonzero_exp(acc0)
-    q = _ulp_exp(fc) if fc < 255 else 1 << 20
-    if fa < 255 and fw < 255:
-        q = min(q, _ulp_exp(fa) + _ulp_exp(fw))
-    return q < -126
+def _flush_if_needed(x: NDArray[np.float32], low: int) -> tuple[NDArray[np.float32], int]:
+    """FZ input flush, skipped when the smallest nonzero magnitude is already normal."""
+    if 0 <= low < _FLT_MIN_BITS:
+        x = ftz32(x)
+        return x, _min_nonzero_bits(x)
+    return x, low
 
 
 def fma32_chain(
@@ -127,47 +152,99 @@ def fma32_chain(
     """
     m, k = a.shape
     n = w.shape[1]
-    if fz:
-        a, w, acc0 = ftz32(a), ftz32(w), ftz32(acc0)
+    a = np.asarray(a, dtype=F32)
+    w = np.asarray(w, dtype=F32)
     out = np.array(acc0, dtype=F32, copy=True)
     if k == 0 or m == 0 or n == 0:
-        return canonical_nan_f32(out)
+        return canonical_nan_f32(ftz32(out) if fz else out)
+    la, lw, lc = _min_nonzero_bits(a), _min_nonzero_bits(w), _min_nonzero_bits(out)
+    if fz:
+        a, la = _flush_if_needed(a, la)
+        w, lw = _flush_if_needed(w, lw)
+        out, lc = _flush_if_needed(out, lc)
+        out = np.array(out, dtype=F32, copy=True)
+    # Quantum of every exact partial value (module docstring): below FLT_MIN, tiny is possible.
+    q = _ulp_exp(lc) if lc >= 0 else 1 << 20
+    if la >= 0 and lw >= 0:
+        q = min(q, _ulp_exp(la) + _ulp_exp(lw))
+    tiny = q < -126
     a_t = np.ascontiguousarray(a.T, dtype=F64)  # [K, M]
-    w32 = np.asarray(w, dtype=F32)
 
     def tile(m0: int, m1: int, n0: int, n1: int) -> None:
-        out[m0:m1, n0:n1] = _fma32_tile(out[m0:m1, n0:n1], a_t[:, m0:m1], w32[:, n0:n1], fz)
+        _fma32_tile(out[m0:m1, n0:n1], a_t[:, m0:m1], w[:, n0:n1], fz, tiny)
 
     _run_tiles(tile, _split(m, n))
     return canonical_nan_f32(out)
 
 
+def _bufsize_for(nn: int) -> int:
+    """A ufunc buffer size that keeps broadcast products on numpy's fast loop.
+
+    With the default 8192, a broadcast multiply whose rows are shorter than about half the
+    buffer goes through the buffered iterator and runs ~2.5x slower (measured: 0.62 vs 0.25
+    ns per float64 element on 128 x 512); a buffer no longer than the row avoids it.
+    """
+    return int(min(8192, max(16, nn & ~15)))
+
+
 def _fma32_tile(
-    acc0: NDArray[np.float32], a_t: NDArray[np.float64], w: NDArray[np.float32], fz: bool
-) -> NDArray[np.float32]:
+    acc_out: NDArray[np.float32], a_t: NDArray[np.float64], w: NDArray[np.float32], fz: bool, tiny: bool
+) -> None:
+    """The chain on one output tile, in place on ``acc_out``."""
+    old = np.setbufsize(_bufsize_for(w.shape[1]))  # per thread (a context variable)
+    try:
+        _fma32_tile_body(acc_out, a_t, w, fz, tiny)
+    finally:
+        np.setbufsize(old)
+
+
+def _fma32_tile_body(
+    acc_out: NDArray[np.float32], a_t: NDArray[np.float64], w: NDArray[np.float32], fz: bool, tiny: bool
+) -> None:
     k_total, mm = a_t.shape
     nn = w.shape[1]
-    tiny = _tiny_possible(a_t.astype(F32), w, acc0)
-    acc = np.array(acc0, dtype=F32, copy=True)
-    kb_max = min(_KB, k_total)
+    one_row = mm == 1
+    kb_max = min(_KB_ROW if one_row else _KB, k_total)
+    acc32 = acc_out.copy()
+    # One-row tiles: fewest calls per step (mixed-type add straight from acc32). Larger tiles:
+    # acc kept in float64 too (pure float64 add, two casts to round), cheaper per element.
+    acc64 = None if one_row else acc32.astype(F64)
+    start = np.empty_like(acc32)
+    w64 = np.empty((kb_max, 1, nn), dtype=F64)  # the block's weight rows, widened once
     sums = np.empty((kb_max, mm, nn), dtype=F64)  # products, then the RN64 sums of the block
-    low = np.empty((kb_max, mm, nn), dtype=np.int64)
+    bits = sums.view(np.int64)
+    steps = [sums[j] for j in range(kb_max)]
     with np.errstate(over="ignore", invalid="ignore"):
-        for k0 in range(0, k_total, _KB):
-            kb = min(_KB, k_total - k0)
-            s = sums[:kb]
-            start = acc.copy()
-            np.multiply(a_t[k0 : k0 + kb, :, None], w[k0 : k0 + kb, None, :], out=s)  # exact
-            for j in range(kb):
-                np.add(acc, s[j], out=s[j])  # RN64(acc + a*w)
-                np.copyto(acc, s[j], casting="unsafe")  # RN32: right unless s[j] is a midpoint
-            np.bitwise_and(s.view(np.int64), _MID_MASK, out=low[:kb])
-            flag = np.equal(low[:kb], _MID_BITS)
+        for k0 in range(0, k_total, kb_max):
+            kb = min(kb_max, k_total - k0)
+            s, sb = sums[:kb], bits[:kb]
+            np.copyto(start, acc32)
+            np.copyto(w64[:kb, 0], w[k0 : k0 + kb])
+            np.multiply(a_t[k0 : k0 + kb, :, None], w64[:kb], out=s)  # exact
+            if acc64 is None:
+                for j in range(kb):
+                    sj = steps[j]
+                    np.add(acc32, sj, out=sj)  # RN64(acc + a*w)
+                    np.copyto(acc32, sj, casting="unsafe")  # RN32: right unless sj is a midpoint
+            else:
+                for j in range(kb):
+                    sj = steps[j]
+                    np.add(acc64, sj, out=sj)
+                    np.copyto(acc32, sj, casting="unsafe")
+                    np.copyto(acc64, acc32)
+            flag = None
             if tiny:
-                flag |= (np.abs(s) < FLT_MIN) & (s != 0)
-            if flag.any():
-                _redo_exact(acc, start, flag.any(axis=0), a_t[k0 : k0 + kb], w[k0 : k0 + kb], fz)
-    return acc
+                mag = np.abs(s)
+                flag = ((mag <= FLT_MIN) & (mag != 0)).any(axis=0)  # <=: RN64 may round up to FLT_MIN
+            np.left_shift(sb, _MID_SHIFT, out=sb)
+            if sb.min() == _INT64_MIN:
+                mid = (sb == _INT64_MIN).any(axis=0)
+                flag = mid if flag is None else flag | mid
+            if flag is not None and flag.any():
+                _redo_exact(acc32, start, flag, a_t[k0 : k0 + kb], w[k0 : k0 + kb], fz)
+                if acc64 is not None:
+                    acc64[flag] = acc32[flag]
+    acc_out[...] = acc32
 
 
 def _redo_exact(
@@ -186,6 +263,31 @@ def _redo_exact(
     acc[rows, cols] = v
 
 
+_F16_MAG_SIGN = np.int32(-0x70002000)  # 0x8FFFE000: the sign and the 15 f16 magnitude bits, << 13
+_F16_SCALE = F32(2.0**112)  # rebias: f16 exponent bias 15 -> binary32 bias 127
+
+
+def _f16_to_f32(h: NDArray[np.float16], out: NDArray[np.float32]) -> None:
+    """``out[...] = h`` exactly, about 4x faster than numpy's float16 cast.
+
+    The sign-extended f16 bits shifted left by 13 are, as binary32, ``h * 2**-112`` (normal
+    and subnormal f16 alike), so one exact multiply rebiases. Inf/NaN (exponent 31) would come
+    out finite and >= 65536: such blocks take numpy's cast instead.
+    """
+    bits = out.view(np.int32)
+    np.left_shift(h.view(np.int16), np.int32(13), out=bits, dtype=np.int32, casting="unsafe")
+    np.bitwise_and(bits, _F16_MAG_SIGN, out=bits)
+    np.multiply(out, _F16_SCALE, out=out)
+    if out.size and (out.max() >= 65536 or out.min() <= -65536):
+        np.copyto(out, h)
+
+
+def _f16_rows(h: NDArray[np.float16]) -> NDArray[np.float32]:
+    out = np.empty(h.shape, dtype=F32)
+    _f16_to_f32(h, out)
+    return out
+
+
 def f16_pair_chain(
     acc0: NDArray[np.float32], a: NDArray[np.float16], w: NDArray[np.float16]
 ) -> NDArray[np.float32]:
@@ -200,25 +302,10 @@ def f16_pair_chain(
     if k % 2:
         raise ValueError("f16_pair_chain needs an even K (the packers pad K to a multiple of kr = 2)")
     out = np.array(acc0, dtype=F32, copy=True)
-    a32 = np.ascontiguousarray(a.T, dtype=F32)  # [K, M]
-    w32 = np.asarray(w, dtype=F32)
-
-    def tile(m0: int, m1: int, n0: int, n1: int) -> None:
-        acc = out[m0:m1, n0:n1].copy()
-        p0 = np.empty_like(acc)
-        p1 = np.empty_like(acc)
-        at = a32[:, m0:m1, None]
-        wt = w32[:, None, n0:n1]
-        with np.errstate(over="ignore", invalid="ignore"):
-            for kk in range(0, k, 2):
-                np.multiply(at[kk], wt[kk], out=p0)
-                np.multiply(at[kk + 1], wt[kk + 1], out=p1)
-                np.add(p0, p1, out=p0)  # RN32 of the exact pair sum
-                np.add(acc, p0, out=acc)  # RN32(acc + pair)
-        out[m0:m1, n0:n1] = acc
-
     if k and m and n:
-        _run_tiles(tile, _split(m, n))
+        a32 = _f16_rows(np.ascontiguousarray(np.asarray(a, dtype=np.float16).T))  # [K, M]
+        w16 = np.asarray(w, dtype=np.float16)
+        _run_tiles(lambda m0, m1, n0, n1: _f16_tile(out, a32, w16, m0, m1, n0, n1, True), _split(m, n))
     return canonical_nan_f32(out)
 
 
@@ -229,18 +316,38 @@ def f16_mla_chain(
     m, k = a.shape
     n = w.shape[1]
     out = np.array(acc0, dtype=F32, copy=True)
-    a32 = np.ascontiguousarray(a.T, dtype=F32)
-    w32 = np.asarray(w, dtype=F32)
-
-    def tile(m0: int, m1: int, n0: int, n1: int) -> None:
-        acc = out[m0:m1, n0:n1].copy()
-        p = np.empty_like(acc)
-        with np.errstate(over="ignore", invalid="ignore"):
-            for kk in range(k):
-                np.multiply(a32[kk, m0:m1, None], w32[kk, None, n0:n1], out=p)
-                np.add(acc, p, out=acc)
-        out[m0:m1, n0:n1] = acc
-
     if k and m and n:
-        _run_tiles(tile, _split(m, n))
+        a32 = _f16_rows(np.ascontiguousarray(np.asarray(a, dtype=np.float16).T))
+        w16 = np.asarray(w, dtype=np.float16)
+        _run_tiles(lambda m0, m1, n0, n1: _f16_tile(out, a32, w16, m0, m1, n0, n1, False), _split(m, n))
     return canonical_nan_f32(out)
+
+
+def _f16_tile(
+    out: NDArray[np.float32], a32: NDArray[np.float32], w16: NDArray[np.float16],
+    m0: int, m1: int, n0: int, n1: int, pairs: bool,
+) -> None:
+    """Both f16 chains on one output tile: products of a block of k formed in one call each."""
+    k_total = a32.shape[0]
+    mm, nn = m1 - m0, n1 - n0
+    step = 2 if pairs else 1
+    kb_max = min(_KB16_ROW if mm == 1 else _KB16, k_total // step) * step  # k per block
+    acc = out[m0:m1, n0:n1].copy()
+    wbuf = np.empty((kb_max, nn), dtype=F32)
+    prod = np.empty((kb_max, mm, nn), dtype=F32)
+    at = a32[:, m0:m1, None]
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k0 in range(0, k_total, kb_max):
+            kb = min(kb_max, k_total - k0)
+            wb = wbuf[:kb]
+            _f16_to_f32(w16[k0 : k0 + kb, n0:n1], wb)
+            p = prod[:kb]
+            np.multiply(at[k0 : k0 + kb], wb[:, None, :], out=p)  # exact f16 x f16 products
+            if pairs:
+                terms = p[0::2]
+                np.add(terms, p[1::2], out=terms)  # RN32 of the exact pair sum
+            else:
+                terms = p
+            for j in range(terms.shape[0]):
+                np.add(acc, terms[j], out=acc)  # RN32(acc + term)
+    out[m0:m1, n0:n1] = acc

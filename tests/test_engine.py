@@ -1,0 +1,178 @@
+"""kleidiref._engine chains against the naive per-k loops of kleidiref.numerics (ground truth)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.typing import NDArray
+
+from kleidiref import _engine
+from kleidiref._engine import f16_mla_chain, f16_pair_chain, fma32_chain
+from kleidiref.numerics import canonical_nan_f32, fdot_add_za, fma32, fmlal, ftz32
+
+F32 = np.float32
+KINDS = ["random", "tiny", "midpoint", "double", "huge", "special", "zeros", "subnormal"]
+
+
+def _naive_fma32(
+    acc0: NDArray[np.float32], a: NDArray[np.float32], w: NDArray[np.float32], fz: bool
+) -> NDArray[np.float32]:
+    acc = ftz32(acc0) if fz else acc0.astype(F32)
+    for k in range(a.shape[1]):
+        acc = fma32(a[:, k : k + 1], w[k : k + 1, :], acc, fz=fz)
+    return canonical_nan_f32(acc)
+
+
+def _bits(x: NDArray[np.float32]) -> NDArray[np.uint32]:
+    return np.ascontiguousarray(x, dtype=F32).view(np.uint32)
+
+
+def _operands(kind: str, m: int, n: int, k: int, seed: int) -> tuple[NDArray[np.float32], ...]:
+    rng = np.random.default_rng(seed)
+
+    def draw(*shape: int, eps: float = 2.0**-23) -> NDArray[np.float32]:
+        if kind == "double":  # (1 + e)(1 - e) 2**-24 = 2**-24 - tiny: RN64 lands on a binary32 tie
+            sign = rng.choice([-1.0, 1.0], shape)
+            return (sign * (1 + eps) * np.exp2(rng.integers(-13, -10, shape))).astype(F32)
+        if kind == "midpoint":  # small integers times powers of two, plus 2**-24: many binary32 ties
+            ints = rng.integers(-8, 9, shape) * np.exp2(rng.integers(-3, 4, shape))
+            return (ints + np.where(rng.random(shape) < 0.3, 2.0**-24, 0.0)).astype(F32)
+        v: NDArray[np.float64] = rng.standard_normal(shape)
+        if kind == "tiny":
+            v *= 1e-20  # products ~1e-40: binary32 subnormals
+        elif kind == "subnormal":
+            v = np.where(rng.random(shape) < 0.3, v * 1e-39, v)
+        elif kind == "huge":
+            v *= 1e19  # products ~1e38 and sums overflow to inf
+        elif kind == "special":
+            r = rng.random(shape)
+            v = np.where(r < 0.03, np.inf, np.where(r < 0.06, -np.inf, np.where(r < 0.08, np.nan, v)))
+        elif kind == "zeros":
+            r = rng.random(shape)
+            v = np.where(r < 0.4, 0.0, np.where(r < 0.7, -0.0, v))
+        return v.astype(F32)
+
+    if kind == "double":
+        return (1 + rng.random((m, n))).astype(F32), draw(m, k), draw(k, n, eps=-(2.0**-23))
+    acc0 = draw(m, n)
+    if kind == "tiny":
+        acc0 *= F32(1e-20)
+    return acc0, draw(m, k), draw(k, n)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    m=st.sampled_from([1, 2, 5, 33]),
+    n=st.sampled_from([1, 3, 64, 300]),
+    k=st.integers(1, 13),
+    kind=st.sampled_from(KINDS),
+    fz=st.booleans(),
+    seed=st.integers(0, 2**31),
+)
+def test_fma32_chain_matches_naive(m: int, n: int, k: int, kind: str, fz: bool, seed: int) -> None:
+    acc0, a, w = _operands(kind, m, n, k, seed)
+    got = fma32_chain(acc0, a, w, fz=fz)
+    np.testing.assert_array_equal(_bits(got), _bits(_naive_fma32(acc0, a, w, fz)))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("fz", [False, True])
+@pytest.mark.parametrize("shape", [(1, 700, 70), (40, 1100, 9), (70, 600, 11)])
+def test_fma32_chain_tiles(kind: str, fz: bool, shape: tuple[int, int, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several tiles and threads, blocks crossing K, and the one-row (GEMV) path."""
+    monkeypatch.setattr(_engine, "_TILE_ELEMS", 1 << 12)
+    monkeypatch.setattr(_engine, "_MIN_THREADED", 1 << 10)
+    m, n, k = shape
+    acc0, a, w = _operands(kind, m, n, k, 7)
+    got = fma32_chain(acc0, a, w, fz=fz)
+    np.testing.assert_array_equal(_bits(got), _bits(_naive_fma32(acc0, a, w, fz)))
+
+
+def test_fma32_chain_edge_cases() -> None:
+    # Exact value just below FLT_MIN that RN64 rounds up to FLT_MIN: FZ must flush it.
+    flt_min = np.finfo(F32).tiny
+    acc0 = np.array([[flt_min]], dtype=F32)
+    a = np.array([[-(2.0**-100)]], dtype=F32)
+    w = np.array([[2.0**-100]], dtype=F32)
+    for fz in (False, True):
+        np.testing.assert_array_equal(_bits(fma32_chain(acc0, a, w, fz=fz)), _bits(_naive_fma32(acc0, a, w, fz)))
+    # A midpoint of the largest binade rounds to inf; signed zeros survive; K = 0 returns acc0.
+    big = np.array([[np.finfo(F32).max]], dtype=F32)
+    half_ulp = np.array([[2.0**103]], dtype=F32)
+    one = np.ones((1, 1), dtype=F32)
+    assert np.isinf(fma32_chain(big, half_ulp, one)[0, 0])
+    neg0 = np.full((2, 3), -0.0, dtype=F32)
+    got = fma32_chain(neg0, np.full((2, 4), -0.0, F32), np.zeros((4, 3), F32))
+    np.testing.assert_array_equal(_bits(got), _bits(neg0))
+    assert fma32_chain(neg0, np.zeros((2, 0), F32), np.zeros((0, 3), F32)).shape == (2, 3)
+
+
+def _naive_f16(
+    step: Callable[..., NDArray[np.float32]], acc0: NDArray[np.float32], a: NDArray[np.float16],
+    w: NDArray[np.float16], pairs: bool,
+) -> NDArray[np.float32]:
+    acc = acc0.astype(F32)
+    if pairs:
+        for p in range(0, a.shape[1], 2):
+            acc = step(acc, a[:, p : p + 1], w[p : p + 1, :], a[:, p + 1 : p + 2], w[p + 1 : p + 2, :])
+    else:
+        for k in range(a.shape[1]):
+            acc = step(acc, a[:, k : k + 1], w[k : k + 1, :])
+    return canonical_nan_f32(acc)
+
+
+def _f16_operands(kind: str, m: int, n: int, k: int, seed: int) -> tuple[NDArray[Any], ...]:
+    rng = np.random.default_rng(seed)
+
+    def draw(*shape: int) -> NDArray[np.float16]:
+        if kind == "bits":  # every f16 pattern class: subnormals, inf, NaN, signed zeros
+            return rng.integers(0, 1 << 16, shape, dtype=np.uint16).view(np.float16)
+        if kind == "huge":
+            return (rng.standard_normal(shape) * 3e4).astype(np.float16)
+        if kind == "tiny":
+            return (rng.standard_normal(shape) * 1e-6).astype(np.float16)
+        return rng.standard_normal(shape).astype(np.float16)
+
+    acc0 = (rng.standard_normal((m, n)) * (1e-10 if kind == "tiny" else 1.0)).astype(F32)
+    return acc0, draw(m, k), draw(k, n)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    m=st.sampled_from([1, 2, 17]),
+    n=st.sampled_from([1, 5, 64, 300]),
+    half_k=st.integers(1, 40),
+    kind=st.sampled_from(["random", "bits", "huge", "tiny"]),
+    seed=st.integers(0, 2**31),
+)
+def test_f16_chains_match_naive(m: int, n: int, half_k: int, kind: str, seed: int) -> None:
+    acc0, a, w = _f16_operands(kind, m, n, 2 * half_k, seed)
+    np.testing.assert_array_equal(_bits(f16_pair_chain(acc0, a, w)), _bits(_naive_f16(fdot_add_za, acc0, a, w, True)))
+    k1 = 2 * half_k - 1
+    np.testing.assert_array_equal(
+        _bits(f16_mla_chain(acc0, a[:, :k1], w[:k1])), _bits(_naive_f16(fmlal, acc0, a[:, :k1], w[:k1], False))
+    )
+
+
+@pytest.mark.parametrize("shape", [(1, 5000, 140), (40, 1100, 18)])
+def test_f16_chains_tiles(shape: tuple[int, int, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_engine, "_TILE_ELEMS", 1 << 12)
+    monkeypatch.setattr(_engine, "_MIN_THREADED", 1 << 10)
+    m, n, k = shape
+    acc0, a, w = _f16_operands("bits", m, n, k, 3)
+    np.testing.assert_array_equal(_bits(f16_pair_chain(acc0, a, w)), _bits(_naive_f16(fdot_add_za, acc0, a, w, True)))
+    np.testing.assert_array_equal(_bits(f16_mla_chain(acc0, a, w)), _bits(_naive_f16(fmlal, acc0, a, w, False)))
+
+
+def test_f16_to_f32_every_pattern() -> None:
+    h = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    out = np.empty(h.shape, dtype=F32)
+    _engine._f16_to_f32(h, out)
+    ref = h.astype(F32)
+    same = (_bits(out) == _bits(ref)) | (np.isnan(out) & np.isnan(ref))
+    assert same.all()
