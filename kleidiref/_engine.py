@@ -157,24 +157,35 @@ def fma32_chain(
     out = np.array(acc0, dtype=F32, copy=True)
     if k == 0 or m == 0 or n == 0:
         return canonical_nan_f32(ftz32(out) if fz else out)
-    la, lw, lc = _min_nonzero_bits(a), _min_nonzero_bits(w), _min_nonzero_bits(out)
+    la, lc = _min_nonzero_bits(a), _min_nonzero_bits(out)
     if fz:
         a, la = _flush_if_needed(a, la)
-        w, lw = _flush_if_needed(w, lw)
         out, lc = _flush_if_needed(out, lc)
         out = np.array(out, dtype=F32, copy=True)
     # Quantum of every exact partial value (module docstring): below FLT_MIN, tiny is possible.
-    q = _ulp_exp(lc) if lc >= 0 else 1 << 20
-    if la >= 0 and lw >= 0:
-        q = min(q, _ulp_exp(la) + _ulp_exp(lw))
-    tiny = q < -126
+    # W's part is checked block by block inside the tiles, on rows already in cache.
+    tiny = lc >= 0 and _ulp_exp(lc) < -126
+    ulp_a = _ulp_exp(la) if la >= 0 else None  # None: a is all zeros, products cannot be tiny
     a_t = np.ascontiguousarray(a.T, dtype=F64)  # [K, M]
 
     def tile(m0: int, m1: int, n0: int, n1: int) -> None:
-        _fma32_tile(out[m0:m1, n0:n1], a_t[:, m0:m1], w[:, n0:n1], fz, tiny)
+        _fma32_tile(out[m0:m1, n0:n1], a_t[:, m0:m1], w[:, n0:n1], fz, tiny, ulp_a)
 
     _run_tiles(tile, _split(m, n))
     return canonical_nan_f32(out)
+
+
+def _scan_rows(w: NDArray[np.float32], buf: NDArray[np.uint32]) -> int:
+    """:func:`_min_nonzero_bits` of a block of weight rows (in cache), through ``buf``."""
+    b = buf[: w.shape[0]]
+    np.left_shift(w.view(np.uint32), np.uint32(1), out=b)
+    low = int(b.min())
+    if low == 0:
+        np.subtract(b, np.uint32(1), out=b)
+        low = (int(b.min()) + 1) & 0xFFFFFFFF
+        if low == 0:
+            return -1
+    return low >> 1
 
 
 def _bufsize_for(nn: int) -> int:
@@ -188,18 +199,20 @@ def _bufsize_for(nn: int) -> int:
 
 
 def _fma32_tile(
-    acc_out: NDArray[np.float32], a_t: NDArray[np.float64], w: NDArray[np.float32], fz: bool, tiny: bool
+    acc_out: NDArray[np.float32], a_t: NDArray[np.float64], w: NDArray[np.float32], fz: bool, tiny: bool,
+    ulp_a: int | None,
 ) -> None:
     """The chain on one output tile, in place on ``acc_out``."""
     old = np.setbufsize(_bufsize_for(w.shape[1]))  # per thread (a context variable)
     try:
-        _fma32_tile_body(acc_out, a_t, w, fz, tiny)
+        _fma32_tile_body(acc_out, a_t, w, fz, tiny, ulp_a)
     finally:
         np.setbufsize(old)
 
 
 def _fma32_tile_body(
-    acc_out: NDArray[np.float32], a_t: NDArray[np.float64], w: NDArray[np.float32], fz: bool, tiny: bool
+    acc_out: NDArray[np.float32], a_t: NDArray[np.float64], w: NDArray[np.float32], fz: bool, tiny: bool,
+    ulp_a: int | None,
 ) -> None:
     k_total, mm = a_t.shape
     nn = w.shape[1]
@@ -214,13 +227,25 @@ def _fma32_tile_body(
     sums = np.empty((kb_max, mm, nn), dtype=F64)  # products, then the RN64 sums of the block
     bits = sums.view(np.int64)
     steps = [sums[j] for j in range(kb_max)]
+    scan_buf = np.empty((kb_max, nn), dtype=np.uint32)
     with np.errstate(over="ignore", invalid="ignore"):
         for k0 in range(0, k_total, kb_max):
             kb = min(kb_max, k_total - k0)
             s, sb = sums[:kb], bits[:kb]
+            wk = w[k0 : k0 + kb]
+            if fz or (not tiny and ulp_a is not None):
+                low = _scan_rows(wk, scan_buf)
+                if fz and 0 <= low < _FLT_MIN_BITS:  # FZ input flush, only where subnormals are
+                    wk = ftz32(wk)
+                    low = _scan_rows(wk, scan_buf)
+                if ulp_a is not None and low >= 0 and ulp_a + _ulp_exp(low) < -126:
+                    tiny = True
             np.copyto(start, acc32)
-            np.copyto(w64[:kb, 0], w[k0 : k0 + kb])
-            np.multiply(a_t[k0 : k0 + kb, :, None], w64[:kb], out=s)  # exact
+            if one_row:  # mixed-type multiply: one pass, cheaper than widening W first here
+                np.multiply(a_t[k0 : k0 + kb, :, None], wk[:, None, :], out=s)  # exact
+            else:
+                np.copyto(w64[:kb, 0], wk)
+                np.multiply(a_t[k0 : k0 + kb, :, None], w64[:kb], out=s)  # exact
             if acc64 is None:
                 for j in range(kb):
                     sj = steps[j]
@@ -241,7 +266,7 @@ def _fma32_tile_body(
                 mid = (sb == _INT64_MIN).any(axis=0)
                 flag = mid if flag is None else flag | mid
             if flag is not None and flag.any():
-                _redo_exact(acc32, start, flag, a_t[k0 : k0 + kb], w[k0 : k0 + kb], fz)
+                _redo_exact(acc32, start, flag, a_t[k0 : k0 + kb], wk, fz)
                 if acc64 is not None:
                     acc64[flag] = acc32[flag]
     acc_out[...] = acc32
@@ -328,6 +353,17 @@ def _f16_tile(
     m0: int, m1: int, n0: int, n1: int, pairs: bool,
 ) -> None:
     """Both f16 chains on one output tile: products of a block of k formed in one call each."""
+    old = np.setbufsize(_bufsize_for(n1 - n0))
+    try:
+        _f16_tile_body(out, a32, w16, m0, m1, n0, n1, pairs)
+    finally:
+        np.setbufsize(old)
+
+
+def _f16_tile_body(
+    out: NDArray[np.float32], a32: NDArray[np.float32], w16: NDArray[np.float16],
+    m0: int, m1: int, n0: int, n1: int, pairs: bool,
+) -> None:
     k_total = a32.shape[0]
     mm, nn = m1 - m0, n1 - n0
     step = 2 if pairs else 1
