@@ -218,16 +218,18 @@ def _fma32_tile_body(
     nn = w.shape[1]
     one_row = mm == 1
     kb_max = min(_KB_ROW if one_row else _KB, k_total)
-    acc32 = acc_out.copy()
-    # One-row tiles: fewest calls per step (mixed-type add straight from acc32). Larger tiles:
-    # acc kept in float64 too (pure float64 add, two casts to round), cheaper per element.
-    acc64 = None if one_row else acc32.astype(F64)
-    start = np.empty_like(acc32)
+    start = acc_out.copy()  # the accumulator at the start of the block
+    # One-row tiles: fewest calls per step (mixed-type add straight from the f32 accumulator).
+    # Larger tiles: acc kept in float64 too (pure float64 add, two casts to round), cheaper.
+    acc64 = None if one_row else start.astype(F64)
     w64 = np.empty((kb_max, 1, nn), dtype=F64)  # the block's weight rows, widened once
     sums = np.empty((kb_max, mm, nn), dtype=F64)  # products, then the RN64 sums of the block
+    hist = np.empty((kb_max, mm, nn), dtype=F32)  # the accumulator after each step
     bits = sums.view(np.int64)
     steps = [sums[j] for j in range(kb_max)]
+    hsteps = [hist[j] for j in range(kb_max)]
     scan_buf = np.empty((kb_max, nn), dtype=np.uint32)
+    scratch: list[NDArray[np.float64]] = []
     with np.errstate(over="ignore", invalid="ignore"):
         for k0 in range(0, k_total, kb_max):
             kb = min(kb_max, k_total - k0)
@@ -240,36 +242,74 @@ def _fma32_tile_body(
                     low = _scan_rows(wk, scan_buf)
                 if ulp_a is not None and low >= 0 and ulp_a + _ulp_exp(low) < -126:
                     tiny = True
-            np.copyto(start, acc32)
             if one_row:  # mixed-type multiply: one pass, cheaper than widening W first here
                 np.multiply(a_t[k0 : k0 + kb, :, None], wk[:, None, :], out=s)  # exact
             else:
                 np.copyto(w64[:kb, 0], wk)
                 np.multiply(a_t[k0 : k0 + kb, :, None], w64[:kb], out=s)  # exact
             if acc64 is None:
+                prev = start
                 for j in range(kb):
-                    sj = steps[j]
-                    np.add(acc32, sj, out=sj)  # RN64(acc + a*w)
-                    np.copyto(acc32, sj, casting="unsafe")  # RN32: right unless sj is a midpoint
+                    sj, hj = steps[j], hsteps[j]
+                    np.add(prev, sj, out=sj)  # RN64(acc + a*w)
+                    np.copyto(hj, sj, casting="unsafe")  # RN32: right unless sj is a tie
+                    prev = hj
             else:
                 for j in range(kb):
-                    sj = steps[j]
+                    sj, hj = steps[j], hsteps[j]
                     np.add(acc64, sj, out=sj)
-                    np.copyto(acc32, sj, casting="unsafe")
-                    np.copyto(acc64, acc32)
-            flag = None
+                    np.copyto(hj, sj, casting="unsafe")
+                    np.copyto(acc64, hj)
+            redo = None
             if tiny:
                 mag = np.abs(s)
-                flag = ((mag <= FLT_MIN) & (mag != 0)).any(axis=0)  # <=: RN64 may round up to FLT_MIN
+                small = ((mag <= FLT_MIN) & (mag != 0)).any(axis=0)  # <=: RN64 may round up to FLT_MIN
+                redo = small if small.any() else None
             np.left_shift(sb, _MID_SHIFT, out=sb)
             if sb.min() == _INT64_MIN:
-                mid = (sb == _INT64_MIN).any(axis=0)
-                flag = mid if flag is None else flag | mid
-            if flag is not None and flag.any():
-                _redo_exact(acc32, start, flag, a_t[k0 : k0 + kb], wk, fz)
+                if not scratch:
+                    scratch = [np.empty_like(sums) for _ in range(3)] + [sums]  # sums: free now
+                w_blk = wk[:, None, :] if one_row else w64[:kb]
+                bad = _inexact_ties(sb == _INT64_MIN, start, hist[:kb], a_t[k0 : k0 + kb], w_blk, scratch)
+                if bad is not None:
+                    redo = bad if redo is None else redo | bad
+            end = hist[kb - 1]
+            if redo is not None:
+                _redo_exact(end, start, redo, a_t[k0 : k0 + kb], wk, fz)
                 if acc64 is not None:
-                    acc64[flag] = acc32[flag]
-    acc_out[...] = acc32
+                    acc64[redo] = end[redo]
+            np.copyto(start, end)
+    acc_out[...] = start
+
+
+def _inexact_ties(
+    tie: NDArray[np.bool_],
+    start: NDArray[np.float32],
+    hist: NDArray[np.float32],
+    a_t: NDArray[np.float64],
+    w: NDArray[Any],
+    scratch: list[NDArray[np.float64]],
+) -> NDArray[np.bool_] | None:
+    """Elements of a block where a binary32 tie came from an *inexact* RN64 sum (or None).
+
+    A tie of an exact sum is rounded right by the cast (ties-to-even on the exact value); only
+    inexact ones need the exact path. Low-precision data (f16-derived, small integers) makes
+    exact ties common, so this block-wide TwoSum keeps them off the slow per-element path.
+    """
+    kb = tie.shape[0]
+    x, y, t, z = (b[:kb] for b in scratch)
+    x[0] = start  # the accumulator before each step
+    x[1:] = hist[: kb - 1]
+    np.multiply(a_t[:, :, None], w, out=y)  # the exact products
+    np.add(x, y, out=z)  # s, bit-identical to the forward pass
+    # RN64(x + y) is exact iff s - x == y and s - y == x: when |x| >= |y|, s - x is computed
+    # exactly (Dekker), so it equals y only if nothing was lost; symmetrically otherwise.
+    np.subtract(z, x, out=t)
+    bad = t != y
+    np.subtract(z, y, out=t)
+    bad |= t != x
+    bad &= tie
+    return bad.any(axis=0) if bad.any() else None
 
 
 def _redo_exact(
