@@ -55,6 +55,7 @@ _TILE_ELEMS = 1 << 16  # output elements per tile
 _MIN_THREADED = 1 << 15  # below this many elements per tile, threads cost more than they gain
 _KB16 = 8  # k steps per block in the f16 chains
 _KB16_ROW = 64
+_PAIR_BLAS = True  # pair sums of finite blocks by sgemm (K = 2); see _f16_tile_body
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -332,8 +333,8 @@ _F16_MAG_SIGN = np.int32(-0x70002000)  # 0x8FFFE000: the sign and the 15 f16 mag
 _F16_SCALE = F32(2.0**112)  # rebias: f16 exponent bias 15 -> binary32 bias 127
 
 
-def _f16_to_f32(h: NDArray[np.float16], out: NDArray[np.float32]) -> None:
-    """``out[...] = h`` exactly, about 4x faster than numpy's float16 cast.
+def _f16_to_f32(h: NDArray[np.float16], out: NDArray[np.float32]) -> bool:
+    """``out[...] = h`` exactly, about 4x faster than numpy's float16 cast; False if h has Inf/NaN.
 
     The sign-extended f16 bits shifted left by 13 are, as binary32, ``h * 2**-112`` (normal
     and subnormal f16 alike), so one exact multiply rebiases. Inf/NaN (exponent 31) would come
@@ -345,6 +346,8 @@ def _f16_to_f32(h: NDArray[np.float16], out: NDArray[np.float32]) -> None:
     np.multiply(out, _F16_SCALE, out=out)
     if out.size and (out.max() >= 65536 or out.min() <= -65536):
         np.copyto(out, h)
+        return False
+    return True
 
 
 def _f16_rows(h: NDArray[np.float16]) -> NDArray[np.float32]:
@@ -412,18 +415,31 @@ def _f16_tile_body(
     wbuf = np.empty((kb_max, nn), dtype=F32)
     prod = np.empty((kb_max, mm, nn), dtype=F32)
     at = a32[:, m0:m1, None]
+    # Pair sums by BLAS: sgemm with K = 2 is RN32(a0*w0 + a1*w1) whatever its order or FMA use,
+    # the products being exact. Only the sign of an exact-zero pair sum may differ, which no
+    # accumulator other than -0 can see (x + -0 == x + +0 unless x is -0, and the chain
+    # cannot make a -0 from a nonzero or +0 start); Inf/NaN blocks stay elementwise (a BLAS
+    # may skip zero operands, losing 0 * Inf = NaN).
+    blas = pairs and _PAIR_BLAS and bool(np.isfinite(at).all()) and not bool(np.signbit(acc[acc == 0]).any())
+    a_pairs = (
+        np.ascontiguousarray(a32[:, m0:m1].reshape(k_total // 2, 2, mm).transpose(0, 2, 1)) if blas else None
+    )
     with np.errstate(over="ignore", invalid="ignore"):
         for k0 in range(0, k_total, kb_max):
             kb = min(kb_max, k_total - k0)
             wb = wbuf[:kb]
-            _f16_to_f32(w16[k0 : k0 + kb, n0:n1], wb)
+            finite = _f16_to_f32(w16[k0 : k0 + kb, n0:n1], wb)
             p = prod[:kb]
-            np.multiply(at[k0 : k0 + kb], wb[:, None, :], out=p)  # exact f16 x f16 products
-            if pairs:
-                terms = p[0::2]
-                np.add(terms, p[1::2], out=terms)  # RN32 of the exact pair sum
+            if a_pairs is not None and finite:
+                terms = prod[: kb // 2]
+                np.matmul(a_pairs[k0 // 2 : (k0 + kb) // 2], wb.reshape(kb // 2, 2, nn), out=terms)
             else:
-                terms = p
+                np.multiply(at[k0 : k0 + kb], wb[:, None, :], out=p)  # exact f16 x f16 products
+                if pairs:
+                    terms = p[0::2]
+                    np.add(terms, p[1::2], out=terms)  # RN32 of the exact pair sum
+                else:
+                    terms = p
             for j in range(terms.shape[0]):
                 np.add(acc, terms[j], out=acc)  # RN32(acc + term)
     out[m0:m1, n0:n1] = acc

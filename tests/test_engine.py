@@ -136,9 +136,17 @@ def _f16_operands(kind: str, m: int, n: int, k: int, seed: int) -> tuple[NDArray
             return (rng.standard_normal(shape) * 3e4).astype(np.float16)
         if kind == "tiny":
             return (rng.standard_normal(shape) * 1e-6).astype(np.float16)
-        return rng.standard_normal(shape).astype(np.float16)
+        v = rng.standard_normal(shape).astype(np.float16)
+        if kind in ("zeros", "pluszero"):  # signed zeros: exact-zero pair sums of either sign
+            r = rng.random(shape)
+            v = np.where(r < 0.4, np.float16(0), np.where(r < 0.8, np.float16(-0.0), v))
+        return v
 
     acc0 = (rng.standard_normal((m, n)) * (1e-10 if kind == "tiny" else 1.0)).astype(F32)
+    if kind == "zeros":
+        acc0 = np.where(rng.random((m, n)) < 0.5, F32(-0.0), F32(0.0)).astype(F32)
+    elif kind == "pluszero":
+        acc0 = np.zeros((m, n), dtype=F32)
     return acc0, draw(m, k), draw(k, n)
 
 
@@ -147,7 +155,7 @@ def _f16_operands(kind: str, m: int, n: int, k: int, seed: int) -> tuple[NDArray
     m=st.sampled_from([1, 2, 17]),
     n=st.sampled_from([1, 5, 64, 300]),
     half_k=st.integers(1, 40),
-    kind=st.sampled_from(["random", "bits", "huge", "tiny"]),
+    kind=st.sampled_from(["random", "bits", "huge", "tiny", "zeros", "pluszero"]),
     seed=st.integers(0, 2**31),
 )
 def test_f16_chains_match_naive(m: int, n: int, half_k: int, kind: str, seed: int) -> None:
@@ -159,12 +167,13 @@ def test_f16_chains_match_naive(m: int, n: int, half_k: int, kind: str, seed: in
     )
 
 
+@pytest.mark.parametrize("kind", ["bits", "random", "zeros", "pluszero"])
 @pytest.mark.parametrize("shape", [(1, 5000, 140), (40, 1100, 18)])
-def test_f16_chains_tiles(shape: tuple[int, int, int], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_f16_chains_tiles(kind: str, shape: tuple[int, int, int], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_engine, "_TILE_ELEMS", 1 << 12)
     monkeypatch.setattr(_engine, "_MIN_THREADED", 1 << 10)
     m, n, k = shape
-    acc0, a, w = _f16_operands("bits", m, n, k, 3)
+    acc0, a, w = _f16_operands(kind, m, n, k, 3)
     np.testing.assert_array_equal(_bits(f16_pair_chain(acc0, a, w)), _bits(_naive_f16(fdot_add_za, acc0, a, w, True)))
     np.testing.assert_array_equal(_bits(f16_mla_chain(acc0, a, w)), _bits(_naive_f16(fmlal, acc0, a, w, False)))
 
