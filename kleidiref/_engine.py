@@ -55,7 +55,7 @@ _TILE_ELEMS = 1 << 16  # output elements per tile
 _MIN_THREADED = 1 << 15  # below this many elements per tile, threads cost more than they gain
 _KB16 = 8  # k steps per block in the f16 chains
 _KB16_ROW = 64
-_PAIR_BLAS = True  # pair sums of finite blocks by sgemm (K = 2); see _f16_tile_body
+_pair_blas: bool | None = None  # pair sums by sgemm (K = 2)? Probed once: see _f16_tile_body
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -391,6 +391,22 @@ def f16_mla_chain(
     return canonical_nan_f32(out)
 
 
+def _blas_pairs_exact() -> bool:
+    """Does this numpy's float32 matmul with K = 2 round the exact pair sum once? Probed once.
+
+    True for any IEEE binary32 BLAS (OpenBLAS, MKL, Accelerate); the probe guards against one
+    that computes in lower precision. The probe values need the full 24 bits.
+    """
+    global _pair_blas
+    if _pair_blas is None:
+        rng = np.random.default_rng(12345)
+        a = rng.standard_normal((64, 2)).astype(np.float16).astype(F32)
+        w = rng.standard_normal((2, 64)).astype(np.float16).astype(F32) * F32(2.0**-11)
+        ref = a[:, :1] * w[:1] + a[:, 1:] * w[1:]
+        _pair_blas = bool(np.array_equal(np.matmul(a, w), ref))
+    return _pair_blas
+
+
 def _f16_tile(
     out: NDArray[np.float32], a32: NDArray[np.float32], w16: NDArray[np.float16],
     m0: int, m1: int, n0: int, n1: int, pairs: bool,
@@ -420,7 +436,7 @@ def _f16_tile_body(
     # accumulator other than -0 can see (x + -0 == x + +0 unless x is -0, and the chain
     # cannot make a -0 from a nonzero or +0 start); Inf/NaN blocks stay elementwise (a BLAS
     # may skip zero operands, losing 0 * Inf = NaN).
-    blas = pairs and _PAIR_BLAS and bool(np.isfinite(at).all()) and not bool(np.signbit(acc[acc == 0]).any())
+    blas = pairs and _blas_pairs_exact() and bool(np.isfinite(at).all()) and not bool(np.signbit(acc[acc == 0]).any())
     a_pairs = (
         np.ascontiguousarray(a32[:, m0:m1].reshape(k_total // 2, 2, mm).transpose(0, 2, 1)) if blas else None
     )
