@@ -21,6 +21,7 @@ from hypothesis.extra import numpy as hnp
 from kleidiref import fallbacks as F
 from kleidiref.numerics import bf16_to_f32, f32_to_bf16_rne
 from kleidiref.quant.qd8 import dequantize_qd8, qd8_params, quantize_qd8
+from kleidiref.testing.strategies import block_scales_bf16, channel_scales, int4_weights, int8_weights
 
 SET = settings(max_examples=30, deadline=None)
 F32, F16 = np.float32, np.float16
@@ -337,8 +338,8 @@ def test_qd8_rejects_bad_input() -> None:
 def test_qd8_f32_qc8w_epilogue(data: Any, mnk: tuple[int, int, int], fz: bool) -> None:
     m, n, k = mnk
     x = data.draw(f32s((m, k), 10.0))
-    w = data.draw(hnp.arrays(np.int8, (n, k), elements=st.integers(-127, 127)))
-    ws = data.draw(hnp.arrays(F32, (n,), elements=st.floats(0.0009765625, 1.0, width=32)))
+    w = data.draw(int8_weights(shape=(n, k)))
+    ws = data.draw(channel_scales(n=n, min_value=0.0009765625, max_value=1.0))
     b = data.draw(f32s((n,), 10.0))
     q, a, zp = quantize_qd8(x)
     out = F.qd8_f32_qc8w_gemm(q, a, zp, w, ws, b, clamp_min=-50.0, clamp_max=50.0, fz=fz)
@@ -381,8 +382,8 @@ def test_qd8_f32_qc8w_igemm_padding_reads_zero_point() -> None:
 @given(data=st.data(), mnk=dims, zx=st.integers(-128, 127), zy=st.integers(-128, 127))
 def test_qs8_qc8w_fp32_requantization(data: Any, mnk: tuple[int, int, int], zx: int, zy: int) -> None:
     m, n, k = mnk
-    x = data.draw(hnp.arrays(np.int8, (m, k), elements=st.integers(-128, 127)))
-    w = data.draw(hnp.arrays(np.int8, (n, k), elements=st.integers(-127, 127)))
+    x = data.draw(int8_weights(shape=(m, k), min_value=-128))
+    w = data.draw(int8_weights(shape=(n, k)))
     bias = data.draw(hnp.arrays(np.int32, (n,), elements=st.integers(-(2**20), 2**20)))
     sw = data.draw(hnp.arrays(F32, (n,), elements=st.floats(0.0001220703125, 0.0625, width=32)))
     s = F.qs8_requantization_scale(0.05, sw, 0.1, n)
@@ -422,9 +423,8 @@ def test_qd8_f32_qb4w(data: Any, m: int, n: int, nb: int, kr: int, fz: bool) -> 
     bl = 32
     k = bl * nb
     x = data.draw(f32s((m, k), 10.0))
-    w = data.draw(hnp.arrays(np.int8, (n, k), elements=st.integers(-8, 7)))
-    scf = data.draw(hnp.arrays(F32, (n, nb), elements=st.floats(0.0009765625, 2.0, width=32)))
-    sc = f32_to_bf16_rne(scf)
+    w = data.draw(int4_weights(shape=(n, k)))
+    sc = data.draw(block_scales_bf16(n=n, num_blocks=nb, min_exponent=-10, max_exponent=1))
     b = data.draw(f32s((n,), 10.0))
     q, a, zp = quantize_qd8(x)
     out = F.qd8_f32_qb4w_gemm(q, a, zp, w, sc, bl, b, kr=kr, fz=fz)

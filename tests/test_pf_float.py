@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from kleidiref import GENERIC_SME1, NEON_ONLY, Target, golden
 from kleidiref.numerics import fma32
 from kleidiref.targets import SUPPORTED_SVLS
+from kleidiref.testing.strategies import activations, svls
 from kleidiref.variants import pf16_gemm, pf32_gemm
 
 GOLDEN_DIR = golden.bundled_golden_dir()
@@ -63,13 +64,22 @@ def _packers(var: str, svl: int) -> tuple[Any, Any, Any]:
             mod.kai_rhs_pack_kxn_x16p2vlx2b_x16_x16_sme(svl))
 
 
+def _drawn(data: st.DataObject, var: str, m: int, n: int, k: int) -> tuple[Any, Any, Any]:
+    """Operands from kleidiref.testing.strategies (outlier/constant/zero/negative LHS rows)."""
+    dt = DT[var]
+    a = data.draw(activations(shape=(m, k), dtype=dt, outliers=True, constant_rows=True, zero_rows=True,
+                              negative_rows=True))
+    w = data.draw(activations(shape=(n, k), dtype=dt))
+    b = data.draw(activations(shape=(1, n), dtype=dt))[0]
+    return a, w, b
+
+
 @settings(max_examples=25, deadline=None)
-@given(var=st.sampled_from(["pf32", "pf16"]), svl=st.sampled_from([128, 256, 512]),
-       m=st.integers(1, 40), n=st.integers(1, 70), k=st.integers(1, 20), seed=st.integers(0, 2**16),
-       sme1=st.booleans())
-def test_tiling_invariance(var: str, svl: int, m: int, n: int, k: int, seed: int, sme1: bool) -> None:
+@given(data=st.data(), var=st.sampled_from(["pf32", "pf16"]), svl=svls(max_svl=512),
+       m=st.integers(1, 40), n=st.integers(1, 70), k=st.integers(1, 20), sme1=st.booleans())
+def test_tiling_invariance(data: st.DataObject, var: str, svl: int, m: int, n: int, k: int, sme1: bool) -> None:
     """Each m_step x n_step portion, run at KleidiAI's offsets into a padded dst, equals the whole."""
-    a, w, b = _problem(var, m, n, k, seed)
+    a, w, b = _drawn(data, var, m, n, k)
     lhs_p, rhs_p, _ = _packers(var, svl)
     kern = MOPA[var][int(sme1)](svl)
     la, ra = lhs_p.pack(a), rhs_p.pack(w, b)
@@ -92,11 +102,11 @@ def test_tiling_invariance(var: str, svl: int, m: int, n: int, k: int, seed: int
 
 
 @settings(max_examples=15, deadline=None)
-@given(var=st.sampled_from(["pf32", "pf16"]), m=st.integers(1, 20), n=st.integers(1, 40), k=st.integers(1, 24),
-       seed=st.integers(0, 2**16), clamp=st.booleans())
-def test_svl_invariance(var: str, m: int, n: int, k: int, seed: int, clamp: bool) -> None:
+@given(data=st.data(), var=st.sampled_from(["pf32", "pf16"]), m=st.integers(1, 20), n=st.integers(1, 40),
+       k=st.integers(1, 24), clamp=st.booleans())
+def test_svl_invariance(data: st.DataObject, var: str, m: int, n: int, k: int, clamp: bool) -> None:
     """Tiling changes with the SVL, the per-element arithmetic does not: same bits at every SVL."""
-    a, w, b = _problem(var, m, n, k, seed)
+    a, w, b = _drawn(data, var, m, n, k)
     lo, hi = (-0.5, 0.75) if clamp else (-np.inf, np.inf)
     outs = [MOD[var].gemm(a, w, bias=b, clamp_min=lo, clamp_max=hi,
                           target=Target(svl_bits=s, flush_to_zero=False)) for s in SUPPORTED_SVLS]
