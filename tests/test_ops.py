@@ -8,6 +8,8 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kleidiref import fallbacks as F
 from kleidiref.dispatch import NodeRejected
@@ -15,6 +17,8 @@ from kleidiref.numerics import f32_to_bf16_rne, rn16
 from kleidiref.ops import OpResult, QuantParams, batch_matrix_multiply, convolution_2d, fully_connected
 from kleidiref.quant.qd8 import quantize_qd8
 from kleidiref.targets import APPLE_M4, GENERIC_SME1, NEON_ONLY, Target
+from kleidiref.testing import assert_matches
+from kleidiref.testing.strategies import GemmProblem, gemm_problems
 from kleidiref.variants import VARIANTS
 
 NO_KAI = Target(kleidiai=False)
@@ -388,3 +392,31 @@ def test_conv_kleidiai_igemm_routes_to_the_igemm_module() -> None:
     eq(sme.output, convolution_2d(xq, wq, None, target=NEON_ONLY, **kw).output)  # pqs8 == exact fp32 requant
     grouped = convolution_2d(XC, randn(32, 3, 3, 4), None, padding=pads, groups=2, target=APPLE_M4)
     assert grouped.decision.variant == "pf32" and "groups = 2 not emulated" in grouped.emulation
+
+
+# ---- fully connected against kleidiref.testing on drawn problems ------------------------------
+
+
+_FC_SET = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _fc_from_problem(p: GemmProblem) -> OpResult:
+    i = p.inputs
+    clamp = {"output_min": i.get("clamp_min", -np.inf), "output_max": i.get("clamp_max", np.inf)}
+    if p.variant == "pf32_gemm":
+        return fully_connected(i["lhs"], i["rhs"], i.get("bias"), target=p.target, **clamp)
+    if p.variant == "qp8_f32_qc8w_gemm":
+        return fully_connected(i["lhs"], i["rhs"], i.get("bias"), dynamic=True,
+                               filter_quant=QuantParams(i["scale"]), target=p.target, **clamp)
+    return fully_connected(i["lhs"], i["rhs"], i.get("bias"), dynamic=True,
+                           filter_quant=QuantParams(i["scales_bf16"], 8, i["bl"]), target=p.target, **clamp)
+
+
+@_FC_SET
+@given(st.sampled_from(["pf32_gemm", "qp8_f32_qc8w_gemm", "qp8_f32_qb4w_gemm"]).flatmap(
+    lambda v: gemm_problems(v, max_m=6, max_n=24, max_k=64)))
+def test_fc_equals_variant_on_drawn_problems(p: GemmProblem) -> None:
+    """XNNFullyConnected on SME2/SME1 targets computes what the selected KleidiAI kernel computes."""
+    r = _fc_from_problem(p)
+    assert r.emulation == f"variant:{p.variant}"
+    assert_matches(r.output, kernel=r.decision.kernel, **p.kwargs())
