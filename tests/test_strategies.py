@@ -23,25 +23,25 @@ SET = settings(max_examples=25, deadline=None, suppress_health_check=[HealthChec
     [
         (lambda: ks.svls(min_svl=100), "not an SME vector length"),
         (lambda: ks.svls(min_svl=1024, max_svl=256), "swap them"),
-        (lambda: ks.targets(sme2="yes"), "True, False or None"),
+        (lambda: ks.targets(sme2="yes"), "True, False or None"),  # type: ignore[arg-type]
         (lambda: ks.targets(svl=96), "not an SME vector length"),
         (lambda: ks.problem_shapes("pf64_gemm"), "pass one of"),
         (lambda: ks.problem_shapes("pf32_gemm", max_m=0), "max_m=0 must be >= 1"),
         (lambda: ks.problem_shapes("qp8_f32_qb4w_gemm", max_k=16), "raise max_k"),
         (lambda: ks.problem_shapes("qp8_f32_qb4w_gemm", block_lengths=(48,)), "multiples of 32"),
-        (lambda: ks.activations(shape=(3,)), "tuple \\(rows, cols\\)"),
+        (lambda: ks.activations(shape=(3,)), "tuple \\(rows, cols\\)"),  # type: ignore[arg-type]
         (lambda: ks.activations(shape=(2, 2), dtype=np.float64), "np.float32"),
         (lambda: ks.activations(shape=(2, 2), max_magnitude=-1.0), "must be > 0"),
         (lambda: ks.activations(shape=(2, 2), dtype=np.float16, max_magnitude=1000.0), "room for outliers"),
-        (lambda: ks.activations(shape=(2, 2), outliers=1), "True or False"),
-        (lambda: ks.activations(shape=(2, 2), fill=0.0), "must be a strategy"),
+        (lambda: ks.activations(shape=(2, 2), outliers=1), "True or False"),  # type: ignore[arg-type]
+        (lambda: ks.activations(shape=(2, 2), fill=0.0), "must be a strategy"),  # type: ignore[arg-type]
         (lambda: ks.int8_weights(shape=(2, 2), min_value=-200), "-128 <= min_value"),
-        (lambda: ks.int4_weights(shape=(2, 2), unsigned=None), "True or False"),
+        (lambda: ks.int4_weights(shape=(2, 2), unsigned=None), "True or False"),  # type: ignore[arg-type]
         (lambda: ks.channel_scales(n=3, min_value=0.0), "must be > 0"),
         (lambda: ks.channel_scales(n=3, min_value=1e-40), "subnormal"),
         (lambda: ks.channel_scales(n=3, min_value=2.0, max_value=1.0), "swap them"),
         (lambda: ks.block_scales_bf16(n=2, num_blocks=1, min_exponent=-130), "normal bf16"),
-        (lambda: ks.gemm_problems("pf32_gemm", target="apple"), "kleidiref Target"),
+        (lambda: ks.gemm_problems("pf32_gemm", target="apple"), "kleidiref Target"),  # type: ignore[arg-type]
         (lambda: ks.gemm_problems("qp8_f32_qb4w_gemm", max_k=8), "max_k=8 must be >= 32"),
     ],
 )

@@ -19,6 +19,7 @@ from kleidiref.quant.qd8 import quantize_qd8
 from kleidiref.testing import assert_matches, assert_packed_matches, error_bound, exact_result, explain_mismatch
 from kleidiref.testing.strategies import GemmProblem, gemm_problems
 from kleidiref.variants import pf32_gemm, pqs8_qc8w_gemm, qp8_f32_qc8w_gemm
+from kleidiref.variants._qai8dxp import kai_lhs_quant_pack_qai8dxp_f32
 
 F32 = np.float32
 T128 = kr.Target(svl_bits=128, flush_to_zero=False)
@@ -91,7 +92,7 @@ def test_mutated_lhs_data_byte_is_decoded() -> None:
 
 def test_qai8dxp_fields_are_named() -> None:
     kw = _qp8(m=3, k=40)
-    q = qp8_f32_qc8w_gemm.kai_lhs_quant_pack_qai8dxp_f32(128)
+    q = kai_lhs_quant_pack_qai8dxp_f32(128)
     mr = 4  # VLs at SVL 128
     good = q.pack(kw["lhs"], mr=mr, kr=4, sr=1)
     k32 = 64
@@ -146,7 +147,7 @@ def test_ties_even_quantizer_is_named() -> None:
     q_rne = np.clip(np.rint(kw["lhs"] * scale0[:, None]) + zp[:, None], -128, 127).astype(np.int8)
     assert not np.array_equal(q_rne, quantize_qai8dx(kw["lhs"])[0])
     kern = qp8_f32_qc8w_gemm.SME2_MOPA(128)
-    lhs_p = qp8_f32_qc8w_gemm.kai_lhs_quant_pack_qai8dxp_f32(128).pack(kw["lhs"], mr=4, kr=4, sr=1)
+    lhs_p = kai_lhs_quant_pack_qai8dxp_f32(128).pack(kw["lhs"], mr=4, kr=4, sr=1)
     for r in range(3):
         for c in range(40):
             lhs_p[(r // 4) * 4 * 72 + (c // 4) * 16 + (r % 4) * 4 + c % 4] = q_rne[r, c].view(np.uint8)
@@ -198,7 +199,7 @@ def test_pqs8_ties_away_requantization() -> None:
     rng = np.random.default_rng(5)
     lhs = rng.integers(-20, 20, (4, 8)).astype(np.int8)
     rhs = rng.integers(-20, 20, (6, 8)).astype(np.int8)
-    kw = {"variant": "pqs8_qc8w_gemm", "target": T128, "lhs": lhs, "rhs": rhs, "input_zero_point": 0,
+    kw: dict[str, Any] = {"variant": "pqs8_qc8w_gemm", "target": T128, "lhs": lhs, "rhs": rhs, "input_zero_point": 0,
           "requant_scale": np.full(6, 0.5, F32), "output_zero_point": 3}
     acc = lhs.astype(np.int64) @ rhs.astype(np.int64).T
     y = acc * 0.5
@@ -260,6 +261,7 @@ def test_off_by_one_tile_offset() -> None:
                             rhs_p[kern.get_rhs_packed_offset(wrong, 7):], dst, 80, 4, -np.inf, np.inf)
     msg = _fail(out, **kw)
     assert "stage: tiling" in msg and "block (1, 1)" in msg and "cols [0, 8)" in msg
+    assert "off by one tile (8 columns)" in msg
 
 
 def test_whole_tile_garbage_is_tiling() -> None:
@@ -313,6 +315,22 @@ def test_error_bound_holds_and_is_tight(variant: str) -> None:
     _WORST[variant] = worst[0]
     print(f"{variant}: observed max |out - exact| / bound = {worst[0]:.3f}")
     assert worst[0] > 0.05, "the bound is loose by more than 20x on every drawn problem"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", kt.VARIANT_NAMES)
+def test_error_bound_holds_long(variant: str) -> None:
+    """The same property on many more and larger problems (K up to 600)."""
+
+    @settings(max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(gemm_problems(variant, max_m=32, max_n=96, max_k=600))
+    def check(p: GemmProblem) -> None:
+        out = p.reference().astype(np.float64)
+        e, x = error_bound(**p.kwargs()), exact_result(**p.kwargs())
+        fin = np.isfinite(e) & np.isfinite(out)
+        assert (np.abs(out - x)[fin] <= e[fin]).all(), p
+
+    check()
 
 
 def test_exact_false_rejects_integer_errors() -> None:

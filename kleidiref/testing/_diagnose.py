@@ -164,11 +164,14 @@ def _tiling(p: Problem, actual: NDArray[Any], ref: NDArray[Any], eq: NDArray[np.
             if 0 <= r0 + dr and r1 + dr <= m and 0 <= c0 + dc and c1 + dc <= n:
                 other = ref[r0 + dr:r1 + dr, c0 + dc:c1 + dc]
                 if equal_mask(blk, other).all():
+                    step, unit = (ms, "rows") if dr else (ns, "columns")
+                    size = abs(dr or dc)
+                    how = (f"off by one tile ({size} {unit})" if size == step and step > 1
+                           else f"off by {size} {unit[:-1] if size == 1 else unit}")
                     return (f"tiling: the {ms} x {ns} (m_step x n_step) block ({i}, {j}) = rows [{r0}, {r1}), "
                             f"cols [{c0}, {c1}) holds the reference values of rows [{r0 + dr}, {r1 + dr}), cols "
-                            f"[{c0 + dc}, {c1 + dc}): an off-by-{abs(dr or dc)} offset (check "
-                            f"get_{'lhs' if dr else 'rhs'}_packed_offset / get_dst_offset and the m_idx/n_idx "
-                            "of that tile)")
+                            f"[{c0 + dc}, {c1 + dc}): {how} (check get_{'lhs' if dr else 'rhs'}_packed_offset / "
+                            "get_dst_offset and the m_idx/n_idx of that tile)")
     if 1 <= len(bad) < nbm * nbn:
         dens = [1 - eq[i * ms:(i + 1) * ms, j * ns:(j + 1) * ns].mean() for i, j in bad]
         if min(dens) >= 0.5:
