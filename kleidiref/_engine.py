@@ -155,14 +155,14 @@ def fma32_chain(
     n = w.shape[1]
     a = np.asarray(a, dtype=F32)
     w = np.asarray(w, dtype=F32)
-    out = np.array(acc0, dtype=F32, copy=True)
+    out = np.array(acc0, dtype=F32, copy=True, order="C")
     if k == 0 or m == 0 or n == 0:
         return canonical_nan_f32(ftz32(out) if fz else out)
     la, lc = _min_nonzero_bits(a), _min_nonzero_bits(out)
     if fz:
         a, la = _flush_if_needed(a, la)
         out, lc = _flush_if_needed(out, lc)
-        out = np.array(out, dtype=F32, copy=True)
+        out = np.array(out, dtype=F32, copy=True, order="C")
     # Quantum of every exact partial value (module docstring): below FLT_MIN, tiny is possible.
     # W's part is checked block by block inside the tiles, on rows already in cache.
     tiny = lc >= 0 and _ulp_exp(lc) < -126
@@ -369,7 +369,7 @@ def f16_pair_chain(
     n = w.shape[1]
     if k % 2:
         raise ValueError("f16_pair_chain needs an even K (the packers pad K to a multiple of kr = 2)")
-    out = np.array(acc0, dtype=F32, copy=True)
+    out = np.array(acc0, dtype=F32, copy=True, order="C")
     if k and m and n:
         a32 = _f16_rows(np.ascontiguousarray(np.asarray(a, dtype=np.float16).T))  # [K, M]
         w16 = np.asarray(w, dtype=np.float16)
@@ -383,7 +383,7 @@ def f16_mla_chain(
     """``acc = RN32(acc + a[k]*w[k])`` for k = 0..K-1 (FMLALB/FMLALT: one rounding per k)."""
     m, k = a.shape
     n = w.shape[1]
-    out = np.array(acc0, dtype=F32, copy=True)
+    out = np.array(acc0, dtype=F32, copy=True, order="C")
     if k and m and n:
         a32 = _f16_rows(np.ascontiguousarray(np.asarray(a, dtype=np.float16).T))
         w16 = np.asarray(w, dtype=np.float16)
