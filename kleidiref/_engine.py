@@ -88,15 +88,19 @@ def _run_tiles(fn: Callable[..., None], tiles: Sequence[tuple[Any, ...]]) -> Non
         fut.result()
 
 
-def _split(m: int, n: int, elems: int = _TILE_ELEMS) -> list[tuple[int, int, int, int]]:
-    """Cut an m x n output into tiles of about ``elems``, at least one per worker thread."""
+def _split(m: int, n: int, elems: int | None = None, align: int = 1) -> list[tuple[int, int, int, int]]:
+    """Cut an m x n output into tiles of about ``elems``, at least one per worker thread.
+
+    Column starts are multiples of ``align`` (the nr of a blocked W).
+    """
+    elems = _TILE_ELEMS if elems is None else elems
     nthreads = worker_threads()
     if m * n < nthreads * _MIN_THREADED:  # one tile: threads would not pay
         return [(0, m, 0, n)]
     cols = max(64, elems // max(m, 1))
     if n > 64 * nthreads:
         cols = min(cols, -(-n // nthreads))
-    cols = min(n, cols)
+    cols = min(n, -(-cols // align) * align)
     rows = m if m * cols <= 2 * elems else max(1, elems // cols)
     return [
         (m0, min(m, m0 + rows), n0, min(n, n0 + cols))
@@ -150,11 +154,18 @@ def fma32_chain(
     Bit-identical to looping :func:`kleidiref.numerics.fma32` (with ``fz``: FPCR.FZ = 1, inputs
     and the accumulator read through ``ftz32``, tiny results flushed before rounding). NaN
     results are the default NaN.
+
+    ``w`` is [K, N], or the packed RHS's blocks as a [K, nb, nr] view (W[k, b*nr + j] =
+    w[k, b, j]; nb*nr >= N, columns past N = acc0.shape[1] unused): rows are then gathered a
+    k block at a time, so the packed buffer is never copied whole.
     """
     m, k = a.shape
-    n = w.shape[1]
     a = np.asarray(a, dtype=F32)
     w = np.asarray(w, dtype=F32)
+    blocked = w.ndim == 3
+    n = np.shape(acc0)[1] if blocked else w.shape[1]
+    if blocked and (w.shape[0] != k or w.shape[1] * w.shape[2] < n):
+        raise ValueError(f"blocked w {w.shape} does not cover K = {k}, N = {n}")
     out = np.array(acc0, dtype=F32, copy=True, order="C")
     if k == 0 or m == 0 or n == 0:
         return canonical_nan_f32(ftz32(out) if fz else out)
@@ -169,10 +180,13 @@ def fma32_chain(
     ulp_a = _ulp_exp(la) if la >= 0 else None  # None: a is all zeros, products cannot be tiny
     a_t = np.ascontiguousarray(a.T, dtype=F64)  # [K, M]
 
-    def tile(m0: int, m1: int, n0: int, n1: int) -> None:
-        _fma32_tile(out[m0:m1, n0:n1], a_t[:, m0:m1], w[:, n0:n1], fz, tiny, ulp_a)
+    nr = w.shape[2] if blocked else 1
 
-    _run_tiles(tile, _split(m, n))
+    def tile(m0: int, m1: int, n0: int, n1: int) -> None:
+        wt = w[:, n0 // nr : -(-n1 // nr)] if blocked else w[:, n0:n1]
+        _fma32_tile(out[m0:m1, n0:n1], a_t[:, m0:m1], wt, fz, tiny, ulp_a)
+
+    _run_tiles(tile, _split(m, n, align=nr))
     return canonical_nan_f32(out)
 
 
@@ -203,8 +217,8 @@ def _fma32_tile(
     acc_out: NDArray[np.float32], a_t: NDArray[np.float64], w: NDArray[np.float32], fz: bool, tiny: bool,
     ulp_a: int | None,
 ) -> None:
-    """The chain on one output tile, in place on ``acc_out``."""
-    old = np.setbufsize(_bufsize_for(w.shape[1]))  # per thread (a context variable)
+    """The chain on one output tile, in place on ``acc_out`` (``w``: [K, nn] or [K, nbt, nr])."""
+    old = np.setbufsize(_bufsize_for(acc_out.shape[1]))  # per thread (a context variable)
     try:
         _fma32_tile_body(acc_out, a_t, w, fz, tiny, ulp_a)
     finally:
@@ -216,7 +230,7 @@ def _fma32_tile_body(
     ulp_a: int | None,
 ) -> None:
     k_total, mm = a_t.shape
-    nn = w.shape[1]
+    nn = acc_out.shape[1]
     one_row = mm == 1
     kb_max = min(_KB_ROW if one_row else _KB, k_total)
     start = acc_out.copy()  # the accumulator at the start of the block
@@ -235,7 +249,7 @@ def _fma32_tile_body(
         for k0 in range(0, k_total, kb_max):
             kb = min(kb_max, k_total - k0)
             s, sb = sums[:kb], bits[:kb]
-            wk = w[k0 : k0 + kb]
+            wk = w[k0 : k0 + kb] if w.ndim == 2 else w[k0 : k0 + kb].reshape(kb, -1)[:, :nn]  # gathers
             if fz or (not tiny and ulp_a is not None):
                 low = _scan_rows(wk, scan_buf)
                 if fz and 0 <= low < _FLT_MIN_BITS:  # FZ input flush, only where subnormals are

@@ -185,3 +185,23 @@ def test_f16_to_f32_every_pattern() -> None:
     ref = h.astype(F32)
     same = (_bits(out) == _bits(ref)) | (np.isnan(out) & np.isnan(ref))
     assert same.all()
+
+
+@pytest.mark.parametrize("fz", [False, True])
+@pytest.mark.parametrize("shape", [(1, 100, 9), (1, 70, 33), (37, 300, 6)])
+def test_fma32_chain_blocked_w(fz: bool, shape: tuple[int, int, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A [K, nb, nr] view of packed blocks gives the same bits as the [K, N] matrix."""
+    monkeypatch.setattr(_engine, "_TILE_ELEMS", 1 << 11)
+    monkeypatch.setattr(_engine, "_MIN_THREADED", 1 << 9)
+    m, n, k = shape
+    nr = 32
+    nb = -(-n // nr)
+    acc0, a, w = _operands("subnormal", m, n, k, 11)
+    packed = np.zeros((nb, k, nr), dtype=F32)  # the packers' order: block, k, lane
+    padded = np.zeros((k, nb * nr), dtype=F32)
+    padded[:, :n] = w
+    packed[...] = padded.reshape(k, nb, nr).transpose(1, 0, 2)
+    view = packed.transpose(1, 0, 2)  # [K, nb, nr], no copy
+    got = fma32_chain(acc0, a, view, fz=fz)
+    np.testing.assert_array_equal(_bits(got), _bits(fma32_chain(acc0, a, w, fz=fz)))
+    np.testing.assert_array_equal(_bits(got), _bits(_naive_fma32(acc0, a, w, fz)))
