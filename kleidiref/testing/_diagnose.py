@@ -270,6 +270,10 @@ def diagnose(
         return None
     for m in packed:
         lines.append(f"  stage: packing: {m}")
+    given = [w for w, b in (("LHS", lhs_packed), ("RHS", rhs_packed)) if b is not None]
+    if given and not packed:
+        lines.append(f"  packed {' and '.join(given)} match kleidiref's packers byte for byte: the divergence is "
+                     "in the kernel arithmetic")
     if not eq.all():
         bad = ~eq
         idx = np.argwhere(bad)
