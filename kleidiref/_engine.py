@@ -109,6 +109,52 @@ def _split(m: int, n: int, elems: int | None = None, align: int = 1) -> list[tup
     ]
 
 
+def _w_shape(w: NDArray[Any], n_acc: int) -> tuple[int, int, int]:
+    """(K, N, nr) of a weight operand: [K, N] (nr = 1) or packed blocks (see :func:`fma32_chain`)."""
+    if w.ndim == 2:
+        return w.shape[0], w.shape[1], 1
+    if w.ndim == 3:  # [K, nb, nr]
+        k, nb, nr = w.shape
+    elif w.ndim == 4:  # [K/kr, kr, nb, nr]
+        kg, kr, nb, nr = w.shape
+        k = kg * kr
+    else:
+        raise ValueError(f"w must be [K, N], [K, nb, nr] or [K/kr, kr, nb, nr], got shape {w.shape}")
+    if nb * nr < n_acc:
+        raise ValueError(f"blocked w {w.shape} has fewer than N = {n_acc} columns")
+    return k, n_acc, nr
+
+
+def _w_rows(w: NDArray[Any], k0: int, kb: int, n0: int, n1: int) -> NDArray[Any]:
+    """W[k0:k0+kb, n0:n1] as a 2-D array: a view of a [K, N] W, a small gather of packed blocks.
+
+    For the blocked forms, ``n0`` is a multiple of nr (tiles are aligned, see ``_split``).
+    """
+    if w.ndim == 2:
+        return w[k0 : k0 + kb, n0:n1]
+    nr = w.shape[-1]
+    cols = w[..., n0 // nr : -(-n1 // nr), :]
+    nbt = cols.shape[-2]
+    # Each block's lanes for one k (or one k group) are contiguous bytes: move them as single
+    # void elements, ~2x faster than numpy's element loops over nr-long runs.
+    unit = np.dtype((np.void, nr * w.itemsize * (1 if w.ndim == 3 else w.shape[1])))
+    if w.ndim == 3:
+        src = cols[k0 : k0 + kb]
+        out = np.empty((kb, nbt), dtype=unit)
+        out[...] = src.view(unit)[..., 0] if src.strides[-1] == w.itemsize else src.copy().view(unit)[..., 0]
+        return out.view(w.dtype).reshape(kb, nbt * nr)[:, : n1 - n0]
+    kr = w.shape[1]
+    lo, hi = k0 // kr, -(-(k0 + kb) // kr)
+    grp = cols[lo:hi].transpose(0, 2, 3, 1)  # [kg, nb, nr, kr]: the bytes of one (k group, block)
+    units = np.empty((hi - lo, nbt), dtype=unit)
+    contiguous_unit = grp.strides[-1] == w.itemsize and grp.strides[-2] == kr * w.itemsize
+    packed = grp if contiguous_unit else np.ascontiguousarray(grp)
+    units[...] = packed.reshape(hi - lo, nbt, nr * kr).view(unit)[..., 0]
+    lanes = units.view(w.dtype).reshape(hi - lo, nbt, nr, kr)
+    rows: NDArray[Any] = lanes.transpose(0, 3, 1, 2).reshape((hi - lo) * kr, -1)
+    return rows[k0 - lo * kr : k0 - lo * kr + kb, : n1 - n0]
+
+
 def _min_nonzero_bits(x: NDArray[np.float32]) -> int:
     """Bit pattern of the smallest nonzero |x| (0x7FFFFFFF-ish if none; -1 if x is all zeros).
 
@@ -162,10 +208,9 @@ def fma32_chain(
     m, k = a.shape
     a = np.asarray(a, dtype=F32)
     w = np.asarray(w, dtype=F32)
-    blocked = w.ndim == 3
-    n = np.shape(acc0)[1] if blocked else w.shape[1]
-    if blocked and (w.shape[0] != k or w.shape[1] * w.shape[2] < n):
-        raise ValueError(f"blocked w {w.shape} does not cover K = {k}, N = {n}")
+    kw, n, nr = _w_shape(w, np.shape(acc0)[1])
+    if kw != k:
+        raise ValueError(f"w {w.shape} does not have K = {k} rows")
     out = np.array(acc0, dtype=F32, copy=True, order="C")
     if k == 0 or m == 0 or n == 0:
         return canonical_nan_f32(ftz32(out) if fz else out)
@@ -180,11 +225,9 @@ def fma32_chain(
     ulp_a = _ulp_exp(la) if la >= 0 else None  # None: a is all zeros, products cannot be tiny
     a_t = np.ascontiguousarray(a.T, dtype=F64)  # [K, M]
 
-    nr = w.shape[2] if blocked else 1
 
     def tile(m0: int, m1: int, n0: int, n1: int) -> None:
-        wt = w[:, n0 // nr : -(-n1 // nr)] if blocked else w[:, n0:n1]
-        _fma32_tile(out[m0:m1, n0:n1], a_t[:, m0:m1], wt, fz, tiny, ulp_a)
+        _fma32_tile(out[m0:m1, n0:n1], a_t[:, m0:m1], w, n0, fz, tiny, ulp_a)
 
     _run_tiles(tile, _split(m, n, align=nr))
     return canonical_nan_f32(out)
@@ -214,20 +257,20 @@ def _bufsize_for(nn: int) -> int:
 
 
 def _fma32_tile(
-    acc_out: NDArray[np.float32], a_t: NDArray[np.float64], w: NDArray[np.float32], fz: bool, tiny: bool,
-    ulp_a: int | None,
+    acc_out: NDArray[np.float32], a_t: NDArray[np.float64], w: NDArray[np.float32], n0: int, fz: bool,
+    tiny: bool, ulp_a: int | None,
 ) -> None:
-    """The chain on one output tile, in place on ``acc_out`` (``w``: [K, nn] or [K, nbt, nr])."""
+    """The chain on one output tile (columns from ``n0``), in place on ``acc_out``."""
     old = np.setbufsize(_bufsize_for(acc_out.shape[1]))  # per thread (a context variable)
     try:
-        _fma32_tile_body(acc_out, a_t, w, fz, tiny, ulp_a)
+        _fma32_tile_body(acc_out, a_t, w, n0, fz, tiny, ulp_a)
     finally:
         np.setbufsize(old)
 
 
 def _fma32_tile_body(
-    acc_out: NDArray[np.float32], a_t: NDArray[np.float64], w: NDArray[np.float32], fz: bool, tiny: bool,
-    ulp_a: int | None,
+    acc_out: NDArray[np.float32], a_t: NDArray[np.float64], w: NDArray[np.float32], n0: int, fz: bool,
+    tiny: bool, ulp_a: int | None,
 ) -> None:
     k_total, mm = a_t.shape
     nn = acc_out.shape[1]
@@ -249,7 +292,7 @@ def _fma32_tile_body(
         for k0 in range(0, k_total, kb_max):
             kb = min(kb_max, k_total - k0)
             s, sb = sums[:kb], bits[:kb]
-            wk = w[k0 : k0 + kb] if w.ndim == 2 else w[k0 : k0 + kb].reshape(kb, -1)[:, :nn]  # gathers
+            wk = _w_rows(w, k0, kb, n0, n0 + nn)
             if fz or (not tiny and ulp_a is not None):
                 low = _scan_rows(wk, scan_buf)
                 if fz and 0 <= low < _FLT_MIN_BITS:  # FZ input flush, only where subnormals are
@@ -378,30 +421,41 @@ def f16_pair_chain(
     FPDotAdd_ZA per pair, in plain binary32 arithmetic (exact, see the module docstring). A
     caller emulating FPCR.FZ16 flushes ``a`` and ``w`` first; no binary32 flush can occur
     because every nonzero partial value is a multiple of 2**-48.
+
+    ``w`` is [K, N], or a zero-copy view of the packed RHS's blocks: [K/kr, kr, nb, nr]
+    (the kr = 2 layout, W[k, b*nr + j] = w[k // kr, k % kr, b, j]) or [K, nb, nr]; columns
+    past N = acc0.shape[1] are unused. Rows are gathered a k block at a time.
     """
     m, k = a.shape
-    n = w.shape[1]
+    kw, n, nr = _w_shape(w, np.shape(acc0)[1])
+    if kw < k:
+        raise ValueError(f"w {w.shape} has fewer than K = {k} rows")
     if k % 2:
         raise ValueError("f16_pair_chain needs an even K (the packers pad K to a multiple of kr = 2)")
     out = np.array(acc0, dtype=F32, copy=True, order="C")
     if k and m and n:
         a32 = _f16_rows(np.ascontiguousarray(np.asarray(a, dtype=np.float16).T))  # [K, M]
         w16 = np.asarray(w, dtype=np.float16)
-        _run_tiles(lambda m0, m1, n0, n1: _f16_tile(out, a32, w16, m0, m1, n0, n1, True), _split(m, n))
+        _run_tiles(lambda m0, m1, n0, n1: _f16_tile(out, a32, w16, m0, m1, n0, n1, True), _split(m, n, align=nr))
     return canonical_nan_f32(out)
 
 
 def f16_mla_chain(
     acc0: NDArray[np.float32], a: NDArray[np.float16], w: NDArray[np.float16]
 ) -> NDArray[np.float32]:
-    """``acc = RN32(acc + a[k]*w[k])`` for k = 0..K-1 (FMLALB/FMLALT: one rounding per k)."""
+    """``acc = RN32(acc + a[k]*w[k])`` for k = 0..K-1 (FMLALB/FMLALT: one rounding per k).
+
+    ``w`` as in :func:`f16_pair_chain` (rows past K unused).
+    """
     m, k = a.shape
-    n = w.shape[1]
+    kw, n, nr = _w_shape(w, np.shape(acc0)[1])
+    if kw < k:
+        raise ValueError(f"w {w.shape} has fewer than K = {k} rows")
     out = np.array(acc0, dtype=F32, copy=True, order="C")
     if k and m and n:
         a32 = _f16_rows(np.ascontiguousarray(np.asarray(a, dtype=np.float16).T))
         w16 = np.asarray(w, dtype=np.float16)
-        _run_tiles(lambda m0, m1, n0, n1: _f16_tile(out, a32, w16, m0, m1, n0, n1, False), _split(m, n))
+        _run_tiles(lambda m0, m1, n0, n1: _f16_tile(out, a32, w16, m0, m1, n0, n1, False), _split(m, n, align=nr))
     return canonical_nan_f32(out)
 
 
@@ -458,7 +512,7 @@ def _f16_tile_body(
         for k0 in range(0, k_total, kb_max):
             kb = min(kb_max, k_total - k0)
             wb = wbuf[:kb]
-            finite = _f16_to_f32(w16[k0 : k0 + kb, n0:n1], wb)
+            finite = _f16_to_f32(_w_rows(w16, k0, kb, n0, n1), wb)
             p = prod[:kb]
             if a_pairs is not None and finite:
                 terms = prod[: kb // 2]

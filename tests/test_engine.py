@@ -205,3 +205,23 @@ def test_fma32_chain_blocked_w(fz: bool, shape: tuple[int, int, int], monkeypatc
     got = fma32_chain(acc0, a, view, fz=fz)
     np.testing.assert_array_equal(_bits(got), _bits(fma32_chain(acc0, a, w, fz=fz)))
     np.testing.assert_array_equal(_bits(got), _bits(_naive_fma32(acc0, a, w, fz)))
+
+
+@pytest.mark.parametrize("shape", [(1, 100, 10), (1, 70, 34), (37, 300, 6)])
+def test_f16_chains_blocked_w(shape: tuple[int, int, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pf16 packed view [K/2, 2, nb, nr] gives the same bits as the [K, N] matrix."""
+    monkeypatch.setattr(_engine, "_TILE_ELEMS", 1 << 11)
+    monkeypatch.setattr(_engine, "_MIN_THREADED", 1 << 9)
+    m, n, k = shape
+    nr, kr = 32, 2
+    nb = -(-n // nr)
+    acc0, a, w = _f16_operands("random", m, n, k, 5)
+    padded = np.zeros((k, nb * nr), dtype=np.float16)
+    padded[:, :n] = w
+    packed = np.ascontiguousarray(padded.reshape(k // kr, kr, nb, nr).transpose(2, 0, 3, 1))  # [nb, K/kr, nr, kr]
+    view = packed.transpose(1, 3, 0, 2)  # [K/kr, kr, nb, nr], no copy
+    np.testing.assert_array_equal(_bits(f16_pair_chain(acc0, a, view)), _bits(f16_pair_chain(acc0, a, w)))
+    k1 = k - 1
+    np.testing.assert_array_equal(
+        _bits(f16_mla_chain(acc0, a[:, :k1], view)), _bits(_naive_f16(fmlal, acc0, a[:, :k1], w[:k1], False))
+    )
