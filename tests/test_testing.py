@@ -361,3 +361,35 @@ def test_kleidiref_imports_without_hypothesis() -> None:
 def test_docstring_examples() -> None:
     res = doctest.testmod(kt, optionflags=doctest.ELLIPSIS)
     assert res.failed == 0 and res.attempted > 0
+
+
+def test_pf16_sme1_gemv_vs_pair_rounding() -> None:
+    rng = np.random.default_rng(14)  # mixed magnitudes: per-k and per-pair rounding differ after RN16
+    a = (rng.standard_normal((1, 64)) * 2.0 ** rng.integers(-6, 6, (1, 64))).astype(np.float16)
+    w = (rng.standard_normal((64, 64)) * 2.0 ** rng.integers(-6, 6, (64, 64))).astype(np.float16)
+    kw: dict[str, Any] = {"variant": "pf16_gemm", "target": SME1, "lhs": a, "rhs": w}
+    from kleidiref.variants import pf16_gemm
+
+    pairs = pf16_gemm.gemm(kw["lhs"], kw["rhs"], target=SME1, kernel=pf16_gemm.SME1_MOPA.name)
+    msg = _fail(pairs, **kw)  # SME1's 1-row kernel rounds per k (FMLALB/FMLALT), not per pair
+    assert "per-k vs per-pair rounding" in msg and "stage: float epilogue" in msg
+
+
+def test_qb4w_ties_even_is_named() -> None:
+    from kleidiref.quant.qb4 import f32_scales_to_bf16
+    from kleidiref.variants import _qb4w_common as common
+    from kleidiref.variants import qp8_f32_qb4w_gemm as qb4w
+
+    rng = np.random.default_rng(9)
+    x = _tie_rows(3, 64)
+    codes = rng.integers(-8, 8, (10, 64)).astype(np.int8)
+    sc = f32_scales_to_bf16(rng.uniform(0.01, 0.1, (10, 2)).astype(F32))
+    kw: dict[str, Any] = {"variant": "qp8_f32_qb4w_gemm", "target": T128, "lhs": x, "rhs": codes,
+                          "scales_bf16": sc, "bl": 32}
+    kern = qb4w.NEON_I8MM(128)
+    prep = qb4w.prepare_weights(codes, sc, bl=32, target=T128)
+    scale0, dq, zp = qai8dx_params(x)
+    q_rne = np.clip(np.rint(x * scale0[:, None]) + zp[:, None], -128, 127).astype(np.int8)
+    out = kern.compute_decoded(q_rne, (-zp).astype(np.int32), dq, prep.operand, F32(-np.inf), F32(np.inf))
+    assert not np.array_equal(q_rne, common.quantize_lhs_rows(x, 8)[0])
+    assert "ties-even rounding in qai8dx" in _fail(out, **kw)

@@ -240,11 +240,48 @@ def _runner(p: Problem, name: str) -> Callable[[], NDArray[Any]]:
     return lambda: p.run(name)
 
 
+def _clamp_of(k: Any) -> str | None:
+    if hasattr(k, "clamp_kind"):
+        return str(k.clamp_kind)
+    if hasattr(k, "sme2"):  # qb4w: SME2 FCLAMP, NEON FMAX then FMIN
+        return "fclamp" if k.sme2 else "fmax_fmin"
+    return None
+
+
+def _kernel_differences(p: Problem, me: Any, other: Any) -> list[str]:
+    """What differs between two kernels of a variant, arithmetic first."""
+    out: list[str] = []
+    names = (me.name, other.name)
+    gemv_differs = p.is_gemv(me.name) != p.is_gemv(other.name)
+    if p.variant == "pf16_gemm" and any(n.endswith("_1x8vl_sme_mla") for n in names):
+        out.append("per-k vs per-pair rounding: the pf16 SME1 GEMV rounds once per k (FMLALB/FMLALT); the other "
+                   "pf16 kernels round each f16 pair sum, then its addition (FDOT / widening FMOPA)")
+    elif gemv_differs and p.variant == "pf32_gemm":
+        out.append("MOPA vs GEMV: the same FMA chain, but the MOPA's bias injection turns a -0 bias into +0")
+    elif gemv_differs and p.variant == "pf16_gemm":
+        out.append("MOPA vs GEMV: the same pair arithmetic, but under FZ16 the GEMV keeps a subnormal f16 bias")
+    elif p.variant in ("qp8_f32_qc8w_gemm", "qp8_f32_qb4w_gemm"):
+        fused = [getattr(k, "gemv", False) if p.variant == "qp8_f32_qc8w_gemm" else getattr(k, "kind", "") == "sme2_dot"
+                 for k in (me, other)]
+        if fused[0] != fused[1]:
+            out.append("MOPA vs GEMV epilogue: the GEMV fuses its last multiply-add into the bias (one rounding), "
+                       "the MOPA rounds FMUL then FADD (two)")
+        bbl = [getattr(k, "rhs_bbl", None) for k in (me, other)]
+        if p.variant == "qp8_f32_qb4w_gemm" and bbl[0] != bbl[1]:
+            out.append("the packed row sums are accumulated in another order (i8mm vs dotprod vs SME2 packers), "
+                       "which can change their last bit")
+    kinds = [_clamp_of(k) for k in (me, other)]
+    if other.isa != me.isa or kinds[0] != kinds[1]:
+        out.append(f"{other.isa.upper()} instead of {me.isa.upper()}" + (
+            ": the clamp differs (SME2 FCLAMP maps a NaN to clamp_min; SME1/SVE/NEON FMIN/FMAX propagate NaN)"
+            if p.variant != "pqs8_qc8w_gemm" else " (same integer clamp)"))
+    return out
+
+
 def _kernel_candidates(p: Problem) -> list[Candidate]:
     """The variant's other kernels: SME1 vs SME2 clamp, MOPA vs GEMV epilogue, NEON branches."""
     out: list[Candidate] = []
     me = p.kernel_obj()
-    my_kind = getattr(me, "clamp_kind", None)
     # Same 1-row-ness first: the smallest change that explains the output is named first.
     for cls in sorted(kernels_of(p.variant), key=lambda c: p.is_gemv(c.name) != p.is_gemv()):
         if cls.name == p.kernel:
@@ -253,17 +290,7 @@ def _kernel_candidates(p: Problem) -> list[Candidate]:
         if p.variant == "qp8_f32_qb4w_gemm" and p.bl is not None:
             if p.k % p.bl or p.bl % other.tile_params().kr:
                 continue
-        reasons = []
-        if cls.isa != me.isa:
-            reasons.append(f"{cls.isa.upper()} instead of {me.isa.upper()}")
-        ok = getattr(other, "clamp_kind", None)
-        if ok is not None and ok != my_kind:
-            reasons.append(
-                "clamp: SME2 FCLAMP maps a NaN to clamp_min; SME1/SVE FMIN/FMAX propagate NaN"
-                if "fclamp" in (ok, my_kind) else "clamp order differs")
-        if p.is_gemv(cls.name) != p.is_gemv():
-            reasons.append("MOPA vs GEMV epilogue: the GEMV fuses its last multiply-add (one rounding), the "
-                           "MOPA rounds FMUL then FADD (two); pf16 SME1 GEMV rounds per k, not per pair")
+        reasons = _kernel_differences(p, me, other)
         why = "; ".join(reasons) or "same tile family, different kernel"
         out.append(Candidate(f"kernel {cls.name}", why, _runner(p, cls.name)))
     return out
