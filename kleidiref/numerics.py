@@ -49,6 +49,7 @@ __all__ = [
     "fmlal",
     "ftz16",
     "ftz32",
+    "has_subnormal",
     "rn16",
     "rn32",
     "round_half_away",
@@ -127,17 +128,46 @@ def round_to_odd_sum(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[
 
 
 def ftz32(x: ArrayLike) -> NDArray[np.float32]:
-    """FPCR.FZ input flush: a binary32 subnormal reads as a zero of the same sign."""
+    """FPCR.FZ input flush: a binary32 subnormal reads as a zero of the same sign.
+
+    An integer test on the bits (exponent 0, fraction nonzero); the input is returned unchanged
+    (not copied) when it holds no subnormal, the common case.
+    """
     a = _f32(x)
-    sub = (a != 0) & (np.abs(a) < F32(FLT_MIN))
-    return np.where(sub, np.copysign(F32(0), a), a).astype(F32)
+    return _flush(a, np.uint32, 0x7F800000, 0x007FFFFF, 0x80000000)
 
 
 def ftz16(x: ArrayLike) -> NDArray[np.float16]:
     """FPCR.FZ16 input flush: a binary16 subnormal (``|x| < 2**-14``) reads as a signed zero."""
     a = _f16(x)
-    sub = (a != 0) & (np.abs(a) < F16(FLT16_MIN))
-    return np.where(sub, np.copysign(F16(0), a), a).astype(F16)
+    return _flush(a, np.uint16, 0x7C00, 0x03FF, 0x8000)
+
+
+def has_subnormal(x: ArrayLike) -> bool:
+    """Whether a binary32 or binary16 array holds a subnormal (one pass on the bits)."""
+    a = np.asarray(x)
+    if a.dtype == F32:
+        ut, frac_mask = np.uint32, 0x007FFFFF
+    elif a.dtype == F16:
+        ut, frac_mask = np.uint16, 0x03FF
+    else:
+        raise TypeError(f"has_subnormal takes float32 or float16, got {a.dtype}")
+    if a.size == 0:
+        return False
+    # (bits << 1) drops the sign; "- 1" wraps zeros to the top: a subnormal is then < 2*frac_mask.
+    mag = np.left_shift(np.ascontiguousarray(a).view(ut), ut(1))
+    np.subtract(mag, ut(1), out=mag)
+    return int(mag.min()) < 2 * frac_mask
+
+
+def _flush(a: NDArray[Any], ut: Any, exp_mask: int, frac_mask: int, sign: int) -> NDArray[Any]:
+    if not has_subnormal(a):
+        return a
+    out = np.array(a, order="C", copy=True)
+    bits = out.view(ut)
+    # Exponent field 0 means zero or subnormal: both read as the signed zero (keep only the sign).
+    np.bitwise_and(bits, ut(sign), out=bits, where=(bits & ut(exp_mask)) == 0)
+    return out
 
 
 def fma32(a: ArrayLike, b: ArrayLike, c: ArrayLike, *, fz: bool = False) -> NDArray[np.float32]:

@@ -236,3 +236,13 @@ def test_round_to_odd_sum_sticky() -> None:
     s = nx.round_to_odd_sum(*x)
     assert s[0] == np.nextafter(1.0, 2.0)  # inexact: forced odd
     assert nx.round_to_odd_sum(np.array([1.0]), np.array([2.0**-52]))[0] == 1.0 + 2.0**-52
+
+
+def test_has_subnormal_and_flush_returns_input_when_clean() -> None:
+    clean = np.array([1.0, -0.0, 0.0, np.inf, np.nan, nx.FLT_MIN], F32)
+    assert not nx.has_subnormal(clean) and nx.ftz32(clean) is clean
+    assert nx.has_subnormal(np.array([1.0, -1e-45], F32))
+    assert nx.has_subnormal(np.array([F16(6e-8)], F16)) and not nx.has_subnormal(np.array([F16(2.0**-14)], F16))
+    assert not nx.has_subnormal(np.zeros(0, F16))
+    with pytest.raises(TypeError):
+        nx.has_subnormal(np.ones(2))

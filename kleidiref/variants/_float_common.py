@@ -47,6 +47,20 @@ class BiasRhsKernel:
     def rhs_packed_size(self, n: int, k: int) -> int:
         return roundup(n, self._rhs_nr()) // self._rhs_nr() * self._rhs_stride(k)
 
+    def _rhs_blocks(self, rhs_u8: NDArray[np.uint8], n: int, k: int) -> tuple[NDArray[Any], NDArray[Any]]:
+        """``(bias[n], W)`` with W a zero-copy view of the packed blocks, as the engine takes it.
+
+        W is [Kp/kr, kr, nb, nr]: ``W[k // kr, k % kr, b, j]`` is weight (k, b*nr + j); columns past
+        N are the packer's zero padding and are never used.
+        """
+        nr, kr, item = self._rhs_nr(), self.layout_kr, self.elem.itemsize
+        kp = roundup(k, kr)
+        nb = roundup(n, nr) // nr
+        raw = rhs_u8[: nb * self._rhs_stride(k)].reshape(nb, -1)
+        bias = np.ascontiguousarray(raw[:, : nr * item]).view(self.elem).reshape(-1)[:n]
+        data = raw[:, nr * item :].view(self.elem).reshape(nb, kp // kr, nr, kr)
+        return bias, data.transpose(1, 3, 0, 2)
+
     def _read_rhs(self, rhs_u8: NDArray[np.uint8], n: int, k: int) -> tuple[NDArray[Any], NDArray[Any]]:
         """``(bias[n], W[roundup(k, kr), n])``."""
         return read_rhs_bias_blocks(rhs_u8, n, k, self._rhs_nr(), self.layout_kr, self.elem, self.elem)

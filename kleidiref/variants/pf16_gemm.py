@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from .._buffers import check_count, roundup
 from .._engine import f16_mla_chain, f16_pair_chain
 from ..kernel import PackedLhsKernel, RawLhsKernel, TileParams
-from ..numerics import canonical_nan_f16, fclamp, fmin_fmax, ftz16, rn16
+from ..numerics import canonical_nan_f16, fclamp, fmin_fmax, ftz16, has_subnormal, rn16
 from ..targets import Target
 from ._float_common import BiasRhsKernel, FloatVariant
 from ._sme_packers import SmeLhsPacker, SmeRhsBiasPacker, read_lhs_blocks
@@ -91,8 +91,17 @@ class _Pf16Kernel(BiasRhsKernel):
     dst_dtype = F16
 
     def _rhs(self, rhs_u8: NDArray[np.uint8], n: int, k: int) -> tuple[NDArray[Any], NDArray[Any]]:
-        bias, w = self._read_rhs(rhs_u8, n, k)
-        return bias, (ftz16(w) if self.fz else w)
+        """``(bias, W)``: W a zero-copy view of the packed blocks, decoded and flushed only when FZ16
+        has a subnormal to flush (one bit test on the packed bytes decides)."""
+        if self.fz:
+            region = rhs_u8[: self.rhs_packed_size(n, k)].view(np.float16)
+            if has_subnormal(region):
+                # Flush the packed bytes once; the bias is still read unflushed (the GEMV widens it
+                # with FCVT, which ignores FZ16; the MOPA kernels flush it themselves).
+                bias, _ = self._rhs_blocks(rhs_u8, n, k)
+                _, w = self._rhs_blocks(ftz16(region).view(np.uint8), n, k)
+                return bias, w
+        return self._rhs_blocks(rhs_u8, n, k)
 
     def _output(self, acc: NDArray[np.float32], lo: np.float32, hi: np.float32) -> NDArray[np.float16]:
         # The wrappers narrow the float bounds with one FCVT; the clamp then runs in f16.
@@ -201,7 +210,7 @@ class kai_matmul_clamp_f16_f16_f16p2vlx2b_1x8vl_sme_mla(_Pf16Gemv):
     ) -> NDArray[Any]:
         a = self._row(lhs, k)
         bias, w = self._rhs(rhs, n, k)
-        acc = f16_mla_chain(bias.astype(np.float32).reshape(1, n), a, w[:k])
+        acc = f16_mla_chain(bias.astype(np.float32).reshape(1, n), a, w)
         return self._output(acc, clamp_min, clamp_max)
 
 
