@@ -1,29 +1,50 @@
 """kleidiref: a bit-exact numpy reference of the KleidiAI SME/SME2 GEMM kernels XNNPACK runs.
 
-Variants (one module each under :mod:`kleidiref.variants`) expose KleidiAI's packers and
-kernels under their exact names plus a friendly ``gemm``; :mod:`kleidiref.numerics` names every
-rounding step; :mod:`kleidiref.targets` describes CPUs (features and SVL);
-:mod:`kleidiref.golden` reproduces the golden vectors of the real kernels.
+* :mod:`kleidiref.variants`: one module per XNNPACK variant (``pf32_gemm``, ``pf16_gemm``,
+  ``qp8_f32_qc8w_gemm``, ``pqs8_qc8w_gemm``, ``qp8_f32_qb4w_gemm``, and ``igemm`` for Conv2d), with
+  KleidiAI's packers and kernels under their exact names and a friendly ``gemm``;
+* :mod:`kleidiref.numerics`: every rounding step, named; :mod:`kleidiref.quant`: the schemes;
+* :mod:`kleidiref.targets`: CPUs (features, SVL, flush-to-zero);
+* :mod:`kleidiref.dispatch` / :mod:`kleidiref.ops`: what XNNPACK runs for a node, and running it;
+* :mod:`kleidiref.golden`: reproduce the real kernels' golden vectors;
+* :mod:`kleidiref.testing` (and ``kleidiref.testing.strategies``, which needs hypothesis):
+  ``assert_matches`` with stage-by-stage diagnosis, error bounds, hypothesis strategies.
 """
 
 from __future__ import annotations
 
-from . import numerics, targets
+from . import dispatch, golden, numerics, ops, quant, targets
+from .dispatch import Decision, NodeRejected, decide
 from .kernel import get_ukernel, list_ukernels
+from .ops import batch_matrix_multiply, convolution_2d, fully_connected
 from .targets import APPLE_M4, GENERIC_SME1, NEON_ONLY, Target, get_target, set_target, svl, target
-from .variants import pf16_gemm, pf32_gemm
+from .variants import igemm, pf16_gemm, pf32_gemm, pqs8_qc8w_gemm, qp8_f32_qb4w_gemm, qp8_f32_qc8w_gemm
 
 __all__ = [
     "APPLE_M4",
     "GENERIC_SME1",
     "NEON_ONLY",
+    "Decision",
+    "NodeRejected",
     "Target",
+    "batch_matrix_multiply",
+    "convolution_2d",
+    "decide",
+    "dispatch",
+    "fully_connected",
     "get_target",
     "get_ukernel",
+    "golden",
+    "igemm",
     "list_ukernels",
     "numerics",
+    "ops",
     "pf16_gemm",
     "pf32_gemm",
+    "pqs8_qc8w_gemm",
+    "qp8_f32_qb4w_gemm",
+    "qp8_f32_qc8w_gemm",
+    "quant",
     "set_target",
     "svl",
     "target",
