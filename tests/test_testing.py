@@ -393,3 +393,22 @@ def test_qb4w_ties_even_is_named() -> None:
     out = kern.compute_decoded(q_rne, (-zp).astype(np.int32), dq, prep.operand, F32(-np.inf), F32(np.inf))
     assert not np.array_equal(q_rne, common.quantize_lhs_rows(x, 8)[0])
     assert "ties-even rounding in qai8dx" in _fail(out, **kw)
+
+
+@pytest.mark.parametrize("fz", [False, True])
+def test_error_bound_covers_subnormal_scale_products(fz: bool) -> None:
+    """A tiny row makes RN32(dq * scale) subnormal (or flushed): its absolute error scales with |acc|.
+
+    Found by test_error_bound_holds_long: lhs 1.84e-35, weight -127, scale 2**-12.
+    """
+    kw: dict[str, Any] = {
+        "variant": "qp8_f32_qc8w_gemm",
+        "lhs": np.array([[1.838794e-35]], np.float32),
+        "rhs": np.array([[-127]], np.int8),
+        "scale": np.array([2.0**-12], np.float32),
+        "bias": np.array([0.0], np.float32),
+        "target": kr.Target(svl_bits=128, sme2=False, flush_to_zero=fz),
+    }
+    out = qp8_f32_qc8w_gemm.gemm(kw["lhs"], kw["rhs"], kw["scale"], bias=kw["bias"], target=kw["target"])
+    e, x = error_bound(**kw), exact_result(**kw)
+    assert (np.abs(out.astype(np.float64) - x) <= e).all()

@@ -104,7 +104,9 @@ def _qp8_model(p: Problem) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         pr = dq64 * p.scale.astype(F64)[None, :] * i_acc  # type: ignore[union-attr]
         x = pr + b
         g = _gamma(2 if gemv else 3)
-        e = g * np.abs(pr) + U * (np.abs(x) + g * np.abs(pr)) + 4 * eta
+        # sc = RN32(dq * scale[n]) may itself be subnormal (tiny rows) or flushed (FZ): its absolute
+        # error eta is then multiplied by |f| = |i_acc|, not by a rounding unit.
+        e = g * np.abs(pr) + U * (np.abs(x) + g * np.abs(pr)) + 4 * eta + (1 + g) * eta * np.abs(i_acc)
         s = np.abs(pr) + np.abs(b)
     else:
         bl = int(p.bl)  # type: ignore[arg-type]
