@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 from kleidiref.golden import bundled_golden_dir, check_file
 from kleidiref.numerics import bf16_to_f32
 from kleidiref.quant import qb4
+from kleidiref.quant.qai8dx import _quantize_literal, quantize_qai8dx
 from kleidiref.targets import NEON_ONLY, SUPPORTED_SVLS, Target
 from kleidiref.testing.strategies import activations, block_scales_bf16, int4_weights
 from kleidiref.variants import _qb4w_common as common
@@ -450,8 +451,8 @@ def test_fast_lhs_quantizer_equals_qai8dx(m: int, k: int, kbl: int, seed: int, s
         x[:, 1::2] = np.float32(-3e38)
     elif special == "nonfinite":
         x[0, rng.integers(0, k)] = rng.choice([np.inf, -np.inf, np.nan])
-    a = quantize_qai8dx(x, k_block_len=kbl)
-    b = common.quantize_lhs_rows(x, kbl)
+    a = _quantize_literal(x, k_block_len=kbl)
+    b = quantize_qai8dx(x, k_block_len=kbl)
     pairs: list[tuple[NDArray[Any], NDArray[Any]]] = list(zip(a, b, strict=True))
     for u, v in pairs:
         assert u.dtype == v.dtype and np.array_equal(u, v)
@@ -462,7 +463,7 @@ def test_column_tiling_of_the_emulation(kind: str, monkeypatch: pytest.MonkeyPat
     """The cache tiling over columns inside qb4w_matmul changes no bit (incl. the exact path)."""
     lhs, codes, scales, bias = _problem(7, 300, 256, 128, seed=4)
     prep = q.prepare_weights(codes, scales, bl=128, bias=bias, target=M4)
-    qv, dq, zp = common.quantize_lhs_rows(lhs, 8)
+    qv, dq, zp = quantize_qai8dx(lhs, k_block_len=8)
     neg = (-zp.astype(np.int64)).astype(np.int32)
     lo, hi = np.float32(-2.0), np.float32(3.0)
     whole = common.qb4w_matmul(qv, neg, dq, prep.operand, kind, lo, hi)  # type: ignore[arg-type]

@@ -201,13 +201,12 @@ def test_requantization_scale_limit() -> None:
 
 @settings(max_examples=150, deadline=None)
 @given(x=_rows(max_k=70), kind=KINDS, kbl=st.sampled_from([4, 8]))
-def test_qai8dx_finite_fast_path_matches(x: NDArray[np.float32], kind: str, kbl: int) -> None:
-    from kleidiref.variants._int8_common import quantize_qai8dx_finite
+def test_qai8dx_fast_path_matches_literal(x: NDArray[np.float32], kind: str, kbl: int) -> None:
+    """The finite-input fast path of quantize_qai8dx equals the literal NEON/scalar emulation."""
+    from kleidiref.quant.qai8dx import _quantize_literal
 
     x = _with_kind(x, kind)
-    got = quantize_qai8dx_finite(x, k_block_len=kbl)
-    want = quantize_qai8dx(x, k_block_len=kbl)
+    got = quantize_qai8dx(x, k_block_len=kbl)
+    want = _quantize_literal(x, k_block_len=kbl)
     for g, w in zip(got, want, strict=True):
         assert g.dtype == w.dtype and np.array_equal(g, w)
-    with pytest.raises(ValueError, match="finite"):
-        quantize_qai8dx_finite(np.array([[np.inf]], F32), k_block_len=4)

@@ -377,7 +377,6 @@ def test_pf16_sme1_gemv_vs_pair_rounding() -> None:
 
 def test_qb4w_ties_even_is_named() -> None:
     from kleidiref.quant.qb4 import f32_scales_to_bf16
-    from kleidiref.variants import _qb4w_common as common
     from kleidiref.variants import qp8_f32_qb4w_gemm as qb4w
 
     rng = np.random.default_rng(9)
@@ -391,7 +390,7 @@ def test_qb4w_ties_even_is_named() -> None:
     scale0, dq, zp = qai8dx_params(x)
     q_rne = np.clip(np.rint(x * scale0[:, None]) + zp[:, None], -128, 127).astype(np.int8)
     out = kern.compute_decoded(q_rne, (-zp).astype(np.int32), dq, prep.operand, F32(-np.inf), F32(np.inf))
-    assert not np.array_equal(q_rne, common.quantize_lhs_rows(x, 8)[0])
+    assert not np.array_equal(q_rne, quantize_qai8dx(x, k_block_len=8)[0])
     assert "ties-even rounding in qai8dx" in _fail(out, **kw)
 
 

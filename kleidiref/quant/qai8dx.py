@@ -79,8 +79,31 @@ def quantize_qai8dx(
 
     ``k_block_len`` (= kr / sr of the packing) selects which elements take the NEON path
     (k_block_len 4 or 8: the first ``K // k_block_len`` blocks; saturating int16 zero-point add)
-    and which the scalar ``roundf`` path; the two differ only for non-finite inputs.
+    and which the scalar ``roundf`` path; the two differ only for non-finite inputs. When every
+    input is finite, the element step is evaluated in fewer passes as::
+
+        v = RN32(x * scale0)                    binary32 product, as the packer
+        r = trunc(f64(v) + copysign(0.5, v))    RNA_int (FCVTAS / roundf): exact in float64
+        q = clamp(r + zp, -128, 127)            |v| <= 255 * (1 + 2**-23): no saturation or wrap
+
+    which equals both paths; otherwise they are emulated literally.
     """
+    if not bool(np.isfinite(x).all()):
+        return _quantize_literal(x, k_block_len=k_block_len)
+    scale0, dq, zp = qai8dx_params(x)
+    with np.errstate(over="ignore", invalid="ignore"):
+        v = np.multiply(x, scale0[:, None], dtype=F32).astype(np.float64)
+    v += np.copysign(0.5, v)
+    np.trunc(v, out=v)
+    v += zp[:, None]
+    np.clip(v, -128, 127, out=v)
+    return v.astype(np.int8), dq, zp
+
+
+def _quantize_literal(
+    x: NDArray[np.float32], *, k_block_len: int
+) -> tuple[NDArray[np.int8], NDArray[np.float32], NDArray[np.int32]]:
+    """The packer's NEON and scalar element paths emulated step by step (any input)."""
     scale0, dq, zp = qai8dx_params(x)
     k = x.shape[1]
     with np.errstate(over="ignore", invalid="ignore"):

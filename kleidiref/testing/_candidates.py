@@ -133,7 +133,7 @@ def _ties_even_codes(x: NDArray[np.float32]) -> NDArray[np.int8]:
 
 def _qp8_candidates(p: Problem) -> list[Candidate]:
     from ..fallbacks.qd8_f32_qc8w import qd8_f32_qc8w_gemm
-    from ..variants._qb4w_common import quantize_lhs_rows
+    from ..quant.qai8dx import quantize_qai8dx
 
     out: list[Candidate] = []
     tp = p.tiles()
@@ -150,7 +150,7 @@ def _qp8_candidates(p: Problem) -> list[Candidate]:
 
         prep = prepare_weights(p.rhs, p.scales_bf16, bl=p.bl, bias=p.bias, target=p.target,  # type: ignore[arg-type]
                                kernel=p.kernel)
-        _, dq, zp = quantize_lhs_rows(np.ascontiguousarray(p.lhs), kbl)
+        _, dq, zp = quantize_qai8dx(np.ascontiguousarray(p.lhs), k_block_len=kbl)
         kern = p.kernel_obj()
         return kern.compute_decoded(q, (-zp).astype(np.int32), dq, prep.operand,  # type: ignore[attr-defined,no-any-return]
                                     F32(p.clamp_min), F32(p.clamp_max))
@@ -173,7 +173,7 @@ def _qp8_candidates(p: Problem) -> list[Candidate]:
             "RN32(RN32(acc*RN32(dq*scale)) + b) (MOPA) or fma(RN32(scale*dq), acc, b) (GEMV)", qd8))
 
     def dequant_float() -> NDArray[Any]:
-        q, dq, zp = quantize_lhs_rows(np.ascontiguousarray(p.lhs), kbl)
+        q, dq, zp = quantize_qai8dx(np.ascontiguousarray(p.lhs), k_block_len=kbl)
         xd = (q.astype(F64) - zp[:, None]) * dq.astype(F64)[:, None]
         return _clamp_like(p, canonical_nan_f32((xd @ _weights_f64(p).T + _float_bias(p)).astype(F32)))
 

@@ -234,9 +234,9 @@ def _value_stage(p: Problem, actual: NDArray[Any], ref: NDArray[Any], bad: NDArr
     msg = (f"{where}: |diff| exceeds what float rounding can explain (worst |diff| / (2 bound) = {worst:.3g}, "
            f"max {int(ulps.max())} ULP)")
     if p.variant == "qp8_f32_qc8w_gemm":
-        from ..variants._qb4w_common import quantize_lhs_rows
+        from ..quant.qai8dx import quantize_qai8dx
 
-        _, dq, _ = quantize_lhs_rows(np.ascontiguousarray(p.lhs), 4)
+        _, dq, _ = quantize_qai8dx(np.ascontiguousarray(p.lhs), k_block_len=4)
         step = dq.astype(np.float64)[:, None] * p.scale.astype(np.float64)[None, :]  # type: ignore[union-attr]
         with np.errstate(all="ignore"):
             implied = np.rint((a64 - r64) / step)

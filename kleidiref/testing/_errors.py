@@ -89,11 +89,11 @@ def _float_model(p: Problem) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
 
 
 def _qp8_model(p: Problem) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    from ..variants._qb4w_common import quantize_lhs_rows
+    from ..quant.qai8dx import quantize_qai8dx
 
     tp = p.tiles()
     gemv = p.is_gemv()  # qc8w GEMV: fused epilogue
-    q, dq, zp = quantize_lhs_rows(np.ascontiguousarray(p.lhs), tp.kr // tp.sr)
+    q, dq, zp = quantize_qai8dx(np.ascontiguousarray(p.lhs), k_block_len=tp.kr // tp.sr)
     q64, dq64, zp64 = q.astype(F64), dq.astype(F64)[:, None], zp.astype(F64)[:, None]
     b = _bias64(p)
     fz = p.target.flush_to_zero

@@ -46,7 +46,6 @@ __all__ = [
     "kai_matmul_requantize32_params",
     "kai_rhs_pack_qsi8cx_params",
     "owner_packed_rhs",
-    "quantize_qai8dx_finite",
     "sat_fcvtzs",
     "wrap_i32",
 ]
@@ -247,35 +246,6 @@ def clamp_f32(y: NDArray[np.float32], lo: np.float32, hi: np.float32, kind: str)
         return out.astype(F32, copy=False)
     res = fclamp(y, lo, hi) if kind == "fclamp" else fmax_fmin(y, lo, hi)
     return canonical_nan_f32(res)
-
-
-def quantize_qai8dx_finite(
-    x: NDArray[np.float32], *, k_block_len: int
-) -> tuple[NDArray[np.int8], NDArray[np.float32], NDArray[np.int32]]:
-    """``quantize_qai8dx(x, k_block_len=...)`` for rows of finite values, in fewer passes.
-
-    ``kai_lhs_quant_pack_qai8dxp_f32``'s element step for finite inputs::
-
-        v = RN32(x * scale0)                    binary32 product, as the packer
-        r = trunc(f64(v) + copysign(0.5, v))    RNA_int (FCVTAS / roundf): exact in float64
-        q = clamp(r + zp, -128, 127)            |v| <= 255 * (1 + 2**-23): no int16 saturation or wrap
-
-    Rows holding a non-finite value must use :func:`kleidiref.quant.qai8dx.quantize_qai8dx`
-    (its NEON/scalar split matters there); this function refuses them.
-    """
-    from ..quant.qai8dx import qai8dx_params
-
-    if not bool(np.isfinite(x).all()):
-        raise ValueError("quantize_qai8dx_finite needs finite inputs (use quantize_qai8dx)")
-    _ = k_block_len  # the NEON and scalar paths agree on finite inputs
-    scale0, dq, zp = qai8dx_params(x)
-    with np.errstate(over="ignore", invalid="ignore"):
-        v = np.multiply(x, scale0[:, None], dtype=F32).astype(F64)
-    v += np.copysign(0.5, v)
-    np.trunc(v, out=v)
-    v += zp[:, None]
-    np.clip(v, -128, 127, out=v)
-    return v.astype(np.int8), dq, zp
 
 
 class PackedRhs(bytes):

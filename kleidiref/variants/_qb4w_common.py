@@ -31,7 +31,6 @@ from numpy.typing import NDArray
 
 from .._buffers import roundup
 from ..numerics import bf16_to_f32, canonical_nan_f32, fclamp, fma32, fmax_fmin, ftz32
-from ..quant.qai8dx import qai8dx_params, quantize_qai8dx
 
 __all__ = [
     "EpilogueKind",
@@ -44,7 +43,6 @@ __all__ = [
     "pack_rhs",
     "prepare_rhs",
     "qb4w_matmul",
-    "quantize_lhs_rows",
     "rsum_chain",
     "unpack_rhs",
 ]
@@ -251,33 +249,6 @@ def prepare_rhs(
     wmax = np.abs(w.astype(np.int16)).reshape(n, nb, bl).max(axis=(0, 2)).astype(F32)
     dT = np.ascontiguousarray(d.T[:, None, :])
     return PreparedRhs(n, k, bl, w, d, rsum, bias, np.ascontiguousarray(wt), folded, fast, dT, wmax)
-
-
-def quantize_lhs_rows(
-    x: NDArray[np.float32], k_block_len: int
-) -> tuple[NDArray[np.int8], NDArray[np.float32], NDArray[np.int32]]:
-    """``quantize_qai8dx(x, k_block_len=...)`` (the values ``kai_lhs_quant_pack_qai8dxp_f32`` packs), faster.
-
-    For finite rows the element step is evaluated as::
-
-        v = RN32(x * scale0)                      (binary32 product, as the packer)
-        r = trunc(f64(v) + copysign(0.5, v))      RNA_int: exact in float64 (|v| <= 255.x)
-        q = clamp(r + zp, -128, 127)              no int16 saturation / wrap can occur here
-
-    which equals the packer's NEON (``vcvtaq_s32_f32``, saturating narrows, int16 zp add) and
-    scalar (``roundf``) paths because |v| <= 255 * (1 + 2**-23) when every input is finite. Rows
-    with a non-finite value use :func:`kleidiref.quant.qai8dx.quantize_qai8dx` itself.
-    """
-    if not bool(np.isfinite(x).all()):
-        return quantize_qai8dx(x, k_block_len=k_block_len)
-    scale0, dq, zp = qai8dx_params(x)
-    with np.errstate(over="ignore", invalid="ignore"):
-        v = np.multiply(x, scale0[:, None], dtype=F32).astype(F64)
-    v += np.copysign(0.5, v)
-    np.trunc(v, out=v)
-    v += zp[:, None]
-    np.clip(v, -128, 127, out=v)
-    return v.astype(np.int8), dq, zp
 
 
 def _any_tiny(x: NDArray[np.float32]) -> bool:

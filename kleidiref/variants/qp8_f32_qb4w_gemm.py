@@ -46,6 +46,7 @@ from .._buffers import (
 from ..kernel import UKERNELS, MatmulKernel, TileParams, Ukernel
 from ..numerics import bf16_to_f32
 from ..quant import qb4
+from ..quant.qai8dx import quantize_qai8dx
 from ..targets import Target, get_target
 from ._qai8dxp import kai_lhs_quant_pack_qai8dxp_f32, read_qai8dxp
 from ._qb4w_common import (
@@ -57,7 +58,6 @@ from ._qb4w_common import (
     pack_rhs,
     prepare_rhs,
     qb4w_matmul,
-    quantize_lhs_rows,
     rsum_chain,
     unpack_rhs,
 )
@@ -894,7 +894,7 @@ def gemm(
     kern = kcls(t.svl_bits, fz=t.flush_to_zero)
     p = kern.tile_params()
     lo, hi = check_float("clamp_min", clamp_min), check_float("clamp_max", clamp_max)
-    q, dq, zp = quantize_lhs_rows(np.ascontiguousarray(lhs), p.kr // p.sr)
+    q, dq, zp = quantize_qai8dx(np.ascontiguousarray(lhs), k_block_len=p.kr // p.sr)
     neg_zp = (-zp.astype(np.int64)).astype(np.int32)
     return kern.compute_decoded(q, neg_zp, dq, prep.operand, lo, hi)
 

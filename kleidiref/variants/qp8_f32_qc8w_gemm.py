@@ -47,6 +47,7 @@ from .._buffers import (
 )
 from ..kernel import PackedLhsKernel, TileParams, Ukernel
 from ..numerics import fma32, ftz32
+from ..quant.qai8dx import quantize_qai8dx
 from ..targets import Target, get_target
 from ._int8_common import (
     PackedRhs,
@@ -57,7 +58,6 @@ from ._int8_common import (
     int8_matmul,
     kai_rhs_pack_qsi8cx_params,
     owner_packed_rhs,
-    quantize_qai8dx_finite,
     wrap_i32,
 )
 from ._qai8dxp import kai_lhs_quant_pack_qai8dxp_f32, read_qai8dxp
@@ -543,7 +543,7 @@ def gemm_packed(
     # Note: fast path, same bits: the codes, -zp and dq the packer would store (finite rows), fed
     # to the same kernel arithmetic without the packed-layout round trip. The K32 padding is
     # skipped: it meets the packer's zero RHS padding and adds 0.
-    q, dq, zp = quantize_qai8dx_finite(row, k_block_len=KR)
+    q, dq, zp = quantize_qai8dx(row, k_block_len=KR)
     lo, hi = check_float("clamp_min", clamp_min), check_float("clamp_max", clamp_max)
     return kern._from_codes(q, (-zp).astype(np.int32), dq, np.frombuffer(weights.rhs_packed, np.uint8), n, k,
                             lo, hi)
