@@ -250,7 +250,7 @@ def _run_gemm(d: Decision, g: _Gemm, t: Target) -> tuple[NDArray[Any], str]:
     if cfg == "qp8_f32_qc8w_gemm":
         if not _ukernel_known(d.kernel):
             raise _not_emulated(
-                d, "kleidiref emulates the SME/SME2 qp8_f32_qc8w kernels only, not the NEON ones"
+                d, "kleidiref has no emulation of this qp8_f32_qc8w kernel"
             )
         mod = _variant("qp8_f32_qc8w_gemm")
         assert g.w_quant is not None

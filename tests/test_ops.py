@@ -126,8 +126,9 @@ def test_fc_dynamic_qc8w() -> None:
     g = fully_connected(X, WQ, B, dynamic=True, filter_quant=QuantParams(WS), target=NO_KAI)
     q, a, zp = quantize_qd8(X, fz=True)
     eq(g.output, F.qd8_f32_qc8w_gemm(q, a, zp, WQ, WS, B))
-    with pytest.raises(NotImplementedError, match="NEON"):
-        fully_connected(X, WQ, B, dynamic=True, filter_quant=QuantParams(WS), target=NEON_ONLY)
+    n = fully_connected(X, WQ, B, dynamic=True, filter_quant=QuantParams(WS), target=NEON_ONLY)
+    assert n.decision.kernel.endswith("_neon_i8mm")
+    eq(n.output, VARIANTS["qp8_f32_qc8w_gemm"].gemm(X, WQ, WS, bias=B, target=NEON_ONLY))
 
 
 def test_fc_dynamic_qb4w() -> None:

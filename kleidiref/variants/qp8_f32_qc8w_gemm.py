@@ -1,8 +1,11 @@
 """``qp8_f32_qc8w_gemm``: f32 activations x int8 per-channel weights -> f32 (kernels.md §6, §7).
 
 XNNPACK config ``qp8_f32_qc8w_gemm_config`` (SME2 branch): ``16x64c4__neonsme2`` (M > 1) and
-``1x64c4__neonsme2`` (M == 1) at SVL 512. The LHS rows are quantized dynamically per row to
-int8 by ``kai_lhs_quant_pack_qai8dxp_f32`` (mr of the kernel, or 1 for the GEMV; kr 4, sr 1);
+``1x64c4__neonsme2`` (M == 1) at SVL 512; SME branch likewise; without SME the i8mm branch
+(``16x4c8__neoni8mm_mstep4`` / ``1x4c8__aarch64_neondot``) or the dotprod branch
+(``16x4c4__aarch64_neondot_mstep4`` / ``1x4c4__aarch64_neondot``), see "NEON kernels" below.
+The LHS rows are quantized dynamically per row to int8 by ``kai_lhs_quant_pack_qai8dxp_f32``
+(mr of the kernel, or 1 for the GEMV; kr 4 (SME, NEON dotprod) or 8 (NEON i8mm), sr 1);
 the weights are packed with their per-channel scale, row sums and f32 bias by
 ``kai_rhs_pack_nxk_qsi8cxp_qsi8cx_neon`` (or the kxn sibling). Per output element::
 
@@ -19,6 +22,20 @@ the weights are packed with their per-channel scale, row sums and f32 bias by
 
 With FPCR.FZ (the target's ``flush_to_zero``) the float steps flush subnormal inputs and tiny
 results to signed zero (from source: no golden vectors cover FZ in the quantized kernels).
+
+NEON kernels (from source, no golden vectors): ``kai_matmul_clamp_f32_qai8dxp4x8_qsi8cxp4x8_16x4_neon_i8mm``
+(SMMLA), ``..._qai8dxp1x8_qsi8cxp4x8_1x4_neon_dotprod`` (SDOT, two partial sums joined by ADDP),
+``..._qai8dxp4x4_qsi8cxp4x4_16x4_neon_dotprod`` and ``..._qai8dxp1x4_qsi8cxp4x4_1x4_neon_dotprod``
+(SDOT by element). nr 4, kr 8 (i8mm branch) or 4 (dotprod branch), sr 1, mr 4 (m_step 16) or 1.
+All four share one epilogue, that of the SME1 MOPA (every step a separate instruction)::
+
+    acc = SMMLA / SDOT (+ ADDP) over K32        int32, wraps (the sum mod 2**32 is exact)
+    acc = MLA(acc, rsum[n], -zp[m])             int32, wraps
+    sc  = RN32(scale[n] * dq[m])                FMUL
+    f   = RN32(acc)                             SCVTF
+    y   = RN32(f * sc)                          FMUL
+    y   = RN32(y + bias[n])                     FADD
+    out = FMIN(FMAX(y, min), max)               NaN propagates
 
 The integer part is computed exactly with float32 BLAS in K chunks whose partial sums stay below
 2**24 (``_int8_common.int8_matmul``). :func:`pack_weights` returns an immutable packed buffer
@@ -71,6 +88,10 @@ __all__ = [
     "kai_matmul_clamp_f32_qai8dxp1vlx4_qsi8cxp4vlx4_1vlx4vl_sme_mopa",
     "kai_matmul_clamp_f32_qai8dxp1x4_qsi8cxp4vlx4_1x4vl_sme2_dot",
     "kai_matmul_clamp_f32_qai8dxp1x4_qsi8cxp4vlx4_1x4vl_sme_dot",
+    "kai_matmul_clamp_f32_qai8dxp1x4_qsi8cxp4x4_1x4_neon_dotprod",
+    "kai_matmul_clamp_f32_qai8dxp1x8_qsi8cxp4x8_1x4_neon_dotprod",
+    "kai_matmul_clamp_f32_qai8dxp4x4_qsi8cxp4x4_16x4_neon_dotprod",
+    "kai_matmul_clamp_f32_qai8dxp4x8_qsi8cxp4x8_16x4_neon_i8mm",
     "kai_rhs_pack_kxn_qsi8cxp_qsi8cx_neon",
     "kai_rhs_pack_nxk_qsi8cxp_qsi8cx_neon",
     "kai_rhs_pack_qsi8cx_params",
@@ -260,7 +281,7 @@ class kai_rhs_pack_kxn_qsi8cxp_qsi8cx_neon(_QsiRhsPacker):
 
 
 def decode_qsi8cxp(
-    buf: bytes | NDArray[np.uint8], n: int, k: int, nr: int
+    buf: bytes | NDArray[np.uint8], n: int, k: int, nr: int, kr: int = KR
 ) -> tuple[NDArray[np.float32], NDArray[np.int32], NDArray[np.float32], NDArray[np.float32]]:
     """Decode a packed qsi8cxp RHS: ``(W[K32, n] as float32, rsum[n], scale[n], bias[n])``."""
     u8 = np.frombuffer(buf, dtype=np.uint8) if isinstance(buf, bytes) else buf
@@ -268,9 +289,9 @@ def decode_qsi8cxp(
     nb = roundup(n, nr) // nr
     stride = _rhs_stride(k, nr)
     raw = u8[: nb * stride].reshape(nb, stride)
-    w8 = raw[:, : nr * k32].view(np.int8).reshape(nb, k32 // KR, nr, KR)
+    w8 = raw[:, : nr * k32].view(np.int8).reshape(nb, k32 // kr, nr, kr)
     w = np.empty((k32, nb * nr), dtype=F32)
-    w.reshape(k32 // KR, KR, nb, nr)[...] = w8.transpose(1, 3, 0, 2)  # one strided astype
+    w.reshape(k32 // kr, kr, nb, nr)[...] = w8.transpose(1, 3, 0, 2)  # one strided astype
     base = nr * k32
 
     def tail(lo: int, dt: Any) -> NDArray[Any]:
@@ -286,14 +307,21 @@ def decode_qsi8cxp(
 
 
 class _Qp8Kernel(PackedLhsKernel):
-    """What the four qp8_f32_qc8w kernels share: the packed operands and the integer part."""
+    """What the qp8_f32_qc8w kernels share: the packed operands and the integer part."""
 
-    #: True for the 1x4vl GEMV kernels (mr = 1, fused epilogue).
+    #: True for the GEMV kernels (mr = 1).
     gemv: ClassVar[bool]
-    #: ``fclamp`` (SME2 FCLAMP) or ``fmax_fmin`` (SME1 FMAX then FMIN).
+    #: True for the SME 1x4vl GEMVs: FMLA epilogue (one rounding); else FMUL then FADD.
+    fused: ClassVar[bool] = False
+    #: ``fclamp`` (SME2 FCLAMP) or ``fmax_fmin`` (SME1 and NEON: FMAX then FMIN).
     clamp_kind: ClassVar[str]
+    #: NEON kernels: fixed ``(mr, nr, kr, m_step, n_step)`` (sr 1); None for the SVL-scaled SME tiles.
+    neon_tiles: ClassVar[tuple[int, int, int, int, int] | None] = None
 
     def tile_params(self) -> TileParams:
+        if self.neon_tiles is not None:
+            mr, nr, kr, ms, ns = self.neon_tiles
+            return TileParams(mr=mr, nr=nr, kr=kr, sr=1, m_step=ms, n_step=ns)
         nr = 4 * self.vls
         mr = 1 if self.gemv else self.vls
         return TileParams(mr=mr, nr=nr, kr=KR, sr=1, m_step=mr, n_step=nr)
@@ -320,6 +348,13 @@ class _Qp8Kernel(PackedLhsKernel):
 
     def _check_problem(self, m: object, n: object, k: object) -> tuple[int, int, int]:
         m_, n_, k_ = super()._check_problem(m, n, k)
+        if self.neon_tiles is not None:
+            # Note: the NEON kernels return at m == 0 (as upstream). With n == 0 and m > 0 their
+            # column loop still runs once and stores one element per row from the first RHS
+            # block; XNNPACK never calls them so, and the oracle refuses it instead of guessing.
+            if m_ > 0 and n_ == 0:
+                raise ValueError(f"n == 0 with m > 0: kai_run_{self.name[4:]} would store one element per row")
+            return m_, n_, k_
         if not self.gemv:
             if m_ == 0:
                 raise ValueError(f"KAI_ASSERT(m > 0) fails in kai_run_{self.name[4:]}")
@@ -329,23 +364,24 @@ class _Qp8Kernel(PackedLhsKernel):
 
     def _rhs(self, rhs_u8: NDArray[np.uint8], n: int, k: int) -> tuple[Any, ...]:
         """``(W[K32, n] float32, rsum, scale, bias, bound on |W|)`` decoded from the packed bytes."""
-        nr = self.get_nr()
+        nr, kr = self.get_nr(), self.get_kr()
         owner = owner_packed_rhs(rhs_u8)
         if owner is not None:
             # Decoded once from the immutable bytes of this PackedRhs (cannot go stale).
             full_n = len(owner) // _rhs_stride(k, nr) * nr
             if len(owner) % _rhs_stride(k, nr) == 0 and full_n >= n:
-                w, rsum, sc, b = owner.decoded(("qsi8cxp", full_n, k, nr),
-                                               lambda buf: decode_qsi8cxp(buf, full_n, k, nr))
-                amax = owner.decoded(("qsi8cxp|W|", full_n, k, nr), lambda _: float(np.abs(w).max(initial=0)))
+                w, rsum, sc, b = owner.decoded(("qsi8cxp", full_n, k, nr, kr),
+                                               lambda buf: decode_qsi8cxp(buf, full_n, k, nr, kr))
+                amax = owner.decoded(("qsi8cxp|W|", full_n, k, nr, kr),
+                                     lambda _: float(np.abs(w).max(initial=0)))
                 return w[:, :n], rsum[:n], sc[:n], b[:n], amax
-        return (*decode_qsi8cxp(rhs_u8, n, k, nr), 128.0)
+        return (*decode_qsi8cxp(rhs_u8, n, k, nr, kr), 128.0)
 
     def _compute(
         self, m: int, n: int, k: int, lhs: NDArray[np.uint8], rhs: NDArray[np.uint8],
         clamp_min: np.float32, clamp_max: np.float32,
     ) -> NDArray[Any]:
-        q, neg_zp, dq = read_qai8dxp(lhs, m, k, self.get_mr(), KR, 1)
+        q, neg_zp, dq = read_qai8dxp(lhs, m, k, self.get_mr(), self.get_kr(), 1)
         return self._from_codes(q, neg_zp, dq, rhs, n, k, clamp_min, clamp_max)
 
     def _from_codes(
@@ -354,7 +390,7 @@ class _Qp8Kernel(PackedLhsKernel):
     ) -> NDArray[np.float32]:
         """The kernel arithmetic from the LHS codes ``q`` [M, K or K32], ``-zp`` and ``dq``."""
         w, rsum, scale, bias, w_absmax = self._rhs(rhs, n, k)
-        # 1. SMOPA / SDOT over all K32 columns (LHS padding x RHS zeros), int32 wrap.
+        # 1. SMOPA / SDOT / SMMLA over all K32 columns (LHS padding x RHS zeros), int32 wrap.
         acc = int8_matmul(q, w[: q.shape[1]], w_absmax=w_absmax)
         # 2. MLA with the packed row sums: acc += (-zp) * rsum (numpy int32 arithmetic wraps).
         acc += neg_zp.astype(np.int32)[:, None] * rsum.astype(np.int32)[None, :]
@@ -365,18 +401,19 @@ class _Qp8Kernel(PackedLhsKernel):
         if fz:  # FPCR.FZ: subnormal scales, bias and bounds read as signed zeros
             dq, scale, bias = ftz32(dq), ftz32(scale), ftz32(bias)
             lo, hi = np.float32(ftz32(clamp_min)), np.float32(ftz32(clamp_max))
-        if self.gemv:
+        if self.fused:
             sc = fmul32(scale[None, :], dq[:, None], fz=fz)                     # FMUL scale * dq
             y = fma32(sc, f, np.broadcast_to(bias[None, :], f.shape), fz=fz)   # FMLA: one rounding
         else:
-            sc = fmul32(dq[:, None], scale[None, :], fz=fz)                     # FMUL dq * scale
+            # FMUL dq * scale (the NEON kernels compute scale * dq: the same bits, products commute)
+            sc = fmul32(dq[:, None], scale[None, :], fz=fz)
             with np.errstate(over="ignore", invalid="ignore"):
                 # FMUL sc * f: |sc| is 0 or >= FLT_MIN and |f| is 0 or >= 1, so never tiny
                 # (and y is never subnormal: FZ has nothing to flush in it).
                 y = np.multiply(sc, f, dtype=np.float32)
             # FADD y + bias: the second rounding (bias already flushed under FZ).
             y = fadd32_prefl(y, bias[None, :]) if fz else np.add(y, bias[None, :], dtype=np.float32)
-        # Note: NaNs come out as the default NaN 0x7FC00000 (an SVE FMUL/FADD with FPCR.DN = 0
+        # Note: NaNs come out as the default NaN 0x7FC00000 (an SVE/NEON FMUL/FADD with FPCR.DN = 0
         # would keep an input NaN's payload; NaN scales/biases are outside XNNPACK's contract).
         return clamp_f32(y, lo, hi, self.clamp_kind)
 
@@ -414,6 +451,7 @@ class kai_matmul_clamp_f32_qai8dxp1x4_qsi8cxp4vlx4_1x4vl_sme2_dot(_Qp8Kernel):
     isa = "sme2"
     source = _SRC + name + "_asm.S"
     gemv = True
+    fused = True
     clamp_kind = "fclamp"
 
 
@@ -425,25 +463,100 @@ class kai_matmul_clamp_f32_qai8dxp1x4_qsi8cxp4vlx4_1x4vl_sme_dot(_Qp8Kernel):
     isa = "sme"
     source = _SRC + name + "_asm.S"
     gemv = True
+    fused = True
     clamp_kind = "fmax_fmin"
+
+
+class _NeonQp8(_Qp8Kernel):
+    """XNNPACK's NEON qp8_f32_qc8w kernels (from source, no golden vectors), SVL-independent::
+
+    acc = SMMLA / SDOT (+ ADDP) over K32      int32, wraps
+    acc = MLA(acc, rsum, -zp)                 int32, wraps
+    sc = FMUL(scale, dq);  f = SCVTF(acc);  y = FMUL(f, sc);  y = FADD(y, bias)
+    out = FMIN(FMAX(y, min), max)             NaN propagates
+    """
+
+    variant = VARIANT
+    isa = "neon"
+    fused = False
+    clamp_kind = "fmax_fmin"
+
+
+class kai_matmul_clamp_f32_qai8dxp4x8_qsi8cxp4x8_16x4_neon_i8mm(_NeonQp8):
+    """NEON i8mm SMMLA (XNNPACK ``16x4c8__neoni8mm_mstep4``): mr 4, nr 4, kr 8, sr 1, m_step 16, n_step 4.
+
+    SMMLA 2x2 int32 tiles, UZP1/UZP2 to rows, then the shared unfused epilogue (FMAX, FMIN).
+    """
+
+    name = "kai_matmul_clamp_f32_qai8dxp4x8_qsi8cxp4x8_16x4_neon_i8mm"
+    source = _SRC + name + "_asm.S"
+    gemv = False
+    neon_tiles = (4, 4, 8, 16, 4)
+
+
+class kai_matmul_clamp_f32_qai8dxp1x8_qsi8cxp4x8_1x4_neon_dotprod(_NeonQp8):
+    """NEON SDOT GEMV of the i8mm branch (``1x4c8__aarch64_neondot``): mr 1, nr 4, kr 8, sr 1.
+
+    SDOT lanes hold the two 4-byte halves of each column's 8-byte groups (columns 0-1 in one
+    accumulator, 2-3 in the other), joined by ADDP (int32, wraps); then the shared unfused
+    epilogue (FMAX, FMIN).
+    """
+
+    name = "kai_matmul_clamp_f32_qai8dxp1x8_qsi8cxp4x8_1x4_neon_dotprod"
+    source = _SRC + name + ".c"
+    gemv = True
+    neon_tiles = (1, 4, 8, 1, 4)
+
+
+class kai_matmul_clamp_f32_qai8dxp4x4_qsi8cxp4x4_16x4_neon_dotprod(_NeonQp8):
+    """NEON SDOT by element (XNNPACK ``16x4c4__aarch64_neondot_mstep4``): mr 4, nr 4, kr 4, sr 1, m_step 16.
+
+    Rows in blocks of 16 (four packed mr-4 blocks), then a 4-row tail; shared unfused epilogue.
+    """
+
+    name = "kai_matmul_clamp_f32_qai8dxp4x4_qsi8cxp4x4_16x4_neon_dotprod"
+    source = _SRC + name + ".c"
+    gemv = False
+    neon_tiles = (4, 4, 4, 16, 4)
+
+
+class kai_matmul_clamp_f32_qai8dxp1x4_qsi8cxp4x4_1x4_neon_dotprod(_NeonQp8):
+    """NEON SDOT-by-element GEMV of the dotprod branch (``1x4c4__aarch64_neondot``): mr 1, nr 4, kr 4."""
+
+    name = "kai_matmul_clamp_f32_qai8dxp1x4_qsi8cxp4x4_1x4_neon_dotprod"
+    source = _SRC + name + "_asm.S"
+    gemv = True
+    neon_tiles = (1, 4, 4, 1, 4)
 
 
 SME2_MOPA = kai_matmul_clamp_f32_qai8dxp1vlx4_qsi8cxp4vlx4_1vlx4vl_sme2_mopa
 SME1_MOPA = kai_matmul_clamp_f32_qai8dxp1vlx4_qsi8cxp4vlx4_1vlx4vl_sme_mopa
 SME2_GEMV = kai_matmul_clamp_f32_qai8dxp1x4_qsi8cxp4vlx4_1x4vl_sme2_dot
 SME1_GEMV = kai_matmul_clamp_f32_qai8dxp1x4_qsi8cxp4vlx4_1x4vl_sme_dot
+NEON_I8MM = kai_matmul_clamp_f32_qai8dxp4x8_qsi8cxp4x8_16x4_neon_i8mm
+NEON_I8MM_GEMV = kai_matmul_clamp_f32_qai8dxp1x8_qsi8cxp4x8_1x4_neon_dotprod
+NEON_DOT = kai_matmul_clamp_f32_qai8dxp4x4_qsi8cxp4x4_16x4_neon_dotprod
+NEON_DOT_GEMV = kai_matmul_clamp_f32_qai8dxp1x4_qsi8cxp4x4_1x4_neon_dotprod
 
 
 def select_kernel(target: Target, m: int) -> type[_Qp8Kernel]:
-    """The kernel XNNPACK's qp8_f32_qc8w config runs: SME2 before SME; the GEMV when M == 1."""
-    if not target.has_sme:
-        raise ValueError(
-            f"qp8_f32_qc8w_gemm here emulates the KleidiAI SME kernels; target {target.name!r} has no SME "
-            "(XNNPACK runs the NEON i8mm/dotprod qp8 kernels there, or qd8_f32_qc8w: see kleidiref.dispatch)"
-        )
+    """The kernel XNNPACK's qp8_f32_qc8w config runs; the GEMV when M == 1.
+
+    Branch order of ``init_qp8_f32_qc8w_gemm_config``: SME2 -> SME -> i8mm -> dotprod.
+    """
     if target.sme2:
         return SME2_GEMV if m == 1 else SME2_MOPA
-    return SME1_GEMV if m == 1 else SME1_MOPA
+    if target.has_sme:
+        return SME1_GEMV if m == 1 else SME1_MOPA
+    if target.arch == "arm64" and target.kleidiai and target.i8mm:
+        return NEON_I8MM_GEMV if m == 1 else NEON_I8MM
+    if target.arch == "arm64" and target.kleidiai and target.dotprod:
+        return NEON_DOT_GEMV if m == 1 else NEON_DOT
+    raise ValueError(
+        f"target {target.name!r} has no SME and no usable i8mm/dotprod branch (arm64 + KleidiAI + "
+        "FEAT_I8MM or FEAT_DotProd): XNNPACK's qp8_f32_qc8w config is NULL and it runs qd8_f32_qc8w "
+        "(see kleidiref.dispatch)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -453,16 +566,34 @@ def select_kernel(target: Target, m: int) -> type[_Qp8Kernel]:
 
 @dataclasses.dataclass(frozen=True)
 class PackedWeights:
-    """Weights packed once by ``kai_rhs_pack_{nxk,kxn}_qsi8cxp_qsi8cx_neon`` for one SVL.
+    """Weights packed once by ``kai_rhs_pack_{nxk,kxn}_qsi8cxp_qsi8cx_neon`` for one kernel family.
 
     ``rhs_packed`` is an immutable :class:`~kleidiref.variants._int8_common.PackedRhs`; the
-    kernels decode it once and reuse the decoding (it cannot go stale).
+    kernels decode it once and reuse the decoding (it cannot go stale). ``nr`` / ``kr`` are the
+    packing parameters (4 VLs / 4 for the SME kernels, 4 / 8 or 4 / 4 for the NEON ones).
     """
 
     n: int
     k: int
     svl: int
     rhs_packed: PackedRhs
+    nr: int
+    kr: int
+
+
+def _pack_params(target: Target, kernel: str | None) -> tuple[int, int]:
+    """``(nr, kr)`` the RHS is packed with for ``kernel`` (or the kernels ``target`` selects)."""
+    if kernel is not None:
+        p = _resolve_kernel(kernel, target, 2)(target.svl_bits).tile_params()
+        return p.nr, p.kr
+    if not target.has_sme:
+        try:
+            p = select_kernel(target, 2)(target.svl_bits).tile_params()
+        except ValueError:
+            pass  # Note: no qp8 kernel on this target; pack for the SME tiles (gemm_packed refuses).
+        else:
+            return p.nr, p.kr
+    return 4 * (target.svl_bits // 32), KR
 
 
 def pack_weights(
@@ -472,11 +603,14 @@ def pack_weights(
     bias: NDArray[np.float32] | None = None,
     transpose_rhs: bool = False,
     target: Target | None = None,
+    kernel: str | None = None,
 ) -> PackedWeights:
-    """Pack int8 weights as ``xnn_pack_kai_qs8_weights_and_biases`` does (nr = 4 VLs, kr 4, sr 1).
+    """Pack int8 weights as ``xnn_pack_kai_qs8_weights_and_biases`` does (sr 1).
 
-    ``rhs`` is [N, K] (nxk packer) or [K, N] with ``transpose_rhs=True`` (kxn packer); params
-    ``{lhs_zero_point = 1, scale_multiplier = 1.0}`` (``setup_packing_params_qs8_qc8w``).
+    nr / kr are those of ``kernel`` or of the kernels ``target`` selects: 4 VLs / 4 (SME),
+    4 / 8 (NEON i8mm branch), 4 / 4 (NEON dotprod branch). ``rhs`` is [N, K] (nxk packer) or
+    [K, N] with ``transpose_rhs=True`` (kxn packer); params ``{lhs_zero_point = 1,
+    scale_multiplier = 1.0}`` (``setup_packing_params_qs8_qc8w``).
     """
     t = get_target() if target is None else target
     w = check_dtype("rhs", rhs, I8, "qc8w weights are int8")
@@ -489,9 +623,9 @@ def pack_weights(
         kai_rhs_pack_kxn_qsi8cxp_qsi8cx_neon(t.svl_bits) if transpose_rhs
         else kai_rhs_pack_nxk_qsi8cxp_qsi8cx_neon(t.svl_bits)
     )
-    nr = 4 * (t.svl_bits // 32)
-    packed = packer.pack(w, scale, bias, nr=nr, kr=KR)
-    return PackedWeights(n=n, k=k, svl=t.svl_bits, rhs_packed=as_packed_rhs(packed))
+    nr, kr = _pack_params(t, kernel)
+    packed = packer.pack(w, scale, bias, nr=nr, kr=kr)
+    return PackedWeights(n=n, k=k, svl=t.svl_bits, rhs_packed=as_packed_rhs(packed), nr=nr, kr=kr)
 
 
 def _resolve_kernel(kernel: str | None, target: Target, m: int) -> type[_Qp8Kernel]:
@@ -527,23 +661,27 @@ def gemm_packed(
         raise TypeError("weights must come from pack_weights()")
     if a.ndim != 2 or a.shape[1] != weights.k:
         raise ValueError(f"lhs must be [M, {weights.k}], got shape {a.shape}")
-    if weights.svl != t.svl_bits:
-        raise ValueError(f"weights were packed for SVL {weights.svl}, the target has SVL {t.svl_bits}")
     m, k, n = a.shape[0], weights.k, weights.n
+    kcls = _resolve_kernel(kernel, t, max(m, 1))
+    if kcls.neon_tiles is None and weights.svl != t.svl_bits:
+        raise ValueError(f"weights were packed for SVL {weights.svl}, the target has SVL {t.svl_bits}")
+    kern = kcls(t.svl_bits, fz=t.flush_to_zero)
+    if (kern.get_nr(), kern.get_kr()) != (weights.nr, weights.kr):
+        raise ValueError(f"weights were packed with nr {weights.nr}, kr {weights.kr}; {kern.name} reads "
+                         f"nr {kern.get_nr()}, kr {kern.get_kr()} (pack_weights(..., kernel=...))")
     if m == 0 or n == 0:
         return np.zeros((m, n), dtype=np.float32)
-    kern = _resolve_kernel(kernel, t, m)(t.svl_bits, fz=t.flush_to_zero)
     row = np.ascontiguousarray(a)
     if not fast or not bool(np.isfinite(row).all()):
         # XNNPACK packs the LHS with the kernel's mr (mr = 1 for the GEMV).
         dst = np.empty((m, n), dtype=np.float32)  # every element is written by the kernel
-        lhs_packed = kai_lhs_quant_pack_qai8dxp_f32(t.svl_bits).pack(row, mr=kern.get_mr(), kr=KR, sr=1)
+        lhs_packed = kai_lhs_quant_pack_qai8dxp_f32(t.svl_bits).pack(row, mr=kern.get_mr(), kr=kern.get_kr(), sr=1)
         kern.run_matmul(m, n, k, lhs_packed, weights.rhs_packed, dst, n * 4, 4, clamp_min, clamp_max)
         return dst
     # Note: fast path, same bits: the codes, -zp and dq the packer would store (finite rows), fed
     # to the same kernel arithmetic without the packed-layout round trip. The K32 padding is
     # skipped: it meets the packer's zero RHS padding and adds 0.
-    q, dq, zp = quantize_qai8dx(row, k_block_len=KR)
+    q, dq, zp = quantize_qai8dx(row, k_block_len=kern.get_kr())
     lo, hi = check_float("clamp_min", clamp_min), check_float("clamp_max", clamp_max)
     return kern._from_codes(q, (-zp).astype(np.int32), dq, np.frombuffer(weights.rhs_packed, np.uint8), n, k,
                             lo, hi)
@@ -569,8 +707,8 @@ def gemm(
     one. FPCR.FZ is the target's ``flush_to_zero``.
     """
     t = get_target() if target is None else target
-    return gemm_packed(lhs, pack_weights(rhs, scale, bias=bias, transpose_rhs=transpose_rhs, target=t),
-                       clamp_min=clamp_min, clamp_max=clamp_max, target=t, kernel=kernel)
+    w = pack_weights(rhs, scale, bias=bias, transpose_rhs=transpose_rhs, target=t, kernel=kernel)
+    return gemm_packed(lhs, w, clamp_min=clamp_min, clamp_max=clamp_max, target=t, kernel=kernel)
 
 
 # ---------------------------------------------------------------------------------------------
