@@ -24,9 +24,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from kleidiref.quant import qb4  # noqa: E402
-from kleidiref.targets import Target  # noqa: E402
-from kleidiref.variants import qp8_f32_qb4w_gemm as qb4w  # noqa: E402
+from kleidiref.quant import qb4
+from kleidiref.targets import Target
+from kleidiref.variants import qp8_f32_qb4w_gemm as qb4w
 
 SHAPES: list[tuple[str, int, int, int, int]] = [
     ("square bl32", 128, 2048, 2048, 32),
