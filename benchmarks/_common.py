@@ -43,15 +43,22 @@ def blas_gemm(m: int, n: int, k: int, seed: int = 0) -> Callable[[], Any]:
     return lambda: np.matmul(a, w, out=out)
 
 
-def peak_bytes(fn: Callable[[], Any]) -> int:
-    """Peak bytes allocated (tracemalloc; numpy reports its buffers) during one call of ``fn``."""
+def traced(fn: Callable[[], Any]) -> tuple[int, int]:
+    """(bytes still allocated after, peak bytes during) one call of ``fn``, by tracemalloc
+    (numpy reports its buffers to it)."""
     tracemalloc.start()
     tracemalloc.reset_peak()
     try:
         fn()
-        return tracemalloc.get_traced_memory()[1]
+        kept, peak = tracemalloc.get_traced_memory()
+        return kept, peak
     finally:
         tracemalloc.stop()
+
+
+def peak_bytes(fn: Callable[[], Any]) -> int:
+    """Peak bytes allocated during one call of ``fn``."""
+    return traced(fn)[1]
 
 
 def machine() -> str:

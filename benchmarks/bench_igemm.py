@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from _common import best_of, interleaved, peak_bytes
 
 from kleidiref.targets import Target
 from kleidiref.variants import igemm as ig
@@ -51,32 +51,12 @@ RESNET = [("resnet 56x56x64->64", 56, 56, 64, 64, 1)]
 
 def _interleaved_best(fn_a: Callable[[], Any], fn_b: Callable[[], Any], repeat: int) -> tuple[float, float]:
     """Best-of-``repeat`` times of ``fn_a`` and ``fn_b``, measured alternately (shared-machine noise)."""
-    ta: list[float] = []
-    tb: list[float] = []
-    for _ in range(repeat):
-        for fn, acc in ((fn_a, ta), (fn_b, tb)):
-            t0 = time.perf_counter()
-            fn()
-            acc.append(time.perf_counter() - t0)
+    ta, tb = interleaved(fn_a, fn_b, repeat)
     return min(ta), min(tb)
 
 
 def _best(fn: Callable[[], Any], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def _peak(fn: Callable[[], Any]) -> int:
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    fn()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return peak
+    return best_of(fn, repeat)[0]
 
 
 class Case:
@@ -164,7 +144,7 @@ def main() -> None:
             emu, base = _interleaved_best(c.run, c.run_base, args.repeat)
             steps = _best(c.run_igemm_steps, args.repeat)
             gemm = _best(c.run_gemm, args.repeat)
-            peak = _peak(c.run)
+            peak = peak_bytes(c.run)
             if label.startswith("mnv2"):
                 tot = totals.setdefault(variant, [0.0, 0.0])
                 tot[0] += emu

@@ -20,7 +20,6 @@ import argparse
 import statistics
 import sys
 import time
-import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from _common import interleaved, traced
 
 from kleidiref.targets import Target
 from kleidiref.variants import pqs8_qc8w_gemm, qp8_f32_qc8w_gemm
@@ -42,23 +43,8 @@ def _interleaved(fn_a: Callable[[], Any], fn_b: Callable[[], Any], repeat: int) 
     The two are measured alternately; the median ratio of adjacent pairs is robust to other
     load on a shared machine, the best times are what a quiet machine gives.
     """
-    ta, tb = [], []
-    for _ in range(repeat):
-        for fn, acc in ((fn_a, ta), (fn_b, tb)):
-            t0 = time.perf_counter()
-            fn()
-            acc.append(time.perf_counter() - t0)
+    ta, tb = interleaved(fn_a, fn_b, repeat)
     return min(ta), min(tb), statistics.median(a / b for a, b in zip(ta, tb, strict=True))
-
-
-def _traced(fn: Callable[[], Any]) -> tuple[int, int]:
-    """(bytes still allocated after ``fn``, peak bytes during ``fn``), by tracemalloc."""
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    fn()
-    kept, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return kept, peak
 
 
 class Case:
@@ -126,11 +112,11 @@ def main() -> None:
     print("-" * len(head))
     for c in cases:
         t0 = time.perf_counter()
-        cache, _ = _traced(c.run)  # first call: decodes the packed weights once
+        cache, _ = traced(c.run)  # first call: decodes the packed weights once
         first = time.perf_counter() - t0
         c.run_base()
         emu, base, ratio = _interleaved(c.run, c.run_base, args.repeat)
-        _, peak = _traced(c.run)
+        _, peak = traced(c.run)
         print(f"{c.variant:<14} {c.label:<26} {first:>8.4f} {emu:>8.4f} {base:>10.4f} {ratio:>6.2f} "
               f"{cache / 2**20:>9.1f} {peak / 2**20:>9.1f}")
 

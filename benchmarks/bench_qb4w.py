@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from _common import interleaved, peak_bytes
 
 from kleidiref.quant import qb4
 from kleidiref.targets import Target
@@ -48,24 +48,12 @@ LLAMA: list[tuple[str, int, int]] = [
 
 def best_of_pair(fa: Callable[[], object], fb: Callable[[], object], repeat: int) -> tuple[float, float]:
     """Best-of-``repeat`` times of two calls, interleaved so that load drift hits both alike."""
-    ba = bb = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fa()
-        t1 = time.perf_counter()
-        fb()
-        t2 = time.perf_counter()
-        ba, bb = min(ba, t1 - t0), min(bb, t2 - t1)
-    return ba, bb
+    ta, tb = interleaved(fa, fb, repeat)
+    return min(ta), min(tb)
 
 
 def peak_mib(fn: Callable[[], object]) -> float:
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    fn()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return peak / 2**20
+    return peak_bytes(fn) / 2**20
 
 
 def bench(
