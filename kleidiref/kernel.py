@@ -198,7 +198,7 @@ class MatmulKernel(Ukernel, abc.ABC):
     def _check_problem(self, m: object, n: object, k: object) -> tuple[int, int, int]:
         return check_count("m", m), check_count("n", n), check_count("k", k, minimum=1)
 
-    def _check_dst_strides(self, m: int, dst_stride_row: object, dst_stride_col: object) -> tuple[int, int]:
+    def _check_dst_strides(self, dst_stride_row: object, dst_stride_col: object) -> tuple[int, int]:
         row = check_count("dst_stride_row", dst_stride_row)
         col = check_count("dst_stride_col", dst_stride_col)
         item = self.dst_dtype.itemsize
@@ -235,7 +235,7 @@ class PackedLhsKernel(MatmulKernel):
     ) -> None:
         """``kai_run_<name>``: compute the m x n block and store it at ``dst`` with the strides."""
         m, n, k = self._check_problem(m, n, k)
-        row, col = self._check_dst_strides(m, dst_stride_row, dst_stride_col)
+        row, col = self._check_dst_strides(dst_stride_row, dst_stride_col)
         lo, hi = check_float("clamp_min", clamp_min), check_float("clamp_max", clamp_max)
         lhs_u8 = as_u8(lhs_packed, "lhs_packed")
         rhs_u8 = as_u8(rhs_packed, "rhs_packed")
@@ -291,7 +291,7 @@ class RawLhsKernel(MatmulKernel):
         m, n, k = self._check_problem(m, n, k)
         self._assume(m == 1, "m == 1", "run_matmul")
         check_count("lhs_stride", lhs_stride)
-        row, col = self._check_dst_strides(m, dst_stride_row, dst_stride_col)
+        row, col = self._check_dst_strides(dst_stride_row, dst_stride_col)
         lo, hi = check_float("clamp_min", clamp_min), check_float("clamp_max", clamp_max)
         if isinstance(lhs, np.ndarray) and lhs.dtype != self.lhs_dtype:
             raise TypeError(f"lhs must be {self.lhs_dtype} for {self.name}, got {lhs.dtype}")

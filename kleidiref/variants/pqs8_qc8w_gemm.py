@@ -376,7 +376,7 @@ class _Pqs8Mopa(_Pqs8Kernel, PackedLhsKernel):
         ``params`` is a :class:`kai_matmul_requantize32_params` (the C ``const struct*``).
         """
         m, n, k = self._check_problem(m, n, k)
-        row, col = self._check_dst_strides(m, dst_stride_row, dst_stride_col)
+        row, col = self._check_dst_strides(dst_stride_row, dst_stride_col)
         p = _check_params(params)
         lhs_u8 = as_u8(lhs_packed, "lhs_packed")
         rhs_u8 = as_u8(rhs_packed, "rhs_packed")
@@ -447,7 +447,7 @@ class kai_matmul_clamp_qai8_qai8_qsi8cxp2vlx4sb_1x16vl_sme2_dot(_Pqs8Kernel, Raw
         """
         m, n, k = self._check_problem(m, n, k)
         self._assume(m == 1, "m == 1", "run_matmul")
-        row, col = self._check_dst_strides(m, dst_stride_row, dst_stride_col)
+        row, col = self._check_dst_strides(dst_stride_row, dst_stride_col)
         p = _check_params(params)
         if isinstance(lhs, np.ndarray) and lhs.dtype != I8:
             raise TypeError(f"lhs must be int8 for {self.name}, got {lhs.dtype}")

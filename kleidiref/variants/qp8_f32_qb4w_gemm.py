@@ -562,7 +562,7 @@ class _Qb4wKernel(MatmulKernel):
         m, n, k = check_count("m", m), check_count("n", n), check_count("k", k)
         b = self._bl(bl, "run_matmul")
         self._assume(k % b == 0, "(k % bl) == 0", "run_matmul")
-        row, col = self._check_dst_strides(m, dst_stride_row, dst_stride_col)
+        row, col = self._check_dst_strides(dst_stride_row, dst_stride_col)
         lo, hi = check_float("scalar_min", scalar_min), check_float("scalar_max", scalar_max)
         if self.sme2:
             self._assume(k > 0, "k > 0", "run_matmul")
