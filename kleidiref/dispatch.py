@@ -710,6 +710,24 @@ def _qd8_qb4w_table(t: Target) -> dict[str, Any]:
     }
 
 
+def _qd8_qc4w_table(t: Target) -> dict[str, Any]:
+    """``init_qd8_f32_qc4w_gemm_config`` (gemm-config.c, XNN_ARCH_ARM64): i8mm -> dotprod -> neon_mlal_lane."""
+    if t.i8mm:
+        one, big, mr = "1x16c8__neoni8mm", "4x16c8__neoni8mm", 4
+    elif t.dotprod:
+        one, big, mr = "1x16c4__neondot", "4x16c4__neondot", 4
+    else:
+        one, big, mr = "1x16__neon_mlal_lane", "6x16__neon_mlal_lane", 6
+    return {
+        "nr": 16,
+        "mr": mr,
+        "gemm": {
+            1: f"xnn_qd8_f32_qc4w_gemm_minmax_ukernel_{one}",
+            mr: f"xnn_qd8_f32_qc4w_gemm_minmax_ukernel_{big}",
+        },
+    }
+
+
 #: ARM64 dwconv configs: primary tile -> ukernel.
 _DWCONV: dict[str, dict[int, str]] = {
     "f32": {
@@ -1169,6 +1187,8 @@ def _generic_table(hw: _Hw, cfg: str) -> dict[str, Any] | None:
         return _qs8_qc8w_table(hw.t)
     if cfg == "qd8_f32_qb4w_gemm":
         return _qd8_qb4w_table(hw.t)
+    if cfg == "qd8_f32_qc4w_gemm":
+        return _qd8_qc4w_table(hw.t)
     return None
 
 

@@ -15,8 +15,9 @@ The result is an :class:`OpResult` (``output``, ``decision``, ``emulation``) tha
 Datatypes are inferred from the arrays: float32 -> ``fp32``, float16 -> ``fp16``, ml_dtypes
 bfloat16 -> ``bf16``; int8 activations with ``input_quant`` -> ``qint8``; ``dynamic=True`` makes a
 float input ``qdint8`` (dynamically quantized, as ExecuTorch's dynamic recipes serialize it);
-int8 filters are ``qcint8`` with a per-channel scale array, ``qint8`` with a scalar scale, and
-``qbint4`` (signed codes in [-8, 7]) when ``filter_quant.block_size`` is set.
+int8 filters are ``qcint8`` with a per-channel scale array, ``qint8`` with a scalar scale,
+``qbint4`` (signed codes in [-8, 7]) when ``filter_quant.block_size`` is set, and ``qcint4``
+(signed codes in [-8, 7], per-channel scales) with ``filter_quant.bits == 4``.
 
 Every float path honours ``target.flush_to_zero`` (FPCR.FZ/FZ16, on by default as XNNPACK's
 threadpool sets it).
@@ -51,11 +52,17 @@ class QuantParams:
     ``scale``: a float (per tensor) or a float32 array (per output channel); for a ``qbint4``
     filter, bf16 bit patterns (uint16) of shape [N, K / block_size]. ``zero_point``: the tensor's
     zero point (activations), or the serialized kernel zero point of a 4-bit filter (8 or 0).
+    ``bits``: 4 marks an int8 filter array as 4-bit (``qcint4`` per channel; ``qbint4`` when
+    ``block_size`` is set).
     """
 
     scale: Any
     zero_point: int = 0
     block_size: int | None = None
+    # Note: 4-bit filters are passed as int8 arrays of the logical signed values in [-8, 7]
+    # (nibble minus the kernel zero point), as for qbint4; ``bits = 4`` says so because an int8
+    # array alone cannot tell qcint4 from qcint8. The nibble byte layout never enters.
+    bits: int = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,8 +127,17 @@ def _filter_dtype(w: NDArray[Any], quant: QuantParams | None) -> str:
     if w.dtype == np.int8:
         if quant is None:
             raise ValueError("int8 filters need filter_quant=QuantParams(scale, ...)")
+        if quant.bits not in (4, 8):
+            raise ValueError(f"filter_quant.bits must be 8 or 4, got {quant.bits}")
         if quant.block_size is not None:
             return "qbint4"
+        if quant.bits == 4:
+            if np.ndim(quant.scale) != 1:
+                raise ValueError(
+                    "a 4-bit per-channel (qcint4) filter needs a float32 scale array [N] "
+                    "(xnn_define_channelwise_quantized_tensor_value_v2); set block_size for qbint4"
+                )
+            return "qcint4"
         return "qint8" if np.ndim(quant.scale) == 0 else "qcint8"
     raise TypeError(f"filters must be float32, float16, bfloat16 or int8, got {w.dtype}")
 
@@ -340,6 +356,21 @@ def _run_gemm(d: Decision, g: _Gemm, t: Target) -> tuple[NDArray[Any], str]:
             fz=fz,
         )
         return out, f"fallback:qd8_f32_qb4w_gemm(kr={kr})"
+    if cfg == "qd8_f32_qc4w_gemm":
+        assert g.w_quant is not None
+        q, a, zp = quantize_qd8(_to_f32(x), fz=fz)
+        out = F.qd8_f32_qc4w_gemm(
+            q,
+            a,
+            zp,
+            w,
+            np.asarray(g.w_quant.scale, F32),
+            None if b is None else _to_f32(b),
+            clamp_min=g.lo,
+            clamp_max=g.hi,
+            fz=fz,
+        )
+        return out, "fallback:qd8_f32_qc4w_gemm"
     if cfg == "qs8_qc8w_gemm":
         xq, wq, yq = g.x_quant, g.w_quant, g.y_quant
         assert xq is not None and wq is not None and yq is not None
@@ -432,7 +463,7 @@ def fully_connected(
             static=True,
             zero_point=None
             if filter_quant is None
-            else (filter_quant.zero_point if k_dt == "qbint4" else None),
+            else (filter_quant.zero_point if k_dt in ("qbint4", "qcint4") else None),
             block_size=None if filter_quant is None else filter_quant.block_size,
             scale=_scale_tuple(filter_quant),
         ),

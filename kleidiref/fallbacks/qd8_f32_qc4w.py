@@ -1,0 +1,99 @@
+"""Generic XNNPACK ``qd8_f32_qc4w`` GEMM: qd8 rows x 4-bit per-channel weights -> f32 (from source).
+
+Weights ``w[n,k]`` are the signed 4-bit values: the serialized nibble minus the kernel zero
+point (8: unsigned nibbles, ExecuTorch's choice; 0: two's-complement nibbles). Packing
+(``xnn_pack_qs4_weights_and_biases`` -> ``pack_qs8_qc4w_gemm_goi_w``, src/reference/packing.cc)
+with ``input_zero_point = 1`` (``setup_packing_params_qs8_qc4w_izp_1``, fully-connected-nc.c)
+stores each byte as ``(lo | hi << 4) ^ 0x88`` for zero point 8 (two's-complement nibbles either
+way) and the int32 slot ``ksum[n] = -16 * sum_k w[n,k]``. ARM64 kernels
+(``xnn_qd8_f32_qc4w_gemm_minmax_ukernel_{1,4}x16c8__neoni8mm``, ``…_{1,4}x16c4__neondot``,
+``…_{1,6}x16__neon_mlal_lane``; e.g. src/qd8-f32-qc4w-gemm/gen/qd8-f32-qc4w-gemm-1x16c4-minmax-neondot.c)::
+
+    acc = ksum[n] * zp[m] + sum_k q[m,k] * (16 * w[n,k])     int32, wraps; the nibbles are
+                                                             widened by SHL #4 / AND #0xF0 (16x)
+    f   = vcvtq_n_f32_s32(acc, 4)                            SCVTF #4: RN32(acc / 16), one rounding
+    t   = RN32(f * a[m])                                     FMUL
+    y   = fma32(t, ws[n], b[n])                              vfmaq_f32(b, t, ws)
+    y   = FMIN(FMAX(y, min), max)
+
+Without wraparound ``acc = 16 * A`` with ``A = sum_k q*w - zp * sum_k w``, so ``f = RN32(A)``
+and the result equals the ``qd8_f32_qc8w`` epilogue on ``A`` (dispatch.md §7.3); the emulation
+keeps the 16x int32 register (its wraparound happens 16 times earlier than qc8w's).
+FPCR.FZ (``fz``) applies to the f32 epilogue.
+
+# Note: an odd K is where XNNPACK's generic packer (flat nibble index ``n*K + k``) and
+# KleidiAI's qc4w packer (rows padded to whole bytes) read the serialized tensor differently;
+# kleidiref takes the logical 4-bit values, so the byte layout does not enter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._common import as_f32, clamp_max_min, fma32, fmul32
+from .qd8_f32_qc8w import int_dot
+
+__all__ = ["check_int4_weights", "qd8_f32_qc4w_gemm"]
+
+F32 = np.float32
+
+
+def check_int4_weights(w: object) -> NDArray[np.int8]:
+    """``w`` as a 2-D int8 [N, K] array of 4-bit values in [-8, 7], or TypeError/ValueError."""
+    if not isinstance(w, np.ndarray) or w.dtype != np.int8 or w.ndim != 2:
+        raise TypeError("w must be a 2-D int8 array [N, K] of signed 4-bit weights (nibble - zero point)")
+    if w.size and (int(w.min()) < -8 or int(w.max()) > 7):
+        raise ValueError("4-bit weights must lie in [-8, 7] (nibble minus the kernel zero point 8 or 0)")
+    return w
+
+
+def _wrap32(x: NDArray[np.int64]) -> NDArray[np.int64]:
+    return (x + 2**31) % 2**32 - 2**31
+
+
+def _vec(name: str, v: object, n: int) -> NDArray[np.float32]:
+    arr = as_f32(name, v, ndim=1)
+    if arr.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), got {arr.shape}")
+    return arr
+
+
+def qc4w_acc16(q: NDArray[np.int8], zp: NDArray[Any], w: NDArray[np.int8]) -> NDArray[np.int64]:
+    """The kernels' int32 register ``wrap32(-16*sum w * zp + sum q * 16w)`` [M, N] (as int64)."""
+    ksum = _wrap32(-16 * w.astype(np.int64).sum(axis=1))
+    zp64 = np.asarray(zp, dtype=np.int64).reshape(-1)
+    return _wrap32(_wrap32(ksum[None, :] * zp64[:, None]) + _wrap32(16 * int_dot(q, w)))
+
+
+def qd8_f32_qc4w_gemm(
+    q: NDArray[np.int8],
+    a: NDArray[np.float32],
+    zp: NDArray[np.int32],
+    w: NDArray[np.int8],
+    ws: NDArray[np.float32],
+    bias: NDArray[np.float32] | None = None,
+    *,
+    clamp_min: float = -np.inf,
+    clamp_max: float = np.inf,
+    fz: bool = True,
+) -> NDArray[np.float32]:
+    """``[M, N]`` f32 for qd8 rows ``q`` [M, K] (``a``, ``zp`` per row), 4-bit ``w`` [N, K], ``ws`` [N]."""
+    if not isinstance(q, np.ndarray) or q.dtype != np.int8 or q.ndim != 2:
+        raise TypeError("q must be a 2-D int8 array (qd8 codes)")
+    w = check_int4_weights(w)
+    m, k = q.shape
+    n = w.shape[0]
+    if w.shape[1] != k:
+        raise ValueError(f"K mismatch: q is {q.shape}, w is {w.shape} ([N, K])")
+    a = _vec("a", a, m)
+    ws = _vec("ws", ws, n)
+    b = np.zeros(n, F32) if bias is None else _vec("bias", bias, n)
+    acc = qc4w_acc16(q, zp, w)
+    # SCVTF with 4 fraction bits: one RNE rounding of acc / 16 (an integer / 16 is never subnormal).
+    f = (acc.astype(np.float64) / 16.0).astype(F32)
+    t = fmul32(f, a[:, None], fz=fz)
+    y = fma32(t, ws[None, :], b[None, :], fz=fz)
+    return clamp_max_min(y, F32(clamp_min), F32(clamp_max), fz=fz)

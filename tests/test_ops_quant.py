@@ -1,0 +1,67 @@
+"""Op-level runs of the 4-bit per-channel, fp16-output dynamic-quant and qu8 configs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kleidiref import fallbacks as F
+from kleidiref.dispatch import NodeRejected
+from kleidiref.ops import QuantParams, fully_connected
+from kleidiref.quant.qd8 import quantize_qd8
+from kleidiref.targets import Target
+
+F32 = np.float32
+NO_KAI = Target(kleidiai=False)
+rng = np.random.default_rng(7)
+
+
+def eq(a: np.ndarray, b: np.ndarray) -> None:
+    assert a.dtype == b.dtype and a.shape == b.shape
+    np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8))
+
+
+X = rng.standard_normal((3, 40)).astype(F32)
+W4 = rng.integers(-8, 8, (12, 40)).astype(np.int8)
+S4 = rng.uniform(0.01, 0.1, 12).astype(F32)
+B = rng.standard_normal(12).astype(F32)
+Q4 = QuantParams(S4, 8, bits=4)
+
+
+# ---- qd8_f32_qc4w ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("t", "kernel"),
+    [
+        (NO_KAI, "xnn_qd8_f32_qc4w_gemm_minmax_ukernel_4x16c8__neoni8mm"),
+        (NO_KAI.replace(i8mm=False), "xnn_qd8_f32_qc4w_gemm_minmax_ukernel_4x16c4__neondot"),
+        (NO_KAI.replace(i8mm=False, dotprod=False), "xnn_qd8_f32_qc4w_gemm_minmax_ukernel_6x16__neon_mlal_lane"),
+    ],
+)
+def test_fc_qd8_f32_qc4w_runs_the_generic_kernel(t: Target, kernel: str) -> None:
+    r = fully_connected(X, W4, B, dynamic=True, filter_quant=Q4, output_min=-3.0, output_max=3.0, target=t)
+    d = r.decision
+    assert d.config == "qd8_f32_qc4w_gemm" and d.variant is None and d.kernel == kernel
+    assert r.emulation == "fallback:qd8_f32_qc4w_gemm" and d.operator == "Fully Connected (NC, QD8, F32, QC4W)"
+    q, a, zp = quantize_qd8(X, fz=t.flush_to_zero)
+    eq(r.output, F.qd8_f32_qc4w_gemm(q, a, zp, W4, S4, B, clamp_min=-3.0, clamp_max=3.0, fz=t.flush_to_zero))
+    one = fully_connected(X[:1], W4, B, dynamic=True, filter_quant=Q4, target=t)
+    assert one.decision.mr == 1 and "_1x16" in one.decision.kernel
+
+
+def test_fc_qcint4_api_checks() -> None:
+    with pytest.raises(ValueError, match="scale array"):
+        fully_connected(X, W4, dynamic=True, filter_quant=QuantParams(0.1, 8, bits=4), target=NO_KAI)
+    with pytest.raises(ValueError, match="bits"):
+        fully_connected(X, W4, dynamic=True, filter_quant=QuantParams(S4, 8, bits=2), target=NO_KAI)
+    with pytest.raises(NodeRejected, match="zero point"):
+        fully_connected(X, W4, dynamic=True, filter_quant=QuantParams(S4, 3, bits=4), target=NO_KAI)
+    with pytest.raises(ValueError, match=r"\[-8, 7\]"):
+        fully_connected(X, W4 * 2, dynamic=True, filter_quant=Q4, target=NO_KAI)
+
+
+def test_fc_qcint4_zero_point_0_and_8_compute_the_same() -> None:
+    r8 = fully_connected(X, W4, B, dynamic=True, filter_quant=Q4, target=NO_KAI)
+    r0 = fully_connected(X, W4, B, dynamic=True, filter_quant=QuantParams(S4, 0, bits=4), target=NO_KAI)
+    eq(r8.output, r0.output)
