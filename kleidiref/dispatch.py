@@ -569,6 +569,25 @@ _QB4W = {
     ),
 }
 
+#: ``init_qp8_f32_qc4w_gemm_config`` (gemm-config.c) and its wrappers (src/qp8-f32-qc4w-gemm/):
+#: (branch, kind) -> KleidiAI kernel; the NEON entries also carry (XNNPACK ukernel, mr, nr).
+_KAI_QP8_QC4W = {
+    ("sme2", "mopa"): "kai_matmul_clamp_f32_qai8dxp1vlx8_qsi4cxp4vlx8_1vlx4vl_sme2_mopa",
+    ("sme2", "gemv"): "kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4vlx4_1x4vl_sme2_sdot",
+    ("sme", "mopa"): "kai_matmul_clamp_f32_qai8dxp1vlx4_qsi4cxp4vlx4_1vlx4vl_sme_mopa",
+    ("sme", "gemv"): "kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4vlx4_1x4vl_sme_dot",
+    ("i8mm", "mopa"): "kai_matmul_clamp_f32_qai8dxp4x8_qsi4cxp8x8_8x8x32_neon_i8mm",
+    ("i8mm", "gemv"): "kai_matmul_clamp_f32_qai8dxp1x8_qsi4cxp8x8_1x8x32_neon_dotprod",
+    ("dotprod", "mopa"): "kai_matmul_clamp_f32_qai8dxp4x8_qsi4cxp4x4_16x4x32_neon_dotprod",
+    ("dotprod", "gemv"): "kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4x4_1x4_neon_dotprod",
+}
+_XNN_QP8_QC4W_NEON = {
+    ("i8mm", "mopa"): ("xnn_qp8_f32_qc4w_gemm_minmax_ukernel_8x8c16s2__neoni8mm_mstep2", 8, 8),
+    ("i8mm", "gemv"): ("xnn_qp8_f32_qc4w_gemm_minmax_ukernel_1x8c16s2__aarch64_neondot", 1, 8),
+    ("dotprod", "mopa"): ("xnn_qp8_f32_qc4w_gemm_minmax_ukernel_16x4c8s2__aarch64_neondot_mstep4", 16, 4),
+    ("dotprod", "gemv"): ("xnn_qp8_f32_qc4w_gemm_minmax_ukernel_1x4c8s2__aarch64_neondot", 1, 4),
+}
+
 #: Generic ARM64 configs (default uarch): {mr: ukernel} for gemm and igemm, and nr.
 _GENERIC: dict[str, dict[str, Any]] = {
     "f32_gemm": {
@@ -1147,12 +1166,24 @@ def _gemm_kernel(
     if cfg == "qp8_f32_qc4w_gemm":
         lvl = hw.qp8_level
         assert lvl is not None
-        xnn = f"xnn_qp8_f32_qc4w_gemm_minmax_ukernel ({lvl} branch; M {'== 1' if gemv else '> 1'})"
+        kind = "gemv" if gemv else "mopa"
+        kai = _KAI_QP8_QC4W[(lvl, kind)]
+        if lvl in ("sme2", "sme"):
+            isa = "neonsme2" if lvl == "sme2" else "neonsme"
+            mr, nr = (1 if gemv else hw.vls), 4 * hw.vls
+            xnn = f"xnn_qp8_f32_qc4w_gemm_minmax_ukernel_{mr}x{nr}c4__{isa}"
+        else:
+            xnn, mr, nr = _XNN_QP8_QC4W_NEON[(lvl, kind)]
         why.append(
-            "qp8_f32_qc4w is a sixth KleidiAI path (4-bit per-channel), not one of the five variants; "
-            "kleidiref does not emulate it"
+            (
+                "M == 1: the 1-row qp8gemm[0] kernel"
+                if gemv
+                else f"M = {m} > 1: the qp8gemm[mr-1] kernel"
+            )
+            + f"; {lvl} branch: XNNPACK ukernel {xnn} (KleidiAI {kai}); qp8_f32_qc4w is a sixth "
+            "KleidiAI path (4-bit per-channel weights), not one of the five variants"
         )
-        return xnn, xnn, 1, 0
+        return kai, xnn, mr, nr
     # Generic XNNPACK configs.
     tbl = _generic_table(hw, cfg)
     if tbl is None:
@@ -1340,11 +1371,20 @@ def _decide_gemm_like(
         "qp8_f32_qc4w_gemm",
     ) or (cfg in _GENERIC or cfg.startswith(("qd8_f32", "qs8_qc8w"))):
         kernel, xnn, mr, nr = _gemm_kernel(hw, cfg, m, n, why)
+        if cfg == "qp8_f32_qc4w_gemm" and hw.qp8_level == "sme2" and "transpose_weights" in node.flags:
+            # Note: inferred from source, not run: kleidiref computes the transposed product.
+            why.append(
+                "upstream hazard: the SME2 qc4w weight packer (xnn_pack_kai_qs4_weights_and_biases_sme) "
+                "always calls the nxk KleidiAI packer and ignores XNN_FLAG_TRANSPOSE_WEIGHTS, so XNNPACK "
+                "would read a [K, N] filter as [N, K]"
+            )
     else:
         kernel = xnn = f"xnn_{cfg.removesuffix('_gemm')}_gemm_minmax_ukernel (not modelled by kleidiref)"
         mr = nr = 0
         why.append(f"{cfg} is named but not emulated by kleidiref")
-    if variant is None:
+    if cfg == "qp8_f32_qc4w_gemm":
+        why.append(f"result: KleidiAI kernel {kernel} runs (qp8_f32_qc4w, outside the five variants)")
+    elif variant is None:
         why.append("result: a generic XNNPACK kernel runs (none of the five KleidiAI variants)")
     else:
         why.append(f"result: KleidiAI variant {variant} runs ({kernel})")

@@ -71,7 +71,8 @@ class OpResult:
 
     output: NDArray[Any]
     decision: Decision
-    #: ``variant:<module>`` or ``fallback:<function>(kernel)``; notes for approximations.
+    #: ``variant:<module>``, ``kleidiai:qp8_f32_qc4w_gemm`` (the KleidiAI path outside the five
+    #: variants) or ``fallback:<function>(kernel)``; notes for approximations.
     emulation: str
 
     def __iter__(self) -> Iterator[Any]:
@@ -296,6 +297,22 @@ def _run_gemm(d: Decision, g: _Gemm, t: Target) -> tuple[NDArray[Any], str]:
             kernel=d.kernel,
         )
         return out, "variant:qp8_f32_qb4w_gemm"
+    if cfg == "qp8_f32_qc4w_gemm":
+        # Not one of the five variants: the private module emulates its KleidiAI kernels.
+        from .variants import _qp8_f32_qc4w as qc4w
+
+        assert g.w_quant is not None
+        out = qc4w.gemm(
+            _to_f32(x),
+            w,
+            np.asarray(g.w_quant.scale, F32),
+            bias=None if b is None else _to_f32(b),
+            clamp_min=g.lo,
+            clamp_max=g.hi,
+            target=t,
+            kernel=d.kernel,
+        )
+        return out, "kleidiai:qp8_f32_qc4w_gemm"
     if cfg in ("f32_gemm", "f32_gemm_nr2"):
         kernel: Literal["ld128", "acc4", "nr2"] = (
             "nr2" if cfg == "f32_gemm_nr2" else "acc4" if "acc4" in d.xnn_kernel else "ld128"

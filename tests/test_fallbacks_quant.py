@@ -18,12 +18,21 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from kleidiref import fallbacks as F
+from kleidiref.quant.qai8dx import quantize_qai8dx
 from kleidiref.quant.qd8 import quantize_qd8
+from kleidiref.targets import APPLE_M4, GENERIC_SME1
 from kleidiref.testing.strategies import channel_scales, int4_weights
+from kleidiref.variants import VARIANTS
+from kleidiref.variants import _qp8_f32_qc4w as Q4
 
 SET = settings(max_examples=30, deadline=None)
 F32, F16 = np.float32, np.float16
 FMT = {"f32": (24, -126, 127), "f16": (11, -14, 15)}
+SME2_MOPA8 = "kai_matmul_clamp_f32_qai8dxp1vlx4_qsi8cxp4vlx4_1vlx4vl_sme2_mopa"
+SME2_GEMV8 = "kai_matmul_clamp_f32_qai8dxp1x4_qsi8cxp4vlx4_1x4vl_sme2_dot"
+SME1_MOPA8 = "kai_matmul_clamp_f32_qai8dxp1vlx4_qsi8cxp4vlx4_1vlx4vl_sme_mopa"
+SME1_GEMV8 = "kai_matmul_clamp_f32_qai8dxp1x4_qsi8cxp4vlx4_1x4vl_sme_dot"
+NEON8 = "kai_matmul_clamp_f32_qai8dxp4x8_qsi8cxp4x8_16x4_neon_i8mm"
 dims = st.tuples(st.integers(1, 3), st.integers(1, 5), st.integers(1, 40))
 
 
@@ -105,6 +114,89 @@ def test_qd8_f32_qc4w_rejects_bad_weights() -> None:
     with pytest.raises(ValueError, match=r"\[-8, 7\]"):
         F.qd8_f32_qc4w_gemm(q, a, zp, np.full((1, 4), 9, np.int8), np.ones(1, F32))
     with pytest.raises(TypeError, match="int8"):
-        F.qd8_f32_qc4w_gemm(q, a, zp, np.ones((1, 4), np.uint8), np.ones(1, F32))  # type: ignore[arg-type]
+        F.qd8_f32_qc4w_gemm(q, a, zp, np.ones((1, 4), np.uint8), np.ones(1, F32))
     with pytest.raises(ValueError, match="K mismatch"):
         F.qd8_f32_qc4w_gemm(q, a, zp, np.ones((1, 5), np.int8), np.ones(1, F32))
+
+
+# ---- qp8_f32_qc4w (KleidiAI, outside the five variants) -------------------------------------------
+
+
+def _wrap(v: int) -> int:
+    return (v + 2**31) % 2**32 - 2**31
+
+
+@SET
+@given(
+    data=st.data(),
+    mnk=dims,
+    fz=st.booleans(),
+    name=st.sampled_from(sorted(Q4.KERNELS)),
+)
+def test_qp8_f32_qc4w_kernels_match_documented_steps(
+    data: Any, mnk: tuple[int, int, int], fz: bool, name: str
+) -> None:
+    m, n, k = mnk
+    kern = Q4.KERNELS[name]
+    x = data.draw(f32s((m, k)))
+    w = data.draw(int4_weights(shape=(n, k)))
+    ws = data.draw(channel_scales(n=n, min_value=2.0**-10, max_value=1.0))
+    b = data.draw(f32s((n,)))
+    out = Q4.gemm(x, w, ws, bias=b, clamp_min=-20.0, clamp_max=20.0, target=APPLE_M4.replace(flush_to_zero=fz),
+                  kernel=name)
+    q, dq, zp = quantize_qai8dx(x, k_block_len=kern.kr // kern.sr)
+    mul = 16 if kern.x16 else 1
+    for j in range(n):
+        rsum = _wrap(mul * sum(int(v) for v in w[j]))
+        s = float(F32(ws[j]) * F32(0.0625)) if kern.x16 else float(ws[j])
+        for i in range(m):
+            acc = _wrap(sum(int(q[i, t]) * mul * int(w[j, t]) for t in range(k)))
+            acc = _wrap(acc + -int(zp[i]) * rsum)
+            f = rnd(Fr(acc), "f32", fz)
+            sc = rnd(rd(dq[i], "f32", fz) * rd(s, "f32", fz), "f32", fz)
+            if kern.fused:  # FMLA: one rounding
+                y = rnd(rd(sc, "f32", fz) * rd(f, "f32", fz) + rd(b[j], "f32", fz), "f32", fz)
+            else:  # FMUL then FADD
+                y = rnd(rd(rnd(rd(f, "f32", fz) * rd(sc, "f32", fz), "f32", fz), "f32", fz) + rd(b[j], "f32", fz),
+                        "f32", fz)
+            assert float(out[i, j]) == clamp(y, -20.0, 20.0), (i, j)
+
+
+def test_qp8_f32_qc4w_equals_the_qc8w_kernels_with_the_same_epilogue() -> None:
+    # Without wraparound or subnormal scales, 16x nibbles with scale / 16 give the qc8w bits.
+    q8 = VARIANTS["qp8_f32_qc8w_gemm"]
+    pairs = {
+        "kai_matmul_clamp_f32_qai8dxp1vlx8_qsi4cxp4vlx8_1vlx4vl_sme2_mopa": SME2_MOPA8,
+        "kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4vlx4_1x4vl_sme2_sdot": SME2_GEMV8,
+        "kai_matmul_clamp_f32_qai8dxp1vlx4_qsi4cxp4vlx4_1vlx4vl_sme_mopa": SME1_MOPA8,
+        "kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4vlx4_1x4vl_sme_dot": SME1_GEMV8,
+        "kai_matmul_clamp_f32_qai8dxp4x8_qsi4cxp8x8_8x8x32_neon_i8mm": NEON8,
+        "kai_matmul_clamp_f32_qai8dxp4x8_qsi4cxp4x4_16x4x32_neon_dotprod": NEON8,
+    }
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((5, 70)).astype(F32)
+    w = rng.integers(-8, 8, (9, 70)).astype(np.int8)
+    ws = rng.uniform(0.01, 0.1, 9).astype(F32)
+    b = rng.standard_normal(9).astype(F32)
+    for k4, k8 in pairs.items():
+        got = Q4.gemm(x, w, ws, bias=b, clamp_min=-1.0, clamp_max=1.0, target=APPLE_M4, kernel=k4)
+        ref = q8.gemm(x, w, ws, bias=b, clamp_min=-1.0, clamp_max=1.0, target=APPLE_M4, kernel=k8)
+        np.testing.assert_array_equal(got.view(np.uint32), ref.view(np.uint32), err_msg=k4)
+
+
+def test_qp8_f32_qc4w_selection_and_errors() -> None:
+    assert Q4.select_kernel(APPLE_M4, 1).name.endswith("1x4vl_sme2_sdot")
+    assert Q4.select_kernel(GENERIC_SME1, 7).name.endswith("1vlx4vl_sme_mopa")
+    assert Q4.xnn_kernel_name(APPLE_M4.replace(svl_bits=128), 7) == (
+        "xnn_qp8_f32_qc4w_gemm_minmax_ukernel_4x16c4__neonsme2", 4, 16)
+    with pytest.raises(ValueError, match="NULL"):
+        Q4.select_kernel(APPLE_M4.replace(kleidiai=False), 2)
+    x, s = np.ones((2, 8), F32), np.ones(3, F32)
+    with pytest.raises(ValueError, match=r"\[-8, 7\]"):
+        Q4.gemm(x, np.full((3, 8), 8, np.int8), s, target=APPLE_M4)
+    with pytest.raises(ValueError, match="not a qp8_f32_qc4w"):
+        Q4.gemm(x, np.ones((3, 8), np.int8), s, target=APPLE_M4, kernel="nope")
+    with pytest.raises(TypeError, match="scale"):
+        Q4.gemm(x, np.ones((3, 8), np.int8), np.ones(2, F32), target=APPLE_M4)
+    t = Q4.gemm(x, np.ones((8, 3), np.int8), s, transpose_rhs=True, target=APPLE_M4)
+    np.testing.assert_array_equal(t, Q4.gemm(x, np.ones((3, 8), np.int8), s, target=APPLE_M4))

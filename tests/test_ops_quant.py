@@ -9,7 +9,8 @@ from kleidiref import fallbacks as F
 from kleidiref.dispatch import NodeRejected
 from kleidiref.ops import QuantParams, fully_connected
 from kleidiref.quant.qd8 import quantize_qd8
-from kleidiref.targets import Target
+from kleidiref.targets import APPLE_M4, GENERIC_SME1, NEON_ONLY, Target
+from kleidiref.variants import _qp8_f32_qc4w as qc4w
 
 F32 = np.float32
 NO_KAI = Target(kleidiai=False)
@@ -65,3 +66,44 @@ def test_fc_qcint4_zero_point_0_and_8_compute_the_same() -> None:
     r8 = fully_connected(X, W4, B, dynamic=True, filter_quant=Q4, target=NO_KAI)
     r0 = fully_connected(X, W4, B, dynamic=True, filter_quant=QuantParams(S4, 0, bits=4), target=NO_KAI)
     eq(r8.output, r0.output)
+
+
+# ---- qp8_f32_qc4w -----------------------------------------------------------------------------------
+
+QP8_TARGETS = [
+    APPLE_M4,
+    APPLE_M4.replace(svl_bits=128),
+    GENERIC_SME1,
+    NEON_ONLY,
+    NEON_ONLY.replace(i8mm=False),
+]
+
+
+@pytest.mark.parametrize("t", QP8_TARGETS, ids=lambda t: f"sme2{t.sme2}-sme{t.sme}-i8mm{t.i8mm}-{t.svl_bits}")
+@pytest.mark.parametrize("m", [1, 3])
+def test_fc_qp8_f32_qc4w_runs_the_kleidiai_kernel(t: Target, m: int) -> None:
+    r = fully_connected(
+        X[:m], W4, B, dynamic=True, filter_quant=Q4, output_min=-2.0, output_max=2.0, target=t
+    )
+    d = r.decision
+    assert d.config == "qp8_f32_qc4w_gemm" and d.variant is None and d.input_datatype == "qpint8"
+    assert r.emulation == "kleidiai:qp8_f32_qc4w_gemm"
+    kern = qc4w.select_kernel(t, m)
+    assert d.kernel == kern.name and (d.xnn_kernel, d.mr, d.nr) == qc4w.xnn_kernel_name(t, m)
+    assert d.reasons[-1].startswith(f"result: KleidiAI kernel {kern.name}")
+    eq(r.output, qc4w.gemm(X[:m], W4, S4, bias=B, clamp_min=-2.0, clamp_max=2.0, target=t, kernel=d.kernel))
+    tr = fully_connected(
+        X[:m], np.ascontiguousarray(W4.T), B, dynamic=True, filter_quant=Q4, transpose_weights=True,
+        output_min=-2.0, output_max=2.0, target=t,
+    )
+    eq(tr.output, r.output)
+    assert any("ignores XNN_FLAG_TRANSPOSE_WEIGHTS" in s for s in tr.decision.reasons) == (t.sme2 is True)
+
+
+def test_dispatch_and_module_name_the_same_qc4w_kernels() -> None:
+    from kleidiref import dispatch
+
+    assert set(dispatch._KAI_QP8_QC4W.values()) == set(qc4w.KERNELS)
+    for (lvl, kind), name in dispatch._KAI_QP8_QC4W.items():
+        k = qc4w.KERNELS[name]
+        assert (k.branch, k.gemv) == (lvl, kind == "gemv")

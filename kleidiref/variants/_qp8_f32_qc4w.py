@@ -1,0 +1,258 @@
+"""``qp8_f32_qc4w_gemm``: f32 activations x 4-bit per-channel weights -> f32, KleidiAI kernels (from source).
+
+A sixth KleidiAI path, not one of the five variants (so this module is private: the variant
+discovery, the golden vectors and ``selfcheck`` do not see it; there are no golden vectors).
+XNNPACK ``init_qp8_f32_qc4w_gemm_config`` (src/configs/gemm-config.c), branch order SME2 -> SME
+-> i8mm -> dotprod, wrappers in src/qp8-f32-qc4w-gemm/ around the KleidiAI kernels of
+kai/ukernels/matmul/matmul_clamp_f32_qai8dxp_qsi4cxp/ (KleidiAI ``495f6524d9``)::
+
+    branch   M   XNNPACK ukernel (SVL 512)            KleidiAI kai_matmul_clamp_f32_...                   kr sr
+    SME2     >1  16x64c4__neonsme2                    qai8dxp1vlx8_qsi4cxp4vlx8_1vlx4vl_sme2_mopa          4  1
+    SME2     1   1x64c4__neonsme2                     qai8dxp1x4_qsi4cxp4vlx4_1x4vl_sme2_sdot              4  1
+    SME      >1  16x64c4__neonsme                     qai8dxp1vlx4_qsi4cxp4vlx4_1vlx4vl_sme_mopa           8  2
+    SME      1   1x64c4__neonsme                      qai8dxp1x4_qsi4cxp4vlx4_1x4vl_sme_dot                8  2
+    i8mm     >1  8x8c16s2__neoni8mm_mstep2            qai8dxp4x8_qsi4cxp8x8_8x8x32_neon_i8mm              16  2
+    i8mm     1   1x8c16s2__aarch64_neondot            qai8dxp1x8_qsi4cxp8x8_1x8x32_neon_dotprod           16  2
+    dotprod  >1  16x4c8s2__aarch64_neondot_mstep4     qai8dxp4x8_qsi4cxp4x4_16x4x32_neon_dotprod           8  2
+    dotprod  1   1x4c8s2__aarch64_neondot             qai8dxp1x4_qsi4cxp4x4_1x4_neon_dotprod               8  2
+
+The LHS is quantized per row by ``kai_lhs_quant_pack_qai8dxp_f32`` (:mod:`kleidiref.quant.qai8dx`,
+rounding half away from zero). The weights ``w[n,k]`` in [-8, 7] (nibble minus the kernel zero
+point 8 or 0) are packed, with ``lhs_zero_point = 1`` (``setup_packing_params_qs8_qc4w_izp_1``), by
+
+* SME2 (``xnn_pack_kai_qs4_weights_and_biases_sme``): ``kai_rhs_pack_nxk_qsi4cxps1s0_qsu4cxs1s0_neon``:
+  int32 ``rsum = sum_k w``, f32 scale as given; the kernels widen nibbles with LUTI4 to ``w``.
+* SME, i8mm, dotprod (``xnn_pack_kai_qs4_weights_and_biases``): ``kai_rhs_pack_{nxk,kxn}_qsi4cxp_qs4cxs1s0``:
+  int32 ``rsum = 16 * sum_k w``, f32 scale ``RN32(scale * 0.0625)``; the kernels widen nibbles
+  with ``SHL #4`` / ``AND #0xF0``, i.e. to ``16 * w``.
+
+Every kernel then computes (``W`` = ``w`` or ``16 w``, ``s`` = the packed scale)::
+
+    acc = sum_{k < K32} q[m,k] * W[n,k]          int32, wraps (SMOPA / SDOT / SMMLA; K padding meets 0)
+    acc = acc + (-zp[m]) * rsum[n]               MLA, int32, wraps
+    f   = RN32(acc)                              SCVTF
+    unfused (every MOPA, every NEON kernel):  sc = RN32(dq[m] * s[n]); y = RN32(f * sc); y = RN32(y + bias[n])
+    fused (the SME2 sdot / SME1 dot GEMVs):    sc = RN32(s[n] * dq[m]); y = fma32(sc, f, bias[n])
+    out = FCLAMP(y, min, max) on SME2;  FMIN(FMAX(y, min), max) on SME1 and NEON
+
+With the 16x encoding ``f = 16 RN32(A)`` and ``sc = RN32(dq*scale)/16`` (exact unless subnormal),
+so the result equals the qp8_f32_qc8w arithmetic on ``w``; the emulation keeps the packed form
+so that int32 wraparound and subnormal scales behave as upstream. FPCR.FZ (the target's
+``flush_to_zero``) applies to the kernels' float steps; the packer's ``scale * 0.0625`` runs at
+operator creation, outside the threadpool, so without FZ.
+
+The integer part is exact (float32 BLAS in K chunks whose partial sums stay below 2**24,
+``_int8_common.int8_matmul``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .._buffers import check_float
+from ..numerics import fma32, ftz32
+from ..quant.qai8dx import quantize_qai8dx
+from ..targets import Target, get_target
+from ._int8_common import clamp_f32, fadd32_prefl, fmul32, int8_matmul, wrap_i32
+
+__all__ = ["KERNELS", "Qc4wKernel", "gemm", "select_kernel", "xnn_kernel_name"]
+
+F32 = np.float32
+_SRC = "kai/ukernels/matmul/matmul_clamp_f32_qai8dxp_qsi4cxp/"
+
+
+@dataclasses.dataclass(frozen=True)
+class Qc4wKernel:
+    """One KleidiAI qai8dxp x qsi4cxp kernel as XNNPACK's qp8_f32_qc4w config runs it."""
+
+    name: str
+    branch: Literal["sme2", "sme", "i8mm", "dotprod"]
+    gemv: bool
+    #: SME GEMVs: FMUL then FMLA (one rounding); else FMUL, FMUL, FADD.
+    fused: bool
+    clamp_kind: Literal["fclamp", "fmax_fmin"]
+    kr: int
+    sr: int
+    #: True: nibbles widened to 16*w, packed scale * 0.0625 (qsi4cxp_qs4cxs1s0 packers);
+    #: False: LUTI4 to w, scale as given (qsi4cxps1s0_qsu4cxs1s0 packer).
+    x16: bool
+    packer: str
+    source: str
+
+
+def _k(name: str, branch: Literal["sme2", "sme", "i8mm", "dotprod"], gemv: bool, kr: int, sr: int,
+       ext: str) -> Qc4wKernel:
+    sme = branch in ("sme2", "sme")
+    return Qc4wKernel(
+        name=name,
+        branch=branch,
+        gemv=gemv,
+        fused=sme and gemv,
+        clamp_kind="fclamp" if branch == "sme2" else "fmax_fmin",
+        kr=kr,
+        sr=sr,
+        x16=branch != "sme2",
+        packer=(
+            "kai_rhs_pack_nxk_qsi4cxps1s0_qsu4cxs1s0_neon"
+            if branch == "sme2"
+            else "kai_rhs_pack_nxk_qsi4cxp_qs4cxs1s0 (kxn sibling for transposed weights)"
+        ),
+        source=_SRC + name + ext,
+    )
+
+
+#: KleidiAI kernel name -> description; ``(branch, gemv)`` -> kernel in :data:`_BY_BRANCH`.
+KERNELS: dict[str, Qc4wKernel] = {
+    k.name: k
+    for k in (
+        _k("kai_matmul_clamp_f32_qai8dxp1vlx8_qsi4cxp4vlx8_1vlx4vl_sme2_mopa", "sme2", False, 4, 1, ".c"),
+        _k("kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4vlx4_1x4vl_sme2_sdot", "sme2", True, 4, 1, ".c"),
+        _k("kai_matmul_clamp_f32_qai8dxp1vlx4_qsi4cxp4vlx4_1vlx4vl_sme_mopa", "sme", False, 8, 2, "_asm.S"),
+        _k("kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4vlx4_1x4vl_sme_dot", "sme", True, 8, 2, "_asm.S"),
+        _k("kai_matmul_clamp_f32_qai8dxp4x8_qsi4cxp8x8_8x8x32_neon_i8mm", "i8mm", False, 16, 2, "_asm.S"),
+        _k("kai_matmul_clamp_f32_qai8dxp1x8_qsi4cxp8x8_1x8x32_neon_dotprod", "i8mm", True, 16, 2, ".c"),
+        _k("kai_matmul_clamp_f32_qai8dxp4x8_qsi4cxp4x4_16x4x32_neon_dotprod", "dotprod", False, 8, 2, "_asm.S"),
+        _k("kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4x4_1x4_neon_dotprod", "dotprod", True, 8, 2, ".c"),
+    )
+}
+_BY_BRANCH = {(k.branch, k.gemv): k for k in KERNELS.values()}
+#: NEON wrappers: (branch, gemv) -> (XNNPACK ukernel, config mr, nr).
+_XNN_NEON = {
+    ("i8mm", False): ("xnn_qp8_f32_qc4w_gemm_minmax_ukernel_8x8c16s2__neoni8mm_mstep2", 8, 8),
+    ("i8mm", True): ("xnn_qp8_f32_qc4w_gemm_minmax_ukernel_1x8c16s2__aarch64_neondot", 1, 8),
+    ("dotprod", False): ("xnn_qp8_f32_qc4w_gemm_minmax_ukernel_16x4c8s2__aarch64_neondot_mstep4", 16, 4),
+    ("dotprod", True): ("xnn_qp8_f32_qc4w_gemm_minmax_ukernel_1x4c8s2__aarch64_neondot", 1, 4),
+}
+
+
+def branch_of(target: Target) -> Literal["sme2", "sme", "i8mm", "dotprod"] | None:
+    """The config branch taken on ``target`` (None: the config is NULL, XNNPACK runs qd8_f32_qc4w)."""
+    if target.arch != "arm64" or not target.kleidiai:
+        return None
+    if target.sme2:
+        return "sme2"
+    if target.sme:
+        return "sme"
+    if target.i8mm:
+        return "i8mm"
+    if target.dotprod:
+        return "dotprod"
+    return None
+
+
+def select_kernel(target: Target, m: int) -> Qc4wKernel:
+    """The kernel XNNPACK runs for M rows (``qp8gemm[0]`` when M == 1, else ``qp8gemm[mr - 1]``)."""
+    b = branch_of(target)
+    if b is None:
+        raise ValueError(
+            f"target {target.name!r}: XNNPACK's qp8_f32_qc4w config is NULL (needs arm64 + KleidiAI + SME2, "
+            "SME, I8MM or DotProd); it runs qd8_f32_qc4w (see kleidiref.dispatch)"
+        )
+    return _BY_BRANCH[(b, m == 1)]
+
+
+def xnn_kernel_name(target: Target, m: int) -> tuple[str, int, int]:
+    """``(XNNPACK ukernel, mr, nr)``; SME tiles scale with the SVL (names as at that SVL)."""
+    k = select_kernel(target, m)
+    if k.branch in ("sme2", "sme"):
+        vls = target.svl_bits // 32
+        mr, nr = (1 if k.gemv else vls), 4 * vls
+        isa = "neonsme2" if k.branch == "sme2" else "neonsme"
+        return f"xnn_qp8_f32_qc4w_gemm_minmax_ukernel_{mr}x{nr}c4__{isa}", mr, nr
+    return _XNN_NEON[(k.branch, k.gemv)]
+
+
+def _check(lhs: object, rhs: object, scale: object, bias: object) -> tuple[NDArray[np.float32], NDArray[np.int8],
+                                                                            NDArray[np.float32],
+                                                                            NDArray[np.float32]]:
+    if not isinstance(lhs, np.ndarray) or lhs.dtype != F32 or lhs.ndim != 2:
+        raise TypeError("lhs must be a 2-D float32 array [M, K] (quantized per row by the kernel path)")
+    if not isinstance(rhs, np.ndarray) or rhs.dtype != np.int8 or rhs.ndim != 2:
+        raise TypeError("rhs must be a 2-D int8 array of signed 4-bit weights (nibble - zero point)")
+    if rhs.size and (int(rhs.min()) < -8 or int(rhs.max()) > 7):
+        raise ValueError("4-bit weights must lie in [-8, 7] (kai_rhs_pack_*_qsi4cx* take nibbles)")
+    n, k = rhs.shape
+    if lhs.shape[1] != k:
+        raise ValueError(f"K mismatch: lhs is {lhs.shape}, rhs is {rhs.shape} ([N, K])")
+    if k < 1:
+        raise ValueError("K must be >= 1 (KAI_ASSERT in the packers)")
+    if not isinstance(scale, np.ndarray) or scale.dtype != F32 or scale.shape != (n,):
+        raise TypeError(f"scale must be a float32 array of shape ({n},)")
+    if bias is None:
+        b = np.zeros(n, F32)  # XNNPACK substitutes a zero bias; the packers write zeros for NULL
+    elif not isinstance(bias, np.ndarray) or bias.dtype != F32 or bias.shape != (n,):
+        raise TypeError(f"bias must be a float32 array of shape ({n},) or None")
+    else:
+        b = bias
+    return lhs, rhs, scale, b
+
+
+def gemm(
+    lhs: NDArray[np.float32],
+    rhs: NDArray[np.int8],
+    scale: NDArray[np.float32],
+    *,
+    bias: NDArray[np.float32] | None = None,
+    clamp_min: float = -np.inf,
+    clamp_max: float = np.inf,
+    transpose_rhs: bool = False,
+    target: Target | None = None,
+    kernel: str | None = None,
+) -> NDArray[np.float32]:
+    """``[M, N]`` f32 as XNNPACK's qp8_f32_qc4w path computes it (output bits; no packed buffers).
+
+    ``lhs`` [M, K] float32; ``rhs`` int8 [N, K] (or [K, N] with ``transpose_rhs``) holding the
+    signed 4-bit weights in [-8, 7]; ``scale`` float32 [N]; ``bias`` float32 [N] or None.
+    ``kernel`` names a KleidiAI kernel of :data:`KERNELS`; by default the one ``target`` selects.
+    """
+    t = get_target() if target is None else target
+    w_in = rhs.T if transpose_rhs and isinstance(rhs, np.ndarray) else rhs
+    a, w, sc_in, bias32 = _check(lhs, w_in, scale, bias)
+    m, n = a.shape[0], w.shape[0]
+    if kernel is None:
+        kern = select_kernel(t, max(m, 1))
+    elif kernel in KERNELS:
+        kern = KERNELS[kernel]
+    else:
+        raise ValueError(f"{kernel!r} is not a qp8_f32_qc4w KleidiAI kernel (one of {', '.join(KERNELS)})")
+    lo, hi = check_float("clamp_min", clamp_min), check_float("clamp_max", clamp_max)
+    if m == 0 or n == 0:
+        return np.zeros((m, n), F32)
+    fz = t.flush_to_zero
+    # LHS: kai_lhs_quant_pack_qai8dxp_f32 with this kernel's kr / sr (its K32 padding meets the
+    # packers' zero RHS padding: 8 ^ 8 = 0 for zero point 8, 0 for zero point 0).
+    q, dq, zp = quantize_qai8dx(np.ascontiguousarray(a), k_block_len=kern.kr // kern.sr)
+    wi = w.astype(np.int64)
+    if kern.x16:
+        wk = (16 * w.astype(np.int16)).astype(F32)  # SHL #4 / AND #0xF0 of the packed nibbles
+        rsum = wrap_i32(16 * wi.sum(axis=1))  # packer: sums[i] * 16 (int32)
+        with np.errstate(under="ignore"):
+            s = (sc_in * F32(0.0625)).astype(F32)  # packer: scale * 0.0625F, at creation (no FZ)
+        absmax = 128.0
+    else:
+        wk = w.astype(F32)  # LUTI4 -> int8 value
+        rsum = wrap_i32(wi.sum(axis=1))
+        s = sc_in
+        absmax = 8.0
+    acc = int8_matmul(q, np.ascontiguousarray(wk.T), w_absmax=absmax)  # int32, wraps
+    acc += (-zp).astype(np.int32)[:, None] * rsum.astype(np.int32)[None, :]  # MLA (numpy int32 wraps)
+    f = acc.astype(F32)  # SCVTF (RNE); an integer is never subnormal
+    b = bias32
+    if fz:  # FPCR.FZ: subnormal scales, bias and bounds read as signed zeros
+        dq, s, b = ftz32(dq), ftz32(s), ftz32(b)
+        lo, hi = F32(ftz32(lo)), F32(ftz32(hi))
+    if kern.fused:
+        sc = fmul32(s[None, :], dq[:, None], fz=fz)  # FMUL scale * dq
+        y = fma32(sc, f, np.broadcast_to(b[None, :], f.shape), fz=fz)  # FMLA: one rounding
+    else:
+        sc = fmul32(dq[:, None], s[None, :], fz=fz)  # FMUL dq * scale
+        with np.errstate(over="ignore", invalid="ignore"):
+            # |sc| is 0 or >= FLT_MIN under FZ and |f| is 0 or >= 1: the product is never tiny.
+            y = np.multiply(sc, f, dtype=F32)
+        y = fadd32_prefl(y, b[None, :]) if fz else np.add(y, b[None, :], dtype=F32)
+    # Note: NaNs come out as the default NaN (as in the qc8w emulation; payloads not modelled).
+    return clamp_f32(y, F32(lo), F32(hi), kern.clamp_kind)
