@@ -22,6 +22,10 @@ GIL inside ufunc loops) and the exact-but-costly steps run only where they can m
   >= FLT_MIN: every exact partial value is then a multiple of that quantum, so nonzero ones
   are >= FLT_MIN. The tiny test only runs when that precheck fails.
 
+One-tile chains on a blocked W (the GEMV kernels reading the packed RHS in place) run as a
+pipeline: helper threads gather the next k blocks' weight rows out of the packed layout
+(memory-bound, ~a third of the work) while the calling thread chains the current one.
+
 ``f16_pair_chain``: ``acc = RN32(acc + RN32(a0*b0 + a1*b1))`` (widening FMOPA / FDOT). Each
 f16 product is exact in binary32 and the binary32 sum of two of them is correctly rounded, so
 plain float32 arithmetic is the instruction. ``f16_mla_chain``: ``acc = RN32(acc + a*b)``.
@@ -29,11 +33,13 @@ plain float32 arithmetic is the instruction. ``f16_mla_chain``: ``acc = RN32(acc
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -58,6 +64,9 @@ _KB16_ROW = 64
 _pair_blas: bool | None = None  # pair sums by sgemm (K = 2)? Probed once: see _f16_tile_body
 
 _pool: ThreadPoolExecutor | None = None
+_ppools: dict[int, ThreadPoolExecutor] = {}
+_T = TypeVar("_T")
+_AHEAD = 3  # k blocks prepared ahead of a chain that runs as a single tile
 _pool_lock = threading.Lock()
 
 
@@ -88,6 +97,46 @@ def _run_tiles(fn: Callable[..., None], tiles: Sequence[tuple[Any, ...]]) -> Non
         fut.result()
 
 
+def _producer_pool(workers: int) -> ThreadPoolExecutor:
+    """``workers`` threads that prepare k blocks ahead of a chain (apart from the tile pool: tiles wait on them)."""
+    with _pool_lock:
+        pool = _ppools.get(workers)
+        if pool is None:
+            pool = _ppools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="kleidiref-prep")
+        return pool
+
+
+def _in_order(
+    count: int, produce: Callable[[int], _T], consume: Callable[[int, _T], None], ahead: int, workers: int = 1
+) -> None:
+    """``consume(i, produce(i))`` for i = 0..count-1, in order.
+
+    With ``ahead`` > 0, ``produce`` runs on helper threads up to ``ahead`` blocks in front of
+    ``consume`` (numpy releases the GIL in its loops, so the two overlap on separate cores).
+    Block i + ahead is only submitted once block i is consumed, so ``produce(i)`` may reuse
+    the buffers of block i - ahead. ``workers``: producer threads (1 when the consumer is the
+    critical path and needs a core of its own).
+    """
+    if ahead <= 0 or count <= 1:
+        for i in range(count):
+            consume(i, produce(i))
+        return
+    pool = _producer_pool(workers)
+    pending = collections.deque(pool.submit(produce, i) for i in range(min(ahead, count)))
+    try:
+        for i in range(count):
+            block = pending.popleft().result()
+            consume(i, block)
+            if i + ahead < count:
+                pending.append(pool.submit(produce, i + ahead))
+    finally:
+        for fut in pending:  # on error: let no helper write into buffers after we return
+            fut.cancel()
+        for fut in pending:
+            if not fut.cancelled():
+                fut.exception()
+
+
 def _split(m: int, n: int, elems: int | None = None, align: int = 1) -> list[tuple[int, int, int, int]]:
     """Cut an m x n output into tiles of about ``elems``, at least one per worker thread.
 
@@ -107,6 +156,12 @@ def _split(m: int, n: int, elems: int | None = None, align: int = 1) -> list[tup
         for m0 in range(0, m, rows)
         for n0 in range(0, n, cols)
     ]
+
+
+def _pipelined(tiles: Sequence[tuple[int, int, int, int]], w: NDArray[Any]) -> bool:
+    """Prepare k blocks on helper threads? Only for a single tile (it runs on the calling thread,
+    the cores are otherwise idle) of a blocked W, whose gather is the work worth moving."""
+    return len(tiles) == 1 and w.ndim > 2 and worker_threads() > 1
 
 
 def _w_shape(w: NDArray[Any], n_acc: int) -> tuple[int, int, int]:
@@ -224,12 +279,13 @@ def fma32_chain(
     tiny = lc >= 0 and _ulp_exp(lc) < -126
     ulp_a = _ulp_exp(la) if la >= 0 else None  # None: a is all zeros, products cannot be tiny
     a_t = np.ascontiguousarray(a.T, dtype=F64)  # [K, M]
-
+    tiles = _split(m, n, align=nr)
+    pipeline = _pipelined(tiles, w)
 
     def tile(m0: int, m1: int, n0: int, n1: int) -> None:
-        _fma32_tile(out[m0:m1, n0:n1], a_t[:, m0:m1], w, n0, fz, tiny, ulp_a)
+        _fma32_tile(out[m0:m1, n0:n1], a_t[:, m0:m1], w, n0, fz, tiny, ulp_a, pipeline)
 
-    _run_tiles(tile, _split(m, n, align=nr))
+    _run_tiles(tile, tiles)
     return canonical_nan_f32(out)
 
 
@@ -246,6 +302,16 @@ def _scan_rows(w: NDArray[np.float32], buf: NDArray[np.uint32]) -> int:
     return low >> 1
 
 
+@contextlib.contextmanager
+def _bufsize(nn: int) -> Iterator[None]:
+    """numpy's ufunc buffer size for rows of ``nn`` (per thread: a context variable)."""
+    old = np.setbufsize(_bufsize_for(nn))
+    try:
+        yield
+    finally:
+        np.setbufsize(old)
+
+
 def _bufsize_for(nn: int) -> int:
     """A ufunc buffer size that keeps broadcast products on numpy's fast loop.
 
@@ -258,85 +324,99 @@ def _bufsize_for(nn: int) -> int:
 
 def _fma32_tile(
     acc_out: NDArray[np.float32], a_t: NDArray[np.float64], w: NDArray[np.float32], n0: int, fz: bool,
-    tiny: bool, ulp_a: int | None,
+    tiny: bool, ulp_a: int | None, pipeline: bool = False,
 ) -> None:
     """The chain on one output tile (columns from ``n0``), in place on ``acc_out``."""
-    old = np.setbufsize(_bufsize_for(acc_out.shape[1]))  # per thread (a context variable)
-    try:
-        _fma32_tile_body(acc_out, a_t, w, n0, fz, tiny, ulp_a)
-    finally:
-        np.setbufsize(old)
+    with _bufsize(acc_out.shape[1]):
+        _fma32_tile_body(acc_out, a_t, w, n0, fz, tiny, ulp_a, pipeline)
 
 
 def _fma32_tile_body(
     acc_out: NDArray[np.float32], a_t: NDArray[np.float64], w: NDArray[np.float32], n0: int, fz: bool,
-    tiny: bool, ulp_a: int | None,
+    tiny: bool, ulp_a: int | None, pipeline: bool,
 ) -> None:
     k_total, mm = a_t.shape
     nn = acc_out.shape[1]
     one_row = mm == 1
     kb_max = min(_KB_ROW if one_row else _KB, k_total)
+    n_blocks = -(-k_total // kb_max)
+    # The gather of the next blocks' weight rows (memory-bound) can run on a helper thread while
+    # this one chains: a scan buffer per block in flight.
+    n_slots = min(_AHEAD, n_blocks) if pipeline else 1
+    scan_bufs = [np.empty((kb_max, nn), dtype=np.uint32) for _ in range(n_slots)]
+    scan = fz or (not tiny and ulp_a is not None)
+
+    def produce(i: int) -> tuple[int, int, NDArray[Any], bool]:
+        """Block i's weight rows (gathered, FZ-flushed), and whether they make tiny values possible."""
+        k0 = i * kb_max
+        kb = min(kb_max, k_total - k0)
+        scan_buf = scan_bufs[i % n_slots]
+        wk = _w_rows(w, k0, kb, n0, n0 + nn)
+        blk_tiny = False
+        if scan:
+            low = _scan_rows(wk, scan_buf)
+            if fz and 0 <= low < _FLT_MIN_BITS:  # FZ input flush, only where subnormals are
+                wk = ftz32(wk)
+                low = _scan_rows(wk, scan_buf)
+            blk_tiny = ulp_a is not None and low >= 0 and ulp_a + _ulp_exp(low) < -126
+        return k0, kb, wk, blk_tiny
+
     start = acc_out.copy()  # the accumulator at the start of the block
     # One-row tiles: fewest calls per step (mixed-type add straight from the f32 accumulator).
     # Larger tiles: acc kept in float64 too (pure float64 add, two casts to round), cheaper.
     acc64 = None if one_row else start.astype(F64)
-    w64 = np.empty((kb_max, 1, nn), dtype=F64)  # the block's weight rows, widened once
+    w64 = None if one_row else np.empty((kb_max, 1, nn), dtype=F64)  # the block's weight rows, widened
     sums = np.empty((kb_max, mm, nn), dtype=F64)  # products, then the RN64 sums of the block
-    hist = np.empty((kb_max, mm, nn), dtype=F32)  # the accumulator after each step
     bits = sums.view(np.int64)
-    steps = [sums[j] for j in range(kb_max)]
+    hist = np.empty((kb_max, mm, nn), dtype=F32)  # the accumulator after each step
     hsteps = [hist[j] for j in range(kb_max)]
-    scan_buf = np.empty((kb_max, nn), dtype=np.uint32)
     scratch: list[NDArray[np.float64]] = []
+
+    def consume(_: int, block: tuple[int, int, NDArray[Any], bool]) -> None:
+        nonlocal tiny, scratch
+        k0, kb, wk, blk_tiny = block
+        tiny = tiny or blk_tiny  # sticky: later partial sums may sit on W's finer grid
+        s, sb = sums[:kb], bits[:kb]
+        if w64 is None:  # mixed-type multiply: one pass, cheaper than widening W first here
+            np.multiply(a_t[k0 : k0 + kb, :, None], wk[:, None, :], out=s)  # exact
+        else:
+            np.copyto(w64[:kb, 0], wk)
+            np.multiply(a_t[k0 : k0 + kb, :, None], w64[:kb], out=s)  # exact
+        if acc64 is None:
+            prev = start
+            for j in range(kb):
+                sj, hj = s[j], hsteps[j]
+                np.add(prev, sj, out=sj)  # RN64(acc + a*w)
+                np.copyto(hj, sj, casting="unsafe")  # RN32: right unless sj is a tie
+                prev = hj
+        else:
+            for j in range(kb):
+                sj, hj = s[j], hsteps[j]
+                np.add(acc64, sj, out=sj)
+                np.copyto(hj, sj, casting="unsafe")
+                np.copyto(acc64, hj)
+        redo = None
+        if tiny:
+            mag = np.abs(s)
+            small = ((mag <= FLT_MIN) & (mag != 0)).any(axis=0)  # <=: RN64 may round up to FLT_MIN
+            redo = small if small.any() else None
+        np.left_shift(sb, _MID_SHIFT, out=sb)
+        if sb.min() == _INT64_MIN:
+            if not scratch:
+                scratch = [np.empty((kb_max, mm, nn), dtype=F64) for _ in range(3)]
+            w_blk = wk[:, None, :] if w64 is None else w64[:kb]
+            bad = _inexact_ties(sb == _INT64_MIN, start, hist[:kb], a_t[k0 : k0 + kb], w_blk, [*scratch, s])
+            if bad is not None:
+                redo = bad if redo is None else redo | bad
+        end = hist[kb - 1]
+        if redo is not None:
+            _redo_exact(end, start, redo, a_t[k0 : k0 + kb], wk, fz)
+            if acc64 is not None:
+                acc64[redo] = end[redo]
+        np.copyto(start, end)
+
     with np.errstate(over="ignore", invalid="ignore"):
-        for k0 in range(0, k_total, kb_max):
-            kb = min(kb_max, k_total - k0)
-            s, sb = sums[:kb], bits[:kb]
-            wk = _w_rows(w, k0, kb, n0, n0 + nn)
-            if fz or (not tiny and ulp_a is not None):
-                low = _scan_rows(wk, scan_buf)
-                if fz and 0 <= low < _FLT_MIN_BITS:  # FZ input flush, only where subnormals are
-                    wk = ftz32(wk)
-                    low = _scan_rows(wk, scan_buf)
-                if ulp_a is not None and low >= 0 and ulp_a + _ulp_exp(low) < -126:
-                    tiny = True
-            if one_row:  # mixed-type multiply: one pass, cheaper than widening W first here
-                np.multiply(a_t[k0 : k0 + kb, :, None], wk[:, None, :], out=s)  # exact
-            else:
-                np.copyto(w64[:kb, 0], wk)
-                np.multiply(a_t[k0 : k0 + kb, :, None], w64[:kb], out=s)  # exact
-            if acc64 is None:
-                prev = start
-                for j in range(kb):
-                    sj, hj = steps[j], hsteps[j]
-                    np.add(prev, sj, out=sj)  # RN64(acc + a*w)
-                    np.copyto(hj, sj, casting="unsafe")  # RN32: right unless sj is a tie
-                    prev = hj
-            else:
-                for j in range(kb):
-                    sj, hj = steps[j], hsteps[j]
-                    np.add(acc64, sj, out=sj)
-                    np.copyto(hj, sj, casting="unsafe")
-                    np.copyto(acc64, hj)
-            redo = None
-            if tiny:
-                mag = np.abs(s)
-                small = ((mag <= FLT_MIN) & (mag != 0)).any(axis=0)  # <=: RN64 may round up to FLT_MIN
-                redo = small if small.any() else None
-            np.left_shift(sb, _MID_SHIFT, out=sb)
-            if sb.min() == _INT64_MIN:
-                if not scratch:
-                    scratch = [np.empty_like(sums) for _ in range(3)] + [sums]  # sums: free now
-                w_blk = wk[:, None, :] if one_row else w64[:kb]
-                bad = _inexact_ties(sb == _INT64_MIN, start, hist[:kb], a_t[k0 : k0 + kb], w_blk, scratch)
-                if bad is not None:
-                    redo = bad if redo is None else redo | bad
-            end = hist[kb - 1]
-            if redo is not None:
-                _redo_exact(end, start, redo, a_t[k0 : k0 + kb], wk, fz)
-                if acc64 is not None:
-                    acc64[redo] = end[redo]
-            np.copyto(start, end)
+        _in_order(n_blocks, produce, consume, n_slots if pipeline else 0)
     acc_out[...] = start
 
 
@@ -436,7 +516,9 @@ def f16_pair_chain(
     if k and m and n:
         a32 = _f16_rows(np.ascontiguousarray(np.asarray(a, dtype=np.float16).T))  # [K, M]
         w16 = np.asarray(w, dtype=np.float16)
-        _run_tiles(lambda m0, m1, n0, n1: _f16_tile(out, a32, w16, m0, m1, n0, n1, True), _split(m, n, align=nr))
+        tiles = _split(m, n, align=nr)
+        pipe = _pipelined(tiles, w16)
+        _run_tiles(lambda m0, m1, n0, n1: _f16_tile(out, a32, w16, m0, m1, n0, n1, True, pipe), tiles)
     return canonical_nan_f32(out)
 
 
@@ -455,7 +537,9 @@ def f16_mla_chain(
     if k and m and n:
         a32 = _f16_rows(np.ascontiguousarray(np.asarray(a, dtype=np.float16).T))
         w16 = np.asarray(w, dtype=np.float16)
-        _run_tiles(lambda m0, m1, n0, n1: _f16_tile(out, a32, w16, m0, m1, n0, n1, False), _split(m, n, align=nr))
+        tiles = _split(m, n, align=nr)
+        pipe = _pipelined(tiles, w16)
+        _run_tiles(lambda m0, m1, n0, n1: _f16_tile(out, a32, w16, m0, m1, n0, n1, False, pipe), tiles)
     return canonical_nan_f32(out)
 
 
@@ -477,27 +561,26 @@ def _blas_pairs_exact() -> bool:
 
 def _f16_tile(
     out: NDArray[np.float32], a32: NDArray[np.float32], w16: NDArray[np.float16],
-    m0: int, m1: int, n0: int, n1: int, pairs: bool,
+    m0: int, m1: int, n0: int, n1: int, pairs: bool, pipeline: bool = False,
 ) -> None:
     """Both f16 chains on one output tile: products of a block of k formed in one call each."""
-    old = np.setbufsize(_bufsize_for(n1 - n0))
-    try:
-        _f16_tile_body(out, a32, w16, m0, m1, n0, n1, pairs)
-    finally:
-        np.setbufsize(old)
+    with _bufsize(n1 - n0):
+        _f16_tile_body(out, a32, w16, m0, m1, n0, n1, pairs, pipeline)
 
 
 def _f16_tile_body(
     out: NDArray[np.float32], a32: NDArray[np.float32], w16: NDArray[np.float16],
-    m0: int, m1: int, n0: int, n1: int, pairs: bool,
+    m0: int, m1: int, n0: int, n1: int, pairs: bool, pipeline: bool,
 ) -> None:
     k_total = a32.shape[0]
     mm, nn = m1 - m0, n1 - n0
     step = 2 if pairs else 1
     kb_max = min(_KB16_ROW if mm == 1 else _KB16, k_total // step) * step  # k per block
+    n_blocks = -(-k_total // kb_max)
     acc = out[m0:m1, n0:n1].copy()
-    wbuf = np.empty((kb_max, nn), dtype=F32)
-    prod = np.empty((kb_max, mm, nn), dtype=F32)
+    # Per block in flight (see _in_order): its f32 weight rows and products / pair sums.
+    n_slots = min(_AHEAD, n_blocks) if pipeline else 1
+    slots = [(np.empty((kb_max, nn), dtype=F32), np.empty((kb_max, mm, nn), dtype=F32)) for _ in range(n_slots)]
     at = a32[:, m0:m1, None]
     # Pair sums by BLAS: sgemm with K = 2 is RN32(a0*w0 + a1*w1) whatever its order or FMA use,
     # the products being exact. Only the sign of an exact-zero pair sum may differ, which no
@@ -508,22 +591,32 @@ def _f16_tile_body(
     a_pairs = (
         np.ascontiguousarray(a32[:, m0:m1].reshape(k_total // 2, 2, mm).transpose(0, 2, 1)) if blas else None
     )
-    with np.errstate(over="ignore", invalid="ignore"):
-        for k0 in range(0, k_total, kb_max):
-            kb = min(kb_max, k_total - k0)
-            wb = wbuf[:kb]
-            finite = _f16_to_f32(_w_rows(w16, k0, kb, n0, n1), wb)
-            p = prod[:kb]
+
+    def produce(i: int) -> NDArray[np.float32]:
+        """Block i's terms: the pair sums (FDOT) or single products (FMLAL), each exact or RN32."""
+        k0 = i * kb_max
+        kb = min(kb_max, k_total - k0)
+        wbuf, prod = slots[i % n_slots]
+        wb = wbuf[:kb]
+        finite = _f16_to_f32(_w_rows(w16, k0, kb, n0, n1), wb)
+        with _bufsize(nn), np.errstate(over="ignore", invalid="ignore"):
             if a_pairs is not None and finite:
                 terms = prod[: kb // 2]
                 np.matmul(a_pairs[k0 // 2 : (k0 + kb) // 2], wb.reshape(kb // 2, 2, nn), out=terms)
-            else:
-                np.multiply(at[k0 : k0 + kb], wb[:, None, :], out=p)  # exact f16 x f16 products
-                if pairs:
-                    terms = p[0::2]
-                    np.add(terms, p[1::2], out=terms)  # RN32 of the exact pair sum
-                else:
-                    terms = p
-            for j in range(terms.shape[0]):
-                np.add(acc, terms[j], out=acc)  # RN32(acc + term)
+                return terms
+            p = prod[:kb]
+            np.multiply(at[k0 : k0 + kb], wb[:, None, :], out=p)  # exact f16 x f16 products
+            if not pairs:
+                return p
+            terms = p[0::2]
+            np.add(terms, p[1::2], out=terms)  # RN32 of the exact pair sum
+            return terms
+
+    def consume(_: int, terms: NDArray[np.float32]) -> None:
+        for j in range(terms.shape[0]):
+            np.add(acc, terms[j], out=acc)  # RN32(acc + term)
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        # The consumer is light here: every helper thread may produce.
+        _in_order(n_blocks, produce, consume, n_slots if pipeline else 0, workers=worker_threads())
     out[m0:m1, n0:n1] = acc

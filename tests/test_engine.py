@@ -225,3 +225,56 @@ def test_f16_chains_blocked_w(shape: tuple[int, int, int], monkeypatch: pytest.M
     np.testing.assert_array_equal(
         _bits(f16_mla_chain(acc0, a[:, :k1], view)), _bits(_naive_f16(fmlal, acc0, a[:, :k1], w[:k1], False))
     )
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.sampled_from([5, 64, 100]),
+    k=st.integers(1, 40),
+    kind=st.sampled_from(KINDS),
+    fz=st.booleans(),
+    seed=st.integers(0, 2**31),
+)
+def test_fma32_chain_pipelined_blocks(n: int, k: int, kind: str, fz: bool, seed: int) -> None:
+    """One-row chains on a blocked W prepare k blocks on helper threads: still the naive bits.
+
+    Small k blocks make many of them, so block i + _AHEAD reuses block i's buffers; the kinds
+    drive the tie, tiny and FZ paths inside the pipelined consumer.
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KLEIDIREF_THREADS", "2")
+        mp.setattr(_engine, "_KB_ROW", 2)
+        acc0, a, w = _operands(kind, 1, n, k, seed)
+        nr = 16
+        nb = -(-n // nr)
+        padded = np.zeros((k, nb * nr), dtype=F32)
+        padded[:, :n] = w
+        view = np.ascontiguousarray(padded.reshape(k, nb, nr).transpose(1, 0, 2)).transpose(1, 0, 2)
+        assert _engine._pipelined(_engine._split(1, n, align=nr), view)
+        got = fma32_chain(acc0, a, view, fz=fz)
+    np.testing.assert_array_equal(_bits(got), _bits(_naive_fma32(acc0, a, w, fz)))
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    n=st.sampled_from([5, 64, 100]),
+    half_k=st.integers(1, 20),
+    kind=st.sampled_from(["random", "bits", "huge", "tiny", "zeros"]),
+    seed=st.integers(0, 2**31),
+)
+def test_f16_chains_pipelined_blocks(n: int, half_k: int, kind: str, seed: int) -> None:
+    """The f16 chains' pipelined path (one row, packed [K/2, 2, nb, nr] view): the naive bits."""
+    k = 2 * half_k
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KLEIDIREF_THREADS", "2")
+        mp.setattr(_engine, "_KB16_ROW", 2)
+        acc0, a, w = _f16_operands(kind, 1, n, k, seed)
+        nr, kr = 16, 2
+        nb = -(-n // nr)
+        padded = np.zeros((k, nb * nr), dtype=np.float16)
+        padded[:, :n] = w
+        view = np.ascontiguousarray(padded.reshape(k // kr, kr, nb, nr).transpose(2, 0, 3, 1)).transpose(1, 3, 0, 2)
+        pair = f16_pair_chain(acc0, a, view)
+        mla = f16_mla_chain(acc0, a, view)
+    np.testing.assert_array_equal(_bits(pair), _bits(_naive_f16(fdot_add_za, acc0, a, w, True)))
+    np.testing.assert_array_equal(_bits(mla), _bits(_naive_f16(fmlal, acc0, a, w, False)))
