@@ -62,7 +62,7 @@ from ..numerics import canonical_nan_f16, fma32, rn16
 from ._common import as_f16, fma16_chain, fma32_chain
 from ._conv import conv_geometry, gather_taps
 
-__all__ = ["F16_X86_KERNELS", "f16_x86_gemm", "f16_x86_igemm", "f16_x86_ukernel"]
+__all__ = ["F16_X86_KERNELS", "X86Kernel", "f16_x86_gemm", "f16_x86_igemm", "f16_x86_ukernel"]
 
 F16, F32 = np.float16, np.float32
 X86Kernel = Literal["avx2", "avx512skx", "avx512fp16", "avx2_f16acc"]
