@@ -465,7 +465,11 @@ def _ok() -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("change", "exc", "match"), [
-    ({"groups": 2}, ValueError, "grouped convolutions are not supported"),
+    ({"groups": 2}, ValueError, r"input channels \(3\) must be divisible by groups \(2\)"),
+    ({"groups": 3, "filter": np.zeros((5, 3, 3, 1), np.float32)}, ValueError,
+     r"output channels \(5\) must be divisible by groups \(3\)"),
+    ({"groups": 3, "filter": np.zeros((6, 3, 3, 3), np.float32), "bias": None}, ValueError,
+     r"channel mismatch.*Cin / groups = 1"),
     ({"groups": 0}, ValueError, "groups must be >= 1"),
     ({"filter": np.zeros((5, 3, 3, 2), np.float32)}, ValueError, "channel mismatch"),
     ({"input": np.zeros((1, 4, 4, 0), np.float32), "filter": np.zeros((5, 3, 3, 0), np.float32)},
@@ -491,6 +495,7 @@ def _ok() -> dict[str, Any]:
     ({"clamp_max": 0.1}, ValueError, "not representable in binary32"),
     ({"input_zero_point": 3}, ValueError, "pqs8 parameter"),
     ({"sme1": 1}, TypeError, "sme1 must be a bool"),
+    ({"fast": 1}, TypeError, "fast must be a bool"),
 ])
 def test_conv2d_errors(change: dict[str, Any], exc: type[Exception], match: str) -> None:
     args = {**_ok(), **change}

@@ -43,8 +43,8 @@ next, which rounds differently (``tests/test_igemm.py`` has a counterexample).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -60,17 +60,21 @@ from .._buffers import (
     roundup,
     writable_u8,
 )
+from .._engine import f16_pair_chain, fma32_chain
 from ..kernel import PackedLhsKernel, TileParams, Ukernel
-from ..numerics import rn16
+from ..numerics import fma32, ftz16, ftz32, rn16
 from ..targets import Target, get_target
 from . import pf16_gemm, pf32_gemm, pqs8_qc8w_gemm
 from ._int8_common import (
     as_packed_rhs,
     check_i32,
+    int8_matmul,
     kai_matmul_requantize32_params,
     kai_rhs_pack_qsi8cx_params,
+    wrap_i32,
 )
 from ._sme_packers import SmeRhsBiasPacker
+from .pqs8_qc8w_gemm import requantize
 
 __all__ = [
     "GOLDEN",
@@ -888,6 +892,7 @@ def conv2d(
     output_max: int = 127,
     target: Target | None = None,
     sme1: bool = False,
+    fast: bool = True,
 ) -> NDArray[Any]:
     """A 2-D convolution exactly as XNNPACK's KleidiAI IGEMM path computes it: [N, Hout, Wout, Cout].
 
@@ -895,7 +900,7 @@ def conv2d(
         input: NHWC ``[N, H, W, Cin]``, N >= 0 (N == 0 gives an empty result, as XNNPACK skips
             the operator). float32 (pf32), float16 (pf16) or int8 (pqs8, zero point
             ``input_zero_point``).
-        filter: OHWI ``[Cout, KH, KW, Cin]`` (XNNPACK's goki with one group); same dtype as
+        filter: OHWI ``[Cout, KH, KW, Cin / groups]`` (XNNPACK's goki, groups major); same dtype as
             ``input`` (pf16 also accepts float32, converted with RNE as
             ``XNN_FLAG_FP32_STATIC_WEIGHTS`` does); pqs8: int8 symmetric per output channel.
         bias: ``[Cout]`` float32 / float16 (pf16 accepts float32, RNE) / int32 (pqs8, in units
@@ -903,7 +908,10 @@ def conv2d(
         variant: ``"pf32"``, ``"pf16"`` or ``"pqs8"``.
         stride, dilation: (height, width), each >= 1.
         padding: (top, left, bottom, right), each >= 0 (explicit padding; resolve TF SAME first).
-        groups: must be 1 (grouped convolutions are not emulated: ``ValueError``).
+        groups: >= 1, dividing Cin and Cout. Group g reads input channels ``g*Cin/groups ..``,
+            filters/bias/scales ``g*Cout/groups ..`` and writes those output channels: XNNPACK runs
+            the same IGEMM once per group (``a_offset = g * group_input_channels``, weights packed
+            per group by its goki packer), so each group is exactly an ungrouped convolution.
         clamp_min, clamp_max: pf32/pf16 output bounds (binary32; pf16 narrows them to f16 with
             RNE, as the wrappers do). NaN or ``min > max`` is refused like XNNPACK's create.
         input_zero_point, requant_scale, output_zero_point, output_min, output_max: pqs8 only.
@@ -913,8 +921,12 @@ def conv2d(
         target: the CPU (default: the current target). Needs SME; FPCR.FZ is its
             ``flush_to_zero``.
         sme1: run the SME1 kernel even when the target has SME2 (XNNPACK picks SME2 first).
+        fast: the default computes the kernel's arithmetic on an im2col gather of the input,
+            skipping the pointers and the packed buffers (the same bits: the packers only move
+            elements; the tests compare both paths); ``fast=False`` runs the steps below through
+            the packer and kernel objects.
 
-    Steps per image b (XNNPACK ``reshape_igemm`` + ``xnn_compute_hmp_inline_packed_igemm``):
+    Steps per image b and group (XNNPACK ``reshape_igemm`` + ``xnn_compute_hmp_inline_packed_igemm``):
 
     1. :func:`conv_geometry` (output size, XNNPACK's checks) and :func:`indirection_conv2d`
        with ``mr`` = the LHS packer's m_step (built once, for image 0).
@@ -929,8 +941,8 @@ def conv2d(
        ``n = Cout``, ``k = ks * roundup(Cin, kr)``; arithmetic in the module docstring.
 
     XNNPACK's subgraph may route some convolutions elsewhere (1x1 groups=1 -> fully connected;
-    1-in/1-out channel per group -> generic dwconv/vmulcaddc); this function is the IGEMM path
-    only. ``xnnpack_conv_weights_mislaid`` flags the pf16 SVL-128 weight-layout hazard.
+    1-in/1-out channel per group, i.e. depthwise -> generic dwconv/vmulcaddc); this function is the
+    IGEMM path only (for groups too). ``xnnpack_conv_weights_mislaid`` flags the pf16 SVL-128 weight-layout hazard.
     """
     if variant not in _CFG:
         raise ValueError(f"variant must be one of {sorted(_CFG)}, got {variant!r}")
@@ -945,12 +957,9 @@ def conv2d(
         )
     if not isinstance(sme1, bool):
         raise TypeError("sme1 must be a bool")
-    if check_count("groups", groups, minimum=1) != 1:
-        raise ValueError(
-            f"groups = {groups}: grouped convolutions are not supported by kleidiref's IGEMM emulation "
-            "(XNNPACK runs one IGEMM per group with a_offset = group * group_input_channels; not covered by "
-            "the golden vectors); split the groups and call conv2d per group"
-        )
+    n_groups = check_count("groups", groups, minimum=1)
+    if not isinstance(fast, bool):
+        raise TypeError("fast must be a bool")
     x = _array("input", input, 4, "NHWC [N, H, W, Cin]")
     f = _array("filter", filter, 4, "OHWI [Cout, KH, KW, Cin]")
     elem_what = {"pf32": "pf32 tensors are float32", "pf16": "pf16 tensors are float16",
@@ -968,9 +977,20 @@ def conv2d(
             f"input channels ({cin}) and output channels ({cout}) must be non-zero "
             "(xnn_create_convolution2d_nhwc: number of channels must be non-zero)"
         )
-    if fcin != cin:
+    if cin % n_groups:
         raise ValueError(
-            f"channel mismatch: the input has {cin} channels, the OHWI filter {fcin} (group_input_channels)"
+            f"input channels ({cin}) must be divisible by groups ({n_groups}): each group reads "
+            "group_input_channels = Cin / groups channels"
+        )
+    if cout % n_groups:
+        raise ValueError(
+            f"output channels ({cout}) must be divisible by groups ({n_groups}): each group writes "
+            "group_output_channels = Cout / groups channels"
+        )
+    if fcin != cin // n_groups:
+        raise ValueError(
+            f"channel mismatch: the input has {cin} channels in {n_groups} group(s), so the OHWI filter "
+            f"needs Cin / groups = {cin // n_groups} (group_input_channels), got {fcin}"
         )
     if kh < 1 or kw < 1:
         raise ValueError(
@@ -1012,7 +1032,7 @@ def conv2d(
                 f"requant_scale[{i}] = {float(scale[i])!r} must be > 0 and < 256: XNNPACK's "
                 "init_requantization_scale_qx8_qc8w refuses to create the operator"
             )
-        rq = kai_matmul_requantize32_params(lo_q, hi_q, zp_out)
+        params: Any = kai_matmul_requantize32_params(lo_q, hi_q, zp_out)
     else:
         for label, v in (("input_zero_point", input_zero_point), ("requant_scale", requant_scale),
                          ("output_zero_point", output_zero_point)):
@@ -1031,31 +1051,274 @@ def conv2d(
                 f"[{lo}, {hi}] rounded to f16 is empty: check_output_range_f16 needs "
                 "rounded min < rounded max"
             )
-    ks, kc = geom.ks, cin
+        params = (np.float32(lo), np.float32(hi))
     out = np.zeros((n_img, geom.hout, geom.wout, cout), dtype=kern.dst_dtype)
     if n_img == 0:
         return out  # Note: XNNPACK marks a batch of 0 as xnn_run_state_skip
+    cg, og = cin // n_groups, cout // n_groups
+    for g in range(n_groups):
+        # XNNPACK runs one IGEMM per group: its Cin/groups input channels (a_offset = g * cg), its
+        # Cout/groups filters and bias/scale slice (goki: group-major), its output channel slice.
+        xs = x if n_groups == 1 else x[..., g * cg : (g + 1) * cg]
+        fs, bs = f[g * og : (g + 1) * og], b[g * og : (g + 1) * og]
+        ss = None if scale is None else scale[g * og : (g + 1) * og]
+        dst = out if n_groups == 1 else out[..., g * og : (g + 1) * og]
+        if not fast:
+            _conv_kernel_path(cfg, variant, kern, geom, xs, fs, bs, ss, izp, params, dst)
+        elif variant == "pqs8":
+            _conv_fast_pqs8(kern, geom, xs, fs, bs, ss, izp, params, dst)
+        else:
+            _conv_fast_float(variant, kern, geom, xs, fs, bs, params, dst)
+    return out
+
+
+def _conv_kernel_path(
+    cfg: _Cfg, variant: str, kern: Any, geom: ConvGeometry, x: NDArray[Any], f: NDArray[Any], b: NDArray[Any],
+    scale: NDArray[np.float32] | None, izp: int, params: Any, out: NDArray[Any],
+) -> None:
+    """One group, as XNNPACK runs it: indirection buffer, imatmul LHS packing, the MOPA kernel."""
+    n_img, h, w, kc = x.shape
+    cout = f.shape[0]
+    svl = kern.svl
+    ks = geom.ks
     # Note: pf32/pf16 weights are packed in the layout the kernel reads (the KleidiAI imatmul
     # packer's, which the golden vectors store). XNNPACK itself packs float conv weights with its
     # generic xnn_pack_f{32,16}_conv_goki_w, identical except for pf16 at SVL 128, where it uses
     # nr = 16 against the kernel's nr = 8 (an upstream hazard, see xnnpack_conv_weights_mislaid).
     packed_w = _pack_weights(cfg, variant, svl, f, b, ks, kc, scale, izp)
     ind = indirection_conv2d(geom, cfg.lhs_packer(svl).get_m_step())
-    image_bytes = h * w * cin * cfg.elem.itemsize
-    pad = np.full(cin, izp, dtype=cfg.elem)  # memset(zero_buffer, input_padding_bytes, ...)
+    image_bytes = h * w * kc * cfg.elem.itemsize
+    pad = np.full(kc, izp, dtype=cfg.elem)  # memset(zero_buffer, input_padding_bytes, ...)
+    # Note: a group's channels are copied out contiguously (XNNPACK points into the whole pixel
+    # with a_offset = g * kc and pixel stride Cin); the packer copies the same kc elements.
     memory = np.concatenate([np.ascontiguousarray(x).reshape(-1).view(np.uint8), pad.view(np.uint8)])
     pad_ptr = n_img * image_bytes
     k = ks * roundup(kc, cfg.kr)
     m = geom.m
     for i in range(n_img):
         lhs_packed = _pack_lhs(cfg, svl, geom, ind, memory, kc, pad_ptr, i * image_bytes)
-        dst = out[i].reshape(m, cout)
+        dst = np.zeros((m, cout), dtype=kern.dst_dtype)
         if variant == "pqs8":
-            kern.run_matmul(m, cout, k, lhs_packed, packed_w, dst, cout, 1, rq)  # type: ignore[call-arg, arg-type]
+            kern.run_matmul(m, cout, k, lhs_packed, packed_w, dst, cout, 1, params)
         else:
+            lo, hi = params
             item = cfg.elem.itemsize
             kern.run_matmul(m, cout, k, lhs_packed, packed_w, dst, cout * item, item, lo, hi)
-    return out
+        out[i] = dst.reshape(geom.hout, geom.wout, cout)
+
+
+# --------------------------------------------------------------------------------------------
+# The fast path of conv2d: the same arithmetic on an im2col gather (no pointers, no packing)
+# --------------------------------------------------------------------------------------------
+
+
+def _im2col(
+    img: NDArray[Any], geom: ConvGeometry, pad_value: float | int, kcp: int, dtype: Any, *, transposed: bool
+) -> NDArray[Any]:
+    """The im2col matrix of one HWC image, ``[M, ks*kcp]`` (or its transpose ``[ks*kcp, M]``).
+
+    Row m (output pixel), column ``c*kcp + i`` (tap c, channel i) holds what the imatmul LHS
+    packer stores for row m, k' = c*Kc + i: the input element, ``pad_value`` for a padding tap, 0
+    for the per-chunk padding ``i >= kc``. One strided copy from a padded copy of the image (no
+    Python loop over pixels).
+    """
+    h, w, kc = img.shape
+    g = geom
+    need_h, need_w = (g.hout - 1) * g.sh + (g.kh - 1) * g.dh + 1, (g.wout - 1) * g.sw + (g.kw - 1) * g.dw + 1
+    xp = np.full((max(need_h, g.top + h), max(need_w, g.left + w), kc), pad_value, dtype=dtype)
+    xp[g.top : g.top + h, g.left : g.left + w] = img
+    s0, s1, s2 = xp.strides
+    taps, taps_st = (g.kh, g.kw), (g.dh * s0, g.dw * s1)
+    pix, pix_st = (g.hout, g.wout), (g.sh * s0, g.sw * s1)
+    strided = np.lib.stride_tricks.as_strided
+    if transposed:
+        out = np.empty((*taps, kcp, *pix), dtype=dtype)
+        if kcp > kc:
+            out[:, :, kc:] = 0
+        out[:, :, :kc] = strided(xp, shape=(*taps, kc, *pix), strides=(*taps_st, s2, *pix_st), writeable=False)
+        return out.reshape(g.ks * kcp, g.m)
+    out = np.empty((*pix, *taps, kcp), dtype=dtype)
+    if kcp > kc:
+        out[..., kc:] = 0
+    out[..., :kc] = strided(xp, shape=(*pix, *taps, kc), strides=(*pix_st, *taps_st, s2), writeable=False)
+    return out.reshape(g.m, g.ks * kcp)
+
+
+#: Below this many channels the transposed gather is faster (the channel runs are short).
+_ROW_GATHER_MIN_KC = 8
+
+
+def _conv_fast_float(
+    variant: str, kern: Any, geom: ConvGeometry, x: NDArray[Any], f: NDArray[Any], b: NDArray[Any],
+    bounds: tuple[np.float32, np.float32], out: NDArray[Any],
+) -> None:
+    """pf32/pf16, one group: the MOPA kernel's ``_compute`` on the im2col gather, bit for bit.
+
+    Same bits because the kernel path only moves elements: the packed LHS decodes to exactly this
+    chunk-padded im2col matrix and the packed RHS to the chunk-padded filter (tests compare the two
+    paths). Each output element is an independent chain over k of products ``a*w``, and the float
+    steps (fma32, the f16 pair dot) are symmetric in a and w, including their FZ flushes: for
+    M > N the chain runs on the transposed problem (output [N, M]), whose long rows suit numpy.
+    """
+    cout = f.shape[0]
+    kc = x.shape[3]
+    fz = kern.fz
+    kr = 1 if variant == "pf32" else 2
+    kcp = roundup(kc, kr)
+    ks, m = geom.ks, geom.m
+    dt = F32 if variant == "pf32" else F16
+    w_nk: NDArray[Any]
+    if kcp == kc:
+        w_nk = f.reshape(cout, ks * kc)
+    else:
+        w_pad = np.zeros((cout, ks, kcp), dtype=dt)
+        w_pad[:, :, :kc] = f.reshape(cout, ks, kc)
+        w_nk = w_pad.reshape(cout, ks * kcp)
+    acc0: NDArray[np.float32]
+    if variant == "pf32":
+        acc0 = fma32(np.float32(1.0), b, np.float32(0.0), fz=fz)  # the bias FMOPA: -0 -> +0
+    else:
+        if fz:
+            w_nk, b = cast(NDArray[Any], ftz16(w_nk)), ftz16(b)
+        acc0 = b.astype(F32) + np.float32(0.0)
+    lo, hi = bounds
+    res: NDArray[Any]
+    for i in range(x.shape[0]):
+        a_t: NDArray[Any] = _im2col(x[i], geom, 0.0, kcp, dt, transposed=True)  # [K, M]
+        if variant == "pf32":
+            if m > cout:
+                acc = fma32_chain(np.broadcast_to(acc0[:, None], (cout, m)), w_nk, a_t, fz=fz).T
+            else:
+                acc = fma32_chain(np.broadcast_to(acc0, (m, cout)), a_t.T, np.ascontiguousarray(w_nk.T), fz=fz)
+            res = _pf32_epilogue(kern, acc, lo, hi)
+        else:
+            if fz:
+                a_t = ftz16(a_t)
+            if m > cout:
+                acc = f16_pair_chain(np.broadcast_to(acc0[:, None], (cout, m)), w_nk, a_t).T
+            else:
+                acc = f16_pair_chain(np.broadcast_to(acc0, (m, cout)), a_t.T, np.ascontiguousarray(w_nk.T))
+            res = _pf16_epilogue(kern, acc, lo, hi)
+        out[i] = res.reshape(geom.hout, geom.wout, cout)
+
+
+def _zero_fixup(res: NDArray[Any], acc: NDArray[np.float32], exact: Callable[[NDArray[np.float32]], NDArray[Any]]
+                ) -> NDArray[Any]:
+    """Redo with ``exact`` the elements whose fast result is a zero (or f16 subnormal/zero)."""
+    if res.dtype == F16:
+        redo = (res.view(np.uint16) & np.uint16(0x7C00)) == 0
+    else:
+        redo = res == 0
+    if redo.any():
+        res[redo] = exact(acc[redo])
+    return res
+
+
+def _pf32_epilogue(kern: Any, acc: NDArray[np.float32], lo: np.float32, hi: np.float32) -> NDArray[np.float32]:
+    """``kern._clamp(acc, lo, hi)`` (FCLAMP or FMIN/FMAX, FZ on the bounds, default NaN), fast.
+
+    With no NaN in ``acc`` and bounds in order, both clamps are min(max(acc, lo), hi) under the
+    order -0 < +0; numpy's max/min agree with that except where a zero meets a zero, so elements
+    whose result is a zero are redone exactly. NaNs or -0/+0 bounds in reverse take the exact path.
+    """
+    def exact(v: NDArray[np.float32]) -> NDArray[np.float32]:
+        r: NDArray[np.float32] = kern._clamp(v, lo, hi)
+        return r
+
+    lo_a, hi_a = (ftz32(lo), ftz32(hi)) if kern.fz else (lo, hi)
+    if (np.signbit(hi_a) and not np.signbit(lo_a) and hi_a == lo_a) or np.isnan(acc).any():
+        return np.asarray(exact(acc))
+    if lo_a == -np.inf and hi_a == np.inf:
+        return np.ascontiguousarray(acc)
+    res = np.minimum(np.maximum(acc, lo_a), hi_a)
+    return _zero_fixup(res, acc, exact)
+
+
+def _pf16_epilogue(kern: Any, acc: NDArray[np.float32], lo: np.float32, hi: np.float32) -> NDArray[np.float16]:
+    """``kern._output(acc, lo, hi)`` (RN16, FZ16, f16 clamp), fast.
+
+    RN16 is monotonic and the flushed f16 bounds L, H are on the f16 grid, so with no NaN and
+    L <= H: clamp16(ftz16(RN16(acc)), L, H) == RN16(clamp32(acc, L, H)) wherever the latter is a
+    normal f16 or an infinity; zeros and subnormals (where FZ16 and the sign of zero matter) are
+    redone exactly.
+    """
+    def exact(v: NDArray[np.float32]) -> NDArray[np.float16]:
+        r: NDArray[np.float16] = kern._output(v, lo, hi)
+        return r
+
+    lo16, hi16 = rn16(lo), rn16(hi)
+    if kern.fz:
+        lo16, hi16 = ftz16(lo16), ftz16(hi16)
+    lo_a, hi_a = np.float32(lo16), np.float32(hi16)
+    if (np.signbit(hi_a) and not np.signbit(lo_a) and hi_a == lo_a) or np.isnan(acc).any():
+        return np.asarray(exact(acc))
+    clamped = acc if (lo_a == -np.inf and hi_a == np.inf) else np.minimum(np.maximum(acc, lo_a), hi_a)
+    return _zero_fixup(rn16(clamped), acc, exact)
+
+
+#: |partial sums| of one float32 GEMM stay exact below this.
+_EXACT_F32 = float(2**24)
+
+
+def _conv_fast_pqs8(
+    kern: Any, geom: ConvGeometry, x: NDArray[np.int8], f: NDArray[np.int8], b: NDArray[np.int32],
+    scale: NDArray[np.float32] | None, izp: int, params: kai_matmul_requantize32_params, out: NDArray[np.int8],
+) -> None:
+    """pqs8, one group: the MOPA kernel's ``_requant`` on the im2col gather (padding taps = izp).
+
+    The kernel computes ``bias' + sum_k a*W`` (int32, wraps) with ``bias' = bias - izp * sum_k W``
+    (the packer), then requantizes. The im2col rows are the packed LHS rows (the per-chunk padding
+    is zero on both sides, so it is left out). Fast case, when the data bound it: one float32 GEMM
+    (every partial sum < 2**24 whatever the summation order: exact), ``+ bias'`` in float32 (both
+    addends < 2**24 in magnitude: the one rounding is RN32(acc), which the kernel's SCVTF computes
+    too; no int32 wrap possible),
+    ``* scale`` (FMUL), ``rint`` (FRINTN), ``+ zp`` and the clamp in float32 (|r| < 2**31 - 256:
+    FCVTZS cannot saturate nor the zp add wrap; an inexact r + zp is beyond 2**24, clamped the same).
+    Otherwise the kernel's own integer route (``int8_matmul`` in K chunks, int32 adds, ``requantize``).
+    """
+    assert scale is not None
+    cout = f.shape[0]
+    kc = x.shape[3]
+    k = geom.ks * kc
+    w_nk = f.reshape(cout, k)
+    w32 = np.ascontiguousarray(w_nk.T, dtype=F32)  # [K, N], what the kernel decodes
+    colsum = w_nk.sum(axis=1, dtype=np.int64)
+    bias_p = wrap_i32(b.astype(np.int64) - izp * wrap_i32(colsum).astype(np.int64))  # the packer's fold
+    sc = ftz32(scale) if kern.fz else scale  # FMUL under FZ reads a subnormal scale as zero
+    w_abs = np.abs(w32)
+    w_absmax = float(w_abs.max(initial=0.0))
+    # |partial sum| <= max|a| * max_n sum_k |W[k][n]|, with |a| <= 128; the input is scanned only
+    # when the int8 range does not settle it.
+    w_colsum = float(w_abs.sum(axis=0, dtype=np.float64).max(initial=0.0))
+    part_bound = 128.0 * w_colsum
+    if part_bound >= _EXACT_F32:
+        part_bound = float(max(int(np.abs(x.astype(np.int16)).max(initial=0)), abs(izp))) * w_colsum
+    b_absmax = float(np.abs(bias_p.astype(np.int64)).max(initial=0))
+    fast = (part_bound < _EXACT_F32 and b_absmax < _EXACT_F32
+            and (part_bound + b_absmax) * float(sc.max(initial=0.0)) < 2.0**31 - 256)
+    if fast:
+        bias32 = bias_p.astype(F32)
+        sc32 = sc.astype(F32)
+        lo_f, hi_f = np.float32(params.min_value), np.float32(params.max_value)
+        zp_f = np.float32(params.output_zero_point)
+    for i in range(x.shape[0]):
+        # [M, K] of int8 values (a transposed view when the channel runs are short)
+        a = _im2col(x[i], geom, izp, kc, F32, transposed=kc < _ROW_GATHER_MIN_KC)
+        if kc < _ROW_GATHER_MIN_KC:
+            a = a.T
+        if fast:
+            y = np.matmul(a, w32)  # exact integers (|partial sums| < 2**24)
+            y += bias32  # RN32(acc): exact addends, one rounding
+            y *= sc32  # FMUL
+            np.rint(y, out=y)  # FRINTN, ties to even
+            y += zp_f
+            np.clip(y, lo_f, hi_f, out=y)
+            res = y.astype(np.int8)
+        else:
+            acc = int8_matmul(a, w32, w_absmax=w_absmax)
+            acc += bias_p[None, :]  # int32 wraps
+            res = requantize(acc, scale, params, fz=kern.fz)
+        out[i] = res.reshape(geom.hout, geom.wout, cout)
 
 
 def reproduce_golden(inputs: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:
