@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from .numerics import FLT_MIN, canonical_nan_f32, fma32, ftz32
+from .numerics import FLT_MIN, canonical_nan_f32, fma32, ftz16, ftz32
 
 __all__ = ["f16_mla_chain", "f16_pair_chain", "fma32_chain", "worker_threads"]
 
@@ -494,13 +494,14 @@ def _f16_rows(h: NDArray[np.float16]) -> NDArray[np.float32]:
 
 
 def f16_pair_chain(
-    acc0: NDArray[np.float32], a: NDArray[np.float16], w: NDArray[np.float16]
+    acc0: NDArray[np.float32], a: NDArray[np.float16], w: NDArray[np.float16], *, flush_w: bool = False
 ) -> NDArray[np.float32]:
     """``acc = RN32(acc + RN32(a[2p]*w[2p] + a[2p+1]*w[2p+1]))`` for p = 0..K/2-1 (K even).
 
     FPDotAdd_ZA per pair, in plain binary32 arithmetic (exact, see the module docstring). A
-    caller emulating FPCR.FZ16 flushes ``a`` and ``w`` first; no binary32 flush can occur
-    because every nonzero partial value is a multiple of 2**-48.
+    caller emulating FPCR.FZ16 flushes ``a`` first and passes ``flush_w``: W's rows are then
+    read through ``ftz16`` a block at a time (no flushed copy of a packed W). No binary32
+    flush can occur because every nonzero partial value is a multiple of 2**-48.
 
     ``w`` is [K, N], or a zero-copy view of the packed RHS's blocks: [K/kr, kr, nb, nr]
     (the kr = 2 layout, W[k, b*nr + j] = w[k // kr, k % kr, b, j]) or [K, nb, nr]; columns
@@ -518,16 +519,16 @@ def f16_pair_chain(
         w16 = np.asarray(w, dtype=np.float16)
         tiles = _split(m, n, align=nr)
         pipe = _pipelined(tiles, w16)
-        _run_tiles(lambda m0, m1, n0, n1: _f16_tile(out, a32, w16, m0, m1, n0, n1, True, pipe), tiles)
+        _run_tiles(lambda m0, m1, n0, n1: _f16_tile(out, a32, w16, m0, m1, n0, n1, True, pipe, flush_w), tiles)
     return canonical_nan_f32(out)
 
 
 def f16_mla_chain(
-    acc0: NDArray[np.float32], a: NDArray[np.float16], w: NDArray[np.float16]
+    acc0: NDArray[np.float32], a: NDArray[np.float16], w: NDArray[np.float16], *, flush_w: bool = False
 ) -> NDArray[np.float32]:
     """``acc = RN32(acc + a[k]*w[k])`` for k = 0..K-1 (FMLALB/FMLALT: one rounding per k).
 
-    ``w`` as in :func:`f16_pair_chain` (rows past K unused).
+    ``w`` and ``flush_w`` as in :func:`f16_pair_chain` (rows past K unused).
     """
     m, k = a.shape
     kw, n, nr = _w_shape(w, np.shape(acc0)[1])
@@ -539,7 +540,7 @@ def f16_mla_chain(
         w16 = np.asarray(w, dtype=np.float16)
         tiles = _split(m, n, align=nr)
         pipe = _pipelined(tiles, w16)
-        _run_tiles(lambda m0, m1, n0, n1: _f16_tile(out, a32, w16, m0, m1, n0, n1, False, pipe), tiles)
+        _run_tiles(lambda m0, m1, n0, n1: _f16_tile(out, a32, w16, m0, m1, n0, n1, False, pipe, flush_w), tiles)
     return canonical_nan_f32(out)
 
 
@@ -561,16 +562,16 @@ def _blas_pairs_exact() -> bool:
 
 def _f16_tile(
     out: NDArray[np.float32], a32: NDArray[np.float32], w16: NDArray[np.float16],
-    m0: int, m1: int, n0: int, n1: int, pairs: bool, pipeline: bool = False,
+    m0: int, m1: int, n0: int, n1: int, pairs: bool, pipeline: bool = False, flush_w: bool = False,
 ) -> None:
     """Both f16 chains on one output tile: products of a block of k formed in one call each."""
     with _bufsize(n1 - n0):
-        _f16_tile_body(out, a32, w16, m0, m1, n0, n1, pairs, pipeline)
+        _f16_tile_body(out, a32, w16, m0, m1, n0, n1, pairs, pipeline, flush_w)
 
 
 def _f16_tile_body(
     out: NDArray[np.float32], a32: NDArray[np.float32], w16: NDArray[np.float16],
-    m0: int, m1: int, n0: int, n1: int, pairs: bool, pipeline: bool,
+    m0: int, m1: int, n0: int, n1: int, pairs: bool, pipeline: bool, flush_w: bool,
 ) -> None:
     k_total = a32.shape[0]
     mm, nn = m1 - m0, n1 - n0
@@ -598,7 +599,8 @@ def _f16_tile_body(
         kb = min(kb_max, k_total - k0)
         wbuf, prod = slots[i % n_slots]
         wb = wbuf[:kb]
-        finite = _f16_to_f32(_w_rows(w16, k0, kb, n0, n1), wb)
+        rows = _w_rows(w16, k0, kb, n0, n1)
+        finite = _f16_to_f32(ftz16(rows) if flush_w else rows, wb)  # ftz16: a bit test, a copy only if needed
         with _bufsize(nn), np.errstate(over="ignore", invalid="ignore"):
             if a_pairs is not None and finite:
                 terms = prod[: kb // 2]

@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 
 from kleidiref import _engine
 from kleidiref._engine import f16_mla_chain, f16_pair_chain, fma32_chain
-from kleidiref.numerics import canonical_nan_f32, fdot_add_za, fma32, fmlal, ftz32
+from kleidiref.numerics import canonical_nan_f32, fdot_add_za, fma32, fmlal, ftz16, ftz32
 
 F32 = np.float32
 KINDS = ["random", "tiny", "midpoint", "double", "huge", "special", "zeros", "subnormal"]
@@ -278,3 +278,22 @@ def test_f16_chains_pipelined_blocks(n: int, half_k: int, kind: str, seed: int) 
         mla = f16_mla_chain(acc0, a, view)
     np.testing.assert_array_equal(_bits(pair), _bits(_naive_f16(fdot_add_za, acc0, a, w, True)))
     np.testing.assert_array_equal(_bits(mla), _bits(_naive_f16(fmlal, acc0, a, w, False)))
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+@pytest.mark.parametrize("m", [1, 17])
+def test_f16_chains_flush_w(threads: str, m: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``flush_w`` (FZ16 on W, block by block) equals the chain on a W flushed beforehand."""
+    monkeypatch.setenv("KLEIDIREF_THREADS", threads)
+    monkeypatch.setattr(_engine, "_KB16_ROW", 4)
+    acc0, a, w = _f16_operands("bits", m, 70, 24, 3)
+    nr, kr = 32, 2
+    padded = np.zeros((24, 96), dtype=np.float16)
+    padded[:, :70] = w
+    view = np.ascontiguousarray(padded.reshape(12, kr, 3, nr).transpose(2, 0, 3, 1)).transpose(1, 3, 0, 2)
+    flushed = ftz16(w)
+    assert not np.array_equal(flushed.view(np.uint16), w.view(np.uint16))  # the draw has subnormals
+    for chain in (f16_pair_chain, f16_mla_chain):
+        want = _bits(chain(acc0, a, flushed))
+        np.testing.assert_array_equal(_bits(chain(acc0, a, view, flush_w=True)), want)
+        np.testing.assert_array_equal(_bits(chain(acc0, a, w, flush_w=True)), want)

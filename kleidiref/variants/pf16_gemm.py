@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from .._buffers import check_count, roundup
 from .._engine import f16_mla_chain, f16_pair_chain
 from ..kernel import PackedLhsKernel, RawLhsKernel, TileParams
-from ..numerics import canonical_nan_f16, fclamp, fmin_fmax, ftz16, has_subnormal, rn16
+from ..numerics import canonical_nan_f16, fclamp, fmin_fmax, ftz16, rn16
 from ..targets import Target
 from ._float_common import BiasRhsKernel, FloatVariant
 from ._sme_packers import SmeLhsPacker, SmeRhsBiasPacker, read_lhs_blocks
@@ -91,16 +91,9 @@ class _Pf16Kernel(BiasRhsKernel):
     dst_dtype = F16
 
     def _rhs(self, rhs_u8: NDArray[np.uint8], n: int, k: int) -> tuple[NDArray[Any], NDArray[Any]]:
-        """``(bias, W)``: W a zero-copy view of the packed blocks, decoded and flushed only when FZ16
-        has a subnormal to flush (one bit test on the packed bytes decides)."""
-        if self.fz:
-            region = rhs_u8[: self.rhs_packed_size(n, k)].view(np.float16)
-            if has_subnormal(region):
-                # Flush the packed bytes once; the bias is still read unflushed (the GEMV widens it
-                # with FCVT, which ignores FZ16; the MOPA kernels flush it themselves).
-                bias, _ = self._rhs_blocks(rhs_u8, n, k)
-                _, w = self._rhs_blocks(ftz16(region).view(np.uint8), n, k)
-                return bias, w
+        """``(bias, W)``: W a zero-copy view of the packed blocks. Under FZ16 the chains read W
+        through the flush (``flush_w``); the bias is read unflushed (the GEMV widens it with FCVT,
+        which ignores FZ16; the MOPA kernels flush it themselves)."""
         return self._rhs_blocks(rhs_u8, n, k)
 
     def _output(self, acc: NDArray[np.float32], lo: np.float32, hi: np.float32) -> NDArray[np.float16]:
@@ -136,7 +129,7 @@ class _Pf16Mopa(_Pf16Kernel, PackedLhsKernel):
         # Widening FMOPA of (bias, 0) with (1.0, 0): FPDot gives bias*1 + 0*0, so -0 -> +0.
         b = ftz16(bias) if self.fz else bias
         acc0 = b.astype(np.float32) + np.float32(0.0)
-        acc = f16_pair_chain(np.broadcast_to(acc0, (m, n)), a, w)
+        acc = f16_pair_chain(np.broadcast_to(acc0, (m, n)), a, w, flush_w=self.fz)
         return self._output(acc, clamp_min, clamp_max)
 
 
@@ -190,7 +183,7 @@ class kai_matmul_clamp_f16_f16_f16p2vlx2b_1x16vl_sme2_dot(_Pf16Gemv):
         a[:, :k] = self._row(lhs, k)  # lanes past K are predicated off: they read as 0
         bias, w = self._rhs(rhs, n, k)
         # FCVT widens the bias: no FZ16 flush, -0 kept.
-        acc = f16_pair_chain(bias.astype(np.float32).reshape(1, n), a, w)
+        acc = f16_pair_chain(bias.astype(np.float32).reshape(1, n), a, w, flush_w=self.fz)
         return self._output(acc, clamp_min, clamp_max)
 
 
@@ -210,7 +203,7 @@ class kai_matmul_clamp_f16_f16_f16p2vlx2b_1x8vl_sme_mla(_Pf16Gemv):
     ) -> NDArray[Any]:
         a = self._row(lhs, k)
         bias, w = self._rhs(rhs, n, k)
-        acc = f16_mla_chain(bias.astype(np.float32).reshape(1, n), a, w)
+        acc = f16_mla_chain(bias.astype(np.float32).reshape(1, n), a, w, flush_w=self.fz)
         return self._output(acc, clamp_min, clamp_max)
 
 
