@@ -57,7 +57,8 @@ def _float_operands(pr: dict[str, Any], dt: Any) -> tuple[NDArray[Any], NDArray[
             v = np.clip(v, -65504, 65504)  # keep the f16 values finite unless drawn as inf
             v[pick] = rng.choice(pool, size=int(pick.sum()))
         with np.errstate(over="ignore"):
-            return v.astype(dt)
+            out: NDArray[Any] = v.astype(dt)
+        return out
 
     x = arr((pr["n"], pr["h"], pr["w"], cin))
     f = arr((cout, pr["kh"], pr["kw"], pr["cg"]))
