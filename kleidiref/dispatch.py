@@ -729,6 +729,23 @@ def _qd8_qb4w_table(t: Target) -> dict[str, Any]:
     }
 
 
+def _qd8_f16_table(t: Target, w: str) -> dict[str, Any]:
+    """``init_qd8_f16_{qc8w,qc4w,qb4w}_gemm_config`` (gemm-config.c, ARM64, default uarch, assembly)."""
+    pre = f"xnn_qd8_f16_{w}_gemm_minmax_ukernel_"
+    if t.i8mm:
+        return {"nr": 16, "mr": 4, "gemm": {1: pre + "1x16c8__neoni8mm", 4: pre + "4x16c8__neoni8mm"}}
+    if t.dotprod and (t.fp16_arith or w == "qc4w"):
+        big = "4x16c4__asm_aarch64_neondotfp16arith_ld128" if w == "qc8w" else "4x16c4__neondotfp16arith"
+        return {"nr": 16, "mr": 4, "gemm": {1: pre + "1x16c4__neondotfp16arith", 4: pre + big}}
+    if w == "qc8w":
+        return {"nr": 8, "mr": 2, "gemm": {1: pre + "1x8c2s4__neonfp16arith", 2: pre + "2x8c2s4__neonfp16arith"}}
+    return {
+        "nr": 16,
+        "mr": 6,
+        "gemm": {1: pre + "1x16__neonfp16arith_mlal_lane", 6: pre + "6x16__neonfp16arith_mlal_lane"},
+    }
+
+
 def _qd8_qc4w_table(t: Target) -> dict[str, Any]:
     """``init_qd8_f32_qc4w_gemm_config`` (gemm-config.c, XNN_ARCH_ARM64): i8mm -> dotprod -> neon_mlal_lane."""
     if t.i8mm:
@@ -1220,6 +1237,8 @@ def _generic_table(hw: _Hw, cfg: str) -> dict[str, Any] | None:
         return _qd8_qb4w_table(hw.t)
     if cfg == "qd8_f32_qc4w_gemm":
         return _qd8_qc4w_table(hw.t)
+    if cfg.startswith("qd8_f16_"):
+        return _qd8_f16_table(hw.t, cfg.split("_")[2])
     return None
 
 
@@ -1295,13 +1314,38 @@ def _decide_gemm_like(
                     f"N = {n}: xnn_use_nr2(nr=8, nr2=2, N) is true, so the f32_gemm_nr2 config (4x2 kernel) "
                     "replaces f32_gemm"
                 )
+    elif out_dt == "fp16" and in_dt == "qdint8" and hw.sme_level is None:
+        # cvt_to_fp32.cc (GetOpActionFp16): an FC with XNN_FLAG_INLINE_LHS_PACKING (every qdint8
+        # FC under ExecuTorch) stays fp16 only if the pf16 config is valid; otherwise it is
+        # rewritten to fp32 after the packed-LHS pass, so qd8 (never qp8) with converts around it.
+        if k_dt == "qbint4":
+            _check_qb4w(node, k, why)
+        cfg = {
+            "qcint8": "qd8_f32_qc8w_gemm",
+            "qbint4": "qd8_f32_qb4w_gemm",
+            "qcint4": "qd8_f32_qc4w_gemm",
+        }[k_dt]
+        why.append(
+            "fp16-output dynamically quantized FC without the pf16 config ("
+            + _why_no_sme(hw, "pf16")
+            + "): XNNPACK's fp16 fallback (cvt_to_fp32) rewrites it to fp32 after the packed-LHS pass: "
+            "the fp16 input is converted to fp32 (exact), quantized by XNNPACK's f32 qd8 quantizer, "
+            f"run by {cfg} and the fp32 output converted to fp16 (RNE)"
+        )
     elif out_dt == "fp16":
         if in_dt == "qdint8":
+            if k_dt == "qbint4":
+                _check_qb4w(node, k, why)
             cfg = {
                 "qcint8": "qd8_f16_qc8w_gemm",
                 "qbint4": "qd8_f16_qb4w_gemm",
                 "qcint4": "qd8_f16_qc4w_gemm",
             }[k_dt]
+            why.append(
+                "the pf16 config is valid, so XNNPACK's fp16 fallback keeps this fp16-output node: "
+                f"{cfg} (fp16 activations quantized by the fp16 qd8 quantizer, binary32 epilogue, one "
+                "conversion to fp16)"
+            )
         elif packed == "pfp16":
             cfg, variant = "pf16_gemm", "pf16"
         else:
@@ -1369,7 +1413,7 @@ def _decide_gemm_like(
         "qp8_f32_qc8w_gemm",
         "qp8_f32_qb4w_gemm",
         "qp8_f32_qc4w_gemm",
-    ) or (cfg in _GENERIC or cfg.startswith(("qd8_f32", "qs8_qc8w"))):
+    ) or (cfg in _GENERIC or cfg.startswith(("qd8_f32", "qd8_f16", "qs8_qc8w"))):
         kernel, xnn, mr, nr = _gemm_kernel(hw, cfg, m, n, why)
         if cfg == "qp8_f32_qc4w_gemm" and hw.qp8_level == "sme2" and "transpose_weights" in node.flags:
             # Note: inferred from source, not run: kleidiref computes the transposed product.

@@ -37,6 +37,7 @@ from . import fallbacks as F
 from .dispatch import ConvParams, Decision, Node, Platform, TensorSpec, decide
 from .numerics import f32_to_bf16_rne, rn16
 from .quant.qd8 import quantize_qd8
+from .quant.qd8_f16 import quantize_qd8_f16
 from .targets import Target, get_target
 
 __all__ = ["OpResult", "QuantParams", "batch_matrix_multiply", "convolution_2d", "fully_connected"]
@@ -388,6 +389,8 @@ def _run_gemm(d: Decision, g: _Gemm, t: Target) -> tuple[NDArray[Any], str]:
             fz=fz,
         )
         return out, "fallback:qd8_f32_qc4w_gemm"
+    if cfg in ("qd8_f16_qc8w_gemm", "qd8_f16_qc4w_gemm", "qd8_f16_qb4w_gemm"):
+        return _run_qd8_f16(d, g, t)
     if cfg == "qs8_qc8w_gemm":
         xq, wq, yq = g.x_quant, g.w_quant, g.y_quant
         assert xq is not None and wq is not None and yq is not None
@@ -406,6 +409,31 @@ def _run_gemm(d: Decision, g: _Gemm, t: Target) -> tuple[NDArray[Any], str]:
         )
         return out, "fallback:qs8_qc8w_gemm"
     raise _not_emulated(d, "no emulated kernel for this config")
+
+
+def _run_qd8_f16(d: Decision, g: _Gemm, t: Target) -> tuple[NDArray[Any], str]:
+    """qd8_f16_*: fp16 rows quantized by the fp16 qd8 quantizer, binary32 epilogue, one RN16."""
+    fz = t.flush_to_zero
+    wq = g.w_quant
+    assert wq is not None
+    q, a, zp = quantize_qd8_f16(np.asarray(g.x, dtype=F16), fz=fz)
+    # Note: the qd8_f16 operators take an f32 bias (ExecuTorch serializes it fp32); an fp16 bias
+    # array is widened exactly.
+    b = None if g.bias is None else _to_f32(g.bias)
+    clamp: dict[str, Any] = dict(clamp_min=g.lo, clamp_max=g.hi, fz=fz)
+    if d.config == "qd8_f16_qc8w_gemm":
+        kern: Literal["c", "asm_ld128"] = "asm_ld128" if d.kernel.endswith("_ld128") else "c"
+        out = F.qd8_f16_qc8w_gemm(q, a, zp, g.w, np.asarray(wq.scale, F32), b, kernel=kern, **clamp)
+        return out, f"fallback:qd8_f16_qc8w_gemm({kern})"
+    if d.config == "qd8_f16_qc4w_gemm":
+        out = F.qd8_f16_qc4w_gemm(q, a, zp, g.w, np.asarray(wq.scale, F32), b, **clamp)
+        return out, "fallback:qd8_f16_qc4w_gemm"
+    assert wq.block_size is not None
+    kr = _qb4w_kr(t)
+    out = F.qd8_f16_qb4w_gemm(
+        q, a, zp, g.w, np.asarray(wq.scale, np.uint16), wq.block_size, b, kr=kr, **clamp
+    )
+    return out, f"fallback:qd8_f16_qb4w_gemm(kr={kr})"
 
 
 def _float_io(
@@ -509,8 +537,14 @@ def _fc_run(
     k = x.shape[-1]
     x2 = x.reshape(-1, k)
     x2, w, b, back = _float_io(d, in_dt, x2, w, b)
+    if in_dt == "qdint8" and x.dtype == F16 and d.config.startswith("qd8_f32_"):
+        # XNNPACK's fp16 fallback rewrote this fp16-output node to fp32 (no pf16 config): fp16 ->
+        # fp32 convert in (exact), f32 qd8 GEMM, fp32 -> fp16 convert out (RNE).
+        back = "fp16"
     out, how = _run_gemm(d, _Gemm(x2, w, b, xq, wq, yq, lo, hi), t)
     out = _convert_out(out, back)
+    if back == "fp16" and in_dt == "qdint8":
+        how += " + fp16 converts (cvt_to_fp32 rewrite)"
     return OpResult(out.reshape(*x.shape[:-1], w.shape[0]), d, how)
 
 

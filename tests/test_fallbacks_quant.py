@@ -18,8 +18,11 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from kleidiref import fallbacks as F
+from kleidiref.fallbacks.qd8_f16 import f16_output
+from kleidiref.numerics import f32_to_bf16_rne
 from kleidiref.quant.qai8dx import quantize_qai8dx
 from kleidiref.quant.qd8 import quantize_qd8
+from kleidiref.quant.qd8_f16 import quantize_qd8_f16
 from kleidiref.targets import APPLE_M4, GENERIC_SME1
 from kleidiref.testing.strategies import channel_scales, int4_weights
 from kleidiref.variants import VARIANTS
@@ -200,3 +203,114 @@ def test_qp8_f32_qc4w_selection_and_errors() -> None:
         Q4.gemm(x, np.ones((3, 8), np.int8), np.ones(2, F32), target=APPLE_M4)
     t = Q4.gemm(x, np.ones((8, 3), np.int8), s, transpose_rhs=True, target=APPLE_M4)
     np.testing.assert_array_equal(t, Q4.gemm(x, np.ones((3, 8), np.int8), s, target=APPLE_M4))
+
+
+# ---- qd8 from fp16 and the qd8_f16 GEMMs ----------------------------------------------------------
+
+
+def f16s(shape: Any, lim: float = 60.0) -> Any:
+    return hnp.arrays(F16, shape, elements=st.floats(-lim, lim, width=16, allow_subnormal=True))
+
+
+def ref_qd8_f16_row(x: np.ndarray, fz: bool) -> tuple[list[int], float, int]:
+    """xnn_f16_qd8_asymmetric_quantization_params + the NEON fp16 convert, element by element."""
+    xs = [0.0 if fz and v != 0 and abs(float(v)) < 2.0**-14 else float(v) for v in x]
+    rmin, rmax = min(0.0, min(xs)), max(0.0, max(xs))
+    s = 1.0 if rmin == rmax else rnd(Fr(255) / Fr(rnd(Fr(rmax) - Fr(rmin), "f32", False)), "f32", False)
+    dmin, dmax = rnd(Fr(rmin) * Fr(s), "f32", False), rnd(Fr(rmax) * Fr(s), "f32", False)
+    lo = rnd(Fr(-128) + Fr(dmin), "f32", False)
+    hi = rnd(Fr(127) + Fr(dmax), "f32", False)
+    zpf = rnd(Fr(-128) - Fr(dmin), "f32", False) if rnd(Fr(lo) + Fr(hi), "f32", False) > 0 else rnd(
+        Fr(127) - Fr(dmax), "f32", False
+    )
+    zp = int(np.rint(min(max(zpf, -128.0), 127.0)))
+    a = rnd(Fr(1) / Fr(s), "f32", False)
+    s16 = rnd(Fr(s), "f16", False)
+    q = []
+    for v in xs:
+        if math.isinf(s16):  # RN16(s) overflowed: 0 * inf = NaN -> 0, else +-inf saturates
+            r = 0 if v == 0 else int(math.copysign(32767, v) if v > 0 else -32768)
+        else:
+            p = rnd(Fr(v) * Fr(s16), "f16", fz)
+            r = max(-32768, min(32767, round(p)))  # Python round: ties to even
+        q.append(max(-128, min(127, max(-32768, min(32767, r + zp)))))
+    return q, a, zp
+
+
+@SET
+@given(data=st.data(), m=st.integers(1, 3), k=st.integers(1, 24), fz=st.booleans())
+def test_quantize_qd8_f16_matches_documented_steps(data: Any, m: int, k: int, fz: bool) -> None:
+    x = data.draw(f16s((m, k)))
+    q, a, zp = quantize_qd8_f16(x, fz=fz)
+    for i in range(m):
+        rq, ra, rzp = ref_qd8_f16_row(x[i], fz)
+        assert q[i].tolist() == rq and float(a[i]) == ra and int(zp[i]) == rzp
+
+
+def test_quantize_qd8_f16_zero_row_and_tiny_range() -> None:
+    q, a, zp = quantize_qd8_f16(np.zeros((1, 4), F16))
+    assert q.tolist() == [[127] * 4] and a.tolist() == [1.0] and zp.tolist() == [127]
+    tiny = np.array([[0.0, 2.0**-20]], F16)  # s = 255 / 2**-20 overflows fp16: the convert saturates
+    q, _, zp = quantize_qd8_f16(tiny)
+    assert zp.tolist() == [-128] and q.tolist() == [[-128, 127]]
+
+
+def _f16_out(y: float, lo: float, hi: float, fz: bool) -> float:
+    """FCVTN (RNE, no flush), then fp16 FMAX / FMIN with FZ16 operand flush."""
+    y16 = rnd(Fr(y), "f16", False) if math.isfinite(y) else y
+    if fz and y16 != 0 and abs(y16) < 2.0**-14:
+        y16 = math.copysign(0.0, y16)
+    return clamp(y16, float(F16(lo)), float(F16(hi)))
+
+
+@SET
+@given(data=st.data(), mnk=dims, fz=st.booleans(), kernel=st.sampled_from(["c", "asm_ld128"]))
+def test_qd8_f16_qc8w_matches_documented_steps(data: Any, mnk: tuple[int, int, int], fz: bool, kernel: str) -> None:
+    m, n, k = mnk
+    x = data.draw(f16s((m, k)))
+    w = data.draw(hnp.arrays(np.int8, (n, k), elements=st.integers(-127, 127)))
+    ws = data.draw(channel_scales(n=n, min_value=2.0**-12, max_value=0.5))
+    b = data.draw(f32s((n,)))
+    q, a, zp = quantize_qd8_f16(x, fz=fz)
+    out = F.qd8_f16_qc8w_gemm(q, a, zp, w, ws, b, kernel=kernel, clamp_min=-30.0, clamp_max=30.0,  # type: ignore[arg-type]
+                              fz=fz)
+    assert out.dtype == F16
+    for i in range(m):
+        for j in range(n):
+            acc = sum(int(q[i, t]) * int(w[j, t]) for t in range(k)) - int(zp[i]) * sum(int(v) for v in w[j])
+            f = rnd(Fr(acc), "f32", fz)
+            if kernel == "c":  # fma(RN32(f * a), ws, b)
+                t_ = rnd(Fr(f) * rd(a[i], "f32", fz), "f32", fz)
+                y = rnd(rd(t_, "f32", fz) * rd(ws[j], "f32", fz) + rd(b[j], "f32", fz), "f32", fz)
+            else:  # RN32(RN32(f * RN32(ws * a)) + b)
+                sc = rnd(rd(ws[j], "f32", fz) * rd(a[i], "f32", fz), "f32", fz)
+                y = rnd(rd(rnd(Fr(f) * rd(sc, "f32", fz), "f32", fz), "f32", fz) + rd(b[j], "f32", fz), "f32", fz)
+            assert float(out[i, j]) == _f16_out(y, -30.0, 30.0, fz), (i, j)
+
+
+@SET
+@given(data=st.data(), mnk=dims, fz=st.booleans())
+def test_qd8_f16_qc4w_and_qb4w_are_the_f32_kernels_then_one_rn16(
+    data: Any, mnk: tuple[int, int, int], fz: bool
+) -> None:
+    m, n, _ = mnk
+    k = 64
+    x = data.draw(f16s((m, k)))
+    w = data.draw(int4_weights(shape=(n, k)))
+    ws = data.draw(channel_scales(n=n, min_value=2.0**-10, max_value=1.0))
+    b = data.draw(f32s((n,)))
+    q, a, zp = quantize_qd8_f16(x, fz=fz)
+    y4 = F.qd8_f32_qc4w_gemm(q, a, zp, w, ws, b, fz=fz)
+    out4 = F.qd8_f16_qc4w_gemm(q, a, zp, w, ws, b, clamp_min=-6.0, clamp_max=6.5, fz=fz)
+    same(out4, [[_f16_out(float(v), -6.0, 6.5, fz) for v in row] for row in y4])
+    sc = f32_to_bf16_rne(data.draw(hnp.arrays(F32, (n, 2), elements=st.floats(2.0**-8, 1.0, width=32))))
+    yb = F.qd8_f32_qb4w_gemm(q, a, zp, w, sc, 32, b, kr=4, fz=fz)
+    outb = F.qd8_f16_qb4w_gemm(q, a, zp, w, sc, 32, b, kr=4, clamp_min=-6.0, clamp_max=6.5, fz=fz)
+    same(outb, [[_f16_out(float(v), -6.0, 6.5, fz) for v in row] for row in yb])
+
+
+def test_qd8_f16_output_conversion_does_not_flush_but_the_clamp_does() -> None:
+    y = np.array([[2.0**-20, -(2.0**-20), 1e6]], F32)
+    same(f16_output(y, -np.inf, np.inf, fz=False), [[float(F16(2.0**-20)), -float(F16(2.0**-20)), np.inf]])
+    z = f16_output(y, -np.inf, np.inf, fz=True)
+    assert z[0, 0] == 0 and np.signbit(z[0, 1]) and z[0, 2] == np.inf

@@ -7,12 +7,14 @@ import pytest
 
 from kleidiref import fallbacks as F
 from kleidiref.dispatch import NodeRejected
+from kleidiref.numerics import f32_to_bf16_rne
 from kleidiref.ops import QuantParams, fully_connected
 from kleidiref.quant.qd8 import quantize_qd8
+from kleidiref.quant.qd8_f16 import quantize_qd8_f16
 from kleidiref.targets import APPLE_M4, GENERIC_SME1, NEON_ONLY, Target
 from kleidiref.variants import _qp8_f32_qc4w as qc4w
 
-F32 = np.float32
+F32, F16 = np.float32, np.float16
 NO_KAI = Target(kleidiai=False)
 rng = np.random.default_rng(7)
 
@@ -107,3 +109,54 @@ def test_dispatch_and_module_name_the_same_qc4w_kernels() -> None:
     for (lvl, kind), name in dispatch._KAI_QP8_QC4W.items():
         k = qc4w.KERNELS[name]
         assert (k.branch, k.gemv) == (lvl, kind == "gemv")
+
+
+# ---- fp16-output dynamic FC (qd8_f16_*, or qd8_f32_* after XNNPACK's fp16 -> fp32 rewrite) --------
+
+X16 = rng.standard_normal((3, 64)).astype(F16)
+W8 = rng.integers(-127, 128, (12, 64)).astype(np.int8)
+W4B = rng.integers(-8, 8, (12, 64)).astype(np.int8)
+S8 = rng.uniform(0.001, 0.02, 12).astype(F32)
+SB = f32_to_bf16_rne(rng.uniform(0.01, 0.1, (12, 2)).astype(F32))
+F16_CASES = [("qc8w", W8, QuantParams(S8)), ("qc4w", W4B, QuantParams(S8, 8, bits=4)),
+             ("qb4w", W4B, QuantParams(SB, 8, 32))]
+
+
+def _ref_f16(kind: str, w: np.ndarray, fq: QuantParams, t: Target, kernel: str, m: int) -> np.ndarray:
+    fz = t.flush_to_zero
+    x = X16[:m]
+    kw: dict[str, object] = dict(clamp_min=-4.0, clamp_max=4.0, fz=fz)
+    if "qd8_f16" in kernel:
+        q, a, zp = quantize_qd8_f16(x, fz=fz)
+        if kind == "qc8w":
+            k = "asm_ld128" if kernel.endswith("_ld128") else "c"
+            return F.qd8_f16_qc8w_gemm(q, a, zp, w, fq.scale, B, kernel=k, **kw)  # type: ignore[arg-type]
+        if kind == "qc4w":
+            return F.qd8_f16_qc4w_gemm(q, a, zp, w, fq.scale, B, **kw)  # type: ignore[arg-type]
+        kr = 8 if t.i8mm else 4
+        return F.qd8_f16_qb4w_gemm(q, a, zp, w, fq.scale, 32, B, kr=kr, **kw)  # type: ignore[arg-type]
+    q, a, zp = quantize_qd8(x.astype(F32), fz=fz)
+    if kind == "qc8w":
+        y = F.qd8_f32_qc8w_gemm(q, a, zp, w, fq.scale, B, **kw)  # type: ignore[arg-type]
+    elif kind == "qc4w":
+        y = F.qd8_f32_qc4w_gemm(q, a, zp, w, fq.scale, B, **kw)  # type: ignore[arg-type]
+    else:
+        y = F.qd8_f32_qb4w_gemm(q, a, zp, w, fq.scale, 32, B, kr=8 if t.i8mm else 4, **kw)  # type: ignore[arg-type]
+    return y.astype(F16)
+
+
+@pytest.mark.parametrize(("kind", "w", "fq"), F16_CASES, ids=[c[0] for c in F16_CASES])
+@pytest.mark.parametrize(
+    "t", [APPLE_M4, APPLE_M4.replace(i8mm=False), GENERIC_SME1, NEON_ONLY, NO_KAI], ids=lambda t: t.name
+)
+@pytest.mark.parametrize("m", [1, 3])
+def test_fc_fp16_output_dynamic(kind: str, w: np.ndarray, fq: QuantParams, t: Target, m: int) -> None:
+    r = fully_connected(X16[:m], w, B, dynamic=True, filter_quant=fq, output_min=-4.0, output_max=4.0, target=t)
+    d = r.decision
+    assert r.output.dtype == F16 and r.output.shape == (m, 12) and d.variant is None
+    pf16 = t.kleidiai and (t.sme2 or t.sme)
+    assert d.config == (f"qd8_f16_{kind}_gemm" if pf16 else f"qd8_f32_{kind}_gemm")
+    prefix = f"xnn_qd8_{'f16' if pf16 else 'f32'}_{kind}_gemm_minmax_ukernel_"
+    assert d.kernel.startswith(prefix + ("1x" if m == 1 else ""))
+    assert r.emulation.startswith(f"fallback:{d.config}") and (pf16 or "cvt_to_fp32" in r.emulation)
+    eq(r.output, _ref_f16(kind, w, fq, t, d.kernel, m))

@@ -13,6 +13,7 @@ config / family        function
 ``qs8_qc8w_gemm``      :func:`qs8_qc8w_gemm` / :func:`qs8_qc8w_igemm` (fp32 requantization)
 ``qd8_f32_qb4w_gemm``  :func:`qd8_f32_qb4w_gemm`
 ``qd8_f32_qc4w_gemm``  :func:`qd8_f32_qc4w_gemm`
+``qd8_f16_*_gemm``     :func:`qd8_f16_qc8w_gemm` / :func:`qd8_f16_qc4w_gemm` / :func:`qd8_f16_qb4w_gemm`
 ``*_dwconv``           :func:`dwconv` (f32/f16), :func:`dwconv_qs8`
 ``*_vmulcaddc``        :func:`vmulcaddc`
 =====================  =====================================================================
@@ -27,6 +28,7 @@ from .dwconv import dwconv, dwconv_qs8, dwconv_tile
 from .f16_gemm import f16_gemm, f16_igemm
 from .f32_gemm import f32_gemm
 from .f32_igemm import f32_igemm
+from .qd8_f16 import qd8_f16_qb4w_gemm, qd8_f16_qc4w_gemm, qd8_f16_qc8w_gemm
 from .qd8_f32_qb4w import qb4w_ksum, qd8_f32_qb4w_gemm
 from .qd8_f32_qc4w import qd8_f32_qc4w_gemm
 from .qd8_f32_qc8w import qd8_f32_qc8w_gemm, qd8_f32_qc8w_igemm
@@ -43,6 +45,9 @@ __all__ = [
     "f32_gemm",
     "f32_igemm",
     "qb4w_ksum",
+    "qd8_f16_qb4w_gemm",
+    "qd8_f16_qc4w_gemm",
+    "qd8_f16_qc8w_gemm",
     "qd8_f32_qb4w_gemm",
     "qd8_f32_qc4w_gemm",
     "qd8_f32_qc8w_gemm",
@@ -68,6 +73,9 @@ FALLBACKS: dict[tuple[str, str], Callable[..., Any]] = {
     ("qs8_qc8w_gemm", "igemm"): qs8_qc8w_igemm,
     ("qd8_f32_qb4w_gemm", "gemm"): qd8_f32_qb4w_gemm,
     ("qd8_f32_qc4w_gemm", "gemm"): qd8_f32_qc4w_gemm,
+    ("qd8_f16_qc8w_gemm", "gemm"): qd8_f16_qc8w_gemm,
+    ("qd8_f16_qc4w_gemm", "gemm"): qd8_f16_qc4w_gemm,
+    ("qd8_f16_qb4w_gemm", "gemm"): qd8_f16_qb4w_gemm,
     ("f32_dwconv", "dwconv"): dwconv,
     ("f16_dwconv", "dwconv"): dwconv,
     ("qs8_qc8w_dwconv", "dwconv"): dwconv_qs8,

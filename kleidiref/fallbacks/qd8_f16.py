@@ -1,0 +1,131 @@
+"""Generic XNNPACK ``qd8_f16_{qc8w,qc4w,qb4w}`` GEMMs: qd8 rows (from fp16) x int8/int4 weights -> fp16.
+
+The LHS codes come from :func:`kleidiref.quant.qd8_f16.quantize_qd8_f16`. The ARM64 kernels
+(``init_qd8_f16_*_gemm_config``, src/configs/gemm-config.c) compute in **binary32** exactly as
+their ``qd8_f32_*`` siblings, then convert once to fp16 and clamp in fp16; no fp16 arithmetic::
+
+    y32 = the qd8_f32_qc8w / qc4w / qb4w epilogue without its clamp (bias f32)
+    y16 = FCVTN(y32)                       vcvt_f16_f32: RNE; conversions ignore FZ16
+    y16 = FMIN(FMAX(y16, min16), max16)    vmaxq_f16 / vminq_f16; FZ16 flushes subnormal operands
+
+(e.g. src/qd8-f16-qc8w-gemm/gen/qd8-f16-qc8w-gemm-1x16c8-minmax-neoni8mm.c; qc4w: SCVTF #4 as in
+:mod:`.qd8_f32_qc4w`; qb4w: per-block FMA as in :mod:`.qd8_f32_qb4w`). ``min16`` / ``max16``
+are the output bounds rounded to fp16 (``xnn_init_f16_minmax_scalar_params``).
+
+One exception, ``kernel='asm_ld128'`` for qc8w: the dotprod M > 1 kernel
+``xnn_qd8_f16_qc8w_gemm_minmax_ukernel_4x16c4__asm_aarch64_neondotfp16arith_ld128``
+(src/qd8-f16-qc8w-gemm/gen/qd8-f16-qc8w-gemm-4x16c4-minmax-asm-aarch64-neondot-ld128.S) folds the
+scales first and never fuses::
+
+    sc = RN32(ws[n] * a[m]);  y32 = RN32(RN32(float(acc) * sc) + b[n])      FMUL, FMUL, FADD
+
+instead of the C kernels' ``fma32(RN32(float(acc) * a[m]), ws[n], b[n])`` (``kernel='c'``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..numerics import ftz16
+from ._common import as_f32, clamp_max_min, fadd32, fmul32
+from .qd8_f32_qb4w import qd8_f32_qb4w_gemm
+from .qd8_f32_qc4w import qd8_f32_qc4w_gemm
+from .qd8_f32_qc8w import _check_vec, _check_w, int_dot, qd8_f32_qc8w_epilogue
+
+__all__ = ["f16_output", "qd8_f16_qb4w_gemm", "qd8_f16_qc4w_gemm", "qd8_f16_qc8w_gemm"]
+
+F32, F16 = np.float32, np.float16
+INF = float("inf")
+
+
+def f16_output(y32: NDArray[np.float32], clamp_min: float, clamp_max: float, *, fz: bool) -> NDArray[np.float16]:
+    """FCVTN to fp16 (RNE, no flush), then fp16 ``FMIN(FMAX(y, min16), max16)`` (FZ16 flushes operands)."""
+    with np.errstate(over="ignore"):
+        y16 = np.asarray(y32, dtype=F32).astype(F16)
+        lo16, hi16 = F16(clamp_min), F16(clamp_max)  # bounds rounded to fp16 (RNE)
+    if fz:
+        y16 = ftz16(y16)
+    out: NDArray[np.float16] = clamp_max_min(y16, lo16, hi16, fz=fz)
+    return out
+
+
+def _bias(bias: NDArray[Any] | None, n: int) -> NDArray[np.float32]:
+    if bias is None:
+        return np.zeros(n, F32)
+    return as_f32("bias", bias, ndim=1)
+
+
+def qd8_f16_qc8w_gemm(
+    q: NDArray[np.int8],
+    a: NDArray[np.float32],
+    zp: NDArray[np.int32],
+    w: NDArray[np.int8],
+    ws: NDArray[np.float32],
+    bias: NDArray[np.float32] | None = None,
+    *,
+    kernel: Literal["c", "asm_ld128"] = "c",
+    clamp_min: float = -INF,
+    clamp_max: float = INF,
+    fz: bool = True,
+) -> NDArray[np.float16]:
+    """``[M, N]`` fp16 for qd8 rows ``q`` [M, K] and int8 ``w`` [N, K] (per-channel ``ws``, f32 ``bias``)."""
+    if not isinstance(q, np.ndarray) or q.dtype != np.int8 or q.ndim != 2:
+        raise TypeError("q must be a 2-D int8 array (qd8 codes)")
+    if kernel not in ("c", "asm_ld128"):
+        raise ValueError(f"kernel must be 'c' or 'asm_ld128', got {kernel!r}")
+    w = _check_w(w, 2)
+    m, k = q.shape
+    n = w.shape[0]
+    if w.shape[1] != k:
+        raise ValueError(f"K mismatch: q is {q.shape}, w is {w.shape} ([N, K])")
+    a = _check_vec("a", a, m)
+    ws = _check_vec("ws", ws, n)
+    b = _check_vec("bias", _bias(bias, n), n)
+    zp64 = np.asarray(zp, dtype=np.int64).reshape(m)
+    acc = int_dot(q, w) - zp64[:, None] * w.astype(np.int64).sum(axis=1)[None, :]
+    if kernel == "c":
+        y = qd8_f32_qc8w_epilogue(acc, a, ws, b, clamp_min=-INF, clamp_max=INF, fz=fz)
+    else:
+        accf = ((acc + 2**31) % 2**32 - 2**31).astype(F32)  # SCVTF (RNE) of the int32 register
+        sc = fmul32(ws[None, :], a[:, None], fz=fz)
+        y = fadd32(fmul32(accf, sc, fz=fz), b[None, :], fz=fz)
+    return f16_output(y, clamp_min, clamp_max, fz=fz)
+
+
+def qd8_f16_qc4w_gemm(
+    q: NDArray[np.int8],
+    a: NDArray[np.float32],
+    zp: NDArray[np.int32],
+    w: NDArray[np.int8],
+    ws: NDArray[np.float32],
+    bias: NDArray[np.float32] | None = None,
+    *,
+    clamp_min: float = -INF,
+    clamp_max: float = INF,
+    fz: bool = True,
+) -> NDArray[np.float16]:
+    """``[M, N]`` fp16 for qd8 rows and 4-bit per-channel ``w`` [N, K] in [-8, 7] (SCVTF #4 epilogue)."""
+    y = qd8_f32_qc4w_gemm(q, a, zp, w, ws, bias, clamp_min=-INF, clamp_max=INF, fz=fz)
+    return f16_output(y, clamp_min, clamp_max, fz=fz)
+
+
+def qd8_f16_qb4w_gemm(
+    q: NDArray[np.int8],
+    a: NDArray[np.float32],
+    zp: NDArray[np.int32],
+    w: NDArray[np.int8],
+    scales: NDArray[np.uint16],
+    block_size: int,
+    bias: NDArray[np.float32] | None = None,
+    *,
+    kr: int = 8,
+    clamp_min: float = -INF,
+    clamp_max: float = INF,
+    fz: bool = True,
+) -> NDArray[np.float16]:
+    """``[M, N]`` fp16 for qd8 rows and 4-bit block-wise ``w`` with bf16 ``scales`` (kr as the config)."""
+    y = qd8_f32_qb4w_gemm(q, a, zp, w, scales, block_size, bias, kr=kr, clamp_min=-INF, clamp_max=INF, fz=fz)
+    return f16_output(y, clamp_min, clamp_max, fz=fz)
