@@ -51,6 +51,32 @@ def rnd(x: Fr, fmt: str, fz: bool, neg_zero: bool = False) -> float:
     return sign * INF if v >= Fr(2) ** (emax + 1) else sign * float(v)
 
 
+def rnd_x86(x: Fr, fz: bool, neg_zero: bool = False) -> float:
+    """binary32 RNE under MXCSR FTZ: flush when the value rounded with an unbounded exponent is tiny."""
+    if fz and x != 0:
+        e = abs(x).numerator.bit_length() - abs(x).denominator.bit_length()
+        if Fr(2) ** e > abs(x):
+            e -= 1
+        q = Fr(2) ** (e - 23)  # 24-bit significand, exponent not clamped
+        i = math.floor(abs(x) / q)
+        r = abs(x) / q - i
+        if r > Fr(1, 2) or (r == Fr(1, 2) and i % 2 == 1):
+            i += 1
+        if i * q < Fr(2) ** -126:
+            return -0.0 if x < 0 else 0.0
+    return rnd(x, "f32", False, neg_zero)
+
+
+def xfma(a: float, b: float, c: float, fz: bool) -> float:
+    """x86 VFMADD under FTZ|DAZ (DAZ: the same operand flush as FZ)."""
+    a, b, c = rd(a, "f32", fz), rd(b, "f32", fz), rd(c, "f32", fz)
+    if not (math.isfinite(a) and math.isfinite(b) and math.isfinite(c)):
+        return a * b + c
+    p_neg = (math.copysign(1.0, a) * math.copysign(1.0, b)) < 0
+    neg_zero = (a == 0 or b == 0) and c == 0 and p_neg and math.copysign(1.0, c) < 0
+    return rnd_x86(Fr(a) * Fr(b) + Fr(c), fz, neg_zero)
+
+
 def rd(v: float, fmt: str, fz: bool) -> float:
     """An operand as read under FZ (subnormal -> signed zero)."""
     if fz and v != 0 and math.isfinite(v) and abs(v) < 2.0 ** FMT[fmt][1]:
@@ -306,6 +332,16 @@ def test_qcw_ukernel_names() -> None:
     assert f32_qcw_ukernel("f32_qc8w_gemm", 5) == (
         "ld128", "xnn_f32_qc8w_gemm_minmax_ukernel_6x8__asm_aarch64_neonfma_ld128", 6, 8)  # fmt: skip
     assert f32_qcw_ukernel("f32_qc4w_gemm", 2)[1] == "xnn_f32_qc4w_gemm_minmax_ukernel_6x8__aarch64_neonfma_lane_ld128"
+    assert f32_qcw_ukernel("f32_qc8w_gemm", 3, x86="avx2") == (
+        "x86_fma", "xnn_f32_qc8w_gemm_minmax_ukernel_5x16__avx2_broadcast", 5, 16)  # fmt: skip
+    assert f32_qcw_ukernel("f32_qc4w_gemm", 3, x86="avx512skx")[1:] == (
+        "xnn_f32_qc4w_gemm_minmax_ukernel_7x32__avx512skx_broadcast", 7, 32)  # fmt: skip
+    assert f32_qcw_ukernel("f32_qc4w_gemm", 3, x86="fma3")[1] == "xnn_f32_qc4w_gemm_minmax_ukernel_3x16__fma3_broadcast"
+    assert f32_qcw_ukernel("f32_qc8w_gemm", 1, x86="sse41") == (
+        "x86_sse41", "xnn_f32_qc8w_gemm_minmax_ukernel_1x8__sse41_dup", 1, 8)  # fmt: skip
+    assert f32_qcw_ukernel("f32_qc8w_gemm", 1, x86="avx")[0] == "x86_avx"
+    with pytest.raises(ValueError):
+        f32_qcw_ukernel("f32_qc8w_gemm", 1, x86="neon")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         f32_qcw_ukernel("f32_gemm", 1)
     with pytest.raises(ValueError):
@@ -349,6 +385,100 @@ def test_qcw_rejects_bad_input() -> None:
         f32_qc4w_gemm(a, w.astype(np.int32), s)
     with pytest.raises(ValueError, match="kernel must be one of"):
         f32_qc4w_gemm(a, w, s, kernel="ld128")  # type: ignore[arg-type]
+
+
+def ref_x86_qcw(
+    a: np.ndarray, wv: np.ndarray, s: np.ndarray, b: np.ndarray, lo: float, hi: float, fz: bool, kernel: str
+) -> np.ndarray:
+    m, k = a.shape
+    n = wv.shape[0]
+    out = np.empty((m, n))
+    flo, fhi = (rd(as_fmt(v, "f32"), "f32", fz) for v in (lo, hi))
+    for i in range(m):
+        for j in range(n):
+            v = float(b[j])
+            for t in range(k):
+                x, w = float(a[i, t]), float(wv[j, t])
+                if kernel == "x86_fma":
+                    v = xfma(x, w, v, fz)
+                else:
+                    v = xfma(1.0, v, xfma(x, w, -0.0, fz), fz)
+            v = xfma(v, float(s[j]), -0.0, fz)
+            if kernel == "x86_sse41":
+                out[i, j] = x86_max(x86_min(v, fhi), flo)
+            else:
+                out[i, j] = x86_min(fhi, x86_max(flo, v))
+    return out
+
+
+X86_QCW = ["x86_fma", "x86_avx", "x86_sse41"]
+
+
+@SET
+@given(
+    data=st.data(),
+    m=st.integers(1, 3),
+    n=st.integers(1, 9),
+    k=st.integers(1, 9),
+    fz=st.booleans(),
+    kernel=st.sampled_from(X86_QCW),
+    lim=st.sampled_from([1e3, 2.0**-120]),
+    four_bit=st.booleans(),
+    lohi=bounds,
+)
+def test_f32_qcw_x86(
+    data: Any, m: int, n: int, k: int, fz: bool, kernel: Any, lim: float, four_bit: bool, lohi: tuple[float, float]
+) -> None:
+    a, b = data.draw(f32s((m, k), lim)), data.draw(f32s((n,), lim))
+    s = data.draw(scales(n))
+    if four_bit:
+        w = data.draw(hnp.arrays(np.uint8, (n, k), elements=st.integers(0, 15)))
+        got = f32_qc4w_gemm(a, w, s, b, clamp_min=lohi[0], clamp_max=lohi[1], fz=fz, kernel=kernel)
+        wv = w.astype(np.int64) - 8
+    else:
+        w = data.draw(hnp.arrays(np.int8, (n, k)))
+        got = f32_qc8w_gemm(a, w, s, b, clamp_min=lohi[0], clamp_max=lohi[1], fz=fz, kernel=kernel)
+        wv = w.astype(np.int64)
+    same(got, ref_x86_qcw(a, wv, s, b, *lohi, fz, kernel))
+
+
+def test_ftz_after_rounding_x86_vs_before_rounding_arm() -> None:
+    # (1 - 2**-23) * FLT_MIN * (1 + 2**-23) = FLT_MIN * (1 - 2**-46): tiny before rounding (Arm FZ
+    # flushes it), FLT_MIN after rounding (x86 FTZ keeps it).
+    a = np.array([[1.0 - 2.0**-23]], F32)
+    w = np.array([[1]], np.int8)
+    s = np.array([2.0**-126 * (1.0 + 2.0**-23)], F32)
+    flt_min = np.finfo(F32).tiny
+    assert f32_qc8w_gemm(a, w, s, fz=True, kernel="ld128")[0, 0] == 0.0
+    for kern in X86_QCW:
+        assert f32_qc8w_gemm(a, w, s, fz=True, kernel=kern)[0, 0] == flt_min  # type: ignore[arg-type]
+        assert f32_qc4w_gemm(a, np.array([[9]], np.uint8), s, fz=True, kernel=kern)[0, 0] == flt_min  # type: ignore[arg-type]
+    assert f32_qc8w_gemm(a, w, s, fz=False, kernel="ld128")[0, 0] == flt_min
+
+
+def test_x86_qcw_clamp_nan_and_zero() -> None:
+    s = np.ones(1, F32)
+    nan = np.array([[np.nan]], F32)
+    w = np.array([[1]], np.int8)
+    # Bound-first MAXPS/MINPS let the NaN through; SSE4.1's accumulator-first order turns it into max.
+    assert np.isnan(f32_qc8w_gemm(nan, w, s, clamp_min=-1.0, clamp_max=1.0, kernel="x86_fma")[0, 0])
+    assert np.isnan(f32_qc8w_gemm(nan, w, s, clamp_min=-1.0, clamp_max=1.0, kernel="x86_avx")[0, 0])
+    assert f32_qc8w_gemm(nan, w, s, clamp_min=-1.0, clamp_max=1.0, kernel="x86_sse41")[0, 0] == 1.0
+    # y = -0 with min = +0: MAXPS(+0, -0) keeps -0; SSE4.1's MAXPS(-0, +0) gives +0; Arm FMAX gives +0.
+    z, wn, bn = np.zeros((1, 1), F32), np.array([[-1]], np.int8), np.array([-0.0], F32)
+    assert np.signbit(f32_qc8w_gemm(z, wn, s, bn, clamp_min=0.0, clamp_max=1.0, kernel="x86_fma")[0, 0])
+    assert not np.signbit(f32_qc8w_gemm(z, wn, s, bn, clamp_min=0.0, clamp_max=1.0, kernel="x86_sse41")[0, 0])
+    assert not np.signbit(f32_qc8w_gemm(z, wn, s, bn, clamp_min=0.0, clamp_max=1.0, kernel="ld128")[0, 0])
+
+
+def test_x86_mul_add_rounds_twice() -> None:
+    # bias 1, a*w = 1 + 2**-23 + ... : MULPS rounds the product first, FMA does not.
+    a = np.array([[1.0 + 2.0**-23]], F32)
+    w = np.array([[3]], np.int8)  # 3 + 3 * 2**-23: RN32 drops 2**-23 (ulp 2**-22 at 3)
+    b = np.array([-3.0], F32)
+    s = np.ones(1, F32)
+    assert f32_qc8w_gemm(a, w, s, b, kernel="x86_fma")[0, 0] == F32(3 * 2.0**-23)
+    assert f32_qc8w_gemm(a, w, s, b, kernel="x86_avx")[0, 0] == F32(4 * 2.0**-23)
 
 
 # ---- x86-64 f16 -----------------------------------------------------------------------------------

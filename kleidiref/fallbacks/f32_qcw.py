@@ -47,6 +47,23 @@ point 0 or 8, ``xnn_init_f32_qc4w_minmax_scalar_params``); a byte holds k (low n
 
 FPCR.FZ (``fz``) flushes subnormal ``a``, bias and bounds and tiny results (fma32 / FMUL), as
 XNNPACK's threadpool sets it. The scale is normal (checked at creation, like XNNPACK).
+
+x86-64 (same configs' x86 branch; kernels ``{1,mr}x{nr}__{isa}_broadcast`` / ``__sse41_dup``, the
+same packing, the same bias-then-scale math, exact int conversions, including the qc4w
+magic-bias trick of src/f32-qc4w-gemm/avx-broadcast.c.in):
+
+``x86_fma`` - AVX512SKX (1x32/7x32), AVX2 and FMA3 (qc8w 1x16/5x16, qc4w 1x16/3x16): the FMA chain,
+MULPS by the scale, then ``MAXPS(min, y)``, ``MINPS(max, y)`` (bound first: a NaN passes through).
+``x86_avx`` - AVX without FMA3 (same tiles): ``acc = RN32(acc + RN32(a*w))`` (MULPS, ADDPS), same clamp.
+``x86_sse41`` - neither (1x8/4x8 ``sse41_dup``): MULPS + ADDPS, then ``MINPS(y, max)``,
+``MAXPS(y, min)`` (accumulator first: a NaN becomes ``max``).
+
+Under MXCSR FTZ|DAZ (``fz``) operands that are subnormal read as zero (DAZ) and a result is
+flushed when it is tiny *after* rounding (x86 detects tininess after rounding; Arm before):
+a value that rounds up to FLT_MIN is kept here and flushed by the ARM kernels.
+
+# Note: x86 NaN results are modelled as the default NaN 0x7FC00000; the hardware writes the
+# negative "indefinite" 0xFFC00000 for an invalid operation and propagates NaN operands.
 """
 
 from __future__ import annotations
@@ -56,11 +73,13 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from ..numerics import canonical_nan_f32, ftz32, round_to_odd_sum
 from ._common import as_f32, clamp_max_min, clamp_min_max, fadd32, fma32_chain, fmul32
 
 __all__ = [
     "F32_QC4W_KERNELS",
     "F32_QC8W_KERNELS",
+    "X86Isa",
     "f32_qc4w_gemm",
     "f32_qc8w_gemm",
     "f32_qcw_ukernel",
@@ -74,30 +93,58 @@ F32_QC8W_KERNELS: dict[str, str] = {
     "ld128": "xnn_f32_qc8w_gemm_minmax_ukernel_6x8__asm_aarch64_neonfma_ld128 / "
     "1x8__asm_aarch64_neonfma_ld128 (iOS/macOS, M == 1)",
     "acc4": "xnn_f32_qc8w_gemm_minmax_ukernel_1x8__asm_aarch64_neonfma_ld128_acc4",
+    "x86_fma": "xnn_f32_qc8w_gemm_minmax_ukernel_{1x32,7x32}__avx512skx_broadcast / "
+    "{1x16,5x16}__{avx2,fma3}_broadcast",
+    "x86_avx": "xnn_f32_qc8w_gemm_minmax_ukernel_{1x16,5x16}__avx_broadcast",
+    "x86_sse41": "xnn_f32_qc8w_gemm_minmax_ukernel_{1x8,4x8}__sse41_dup",
 }
-#: The one arithmetic of :func:`f32_qc4w_gemm` and the ukernels it models.
+#: ``kernel=`` values of :func:`f32_qc4w_gemm` and the XNNPACK ukernels they model.
 F32_QC4W_KERNELS: dict[str, str] = {
     "lane_ld128": "xnn_f32_qc4w_gemm_minmax_ukernel_{1x8,4x8,6x8}__aarch64_neonfma_lane_ld128",
+    "x86_fma": "xnn_f32_qc4w_gemm_minmax_ukernel_{1x32,7x32}__avx512skx_broadcast / "
+    "{1x16,3x16}__{avx2,fma3}_broadcast",
+    "x86_avx": "xnn_f32_qc4w_gemm_minmax_ukernel_{1x16,3x16}__avx_broadcast",
+    "x86_sse41": "xnn_f32_qc4w_gemm_minmax_ukernel_{1x8,4x8}__sse41_dup",
+}
+X86Isa = Literal["avx512skx", "avx2", "fma3", "avx", "sse41"]
+#: x86 ISA -> (kernel=, qc8w mr, qc4w mr, nr); init_f32_qc{8,4}w_gemm_config, first match wins.
+_X86_TILES: dict[str, tuple[str, int, int, int]] = {
+    "avx512skx": ("x86_fma", 7, 7, 32),
+    "avx2": ("x86_fma", 5, 3, 16),
+    "fma3": ("x86_fma", 5, 3, 16),
+    "avx": ("x86_avx", 5, 3, 16),
+    "sse41": ("x86_sse41", 4, 4, 8),
 }
 
 
-def f32_qcw_ukernel(config: str, m: int, *, apple: bool = False) -> tuple[str, str, int, int]:
-    """``(kernel=, exact XNNPACK ukernel, mr, nr)`` an ARM64 ``f32_qc8w_gemm`` / ``f32_qc4w_gemm`` FC runs.
+def f32_qcw_ukernel(
+    config: str, m: int, *, apple: bool = False, x86: X86Isa | None = None
+) -> tuple[str, str, int, int]:
+    """``(kernel=, exact XNNPACK ukernel, mr, nr)`` a ``f32_qc8w_gemm`` / ``f32_qc4w_gemm`` FC runs.
 
-    ``m`` is the number of rows (batch); ``apple``: an iOS/macOS build (no acc4 kernel).
+    ``m`` is the number of rows (batch). ARM64 by default (``apple``: an iOS/macOS build, no
+    acc4 kernel); ``x86``: the best x86 ISA the CPU has (XNNPACK's first match).
     """
     if m < 1:
         raise ValueError(f"m must be >= 1, got {m}")
-    if config == "f32_qc8w_gemm":
+    if config not in ("f32_qc8w_gemm", "f32_qc4w_gemm"):
+        raise ValueError(f"config must be 'f32_qc8w_gemm' or 'f32_qc4w_gemm', got {config!r}")
+    stem = config.removesuffix("_gemm")
+    if x86 is not None:
+        if x86 not in _X86_TILES:
+            raise ValueError(f"x86 must be one of {sorted(_X86_TILES)}, got {x86!r}")
+        key, mr8, mr4, nr = _X86_TILES[x86]
+        rows = 1 if m == 1 else (mr8 if stem == "f32_qc8w" else mr4)
+        tail = "sse41_dup" if x86 == "sse41" else f"{x86}_broadcast"
+        return key, f"xnn_{stem}_gemm_minmax_ukernel_{rows}x{nr}__{tail}", rows, nr
+    if stem == "f32_qc8w":
         if m == 1:
             if apple:
                 return "ld128", "xnn_f32_qc8w_gemm_minmax_ukernel_1x8__asm_aarch64_neonfma_ld128", 1, 8
             return "acc4", "xnn_f32_qc8w_gemm_minmax_ukernel_1x8__asm_aarch64_neonfma_ld128_acc4", 1, 8
         return "ld128", "xnn_f32_qc8w_gemm_minmax_ukernel_6x8__asm_aarch64_neonfma_ld128", 6, 8
-    if config == "f32_qc4w_gemm":
-        mr = 1 if m == 1 else 6
-        return "lane_ld128", f"xnn_f32_qc4w_gemm_minmax_ukernel_{mr}x8__aarch64_neonfma_lane_ld128", mr, 8
-    raise ValueError(f"config must be 'f32_qc8w_gemm' or 'f32_qc4w_gemm', got {config!r}")
+    mr = 1 if m == 1 else 6
+    return "lane_ld128", f"xnn_f32_qc4w_gemm_minmax_ukernel_{mr}x8__aarch64_neonfma_lane_ld128", mr, 8
 
 
 def qc4w_unpack(packed: NDArray[np.uint8], k: int) -> NDArray[np.uint8]:
@@ -151,6 +198,101 @@ def _epilogue(
     return out
 
 
+def _x86_fma(a: Any, b: Any, c: Any, fz: bool) -> NDArray[np.float32]:
+    """VFMADD (and MULPS = ``fma(x, y, -0)``, ADDPS = ``fma(1, x, y)``) under MXCSR FTZ|DAZ.
+
+    DAZ: subnormal operands read as signed zeros. FTZ: a result whose value rounded to 24 bits
+    with an unbounded exponent is below FLT_MIN becomes a signed zero (tininess after rounding).
+    """
+    a32, b32, c32 = (np.asarray(v, dtype=F32) for v in (a, b, c))
+    if fz:
+        a32, b32, c32 = ftz32(a32), ftz32(b32), ftz32(c32)
+    a32, b32, c32 = np.broadcast_arrays(a32, b32, c32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        p = a32.astype(np.float64).reshape(-1) * b32.astype(np.float64).reshape(-1)
+        sm = round_to_odd_sum(p, c32.astype(np.float64).reshape(-1)).reshape(a32.shape)
+        r = sm.astype(F32)
+        if fz:
+            small = np.abs(sm) < 2.0**-125
+            if np.any(small):
+                # x * 2**64 is exact and puts the tiny range among normals: one RN32 there is the
+                # unbounded-exponent rounding (sm is round-to-odd, so no double rounding).
+                ru = np.where(small, sm * 2.0**64, 1.0).astype(F32)
+                tiny = small & (np.abs(ru) < F32(2.0**-62))
+                r = np.where(tiny, np.copysign(F32(0), sm).astype(F32), r)
+    return canonical_nan_f32(r)
+
+
+def _tiny_possible(a: NDArray[np.float32], acc: NDArray[np.float32]) -> bool:
+    """Whether some partial sum of ``acc + sum a*w`` (integer ``w``) could be tiny and nonzero.
+
+    Every exact partial value (and every rounding of one) is a multiple of the smallest ulp of
+    the nonzero ``a`` and ``acc`` values; when that quantum is >= FLT_MIN, none is tiny.
+    """
+    for x in (a, acc):
+        nz = np.abs(x[(x != 0) & np.isfinite(x)])
+        if nz.size and np.spacing(nz.min()) < np.finfo(F32).tiny:
+            return True
+    return False
+
+
+def _x86_chain(
+    acc0: NDArray[np.float32], a: NDArray[np.float32], wt: NDArray[np.float32], fz: bool, fused: bool
+) -> NDArray[np.float32]:
+    """``acc = fma(a, w, acc)`` (fused) or ``acc + RN32(a*w)`` over k, x86 semantics (``wt`` integers)."""
+    acc = np.array(acc0, dtype=F32)
+    if fz:
+        a, acc = ftz32(a), ftz32(acc)
+    if not fz or not _tiny_possible(a, acc):  # then FTZ never acts: plain IEEE binary32 steps
+        if fused:
+            return fma32_chain(acc, a, wt, fz=False)
+        with np.errstate(over="ignore", invalid="ignore"):
+            for k in range(a.shape[1]):
+                acc = acc + a[:, k : k + 1] * wt[k : k + 1, :]  # float32 MULPS, then ADDPS
+        return canonical_nan_f32(acc)
+    for k in range(a.shape[1]):
+        ak, wk = a[:, k : k + 1], wt[k : k + 1, :]
+        acc = _x86_fma(ak, wk, acc, fz) if fused else _x86_fma(F32(1), acc, _x86_fma(ak, wk, F32(-0.0), fz), fz)
+    return acc
+
+
+def _x86_epilogue(
+    acc: NDArray[np.float32], s: NDArray[np.float32], lo: float, hi: float, fz: bool, kernel: str
+) -> NDArray[np.float32]:
+    y = _x86_fma(acc, s[None, :], F32(-0.0), fz)  # MULPS by the scale
+    lo32, hi32 = np.asarray(lo, F32), np.asarray(hi, F32)
+    if fz:
+        lo32, hi32 = ftz32(lo32), ftz32(hi32)
+    # MAXPS(x, y) = x > y ? x : y and MINPS(x, y) = x < y ? x : y: a NaN or equal zeros give y.
+    if kernel == "x86_sse41":
+        y = np.where(y < hi32, y, hi32)
+        y = np.where(y > lo32, y, lo32)
+    else:
+        y = np.where(lo32 > y, lo32, y)
+        y = np.where(hi32 < y, hi32, y)
+    return canonical_nan_f32(y.astype(F32))
+
+
+def _run(
+    a: NDArray[np.float32],
+    wt: NDArray[np.float32],
+    s: NDArray[np.float32],
+    b: NDArray[np.float32],
+    lo: float,
+    hi: float,
+    fz: bool,
+    kernel: str,
+) -> NDArray[np.float32] | None:
+    """The x86 kernels and the ARM single chains; None for ``acc4`` (handled by the caller)."""
+    acc0 = np.broadcast_to(b, (a.shape[0], wt.shape[1]))
+    if kernel.startswith("x86_"):
+        acc = _x86_chain(acc0, a, wt, fz, fused=kernel == "x86_fma")
+        return _x86_epilogue(acc, s, lo, hi, fz, kernel)
+    if kernel in ("ld128", "lane_ld128"):
+        return _epilogue(fma32_chain(acc0, a, wt, fz=fz), s, lo, hi, fz, min_first=kernel == "lane_ld128")
+    return None
+
+
 def f32_qc8w_gemm(
     a: NDArray[np.float32],
     w: NDArray[np.int8],
@@ -160,7 +302,7 @@ def f32_qc8w_gemm(
     clamp_min: float = -np.inf,
     clamp_max: float = np.inf,
     fz: bool = True,
-    kernel: Literal["ld128", "acc4"] = "ld128",
+    kernel: Literal["ld128", "acc4", "x86_fma", "x86_avx", "x86_sse41"] = "ld128",
 ) -> NDArray[np.float32]:
     """``[M, N]`` f32: ``clamp((bias + a @ w.T) * scale)`` with ``kernel``'s order and roundings.
 
@@ -174,10 +316,11 @@ def f32_qc8w_gemm(
     n, k = w.shape
     a, s, b = _check_common(a, scale, bias, n, k, clamp_min, clamp_max)
     m = a.shape[0]
-    wt = np.ascontiguousarray(w.T.astype(F32))  # SCVTF: exact
+    wt = np.ascontiguousarray(w.T.astype(F32))  # SCVTF / CVTDQ2PS: exact
+    out = _run(a, wt, s, b, clamp_min, clamp_max, fz, kernel)
+    if out is not None:
+        return out
     acc0 = np.broadcast_to(b, (m, n))
-    if kernel == "ld128":
-        return _epilogue(fma32_chain(acc0, a, wt, fz=fz), s, clamp_min, clamp_max, fz, min_first=False)
     if m != 1:
         raise ValueError(f"the 1x8 acc4 kernel computes one row; M = {m}")
     g = k // 4
@@ -224,7 +367,7 @@ def f32_qc4w_gemm(
     clamp_min: float = -np.inf,
     clamp_max: float = np.inf,
     fz: bool = True,
-    kernel: Literal["lane_ld128"] = "lane_ld128",
+    kernel: Literal["lane_ld128", "x86_fma", "x86_avx", "x86_sse41"] = "lane_ld128",
 ) -> NDArray[np.float32]:
     """``[M, N]`` f32: ``clamp((bias + a @ (w - zp).T) * scale)``, sequential FMA from the bias.
 
@@ -237,5 +380,6 @@ def f32_qc4w_gemm(
     wv = _qc4w_values(w, kernel_zero_point)
     n, k = wv.shape
     a, s, b = _check_common(a, scale, bias, n, k, clamp_min, clamp_max)
-    acc = fma32_chain(np.broadcast_to(b, (a.shape[0], n)), a, np.ascontiguousarray(wv.T), fz=fz)
-    return _epilogue(acc, s, clamp_min, clamp_max, fz, min_first=True)
+    out = _run(a, np.ascontiguousarray(wv.T), s, b, clamp_min, clamp_max, fz, kernel)
+    assert out is not None
+    return out
