@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from .numerics import FLT_MIN, canonical_nan_f32, fma32, ftz16, ftz32
+from .numerics import FLT_MIN, canonical_nan_f32, fma32, ftz32
 
 __all__ = ["f16_mla_chain", "f16_pair_chain", "fma32_chain", "worker_threads"]
 
@@ -200,14 +200,29 @@ def _w_rows(w: NDArray[Any], k0: int, kb: int, n0: int, n1: int) -> NDArray[Any]
         return out.view(w.dtype).reshape(kb, nbt * nr)[:, : n1 - n0]
     kr = w.shape[1]
     lo, hi = k0 // kr, -(-(k0 + kb) // kr)
-    grp = cols[lo:hi].transpose(0, 2, 3, 1)  # [kg, nb, nr, kr]: the bytes of one (k group, block)
-    units = np.empty((hi - lo, nbt), dtype=unit)
+    groups = _w_groups(w, lo, hi, n0, n1 - n0)
+    rows: NDArray[Any] = groups.transpose(0, 2, 1).reshape((hi - lo) * kr, -1)  # de-interleave the k groups
+    return rows[k0 - lo * kr : k0 - lo * kr + kb]
+
+
+def _w_groups(w: NDArray[Any], g0: int, g1: int, n0: int, nn: int) -> NDArray[Any]:
+    """k groups g0..g1-1 of a [K/kr, kr, nb, nr] W, columns n0..n0+nn-1, as packed: [g, nn, kr].
+
+    Gathered as the packers lay them out (each block's kr lanes per column interleaved), so
+    a consumer that wants the kr values of a column together (the f16 pair sums) reads them
+    without a de-interleaving copy. ``n0`` is a multiple of nr.
+    """
+    kr, nr = w.shape[1], w.shape[-1]
+    cols = w[g0:g1, :, n0 // nr : -(-(n0 + nn) // nr), :]
+    g, nbt = g1 - g0, cols.shape[-2]
+    grp = cols.transpose(0, 2, 3, 1)  # [g, nb, nr, kr]: the bytes of one (k group, block)
+    unit = np.dtype((np.void, nr * kr * w.itemsize))
+    units = np.empty((g, nbt), dtype=unit)
     contiguous_unit = grp.strides[-1] == w.itemsize and grp.strides[-2] == kr * w.itemsize
     packed = grp if contiguous_unit else np.ascontiguousarray(grp)
-    units[...] = packed.reshape(hi - lo, nbt, nr * kr).view(unit)[..., 0]
-    lanes = units.view(w.dtype).reshape(hi - lo, nbt, nr, kr)
-    rows: NDArray[Any] = lanes.transpose(0, 3, 1, 2).reshape((hi - lo) * kr, -1)
-    return rows[k0 - lo * kr : k0 - lo * kr + kb, : n1 - n0]
+    units[...] = packed.reshape(g, nbt, nr * kr).view(unit)[..., 0]
+    out: NDArray[Any] = units.view(w.dtype).reshape(g, nbt * nr, kr)[:, :nn]
+    return out
 
 
 def _min_nonzero_bits(x: NDArray[np.float32]) -> int:
@@ -470,21 +485,31 @@ _F16_MAG_SIGN = np.int32(-0x70002000)  # 0x8FFFE000: the sign and the 15 f16 mag
 _F16_SCALE = F32(2.0**112)  # rebias: f16 exponent bias 15 -> binary32 bias 127
 
 
-def _f16_to_f32(h: NDArray[np.float16], out: NDArray[np.float32]) -> bool:
+def _f16_to_f32(h: NDArray[np.float16], out: NDArray[np.float32], flush: bool = False) -> bool:
     """``out[...] = h`` exactly, about 4x faster than numpy's float16 cast; False if h has Inf/NaN.
 
     The sign-extended f16 bits shifted left by 13 are, as binary32, ``h * 2**-112`` (normal
     and subnormal f16 alike), so one exact multiply rebiases. Inf/NaN (exponent 31) would come
-    out finite and >= 65536: such blocks take numpy's cast instead.
+    out finite: such blocks take numpy's cast instead. ``flush``: FPCR.FZ16, a binary16
+    subnormal reads as the signed zero. ``out`` is C-contiguous.
     """
-    bits = out.view(np.int32)
-    np.left_shift(h.view(np.int16), np.int32(13), out=bits, dtype=np.int32, casting="unsafe")
-    np.bitwise_and(bits, _F16_MAG_SIGN, out=bits)
-    np.multiply(out, _F16_SCALE, out=out)
-    if out.size and (out.max() >= 65536 or out.min() <= -65536):
+    mag = np.bitwise_and(h.view(np.uint16), np.uint16(0x7FFF))  # 16-bit passes: half the bytes
+    finite = mag.size == 0 or int(mag.max()) < 0x7C00
+    if finite:
+        bits = out.view(np.int32)
+        np.left_shift(h.view(np.int16), np.int32(13), out=bits, dtype=np.int32, casting="unsafe")
+        np.bitwise_and(bits, _F16_MAG_SIGN, out=bits)
+        np.multiply(out, _F16_SCALE, out=out)
+    else:
         np.copyto(out, h)
-        return False
-    return True
+    if flush and mag.size and int(mag.min()) < 0x0400:  # a zero or a subnormal somewhere
+        # Subnormals are rare: find them on the 16-bit data and clear only those.
+        np.subtract(mag, np.uint16(1), out=mag)  # zeros wrap to the top: a subnormal is now < 0x3FF
+        idx = np.flatnonzero(mag < 0x03FF)
+        if idx.size:
+            flat = out.reshape(-1).view(np.uint32)
+            flat[idx] &= np.uint32(0x80000000)
+    return finite
 
 
 def _f16_rows(h: NDArray[np.float16]) -> NDArray[np.float32]:
@@ -593,21 +618,32 @@ def _f16_tile_body(
         np.ascontiguousarray(a32[:, m0:m1].reshape(k_total // 2, 2, mm).transpose(0, 2, 1)) if blas else None
     )
 
+    # kr = 2 packed W (pf16): gather k pairs as laid out, [pair, column, 2]; the pair sums and
+    # the per-k products read the two lanes in place (no de-interleaving copy).
+    paired = w16.ndim == 4 and w16.shape[1] == 2
+
     def produce(i: int) -> NDArray[np.float32]:
         """Block i's terms: the pair sums (FDOT) or single products (FMLAL), each exact or RN32."""
         k0 = i * kb_max
         kb = min(kb_max, k_total - k0)
         wbuf, prod = slots[i % n_slots]
-        wb = wbuf[:kb]
-        rows = _w_rows(w16, k0, kb, n0, n1)
-        finite = _f16_to_f32(ftz16(rows) if flush_w else rows, wb)  # ftz16: a bit test, a copy only if needed
+        grouped = paired and kb % 2 == 0  # k0 is even: kb_max is
+        rows = _w_groups(w16, k0 // 2, (k0 + kb) // 2, n0, nn) if grouped else _w_rows(w16, k0, kb, n0, n1)
+        wb = wbuf[:kb].reshape(rows.shape)
+        finite = _f16_to_f32(rows, wb, flush_w)
+        # W's rows [kb, nn] (a strided view when grouped)
+        wk = wb.transpose(0, 2, 1).reshape(kb // 2, 2, nn) if grouped else wb.reshape(kb // 2, 2, nn) if pairs else wb
         with _bufsize(nn), np.errstate(over="ignore", invalid="ignore"):
             if a_pairs is not None and finite:
                 terms = prod[: kb // 2]
-                np.matmul(a_pairs[k0 // 2 : (k0 + kb) // 2], wb.reshape(kb // 2, 2, nn), out=terms)
+                np.matmul(a_pairs[k0 // 2 : (k0 + kb) // 2], wk, out=terms)
                 return terms
             p = prod[:kb]
-            np.multiply(at[k0 : k0 + kb], wb[:, None, :], out=p)  # exact f16 x f16 products
+            if grouped:  # [pair, lane, m, n] = a[2 pair + lane, m] * w[pair, n, lane]
+                np.multiply(at[k0 : k0 + kb].reshape(kb // 2, 2, mm, 1), wk[:, :, None, :],
+                            out=p.reshape(kb // 2, 2, mm, nn))
+            else:
+                np.multiply(at[k0 : k0 + kb], wk.reshape(kb, 1, nn), out=p)  # exact f16 x f16 products
             if not pairs:
                 return p
             terms = p[0::2]

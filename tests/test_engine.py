@@ -178,11 +178,16 @@ def test_f16_chains_tiles(kind: str, shape: tuple[int, int, int], monkeypatch: p
     np.testing.assert_array_equal(_bits(f16_mla_chain(acc0, a, w)), _bits(_naive_f16(fmlal, acc0, a, w, False)))
 
 
-def test_f16_to_f32_every_pattern() -> None:
+@pytest.mark.parametrize("flush", [False, True])
+@pytest.mark.parametrize("finite_only", [False, True])
+def test_f16_to_f32_every_pattern(flush: bool, finite_only: bool) -> None:
+    """Every binary16 pattern (or every finite one: the fast path), with and without FZ16."""
     h = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    if finite_only:
+        h = h[np.isfinite(h)]
     out = np.empty(h.shape, dtype=F32)
-    _engine._f16_to_f32(h, out)
-    ref = h.astype(F32)
+    assert _engine._f16_to_f32(h, out, flush) == finite_only
+    ref = (ftz16(h) if flush else h).astype(F32)
     same = (_bits(out) == _bits(ref)) | (np.isnan(out) & np.isnan(ref))
     assert same.all()
 
