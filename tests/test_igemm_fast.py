@@ -102,8 +102,10 @@ def _pqs8_operands(pr: dict[str, Any], big: str) -> tuple[NDArray[Any], NDArray[
     cin, cout = pr["cg"] * pr["groups"], pr["og"] * pr["groups"]
     x = rng.integers(-128, 128, (pr["n"], pr["h"], pr["w"], cin)).astype(np.int8)
     f = rng.integers(-128, 128, (cout, pr["kh"], pr["kw"], pr["cg"])).astype(np.int8)
-    blim = {"bias": 2**31 - 1, "scale": 30000, "none": 30000}[big]
+    blim = {"bias": 2**31 - 1, "scale": 30000, "none": 30000, "mid": 2**24 - 1}[big]
     b = rng.integers(-blim, blim, cout, endpoint=True).astype(np.int32)
+    if big == "mid":  # |bias'| just below 2**24: added in float32, not folded into the GEMM
+        b = (np.sign(b) * (2**24 - 1 - (np.abs(b) % 3000))).astype(np.int32)
     if big == "scale":  # large scales: FCVTZS saturates, the zero-point add wraps
         scale = rng.uniform(1.0, 255.0, cout).astype(np.float32)
     else:
@@ -117,10 +119,11 @@ def _pqs8_operands(pr: dict[str, Any], big: str) -> tuple[NDArray[Any], NDArray[
 
 
 @settings(max_examples=80, deadline=None)
-@given(problems(), st.sampled_from(["none", "none", "bias", "scale"]))
+@given(problems(), st.sampled_from(["none", "none", "bias", "scale", "mid"]))
 def test_pqs8_fast_path_is_kernel_path(pr: dict[str, Any], big: str) -> None:
-    """Both pqs8 fast routes (the fused float32 epilogue, and int8_matmul + requantize when the data
-    do not bound it: huge bias', huge scales) against the packed kernel path."""
+    """The pqs8 fast routes (bias folded into the float32 GEMM, bias added in float32, and
+    int8_matmul + requantize when the data do not bound them: huge bias', huge scales) against the
+    packed kernel path."""
     t, sme1 = _target(pr)
     x, f, b, q = _pqs8_operands(pr, big)
     kw = {"variant": "pqs8", "target": t, "sme1": sme1, **q, **_geo(pr)}

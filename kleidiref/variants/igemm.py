@@ -1113,14 +1113,15 @@ def _conv_kernel_path(
 
 
 def _im2col(
-    img: NDArray[Any], geom: ConvGeometry, pad_value: float | int, kcp: int, dtype: Any, *, transposed: bool
+    img: NDArray[Any], geom: ConvGeometry, pad_value: float | int, kcp: int, dtype: Any, *, transposed: bool,
+    ones: bool = False,
 ) -> NDArray[Any]:
     """The im2col matrix of one HWC image, ``[M, ks*kcp]`` (or its transpose ``[ks*kcp, M]``).
 
     Row m (output pixel), column ``c*kcp + i`` (tap c, channel i) holds what the imatmul LHS
     packer stores for row m, k' = c*Kc + i: the input element, ``pad_value`` for a padding tap, 0
     for the per-chunk padding ``i >= kc``. One strided copy from a padded copy of the image (no
-    Python loop over pixels).
+    Python loop over pixels). ``ones`` appends a column (row) of 1s, to fold a bias into a GEMM.
     """
     h, w, kc = img.shape
     g = geom
@@ -1131,17 +1132,22 @@ def _im2col(
     taps, taps_st = (g.kh, g.kw), (g.dh * s0, g.dw * s1)
     pix, pix_st = (g.hout, g.wout), (g.sh * s0, g.sw * s1)
     strided = np.lib.stride_tricks.as_strided
+    k = g.ks * kcp
     if transposed:
-        out = np.empty((*taps, kcp, *pix), dtype=dtype)
+        buf = np.empty((k + ones, g.m), dtype=dtype)
+        buf[k:] = 1
+        out = buf[:k].reshape(*taps, kcp, *pix)
         if kcp > kc:
             out[:, :, kc:] = 0
         out[:, :, :kc] = strided(xp, shape=(*taps, kc, *pix), strides=(*taps_st, s2, *pix_st), writeable=False)
-        return out.reshape(g.ks * kcp, g.m)
-    out = np.empty((*pix, *taps, kcp), dtype=dtype)
+        return buf
+    buf = np.empty((g.m, k + ones), dtype=dtype)
+    buf[:, k:] = 1
+    out = buf[:, :k].reshape(*pix, *taps, kcp)
     if kcp > kc:
         out[..., kc:] = 0
     out[..., :kc] = strided(xp, shape=(*pix, *taps, kc), strides=(*pix_st, *taps_st, s2), writeable=False)
-    return out.reshape(g.m, g.ks * kcp)
+    return buf
 
 
 #: Below this many channels the transposed gather is faster (the channel runs are short).
@@ -1269,9 +1275,9 @@ def _conv_fast_pqs8(
     The kernel computes ``bias' + sum_k a*W`` (int32, wraps) with ``bias' = bias - izp * sum_k W``
     (the packer), then requantizes. The im2col rows are the packed LHS rows (the per-chunk padding
     is zero on both sides, so it is left out). Fast case, when the data bound it: one float32 GEMM
-    (every partial sum < 2**24 whatever the summation order: exact), ``+ bias'`` in float32 (both
-    addends < 2**24 in magnitude: the one rounding is RN32(acc), which the kernel's SCVTF computes
-    too; no int32 wrap possible),
+    (every partial sum < 2**24 whatever the summation order: exact), ``+ bias'`` in that GEMM or in
+    float32 (both addends < 2**24 in magnitude: the one rounding is RN32(acc), which the kernel's
+    SCVTF computes too; no int32 wrap possible),
     ``* scale`` (FMUL), ``rint`` (FRINTN), ``+ zp`` and the clamp in float32 (|r| < 2**31 - 256:
     FCVTZS cannot saturate nor the zp add wrap; an inexact r + zp is beyond 2**24, clamped the same).
     Otherwise the kernel's own integer route (``int8_matmul`` in K chunks, int32 adds, ``requantize``).
@@ -1281,41 +1287,50 @@ def _conv_fast_pqs8(
     kc = x.shape[3]
     k = geom.ks * kc
     w_nk = f.reshape(cout, k)
-    w32 = np.ascontiguousarray(w_nk.T, dtype=F32)  # [K, N], what the kernel decodes
     colsum = w_nk.sum(axis=1, dtype=np.int64)
     bias_p = wrap_i32(b.astype(np.int64) - izp * wrap_i32(colsum).astype(np.int64))  # the packer's fold
     sc = ftz32(scale) if kern.fz else scale  # FMUL under FZ reads a subnormal scale as zero
-    w_abs = np.abs(w32)
-    w_absmax = float(w_abs.max(initial=0.0))
-    # |partial sum| <= max|a| * max_n sum_k |W[k][n]|, with |a| <= 128; the input is scanned only
-    # when the int8 range does not settle it.
-    w_colsum = float(w_abs.sum(axis=0, dtype=np.float64).max(initial=0.0))
-    part_bound = 128.0 * w_colsum
+    # |partial sums| <= max|a| * max_n sum_k |W[k][n]| <= 128 * K * 128; the weights (then the
+    # input) are scanned only when the coarser bound does not settle it.
+    part_bound = 128.0 * 128.0 * k
     if part_bound >= _EXACT_F32:
-        part_bound = float(max(int(np.abs(x.astype(np.int16)).max(initial=0)), abs(izp))) * w_colsum
+        w_colsum = float(np.abs(w_nk.astype(np.int16)).sum(axis=1, dtype=np.int64).max(initial=0))
+        part_bound = 128.0 * w_colsum
+        if part_bound >= _EXACT_F32:
+            part_bound = float(max(int(np.abs(x.astype(np.int16)).max(initial=0)), abs(izp))) * w_colsum
     b_absmax = float(np.abs(bias_p.astype(np.int64)).max(initial=0))
     fast = (part_bound < _EXACT_F32 and b_absmax < _EXACT_F32
             and (part_bound + b_absmax) * float(sc.max(initial=0.0)) < 2.0**31 - 256)
+    # Note: with |partial sums| + |bias'| < 2**24 the bias rides in the GEMM as a row of W against
+    # a column of 1s in A (every partial sum is still an exact integer): one pass fewer.
+    fold = fast and part_bound + b_absmax < _EXACT_F32
+    w32 = np.empty((cout, k + fold), dtype=F32)  # [N, K(+1)], what the kernel decodes (transposed)
+    w32[:, :k] = w_nk
+    if fold:
+        w32[:, k] = bias_p
     if fast:
-        bias32 = bias_p.astype(F32)
-        sc32 = sc.astype(F32)
+        bias32, sc32 = bias_p.astype(F32), sc.astype(F32)
         lo_f, hi_f = np.float32(params.min_value), np.float32(params.max_value)
         zp_f = np.float32(params.output_zero_point)
+    short = kc < _ROW_GATHER_MIN_KC
     for i in range(x.shape[0]):
-        # [M, K] of int8 values (a transposed view when the channel runs are short)
-        a = _im2col(x[i], geom, izp, kc, F32, transposed=kc < _ROW_GATHER_MIN_KC)
-        if kc < _ROW_GATHER_MIN_KC:
+        # [M, K(+1)] of int8 values (a transposed view when the channel runs are short)
+        a = _im2col(x[i], geom, izp, kc, F32, transposed=short, ones=fold)
+        if short:
             a = a.T
         if fast:
-            y = np.matmul(a, w32)  # exact integers (|partial sums| < 2**24)
-            y += bias32  # RN32(acc): exact addends, one rounding
+            y = np.matmul(a, w32.T)  # exact integers
+            if not fold:
+                y += bias32  # RN32(acc): exact addends, one rounding
             y *= sc32  # FMUL
             np.rint(y, out=y)  # FRINTN, ties to even
-            y += zp_f
-            np.clip(y, lo_f, hi_f, out=y)
-            res = y.astype(np.int8)
+            # clamp(r + zp, lo, hi) as clamp(r, lo - zp, hi - zp) + zp: the same for |r| < 2**24
+            # (exact), and both give a bound beyond; the last add writes the int8 result.
+            np.clip(y, lo_f - zp_f, hi_f - zp_f, out=y)
+            res = np.empty(y.shape, dtype=np.int8)
+            np.add(y, zp_f, out=res, casting="unsafe")
         else:
-            acc = int8_matmul(a, w32, w_absmax=w_absmax)
+            acc = int8_matmul(a, w32.T, w_absmax=128.0)
             acc += bias_p[None, :]  # int32 wraps
             res = requantize(acc, scale, params, fz=kern.fz)
         out[i] = res.reshape(geom.hout, geom.wout, cout)
