@@ -3,16 +3,12 @@
 ``init_f16_gemm_config`` picks, first match wins (same at XNNPACK HEAD and the ExecuTorch pin
 92a7ad501b; the AVX2 entry has been f32-accumulating since daf152873a, April 2024):
 
-=================  ================================================================  ======
-``kernel=``        ukernels (gemm and igemm; M == 1 / M > 1)                         mr, nr
-=================  ================================================================  ======
-``avx512fp16``     ``xnn_f16_{gemm,igemm}_minmax_ukernel_{1x32,8x32}__avx512fp16_broadcast``  8, 32
-``avx512skx``      ``xnn_f16_f32acc_{gemm,igemm}_minmax_ukernel_{1x32,4x32}__avx512skx_broadcast``  4, 32
-``avx2``           ``xnn_f16_f32acc_{gemm,igemm}_minmax_ukernel_{1x16,4x16}__avx2_broadcast``  4, 16
-=================  ================================================================  ======
+* ``avx512fp16``: ``xnn_f16_{gemm,igemm}_minmax_ukernel_{1x32,8x32}__avx512fp16_broadcast`` (mr 8, nr 32)
+* ``avx512skx``: ``xnn_f16_f32acc_{gemm,igemm}_minmax_ukernel_{1x32,4x32}__avx512skx_broadcast`` (4, 32)
+* ``avx2``: ``xnn_f16_f32acc_{gemm,igemm}_minmax_ukernel_{1x16,4x16}__avx2_broadcast`` (4, 16)
 
-No AVX2 (and no AVX-512): the config is NULL (the graph needs AVX + F16C to stay fp16,
-``xnn_is_f16_compatible_config``, so such a CPU fails the f16 operator's creation).
+No AVX2 (and no AVX-512): the config stays empty and ``xnn_init_f16_gemm_config`` returns NULL,
+so creating an f16 FC fails with ``xnn_status_unsupported_hardware`` (fully-connected-nc.c).
 Every kernel keeps one accumulator per output and walks k in order, so M changes no bits.
 
 ``avx2`` / ``avx512skx`` (f32 accumulation; src/f16-f32acc-gemm/gen/…-avx2-broadcast.c,
