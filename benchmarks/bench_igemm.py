@@ -2,16 +2,19 @@
 
 A plain script (not a test)::
 
-    python benchmarks/bench_igemm.py [--repeat 5] [--svl 512] [--no-fz] [--quick]
+    python benchmarks/bench_igemm.py [--repeat 7] [--rounds 3] [--svl 512] [--no-fz] [--quick]
+                                     [--variants pf32,pf16,pqs8]
 
-Each case runs :func:`kleidiref.variants.igemm.conv2d` end to end (weight packing, indirection
-buffer, imatmul LHS packing, the bit-exact MOPA kernel) and, in the same run and interleaved, a
-float64 BLAS GEMM of the equivalent im2col problem (``[M, KH*KW*Cin] @ [KH*KW*Cin, Cout]``, both
-operands built and converted beforehand, so the baseline is the bare GEMM). Reported: best-of
-times, their ratio (emulation / BLAS), the part of the emulation spent in the IGEMM-specific
-steps (indirection + imatmul LHS packing; the rest is the shared matmul kernel), the time of the
-same variant's plain ``gemm`` on the equivalent (per-tap padded) im2col matrix for comparison
-(same kernel, same K; M == 1 never occurs here), and the tracemalloc peak of one conv2d call.
+Each case runs :func:`kleidiref.variants.igemm.conv2d` end to end (default fast path: weight
+preparation, im2col gather, the kernels' arithmetic; bit-identical to the kernel path) and, in the
+same run and interleaved, a float64 BLAS GEMM of the equivalent im2col problem (``[M, KH*KW*Cin]
+@ [KH*KW*Cin, Cout]``, both operands built and converted beforehand, so the baseline is the bare
+GEMM). Reported per case: best-of times, the ratio of the best times (emulation / BLAS) and the
+median of the per-repeat ratios (each repeat times both, back to back); for comparison the
+kernel path (``conv2d(..., fast=False)``: indirection buffer, imatmul LHS packing, weight packing,
+the MOPA kernel object), the same variant's plain ``gemm`` on the equivalent (per-tap padded)
+im2col matrix, and the tracemalloc peak of one conv2d call. ``--rounds`` repeats the whole suite
+and ends with the best and median set ratios over the rounds.
 
 Shapes: the MobileNetV2 stem (224x224x3 -> 32, stride 2) and full 3x3 convolutions at the
 resolutions/widths of MobileNetV2's stages (MobileNetV2's own 3x3 convolutions after the stem are
@@ -22,6 +25,7 @@ depthwise, which XNNPACK runs with dwconv kernels, not IGEMM), and the ResNet ba
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from _common import best_of, interleaved, peak_bytes
+from _common import best_of, interleaved, machine, peak_bytes
 
 from kleidiref.targets import Target
 from kleidiref.variants import igemm as ig
@@ -49,10 +53,9 @@ MOBILENET_V2_LIKE = [
 RESNET = [("resnet 56x56x64->64", 56, 56, 64, 64, 1)]
 
 
-def _interleaved_best(fn_a: Callable[[], Any], fn_b: Callable[[], Any], repeat: int) -> tuple[float, float]:
-    """Best-of-``repeat`` times of ``fn_a`` and ``fn_b``, measured alternately (shared-machine noise)."""
-    ta, tb = interleaved(fn_a, fn_b, repeat)
-    return min(ta), min(tb)
+def _interleaved(fn_a: Callable[[], Any], fn_b: Callable[[], Any], repeat: int) -> tuple[list[float], list[float]]:
+    """Times of ``fn_a`` and ``fn_b``, measured alternately (shared-machine noise hits both)."""
+    return interleaved(fn_a, fn_b, repeat)
 
 
 def _best(fn: Callable[[], Any], repeat: int) -> float:
@@ -85,8 +88,6 @@ class Case:
         self.a64 = ig.im2col(self.x, self.geom, pad_value).astype(np.float64)  # [M, 9*Cin]
         self.w64 = np.ascontiguousarray(self.f.reshape(cout, -1).T.astype(np.float64))
         cfg = ig._CFG[variant]
-        self._cfg = cfg
-        self._pad = np.full(cin, pad_value, dtype=cfg.elem)
         self.shape = f"M={self.geom.m} K={9 * cin} N={cout}"
         # The same variant's plain GEMM on the (per-tap padded) im2col matrix: same kernel, same K.
         kr = cfg.kr
@@ -112,47 +113,63 @@ class Case:
     def run_base(self) -> None:
         _ = self.a64 @ self.w64
 
-    def run_igemm_steps(self) -> None:
-        """The IGEMM-specific work: indirection buffer + imatmul LHS packing of the image."""
-        svl = self.target.svl_bits
-        ind = ig.indirection_conv2d(self.geom, self._cfg.lhs_packer(svl).get_m_step())
-        mem = np.concatenate([self.x.reshape(-1).view(np.uint8), self._pad.view(np.uint8)])
-        ig._pack_lhs(self._cfg, svl, self.geom, ind, mem, self.x.shape[3], self.x.nbytes, 0)
+    def run_kernel_path(self) -> None:
+        """The kernel path: indirection buffer, imatmul packers, the MOPA kernel object."""
+        ig.conv2d(self.x, self.f, self.b, fast=False, **self.kw)
+
+
+def _run_suite(args: argparse.Namespace, target: Target) -> dict[str, tuple[list[float], list[float]]]:
+    """One round: the per-case table; returns per variant the set's per-repeat (emulation, BLAS) sums."""
+    shapes = RESNET if args.quick else MOBILENET_V2_LIKE + RESNET
+    head = (f"{'variant':<6} {'case':<28} {'shape':<22} {'emul s':>8} {'f64 BLAS s':>10} {'ratio':>6} "
+            f"{'median':>6} {'kernel path s':>13} {'GEMM s':>8} {'peak MiB':>9}")
+    print(head)
+    print("-" * len(head))
+    sets: dict[str, tuple[list[float], list[float]]] = {}
+    for variant in args.variants.split(","):
+        for label, h, w, cin, cout, stride in shapes:
+            c = Case(variant, label, h, w, cin, cout, stride, target)
+            c.run()  # warm-up
+            emu, base = _interleaved(c.run, c.run_base, args.repeat)
+            kpath = _best(c.run_kernel_path, max(1, args.repeat // 2))
+            gemm = _best(c.run_gemm, max(1, args.repeat // 2))
+            peak = peak_bytes(c.run)
+            if label.startswith("mnv2"):
+                tot = sets.setdefault(variant, ([0.0] * args.repeat, [0.0] * args.repeat))
+                for i in range(args.repeat):
+                    tot[0][i] += emu[i]
+                    tot[1][i] += base[i]
+            med = statistics.median(e / b for e, b in zip(emu, base, strict=True))
+            print(f"{variant:<6} {label:<28} {c.shape:<22} {min(emu):>8.4f} {min(base):>10.5f} "
+                  f"{min(emu) / min(base):>6.2f} {med:>6.2f} {kpath:>13.4f} {gemm:>8.4f} {peak / 2**20:>9.1f}")
+    for variant, (emu, base) in sets.items():
+        med = statistics.median(e / b for e, b in zip(emu, base, strict=True))
+        print(f"{variant:<6} {'mnv2-like set (sum)':<28} {'':<22} {min(emu):>8.4f} {min(base):>10.5f} "
+              f"{min(emu) / min(base):>6.2f} {med:>6.2f}")
+    return sets
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=7, help="interleaved repeats per case")
+    ap.add_argument("--rounds", type=int, default=1, help="run the whole suite this many times")
     ap.add_argument("--svl", type=int, default=512)
     ap.add_argument("--no-fz", action="store_true", help="run with FPCR.FZ clear (default: set, as XNNPACK)")
     ap.add_argument("--quick", action="store_true", help="only the ResNet convolution")
     ap.add_argument("--variants", default="pf32,pf16,pqs8")
     args = ap.parse_args()
     target = Target(svl_bits=args.svl, flush_to_zero=not args.no_fz)
-    shapes = RESNET if args.quick else MOBILENET_V2_LIKE + RESNET
-    print(f"SVL {args.svl}, FZ {'off' if args.no_fz else 'on'}, best of {args.repeat} (interleaved); "
-          f"numpy {np.__version__}")
-    head = (f"{'variant':<6} {'case':<28} {'shape':<22} {'emul s':>8} {'f64 BLAS s':>10} {'ratio':>7} "
-            f"{'igemm-only s':>12} {'GEMM s':>8} {'peak MiB':>9}")
-    print(head)
-    print("-" * len(head))
-    totals: dict[str, list[float]] = {}
-    for variant in args.variants.split(","):
-        for label, h, w, cin, cout, stride in shapes:
-            c = Case(variant, label, h, w, cin, cout, stride, target)
-            c.run()  # warm-up
-            emu, base = _interleaved_best(c.run, c.run_base, args.repeat)
-            steps = _best(c.run_igemm_steps, args.repeat)
-            gemm = _best(c.run_gemm, args.repeat)
-            peak = peak_bytes(c.run)
-            if label.startswith("mnv2"):
-                tot = totals.setdefault(variant, [0.0, 0.0])
-                tot[0] += emu
-                tot[1] += base
-            print(f"{variant:<6} {label:<28} {c.shape:<22} {emu:>8.4f} {base:>10.5f} {emu / base:>7.1f} "
-                  f"{steps:>12.4f} {gemm:>8.4f} {peak / 2**20:>9.1f}")
-    for variant, (emu, base) in totals.items():
-        print(f"{variant:<6} {'mnv2-like set (sum)':<28} {'':<22} {emu:>8.4f} {base:>10.5f} {emu / base:>7.1f}")
+    print(f"SVL {args.svl}, FZ {'off' if args.no_fz else 'on'}, {args.repeat} interleaved repeats; {machine()}")
+    per_round: dict[str, list[float]] = {}
+    for r in range(args.rounds):
+        if args.rounds > 1:
+            print(f"\nround {r + 1} of {args.rounds}")
+        for variant, (emu, base) in _run_suite(args, target).items():
+            per_round.setdefault(variant, []).append(min(emu) / min(base))
+    if args.rounds > 1:
+        for variant, ratios in per_round.items():
+            print(f"{variant}: mnv2-like set ratio over {args.rounds} rounds: best {min(ratios):.2f}, "
+                  f"median {statistics.median(ratios):.2f}")
 
 
 if __name__ == "__main__":
