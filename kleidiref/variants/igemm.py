@@ -1191,21 +1191,25 @@ def _conv_fast_float(
     res: NDArray[Any]
     for i in range(x.shape[0]):
         a_t: NDArray[Any] = _im2col(x[i], geom, 0.0, kcp, dt, transposed=True)  # [K, M]
-        if variant == "pf32":
-            if m > cout:
-                acc = fma32_chain(np.broadcast_to(acc0[:, None], (cout, m)), w_nk, a_t, fz=fz).T
-            else:
-                acc = fma32_chain(np.broadcast_to(acc0, (m, cout)), a_t.T, np.ascontiguousarray(w_nk.T), fz=fz)
-            res = _pf32_epilogue(kern, acc, lo, hi)
+        if variant == "pf16" and fz:
+            a_t = ftz16(a_t)
+        if m > cout:  # output [N, M], the bias along rows
+            acc = _chain(variant, np.broadcast_to(acc0[:, None], (cout, m)), w_nk, a_t, fz).T
         else:
-            if fz:
-                a_t = ftz16(a_t)
-            if m > cout:
-                acc = f16_pair_chain(np.broadcast_to(acc0[:, None], (cout, m)), w_nk, a_t).T
-            else:
-                acc = f16_pair_chain(np.broadcast_to(acc0, (m, cout)), a_t.T, np.ascontiguousarray(w_nk.T))
-            res = _pf16_epilogue(kern, acc, lo, hi)
-        out[i] = res.reshape(geom.hout, geom.wout, cout)
+            acc = _chain(variant, np.broadcast_to(acc0, (m, cout)), a_t.T, np.ascontiguousarray(w_nk.T), fz)
+        res = _pf32_epilogue(kern, acc, lo, hi) if variant == "pf32" else _pf16_epilogue(kern, acc, lo, hi)
+        out[i].reshape(m, cout)[...] = res
+
+
+def _chain(
+    variant: str, acc0: NDArray[np.float32], a: NDArray[Any], w: NDArray[Any], fz: bool
+) -> NDArray[np.float32]:
+    """``fma32_chain`` (pf32) or ``f16_pair_chain`` (pf16) of ``a`` [R, K] and ``w`` [K, C] from ``acc0``."""
+    # Note: cutting outputs too small for the engine's tiling into column blocks on threads was
+    # measured slower (GIL-bound per-k calls), so they stay on one thread.
+    if variant == "pf32":
+        return fma32_chain(acc0, a, w, fz=fz)
+    return f16_pair_chain(acc0, a, w)
 
 
 def _zero_fixup(res: NDArray[Any], acc: NDArray[np.float32], exact: Callable[[NDArray[np.float32]], NDArray[Any]]
