@@ -764,6 +764,20 @@ def _qd8_qc4w_table(t: Target) -> dict[str, Any]:
     }
 
 
+#: ``init_qu8_gemm_config`` (gemm-config.c, ARM64, default uarch): rndnu requantization.
+_GENERIC["qu8_gemm"] = {
+    "nr": 16,
+    "mr": 4,
+    "gemm": {
+        1: "xnn_qu8_gemm_minmax_rndnu_ukernel_1x16__neon_mlal_lane",
+        4: "xnn_qu8_gemm_minmax_rndnu_ukernel_4x16__asm_aarch64_neon_mlal_lane_cortex_a75",
+    },
+    "igemm": {
+        1: "xnn_qu8_igemm_minmax_rndnu_ukernel_1x16__neon_mlal_lane",
+        4: "xnn_qu8_igemm_minmax_rndnu_ukernel_4x16__asm_aarch64_neon_mlal_lane_cortex_a75",
+    },
+}
+
 #: ARM64 dwconv configs: primary tile -> ukernel.
 _DWCONV: dict[str, dict[int, str]] = {
     "f32": {
@@ -777,6 +791,10 @@ _DWCONV: dict[str, dict[int, str]] = {
         4: "xnn_f16_dwconv_minmax_ukernel_4p16c__neonfp16arith",
         9: "xnn_f16_dwconv_minmax_ukernel_9p16c__neonfp16arith",
         25: "xnn_f16_dwconv_minmax_ukernel_25p8c__neonfp16arith_acc2",
+    },
+    "qu8": {  # init_qu8_dwconv_config (src/configs/dwconv-config.c)
+        9: "xnn_qu8_dwconv_minmax_rndnu_ukernel_9p16c__neon_mul8",
+        25: "xnn_qu8_dwconv_minmax_rndnu_ukernel_25p8c__neon_mul8",
     },
     "qs8": {
         3: "xnn_qs8_qc8w_dwconv_minmax_fp32_ukernel_3p16c__neonv8_mla8_ld128",
@@ -871,7 +889,7 @@ def _check_qb4w(node: Node, k: int, why: list[str]) -> None:
             )
 
 
-def _check_qs8_scale(node: Node, n: int, why: list[str]) -> None:
+def _check_qs8_scale(node: Node, n: int, why: list[str], *, kind: str = "qs8") -> None:
     """Requantization scale ``fl(fl(sx*sw[n]) / sy) < 256`` (fully-connected-nc.c L934-985)."""
     sx, sw, sy = node.input.scale, node.filter.scale, node.output.scale
     if sx is None or sw is None or sy is None:
@@ -892,8 +910,8 @@ def _check_qs8_scale(node: Node, n: int, why: list[str]) -> None:
         i = int(np.argmax(bad))
         raise NodeRejected(
             f"requantization scale input_scale*filter_scale[{i}]/output_scale = {float(s[i])!r} is "
-            ">= 256: XNNPACK "
-            "rejects the qs8 operator at creation (xnn_status_unsupported_parameter); use a larger "
+            f">= 256: XNNPACK "
+            f"rejects the {kind} operator at creation (xnn_status_unsupported_parameter); use a larger "
             "output scale",
             why,
         )
@@ -1261,6 +1279,7 @@ _OPNAME = {
     "qd8_f16_qc8w_gemm": "QD8, F16, QC8W",
     "qd8_f16_qb4w_gemm": "QD8, F16, QB4W",
     "qd8_f16_qc4w_gemm": "QD8, F16, QC4W",
+    "qu8_gemm": "QU8",
 }
 
 
@@ -1386,9 +1405,10 @@ def _decide_gemm_like(
             )
     elif in_dt == "quint8":
         cfg = "qu8_gemm"
+        _check_qs8_scale(node, n, why, kind="qu8")
         why.append(
-            "quint8 node: XNNPACK's generic qu8 operator (ExecuTorch does not serialize quint8 here); "
-            "kleidiref names it but does not emulate it"
+            "quint8 node: XNNPACK's generic qu8 operator (never KleidiAI; ExecuTorch does not serialize "
+            "quint8 here), rndnu requantization (xnn_init_qu8_conv_minmax_rndnu_neon_params)"
         )
     elif in_dt == "fp32" and k_dt in ("qcint8", "qcint4"):
         cfg = "f32_qc8w_gemm" if k_dt == "qcint8" else "f32_qc4w_gemm"
@@ -1611,28 +1631,6 @@ def _decide_conv(hw: _Hw, node: Node, why: list[str]) -> Decision:
             why,
         )
     lvl = hw.sme_level
-    if in_dt == "quint8":
-        why.append(
-            "quint8 convolution: XNNPACK's generic qu8 operator (never KleidiAI); kleidiref names it but "
-            "does not emulate it"
-        )
-        return Decision(
-            variant=None,
-            config="qu8_gemm",
-            microkernel="igemm",
-            kernel="xnn_qu8_igemm (not modelled by kleidiref)",
-            reasons=tuple(why),
-            xnn_kernel="xnn_qu8_igemm (not modelled by kleidiref)",
-            operator="Convolution (NHWC, QU8)",
-            op="convolution_2d",
-            m=x[0] * hout * wout,
-            mr=0,
-            nr=0,
-            input_datatype=in_dt,
-            rewritten_to_fc=False,
-            flush_to_zero=hw.t.flush_to_zero,
-            platform=hw.platform,
-        )
     packed: str | None = None
     if in_dt == "qint8" and lvl is not None:
         packed = "pqint8"
@@ -1656,6 +1654,11 @@ def _decide_conv(hw: _Hw, node: Node, why: list[str]) -> Decision:
         why.append(
             "a dynamically quantized convolution never gets a packed type (no qp8 for conv): qd8 IGEMM"
         )
+    elif in_dt == "quint8":
+        why.append(
+            "quint8 convolution: XNNPACK's generic qu8 operator (never KleidiAI), rndnu requantization "
+            "(xnn_init_qu8_conv_minmax_rndnu_neon_params)"
+        )
     elif in_dt in ("qint8", "fp32", "fp16"):
         why.append(
             "no packed type: "
@@ -1673,6 +1676,9 @@ def _decide_conv(hw: _Hw, node: Node, why: list[str]) -> Decision:
     elif out_dt == "fp16":
         cfg, variant, fam = ("pf16_gemm", "pf16", "f16") if packed == "pfp16" else ("f16_gemm", None, "f16")
         opname = "PF16" if variant else "F16"
+    elif in_dt == "quint8":
+        cfg, variant, fam, opname = "qu8_gemm", None, "qu8", "QU8"
+        _check_qs8_scale(node, cout, why, kind="qu8")
     elif in_dt == "qdint8":
         cfg, variant, fam, opname = "qd8_f32_qc8w_gemm", None, "qd8", "QD8, F32, QC8W"
         why.append(
@@ -1714,7 +1720,7 @@ def _decide_conv(hw: _Hw, node: Node, why: list[str]) -> Decision:
             f"smallest primary tile >= {taps} taps runs ({kernel}), not a KleidiAI kernel"
         )
         mr, nr, variant = 1, 0, None
-        cfg = "qs8_qc8w_dwconv" if fam == "qs8" else f"{fam}_dwconv"
+        cfg = {"qs8": "qs8_qc8w_dwconv", "qu8": "qu8_dwconv"}.get(fam, f"{fam}_dwconv")
         xnn = kernel
     else:
         mk = "igemm"

@@ -116,7 +116,11 @@ def _act_dtype(x: NDArray[Any], quant: QuantParams | None, dynamic: bool) -> str
         if quant is None:
             raise ValueError("int8 activations need input_quant=QuantParams(scale, zero_point) (qint8)")
         return "qint8"
-    raise TypeError(f"activations must be float32, float16, bfloat16 or int8, got {x.dtype}")
+    if x.dtype == np.uint8:
+        if quant is None:
+            raise ValueError("uint8 activations need input_quant=QuantParams(scale, zero_point) (quint8)")
+        return "quint8"
+    raise TypeError(f"activations must be float32, float16, bfloat16, int8 or uint8, got {x.dtype}")
 
 
 def _filter_dtype(w: NDArray[Any], quant: QuantParams | None) -> str:
@@ -141,13 +145,18 @@ def _filter_dtype(w: NDArray[Any], quant: QuantParams | None) -> str:
                 )
             return "qcint4"
         return "qint8" if np.ndim(quant.scale) == 0 else "qcint8"
-    raise TypeError(f"filters must be float32, float16, bfloat16 or int8, got {w.dtype}")
+    if w.dtype == np.uint8:
+        # Note: uint8 filters are quint8 (per-tensor scale and zero point), the only uint8 kind.
+        if quant is None or np.ndim(quant.scale) != 0:
+            raise ValueError("uint8 (quint8) filters need filter_quant=QuantParams(scalar scale, zero_point)")
+        return "quint8"
+    raise TypeError(f"filters must be float32, float16, bfloat16, int8 or uint8, got {w.dtype}")
 
 
 def _out_dtype(in_dt: str, x: NDArray[Any]) -> str:
     if in_dt == "qdint8":
         return "fp16" if x.dtype == F16 else "fp32"
-    return {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16", "qint8": "qint8"}[in_dt]
+    return {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16", "qint8": "qint8", "quint8": "quint8"}[in_dt]
 
 
 def _bias_spec(b: NDArray[Any] | None) -> TensorSpec | None:
@@ -175,6 +184,28 @@ def _quantize_bound(v: float, scale: float, zp: int) -> int:
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         t = np.float32(np.float32(v) / np.float32(scale)) + np.float32(zp)
     return int(np.rint(np.clip(t, -128, 127)))
+
+
+def _quantize_bound_u8(v: float, scale: float, zp: int) -> int:
+    """``xnn_qu8_quantize``: ``(uint8) lrintf(fminf(fmaxf(v / s + zp, 0), 255))``."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        t = np.float32(np.float32(v) / np.float32(scale)) + np.float32(zp)
+    return int(np.rint(np.clip(t, 0, 255)))
+
+
+def _qu8_params(
+    xq: QuantParams | None, wq: QuantParams | None, yq: QuantParams | None, lo: float, hi: float
+) -> dict[str, Any]:
+    if xq is None or wq is None or yq is None:
+        raise ValueError("quint8 operators need input_quant, filter_quant and output_quant")
+    return dict(
+        zx=xq.zero_point,
+        zw=wq.zero_point,
+        scale=F.qu8_requantization_scale(float(xq.scale), float(wq.scale), float(yq.scale)),
+        zy=yq.zero_point,
+        ymin=_quantize_bound_u8(lo, float(yq.scale), yq.zero_point),
+        ymax=_quantize_bound_u8(hi, float(yq.scale), yq.zero_point),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -391,6 +422,10 @@ def _run_gemm(d: Decision, g: _Gemm, t: Target) -> tuple[NDArray[Any], str]:
         return out, "fallback:qd8_f32_qc4w_gemm"
     if cfg in ("qd8_f16_qc8w_gemm", "qd8_f16_qc4w_gemm", "qd8_f16_qb4w_gemm"):
         return _run_qd8_f16(d, g, t)
+    if cfg == "qu8_gemm":
+        rq = "rndnu" if t.arch == "arm64" else "fp32"  # x86-64 qu8 kernels requantize in fp32
+        out = F.qu8_gemm(x, w, b, **_qu8_params(g.x_quant, g.w_quant, g.y_quant, g.lo, g.hi), requant=rq)
+        return out, f"fallback:qu8_gemm({rq})"
     if cfg == "qs8_qc8w_gemm":
         xq, wq, yq = g.x_quant, g.w_quant, g.y_quant
         assert xq is not None and wq is not None and yq is not None
@@ -496,8 +531,8 @@ def fully_connected(
     in_dt = _act_dtype(x, input_quant, dynamic)
     k_dt = _filter_dtype(w, filter_quant)
     out_dt = _out_dtype(in_dt, x)
-    if out_dt == "qint8" and output_quant is None:
-        raise ValueError("a qint8 fully-connected node needs output_quant=QuantParams(scale, zero_point)")
+    if out_dt in ("qint8", "quint8") and output_quant is None:
+        raise ValueError(f"a {out_dt} fully-connected node needs output_quant=QuantParams(scale, zero_point)")
     n = w.shape[1] if transpose_weights and w.ndim == 2 else w.shape[0]
     node = Node(
         op="fully_connected",
@@ -582,8 +617,8 @@ def convolution_2d(
     if k_dt == "qbint4":
         raise ValueError("4-bit block-wise filters are fully-connected only")
     out_dt = _out_dtype(in_dt, x)
-    if out_dt == "qint8" and output_quant is None:
-        raise ValueError("a qint8 convolution needs output_quant=QuantParams(scale, zero_point)")
+    if out_dt in ("qint8", "quint8") and output_quant is None:
+        raise ValueError(f"a {out_dt} convolution needs output_quant=QuantParams(scale, zero_point)")
     conv = ConvParams(
         kernel=(w.shape[1], w.shape[2]),
         stride=(int(stride[0]), int(stride[1])),
@@ -647,6 +682,11 @@ def _run_conv(
         wv = (_f16_of(w) if float16 else _to_f32(w)).reshape(-1)
         bv = None if b is None else (_f16_of(b) if float16 else _to_f32(b))
         return F.vmulcaddc(x, wv, bv, clamp_min=lo, clamp_max=hi, fz=fz), f"fallback:vmulcaddc({cfg})"
+    if cfg in ("qu8_gemm", "qu8_dwconv"):
+        # IGEMM and DWConv give the same bits (integer sums, then the same rndnu requantization).
+        rq = "rndnu" if t.arch == "arm64" else "fp32"  # x86-64 qu8 kernels requantize in fp32
+        out8 = F.qu8_igemm(x, w, b, **_qu8_params(xq, wq, yq, lo, hi), groups=c.groups, requant=rq, **geo)
+        return out8, f"fallback:qu8_igemm({d.microkernel}, {rq})"
     if d.microkernel == "dwconv":
         if cfg == "qs8_qc8w_dwconv":
             s, zx, zy, ymin, ymax = _qs8_params(xq, wq, yq, w.shape[0], lo, hi)

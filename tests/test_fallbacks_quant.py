@@ -19,6 +19,7 @@ from hypothesis.extra import numpy as hnp
 
 from kleidiref import fallbacks as F
 from kleidiref.fallbacks.qd8_f16 import f16_output
+from kleidiref.fallbacks.qu8 import rndnu_params
 from kleidiref.numerics import f32_to_bf16_rne
 from kleidiref.quant.qai8dx import quantize_qai8dx
 from kleidiref.quant.qd8 import quantize_qd8
@@ -314,3 +315,58 @@ def test_qd8_f16_output_conversion_does_not_flush_but_the_clamp_does() -> None:
     same(f16_output(y, -np.inf, np.inf, fz=False), [[float(F16(2.0**-20)), -float(F16(2.0**-20)), np.inf]])
     z = f16_output(y, -np.inf, np.inf, fz=True)
     assert z[0, 0] == 0 and np.signbit(z[0, 1]) and z[0, 2] == np.inf
+
+
+# ---- qu8 (rndnu on ARM64, fp32 on x86-64) -----------------------------------------------------------
+
+
+def _ref_qu8(acc: int, s: float, zy: int, lo: int, hi: int, requant: str) -> int:
+    if requant == "rndnu":  # xnn_qu8_requantize_rndnu: round half up of acc * s, exactly
+        r = math.floor(Fr(acc) * Fr(s) + Fr(1, 2))
+    else:  # RNE of RN32(float(acc) * s)
+        r = round(rnd(Fr(rnd(Fr(acc), "f32", False)) * Fr(s), "f32", False))
+    return min(max(max(0, min(255, r + zy)), lo), hi)
+
+
+@SET
+@given(
+    data=st.data(),
+    mnk=dims,
+    zs=st.tuples(st.integers(0, 255), st.integers(0, 255), st.integers(0, 255)),
+    s=st.floats(2.0**-20, 255.0, width=32),
+    requant=st.sampled_from(["rndnu", "fp32"]),
+)
+def test_qu8_gemm_requantization(
+    data: Any, mnk: tuple[int, int, int], zs: tuple[int, int, int], s: float, requant: str
+) -> None:
+    m, n, k = mnk
+    zx, zw, zy = zs
+    x = data.draw(hnp.arrays(np.uint8, (m, k)))
+    w = data.draw(hnp.arrays(np.uint8, (n, k)))
+    b = data.draw(hnp.arrays(np.int32, (n,), elements=st.integers(-(2**20), 2**20)))
+    out = F.qu8_gemm(x, w, b, zx=zx, zw=zw, scale=s, zy=zy, ymin=3, ymax=250, requant=requant)
+    for i in range(m):
+        for j in range(n):
+            acc = int(b[j]) + sum((int(x[i, t]) - zx) * (int(w[j, t]) - zw) for t in range(k))
+            assert int(out[i, j]) == _ref_qu8(acc, s, zy, 3, 250, requant), (i, j, acc)
+
+
+def test_qu8_rndnu_params_and_limits() -> None:
+    assert rndnu_params(1.0) == (2, 0x40000000, 1)  # shift -1: post 1, left pre-shift 2
+    assert rndnu_params(2.0**-10) == (0, 0x40000000, 9)
+    with pytest.raises(ValueError, match=">= 256"):
+        F.qu8_requantization_scale(1.0, 1.0, 1.0 / 512)
+    with pytest.raises(ValueError, match="2\\*\\*-32"):
+        rndnu_params(2.0**-40)
+    # a huge accumulator saturates in the pre-shift (scale >= 0.5) and still clamps to 255
+    assert F.qu8_requantize_rndnu(np.array([2**31 - 1]), 100.0, 0).tolist() == [255]
+    assert F.qu8_requantize_rndnu(np.array([-(2**31)]), 100.0, 255).tolist() == [0]
+    with pytest.raises(ValueError, match="zero point"):
+        F.qu8_gemm(np.zeros((1, 2), np.uint8), np.zeros((1, 2), np.uint8), None, zx=300, zw=0, scale=1.0, zy=0)
+
+
+def test_qu8_igemm_padding_reads_the_input_zero_point() -> None:
+    x = np.full((1, 1, 1, 1), 7, np.uint8)
+    w = np.full((1, 3, 3, 1), 200, np.uint8)
+    out = F.qu8_igemm(x, w, None, zx=7, zw=100, scale=0.5, zy=9, padding=(1, 1, 1, 1))
+    assert out.tolist() == [[[[9]]]]  # every tap: (7 - 7) * (200 - 100) = 0

@@ -8,7 +8,7 @@ import pytest
 from kleidiref import fallbacks as F
 from kleidiref.dispatch import NodeRejected
 from kleidiref.numerics import f32_to_bf16_rne
-from kleidiref.ops import QuantParams, fully_connected
+from kleidiref.ops import QuantParams, convolution_2d, fully_connected
 from kleidiref.quant.qd8 import quantize_qd8
 from kleidiref.quant.qd8_f16 import quantize_qd8_f16
 from kleidiref.targets import APPLE_M4, GENERIC_SME1, NEON_ONLY, Target
@@ -160,3 +160,58 @@ def test_fc_fp16_output_dynamic(kind: str, w: np.ndarray, fq: QuantParams, t: Ta
     assert d.kernel.startswith(prefix + ("1x" if m == 1 else ""))
     assert r.emulation.startswith(f"fallback:{d.config}") and (pf16 or "cvt_to_fp32" in r.emulation)
     eq(r.output, _ref_f16(kind, w, fq, t, d.kernel, m))
+
+
+# ---- quint8 (qu8) -------------------------------------------------------------------------------------
+
+XU = rng.integers(0, 256, (3, 40)).astype(np.uint8)
+WU = rng.integers(0, 256, (7, 40)).astype(np.uint8)
+BU = rng.integers(-1000, 1000, 7).astype(np.int32)
+QU = dict(input_quant=QuantParams(0.05, 128), filter_quant=QuantParams(0.01, 120), output_quant=QuantParams(0.3, 100))
+X86 = Target(arch="x86_64", sme2=False, sme=False, i8mm=False, dotprod=False, fp16_arith=False)
+
+
+@pytest.mark.parametrize("t", [APPLE_M4, NEON_ONLY, X86], ids=lambda t: t.name)
+def test_fc_qu8(t: Target) -> None:
+    r = fully_connected(XU, WU, BU, output_min=-5.0, output_max=20.0, target=t, **QU)  # type: ignore[arg-type]
+    d = r.decision
+    rq = "rndnu" if t.arch == "arm64" else "fp32"
+    assert d.config == "qu8_gemm" and d.variant is None and d.operator == "Fully Connected (NC, QU8)"
+    assert r.emulation == f"fallback:qu8_gemm({rq})" and r.output.dtype == np.uint8
+    if t.arch == "arm64":
+        assert d.kernel == "xnn_qu8_gemm_minmax_rndnu_ukernel_4x16__asm_aarch64_neon_mlal_lane_cortex_a75"
+    s = F.qu8_requantization_scale(0.05, 0.01, 0.3)
+    lo, hi = round(-5.0 / 0.3 + 100), round(20.0 / 0.3 + 100)
+    eq(r.output, F.qu8_gemm(XU, WU, BU, zx=128, zw=120, scale=s, zy=100, ymin=lo, ymax=hi, requant=rq))
+    one = fully_connected(XU[:1], WU, BU, target=t, **QU)  # type: ignore[arg-type]
+    assert one.decision.mr == 1
+
+
+def test_conv_qu8_igemm_dwconv_and_1x1() -> None:
+    xc = rng.integers(0, 256, (1, 6, 6, 8)).astype(np.uint8)
+    cases = [
+        (rng.integers(0, 256, (4, 3, 3, 8)).astype(np.uint8), 1, (1, 1, 1, 1), "igemm"),
+        (rng.integers(0, 256, (8, 3, 3, 1)).astype(np.uint8), 8, (1, 1, 1, 1), "dwconv"),
+        (rng.integers(0, 256, (8, 5, 5, 1)).astype(np.uint8), 8, (2, 2, 2, 2), "dwconv"),
+        (rng.integers(0, 256, (4, 1, 1, 8)).astype(np.uint8), 1, (0, 0, 0, 0), "gemm"),
+    ]
+    s = F.qu8_requantization_scale(0.05, 0.01, 0.3)
+    for w, g, pad, mk in cases:
+        r = convolution_2d(xc, w, None, padding=pad, groups=g, target=APPLE_M4, **QU)  # type: ignore[arg-type]
+        d = r.decision
+        assert d.microkernel == mk and d.variant is None and "qu8" in d.kernel and r.output.dtype == np.uint8
+        ref = F.qu8_igemm(xc, w, None, zx=128, zw=120, scale=s, zy=100, padding=pad, groups=g)
+        eq(r.output, ref)
+    assert "25p8c" in convolution_2d(xc, cases[2][0], None, padding=(2, 2, 2, 2), groups=8, target=APPLE_M4,
+                                     **QU).decision.kernel  # type: ignore[arg-type]
+
+
+def test_qu8_api_checks() -> None:
+    with pytest.raises(ValueError, match="input_quant"):
+        fully_connected(XU, WU, filter_quant=QuantParams(0.01, 120), target=APPLE_M4)
+    with pytest.raises(ValueError, match="quint8"):
+        fully_connected(XU, WU, input_quant=QuantParams(0.05, 128), filter_quant=QuantParams(np.ones(7, F32), 1),
+                        output_quant=QuantParams(0.3, 100), target=APPLE_M4)
+    with pytest.raises(NodeRejected, match="qu8 operator"):
+        fully_connected(XU, WU, input_quant=QuantParams(10.0, 128), filter_quant=QuantParams(10.0, 120),
+                        output_quant=QuantParams(0.1, 100), target=APPLE_M4)

@@ -14,6 +14,7 @@ config / family        function
 ``qd8_f32_qb4w_gemm``  :func:`qd8_f32_qb4w_gemm`
 ``qd8_f32_qc4w_gemm``  :func:`qd8_f32_qc4w_gemm`
 ``qd8_f16_*_gemm``     :func:`qd8_f16_qc8w_gemm` / :func:`qd8_f16_qc4w_gemm` / :func:`qd8_f16_qb4w_gemm`
+``qu8_gemm``           :func:`qu8_gemm` / :func:`qu8_igemm` (rndnu requantization; also ``qu8_dwconv``)
 ``*_dwconv``           :func:`dwconv` (f32/f16), :func:`dwconv_qs8`
 ``*_vmulcaddc``        :func:`vmulcaddc`
 =====================  =====================================================================
@@ -33,6 +34,7 @@ from .qd8_f32_qb4w import qb4w_ksum, qd8_f32_qb4w_gemm
 from .qd8_f32_qc4w import qd8_f32_qc4w_gemm
 from .qd8_f32_qc8w import qd8_f32_qc8w_gemm, qd8_f32_qc8w_igemm
 from .qs8_qc8w import qs8_qc8w_gemm, qs8_qc8w_igemm, qs8_requantization_scale, qs8_requantize_fp32
+from .qu8 import qu8_gemm, qu8_igemm, qu8_requantization_scale, qu8_requantize_rndnu
 from .vmulcaddc import vmulcaddc
 
 __all__ = [
@@ -56,6 +58,10 @@ __all__ = [
     "qs8_qc8w_igemm",
     "qs8_requantization_scale",
     "qs8_requantize_fp32",
+    "qu8_gemm",
+    "qu8_igemm",
+    "qu8_requantization_scale",
+    "qu8_requantize_rndnu",
     "vmulcaddc",
 ]
 
@@ -76,6 +82,9 @@ FALLBACKS: dict[tuple[str, str], Callable[..., Any]] = {
     ("qd8_f16_qc8w_gemm", "gemm"): qd8_f16_qc8w_gemm,
     ("qd8_f16_qc4w_gemm", "gemm"): qd8_f16_qc4w_gemm,
     ("qd8_f16_qb4w_gemm", "gemm"): qd8_f16_qb4w_gemm,
+    ("qu8_gemm", "gemm"): qu8_gemm,
+    ("qu8_gemm", "igemm"): qu8_igemm,
+    ("qu8_dwconv", "dwconv"): qu8_igemm,
     ("f32_dwconv", "dwconv"): dwconv,
     ("f16_dwconv", "dwconv"): dwconv,
     ("qs8_qc8w_dwconv", "dwconv"): dwconv_qs8,
