@@ -43,6 +43,8 @@ next, which rounds differently (``tests/test_igemm.py`` has a counterexample).
 from __future__ import annotations
 
 import dataclasses
+import math
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal, cast
 
@@ -62,7 +64,7 @@ from .._buffers import (
 )
 from .._engine import f16_pair_chain, fma32_chain
 from ..kernel import PackedLhsKernel, TileParams, Ukernel
-from ..numerics import fma32, ftz16, ftz32, rn16
+from ..numerics import FLT_MIN, fma32, ftz16, ftz32, rn16
 from ..targets import Target, get_target
 from . import pf16_gemm, pf32_gemm, pqs8_qc8w_gemm
 from ._int8_common import (
@@ -1001,10 +1003,11 @@ def conv2d(
     if bias is None:
         b = np.zeros(cout, dtype=bias_dtype)  # Note: XNNPACK substitutes a zero bias
     else:
-        b = _array("bias", bias, 1, f"[Cout] {bias_dtype}")
+        bias_name = bias_dtype.name  # Note: formatting a dtype object costs ~10 us a call
+        b = _array("bias", bias, 1, f"[Cout] {bias_name}")
         if variant == "pf16" and b.dtype == F32:
             b = rn16(b)  # Note: XNN_FLAG_FP32_STATIC_BIASES: xnn_float16_from_float (RNE)
-        check_dtype("bias", b, bias_dtype, f"the {variant} bias is {bias_dtype}")
+        check_dtype("bias", b, bias_dtype, f"the {variant} bias is {bias_name}")
         if b.shape != (cout,):
             raise ValueError(f"bias must have shape ({cout},) (one per output channel), got {b.shape}")
     svl, fz = t.svl_bits, t.flush_to_zero
@@ -1026,7 +1029,7 @@ def conv2d(
             raise ValueError(f"requant_scale must have shape ({cout},), got {scale.shape}")
         with np.errstate(invalid="ignore"):
             bad = ~((scale > 0) & (scale < np.float32(256)))
-        if np.any(bad):
+        if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise ValueError(
                 f"requant_scale[{i}] = {float(scale[i])!r} must be > 0 and < 256: XNNPACK's "
@@ -1112,6 +1115,31 @@ def _conv_kernel_path(
 # --------------------------------------------------------------------------------------------
 
 
+_scratch = threading.local()
+#: Largest scratch buffer kept between calls (per thread and use).
+_SCRATCH_MAX_BYTES = 16 << 20
+
+
+def _scratch_buffer(tag: str, shape: tuple[int, ...], dtype: Any) -> NDArray[Any]:
+    """An uninitialised array for one internal use (``tag``), reused by the next call of this thread.
+
+    Note: fresh large allocations are returned to the OS and fault their pages in again on every
+    call (measured: up to 4x the cost of the im2col gather itself), so the gather's padded image,
+    its output and the pqs8 GEMM output are kept (at most one of each per thread, up to 16 MiB).
+    Nothing returned to the caller lives in these buffers.
+    """
+    dt = np.dtype(dtype)
+    if math.prod(shape) * dt.itemsize > _SCRATCH_MAX_BYTES:
+        return np.empty(shape, dtype=dt)
+    bufs: dict[str, NDArray[Any]] | None = getattr(_scratch, "bufs", None)
+    if bufs is None:
+        bufs = _scratch.bufs = {}
+    arr = bufs.get(tag)
+    if arr is None or arr.shape != shape or arr.dtype != dt:
+        arr = bufs[tag] = np.empty(shape, dtype=dt)
+    return arr
+
+
 def _im2col(
     img: NDArray[Any], geom: ConvGeometry, pad_value: float | int, kcp: int, dtype: Any, *, transposed: bool,
     ones: bool = False,
@@ -1126,7 +1154,8 @@ def _im2col(
     h, w, kc = img.shape
     g = geom
     need_h, need_w = (g.hout - 1) * g.sh + (g.kh - 1) * g.dh + 1, (g.wout - 1) * g.sw + (g.kw - 1) * g.dw + 1
-    xp = np.full((max(need_h, g.top + h), max(need_w, g.left + w), kc), pad_value, dtype=dtype)
+    xp = _scratch_buffer("im2col.padded", (max(need_h, g.top + h), max(need_w, g.left + w), kc), dtype)
+    xp[...] = pad_value
     xp[g.top : g.top + h, g.left : g.left + w] = img
     s0, s1, s2 = xp.strides
     taps, taps_st = (g.kh, g.kw), (g.dh * s0, g.dw * s1)
@@ -1134,14 +1163,14 @@ def _im2col(
     strided = np.lib.stride_tricks.as_strided
     k = g.ks * kcp
     if transposed:
-        buf = np.empty((k + ones, g.m), dtype=dtype)
+        buf = _scratch_buffer("im2col", (k + ones, g.m), dtype)
         buf[k:] = 1
         out = buf[:k].reshape(*taps, kcp, *pix)
         if kcp > kc:
             out[:, :, kc:] = 0
         out[:, :, :kc] = strided(xp, shape=(*taps, kc, *pix), strides=(*taps_st, s2, *pix_st), writeable=False)
         return buf
-    buf = np.empty((g.m, k + ones), dtype=dtype)
+    buf = _scratch_buffer("im2col", (g.m, k + ones), dtype)
     buf[:, k:] = 1
     out = buf[:, :k].reshape(*pix, *taps, kcp)
     if kcp > kc:
@@ -1291,27 +1320,33 @@ def _conv_fast_pqs8(
     kc = x.shape[3]
     k = geom.ks * kc
     w_nk = f.reshape(cout, k)
-    colsum = w_nk.sum(axis=1, dtype=np.int64)
-    bias_p = wrap_i32(b.astype(np.int64) - izp * wrap_i32(colsum).astype(np.int64))  # the packer's fold
-    sc = ftz32(scale) if kern.fz else scale  # FMUL under FZ reads a subnormal scale as zero
+    w32 = np.empty((cout, k + 1), dtype=F32)  # [N, K(+1)], what the kernel decodes (transposed)
+    w32[:, :k] = w_nk
+    # The packer's fold, bias' = bias - izp * sum_k W (int32 wrap); the column sums are exact in
+    # float32 (|sum| <= 128 K < 2**24) and izp * sum fits int64.
+    colsum = w32[:, :k].sum(axis=1).astype(np.int64)
+    bias64 = b.astype(np.int64) - izp * colsum
+    b_absmax = float(np.abs(bias64).max(initial=0))
+    bias_p = wrap_i32(bias64)
+    # FMUL under FZ reads a subnormal scale as zero (the scales are > 0: subnormal iff < FLT_MIN)
+    sc = ftz32(scale) if kern.fz and float(scale.min()) < FLT_MIN else scale
     # |partial sums| <= max|a| * max_n sum_k |W[k][n]| <= 128 * K * 128; the weights (then the
     # input) are scanned only when the coarser bound does not settle it.
     part_bound = 128.0 * 128.0 * k
     if part_bound >= _EXACT_F32:
-        w_colsum = float(np.abs(w_nk.astype(np.int16)).sum(axis=1, dtype=np.int64).max(initial=0))
+        w_colsum = float(np.abs(w32[:, :k]).sum(axis=1, dtype=np.float64).max(initial=0.0))
         part_bound = 128.0 * w_colsum
         if part_bound >= _EXACT_F32:
             part_bound = float(max(int(np.abs(x.astype(np.int16)).max(initial=0)), abs(izp))) * w_colsum
-    b_absmax = float(np.abs(bias_p.astype(np.int64)).max(initial=0))
     fast = (part_bound < _EXACT_F32 and b_absmax < _EXACT_F32
             and (part_bound + b_absmax) * float(sc.max(initial=0.0)) < 2.0**31 - 256)
     # Note: with |partial sums| + |bias'| < 2**24 the bias rides in the GEMM as a row of W against
     # a column of 1s in A (every partial sum is still an exact integer): one pass fewer.
     fold = fast and part_bound + b_absmax < _EXACT_F32
-    w32 = np.empty((cout, k + fold), dtype=F32)  # [N, K(+1)], what the kernel decodes (transposed)
-    w32[:, :k] = w_nk
     if fold:
         w32[:, k] = bias_p
+    else:
+        w32 = w32[:, :k]
     if fast:
         bias32, sc32 = bias_p.astype(F32), sc.astype(F32)
         lo_f, hi_f = np.float32(params.min_value), np.float32(params.max_value)
@@ -1323,7 +1358,7 @@ def _conv_fast_pqs8(
         if short:
             a = a.T
         if fast:
-            y = np.matmul(a, w32.T)  # exact integers
+            y = np.matmul(a, w32.T, out=_scratch_buffer("pqs8.acc", (a.shape[0], cout), F32))  # exact integers
             if not fold:
                 y += bias32  # RN32(acc): exact addends, one rounding
             y *= sc32  # FMUL
@@ -1331,13 +1366,11 @@ def _conv_fast_pqs8(
             # clamp(r + zp, lo, hi) as clamp(r, lo - zp, hi - zp) + zp: the same for |r| < 2**24
             # (exact), and both give a bound beyond; the last add writes the int8 result.
             np.clip(y, lo_f - zp_f, hi_f - zp_f, out=y)
-            res = np.empty(y.shape, dtype=np.int8)
-            np.add(y, zp_f, out=res, casting="unsafe")
+            np.add(y, zp_f, out=out[i].reshape(-1, cout), casting="unsafe")
         else:
             acc = int8_matmul(a, w32.T, w_absmax=128.0)
             acc += bias_p[None, :]  # int32 wraps
-            res = requantize(acc, scale, params, fz=kern.fz)
-        out[i] = res.reshape(geom.hout, geom.wout, cout)
+            out[i] = requantize(acc, scale, params, fz=kern.fz).reshape(geom.hout, geom.wout, cout)
 
 
 def reproduce_golden(inputs: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:
