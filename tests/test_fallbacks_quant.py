@@ -370,3 +370,21 @@ def test_qu8_igemm_padding_reads_the_input_zero_point() -> None:
     w = np.full((1, 3, 3, 1), 200, np.uint8)
     out = F.qu8_igemm(x, w, None, zx=7, zw=100, scale=0.5, zy=9, padding=(1, 1, 1, 1))
     assert out.tolist() == [[[[9]]]]  # every tap: (7 - 7) * (200 - 100) = 0
+
+
+def test_qp8_f32_qc4w_packed_scale_over_16_meets_fz() -> None:
+    # scale * 0.0625 (the qs4cxs1s0 packers) makes 2**-124 subnormal: FPCR.FZ reads it as 0 in the
+    # SME1/NEON kernels, while the SME2 packer keeps the scale as given.
+    x = np.array([[1e30, -2e30, 3e30, 5e29]], F32)  # dq ~ 2**93: dq * 2**-124 is normal
+    w = np.array([[7, -8, 3, 1]], np.int8)
+    s = np.array([2.0**-124], F32)
+    b = np.array([0.0], F32)
+    fz, nofz = APPLE_M4, APPLE_M4.replace(flush_to_zero=False)
+    neon = "kai_matmul_clamp_f32_qai8dxp4x8_qsi4cxp4x4_16x4x32_neon_dotprod"
+    sme2 = "kai_matmul_clamp_f32_qai8dxp1vlx8_qsi4cxp4vlx8_1vlx4vl_sme2_mopa"
+    assert Q4.gemm(x, w, s, bias=b, target=fz, kernel=neon)[0, 0] == 0.0
+    assert Q4.gemm(x, w, s, bias=b, target=nofz, kernel=neon)[0, 0] != 0.0
+    assert Q4.gemm(x, w, s, bias=b, target=fz, kernel=sme2)[0, 0] != 0.0
+    big = np.array([2.0**-100], F32)
+    y4 = Q4.gemm(x, w, big, bias=b, target=fz, kernel=neon)
+    np.testing.assert_array_equal(y4, Q4.gemm(x, w, big, bias=b, target=fz, kernel=sme2))
