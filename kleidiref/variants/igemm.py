@@ -1334,7 +1334,8 @@ def _conv_fast_pqs8(
     # input) are scanned only when the coarser bound does not settle it.
     part_bound = 128.0 * 128.0 * k
     if part_bound >= _EXACT_F32:
-        w_colsum = float(np.abs(w32[:, :k]).sum(axis=1, dtype=np.float64).max(initial=0.0))
+        # float32 sums of |W| are exact below 2**24, i.e. for K < 2**17
+        w_colsum = float(np.abs(w32[:, :k]).sum(axis=1, dtype=F32 if k < 2**17 else np.float64).max(initial=0.0))
         part_bound = 128.0 * w_colsum
         if part_bound >= _EXACT_F32:
             part_bound = float(max(int(np.abs(x.astype(np.int16)).max(initial=0)), abs(izp))) * w_colsum
@@ -1348,7 +1349,11 @@ def _conv_fast_pqs8(
     else:
         w32 = w32[:, :k]
     if fast:
-        bias32, sc32 = bias_p.astype(F32), sc.astype(F32)
+        bias32 = bias_p.astype(F32)
+        # Note: the scales tiled over r rows, so that the multiply runs on long rows (a [M, N]
+        # times [N] broadcast has N-long inner loops: 2x slower for N = 32).
+        rows = math.gcd(geom.m, max(1, 2048 // cout))
+        sc_rows = np.tile(sc.astype(F32), rows)
         lo_f, hi_f = np.float32(params.min_value), np.float32(params.max_value)
         zp_f = np.float32(params.output_zero_point)
     short = kc < _ROW_GATHER_MIN_KC
@@ -1361,7 +1366,7 @@ def _conv_fast_pqs8(
             y = np.matmul(a, w32.T, out=_scratch_buffer("pqs8.acc", (a.shape[0], cout), F32))  # exact integers
             if not fold:
                 y += bias32  # RN32(acc): exact addends, one rounding
-            y *= sc32  # FMUL
+            y.reshape(-1, sc_rows.size)[...] *= sc_rows  # FMUL
             np.rint(y, out=y)  # FRINTN, ties to even
             # clamp(r + zp, lo, hi) as clamp(r, lo - zp, hi - zp) + zp: the same for |r| < 2**24
             # (exact), and both give a bound beyond; the last add writes the int8 result.
