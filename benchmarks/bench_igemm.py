@@ -13,8 +13,10 @@ GEMM). Reported per case: best-of times, the ratio of the best times (emulation 
 median of the per-repeat ratios (each repeat times both, back to back); for comparison the
 kernel path (``conv2d(..., fast=False)``: indirection buffer, imatmul LHS packing, weight packing,
 the MOPA kernel object), the same variant's plain ``gemm`` on the equivalent (per-tap padded)
-im2col matrix, and the tracemalloc peak of one conv2d call. ``--rounds`` repeats the whole suite
-and ends with the best and median set ratios over the rounds.
+im2col matrix, and the tracemalloc peak of one conv2d call (scratch buffers kept between calls
+are not counted once warm). ``--rounds`` repeats the whole suite and ends with, per case and for
+the MobileNetV2-like set, the ratio of the best times over all rounds and the median of the
+per-round ratios.
 
 Shapes: the MobileNetV2 stem (224x224x3 -> 32, stride 2) and full 3x3 convolutions at the
 resolutions/widths of MobileNetV2's stages (MobileNetV2's own 3x3 convolutions after the stem are
@@ -118,14 +120,17 @@ class Case:
         ig.conv2d(self.x, self.f, self.b, fast=False, **self.kw)
 
 
-def _run_suite(args: argparse.Namespace, target: Target) -> dict[str, tuple[list[float], list[float]]]:
-    """One round: the per-case table; returns per variant the set's per-repeat (emulation, BLAS) sums."""
+Times = dict[tuple[str, str], tuple[list[float], list[float]]]
+
+
+def _run_suite(args: argparse.Namespace, target: Target) -> Times:
+    """One round: the per-case table; returns every case's interleaved (emulation, BLAS) times."""
     shapes = RESNET if args.quick else MOBILENET_V2_LIKE + RESNET
     head = (f"{'variant':<6} {'case':<28} {'shape':<22} {'emul s':>8} {'f64 BLAS s':>10} {'ratio':>6} "
             f"{'median':>6} {'kernel path s':>13} {'GEMM s':>8} {'peak MiB':>9}")
     print(head)
     print("-" * len(head))
-    sets: dict[str, tuple[list[float], list[float]]] = {}
+    times: Times = {}
     for variant in args.variants.split(","):
         for label, h, w, cin, cout, stride in shapes:
             c = Case(variant, label, h, w, cin, cout, stride, target)
@@ -134,19 +139,42 @@ def _run_suite(args: argparse.Namespace, target: Target) -> dict[str, tuple[list
             kpath = _best(c.run_kernel_path, max(1, args.repeat // 2))
             gemm = _best(c.run_gemm, max(1, args.repeat // 2))
             peak = peak_bytes(c.run)
-            if label.startswith("mnv2"):
-                tot = sets.setdefault(variant, ([0.0] * args.repeat, [0.0] * args.repeat))
-                for i in range(args.repeat):
-                    tot[0][i] += emu[i]
-                    tot[1][i] += base[i]
+            times[variant, label] = (emu, base)
             med = statistics.median(e / b for e, b in zip(emu, base, strict=True))
             print(f"{variant:<6} {label:<28} {c.shape:<22} {min(emu):>8.4f} {min(base):>10.5f} "
                   f"{min(emu) / min(base):>6.2f} {med:>6.2f} {kpath:>13.4f} {gemm:>8.4f} {peak / 2**20:>9.1f}")
-    for variant, (emu, base) in sets.items():
-        med = statistics.median(e / b for e, b in zip(emu, base, strict=True))
-        print(f"{variant:<6} {'mnv2-like set (sum)':<28} {'':<22} {min(emu):>8.4f} {min(base):>10.5f} "
-              f"{min(emu) / min(base):>6.2f} {med:>6.2f}")
-    return sets
+    for variant in args.variants.split(","):
+        mine = [v for (var, label), v in times.items() if var == variant and label.startswith("mnv2")]
+        if mine:
+            emu_b, base_b = sum(min(e) for e, _ in mine), sum(min(b) for _, b in mine)
+            print(f"{variant:<6} {'mnv2-like set (sum of bests)':<28} {'':<22} {emu_b:>8.4f} {base_b:>10.5f} "
+                  f"{emu_b / base_b:>6.2f}")
+    return times
+
+
+def _summary(rounds: list[Times]) -> None:
+    """Over all rounds: best emulation time / best BLAS time per case and for the set, and the
+    median over rounds of each round's ratio (load spikes inflate single rounds either way)."""
+    print(f"\nsummary over {len(rounds)} rounds: ratio of the best times of all rounds; median of the "
+          "per-round ratios")
+    variants = sorted({v for r in rounds for v, _ in r}, key=["pf32", "pf16", "pqs8"].index)
+    for variant in variants:
+        labels = [label for v, label in rounds[0] if v == variant]
+        set_e = set_b = 0.0
+        set_rounds = [[0.0, 0.0] for _ in rounds]
+        for label in labels:
+            e = min(min(r[variant, label][0]) for r in rounds)
+            b = min(min(r[variant, label][1]) for r in rounds)
+            per_round = [min(r[variant, label][0]) / min(r[variant, label][1]) for r in rounds]
+            print(f"{variant:<6} {label:<28} best {e / b:>6.2f}  median {statistics.median(per_round):>6.2f}")
+            if label.startswith("mnv2"):
+                set_e, set_b = set_e + e, set_b + b
+                for i, r in enumerate(rounds):
+                    set_rounds[i][0] += min(r[variant, label][0])
+                    set_rounds[i][1] += min(r[variant, label][1])
+        if set_b:
+            med = statistics.median(e / b for e, b in set_rounds)
+            print(f"{variant:<6} {'mnv2-like set':<28} best {set_e / set_b:>6.2f}  median {med:>6.2f}")
 
 
 def main() -> None:
@@ -160,16 +188,13 @@ def main() -> None:
     args = ap.parse_args()
     target = Target(svl_bits=args.svl, flush_to_zero=not args.no_fz)
     print(f"SVL {args.svl}, FZ {'off' if args.no_fz else 'on'}, {args.repeat} interleaved repeats; {machine()}")
-    per_round: dict[str, list[float]] = {}
+    rounds: list[Times] = []
     for r in range(args.rounds):
         if args.rounds > 1:
             print(f"\nround {r + 1} of {args.rounds}")
-        for variant, (emu, base) in _run_suite(args, target).items():
-            per_round.setdefault(variant, []).append(min(emu) / min(base))
+        rounds.append(_run_suite(args, target))
     if args.rounds > 1:
-        for variant, ratios in per_round.items():
-            print(f"{variant}: mnv2-like set ratio over {args.rounds} rounds: best {min(ratios):.2f}, "
-                  f"median {statistics.median(ratios):.2f}")
+        _summary(rounds)
 
 
 if __name__ == "__main__":
