@@ -38,6 +38,15 @@ padded per tap the same way*: for pf32 (kr = 1) and for even ``kc`` in pf16 no p
 the two are bit-identical; for pqs8 they are always identical (exact integers). For pf16 with odd
 ``kc`` the unpadded im2col GEMM pairs the last channel of one tap with the first channel of the
 next, which rounds differently (``tests/test_igemm.py`` has a counterexample).
+
+**conv2d's fast path.** :func:`conv2d` computes exactly that: the kernel's arithmetic on an
+im2col gather of the input (per-tap padded for pf16, padding taps = the padding value), skipping
+the indirection buffer and the packed buffers, which only move elements. The float chains run on
+the transposed problem when M > N (each output element is an independent chain of products
+``a*w``, and fma32 and the f16 pair dot are symmetric in a and w); pqs8 runs one float32 GEMM
+with exact integer partial sums and a float32 epilogue that provably rounds as the kernel's, or
+else the kernel's own integer route. ``conv2d(..., fast=False)`` runs the packers and kernel
+objects; ``tests/test_igemm_fast.py`` checks the two paths bit for bit.
 """
 
 from __future__ import annotations
