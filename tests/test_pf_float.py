@@ -15,6 +15,7 @@ from kleidiref.numerics import fma32
 from kleidiref.targets import SUPPORTED_SVLS
 from kleidiref.testing.strategies import activations, svls
 from kleidiref.variants import pf16_gemm, pf32_gemm
+from kleidiref.variants._sme_packers import write_rhs_blocks
 
 GOLDEN_DIR = golden.bundled_golden_dir()
 FLOAT_FILES = sorted(GOLDEN_DIR.glob("pf32_gemm*.npz")) + sorted(GOLDEN_DIR.glob("pf16_gemm*.npz"))
@@ -261,3 +262,32 @@ def test_registry_names() -> None:
     assert (k.get_nr(), k.get_n_step()) == (64, 512)  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="no emulated KleidiAI ukernel"):
         get_ukernel("kai_matmul_clamp_nonsense")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 40),
+    k=st.integers(1, 12),
+    nr=st.sampled_from([4, 8]),
+    kr=st.sampled_from([1, 2]),
+    f16=st.booleans(),
+    nxk=st.booleans(),
+)
+def test_write_rhs_blocks_matches_element_order(n: int, k: int, nr: int, kr: int, f16: bool, nxk: bool) -> None:
+    """The packers' one-copy block writer puts W[g*kr + r, b*nr + j] at (b, g, j, r), zero padded."""
+    dt = np.float16 if f16 else np.float32
+    w = np.arange(1, n * k + 1, dtype=dt).reshape(k, n)
+    src = np.ascontiguousarray(w.T).T if nxk else w  # the nxk packers pass a transposed view
+    nb, kp = -(-n // nr), -(-k // kr)
+    want = np.zeros((nb, kp, nr, kr), dtype=dt)
+    for b in range(nb):
+        for g in range(kp):
+            for j in range(nr):
+                for r in range(kr):
+                    if g * kr + r < k and b * nr + j < n:
+                        want[b, g, j, r] = w[g * kr + r, b * nr + j]
+    row = want[0].nbytes
+    buf = np.full((nb, row + 6), 0xAB, dtype=np.uint8)  # strided rows, like the bias-prefixed blocks
+    write_rhs_blocks(buf[:, 6:], src, nr, kr)
+    np.testing.assert_array_equal(buf[:, 6:], want.reshape(nb, -1).view(np.uint8))
+    assert (buf[:, :6] == 0xAB).all()

@@ -39,11 +39,11 @@ __all__ = [
     "SmeLhsPacker",
     "SmeRhsBiasPacker",
     "block_lhs",
-    "block_rhs",
     "read_lhs_blocks",
     "read_rhs_bias_blocks",
     "unblock_lhs",
     "unblock_rhs",
+    "write_rhs_blocks",
 ]
 
 
@@ -65,18 +65,37 @@ def unblock_lhs(blocks: NDArray[Any], m: int, mr: int, kr: int) -> NDArray[Any]:
     return out
 
 
-def block_rhs(w_kn: NDArray[Any], nr: int, kr: int) -> NDArray[Any]:
-    """``w_kn`` [K, N] as [ceil(N/nr), Kp/kr, nr, kr], zero padded."""
+_UNIT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def write_rhs_blocks(dst: NDArray[np.uint8], w_kn: NDArray[Any], nr: int, kr: int) -> None:
+    """Store ``w_kn`` [K, N] as zero-padded blocks [ceil(N/nr)][Kp/kr][nr][kr] into ``dst``
+    [nb, bytes per block] (rows may be strided): element (b, g, j, r) = W[g*kr + r, b*nr + j].
+
+    One copy: the packed blocks are viewed with each column's kr lanes as one unsigned integer,
+    so numpy moves them as single elements.
+    ``w_kn`` is typically the transposed view of an nxk matrix; it is zero padded first only when
+    N or K is not a multiple of nr or kr.
+    """
     k, n = w_kn.shape
     np_, kp = roundup(n, nr), roundup(k, kr)
-    padded = np.zeros((kp, np_), dtype=w_kn.dtype)
-    padded[:k, :n] = w_kn
-    out: NDArray[Any] = padded.reshape(kp // kr, kr, np_ // nr, nr).transpose(2, 0, 3, 1)
-    return out
+    if (np_, kp) != (n, k):
+        padded = np.zeros((kp, np_), dtype=w_kn.dtype)
+        padded[:k, :n] = w_kn
+        w_kn = padded
+    unit = _UNIT[w_kn.itemsize * kr]
+    nb = np_ // nr
+    # [Kp/kr, kr, N] -> [Kp/kr, N, kr]: a (k group, column) unit is kr contiguous lanes.
+    groups = w_kn.reshape(kp // kr, kr, np_).transpose(0, 2, 1)
+    if kr > 1 and groups.strides[-1] != w_kn.itemsize:  # kxn source: interleave the k pairs first
+        groups = np.ascontiguousarray(groups)
+    src = groups.view(unit)[..., 0]  # [Kp/kr, N]
+    view = dst.view(unit).reshape(nb, kp // kr, nr)
+    view[...] = src.reshape(kp // kr, nb, nr).transpose(1, 0, 2)
 
 
 def unblock_rhs(blocks: NDArray[Any]) -> NDArray[Any]:
-    """Inverse of :func:`block_rhs`: [Kp, Nb*nr]."""
+    """Inverse of :func:`write_rhs_blocks` on its blocks [nb, Kp/kr, nr, kr]: [Kp, Nb*nr]."""
     nb, kg, nr, kr = blocks.shape
     out: NDArray[Any] = blocks.transpose(1, 3, 0, 2).reshape(kg * kr, nb * nr)
     return out
@@ -237,16 +256,15 @@ class SmeRhsBiasPacker(Ukernel):
         out = writable_u8(rhs_packed, "rhs_packed")
         require_bytes(out, self.get_rhs_packed_size(n, k), "rhs_packed", f"kai_get_rhs_packed_size_{self.name}")
         nr_ = self.get_n_step()
-        blocks = block_rhs(w_kn, nr_, self.kr)
-        nb = blocks.shape[0]
+        nb = roundup(n, nr_) // nr_
         bias_rows = np.zeros(nb * nr_, dtype=self.bias_elem)
         bias_rows[:n] = b
         stride_b = self.get_rhs_packed_stride(k)
-        packed = np.empty((nb, stride_b), dtype=np.uint8)
+        packed = out[: nb * stride_b].reshape(nb, stride_b)
         nbias = nr_ * self.bias_elem.itemsize
         packed[:, :nbias] = bias_rows.reshape(nb, nr_).view(np.uint8)
-        packed[:, nbias:] = np.ascontiguousarray(blocks).reshape(nb, -1).view(np.uint8)
-        out[: packed.size] = packed.reshape(-1)
+        # One transposing copy straight into the buffer (the kr lanes of a column move as one unit).
+        write_rhs_blocks(packed[:, nbias:], w_kn, nr_, self.kr)
 
     def pack(self, rhs: NDArray[Any], bias: NDArray[Any] | None = None) -> NDArray[np.uint8]:
         """Pack a whole contiguous RHS ([N, K] for nxk, [K, N] for kxn); a None bias is zeros."""
