@@ -1283,7 +1283,7 @@ def _pf32_epilogue(kern: Any, acc: NDArray[np.float32], lo: np.float32, hi: np.f
     if (np.signbit(hi_a) and not np.signbit(lo_a) and hi_a == lo_a) or np.isnan(acc).any():
         return np.asarray(exact(acc))
     if lo_a == -np.inf and hi_a == np.inf:
-        return np.ascontiguousarray(acc)
+        return acc  # Note: no copy; the caller writes it into the output once
     res = np.minimum(np.maximum(acc, lo_a), hi_a)
     return _zero_fixup(res, acc, exact)
 
