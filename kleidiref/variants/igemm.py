@@ -937,7 +937,8 @@ def conv2d(
             elements; the tests compare both paths); ``fast=False`` runs the steps below through
             the packer and kernel objects.
 
-    Steps per image b and group (XNNPACK ``reshape_igemm`` + ``xnn_compute_hmp_inline_packed_igemm``):
+    Steps per image b and group (XNNPACK ``reshape_igemm`` + ``xnn_compute_hmp_inline_packed_igemm``;
+    ``Cin``/``Cout`` below are the group's channel counts):
 
     1. :func:`conv_geometry` (output size, XNNPACK's checks) and :func:`indirection_conv2d`
        with ``mr`` = the LHS packer's m_step (built once, for image 0).
@@ -953,7 +954,8 @@ def conv2d(
 
     XNNPACK's subgraph may route some convolutions elsewhere (1x1 groups=1 -> fully connected;
     1-in/1-out channel per group, i.e. depthwise -> generic dwconv/vmulcaddc); this function is the
-    IGEMM path only (for groups too). ``xnnpack_conv_weights_mislaid`` flags the pf16 SVL-128 weight-layout hazard.
+    IGEMM path only (for groups too). ``xnnpack_conv_weights_mislaid`` flags the pf16 SVL-128
+    weight-layout hazard.
     """
     if variant not in _CFG:
         raise ValueError(f"variant must be one of {sorted(_CFG)}, got {variant!r}")
