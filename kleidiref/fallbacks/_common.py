@@ -49,18 +49,30 @@ __all__ = [
     "fma32_chain",
     "fmul16",
     "fmul32",
+    "qd8_codes",
 ]
 
 F32, F16, F64 = np.float32, np.float16, np.float64
 
 
-def as_f32(name: str, x: object, *, ndim: int | None = None) -> NDArray[np.float32]:
-    """``x`` as a float32 array, or TypeError/ValueError naming the constraint."""
+def as_f32(
+    name: str, x: object, *, ndim: int | None = None, shape: tuple[int, ...] | None = None
+) -> NDArray[np.float32]:
+    """``x`` as a float32 array (of ``shape`` if given), or TypeError/ValueError naming the constraint."""
     if not isinstance(x, np.ndarray) or x.dtype != F32:
         raise TypeError(f"{name} must be a float32 numpy array, got {getattr(x, 'dtype', type(x).__name__)}")
     if ndim is not None and x.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {x.shape}")
+    if shape is not None and x.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {x.shape}")
     return x
+
+
+def qd8_codes(q: object, ndim: int = 2) -> NDArray[np.int8]:
+    """Dynamically quantized activations: int8 [M, K] rows (or NHWC images), else TypeError."""
+    if not isinstance(q, np.ndarray) or q.dtype != np.int8 or q.ndim != ndim:
+        raise TypeError(f"q must be a {ndim}-D int8 array ({'NHWC ' if ndim == 4 else ''}qd8 codes)")
+    return q
 
 
 def as_f16(name: str, x: object, *, ndim: int | None = None) -> NDArray[np.float16]:

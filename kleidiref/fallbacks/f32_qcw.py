@@ -174,15 +174,11 @@ def _check_common(
         raise ValueError(f"K mismatch: a is {a.shape}, w has K = {k_w} ([N, K])")
     if k < 1 or n < 1:
         raise ValueError("K and N must be >= 1")
-    s = as_f32("scale", scale, ndim=1)
-    if s.shape != (n,):
-        raise ValueError(f"scale must have shape ({n},), got {s.shape}")
+    s = as_f32("scale", scale, shape=(n,))
     # XNNPACK check_kernel_scale_f32 (fully-connected-nc.c): finite, normal and > 0.
     if not np.all(np.isfinite(s) & (s >= np.finfo(F32).tiny)):
         raise ValueError("every per-channel scale must be finite, normal and > 0 (XNNPACK rejects it)")
-    b = np.zeros(n, F32) if bias is None else as_f32("bias", bias, ndim=1)
-    if b.shape != (n,):
-        raise ValueError(f"bias must have shape ({n},), got {b.shape}")
+    b = np.zeros(n, F32) if bias is None else as_f32("bias", bias, shape=(n,))
     # XNNPACK check_output_bounds_f32: no NaN, min < max.
     if not (float(clamp_min) < float(clamp_max)):
         raise ValueError(f"clamp_min must be < clamp_max (and not NaN), got {clamp_min}, {clamp_max}")

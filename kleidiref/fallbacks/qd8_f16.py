@@ -30,10 +30,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..numerics import ftz16
-from ._common import as_f32, clamp_max_min, fadd32, fmul32
+from ._common import as_f32, clamp_max_min, fadd32, fmul32, qd8_codes
 from .qd8_f32_qb4w import qd8_f32_qb4w_gemm
 from .qd8_f32_qc4w import qd8_f32_qc4w_gemm
-from .qd8_f32_qc8w import _check_vec, _check_w, int_dot, qd8_f32_qc8w_epilogue
+from .qd8_f32_qc8w import _check_w, int_dot, qd8_f32_qc8w_epilogue
 
 __all__ = ["f16_output", "qd8_f16_qb4w_gemm", "qd8_f16_qc4w_gemm", "qd8_f16_qc8w_gemm"]
 
@@ -72,8 +72,7 @@ def qd8_f16_qc8w_gemm(
     fz: bool = True,
 ) -> NDArray[np.float16]:
     """``[M, N]`` fp16 for qd8 rows ``q`` [M, K] and int8 ``w`` [N, K] (per-channel ``ws``, f32 ``bias``)."""
-    if not isinstance(q, np.ndarray) or q.dtype != np.int8 or q.ndim != 2:
-        raise TypeError("q must be a 2-D int8 array (qd8 codes)")
+    q = qd8_codes(q)
     if kernel not in ("c", "asm_ld128"):
         raise ValueError(f"kernel must be 'c' or 'asm_ld128', got {kernel!r}")
     w = _check_w(w, 2)
@@ -81,9 +80,9 @@ def qd8_f16_qc8w_gemm(
     n = w.shape[0]
     if w.shape[1] != k:
         raise ValueError(f"K mismatch: q is {q.shape}, w is {w.shape} ([N, K])")
-    a = _check_vec("a", a, m)
-    ws = _check_vec("ws", ws, n)
-    b = _check_vec("bias", _bias(bias, n), n)
+    a = as_f32("a", a, shape=(m,))
+    ws = as_f32("ws", ws, shape=(n,))
+    b = as_f32("bias", _bias(bias, n), shape=(n,))
     zp64 = np.asarray(zp, dtype=np.int64).reshape(m)
     acc = int_dot(q, w) - zp64[:, None] * w.astype(np.int64).sum(axis=1)[None, :]
     if kernel == "c":

@@ -30,7 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..numerics import bf16_to_f32, f32_to_bf16_rne
-from ._common import as_f32, clamp_max_min, fadd32, fma32, fmul32
+from ._common import as_f32, clamp_max_min, fadd32, fma32, fmul32, qd8_codes
 
 __all__ = ["qb4w_ksum", "qd8_f32_qb4w_gemm"]
 
@@ -84,17 +84,14 @@ def qd8_f32_qb4w_gemm(
     fz: bool = True,
 ) -> NDArray[np.float32]:
     """``[M, N]`` f32: qd8 rows ``q`` [M, K] (``a``, ``zp`` per row), 4-bit ``w`` [N, K], bf16 ``scales``."""
-    if not isinstance(q, np.ndarray) or q.dtype != np.int8 or q.ndim != 2:
-        raise TypeError("q must be a 2-D int8 array (qd8 codes)")
+    q = qd8_codes(q)
     w, scales = _check(w, scales, block_size)
     m, k = q.shape
     n = w.shape[0]
     if w.shape[1] != k:
         raise ValueError(f"K mismatch: q is {q.shape}, w is {w.shape}")
-    a = as_f32("a", a, ndim=1)
-    b = np.zeros(n, F32) if bias is None else as_f32("bias", bias, ndim=1)
-    if a.shape != (m,) or b.shape != (n,):
-        raise ValueError(f"a must be [{m}] and bias [{n}]")
+    a = as_f32("a", a, shape=(m,))
+    b = np.zeros(n, F32) if bias is None else as_f32("bias", bias, shape=(n,))
     ksum = qb4w_ksum(w, scales, block_size, kr=kr)
     sc16 = bf16_to_f32(f32_to_bf16_rne((bf16_to_f32(scales) / F32(16)).astype(F32)))
     zpf = np.asarray(zp, dtype=np.int64).reshape(m).astype(F32)

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._common import as_f32, clamp_max_min, fma32, fmul32
+from ._common import as_f32, clamp_max_min, fma32, fmul32, qd8_codes
 from .qd8_f32_qc8w import int_dot
 
 __all__ = ["check_int4_weights", "qd8_f32_qc4w_gemm"]
@@ -52,13 +52,6 @@ def check_int4_weights(w: object) -> NDArray[np.int8]:
 
 def _wrap32(x: NDArray[np.int64]) -> NDArray[np.int64]:
     return (x + 2**31) % 2**32 - 2**31
-
-
-def _vec(name: str, v: object, n: int) -> NDArray[np.float32]:
-    arr = as_f32(name, v, ndim=1)
-    if arr.shape != (n,):
-        raise ValueError(f"{name} must have shape ({n},), got {arr.shape}")
-    return arr
 
 
 def qc4w_acc16(q: NDArray[np.int8], zp: NDArray[Any], w: NDArray[np.int8]) -> NDArray[np.int64]:
@@ -81,16 +74,15 @@ def qd8_f32_qc4w_gemm(
     fz: bool = True,
 ) -> NDArray[np.float32]:
     """``[M, N]`` f32 for qd8 rows ``q`` [M, K] (``a``, ``zp`` per row), 4-bit ``w`` [N, K], ``ws`` [N]."""
-    if not isinstance(q, np.ndarray) or q.dtype != np.int8 or q.ndim != 2:
-        raise TypeError("q must be a 2-D int8 array (qd8 codes)")
+    q = qd8_codes(q)
     w = check_int4_weights(w)
     m, k = q.shape
     n = w.shape[0]
     if w.shape[1] != k:
         raise ValueError(f"K mismatch: q is {q.shape}, w is {w.shape} ([N, K])")
-    a = _vec("a", a, m)
-    ws = _vec("ws", ws, n)
-    b = np.zeros(n, F32) if bias is None else _vec("bias", bias, n)
+    a = as_f32("a", a, shape=(m,))
+    ws = as_f32("ws", ws, shape=(n,))
+    b = np.zeros(n, F32) if bias is None else as_f32("bias", bias, shape=(n,))
     acc = qc4w_acc16(q, zp, w)
     # SCVTF with 4 fraction bits: one RNE rounding of acc / 16 (an integer / 16 is never subnormal).
     f = (acc.astype(np.float64) / 16.0).astype(F32)

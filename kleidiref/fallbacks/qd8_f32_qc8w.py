@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._common import as_f32, clamp_max_min, fma32, fmul32
+from ._common import as_f32, clamp_max_min, fma32, fmul32, qd8_codes
 from ._conv import conv_geometry, gather_taps
 
 __all__ = ["int_dot", "qd8_f32_qc8w_epilogue", "qd8_f32_qc8w_gemm", "qd8_f32_qc8w_igemm"]
@@ -65,13 +65,6 @@ def _check_w(w: object, ndim: int) -> NDArray[np.int8]:
     return w
 
 
-def _check_vec(name: str, v: object, n: int) -> NDArray[np.float32]:
-    arr = as_f32(name, v, ndim=1)
-    if arr.shape != (n,):
-        raise ValueError(f"{name} must have shape ({n},), got {arr.shape}")
-    return arr
-
-
 def qd8_f32_qc8w_gemm(
     q: NDArray[np.int8],
     a: NDArray[np.float32],
@@ -85,16 +78,15 @@ def qd8_f32_qc8w_gemm(
     fz: bool = True,
 ) -> NDArray[np.float32]:
     """``[M, N]`` f32 for qd8 rows ``q`` [M, K] (``a``, ``zp`` per row) and ``w`` [N, K] int8, ``ws`` [N]."""
-    if not isinstance(q, np.ndarray) or q.dtype != np.int8 or q.ndim != 2:
-        raise TypeError("q must be a 2-D int8 array (qd8 codes)")
+    q = qd8_codes(q)
     w = _check_w(w, 2)
     m, k = q.shape
     n = w.shape[0]
     if w.shape[1] != k:
         raise ValueError(f"K mismatch: q is {q.shape}, w is {w.shape} ([N, K])")
-    a = _check_vec("a", a, m)
-    ws = _check_vec("ws", ws, n)
-    b = np.zeros(n, F32) if bias is None else _check_vec("bias", bias, n)
+    a = as_f32("a", a, shape=(m,))
+    ws = as_f32("ws", ws, shape=(n,))
+    b = np.zeros(n, F32) if bias is None else as_f32("bias", bias, shape=(n,))
     zp64 = np.asarray(zp, dtype=np.int64).reshape(m)
     acc = int_dot(q, w) - zp64[:, None] * w.astype(np.int64).sum(axis=1)[None, :]
     return qd8_f32_qc8w_epilogue(acc, a, ws, b, clamp_min=clamp_min, clamp_max=clamp_max, fz=fz)
@@ -117,14 +109,13 @@ def qd8_f32_qc8w_igemm(
     fz: bool = True,
 ) -> NDArray[np.float32]:
     """Convolution of qd8 images ``q`` [N,H,W,C] (``a``, ``zp`` per image) by int8 ``w`` [O,kh,kw,C/g]."""
-    if not isinstance(q, np.ndarray) or q.dtype != np.int8 or q.ndim != 4:
-        raise TypeError("q must be a 4-D int8 array (NHWC qd8 codes)")
+    q = qd8_codes(q, 4)
     w = _check_w(w, 4)
     geo = conv_geometry(q.shape, w.shape, stride=stride, dilation=dilation, padding=padding, groups=groups)
     cout = w.shape[0]
-    a = _check_vec("a", a, geo.batch)
-    ws = _check_vec("ws", ws, cout)
-    b = np.zeros(cout, F32) if bias is None else _check_vec("bias", bias, cout)
+    a = as_f32("a", a, shape=(geo.batch,))
+    ws = as_f32("ws", ws, shape=(cout,))
+    b = np.zeros(cout, F32) if bias is None else as_f32("bias", bias, shape=(cout,))
     zp8 = np.asarray(zp, dtype=np.int32).reshape(geo.batch)
     taps = gather_taps(q, geo, zp8.astype(np.int8))
     m = taps.shape[0]
