@@ -9,13 +9,14 @@ channels of a tap in increasing order, so ``k' = tap * group_input_channels + c`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["ConvGeometry", "conv_geometry", "gather_taps"]
+__all__ = ["ConvGeometry", "conv_geometry", "gather_taps", "grouped_conv"]
 
 
 @dataclass(frozen=True)
@@ -94,3 +95,26 @@ def gather_taps(x: NDArray[Any], geo: ConvGeometry, pad_value: NDArray[Any] | An
     m = geo.batch * geo.out_h * geo.out_w
     res: NDArray[Any] = out.reshape(m, geo.kh * geo.kw, geo.groups, geo.gic).transpose(0, 2, 1, 3)
     return res
+
+
+def grouped_conv(
+    x: NDArray[Any],
+    w: NDArray[Any],
+    geo: ConvGeometry,
+    pad_value: NDArray[Any] | Any,
+    out_dtype: Any,
+    gemm: Callable[[NDArray[Any], NDArray[Any], slice], NDArray[Any]],
+) -> NDArray[Any]:
+    """An IGEMM convolution as one GEMM per group: ``[N, Ho, Wo, O]``.
+
+    ``gemm(rows, wg, cols)`` gets the group's im2col rows [M, kh*kw*gic] (tap-major, see
+    :func:`gather_taps`), its filters [goc, kh*kw*gic] and the output channels ``cols`` it fills
+    (to slice per-channel bias, scales); it returns [M, goc].
+    """
+    taps = gather_taps(x, geo, pad_value)
+    m, cout = taps.shape[0], w.shape[0]
+    out = np.empty((m, cout), dtype=out_dtype)
+    for g in range(geo.groups):
+        cols = slice(g * geo.goc, (g + 1) * geo.goc)
+        out[:, cols] = gemm(taps[:, g].reshape(m, -1), w[cols].reshape(geo.goc, -1), cols)
+    return out.reshape(geo.batch, geo.out_h, geo.out_w, cout)

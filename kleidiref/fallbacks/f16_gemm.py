@@ -31,7 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._common import as_f16, clamp_max_min, fadd16, fma16_chain
-from ._conv import conv_geometry, gather_taps
+from ._conv import conv_geometry, grouped_conv
 
 __all__ = ["F16_GEMM_KERNELS", "f16_gemm", "f16_igemm"]
 
@@ -131,18 +131,13 @@ def f16_igemm(
     geo = conv_geometry(x.shape, w.shape, stride=stride, dilation=dilation, padding=padding, groups=groups)
     cout = w.shape[0]
     b = _bias(bias, cout)
-    taps = gather_taps(x, geo, F16(0.0))
-    m = taps.shape[0]
     slots = None
     if kernel == "1x16":
         slots = np.tile(_acc_slot(np.arange(geo.gic), geo.gic), geo.kh * geo.kw)
-    out = np.empty((m, cout), F16)
-    for g in range(groups):
-        rows = np.ascontiguousarray(taps[:, g].reshape(m, -1))
-        wt = np.ascontiguousarray(w[g * geo.goc : (g + 1) * geo.goc].reshape(geo.goc, -1).T)
-        acc0 = np.broadcast_to(b[g * geo.goc : (g + 1) * geo.goc], (m, geo.goc))
-        acc = _accumulate(rows, wt, acc0, slots, fz)
-        out[:, g * geo.goc : (g + 1) * geo.goc] = clamp_max_min(
-            acc, F16(F32(clamp_min)), F16(F32(clamp_max)), fz=fz
-        )
-    return out.reshape(geo.batch, geo.out_h, geo.out_w, cout)
+
+    def gemm(rows: NDArray[np.float16], wg: NDArray[np.float16], cols: slice) -> NDArray[np.float16]:
+        acc0 = np.broadcast_to(b[cols], (rows.shape[0], geo.goc))
+        acc = _accumulate(np.ascontiguousarray(rows), np.ascontiguousarray(wg.T), acc0, slots, fz)
+        return clamp_max_min(acc, F16(F32(clamp_min)), F16(F32(clamp_max)), fz=fz)
+
+    return grouped_conv(x, w, geo, F16(0.0), F16, gemm)

@@ -56,7 +56,7 @@ from numpy.typing import NDArray
 
 from ..numerics import canonical_nan_f16, fma32, rn16
 from ._common import as_f16, fma16_chain, fma32_chain
-from ._conv import conv_geometry, gather_taps
+from ._conv import conv_geometry, grouped_conv
 
 __all__ = ["F16_X86_KERNELS", "X86Kernel", "f16_x86_gemm", "f16_x86_igemm", "f16_x86_ukernel"]
 
@@ -204,12 +204,9 @@ def f16_x86_igemm(
     lo, hi = _bounds(clamp_min, clamp_max)
     cout = w.shape[0]
     b = _bias(bias, cout)
-    taps = gather_taps(x, geo, F16(0.0))
-    m = taps.shape[0]
-    out = np.empty((m, cout), F16)
-    for g in range(groups):
-        rows = np.ascontiguousarray(taps[:, g].reshape(m, -1))
-        wt = np.ascontiguousarray(w[g * geo.goc : (g + 1) * geo.goc].reshape(geo.goc, -1).T)
-        acc0 = np.broadcast_to(b[g * geo.goc : (g + 1) * geo.goc], (m, geo.goc))
-        out[:, g * geo.goc : (g + 1) * geo.goc] = _run(rows, wt, acc0, lo, hi, kernel)
-    return out.reshape(geo.batch, geo.out_h, geo.out_w, cout)
+
+    def gemm(rows: NDArray[np.float16], wg: NDArray[np.float16], cols: slice) -> NDArray[np.float16]:
+        acc0 = np.broadcast_to(b[cols], (rows.shape[0], geo.goc))
+        return _run(np.ascontiguousarray(rows), np.ascontiguousarray(wg.T), acc0, lo, hi, kernel)
+
+    return grouped_conv(x, w, geo, F16(0.0), F16, gemm)

@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._common import as_f32, clamp_max_min, fadd32, fma32_chain
-from ._conv import conv_geometry, gather_taps
+from ._conv import conv_geometry, grouped_conv
 
 __all__ = ["F32_IGEMM_KERNELS", "f32_igemm"]
 
@@ -64,14 +64,11 @@ def f32_igemm(
         raise ValueError(f"bias must have shape ({cout},), got {b.shape}")
     if kernel not in F32_IGEMM_KERNELS:
         raise ValueError(f"kernel must be one of {sorted(F32_IGEMM_KERNELS)}, got {kernel!r}")
-    taps = gather_taps(x, geo, F32(0.0))  # [M, G, T, gic]
-    m = taps.shape[0]
-    out = np.empty((m, cout), F32)
-    for g in range(groups):
-        rows = taps[:, g].reshape(m, -1)  # k' = t*gic + c
-        wg = w[g * geo.goc : (g + 1) * geo.goc].reshape(geo.goc, -1)
+
+    def gemm(rows: NDArray[np.float32], wg: NDArray[np.float32], cols: slice) -> NDArray[np.float32]:
+        m = rows.shape[0]
         wt = np.ascontiguousarray(wg.T)
-        acc0 = np.broadcast_to(b[g * geo.goc : (g + 1) * geo.goc], (m, geo.goc))
+        acc0 = np.broadcast_to(b[cols], (m, geo.goc))
         if kernel == "ld128":
             acc = fma32_chain(acc0, rows, wt, fz=fz)
         else:
@@ -80,5 +77,6 @@ def f32_igemm(
             big_a = fma32_chain(acc0, rows[:, even], wt[even], fz=fz)
             big_b = fma32_chain(np.zeros((m, geo.goc), F32), rows[:, odd], wt[odd], fz=fz)
             acc = fadd32(big_a, big_b, fz=fz)
-        out[:, g * geo.goc : (g + 1) * geo.goc] = clamp_max_min(acc, clamp_min, clamp_max, fz=fz)
-    return out.reshape(geo.batch, geo.out_h, geo.out_w, cout)
+        return clamp_max_min(acc, clamp_min, clamp_max, fz=fz)
+
+    return grouped_conv(x, w, geo, F32(0.0), F32, gemm)

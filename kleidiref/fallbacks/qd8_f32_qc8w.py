@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._common import as_f32, clamp_max_min, fma32, fmul32, qd8_codes
-from ._conv import conv_geometry, gather_taps
+from ._conv import conv_geometry, grouped_conv
 
 __all__ = ["int_dot", "qd8_f32_qc8w_epilogue", "qd8_f32_qc8w_gemm", "qd8_f32_qc8w_igemm"]
 
@@ -117,18 +117,12 @@ def qd8_f32_qc8w_igemm(
     ws = as_f32("ws", ws, shape=(cout,))
     b = np.zeros(cout, F32) if bias is None else as_f32("bias", bias, shape=(cout,))
     zp8 = np.asarray(zp, dtype=np.int32).reshape(geo.batch)
-    taps = gather_taps(q, geo, zp8.astype(np.int8))
-    m = taps.shape[0]
     per_pixel = geo.out_h * geo.out_w
     zp_rows = np.repeat(zp8.astype(np.int64), per_pixel)
     a_rows = np.repeat(a, per_pixel)
-    out = np.empty((m, cout), F32)
-    for g in range(groups):
-        rows = taps[:, g].reshape(m, -1)
-        wg = w[g * geo.goc : (g + 1) * geo.goc].reshape(geo.goc, -1)
+
+    def gemm(rows: NDArray[np.int8], wg: NDArray[np.int8], cols: slice) -> NDArray[np.float32]:
         acc = int_dot(rows, wg) - zp_rows[:, None] * wg.astype(np.int64).sum(axis=1)[None, :]
-        sl = slice(g * geo.goc, (g + 1) * geo.goc)
-        out[:, sl] = qd8_f32_qc8w_epilogue(
-            acc, a_rows, ws[sl], b[sl], clamp_min=clamp_min, clamp_max=clamp_max, fz=fz
-        )
-    return out.reshape(geo.batch, geo.out_h, geo.out_w, cout)
+        return qd8_f32_qc8w_epilogue(acc, a_rows, ws[cols], b[cols], clamp_min=clamp_min, clamp_max=clamp_max, fz=fz)
+
+    return grouped_conv(q, w, geo, zp8.astype(np.int8), F32, gemm)

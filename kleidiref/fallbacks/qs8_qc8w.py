@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._conv import conv_geometry, gather_taps
+from ._conv import conv_geometry, grouped_conv
 from .qd8_f32_qc8w import int_dot
 
 __all__ = ["qs8_qc8w_gemm", "qs8_qc8w_igemm", "qs8_requantization_scale", "qs8_requantize_fp32"]
@@ -128,13 +128,9 @@ def qs8_qc8w_igemm(
     cout = w.shape[0]
     b = _bias(bias, cout)
     s = np.asarray(s, F32).reshape(cout)
-    taps = gather_taps(x, geo, np.int8(zx))
-    m = taps.shape[0]
-    out = np.empty((m, cout), np.int8)
-    for g in range(groups):
-        sl = slice(g * geo.goc, (g + 1) * geo.goc)
-        rows = taps[:, g].reshape(m, -1)
-        wg = w[sl].reshape(geo.goc, -1)
-        acc = b[sl][None, :] - zx * wg.astype(np.int64).sum(axis=1)[None, :] + int_dot(rows, wg)
-        out[:, sl] = qs8_requantize_fp32(acc, s[sl], zy, ymin, ymax)
-    return out.reshape(geo.batch, geo.out_h, geo.out_w, cout)
+
+    def gemm(rows: NDArray[np.int8], wg: NDArray[np.int8], cols: slice) -> NDArray[np.int8]:
+        acc = b[cols][None, :] - zx * wg.astype(np.int64).sum(axis=1)[None, :] + int_dot(rows, wg)
+        return qs8_requantize_fp32(acc, s[cols], zy, ymin, ymax)
+
+    return grouped_conv(x, w, geo, np.int8(zx), np.int8, gemm)

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._conv import conv_geometry, gather_taps
+from ._conv import conv_geometry, grouped_conv
 from .qd8_f32_qc8w import int_dot
 
 __all__ = [
@@ -189,11 +189,8 @@ def qu8_igemm(
     geo = conv_geometry(x.shape, w.shape, stride=stride, dilation=dilation, padding=padding, groups=groups)
     cout = w.shape[0]
     b = _bias(bias, cout)
-    taps = gather_taps(x, geo, np.uint8(zx))
-    m = taps.shape[0]
-    out = np.empty((m, cout), np.uint8)
-    for g in range(groups):
-        sl = slice(g * geo.goc, (g + 1) * geo.goc)
-        acc = _acc(taps[:, g].reshape(m, -1), w[sl].reshape(geo.goc, -1), zx, zw, b[sl])
-        out[:, sl] = rq(acc, scale, zy, ymin, ymax)
-    return out.reshape(geo.batch, geo.out_h, geo.out_w, cout)
+
+    def gemm(rows: NDArray[np.uint8], wg: NDArray[np.uint8], cols: slice) -> NDArray[np.uint8]:
+        return rq(_acc(rows, wg, zx, zw, b[cols]), scale, zy, ymin, ymax)
+
+    return grouped_conv(x, w, geo, np.uint8(zx), np.uint8, gemm)
