@@ -37,6 +37,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .fallbacks.f16_x86 import f16_x86_ukernel
+from .fallbacks.f32_qcw import X86Isa, f32_qcw_ukernel
 from .numerics import bf16_to_f32, f32_to_bf16_rne
 from .targets import Target
 
@@ -44,6 +46,7 @@ __all__ = [
     "DTYPES",
     "OPS",
     "VARIANT_NAMES",
+    "X86_ISA",
     "CaseError",
     "ConvParams",
     "Decision",
@@ -52,6 +55,8 @@ __all__ = [
     "TensorSpec",
     "decide",
     "explain_case",
+    "f16_x86_choice",
+    "f32_qcw_choice",
     "load_case",
     "parse_case",
     "target_from_json",
@@ -465,8 +470,9 @@ class _Hw:
 
     @property
     def f16_gemm(self) -> bool:
-        # Note: on x86-64 XNNPACK's f16_gemm needs AVX2/F16C, which the Target model does not
-        # describe; an x86_64 target is assumed to have them.
+        # Note: on x86-64 XNNPACK's f16_gemm config exists only with AVX2, AVX512SKX or
+        # AVX512-FP16 (else creating an fp16 FC fails "unsupported hardware"); the Target model
+        # has no x86 ISA flags, so an x86_64 target is assumed to have AVX2 (X86_ISA).
         return self.t.fp16_arith if self.arm64 else True
 
     @property
@@ -810,6 +816,33 @@ _VMULCADDC = {
 
 def _x86_name(config: str) -> str:
     return f"{config} x86-64 ukernel (ISA-specific; not named by kleidiref)"
+
+
+# Note: the Target model has no x86 ISA flags (AVX2, FMA3, AVX512SKX, AVX512-FP16, ...): an
+# x86_64 target is taken to be an AVX2 + FMA3 machine (no AVX-512) wherever kleidiref names an
+# x86 kernel (f32_qc8w / f32_qc4w, f16_gemm).
+X86_ISA: X86Isa = "avx2"
+_X86_ASSUMED = (
+    "x86-64: the Target model has no x86 ISA flags; AVX2 + FMA3 (no AVX-512) is assumed, so "
+    "XNNPACK's first matching config entry is the AVX2 one"
+)
+
+
+def f32_qcw_choice(cfg: str, m: int, t: Target, platform: Platform) -> tuple[str, str, int, int]:
+    """``(fallback kernel=, XNNPACK ukernel, mr, nr)`` of a weight-only f32_qc8w / f32_qc4w FC.
+
+    The one place dispatch and :mod:`kleidiref.ops` pick these kernels
+    (:func:`kleidiref.fallbacks.f32_qcw.f32_qcw_ukernel`), so they cannot disagree.
+    """
+    return f32_qcw_ukernel(cfg, m, apple=platform == "apple", x86=None if t.arch == "arm64" else X86_ISA)
+
+
+def f16_x86_choice(m: int, *, igemm: bool) -> tuple[str, str, int, int]:
+    """``(fallback kernel=, XNNPACK ukernel, mr, nr)`` of the x86-64 f16_gemm config (AVX2 assumed).
+
+    ``m`` = 1 selects the 1-row kernel; any other value the config's mr kernel.
+    """
+    return f16_x86_ukernel(m, igemm=igemm)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1219,6 +1252,29 @@ def _gemm_kernel(
             "KleidiAI path (4-bit per-channel weights), not one of the five variants"
         )
         return kai, xnn, mr, nr
+    if cfg in ("f32_qc8w_gemm", "f32_qc4w_gemm"):
+        _, xnn, mr, nr = f32_qcw_choice(cfg, m, hw.t, hw.platform)
+        if gemv:
+            why.append(f"M == 1: the 1-row kernel runs ({xnn})")
+        else:
+            why.append(f"M = {m} > 1: mr = config mr = {mr} ({xnn})")
+        if not hw.arm64:
+            why.append(_X86_ASSUMED)
+        elif cfg == "f32_qc8w_gemm" and gemv:
+            why.append(
+                "iOS/macOS build: the 1x8 ld128 kernel (no acc4 variant)"
+                if hw.platform == "apple"
+                else "Linux/Android build: the 1x8 ld128_acc4 kernel (four partial sums)"
+            )
+        return xnn, xnn, mr, nr
+    if cfg == "f16_gemm" and not hw.arm64:
+        _, xnn, mr, nr = f16_x86_choice(m, igemm=False)
+        why.append(
+            ("M == 1: the 1-row kernel" if gemv else f"M = {m} > 1: mr = config mr = {mr}")
+            + f" of the x86-64 f16_gemm config: {xnn}"
+        )
+        why += _x86_f16_reasons()
+        return xnn, xnn, mr, nr
     # Generic XNNPACK configs.
     tbl = _generic_table(hw, cfg)
     if tbl is None:
@@ -1240,6 +1296,15 @@ def _gemm_kernel(
         )
         return name, name, mr, int(tbl["nr"])
     return kernels[mr], kernels[mr], mr, int(tbl["nr"])
+
+
+def _x86_f16_reasons() -> list[str]:
+    return [
+        _X86_ASSUMED + " (without AVX2 / AVX512SKX / AVX512-FP16 XNNPACK has no f16_gemm config and "
+        "creating the fp16 operator fails with xnn_status_unsupported_hardware)",
+        "the AVX2 f16_gemm entry runs f16_f32acc kernels (XNNPACK daf152873a): fp16 operands widened "
+        "exactly, f32 FMA accumulation, one RN16 after the clamp",
+    ]
 
 
 def _generic_table(hw: _Hw, cfg: str) -> dict[str, Any] | None:
@@ -1415,6 +1480,14 @@ def _decide_gemm_like(
         why.append(
             f"fp32 activations with {k_dt} weights: weight-only quantized operator ({cfg}), never packed"
         )
+        if node.bias is not None:
+            # Note: emulated as XNNPACK computes it, not as the node's math reads.
+            why.append(
+                "bias: XNNPACK packs the fp32 bias raw and multiplies the whole accumulator by the "
+                "per-channel scale, so the output is (bias + sum a*w) * scale - the bias is scaled too "
+                "(XNNPACK's own subgraph test disables the bias for F32QC8W/F32QC4W); kleidiref passes "
+                "the bias exactly as the node has it"
+            )
     else:  # qint8
         cfg = "pqs8_qc8w_gemm" if packed == "pqint8" else "qs8_qc8w_gemm"
         variant = "pqs8_qc8w" if packed == "pqint8" else None
@@ -1426,26 +1499,14 @@ def _decide_gemm_like(
             )
             opname_override = "QS8"
     why += _fz_reason(hw, floaty)
-    if cfg in (
-        "pf32_gemm",
-        "pf16_gemm",
-        "pqs8_qc8w_gemm",
-        "qp8_f32_qc8w_gemm",
-        "qp8_f32_qb4w_gemm",
-        "qp8_f32_qc4w_gemm",
-    ) or (cfg in _GENERIC or cfg.startswith(("qd8_f32", "qd8_f16", "qs8_qc8w"))):
-        kernel, xnn, mr, nr = _gemm_kernel(hw, cfg, m, n, why)
-        if cfg == "qp8_f32_qc4w_gemm" and hw.qp8_level == "sme2" and "transpose_weights" in node.flags:
-            # Note: inferred from source, not run: kleidiref computes the transposed product.
-            why.append(
-                "upstream hazard: the SME2 qc4w weight packer (xnn_pack_kai_qs4_weights_and_biases_sme) "
-                "always calls the nxk KleidiAI packer and ignores XNN_FLAG_TRANSPOSE_WEIGHTS, so XNNPACK "
-                "would read a [K, N] filter as [N, K]"
-            )
-    else:
-        kernel = xnn = f"xnn_{cfg.removesuffix('_gemm')}_gemm_minmax_ukernel (not modelled by kleidiref)"
-        mr = nr = 0
-        why.append(f"{cfg} is named but not emulated by kleidiref")
+    kernel, xnn, mr, nr = _gemm_kernel(hw, cfg, m, n, why)
+    if cfg == "qp8_f32_qc4w_gemm" and hw.qp8_level == "sme2" and "transpose_weights" in node.flags:
+        # Note: inferred from source, not run: kleidiref computes the transposed product.
+        why.append(
+            "upstream hazard: the SME2 qc4w weight packer (xnn_pack_kai_qs4_weights_and_biases_sme) "
+            "always calls the nxk KleidiAI packer and ignores XNN_FLAG_TRANSPOSE_WEIGHTS, so XNNPACK "
+            "would read a [K, N] filter as [N, K]"
+        )
     if cfg == "qp8_f32_qc4w_gemm":
         why.append(f"result: KleidiAI kernel {kernel} runs (qp8_f32_qc4w, outside the five variants)")
     elif variant is None:
@@ -1803,6 +1864,13 @@ def _igemm_kernel(hw: _Hw, cfg: str, m: int, nc: int, why: list[str]) -> tuple[s
     tbl = _generic_table(hw, cfg)
     assert tbl is not None
     kernels: dict[int, str] = tbl["igemm"]
+    if cfg == "f16_gemm" and not hw.arm64:
+        big, nr = f16_x86_choice(2, igemm=True)[2:]
+        mr = _heuristic_mr(m, big, nr, (1, big))
+        xnn = f16_x86_choice(mr, igemm=True)[1]
+        why.append(f"IGEMM mr heuristic (xnn_get_heuristic_mr_igemm) for {m} output pixels: mr = {mr} -> {xnn}")
+        why += _x86_f16_reasons()
+        return xnn, xnn, mr, nr
     mr = _heuristic_mr(m, int(tbl["mr"]), int(tbl["nr"]), sorted(kernels))
     if not hw.arm64:
         name = _x86_name(cfg)

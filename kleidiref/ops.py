@@ -34,7 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import fallbacks as F
-from .dispatch import ConvParams, Decision, Node, Platform, TensorSpec, decide
+from .dispatch import ConvParams, Decision, Node, Platform, TensorSpec, decide, f16_x86_choice, f32_qcw_choice
 from .numerics import f32_to_bf16_rne, rn16
 from .quant.qd8 import quantize_qd8
 from .quant.qd8_f16 import quantize_qd8_f16
@@ -240,15 +240,15 @@ def _qb4w_kr(t: Target) -> int:
     return 8 if t.i8mm else 4 if t.dotprod else 1
 
 
-def _check_x86(d: Decision, t: Target) -> None:
-    # Note: x86-64 f16 kernels emulate fp16 with f32 FMA plus a per-step fp16 rounding
-    # (src/f16-gemm/gen/f16-gemm-1x16-minmax-avx2-broadcast.c), not NEON FP16 FMLA; not emulated.
-    if t.arch == "x86_64" and d.config.startswith("f16"):
-        raise _not_emulated(d, "x86-64 f16 kernels (f32 FMA + per-step fp16 rounding) are not emulated")
+def _x86_f16_kernel(d: Decision) -> str:
+    """The ``kernel=`` of :mod:`kleidiref.fallbacks.f16_x86` for the x86-64 f16 kernel ``d`` names."""
+    key, name, _, _ = f16_x86_choice(d.mr, igemm=d.microkernel == "igemm")
+    if name != d.kernel:  # one chooser for both: a mismatch is a kleidiref bug
+        raise AssertionError(f"x86 f16 kernel {name} differs from the decision's {d.kernel}")
+    return key
 
 
 def _run_gemm(d: Decision, g: _Gemm, t: Target) -> tuple[NDArray[Any], str]:
-    _check_x86(d, t)
     fz = t.flush_to_zero
     cfg = d.config
     x, w, b = g.x, g.w, g.bias
@@ -359,6 +359,13 @@ def _run_gemm(d: Decision, g: _Gemm, t: Target) -> tuple[NDArray[Any], str]:
             kernel=kernel,
         )
         return out, f"fallback:f32_gemm({kernel})"
+    if cfg in ("f32_qc8w_gemm", "f32_qc4w_gemm"):
+        return _run_f32_qcw(d, g, t)
+    if cfg == "f16_gemm" and t.arch == "x86_64":
+        kx = _x86_f16_kernel(d)
+        opts: dict[str, Any] = dict(clamp_min=g.lo, clamp_max=g.hi, fz=fz, kernel=kx)
+        out = F.f16_x86_gemm(x, _f16_of(w), None if b is None else _f16_of(b), **opts)
+        return out, f"fallback:f16_x86_gemm({kx})"
     if cfg == "f16_gemm":
         k16: Literal["1x16", "6x16"] = "1x16" if d.mr == 1 else "6x16"
         out = F.f16_gemm(
@@ -444,6 +451,27 @@ def _run_gemm(d: Decision, g: _Gemm, t: Target) -> tuple[NDArray[Any], str]:
         )
         return out, "fallback:qs8_qc8w_gemm"
     raise _not_emulated(d, "no emulated kernel for this config")
+
+
+def _run_f32_qcw(d: Decision, g: _Gemm, t: Target) -> tuple[NDArray[Any], str]:
+    """Weight-only f32_qc8w / f32_qc4w: fp32 activations, int weights, bias first, scale last."""
+    kq, name, _, _ = f32_qcw_choice(d.config, d.m, t, d.platform)
+    if name != d.kernel:  # one chooser for both: a mismatch is a kleidiref bug
+        raise AssertionError(f"f32_qcw kernel {name} differs from the decision's {d.kernel}")
+    wq = g.w_quant
+    assert wq is not None
+    scale = np.asarray(wq.scale, F32)
+    # Note: the bias goes in exactly as the node has it; XNNPACK packs it raw and scales the whole
+    # accumulator, so y = (bias + sum a*w) * scale (the decision's reasons say so).
+    b = None if g.bias is None else _to_f32(g.bias)
+    opts: dict[str, Any] = dict(clamp_min=g.lo, clamp_max=g.hi, fz=t.flush_to_zero, kernel=kq)
+    if d.config == "f32_qc8w_gemm":
+        out = F.f32_qc8w_gemm(_to_f32(g.x), g.w, scale, b, **opts)
+    else:
+        # Note: an ops qcint4 filter holds the logical values (nibble - zero point) as int8, which
+        # the fallback reads as codes - 8: kernel_zero_point 8 whatever the node's zero point.
+        out = F.f32_qc4w_gemm(_to_f32(g.x), g.w, scale, b, kernel_zero_point=8, **opts)
+    return out, f"fallback:{d.config}({kq})"
 
 
 def _run_qd8_f16(d: Decision, g: _Gemm, t: Target) -> tuple[NDArray[Any], str]:
@@ -673,7 +701,6 @@ def _run_conv(
     hi: float,
     t: Target,
 ) -> tuple[NDArray[Any], str]:
-    _check_x86(d, t)
     fz = t.flush_to_zero
     geo: dict[str, Any] = dict(stride=c.stride, dilation=c.dilation, padding=c.padding)
     cfg = d.config
@@ -699,15 +726,15 @@ def _run_conv(
     geo["groups"] = c.groups
     note = ""
     if d.variant is not None:
-        # Note: KleidiAI's IGEMM path lives in kleidiref.variants.igemm (another module). It runs
-        # ungrouped convolutions; otherwise (module absent, or groups > 1) the generic kernel of the
-        # same datatype computes the result and OpResult.emulation says so.
+        # Note: KleidiAI's IGEMM path lives in kleidiref.variants.igemm (another module); it runs
+        # grouped convolutions as XNNPACK does (the same IGEMM once per group). Without that module
+        # the generic kernel of the same datatype computes the result and OpResult.emulation says so.
         from .variants import VARIANTS
 
         mod = VARIANTS.get("igemm")
-        if mod is not None and hasattr(mod, "conv2d") and c.groups == 1:
+        if mod is not None and hasattr(mod, "conv2d"):
             return _run_kai_igemm(mod, d, x, w, b, c, xq, wq, yq, lo, hi, t), f"variant:igemm({d.variant})"
-        why = "kleidiref.variants.igemm absent" if mod is None else f"groups = {c.groups} not emulated there"
+        why = "kleidiref.variants.igemm absent"
         note = (
             f" [KleidiAI IGEMM {d.kernel} not emulated ({why}): generic kernel used; may differ from the SME "
             "kernel in the sign of zero, NaN and accumulation order]"
@@ -728,6 +755,11 @@ def _run_conv(
             **geo,
         )
         return out, f"fallback:f32_igemm({k32}){note}"
+    if cfg == "f16_gemm" and t.arch == "x86_64":
+        kx = _x86_f16_kernel(d)
+        opts: dict[str, Any] = dict(clamp_min=lo, clamp_max=hi, fz=fz, kernel=kx, **geo)
+        out16 = F.f16_x86_igemm(x, _f16_of(w), None if b is None else _f16_of(b), **opts)
+        return out16, f"fallback:f16_x86_igemm({kx})"
     if cfg == "f16_gemm":
         kh16: Literal["1x16", "6x16"] = "1x16" if d.mr == 1 and d.variant is None else "6x16"
         out16 = F.f16_igemm(
@@ -782,7 +814,7 @@ def _run_kai_igemm(
     """``variants.igemm.conv2d`` for the decision's variant (its padding order: top, left, bottom, right)."""
     pt, pr, pb, pl = c.padding
     kw: dict[str, Any] = dict(
-        stride=c.stride, dilation=c.dilation, padding=(pt, pl, pb, pr), groups=1, target=t
+        stride=c.stride, dilation=c.dilation, padding=(pt, pl, pb, pr), groups=c.groups, target=t
     )
     out: Any
     if d.variant == "pqs8_qc8w":

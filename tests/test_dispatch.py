@@ -224,6 +224,58 @@ def test_fp16_without_fp16_arith_falls_back_to_fp32() -> None:
     assert d.config == "f32_gemm" and d.variant is None and has(d, "rewrites it to fp32")
 
 
+@pytest.mark.parametrize(
+    ("m", "mr", "name"),
+    [(1, 1, "xnn_f16_f32acc_gemm_minmax_ukernel_1x16__avx2_broadcast"),
+     (3, 4, "xnn_f16_f32acc_gemm_minmax_ukernel_4x16__avx2_broadcast"),
+     (9, 4, "xnn_f16_f32acc_gemm_minmax_ukernel_4x16__avx2_broadcast")],
+)
+def test_x86_f16_fc_and_bmm_name_the_avx2_f32acc_kernels(m: int, mr: int, name: str) -> None:
+    for node in (fc("fp16", "fp16", "fp16", m=m), bmm("fp16", m=m)):
+        d = decide(node, X86)
+        assert (d.config, d.variant, d.microkernel) == ("f16_gemm", None, "gemm")
+        assert d.kernel == d.xnn_kernel == name and (d.mr, d.nr) == (mr, 16)
+        assert has(d, "no x86 ISA flags") and has(d, "unsupported_hardware") and has(d, "daf152873a")
+
+
+def test_x86_f16_conv_igemm_heuristic_names_the_avx2_f32acc_kernels() -> None:
+    d = decide(conv("fp16", "fp16", "fp16"), X86)  # 8x8 output pixels
+    assert (d.config, d.microkernel) == ("f16_gemm", "igemm")
+    assert d.kernel == "xnn_f16_f32acc_igemm_minmax_ukernel_4x16__avx2_broadcast" and (d.mr, d.nr) == (4, 16)
+    assert has(d, "no x86 ISA flags")
+    one = decide(conv("fp16", "fp16", "fp16", hw=3, pad=0), X86)  # a single output pixel
+    assert one.kernel == "xnn_f16_f32acc_igemm_minmax_ukernel_1x16__avx2_broadcast" and one.mr == 1
+    fc1 = decide(conv("fp16", "fp16", "fp16", kh=1, kw=1, pad=0), X86)
+    assert fc1.rewritten_to_fc and fc1.kernel == "xnn_f16_f32acc_gemm_minmax_ukernel_4x16__avx2_broadcast"
+
+
+@pytest.mark.parametrize(
+    ("t", "platform", "m", "k_dt", "name", "mr", "nr"),
+    [
+        (SME2, "linux", 1, "qcint8", "xnn_f32_qc8w_gemm_minmax_ukernel_1x8__asm_aarch64_neonfma_ld128_acc4", 1, 8),
+        (SME2, "apple", 1, "qcint8", "xnn_f32_qc8w_gemm_minmax_ukernel_1x8__asm_aarch64_neonfma_ld128", 1, 8),
+        (NO_KAI, "linux", 4, "qcint8", "xnn_f32_qc8w_gemm_minmax_ukernel_6x8__asm_aarch64_neonfma_ld128", 6, 8),
+        (BARE_ARM, "apple", 7, "qcint8", "xnn_f32_qc8w_gemm_minmax_ukernel_6x8__asm_aarch64_neonfma_ld128", 6, 8),
+        (SME2, "linux", 1, "qcint4", "xnn_f32_qc4w_gemm_minmax_ukernel_1x8__aarch64_neonfma_lane_ld128", 1, 8),
+        (SME2, "apple", 4, "qcint4", "xnn_f32_qc4w_gemm_minmax_ukernel_6x8__aarch64_neonfma_lane_ld128", 6, 8),
+        (X86, "linux", 1, "qcint8", "xnn_f32_qc8w_gemm_minmax_ukernel_1x16__avx2_broadcast", 1, 16),
+        (X86, "linux", 4, "qcint8", "xnn_f32_qc8w_gemm_minmax_ukernel_5x16__avx2_broadcast", 5, 16),
+        (X86, "linux", 4, "qcint4", "xnn_f32_qc4w_gemm_minmax_ukernel_3x16__avx2_broadcast", 3, 16),
+    ],
+)
+def test_weight_only_fc_names_exact_kernels(
+    t: Target, platform: Any, m: int, k_dt: str, name: str, mr: int, nr: int
+) -> None:
+    d = decide(fc("fp32", k_dt, "fp32", m=m), t, platform=platform)
+    cfg = "f32_qc8w_gemm" if k_dt == "qcint8" else "f32_qc4w_gemm"
+    assert (d.config, d.variant, d.input_datatype) == (cfg, None, "fp32")
+    assert d.kernel == d.xnn_kernel == name and (d.mr, d.nr) == (mr, nr)
+    assert has(d, "the bias is scaled too") and not has(d, "not emulated")
+    assert has(d, "no x86 ISA flags") == (t.arch == "x86_64")
+    nobias = decide(fc("fp32", k_dt, "fp32", m=m, bias=None), t, platform=platform)
+    assert not has(nobias, "bias is scaled")
+
+
 def test_bf16_runs_f32_gemm() -> None:
     d = decide(fc("bf16", "bf16", "bf16"), SME2)
     assert d.config == "f32_gemm" and d.variant is None and has(d, "bf16")

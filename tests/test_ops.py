@@ -112,6 +112,36 @@ def test_fc_bf16_runs_fp32() -> None:
     eq(r.output, ref)
 
 
+def test_x86_f16_runs_the_avx2_f32acc_kernels() -> None:
+    x16, w16, b16 = X.astype(F16), W.astype(F16), B.astype(F16)
+    r = fully_connected(x16, w16, b16, output_min=-2.0, output_max=3.0, target=X86)
+    d = r.decision
+    assert d.config == "f16_gemm" and d.kernel == "xnn_f16_f32acc_gemm_minmax_ukernel_4x16__avx2_broadcast"
+    assert (d.mr, d.nr) == (4, 16) and r.emulation == "fallback:f16_x86_gemm(avx2)" and r.output.dtype == F16
+    eq(r.output, F.f16_x86_gemm(x16, w16, b16, clamp_min=-2.0, clamp_max=3.0, kernel="avx2"))
+    one = fully_connected(x16[:1], W, B, target=X86)  # fp32 static filter / bias: RNE to fp16 at creation
+    assert one.decision.kernel == "xnn_f16_f32acc_gemm_minmax_ukernel_1x16__avx2_broadcast"
+    eq(one.output, F.f16_x86_gemm(x16[:1], rn16(W), rn16(B), kernel="avx2"))
+    a, bm = randn(2, 3, 40).astype(F16), randn(2, 40, 5).astype(F16)
+    mm = batch_matrix_multiply(a, bm, target=X86)
+    assert mm.emulation == "fallback:f16_x86_gemm(avx2)" and mm.decision.kernel == d.kernel
+    eq(mm.output, np.stack([F.f16_x86_gemm(a[i], np.ascontiguousarray(bm[i].T)) for i in range(2)]))
+
+
+def test_x86_f16_convolutions() -> None:
+    xc16, wc = XC.astype(F16), randn(6, 3, 3, 4)
+    geo: dict[str, Any] = dict(padding=(1, 0, 2, 1), stride=(2, 1))
+    c = convolution_2d(xc16, wc, None, groups=2, target=X86, **geo)
+    d = c.decision
+    assert d.microkernel == "igemm" and d.kernel == "xnn_f16_f32acc_igemm_minmax_ukernel_4x16__avx2_broadcast"
+    assert c.emulation == "fallback:f16_x86_igemm(avx2)"
+    eq(c.output, F.f16_x86_igemm(xc16, rn16(wc), None, groups=2, kernel="avx2", **geo))
+    w1 = randn(4, 1, 1, 8).astype(F16)
+    one = convolution_2d(xc16, w1, None, target=X86)
+    assert one.decision.rewritten_to_fc and one.emulation == "fallback:f16_x86_gemm(avx2)"
+    eq(one.output.reshape(-1, 4), F.f16_x86_gemm(xc16.reshape(-1, 8), w1.reshape(4, 8)))
+
+
 WQ = rng.integers(-127, 128, (24, 40)).astype(np.int8)
 WS = rng.uniform(0.001, 0.05, 24).astype(F32)
 
@@ -346,14 +376,19 @@ def test_every_recipe_runs_or_says_why(t: Target) -> None:
         lambda: convolution_2d(XC, randn(4, 3, 3, 8), None, padding=(1, 1, 1, 1), target=t),
         lambda: convolution_2d(XC.astype(F16), randn(4, 3, 3, 8), None, padding=(1, 1, 1, 1), target=t),
         lambda: batch_matrix_multiply(randn(2, 3, 8), randn(2, 8, 4), target=t),
+        lambda: batch_matrix_multiply(
+            randn(2, 3, 8).astype(F16), randn(2, 8, 4).astype(F16), target=t
+        ),
+        lambda: fully_connected(x, q8, b, filter_quant=QuantParams(np.full(8, 0.01, F32)), target=t),
+        lambda: fully_connected(x, w4, b, filter_quant=QuantParams(np.full(8, 0.05, F32), 8, bits=4), target=t),
+        lambda: convolution_2d(
+            XC, randn(8, 3, 3, 4), None, padding=(1, 1, 1, 1), groups=2, target=t
+        ),
     ]
     for case in cases:
-        try:
-            r = case()
-        except NotImplementedError as exc:
-            assert "not emulated" in str(exc)
-            continue
+        r = case()  # every combination is emulated: no NotImplementedError on any target model
         assert r.output.size > 0 and r.decision.reasons
+        assert "not emulated" not in r.emulation and "not modelled" not in r.decision.kernel
         if r.decision.variant is not None:
             assert t.arch == "arm64" and t.kleidiai
 
@@ -392,7 +427,63 @@ def test_conv_kleidiai_igemm_routes_to_the_igemm_module() -> None:
     assert sme.emulation == "variant:igemm(pqs8_qc8w)"
     eq(sme.output, convolution_2d(xq, wq, None, target=NEON_ONLY, **kw).output)  # pqs8 == exact fp32 requant
     grouped = convolution_2d(XC, randn(32, 3, 3, 4), None, padding=pads, groups=2, target=APPLE_M4)
-    assert grouped.decision.variant == "pf32" and "groups = 2 not emulated" in grouped.emulation
+    assert grouped.decision.variant == "pf32" and grouped.emulation == "variant:igemm(pf32)"
+
+
+GROUPED_CASES = ["pf32", "pf16", "pf16-fp32-filter", "pqs8_qc8w"]
+
+
+def _grouped_case(kind: str, groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, Any]]:
+    cin, cout = 4 * groups, 3 * groups
+    x, w, b = randn(2, 6, 5, cin), randn(cout, 3, 3, 4), randn(cout)
+    if kind == "pf32":
+        return x, w, b, {}
+    if kind.startswith("pf16"):
+        return x.astype(F16), (w if kind.endswith("fp32-filter") else w.astype(F16)), b.astype(F16), {}
+    xq = rng.integers(-128, 128, x.shape).astype(np.int8)
+    wq = rng.integers(-127, 128, w.shape).astype(np.int8)
+    bq = rng.integers(-5000, 5000, cout).astype(np.int32)
+    q: dict[str, Any] = dict(
+        input_quant=QuantParams(0.05, -3),
+        filter_quant=QuantParams(rng.uniform(0.002, 0.02, cout).astype(F32)),
+        output_quant=QuantParams(0.4, 5),
+    )
+    return xq, wq, bq, q
+
+
+def _slice_quant(q: dict[str, Any], lo: int, hi: int) -> dict[str, Any]:
+    if "filter_quant" not in q:
+        return q
+    return {**q, "filter_quant": QuantParams(q["filter_quant"].scale[lo:hi])}
+
+
+@pytest.mark.parametrize(
+    "t", [APPLE_M4, GENERIC_SME1, APPLE_M4.replace(svl_bits=128)], ids=lambda t: f"{t.name}-{t.svl_bits}"
+)
+@pytest.mark.parametrize("groups", [2, 3])
+@pytest.mark.parametrize("kind", GROUPED_CASES)
+def test_grouped_kleidiai_conv_is_per_group_ungrouped_convs(kind: str, groups: int, t: Target) -> None:
+    """A grouped conv on the KleidiAI IGEMM = the per-group ungrouped convs, concatenated, bitwise."""
+    if "igemm" not in VARIANTS:
+        pytest.skip("kleidiref.variants.igemm not present")
+    x, w, b, q = _grouped_case(kind, groups)
+    geo: dict[str, Any] = dict(padding=(1, 0, 2, 1), stride=(1, 2), output_min=-3.0, output_max=3.0)
+    r = convolution_2d(x, w, b, groups=groups, target=t, **geo, **q)
+    d = r.decision
+    variant = kind.split("-")[0]
+    assert d.variant == variant and d.microkernel == "igemm" and r.emulation == f"variant:igemm({variant})"
+    assert "not emulated" not in r.emulation
+    gi, go = x.shape[3] // groups, w.shape[0] // groups
+    parts = []
+    for g in range(groups):
+        sl = slice(g * go, (g + 1) * go)
+        p = convolution_2d(
+            np.ascontiguousarray(x[..., g * gi : (g + 1) * gi]), w[sl], b[sl], target=t, **geo,
+            **_slice_quant(q, g * go, (g + 1) * go),
+        )
+        assert p.decision.variant == variant and p.decision.kernel == d.kernel
+        parts.append(p.output)
+    eq(r.output, np.concatenate(parts, axis=-1))
 
 
 # ---- fully connected against kleidiref.testing on drawn problems ------------------------------

@@ -9,6 +9,9 @@ config / family        function
 ``f32_gemm``           :func:`f32_gemm` (``kernel='ld128' | 'acc4' | 'nr2'``)
 ``f32_igemm``          :func:`f32_igemm` (``kernel='ld128' | 'acc2'``)
 ``f16_gemm``           :func:`f16_gemm` / :func:`f16_igemm` (``kernel='1x16' | '6x16'``)
+``f16_gemm`` (x86-64)  :func:`f16_x86_gemm` / :func:`f16_x86_igemm` (``kernel='avx2' | …``, key ``f16_gemm@x86_64``)
+``f32_qc8w_gemm``      :func:`f32_qc8w_gemm` (weight-only int8; ``kernel='ld128' | 'acc4' | 'x86_*'``)
+``f32_qc4w_gemm``      :func:`f32_qc4w_gemm` (weight-only int4; ``kernel='lane_ld128' | 'x86_*'``)
 ``qd8_f32_qc8w_gemm``  :func:`qd8_f32_qc8w_gemm` / :func:`qd8_f32_qc8w_igemm`
 ``qs8_qc8w_gemm``      :func:`qs8_qc8w_gemm` / :func:`qs8_qc8w_igemm` (fp32 requantization)
 ``qd8_f32_qb4w_gemm``  :func:`qd8_f32_qb4w_gemm`
@@ -27,8 +30,10 @@ from typing import Any
 
 from .dwconv import dwconv, dwconv_qs8, dwconv_tile
 from .f16_gemm import f16_gemm, f16_igemm
+from .f16_x86 import F16_X86_KERNELS, f16_x86_gemm, f16_x86_igemm, f16_x86_ukernel
 from .f32_gemm import f32_gemm
 from .f32_igemm import f32_igemm
+from .f32_qcw import F32_QC4W_KERNELS, F32_QC8W_KERNELS, f32_qc4w_gemm, f32_qc8w_gemm, f32_qcw_ukernel, qc4w_unpack
 from .qd8_f16 import qd8_f16_qb4w_gemm, qd8_f16_qc4w_gemm, qd8_f16_qc8w_gemm
 from .qd8_f32_qb4w import qb4w_ksum, qd8_f32_qb4w_gemm
 from .qd8_f32_qc4w import qd8_f32_qc4w_gemm
@@ -38,15 +43,25 @@ from .qu8 import qu8_gemm, qu8_igemm, qu8_requantization_scale, qu8_requantize_r
 from .vmulcaddc import vmulcaddc
 
 __all__ = [
+    "F16_X86_KERNELS",
+    "F32_QC4W_KERNELS",
+    "F32_QC8W_KERNELS",
     "FALLBACKS",
     "dwconv",
     "dwconv_qs8",
     "dwconv_tile",
     "f16_gemm",
     "f16_igemm",
+    "f16_x86_gemm",
+    "f16_x86_igemm",
+    "f16_x86_ukernel",
     "f32_gemm",
     "f32_igemm",
+    "f32_qc4w_gemm",
+    "f32_qc8w_gemm",
+    "f32_qcw_ukernel",
     "qb4w_ksum",
+    "qc4w_unpack",
     "qd8_f16_qb4w_gemm",
     "qd8_f16_qc4w_gemm",
     "qd8_f16_qc8w_gemm",
@@ -73,6 +88,10 @@ FALLBACKS: dict[tuple[str, str], Callable[..., Any]] = {
     ("f32_gemm_nr2", "igemm"): f32_igemm,
     ("f16_gemm", "gemm"): f16_gemm,
     ("f16_gemm", "igemm"): f16_igemm,
+    ("f16_gemm@x86_64", "gemm"): f16_x86_gemm,
+    ("f16_gemm@x86_64", "igemm"): f16_x86_igemm,
+    ("f32_qc8w_gemm", "gemm"): f32_qc8w_gemm,
+    ("f32_qc4w_gemm", "gemm"): f32_qc4w_gemm,
     ("qd8_f32_qc8w_gemm", "gemm"): qd8_f32_qc8w_gemm,
     ("qd8_f32_qc8w_gemm", "igemm"): qd8_f32_qc8w_igemm,
     ("qs8_qc8w_gemm", "gemm"): qs8_qc8w_gemm,
