@@ -126,8 +126,8 @@ Times = dict[tuple[str, str], tuple[list[float], list[float]]]
 def _run_suite(args: argparse.Namespace, target: Target) -> Times:
     """One round: the per-case table; returns every case's interleaved (emulation, BLAS) times."""
     shapes = RESNET if args.quick else MOBILENET_V2_LIKE + RESNET
-    head = (f"{'variant':<6} {'case':<28} {'shape':<22} {'emul s':>8} {'f64 BLAS s':>10} {'ratio':>6} "
-            f"{'median':>6} {'kernel path s':>13} {'GEMM s':>8} {'peak MiB':>9}")
+    head = (f"{'variant':<6} {'case':<28} {'shape':<22} {'emul ms':>8} {'BLAS ms':>8} {'ratio':>6} "
+            f"{'median':>6} {'kernel path ms':>14} {'GEMM ms':>8} {'peak MiB':>9}")
     print(head)
     print("-" * len(head))
     times: Times = {}
@@ -141,14 +141,15 @@ def _run_suite(args: argparse.Namespace, target: Target) -> Times:
             peak = peak_bytes(c.run)
             times[variant, label] = (emu, base)
             med = statistics.median(e / b for e, b in zip(emu, base, strict=True))
-            print(f"{variant:<6} {label:<28} {c.shape:<22} {min(emu):>8.4f} {min(base):>10.5f} "
-                  f"{min(emu) / min(base):>6.2f} {med:>6.2f} {kpath:>13.4f} {gemm:>8.4f} {peak / 2**20:>9.1f}")
+            print(f"{variant:<6} {label:<28} {c.shape:<22} {min(emu) * 1e3:>8.3f} {min(base) * 1e3:>8.3f} "
+                  f"{min(emu) / min(base):>6.2f} {med:>6.2f} {kpath * 1e3:>14.2f} {gemm * 1e3:>8.2f} "
+                  f"{peak / 2**20:>9.1f}")
     for variant in args.variants.split(","):
         mine = [v for (var, label), v in times.items() if var == variant and label.startswith("mnv2")]
         if mine:
             emu_b, base_b = sum(min(e) for e, _ in mine), sum(min(b) for _, b in mine)
-            print(f"{variant:<6} {'mnv2-like set (sum of bests)':<28} {'':<22} {emu_b:>8.4f} {base_b:>10.5f} "
-                  f"{emu_b / base_b:>6.2f}")
+            print(f"{variant:<6} {'mnv2-like set (sum of bests)':<28} {'':<22} {emu_b * 1e3:>8.3f} "
+                  f"{base_b * 1e3:>8.3f} {emu_b / base_b:>6.2f}")
     return times
 
 
@@ -166,7 +167,8 @@ def _summary(rounds: list[Times]) -> None:
             e = min(min(r[variant, label][0]) for r in rounds)
             b = min(min(r[variant, label][1]) for r in rounds)
             per_round = [min(r[variant, label][0]) / min(r[variant, label][1]) for r in rounds]
-            print(f"{variant:<6} {label:<28} best {e / b:>6.2f}  median {statistics.median(per_round):>6.2f}")
+            print(f"{variant:<6} {label:<28} {e * 1e3:>8.3f} ms / {b * 1e3:>7.3f} ms: best {e / b:>6.2f}  "
+                  f"median {statistics.median(per_round):>6.2f}")
             if label.startswith("mnv2"):
                 set_e, set_b = set_e + e, set_b + b
                 for i, r in enumerate(rounds):
@@ -174,7 +176,8 @@ def _summary(rounds: list[Times]) -> None:
                     set_rounds[i][1] += min(r[variant, label][1])
         if set_b:
             med = statistics.median(e / b for e, b in set_rounds)
-            print(f"{variant:<6} {'mnv2-like set':<28} best {set_e / set_b:>6.2f}  median {med:>6.2f}")
+            print(f"{variant:<6} {'mnv2-like set':<28} {set_e * 1e3:>8.3f} ms / {set_b * 1e3:>7.3f} ms: "
+                  f"best {set_e / set_b:>6.2f}  median {med:>6.2f}")
 
 
 def main() -> None:
