@@ -834,7 +834,8 @@ def f32_qcw_choice(cfg: str, m: int, t: Target, platform: Platform) -> tuple[str
     The one place dispatch and :mod:`kleidiref.ops` pick these kernels
     (:func:`kleidiref.fallbacks.f32_qcw.f32_qcw_ukernel`), so they cannot disagree.
     """
-    return f32_qcw_ukernel(cfg, m, apple=platform == "apple", x86=None if t.arch == "arm64" else X86_ISA)
+    rows = m if m >= 1 else 2  # M = 0: XNNPACK skips the run; name the config's mr kernel
+    return f32_qcw_ukernel(cfg, rows, apple=platform == "apple", x86=None if t.arch == "arm64" else X86_ISA)
 
 
 def f16_x86_choice(m: int, *, igemm: bool) -> tuple[str, str, int, int]:
@@ -842,7 +843,7 @@ def f16_x86_choice(m: int, *, igemm: bool) -> tuple[str, str, int, int]:
 
     ``m`` = 1 selects the 1-row kernel; any other value the config's mr kernel.
     """
-    return f16_x86_ukernel(m, igemm=igemm)
+    return f16_x86_ukernel(m if m >= 1 else 2, igemm=igemm)  # M = 0: the config's mr kernel
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,7 +7,9 @@ and compute the output through
 * the KleidiAI variant module (:mod:`kleidiref.variants`) when the decision names one of the five
   variants (``pf32_gemm``, ``pf16_gemm``, ``pqs8_qc8w_gemm``, ``qp8_f32_qc8w_gemm``,
   ``qp8_f32_qb4w_gemm``), running exactly the kernel the decision names;
-* the generic kernels of :mod:`kleidiref.fallbacks` otherwise.
+* the generic kernels of :mod:`kleidiref.fallbacks` otherwise: XNNPACK's ARM64 kernels, the
+  weight-only ``f32_qc8w`` / ``f32_qc4w`` kernels (ARM64 and x86-64) and, on an x86_64 target, the
+  AVX2 ``f16_f32acc`` kernels of the f16 config (an x86_64 Target is taken to be AVX2 + FMA3).
 
 The result is an :class:`OpResult` (``output``, ``decision``, ``emulation``) that also unpacks as
 ``out, decision = fully_connected(...)``.

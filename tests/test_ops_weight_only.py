@@ -133,3 +133,14 @@ def test_dispatch_names_weight_only_kernels_without_ops() -> None:
     d = decide(node, APPLE_M4)
     assert d.kernel == ARM_NAMES[("f32_qc4w_gemm", 1, "linux")] and (d.mr, d.nr) == (1, 8)
     assert "not modelled" not in d.kernel and "not emulated" not in " ".join(d.reasons)
+
+
+@pytest.mark.parametrize("t", [APPLE_M4, X86], ids=lambda t: t.name)
+def test_empty_batch_runs(t: Target) -> None:
+    """M = 0 (XNNPACK skips the run): an empty output, and the decision names the config's mr kernel."""
+    x0 = np.zeros((0, 40), F32)
+    for w, fq in ((W8, QuantParams(S)), (W4, QuantParams(S, 8, bits=4))):
+        r = fully_connected(x0, w, B, filter_quant=fq, target=t)
+        assert r.output.shape == (0, 12) and r.decision.mr > 1
+    h = fully_connected(x0.astype(np.float16), W8.astype(np.float16), target=t)
+    assert h.output.shape == (0, 12) and h.output.dtype == np.float16
