@@ -380,10 +380,11 @@ def _run_gemm(d: Decision, g: _Gemm, t: Target) -> tuple[NDArray[Any], str]:
             kernel=k16,
         )
         return out, f"fallback:f16_gemm({k16})"
-    if cfg == "qd8_f32_qc8w_gemm":
+    if cfg in ("qd8_f32_qc8w_gemm", "qd8_f32_qc4w_gemm"):
         assert g.w_quant is not None
         q, a, zp = quantize_qd8(_to_f32(x), fz=fz)
-        out = F.qd8_f32_qc8w_gemm(
+        qcw = F.qd8_f32_qc8w_gemm if cfg == "qd8_f32_qc8w_gemm" else F.qd8_f32_qc4w_gemm
+        out = qcw(
             q,
             a,
             zp,
@@ -394,7 +395,7 @@ def _run_gemm(d: Decision, g: _Gemm, t: Target) -> tuple[NDArray[Any], str]:
             clamp_max=g.hi,
             fz=fz,
         )
-        return out, "fallback:qd8_f32_qc8w_gemm"
+        return out, f"fallback:{cfg}"
     if cfg == "qd8_f32_qb4w_gemm":
         wq = g.w_quant
         assert wq is not None and wq.block_size is not None
@@ -414,21 +415,6 @@ def _run_gemm(d: Decision, g: _Gemm, t: Target) -> tuple[NDArray[Any], str]:
             fz=fz,
         )
         return out, f"fallback:qd8_f32_qb4w_gemm(kr={kr})"
-    if cfg == "qd8_f32_qc4w_gemm":
-        assert g.w_quant is not None
-        q, a, zp = quantize_qd8(_to_f32(x), fz=fz)
-        out = F.qd8_f32_qc4w_gemm(
-            q,
-            a,
-            zp,
-            w,
-            np.asarray(g.w_quant.scale, F32),
-            None if b is None else _to_f32(b),
-            clamp_min=g.lo,
-            clamp_max=g.hi,
-            fz=fz,
-        )
-        return out, "fallback:qd8_f32_qc4w_gemm"
     if cfg in ("qd8_f16_qc8w_gemm", "qd8_f16_qc4w_gemm", "qd8_f16_qb4w_gemm"):
         return _run_qd8_f16(d, g, t)
     if cfg == "qu8_gemm":
