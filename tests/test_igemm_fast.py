@@ -192,3 +192,27 @@ def test_fast_path_is_kernel_path_layer_shapes(variant: str, h: int, cin: int, c
         x, f, b = (rng.standard_normal(s).astype(dt) for s in ((1, h, h, cin), (cout, 3, 3, cin), (cout,)))
         kw.update(clamp_min=-4.0, clamp_max=4.0)
     assert _same(ig.conv2d(x, f, b, **kw), ig.conv2d(x, f, b, fast=False, **kw))
+
+
+@pytest.mark.parametrize("regime", ["plain", "bias_wraps", "big_scale", "big_m", "izp_min"])
+def test_pqs8_long_k_routes_are_kernel_path(regime: str) -> None:
+    """K >= 1024 (3x3 x 120 channels): the chunked float route (few pixels), the weight-scan route
+    (more pixels), and the integer route when the result does not bound itself."""
+    rng = np.random.default_rng(len(regime))
+    hw = 17 if regime == "big_m" else 2  # M = 289 (4 M >= K: the weights are scanned) or 4
+    cin, cout = 120, 9
+    x = rng.integers(-128, 128, (2, hw, hw, cin)).astype(np.int8)
+    f = rng.integers(-128, 128, (cout, 3, 3, cin)).astype(np.int8)
+    if regime in ("izp_min", "big_scale"):  # every product at its extreme: the weights' bound fails too
+        x[...] = -128
+        f[...] = -128 if regime == "izp_min" else 127
+    b = rng.integers(-50000, 50000, cout).astype(np.int32)
+    if regime == "bias_wraps":
+        b[::2] = np.int32(2**31 - 5)
+    scale = (rng.random(cout) * 1e-3 + 1e-5).astype(np.float32)
+    if regime == "big_scale":  # |acc| * scale beyond 2**31: FCVTZS saturates
+        scale[:] = np.float32(200.0)
+    izp = {"izp_min": -128, "big_scale": 127}.get(regime, 17)
+    q: dict[str, Any] = {"input_zero_point": izp, "requant_scale": scale,
+                         "output_zero_point": -3, "padding": (1, 1, 1, 1), "target": Target(svl_bits=512)}
+    assert _same(ig.conv2d(x, f, b, variant="pqs8", **q), ig.conv2d(x, f, b, variant="pqs8", fast=False, **q))

@@ -52,6 +52,7 @@ objects; ``tests/test_igemm_fast.py`` checks the two paths bit for bit.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -1334,7 +1335,9 @@ def _conv_fast_pqs8(
     SCVTF computes too; no int32 wrap possible),
     ``* scale`` (FMUL), ``rint`` (FRINTN), ``+ zp`` and the clamp in float32 (|r| < 2**31 - 256:
     FCVTZS cannot saturate nor the zp add wrap; an inexact r + zp is beyond 2**24, clamped the same).
-    Otherwise the kernel's own integer route (``int8_matmul`` in K chunks, int32 adds, ``requantize``).
+    For K >= 1024 with few output pixels, :func:`_pqs8_chunked_acc` checks the bound on the result
+    instead of scanning the weights. Otherwise the kernel's own integer route (``int8_matmul`` in K
+    chunks, int32 adds, ``requantize``).
     """
     assert scale is not None
     cout = f.shape[0]
@@ -1352,16 +1355,19 @@ def _conv_fast_pqs8(
     # FMUL under FZ reads a subnormal scale as zero (the scales are > 0: subnormal iff < FLT_MIN)
     sc = ftz32(scale) if kern.fz and float(scale.min()) < FLT_MIN else scale
     # |partial sums| <= max|a| * max_n sum_k |W[k][n]| <= 128 * K * 128; the weights (then the
-    # input) are scanned only when the coarser bound does not settle it.
+    # input) are scanned only when the coarser bound does not settle it, unless the output is so
+    # much smaller than the weights that per-image checks on it are cheaper (``chunked``).
     part_bound = 128.0 * 128.0 * k
-    if part_bound >= _EXACT_F32:
+    chunked = part_bound >= _EXACT_F32 and 4 * geom.m < k
+    if part_bound >= _EXACT_F32 and not chunked:
         # float32 sums of |W| are exact below 2**24, i.e. for K < 2**17
         w_colsum = float(np.abs(w32[:, :k]).sum(axis=1, dtype=F32 if k < 2**17 else np.float64).max(initial=0.0))
         part_bound = 128.0 * w_colsum
         if part_bound >= _EXACT_F32:
             part_bound = float(max(int(np.abs(x.astype(np.int16)).max(initial=0)), abs(izp))) * w_colsum
+    sc_max = float(sc.max(initial=0.0))
     fast = (part_bound < _EXACT_F32 and b_absmax < _EXACT_F32
-            and (part_bound + b_absmax) * float(sc.max(initial=0.0)) < 2.0**31 - 256)
+            and (part_bound + b_absmax) * sc_max < 2.0**31 - 256)
     # Note: with |partial sums| + |bias'| < 2**24 the bias rides in the GEMM as a row of W against
     # a column of 1s in A (every partial sum is still an exact integer): one pass fewer.
     fold = fast and part_bound + b_absmax < _EXACT_F32
@@ -1369,7 +1375,7 @@ def _conv_fast_pqs8(
         w32[:, k] = bias_p
     else:
         w32 = w32[:, :k]
-    if fast:
+    if fast or chunked:
         bias32 = bias_p.astype(F32)
         # Note: the scales tiled over r rows, so that the multiply runs on long rows (a [M, N]
         # times [N] broadcast has N-long inner loops: 2x slower for N = 32).
@@ -1383,20 +1389,52 @@ def _conv_fast_pqs8(
         a = _im2col(x[i], geom, izp, kc, F32, transposed=short, ones=fold)
         if short:
             a = a.T
-        if fast:
-            y = np.matmul(a, w32.T, out=_scratch_buffer("pqs8.acc", (a.shape[0], cout), F32))  # exact integers
+        y = _scratch_buffer("pqs8.acc", (a.shape[0], cout), F32)
+        if chunked:
+            exact = _pqs8_chunked_acc(a, w32, bias64, sc_max, y)
+        elif fast:
+            np.matmul(a, w32.T, out=y)  # exact integers
             if not fold:
                 y += bias32  # RN32(acc): exact addends, one rounding
+            exact = True
+        else:
+            exact = False
+        if exact:
             y.reshape(-1, sc_rows.size)[...] *= sc_rows  # FMUL
             np.rint(y, out=y)  # FRINTN, ties to even
             # clamp(r + zp, lo, hi) as clamp(r, lo - zp, hi - zp) + zp: the same for |r| < 2**24
             # (exact), and both give a bound beyond; the last add writes the int8 result.
             np.clip(y, lo_f - zp_f, hi_f - zp_f, out=y)
             np.add(y, zp_f, out=out[i].reshape(-1, cout), casting="unsafe")
-        else:
+        else:  # the data do not bound the float route: the kernel's integer route
             acc = int8_matmul(a, w32.T, w_absmax=128.0)
             acc += bias_p[None, :]  # int32 wraps
             out[i] = requantize(acc, scale, params, fz=kern.fz).reshape(geom.hout, geom.wout, cout)
+
+
+def _pqs8_chunked_acc(
+    a: NDArray[np.float32], w32: NDArray[np.float32], bias64: NDArray[np.int64], sc_max: float,
+    y: NDArray[np.float32],
+) -> bool:
+    """``y = RN32(bias' + a @ W)`` for K >= 1024 when the result bounds itself; False otherwise.
+
+    K is cut into chunks of at most 1024 (|partial sums| <= 1024 * 128 * 128 = 2**24: each float32
+    GEMM is exact), added in float64 with the unwrapped bias' (exact integers). If the total is
+    below 2**31 in magnitude the kernel's int32 accumulator did not wrap and one cast is its SCVTF;
+    the scaled value must also stay below 2**31 - 256 (see :func:`_conv_fast_pqs8`).
+    """
+    k = a.shape[1]
+    nch = -(-k // 1024)
+    cuts = [j * k // nch for j in range(nch + 1)]
+    acc = np.matmul(a[:, : cuts[1]], w32[:, : cuts[1]].T).astype(np.float64)
+    for k0, k1 in itertools.pairwise(cuts[1:]):
+        acc += np.matmul(a[:, k0:k1], w32[:, k0:k1].T)
+    acc += bias64.astype(np.float64)
+    amax = float(np.abs(acc).max(initial=0.0))
+    if not (amax < 2.0**31 and amax * sc_max * (1 + 2.0**-20) < 2.0**31 - 256):
+        return False
+    np.copyto(y, acc, casting="unsafe")  # RN32 (SCVTF)
+    return True
 
 
 def reproduce_golden(inputs: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:
