@@ -165,6 +165,9 @@ def _pair(name: str, value: object, minimum: int) -> tuple[int, int]:
         value = value.tolist()
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise TypeError(f"{name} must be a pair (height, width) of integers, got {value!r}")
+    a, b = value
+    if type(a) is int and type(b) is int and a >= minimum and b >= minimum:
+        return a, b  # the common case, without the per-element checks' cost
     a, b = (check_count(f"{name}[{i}]", v, minimum=minimum) for i, v in enumerate(value))
     return a, b
 
@@ -174,6 +177,9 @@ def _padding(value: object) -> tuple[int, int, int, int]:
         value = value.tolist()
     if not isinstance(value, (tuple, list)) or len(value) != 4:
         raise TypeError(f"padding must be 4 integers (top, left, bottom, right), got {value!r}")
+    if all(type(v) is int and v >= 0 for v in value):
+        t, l_, b, r = value
+        return t, l_, b, r
     names = ("top", "left", "bottom", "right")
     t, l_, b, r = (check_count(f"padding {names[i]}", v) for i, v in enumerate(value))
     return t, l_, b, r
@@ -1380,7 +1386,7 @@ def _conv_fast_pqs8(
         # Note: the scales tiled over r rows, so that the multiply runs on long rows (a [M, N]
         # times [N] broadcast has N-long inner loops: 2x slower for N = 32).
         rows = math.gcd(geom.m, max(1, 2048 // cout))
-        sc_rows = np.tile(sc.astype(F32), rows)
+        sc_rows = np.broadcast_to(sc.astype(F32), (rows, cout)).reshape(-1)
         lo_f, hi_f = np.float32(params.min_value), np.float32(params.max_value)
         zp_f = np.float32(params.output_zero_point)
     short = kc < _ROW_GATHER_MIN_KC
