@@ -377,13 +377,15 @@ def _fma32_tile_body(
         return k0, kb, wk, blk_tiny
 
     start = acc_out.copy()  # the accumulator at the start of the block
-    # One-row tiles: fewest calls per step (mixed-type add straight from the f32 accumulator).
-    # Larger tiles: acc kept in float64 too (pure float64 add, two casts to round), cheaper.
-    acc64 = None if one_row else start.astype(F64)
+    # The accumulator is kept in float64 too: a pure float64 add and two casts per step (by item
+    # assignment, cheaper than copyto) beat one mixed-type add and one cast (8.2 vs 10.3 us per
+    # 8192 elements: numpy's mixed-type loop casts through a buffer).
+    acc64 = start.astype(F64)
     w64 = None if one_row else np.empty((kb_max, 1, nn), dtype=F64)  # the block's weight rows, widened
     sums = np.empty((kb_max, mm, nn), dtype=F64)  # products, then the RN64 sums of the block
     bits = sums.view(np.int64)
     hist = np.empty((kb_max, mm, nn), dtype=F32)  # the accumulator after each step
+    ssteps = [sums[j] for j in range(kb_max)]
     hsteps = [hist[j] for j in range(kb_max)]
     scratch: list[NDArray[np.float64]] = []
 
@@ -397,19 +399,11 @@ def _fma32_tile_body(
         else:
             np.copyto(w64[:kb, 0], wk)
             np.multiply(a_t[k0 : k0 + kb, :, None], w64[:kb], out=s)  # exact
-        if acc64 is None:
-            prev = start
-            for j in range(kb):
-                sj, hj = s[j], hsteps[j]
-                np.add(prev, sj, out=sj)  # RN64(acc + a*w)
-                np.copyto(hj, sj, casting="unsafe")  # RN32: right unless sj is a tie
-                prev = hj
-        else:
-            for j in range(kb):
-                sj, hj = s[j], hsteps[j]
-                np.add(acc64, sj, out=sj)
-                np.copyto(hj, sj, casting="unsafe")
-                np.copyto(acc64, hj)
+        for j in range(kb):
+            sj, hj = ssteps[j], hsteps[j]
+            np.add(acc64, sj, out=sj)  # RN64(acc + a*w)
+            hj[...] = sj  # RN32: right unless sj is a tie
+            acc64[...] = hj
         redo = None
         if tiny:
             mag = np.abs(s)
@@ -426,8 +420,7 @@ def _fma32_tile_body(
         end = hist[kb - 1]
         if redo is not None:
             _redo_exact(end, start, redo, a_t[k0 : k0 + kb], wk, fz)
-            if acc64 is not None:
-                acc64[redo] = end[redo]
+            acc64[redo] = end[redo]
         np.copyto(start, end)
 
     with np.errstate(over="ignore", invalid="ignore"):
