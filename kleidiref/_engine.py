@@ -60,7 +60,7 @@ _KB_ROW = 16  # the same for one-row (GEMV) tiles, where per-call overhead domin
 _TILE_ELEMS = 1 << 16  # output elements per tile
 _MIN_THREADED = 1 << 15  # below this many elements per tile, threads cost more than they gain
 _KB16 = 8  # k steps per block in the f16 chains
-_KB16_ROW = 64
+_KB16_ROW = 32
 _pair_blas: bool | None = None  # pair sums by sgemm (K = 2)? Probed once: see _f16_tile_body
 
 _pool: ThreadPoolExecutor | None = None
