@@ -216,3 +216,97 @@ def test_pqs8_long_k_routes_are_kernel_path(regime: str) -> None:
     q: dict[str, Any] = {"input_zero_point": izp, "requant_scale": scale,
                          "output_zero_point": -3, "padding": (1, 1, 1, 1), "target": Target(svl_bits=512)}
     assert _same(ig.conv2d(x, f, b, variant="pqs8", **q), ig.conv2d(x, f, b, variant="pqs8", fast=False, **q))
+
+
+# ---------------------------------------------------------------------------------------------
+# The prepared operator (prepare_conv2d): XNNPACK's create/run split
+# ---------------------------------------------------------------------------------------------
+
+
+def _operands(pr: dict[str, Any], variant: str) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any], dict[str, Any]]:
+    """Operands and keyword arguments (without input/filter/bias) for one variant."""
+    t, sme1 = _target(pr)
+    kw: dict[str, Any] = {"variant": variant, "target": t, "sme1": sme1, **_geo(pr)}
+    if variant == "pqs8":
+        x, f, b, q = _pqs8_operands(pr, "none")
+        return x, f, b, {**kw, **q}
+    x, f, b = _float_operands(pr, np.float32 if variant == "pf32" else np.float16)
+    return x, f, b, {**kw, "clamp_min": -2.0, "clamp_max": 3.0}
+
+
+@settings(max_examples=60, deadline=None)
+@given(problems(), st.sampled_from(["pf32", "pf16", "pqs8"]), st.booleans())
+def test_prepared_is_kernel_path(pr: dict[str, Any], variant: str, fast: bool) -> None:
+    """prepare_conv2d(filter, bias, **kw)(input) == conv2d(input, filter, bias, fast=False, **kw), bitwise."""
+    x, f, b, kw = _operands(pr, variant)
+    op = ig.prepare_conv2d(f, b, fast=fast, **kw)
+    assert _same(op(x), ig.conv2d(x, f, b, fast=False, **kw))
+
+
+@settings(max_examples=40, deadline=None)
+@given(problems(), st.sampled_from(["pf32", "pf16", "pqs8"]), st.booleans(),
+       st.lists(st.tuples(st.integers(0, 2), st.integers(1, 7), st.integers(1, 7)), min_size=2, max_size=4))
+def test_prepared_reused_over_input_shapes(pr: dict[str, Any], variant: str, fast: bool,
+                                           shapes: list[tuple[int, int, int]]) -> None:
+    """One prepared operator run on inputs of different N, H, W (N = 0 included) stays exact, and
+    changing the caller's filter/bias/scales after preparation does not reach it."""
+    x0, f, b, kw = _operands(pr, variant)
+    want_f, want_b = f.copy(), b.copy()
+    want_kw = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in kw.items()}
+    op = ig.prepare_conv2d(f, b, fast=fast, **kw)
+    f[...] = 1  # the operator holds its own copies, as XNNPACK's packed weights
+    b[...] = 1
+    if variant == "pqs8":
+        kw["requant_scale"][...] = np.float32(0.5)
+    rng = np.random.default_rng(pr["seed"] ^ 0x5EED)
+    (pt, pl, pb, pright), (kh, kw_), (dh, dw) = pr["padding"], (pr["kh"], pr["kw"]), pr["dilation"]
+    for n, h, w in shapes:
+        if pt + h + pb < (kh - 1) * dh + 1 or pl + w + pright < (kw_ - 1) * dw + 1:
+            with pytest.raises(ValueError, match="smaller than the effective"):
+                op(np.zeros((n, h, w, x0.shape[3]), x0.dtype))
+            continue
+        if variant == "pqs8":
+            x: NDArray[Any] = rng.integers(-128, 128, (n, h, w, x0.shape[3])).astype(np.int8)
+        else:
+            x = (rng.standard_normal((n, h, w, x0.shape[3])) * 4).astype(x0.dtype)
+        assert _same(op(x), ig.conv2d(x, want_f, want_b, fast=False, **want_kw))
+
+
+def test_prepared_operator_checks_and_immutability() -> None:
+    """Input checks run per call with conv2d's messages; filter/parameter checks at preparation."""
+    rng = np.random.default_rng(5)
+    f = rng.standard_normal((6, 3, 3, 2)).astype(np.float32)
+    op = ig.prepare_conv2d(f, None, variant="pf32", groups=2, padding=(1, 1, 1, 1), target=Target(svl_bits=256))
+    assert (op.variant, op.in_channels, op.out_channels, op.groups) == ("pf32", 4, 6, 2)
+    assert op.dtype == np.dtype(np.float32)
+    assert op.kernel_name.endswith("sme2_mopa") and "PreparedConv2d(pf32" in repr(op)
+    x = rng.standard_normal((2, 5, 4, 4)).astype(np.float32)
+    assert _same(op(x), ig.conv2d(x, f, None, variant="pf32", groups=2, padding=(1, 1, 1, 1),
+                                  target=Target(svl_bits=256)))
+    assert op.geometry(5, 4) is op.geometry(5, 4)
+    with pytest.raises(AttributeError, match="immutable"):
+        op.groups = 1  # type: ignore[misc]
+    with pytest.raises(AttributeError, match="immutable"):
+        del op._plans
+    with pytest.raises(ValueError, match="channel mismatch"):
+        op(np.zeros((1, 5, 4, 6), np.float32))
+    with pytest.raises(ValueError, match=r"input channels \(3\) must be divisible by groups \(2\)"):
+        op(np.zeros((1, 5, 4, 3), np.float32))
+    with pytest.raises(TypeError, match="float32"):
+        op(np.zeros((1, 5, 4, 4), np.float16))
+    with pytest.raises(ValueError, match="4-D"):
+        op(np.zeros((5, 4, 4), np.float32))
+    with pytest.raises(TypeError, match="numpy array"):
+        op([[1.0]])  # type: ignore[arg-type]
+    assert op(np.zeros((0, 5, 4, 4), np.float32)).shape == (0, 5, 4, 6)
+    with pytest.raises(ValueError, match=r"input channels \(0\) and output channels \(6\) must be non-zero"):
+        ig.prepare_conv2d(np.zeros((6, 3, 3, 0), np.float32), variant="pf32")
+    with pytest.raises(ValueError, match=r"output channels \(6\) must be divisible by groups \(4\)"):
+        ig.prepare_conv2d(f, variant="pf32", groups=4)
+    with pytest.raises(TypeError, match="padding must be 4 integers"):
+        ig.prepare_conv2d(f, variant="pf32", padding=(1, 1))
+    with pytest.raises(ValueError, match=r"stride\[1\] must be >= 1"):
+        ig.prepare_conv2d(f, variant="pf32", stride=(1, 0))
+    with pytest.raises(ValueError, match="< 256"):
+        ig.prepare_conv2d(f.astype(np.int8), variant="pqs8", input_zero_point=0, output_zero_point=0,
+                          requant_scale=np.full(6, 256, np.float32))

@@ -895,6 +895,34 @@ def _array(name: str, value: object, ndim: int, what: str) -> NDArray[Any]:
     return value
 
 
+_ELEM_WHAT = {"pf32": "pf32 tensors are float32", "pf16": "pf16 tensors are float16",
+              "pqs8": "pqs8 activations and weights are int8"}
+
+
+def _check_channels(cin: int, cout: int, fcin: int, n_groups: int) -> None:
+    """XNNPACK's channel checks; ``cin`` is the input's channel count (or the filter's implied one)."""
+    if cin < 1 or cout < 1:
+        raise ValueError(
+            f"input channels ({cin}) and output channels ({cout}) must be non-zero "
+            "(xnn_create_convolution2d_nhwc: number of channels must be non-zero)"
+        )
+    if cin % n_groups:
+        raise ValueError(
+            f"input channels ({cin}) must be divisible by groups ({n_groups}): each group reads "
+            "group_input_channels = Cin / groups channels"
+        )
+    if cout % n_groups:
+        raise ValueError(
+            f"output channels ({cout}) must be divisible by groups ({n_groups}): each group writes "
+            "group_output_channels = Cout / groups channels"
+        )
+    if fcin != cin // n_groups:
+        raise ValueError(
+            f"channel mismatch: the input has {cin} channels in {n_groups} group(s), so the OHWI filter "
+            f"needs Cin / groups = {cin // n_groups} (group_input_channels), got {fcin}"
+        )
+
+
 def conv2d(
     input: NDArray[Any],
     filter: NDArray[Any],
@@ -963,11 +991,88 @@ def conv2d(
     5. The matmul MOPA kernel (SME2, or SME1 without SME2 / with ``sme1``) with ``m = M``,
        ``n = Cout``, ``k = ks * roundup(Cin, kr)``; arithmetic in the module docstring.
 
+    ``conv2d(input, filter, bias, **kw)`` is ``prepare_conv2d(filter, bias, **kw)(input)``
+    (:func:`prepare_conv2d`): to run one convolution on many inputs, prepare it once.
+
     XNNPACK's subgraph may route some convolutions elsewhere (1x1 groups=1 -> fully connected;
     1-in/1-out channel per group, i.e. depthwise -> generic dwconv/vmulcaddc); this function is the
     IGEMM path only (for groups too). ``xnnpack_conv_weights_mislaid`` flags the pf16 SVL-128
     weight-layout hazard.
     """
+    op, x, geom = _prepare(
+        True, input, filter, bias, variant=variant, stride=stride, dilation=dilation, padding=padding,
+        groups=groups, clamp_min=clamp_min, clamp_max=clamp_max, input_zero_point=input_zero_point,
+        requant_scale=requant_scale, output_zero_point=output_zero_point, output_min=output_min,
+        output_max=output_max, target=target, sme1=sme1, fast=fast,
+    )
+    assert x is not None and geom is not None
+    return op._run(x, geom)
+
+
+def prepare_conv2d(
+    filter: NDArray[Any],
+    bias: NDArray[Any] | None = None,
+    *,
+    variant: Variant,
+    stride: Sequence[int] = (1, 1),
+    dilation: Sequence[int] = (1, 1),
+    padding: Sequence[int] = (0, 0, 0, 0),
+    groups: int = 1,
+    clamp_min: float = -np.inf,
+    clamp_max: float = np.inf,
+    input_zero_point: int | None = None,
+    requant_scale: NDArray[np.float32] | None = None,
+    output_zero_point: int | None = None,
+    output_min: int = -128,
+    output_max: int = 127,
+    target: Target | None = None,
+    sme1: bool = False,
+    fast: bool = True,
+) -> PreparedConv2d:
+    """A convolution operator with its weights prepared once: XNNPACK's create/run split.
+
+    ``prepare_conv2d(filter, bias, **kw)(input)`` is :func:`conv2d` ``(input, filter, bias, **kw)``
+    bit for bit (the arguments mean the same; :func:`conv2d` is exactly this). Here, as in
+    ``xnn_create_convolution2d_nhwc_*``, every filter, bias and parameter check runs and the weights
+    are prepared once per group (pqs8: the float32 weights with the folded ``bias' = bias - izp *
+    sum W`` and the scales checked and flushed; pf32/pf16: the per-tap padded weights and the bias
+    FMOPA; ``fast=False``: the imatmul RHS packer's buffer); calling the returned
+    :class:`PreparedConv2d` does only the input-dependent work, as ``xnn_reshape_*`` +
+    ``xnn_setup_*`` + ``xnn_run_operator`` do. Without an input the channel checks use the
+    filter's ``Cin = groups * filter.shape[3]``; the input's are checked per call.
+    """
+    return _prepare(
+        False, None, filter, bias, variant=variant, stride=stride, dilation=dilation, padding=padding,
+        groups=groups, clamp_min=clamp_min, clamp_max=clamp_max, input_zero_point=input_zero_point,
+        requant_scale=requant_scale, output_zero_point=output_zero_point, output_min=output_min,
+        output_max=output_max, target=target, sme1=sme1, fast=fast,
+    )[0]
+
+
+def _prepare(
+    have_input: bool,
+    input: object,
+    filter: NDArray[Any],
+    bias: NDArray[Any] | None,
+    *,
+    variant: Variant,
+    stride: Sequence[int],
+    dilation: Sequence[int],
+    padding: Sequence[int],
+    groups: int,
+    clamp_min: float,
+    clamp_max: float,
+    input_zero_point: int | None,
+    requant_scale: NDArray[np.float32] | None,
+    output_zero_point: int | None,
+    output_min: int,
+    output_max: int,
+    target: Target | None,
+    sme1: bool,
+    fast: bool,
+) -> tuple[PreparedConv2d, NDArray[Any] | None, ConvGeometry | None]:
+    """Every check of :func:`conv2d` in its order and the weight preparation; with ``have_input``
+    also the input's checks and geometry (returned with the operator)."""
     if variant not in _CFG:
         raise ValueError(f"variant must be one of {sorted(_CFG)}, got {variant!r}")
     cfg = _CFG[variant]
@@ -984,43 +1089,28 @@ def conv2d(
     n_groups = check_count("groups", groups, minimum=1)
     if not isinstance(fast, bool):
         raise TypeError("fast must be a bool")
-    x = _array("input", input, 4, "NHWC [N, H, W, Cin]")
+    x = _array("input", input, 4, "NHWC [N, H, W, Cin]") if have_input else None
     f = _array("filter", filter, 4, "OHWI [Cout, KH, KW, Cin]")
-    elem_what = {"pf32": "pf32 tensors are float32", "pf16": "pf16 tensors are float16",
-                 "pqs8": "pqs8 activations and weights are int8"}[variant]
-    check_dtype("input", x, cfg.elem, elem_what)
+    elem_what = _ELEM_WHAT[variant]
+    if x is not None:
+        check_dtype("input", x, cfg.elem, elem_what)
     if variant == "pf16" and f.dtype == F32:
         # Note: XNN_FLAG_FP32_STATIC_WEIGHTS: xnn_pack_f32_to_f16_conv_goki_w converts with
         # xnn_float16_from_float (RNE).
         f = rn16(f)
     check_dtype("filter", f, cfg.elem, elem_what)
-    n_img, h, w, cin = x.shape
     cout, kh, kw, fcin = f.shape
-    if cin < 1 or cout < 1:
-        raise ValueError(
-            f"input channels ({cin}) and output channels ({cout}) must be non-zero "
-            "(xnn_create_convolution2d_nhwc: number of channels must be non-zero)"
-        )
-    if cin % n_groups:
-        raise ValueError(
-            f"input channels ({cin}) must be divisible by groups ({n_groups}): each group reads "
-            "group_input_channels = Cin / groups channels"
-        )
-    if cout % n_groups:
-        raise ValueError(
-            f"output channels ({cout}) must be divisible by groups ({n_groups}): each group writes "
-            "group_output_channels = Cout / groups channels"
-        )
-    if fcin != cin // n_groups:
-        raise ValueError(
-            f"channel mismatch: the input has {cin} channels in {n_groups} group(s), so the OHWI filter "
-            f"needs Cin / groups = {cin // n_groups} (group_input_channels), got {fcin}"
-        )
+    _check_channels(fcin * n_groups if x is None else x.shape[3], cout, fcin, n_groups)
     if kh < 1 or kw < 1:
         raise ValueError(
             f"kernel {kh}x{kw}: kernel dimensions must be non-zero (xnn_create_convolution2d_nhwc)"
         )
-    geom = conv_geometry(h, w, kh, kw, stride=stride, dilation=dilation, padding=padding)
+    geom: ConvGeometry | None = None
+    if x is None:
+        conv = (_pair("stride", stride, 1), _pair("dilation", dilation, 1), _padding(padding))
+    else:
+        geom = conv_geometry(x.shape[1], x.shape[2], kh, kw, stride=stride, dilation=dilation, padding=padding)
+        conv = ((geom.sh, geom.sw), (geom.dh, geom.dw), (geom.top, geom.left, geom.bottom, geom.right))
     bias_dtype = I32 if variant == "pqs8" else cfg.elem
     if bias is None:
         b = np.zeros(cout, dtype=bias_dtype)  # Note: XNNPACK substitutes a zero bias
@@ -1077,59 +1167,190 @@ def conv2d(
                 "rounded min < rounded max"
             )
         params = (np.float32(lo), np.float32(hi))
-    out = np.zeros((n_img, geom.hout, geom.wout, cout), dtype=kern.dst_dtype)
-    if n_img == 0:
-        return out  # Note: XNNPACK marks a batch of 0 as xnn_run_state_skip
-    cg, og = cin // n_groups, cout // n_groups
+    og = cout // n_groups
+    plans: list[_GroupPlan] = []
     for g in range(n_groups):
-        # XNNPACK runs one IGEMM per group: its Cin/groups input channels (a_offset = g * cg), its
-        # Cout/groups filters and bias/scale slice (goki: group-major), its output channel slice.
-        xs = x if n_groups == 1 else x[..., g * cg : (g + 1) * cg]
+        # XNNPACK packs each group's weights on their own: its Cout/groups filters and bias/scale
+        # slice (goki: group-major).
         fs, bs = f[g * og : (g + 1) * og], b[g * og : (g + 1) * og]
         ss = None if scale is None else scale[g * og : (g + 1) * og]
-        dst = out if n_groups == 1 else out[..., g * og : (g + 1) * og]
         if not fast:
-            _conv_kernel_path(cfg, variant, kern, geom, xs, fs, bs, ss, izp, params, dst)
+            plans.append(_KernelPathPlan(cfg, variant, kern, fs, bs, ss, izp, params))
         elif variant == "pqs8":
-            _conv_fast_pqs8(kern, geom, xs, fs, bs, ss, izp, params, dst)
+            assert ss is not None
+            plans.append(_Pqs8Plan(kern, fs, bs, ss, izp, params))
         else:
-            _conv_fast_float(variant, kern, geom, xs, fs, bs, params, dst)
-    return out
+            plans.append(_FloatPlan(variant, kern, fs, bs, params))
+    op = PreparedConv2d(variant, kern, (cout, kh, kw, fcin), n_groups, *conv, fast, izp, params, plans)
+    return op, x, geom
 
 
-def _conv_kernel_path(
-    cfg: _Cfg, variant: str, kern: Any, geom: ConvGeometry, x: NDArray[Any], f: NDArray[Any], b: NDArray[Any],
-    scale: NDArray[np.float32] | None, izp: int, params: Any, out: NDArray[Any],
-) -> None:
-    """One group, as XNNPACK runs it: indirection buffer, imatmul LHS packing, the MOPA kernel."""
-    n_img, h, w, kc = x.shape
-    cout = f.shape[0]
-    svl = kern.svl
-    ks = geom.ks
-    # Note: pf32/pf16 weights are packed in the layout the kernel reads (the KleidiAI imatmul
-    # packer's, which the golden vectors store). XNNPACK itself packs float conv weights with its
-    # generic xnn_pack_f{32,16}_conv_goki_w, identical except for pf16 at SVL 128, where it uses
-    # nr = 16 against the kernel's nr = 8 (an upstream hazard, see xnnpack_conv_weights_mislaid).
-    packed_w = _pack_weights(cfg, variant, svl, f, b, ks, kc, scale, izp)
-    ind = indirection_conv2d(geom, cfg.lhs_packer(svl).get_m_step())
-    image_bytes = h * w * kc * cfg.elem.itemsize
-    pad = np.full(kc, izp, dtype=cfg.elem)  # memset(zero_buffer, input_padding_bytes, ...)
-    # Note: a group's channels are copied out contiguously (XNNPACK points into the whole pixel
-    # with a_offset = g * kc and pixel stride Cin); the packer copies the same kc elements.
-    memory = np.concatenate([np.ascontiguousarray(x).reshape(-1).view(np.uint8), pad.view(np.uint8)])
-    pad_ptr = n_img * image_bytes
-    k = ks * roundup(kc, cfg.kr)
-    m = geom.m
-    for i in range(n_img):
-        lhs_packed = _pack_lhs(cfg, svl, geom, ind, memory, kc, pad_ptr, i * image_bytes)
-        dst = np.zeros((m, cout), dtype=kern.dst_dtype)
-        if variant == "pqs8":
-            kern.run_matmul(m, cout, k, lhs_packed, packed_w, dst, cout, 1, params)
-        else:
-            lo, hi = params
-            item = cfg.elem.itemsize
-            kern.run_matmul(m, cout, k, lhs_packed, packed_w, dst, cout * item, item, lo, hi)
-        out[i] = dst.reshape(geom.hout, geom.wout, cout)
+class PreparedConv2d:
+    """A 2-D convolution operator made by :func:`prepare_conv2d`: call it with NHWC inputs.
+
+    ``op(input)`` gives ``[N, Hout, Wout, Cout]`` exactly as :func:`conv2d` does for the same
+    arguments; the input may change shape (N, H, W) from call to call, as XNNPACK's reshape allows,
+    but not its channel count or dtype (both checked per call, as the geometry is). The operator is
+    immutable: it holds copies of what it needs of the filter, bias and scales (later changes to the
+    caller's arrays do not reach it, as XNNPACK's packed weights do not see them). Calls from several
+    threads are safe (the scratch buffers are per thread).
+    """
+
+    __slots__ = ("_dilation", "_fast", "_filter_shape", "_geoms", "_groups", "_izp", "_kern", "_padding",
+                 "_params", "_plans", "_stride", "_variant")
+
+    _variant: Variant
+    _kern: Any
+    _filter_shape: tuple[int, int, int, int]
+    _groups: int
+    _stride: tuple[int, int]
+    _dilation: tuple[int, int]
+    _padding: tuple[int, int, int, int]
+    _fast: bool
+    _izp: int
+    _params: Any
+    _plans: tuple[_GroupPlan, ...]
+    _geoms: dict[tuple[int, int], ConvGeometry]
+
+    def __init__(
+        self, variant: Variant, kern: Any, filter_shape: tuple[int, int, int, int], groups: int,
+        stride: tuple[int, int], dilation: tuple[int, int], padding: tuple[int, int, int, int], fast: bool,
+        izp: int, params: Any, plans: Sequence[_GroupPlan],
+    ) -> None:
+        """Internal: use :func:`prepare_conv2d` (which checks the arguments)."""
+        for name, value in (("_variant", variant), ("_kern", kern), ("_filter_shape", filter_shape),
+                            ("_groups", groups), ("_stride", stride), ("_dilation", dilation),
+                            ("_padding", padding), ("_fast", fast), ("_izp", izp), ("_params", params),
+                            ("_plans", tuple(plans)), ("_geoms", {})):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("a PreparedConv2d is immutable: prepare another one")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("a PreparedConv2d is immutable: prepare another one")
+
+    def __repr__(self) -> str:
+        cout, kh, kw, fcin = self._filter_shape
+        return (f"PreparedConv2d({self._variant}, {self._kern.name}, Cin={fcin * self._groups}, Cout={cout}, "
+                f"kernel={kh}x{kw}, stride={self._stride}, dilation={self._dilation}, padding={self._padding}, "
+                f"groups={self._groups}, fast={self._fast})")
+
+    @property
+    def variant(self) -> Variant:
+        """``"pf32"``, ``"pf16"`` or ``"pqs8"``."""
+        return self._variant
+
+    @property
+    def kernel_name(self) -> str:
+        """The MOPA kernel whose arithmetic runs (SME2, or SME1 without SME2 / with ``sme1``)."""
+        name: str = self._kern.name
+        return name
+
+    @property
+    def in_channels(self) -> int:
+        """Cin: the input's channel count (``groups * filter.shape[3]``)."""
+        return self._filter_shape[3] * self._groups
+
+    @property
+    def out_channels(self) -> int:
+        """Cout."""
+        return self._filter_shape[0]
+
+    @property
+    def groups(self) -> int:
+        return self._groups
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The input, filter and output element type."""
+        dt: np.dtype[Any] = self._kern.dst_dtype
+        return dt
+
+    def geometry(self, h: int, w: int) -> ConvGeometry:
+        """The geometry of an H x W input (:func:`conv_geometry`'s checks), cached per (H, W)."""
+        key = (h, w)
+        geom = self._geoms.get(key)
+        if geom is None:
+            _, kh, kw, _ = self._filter_shape
+            geom = conv_geometry(h, w, kh, kw, stride=self._stride, dilation=self._dilation, padding=self._padding)
+            if len(self._geoms) >= 16:  # Note: a bounded cache (inputs of ever new sizes)
+                self._geoms.clear()
+            self._geoms[key] = geom
+        return geom
+
+    def __call__(self, input: NDArray[Any]) -> NDArray[Any]:
+        """The convolution of ``input`` (NHWC ``[N, H, W, Cin]``, N >= 0): ``[N, Hout, Wout, Cout]``."""
+        x = _array("input", input, 4, "NHWC [N, H, W, Cin]")
+        check_dtype("input", x, _CFG[self._variant].elem, _ELEM_WHAT[self._variant])
+        cout, _, _, fcin = self._filter_shape
+        _check_channels(x.shape[3], cout, fcin, self._groups)
+        return self._run(x, self.geometry(x.shape[1], x.shape[2]))
+
+    def _run(self, x: NDArray[Any], geom: ConvGeometry) -> NDArray[Any]:
+        """The per-inference work on a checked input: per group, the prepared plan's route."""
+        n_img = x.shape[0]
+        cout, ng = self._filter_shape[0], self._groups
+        # Note: empty, not zeros: every route writes every output element (no zeroing pass).
+        out = np.empty((n_img, geom.hout, geom.wout, cout), dtype=self._kern.dst_dtype)
+        if n_img == 0:
+            return out  # Note: XNNPACK marks a batch of 0 as xnn_run_state_skip
+        if ng == 1:
+            self._plans[0].run(self._kern, geom, x, out)
+            return out
+        cg, og = x.shape[3] // ng, cout // ng
+        for g, plan in enumerate(self._plans):
+            # XNNPACK runs one IGEMM per group: its Cin/groups input channels (a_offset = g * cg) and
+            # its output channel slice.
+            plan.run(self._kern, geom, x[..., g * cg : (g + 1) * cg], out[..., g * og : (g + 1) * og])
+        return out
+
+
+class _GroupPlan:
+    """One group's prepared weights and the route that runs them per call."""
+
+    def run(self, kern: Any, geom: ConvGeometry, x: NDArray[Any], out: NDArray[Any]) -> None:
+        raise NotImplementedError
+
+
+class _KernelPathPlan(_GroupPlan):
+    """``fast=False``: weights packed once by the imatmul RHS packer; per call the indirection
+    buffer, the imatmul LHS packer and the MOPA kernel object, as XNNPACK runs them."""
+
+    def __init__(self, cfg: _Cfg, variant: str, kern: Any, f: NDArray[Any], b: NDArray[Any],
+                 scale: NDArray[np.float32] | None, izp: int, params: Any) -> None:
+        cout, kh, kw, kc = f.shape
+        self.cfg, self.variant, self.izp, self.params = cfg, variant, izp, params
+        self.kc, self.cout = kc, cout
+        # Note: pf32/pf16 weights are packed in the layout the kernel reads (the KleidiAI imatmul
+        # packer's, which the golden vectors store). XNNPACK itself packs float conv weights with its
+        # generic xnn_pack_f{32,16}_conv_goki_w, identical except for pf16 at SVL 128, where it uses
+        # nr = 16 against the kernel's nr = 8 (an upstream hazard, see xnnpack_conv_weights_mislaid).
+        self.packed_w = _pack_weights(cfg, variant, kern.svl, f, b, kh * kw, kc, scale, izp)
+
+    def run(self, kern: Any, geom: ConvGeometry, x: NDArray[Any], out: NDArray[Any]) -> None:
+        cfg, kc, cout = self.cfg, self.kc, self.cout
+        n_img, h, w, _ = x.shape
+        svl = kern.svl
+        ind = indirection_conv2d(geom, cfg.lhs_packer(svl).get_m_step())
+        image_bytes = h * w * kc * cfg.elem.itemsize
+        pad = np.full(kc, self.izp, dtype=cfg.elem)  # memset(zero_buffer, input_padding_bytes, ...)
+        # Note: a group's channels are copied out contiguously (XNNPACK points into the whole pixel
+        # with a_offset = g * kc and pixel stride Cin); the packer copies the same kc elements.
+        memory = np.concatenate([np.ascontiguousarray(x).reshape(-1).view(np.uint8), pad.view(np.uint8)])
+        pad_ptr = n_img * image_bytes
+        k = geom.ks * roundup(kc, cfg.kr)
+        m = geom.m
+        for i in range(n_img):
+            lhs_packed = _pack_lhs(cfg, svl, geom, ind, memory, kc, pad_ptr, i * image_bytes)
+            dst = np.zeros((m, cout), dtype=kern.dst_dtype)
+            if self.variant == "pqs8":
+                kern.run_matmul(m, cout, k, lhs_packed, self.packed_w, dst, cout, 1, self.params)
+            else:
+                lo, hi = self.params
+                item = cfg.elem.itemsize
+                kern.run_matmul(m, cout, k, lhs_packed, self.packed_w, dst, cout * item, item, lo, hi)
+            out[i] = dst.reshape(geom.hout, geom.wout, cout)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1211,10 +1432,7 @@ def _im2col(
 _ROW_GATHER_MIN_KC = 8
 
 
-def _conv_fast_float(
-    variant: str, kern: Any, geom: ConvGeometry, x: NDArray[Any], f: NDArray[Any], b: NDArray[Any],
-    bounds: tuple[np.float32, np.float32], out: NDArray[Any],
-) -> None:
+class _FloatPlan(_GroupPlan):
     """pf32/pf16, one group: the MOPA kernel's ``_compute`` on the im2col gather, bit for bit.
 
     Same bits because the kernel path only moves elements: the packed LHS decodes to exactly this
@@ -1222,40 +1440,50 @@ def _conv_fast_float(
     paths). Each output element is an independent chain over k of products ``a*w``, and the float
     steps (fma32, the f16 pair dot) are symmetric in a and w, including their FZ flushes: for
     M > N the chain runs on the transposed problem (output [N, M]), whose long rows suit numpy.
+    Prepared once: the per-tap padded weights (FZ16-flushed for pf16 under FZ) in both
+    orientations and the bias FMOPA.
     """
-    cout = f.shape[0]
-    kc = x.shape[3]
-    fz = kern.fz
-    kr = 1 if variant == "pf32" else 2
-    kcp = roundup(kc, kr)
-    ks, m = geom.ks, geom.m
-    dt = F32 if variant == "pf32" else F16
-    w_nk: NDArray[Any]
-    if kcp == kc:
-        w_nk = f.reshape(cout, ks * kc)
-    else:
-        w_pad = np.zeros((cout, ks, kcp), dtype=dt)
+
+    def __init__(self, variant: str, kern: Any, f: NDArray[Any], b: NDArray[Any],
+                 bounds: tuple[np.float32, np.float32]) -> None:
+        cout, kh, kw, kc = f.shape
+        fz = kern.fz
+        self.variant = variant
+        self.kr = kr = 1 if variant == "pf32" else 2
+        self.kcp = kcp = roundup(kc, kr)
+        self.dt = dt = F32 if variant == "pf32" else F16
+        ks = kh * kw
+        w_pad = np.zeros((cout, ks, kcp), dtype=dt)  # a copy: the caller's filter may change later
         w_pad[:, :, :kc] = f.reshape(cout, ks, kc)
-        w_nk = w_pad.reshape(cout, ks * kcp)
-    acc0: NDArray[np.float32]
-    if variant == "pf32":
-        acc0 = fma32(np.float32(1.0), b, np.float32(0.0), fz=fz)  # the bias FMOPA: -0 -> +0
-    else:
-        if fz:
-            w_nk, b = cast(NDArray[Any], ftz16(w_nk)), ftz16(b)
-        acc0 = b.astype(F32) + np.float32(0.0)
-    lo, hi = bounds
-    res: NDArray[Any]
-    for i in range(x.shape[0]):
-        a_t: NDArray[Any] = _im2col(x[i], geom, 0.0, kcp, dt, transposed=True)  # [K, M]
-        if variant == "pf16" and fz:
-            a_t = ftz16(a_t)
-        if m > cout:  # output [N, M], the bias along rows
-            acc = _chain(variant, np.broadcast_to(acc0[:, None], (cout, m)), w_nk, a_t, fz).T
+        w_nk: NDArray[Any] = w_pad.reshape(cout, ks * kcp)
+        acc0: NDArray[np.float32]
+        if variant == "pf32":
+            acc0 = fma32(np.float32(1.0), b, np.float32(0.0), fz=fz)  # the bias FMOPA: -0 -> +0
         else:
-            acc = _chain(variant, np.broadcast_to(acc0, (m, cout)), a_t.T, np.ascontiguousarray(w_nk.T), fz)
-        res = _pf32_epilogue(kern, acc, lo, hi) if variant == "pf32" else _pf16_epilogue(kern, acc, lo, hi)
-        out[i].reshape(m, cout)[...] = res
+            if fz:
+                w_nk, b = cast(NDArray[Any], ftz16(w_nk)), ftz16(b)
+            acc0 = b.astype(F32) + np.float32(0.0)
+        self.w_nk, self.w_kn = w_nk, np.ascontiguousarray(w_nk.T)
+        self.acc0 = acc0
+        self.bounds = bounds
+
+    def run(self, kern: Any, geom: ConvGeometry, x: NDArray[Any], out: NDArray[Any]) -> None:
+        variant, fz = self.variant, kern.fz
+        cout = self.w_nk.shape[0]
+        m = geom.m
+        acc0 = self.acc0
+        lo, hi = self.bounds
+        res: NDArray[Any]
+        for i in range(x.shape[0]):
+            a_t: NDArray[Any] = _im2col(x[i], geom, 0.0, self.kcp, self.dt, transposed=True)  # [K, M]
+            if variant == "pf16" and fz:
+                a_t = ftz16(a_t)
+            if m > cout:  # output [N, M], the bias along rows
+                acc = _chain(variant, np.broadcast_to(acc0[:, None], (cout, m)), self.w_nk, a_t, fz).T
+            else:
+                acc = _chain(variant, np.broadcast_to(acc0, (m, cout)), a_t.T, self.w_kn, fz)
+            res = _pf32_epilogue(kern, acc, lo, hi) if variant == "pf32" else _pf16_epilogue(kern, acc, lo, hi)
+            out[i].reshape(m, cout)[...] = res
 
 
 def _chain(
@@ -1327,10 +1555,7 @@ def _pf16_epilogue(kern: Any, acc: NDArray[np.float32], lo: np.float32, hi: np.f
 _EXACT_F32 = float(2**24)
 
 
-def _conv_fast_pqs8(
-    kern: Any, geom: ConvGeometry, x: NDArray[np.int8], f: NDArray[np.int8], b: NDArray[np.int32],
-    scale: NDArray[np.float32] | None, izp: int, params: kai_matmul_requantize32_params, out: NDArray[np.int8],
-) -> None:
+class _Pqs8Plan(_GroupPlan):
     """pqs8, one group: the MOPA kernel's ``_requant`` on the im2col gather (padding taps = izp).
 
     The kernel computes ``bias' + sum_k a*W`` (int32, wraps) with ``bias' = bias - izp * sum_k W``
@@ -1344,78 +1569,104 @@ def _conv_fast_pqs8(
     For K >= 1024 with few output pixels, :func:`_pqs8_chunked_acc` checks the bound on the result
     instead of scanning the weights. Otherwise the kernel's own integer route (``int8_matmul`` in K
     chunks, int32 adds, ``requantize``).
+
+    Prepared once (what depends on the weights only): the float32 weights ``[N, K+1]`` with bias'
+    as the last column, bias' (int32 and float32), the flushed scales and their maximum, the
+    weights' bound on the partial sums; per call only the decisions that involve M or the input.
     """
-    assert scale is not None
-    cout = f.shape[0]
-    kc = x.shape[3]
-    k = geom.ks * kc
-    w_nk = f.reshape(cout, k)
-    w32 = np.empty((cout, k + 1), dtype=F32)  # [N, K(+1)], what the kernel decodes (transposed)
-    w32[:, :k] = w_nk
-    # The packer's fold, bias' = bias - izp * sum_k W (int32 wrap); the column sums are exact in
-    # float32 (|sum| <= 128 K < 2**24) and izp * sum fits int64.
-    colsum = w32[:, :k].sum(axis=1).astype(np.int64)
-    bias64 = b.astype(np.int64) - izp * colsum
-    b_absmax = float(np.abs(bias64).max(initial=0))
-    bias_p = wrap_i32(bias64)
-    # FMUL under FZ reads a subnormal scale as zero (the scales are > 0: subnormal iff < FLT_MIN)
-    sc = ftz32(scale) if kern.fz and float(scale.min()) < FLT_MIN else scale
-    # |partial sums| <= max|a| * max_n sum_k |W[k][n]| <= 128 * K * 128; the weights (then the
-    # input) are scanned only when the coarser bound does not settle it, unless the output is so
-    # much smaller than the weights that per-image checks on it are cheaper (``chunked``).
-    part_bound = 128.0 * 128.0 * k
-    chunked = part_bound >= _EXACT_F32 and 4 * geom.m < k
-    if part_bound >= _EXACT_F32 and not chunked:
-        # float32 sums of |W| are exact below 2**24, i.e. for K < 2**17
-        w_colsum = float(np.abs(w32[:, :k]).sum(axis=1, dtype=F32 if k < 2**17 else np.float64).max(initial=0.0))
-        part_bound = 128.0 * w_colsum
-        if part_bound >= _EXACT_F32:
-            part_bound = float(max(int(np.abs(x.astype(np.int16)).max(initial=0)), abs(izp))) * w_colsum
-    sc_max = float(sc.max(initial=0.0))
-    fast = (part_bound < _EXACT_F32 and b_absmax < _EXACT_F32
-            and (part_bound + b_absmax) * sc_max < 2.0**31 - 256)
-    # Note: with |partial sums| + |bias'| < 2**24 the bias rides in the GEMM as a row of W against
-    # a column of 1s in A (every partial sum is still an exact integer): one pass fewer.
-    fold = fast and part_bound + b_absmax < _EXACT_F32
-    if fold:
+
+    def __init__(self, kern: Any, f: NDArray[np.int8], b: NDArray[np.int32], scale: NDArray[np.float32],
+                 izp: int, params: kai_matmul_requantize32_params) -> None:
+        cout = f.shape[0]
+        k = f.shape[1] * f.shape[2] * f.shape[3]
+        self.k, self.cout, self.izp = k, cout, izp
+        w32 = np.empty((cout, k + 1), dtype=F32)  # [N, K(+1)], what the kernel decodes (transposed)
+        w32[:, :k] = f.reshape(cout, k)
+        # The packer's fold, bias' = bias - izp * sum_k W (int32 wrap); the column sums are exact in
+        # float32 (|sum| <= 128 K < 2**24) and izp * sum fits int64.
+        colsum = w32[:, :k].sum(axis=1).astype(np.int64)
+        self.bias64 = bias64 = b.astype(np.int64) - izp * colsum
+        self.b_absmax = float(np.abs(bias64).max(initial=0))
+        self.bias_p = bias_p = wrap_i32(bias64)
+        # Note: the bias' column is always stored; it is used (exact) only when folded.
         w32[:, k] = bias_p
-    else:
-        w32 = w32[:, :k]
-    if fast or chunked:
-        bias32 = bias_p.astype(F32)
+        self.w32 = w32
+        self.bias32 = bias_p.astype(F32)
+        self.scale = scale.copy()  # the integer route's requantize flushes it itself
+        # FMUL under FZ reads a subnormal scale as zero (the scales are > 0: subnormal iff < FLT_MIN)
+        self.sc = sc = ftz32(scale).astype(F32) if kern.fz and float(scale.min()) < FLT_MIN else scale.copy()
+        self.sc_max = float(sc.max(initial=0.0))
+        # |partial sums| <= max|a| * max_n sum_k |W[k][n]| <= 128 * K * 128; the weights' sums of |W|
+        # settle the cases the coarse bound does not (float32 sums of |W| are exact for K < 2**17).
+        self.part_coarse = 128.0 * 128.0 * k
+        self.w_colsum = 0.0
+        if self.part_coarse >= _EXACT_F32:
+            self.w_colsum = float(np.abs(w32[:, :k]).sum(axis=1, dtype=F32 if k < 2**17 else np.float64)
+                                  .max(initial=0.0))
+        self.params = params
+        self.lo_f, self.hi_f = np.float32(params.min_value), np.float32(params.max_value)
+        self.zp_f = np.float32(params.output_zero_point)
+        self._sc_rows: dict[int, NDArray[np.float32]] = {}
+
+    def _scale_rows(self, m: int) -> NDArray[np.float32]:
         # Note: the scales tiled over r rows, so that the multiply runs on long rows (a [M, N]
         # times [N] broadcast has N-long inner loops: 2x slower for N = 32).
-        rows = math.gcd(geom.m, max(1, 2048 // cout))
-        sc_rows = np.broadcast_to(sc.astype(F32), (rows, cout)).reshape(-1)
-        lo_f, hi_f = np.float32(params.min_value), np.float32(params.max_value)
-        zp_f = np.float32(params.output_zero_point)
-    short = kc < _ROW_GATHER_MIN_KC
-    for i in range(x.shape[0]):
-        # [M, K(+1)] of int8 values (a transposed view when the channel runs are short)
-        a = _im2col(x[i], geom, izp, kc, F32, transposed=short, ones=fold)
-        if short:
-            a = a.T
-        y = _scratch_buffer("pqs8.acc", (a.shape[0], cout), F32)
-        if chunked:
-            exact = _pqs8_chunked_acc(a, w32, bias64, sc_max, y)
-        elif fast:
-            np.matmul(a, w32.T, out=y)  # exact integers
-            if not fold:
-                y += bias32  # RN32(acc): exact addends, one rounding
-            exact = True
-        else:
-            exact = False
-        if exact:
-            y.reshape(-1, sc_rows.size)[...] *= sc_rows  # FMUL
-            np.rint(y, out=y)  # FRINTN, ties to even
-            # clamp(r + zp, lo, hi) as clamp(r, lo - zp, hi - zp) + zp: the same for |r| < 2**24
-            # (exact), and both give a bound beyond; the last add writes the int8 result.
-            np.clip(y, lo_f - zp_f, hi_f - zp_f, out=y)
-            np.add(y, zp_f, out=out[i].reshape(-1, cout), casting="unsafe")
-        else:  # the data do not bound the float route: the kernel's integer route
-            acc = int8_matmul(a, w32.T, w_absmax=128.0)
-            acc += bias_p[None, :]  # int32 wraps
-            out[i] = requantize(acc, scale, params, fz=kern.fz).reshape(geom.hout, geom.wout, cout)
+        rows = math.gcd(m, max(1, 2048 // self.cout))
+        sc_rows = self._sc_rows.get(rows)
+        if sc_rows is None:
+            sc_rows = self._sc_rows[rows] = np.broadcast_to(self.sc, (rows, self.cout)).reshape(-1)
+        return sc_rows
+
+    def run(self, kern: Any, geom: ConvGeometry, x: NDArray[Any], out: NDArray[Any]) -> None:
+        k, cout, izp = self.k, self.cout, self.izp
+        kc = x.shape[3]
+        # The weights (then the input) bound the partial sums only when the coarser bound does not
+        # settle it, unless the output is so much smaller than the weights that per-image checks
+        # on it are cheaper (``chunked``).
+        part_bound = self.part_coarse
+        chunked = part_bound >= _EXACT_F32 and 4 * geom.m < k
+        if part_bound >= _EXACT_F32 and not chunked:
+            part_bound = 128.0 * self.w_colsum
+            if part_bound >= _EXACT_F32:
+                x_max = int(np.abs(x.astype(np.int16)).max(initial=0))
+                part_bound = float(max(x_max, abs(izp))) * self.w_colsum
+        b_absmax, sc_max = self.b_absmax, self.sc_max
+        fast = (part_bound < _EXACT_F32 and b_absmax < _EXACT_F32
+                and (part_bound + b_absmax) * sc_max < 2.0**31 - 256)
+        # Note: with |partial sums| + |bias'| < 2**24 the bias rides in the GEMM as a row of W against
+        # a column of 1s in A (every partial sum is still an exact integer): one pass fewer.
+        fold = fast and part_bound + b_absmax < _EXACT_F32
+        w32 = self.w32 if fold else self.w32[:, :k]
+        if fast or chunked:
+            sc_rows = self._scale_rows(geom.m)
+            lo_z, hi_z, zp_f = self.lo_f - self.zp_f, self.hi_f - self.zp_f, self.zp_f
+        short = kc < _ROW_GATHER_MIN_KC
+        for i in range(x.shape[0]):
+            # [M, K(+1)] of int8 values (a transposed view when the channel runs are short)
+            a = _im2col(x[i], geom, izp, kc, F32, transposed=short, ones=fold)
+            if short:
+                a = a.T
+            y = _scratch_buffer("pqs8.acc", (a.shape[0], cout), F32)
+            if chunked:
+                exact = _pqs8_chunked_acc(a, w32, self.bias64, sc_max, y)
+            elif fast:
+                np.matmul(a, w32.T, out=y)  # exact integers
+                if not fold:
+                    y += self.bias32  # RN32(acc): exact addends, one rounding
+                exact = True
+            else:
+                exact = False
+            if exact:
+                y.reshape(-1, sc_rows.size)[...] *= sc_rows  # FMUL
+                np.rint(y, out=y)  # FRINTN, ties to even
+                # clamp(r + zp, lo, hi) as clamp(r, lo - zp, hi - zp) + zp: the same for |r| < 2**24
+                # (exact), and both give a bound beyond; the last add writes the int8 result.
+                np.clip(y, lo_z, hi_z, out=y)
+                np.add(y, zp_f, out=out[i].reshape(-1, cout), casting="unsafe")
+            else:  # the data do not bound the float route: the kernel's integer route
+                acc = int8_matmul(a, w32.T, w_absmax=128.0)
+                acc += self.bias_p[None, :]  # int32 wraps
+                out[i] = requantize(acc, self.scale, self.params, fz=kern.fz).reshape(geom.hout, geom.wout, cout)
 
 
 def _pqs8_chunked_acc(
