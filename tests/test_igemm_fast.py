@@ -194,25 +194,28 @@ def test_fast_path_is_kernel_path_layer_shapes(variant: str, h: int, cin: int, c
     assert _same(ig.conv2d(x, f, b, **kw), ig.conv2d(x, f, b, fast=False, **kw))
 
 
-@pytest.mark.parametrize("regime", ["plain", "bias_wraps", "big_scale", "big_m", "izp_min"])
+@pytest.mark.parametrize("regime", ["plain", "bias_wraps", "big_scale", "big_m", "izp_min", "scan", "scan_fails"])
 def test_pqs8_long_k_routes_are_kernel_path(regime: str) -> None:
-    """K >= 1024 (3x3 x 120 channels): the chunked float route (few pixels), the weight-scan route
-    (more pixels), and the integer route when the result does not bound itself."""
+    """K >= 1024 (3x3 x 120 channels): the weights' bound (random weights), with extreme weights the
+    chunked float route (few pixels) or the input's bound (more pixels), and the integer route when
+    nothing bounds the float route."""
     rng = np.random.default_rng(len(regime))
-    hw = 17 if regime == "big_m" else 2  # M = 289 (4 M >= K: the weights are scanned) or 4
+    hw = 17 if regime in ("big_m", "scan", "scan_fails") else 2  # M = 289 (4 M >= K) or 4
     cin, cout = 120, 9
     x = rng.integers(-128, 128, (2, hw, hw, cin)).astype(np.int8)
     f = rng.integers(-128, 128, (cout, 3, 3, cin)).astype(np.int8)
-    if regime in ("izp_min", "big_scale"):  # every product at its extreme: the weights' bound fails too
+    if regime in ("izp_min", "big_scale", "scan", "scan_fails"):  # the weights' bound fails
         x[...] = -128
         f[...] = -128 if regime == "izp_min" else 127
+    if regime == "scan":  # small inputs: the input's bound settles it
+        x = rng.integers(-3, 4, x.shape).astype(np.int8)
     b = rng.integers(-50000, 50000, cout).astype(np.int32)
     if regime == "bias_wraps":
         b[::2] = np.int32(2**31 - 5)
     scale = (rng.random(cout) * 1e-3 + 1e-5).astype(np.float32)
     if regime == "big_scale":  # |acc| * scale beyond 2**31: FCVTZS saturates
         scale[:] = np.float32(200.0)
-    izp = {"izp_min": -128, "big_scale": 127}.get(regime, 17)
+    izp = {"izp_min": -128, "big_scale": 127, "scan": 2}.get(regime, 17)
     q: dict[str, Any] = {"input_zero_point": izp, "requant_scale": scale,
                          "output_zero_point": -3, "padding": (1, 1, 1, 1), "target": Target(svl_bits=512)}
     assert _same(ig.conv2d(x, f, b, variant="pqs8", **q), ig.conv2d(x, f, b, variant="pqs8", fast=False, **q))
@@ -310,3 +313,19 @@ def test_prepared_operator_checks_and_immutability() -> None:
     with pytest.raises(ValueError, match="< 256"):
         ig.prepare_conv2d(f.astype(np.int8), variant="pqs8", input_zero_point=0, output_zero_point=0,
                           requant_scale=np.full(6, 256, np.float32))
+
+
+@pytest.mark.parametrize("zp", [-3, 0, 4, 127, -128])
+def test_pqs8_output_stage_ties_and_bounds(zp: int) -> None:
+    """Scales 0.5 / 0.25 / 0.75 make exact ties (FRINTN: to even) and values far past the int8 range;
+    odd and even output zero points, clamps at the int8 extremes: fast == kernel path."""
+    rng = np.random.default_rng(zp + 200)
+    x = rng.integers(-128, 128, (2, 6, 5, 7)).astype(np.int8)
+    f = rng.integers(-128, 128, (12, 3, 3, 7)).astype(np.int8)
+    b = rng.integers(-3000, 3000, 12).astype(np.int32)
+    for scale in (0.5, 0.25, 0.75, 2.0**-12):
+        for lo, hi in ((-128, 127), (-5, 9), (120, 127)):
+            q: dict[str, Any] = {"input_zero_point": 9, "requant_scale": np.full(12, scale, np.float32),
+                                 "output_zero_point": zp, "output_min": lo, "output_max": hi,
+                                 "padding": (1, 0, 2, 1), "target": Target(svl_bits=256)}
+            assert _same(ig.conv2d(x, f, b, variant="pqs8", **q), ig.conv2d(x, f, b, variant="pqs8", fast=False, **q))
