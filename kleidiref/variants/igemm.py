@@ -1382,7 +1382,56 @@ def _scratch_buffer(tag: str, shape: tuple[int, ...], dtype: Any) -> NDArray[Any
     arr = bufs.get(tag)
     if arr is None or arr.shape != shape or arr.dtype != dt:
         arr = bufs[tag] = np.empty(shape, dtype=dt)
+        views: dict[Any, Any] | None = getattr(_scratch, "views", None)
+        if views:
+            views.clear()  # views on the replaced buffer would keep it alive
     return arr
+
+
+class _GatherViews:
+    """The views one im2col gather writes and reads, on this thread's scratch buffers ``xp``
+    (the padded image) and ``buf`` (the matrix): built once per geometry and layout."""
+
+    __slots__ = ("borders", "buf", "dst", "geom", "interior", "ones", "src", "xp", "zero")
+
+    def __init__(self, img_shape: tuple[int, int, int], geom: ConvGeometry, kcp: int, dtype: Any, transposed: bool,
+                 ones: bool) -> None:
+        h, w, kc = img_shape
+        g = self.geom = geom
+        need_h, need_w = (g.hout - 1) * g.sh + (g.kh - 1) * g.dh + 1, (g.wout - 1) * g.sw + (g.kw - 1) * g.dw + 1
+        xp = self.xp = _scratch_buffer("im2col.padded", (max(need_h, g.top + h), max(need_w, g.left + w), kc), dtype)
+        self.interior = xp[g.top : g.top + h, g.left : g.left + w]
+        if h * w * kc > 4096:
+            # Note: only the border is filled (the image overwrites the rest): a pass fewer over big images
+            self.borders = [v for v in (xp[: g.top], xp[g.top + h :], xp[g.top : g.top + h, : g.left],
+                                        xp[g.top : g.top + h, g.left + w :]) if v.size]
+        else:
+            self.borders = [xp]
+        s0, s1, s2 = xp.strides
+        taps, taps_st = (g.kh, g.kw), (g.dh * s0, g.dw * s1)
+        pix, pix_st = (g.hout, g.wout), (g.sh * s0, g.sw * s1)
+        k = g.ks * kcp
+        # Note: read-only strided views of the padded image (np.ndarray: as_strided costs ~10 us)
+        if transposed:
+            buf = self.buf = _scratch_buffer("im2col", (k + ones, g.m), dtype)
+            self.ones = buf[k:] if ones else None
+            out = buf[:k].reshape(*taps, kcp, *pix)
+            self.zero = out[:, :, kc:] if kcp > kc else None
+            self.dst = out[:, :, :kc]
+            self.src = np.ndarray((*taps, kc, *pix), dtype=xp.dtype, buffer=xp, strides=(*taps_st, s2, *pix_st))
+        else:
+            buf = self.buf = _scratch_buffer("im2col", (g.m, k + ones), dtype)
+            self.ones = buf[:, k:] if ones else None
+            out = buf[:, :k].reshape(*pix, *taps, kcp)
+            self.zero = out[..., kc:] if kcp > kc else None
+            self.dst = out[..., :kc]
+            self.src = np.ndarray((*pix, *taps, kc), dtype=xp.dtype, buffer=xp, strides=(*pix_st, *taps_st, s2))
+        self.src.flags.writeable = False
+
+    def current(self, geom: ConvGeometry) -> bool:
+        """Whether these views are for ``geom`` and still on this thread's scratch buffers."""
+        bufs: dict[str, NDArray[Any]] = getattr(_scratch, "bufs", {})
+        return geom is self.geom and bufs.get("im2col") is self.buf and bufs.get("im2col.padded") is self.xp
 
 
 def _im2col(
@@ -1395,46 +1444,31 @@ def _im2col(
     packer stores for row m, k' = c*Kc + i: the input element, ``pad_value`` for a padding tap, 0
     for the per-chunk padding ``i >= kc``. One strided copy from a padded copy of the image (no
     Python loop over pixels). ``ones`` appends a column (row) of 1s, to fold a bias into a GEMM.
+    Every element of the result and of the padded image it reads is written on every call.
     """
-    h, w, kc = img.shape
-    g = geom
-    need_h, need_w = (g.hout - 1) * g.sh + (g.kh - 1) * g.dh + 1, (g.wout - 1) * g.sw + (g.kw - 1) * g.dw + 1
-    xp = _scratch_buffer("im2col.padded", (max(need_h, g.top + h), max(need_w, g.left + w), kc), dtype)
-    if h * w * kc > 4096:
-        # Note: only the border is filled (the image overwrites the rest): a pass fewer over big images
-        xp[: g.top] = pad_value
-        xp[g.top + h :] = pad_value
-        xp[g.top : g.top + h, : g.left] = pad_value
-        xp[g.top : g.top + h, g.left + w :] = pad_value
-    else:
-        xp[...] = pad_value
-    xp[g.top : g.top + h, g.left : g.left + w] = img
-    s0, s1, s2 = xp.strides
-    taps, taps_st = (g.kh, g.kw), (g.dh * s0, g.dw * s1)
-    pix, pix_st = (g.hout, g.wout), (g.sh * s0, g.sw * s1)
-
-    def strided(xp: NDArray[Any], shape: tuple[int, ...], strides: tuple[int, ...], writeable: bool) -> NDArray[Any]:
-        # a read-only strided view of the padded image (numpy's as_strided costs ~10 us a call)
-        view: NDArray[Any] = np.ndarray(shape, dtype=xp.dtype, buffer=xp, strides=strides)
-        view.flags.writeable = writeable
-        return view
-
-    k = g.ks * kcp
-    if transposed:
-        buf = _scratch_buffer("im2col", (k + ones, g.m), dtype)
-        buf[k:] = 1
-        out = buf[:k].reshape(*taps, kcp, *pix)
-        if kcp > kc:
-            out[:, :, kc:] = 0
-        out[:, :, :kc] = strided(xp, shape=(*taps, kc, *pix), strides=(*taps_st, s2, *pix_st), writeable=False)
-        return buf
-    buf = _scratch_buffer("im2col", (g.m, k + ones), dtype)
-    buf[:, k:] = 1
-    out = buf[:, :k].reshape(*pix, *taps, kcp)
-    if kcp > kc:
-        out[..., kc:] = 0
-    out[..., :kc] = strided(xp, shape=(*pix, *taps, kc), strides=(*pix_st, *taps_st, s2), writeable=False)
-    return buf
+    # Note: the views are kept per thread for the last few (geometry, layout) keys: building them
+    # costs more than the gather itself for small images. A prepared operator keeps its geometry
+    # objects, so the identity of ``geom`` is the key (the cached views hold it alive).
+    key = (id(geom), img.shape, kcp, np.dtype(dtype).char, transposed, ones)
+    views: dict[Any, _GatherViews] | None = getattr(_scratch, "views", None)
+    if views is None:
+        views = _scratch.views = {}
+    v = views.get(key)
+    if v is None or not v.current(geom):
+        v = _GatherViews(img.shape, geom, kcp, dtype, transposed, ones)
+        if v.current(geom):  # not for buffers too big to keep
+            if len(views) >= 8:
+                views.clear()
+            views[key] = v
+    for b in v.borders:
+        b[...] = pad_value
+    v.interior[...] = img
+    if v.ones is not None:
+        v.ones[...] = 1
+    if v.zero is not None:
+        v.zero[...] = 0
+    v.dst[...] = v.src
+    return v.buf
 
 
 #: Below this many channels the transposed gather is faster (the channel runs are short).
