@@ -47,6 +47,10 @@ the transposed problem when M > N (each output element is an independent chain o
 with exact integer partial sums and a float32 epilogue that provably rounds as the kernel's, or
 else the kernel's own integer route. ``conv2d(..., fast=False)`` runs the packers and kernel
 objects; ``tests/test_igemm_fast.py`` checks the two paths bit for bit.
+
+**Prepared operators.** :func:`prepare_conv2d` splits :func:`conv2d` as XNNPACK splits create
+from run: the checks and the weight preparation once, then :class:`PreparedConv2d` calls that do
+only the input-dependent work; ``conv2d(input, ...)`` is ``prepare_conv2d(...)(input)``.
 """
 
 from __future__ import annotations
