@@ -400,7 +400,7 @@ class Decision:
         head = f"{self.op}: {self.operator} {mk} -> config {self.config}"
         lines = [
             head,
-            f"  variant:     {self.variant or 'none (generic XNNPACK kernel)'}",
+            f"  variant:     {self.variant or _no_variant(self.kernel)}",
             f"  microkernel: {self.microkernel}",
             f"  kernel:      {self.kernel}",
         ]
@@ -951,9 +951,20 @@ def _check_qs8_scale(node: Node, n: int, why: list[str], *, kind: str = "qs8") -
         )
 
 
+def _no_variant(kernel: str) -> str:
+    if kernel.startswith("kai_"):
+        return "none of the five (a KleidiAI kernel outside them)"
+    return "none (generic XNNPACK kernel)"
+
+
 def _fz_reason(hw: _Hw, floaty: bool) -> list[str]:
     if not floaty:
         return []
+    if hw.t.flush_to_zero and hw.t.arch == "x86_64":
+        return [
+            "flush-to-zero on: XNNPACK runs every operator with MXCSR FTZ/DAZ set (pthreadpool "
+            "PTHREADPOOL_FLAG_DISABLE_DENORMALS)"
+        ]
     if hw.t.flush_to_zero:
         return [
             "flush-to-zero on: XNNPACK runs every operator with FPCR.FZ/FZ16 set (pthreadpool "
