@@ -55,7 +55,7 @@ _FLT_MIN_BITS = 0x00800000
 _CHUNK = 1 << 18  # elements per pass of the one-pass scans (bounded temporaries)
 
 #: Tuning (measured on a 2-core x86 with 1 MiB L2 per core; see docs/performance.md).
-_KB = 2  # k steps per block of stored sums (products formed, ties tested, once per block)
+_KB = 4  # k steps per block of stored sums (products formed, ties tested, once per block)
 _KB_ROW = 16  # the same for one-row (GEMV) tiles, where per-call overhead dominates
 _TILE_ELEMS = 1 << 16  # output elements per tile
 _MIN_THREADED = 1 << 15  # below this many elements per tile, threads cost more than they gain
