@@ -24,16 +24,16 @@ instead of the C kernels' ``fma32(RN32(float(acc) * a[m]), ws[n], b[n])`` (``ker
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ..numerics import ftz16
-from ._common import as_f32, clamp_max_min, fadd32, fmul32, qd8_codes
+from ._common import clamp_max_min, fadd32, fmul32
 from .qd8_f32_qb4w import qd8_f32_qb4w_gemm
 from .qd8_f32_qc4w import qd8_f32_qc4w_gemm
-from .qd8_f32_qc8w import _check_w, int_dot, qd8_f32_qc8w_epilogue
+from .qd8_f32_qc8w import check_qc8w_weights, qc8w_acc, qd8_f32_qc8w_epilogue, qd8_gemm_operands
 
 __all__ = ["f16_output", "qd8_f16_qb4w_gemm", "qd8_f16_qc4w_gemm", "qd8_f16_qc8w_gemm"]
 
@@ -52,12 +52,6 @@ def f16_output(y32: NDArray[np.float32], clamp_min: float, clamp_max: float, *, 
     return out
 
 
-def _bias(bias: NDArray[Any] | None, n: int) -> NDArray[np.float32]:
-    if bias is None:
-        return np.zeros(n, F32)
-    return as_f32("bias", bias, ndim=1)
-
-
 def qd8_f16_qc8w_gemm(
     q: NDArray[np.int8],
     a: NDArray[np.float32],
@@ -72,19 +66,10 @@ def qd8_f16_qc8w_gemm(
     fz: bool = True,
 ) -> NDArray[np.float16]:
     """``[M, N]`` fp16 for qd8 rows ``q`` [M, K] and int8 ``w`` [N, K] (per-channel ``ws``, f32 ``bias``)."""
-    q = qd8_codes(q)
     if kernel not in ("c", "asm_ld128"):
         raise ValueError(f"kernel must be 'c' or 'asm_ld128', got {kernel!r}")
-    w = _check_w(w, 2)
-    m, k = q.shape
-    n = w.shape[0]
-    if w.shape[1] != k:
-        raise ValueError(f"K mismatch: q is {q.shape}, w is {w.shape} ([N, K])")
-    a = as_f32("a", a, shape=(m,))
-    ws = as_f32("ws", ws, shape=(n,))
-    b = as_f32("bias", _bias(bias, n), shape=(n,))
-    zp64 = np.asarray(zp, dtype=np.int64).reshape(m)
-    acc = int_dot(q, w) - zp64[:, None] * w.astype(np.int64).sum(axis=1)[None, :]
+    q, a, w, ws, b = qd8_gemm_operands(q, a, w, ws, bias, check_qc8w_weights)
+    acc = qc8w_acc(q, zp, w)
     if kernel == "c":
         y = qd8_f32_qc8w_epilogue(acc, a, ws, b, clamp_min=-INF, clamp_max=INF, fz=fz)
     else:

@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._common import as_f32, clamp_max_min, fma32, fmul32, qd8_codes
-from .qd8_f32_qc8w import int_dot
+from ._common import clamp_max_min, fma32, fmul32
+from .qd8_f32_qc8w import int_dot, qd8_gemm_operands
 
 __all__ = ["check_int4_weights", "qd8_f32_qc4w_gemm"]
 
@@ -74,15 +74,7 @@ def qd8_f32_qc4w_gemm(
     fz: bool = True,
 ) -> NDArray[np.float32]:
     """``[M, N]`` f32 for qd8 rows ``q`` [M, K] (``a``, ``zp`` per row), 4-bit ``w`` [N, K], ``ws`` [N]."""
-    q = qd8_codes(q)
-    w = check_int4_weights(w)
-    m, k = q.shape
-    n = w.shape[0]
-    if w.shape[1] != k:
-        raise ValueError(f"K mismatch: q is {q.shape}, w is {w.shape} ([N, K])")
-    a = as_f32("a", a, shape=(m,))
-    ws = as_f32("ws", ws, shape=(n,))
-    b = np.zeros(n, F32) if bias is None else as_f32("bias", bias, shape=(n,))
+    q, a, w, ws, b = qd8_gemm_operands(q, a, w, ws, bias, check_int4_weights)
     acc = qc4w_acc16(q, zp, w)
     # SCVTF with 4 fraction bits: one RNE rounding of acc / 16 (an integer / 16 is never subnormal).
     f = (acc.astype(np.float64) / 16.0).astype(F32)

@@ -19,6 +19,7 @@ FPCR.FZ (``fz``) applies to the f32 epilogue.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -65,6 +66,36 @@ def _check_w(w: object, ndim: int) -> NDArray[np.int8]:
     return w
 
 
+def qd8_gemm_operands(
+    q: object, a: object, w: object, ws: object, bias: object, check_w: Callable[[object], NDArray[np.int8]]
+) -> tuple[NDArray[np.int8], NDArray[np.float32], NDArray[np.int8], NDArray[np.float32], NDArray[np.float32]]:
+    """The checked operands ``(q, a, w, ws, bias)`` of a per-channel qd8 GEMM (bias None: zeros).
+
+    ``q`` [M, K] int8 codes, ``a`` [M] dequantization scales, ``w`` [N, K] (checked by ``check_w``:
+    int8 or int4 values), ``ws`` [N], ``bias`` [N] float32.
+    """
+    q = qd8_codes(q)
+    w = check_w(w)
+    m, k = q.shape
+    n = w.shape[0]
+    if w.shape[1] != k:
+        raise ValueError(f"K mismatch: q is {q.shape}, w is {w.shape} ([N, K])")
+    b = np.zeros(n, F32) if bias is None else as_f32("bias", bias, shape=(n,))
+    return q, as_f32("a", a, shape=(m,)), w, as_f32("ws", ws, shape=(n,)), b
+
+
+def qc8w_acc(q: NDArray[Any], zp: NDArray[Any], w: NDArray[np.int8]) -> NDArray[np.int64]:
+    """The exact accumulator ``sum_k q*w - zp * sum_k w`` [M, N] (one zero point per row of ``q``)."""
+    zp64 = np.asarray(zp, dtype=np.int64).reshape(q.shape[0])
+    acc: NDArray[np.int64] = int_dot(q, w) - zp64[:, None] * w.astype(np.int64).sum(axis=1)[None, :]
+    return acc
+
+
+def check_qc8w_weights(w: object) -> NDArray[np.int8]:
+    """qcint8 GEMM weights: a 2-D int8 array [N, K], else TypeError."""
+    return _check_w(w, 2)
+
+
 def qd8_f32_qc8w_gemm(
     q: NDArray[np.int8],
     a: NDArray[np.float32],
@@ -78,18 +109,8 @@ def qd8_f32_qc8w_gemm(
     fz: bool = True,
 ) -> NDArray[np.float32]:
     """``[M, N]`` f32 for qd8 rows ``q`` [M, K] (``a``, ``zp`` per row) and ``w`` [N, K] int8, ``ws`` [N]."""
-    q = qd8_codes(q)
-    w = _check_w(w, 2)
-    m, k = q.shape
-    n = w.shape[0]
-    if w.shape[1] != k:
-        raise ValueError(f"K mismatch: q is {q.shape}, w is {w.shape} ([N, K])")
-    a = as_f32("a", a, shape=(m,))
-    ws = as_f32("ws", ws, shape=(n,))
-    b = np.zeros(n, F32) if bias is None else as_f32("bias", bias, shape=(n,))
-    zp64 = np.asarray(zp, dtype=np.int64).reshape(m)
-    acc = int_dot(q, w) - zp64[:, None] * w.astype(np.int64).sum(axis=1)[None, :]
-    return qd8_f32_qc8w_epilogue(acc, a, ws, b, clamp_min=clamp_min, clamp_max=clamp_max, fz=fz)
+    q, a, w, ws, b = qd8_gemm_operands(q, a, w, ws, bias, check_qc8w_weights)
+    return qd8_f32_qc8w_epilogue(qc8w_acc(q, zp, w), a, ws, b, clamp_min=clamp_min, clamp_max=clamp_max, fz=fz)
 
 
 def qd8_f32_qc8w_igemm(
@@ -122,7 +143,7 @@ def qd8_f32_qc8w_igemm(
     a_rows = np.repeat(a, per_pixel)
 
     def gemm(rows: NDArray[np.int8], wg: NDArray[np.int8], cols: slice) -> NDArray[np.float32]:
-        acc = int_dot(rows, wg) - zp_rows[:, None] * wg.astype(np.int64).sum(axis=1)[None, :]
+        acc = qc8w_acc(rows, zp_rows, wg)
         return qd8_f32_qc8w_epilogue(acc, a_rows, ws[cols], b[cols], clamp_min=clamp_min, clamp_max=clamp_max, fz=fz)
 
     return grouped_conv(q, w, geo, zp8.astype(np.int8), F32, gemm)
