@@ -17,6 +17,7 @@ __all__ = [
     "check_count",
     "check_dtype",
     "check_float",
+    "matrix_view",
     "read_matrix",
     "require_bytes",
     "roundup",
@@ -92,18 +93,26 @@ def check_dtype(name: str, arr: object, dtype: Any, source: str) -> NDArray[Any]
     return arr
 
 
-def read_matrix(
+def matrix_view(
     u8: NDArray[np.uint8], rows: int, cols: int, row_stride: int, dtype: Any, name: str, source: str
 ) -> NDArray[Any]:
-    """Copy a ``rows x cols`` matrix of ``dtype`` out of a byte buffer with a byte row stride."""
+    """A read-only ``rows x cols`` view of ``dtype`` on a byte buffer with a byte row stride."""
     dt = np.dtype(dtype)
     if rows == 0 or cols == 0:
         return np.zeros((rows, cols), dtype=dt)
     if row_stride < cols * dt.itemsize and rows > 1:
         raise ValueError(f"{name} row stride {row_stride} is smaller than one row ({cols * dt.itemsize} bytes)")
     require_bytes(u8, (rows - 1) * row_stride + cols * dt.itemsize, name, source)
-    view = np.ndarray((rows, cols), dtype=dt, buffer=u8, offset=0, strides=(row_stride, dt.itemsize))
-    return np.array(view, copy=True)
+    view: NDArray[Any] = np.ndarray((rows, cols), dtype=dt, buffer=u8, offset=0, strides=(row_stride, dt.itemsize))
+    view.flags.writeable = False
+    return view
+
+
+def read_matrix(
+    u8: NDArray[np.uint8], rows: int, cols: int, row_stride: int, dtype: Any, name: str, source: str
+) -> NDArray[Any]:
+    """Copy a ``rows x cols`` matrix of ``dtype`` out of a byte buffer with a byte row stride."""
+    return np.array(matrix_view(u8, rows, cols, row_stride, dtype, name, source), copy=True)
 
 
 def write_matrix(

@@ -28,6 +28,7 @@ from .._buffers import (
     Buffer,
     as_u8,
     check_count,
+    matrix_view,
     read_matrix,
     require_bytes,
     roundup,
@@ -247,10 +248,11 @@ class SmeRhsBiasPacker(Ukernel):
                 raise TypeError(f"{label} must be {dt} for {self.name}, got {arr.dtype}")
         stride = check_count("rhs_stride", rhs_stride)
         src = as_u8(rhs, "rhs")
+        # A view, not a copy: write_rhs_blocks reads it once (zero padding copies it only if needed).
         if self.layout == "nxk":
-            w_kn = read_matrix(src, n, k, stride, self.elem, "rhs", f"kai_run_{self.name}").T
+            w_kn = matrix_view(src, n, k, stride, self.elem, "rhs", f"kai_run_{self.name}").T
         else:
-            w_kn = read_matrix(src, k, n, stride, self.elem, "rhs", f"kai_run_{self.name}")
+            w_kn = matrix_view(src, k, n, stride, self.elem, "rhs", f"kai_run_{self.name}")
         b = read_matrix(as_u8(bias, "bias"), 1, n, n * self.bias_elem.itemsize, self.bias_elem, "bias",
                         f"kai_run_{self.name}")[0]
         out = writable_u8(rhs_packed, "rhs_packed")
