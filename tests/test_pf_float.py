@@ -291,3 +291,25 @@ def test_write_rhs_blocks_matches_element_order(n: int, k: int, nr: int, kr: int
     write_rhs_blocks(buf[:, 6:], src, nr, kr)
     np.testing.assert_array_equal(buf[:, 6:], want.reshape(nb, -1).view(np.uint8))
     assert (buf[:, :6] == 0xAB).all()
+
+
+@pytest.mark.parametrize("layout", ["nxk", "kxn"])
+@pytest.mark.parametrize("variant", ["pf32", "pf16"])
+def test_rhs_pack_reads_a_strided_byte_buffer(layout: str, variant: str) -> None:
+    """run_rhs_pack on a bytes buffer whose rows are padded: the same bytes as pack() of the matrix."""
+    rng = np.random.default_rng(7)
+    n, k, svl = 37, 19, 512
+    dt = np.float32 if variant == "pf32" else np.float16
+    mod: Any = pf32_gemm if variant == "pf32" else pf16_gemm
+    name = (f"kai_rhs_pack_{layout}_f32p2vlx1biasf32_f32_f32_sme" if variant == "pf32"
+            else f"kai_rhs_pack_{layout}_x16p2vlx2b_x16_x16_sme")
+    packer = getattr(mod, name)(svl)
+    rows, cols = (n, k) if layout == "nxk" else (k, n)
+    mat = rng.standard_normal((rows, cols)).astype(dt)
+    bias = rng.standard_normal(n).astype(dt)
+    stride = (cols + 5) * mat.itemsize
+    raw = np.zeros((rows, cols + 5), dtype=dt)
+    raw[:, :cols] = mat
+    out = np.full(packer.get_rhs_packed_size(n, k), 0xCD, dtype=np.uint8)
+    packer.run_rhs_pack(1, n, k, packer.get_n_step(), packer.kr, 1, stride, raw.tobytes(), bias, None, out, 0, None)
+    np.testing.assert_array_equal(out, packer.pack(mat, bias))
