@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._buffers import check_count, check_float
-from ..numerics import FLT_MIN, canonical_nan_f32, fclamp, fmax_fmin, ftz32, round_half_even
+from ..numerics import FLT_MIN, canonical_nan_f32, fclamp, fma32, fmax_fmin, ftz32, round_half_even
 
 __all__ = [
     "K_CHUNK",
@@ -46,6 +46,7 @@ __all__ = [
     "kai_matmul_requantize32_params",
     "kai_rhs_pack_qsi8cx_params",
     "owner_packed_rhs",
+    "qai8dxp_epilogue",
     "sat_fcvtzs",
     "wrap_i32",
 ]
@@ -246,6 +247,38 @@ def clamp_f32(y: NDArray[np.float32], lo: np.float32, hi: np.float32, kind: str)
         return out.astype(F32, copy=False)
     res = fclamp(y, lo, hi) if kind == "fclamp" else fmax_fmin(y, lo, hi)
     return canonical_nan_f32(res)
+
+
+def qai8dxp_epilogue(
+    acc: NDArray[np.int32], dq: NDArray[np.float32], scale: NDArray[np.float32], bias: NDArray[np.float32],
+    lo: np.float32, hi: np.float32, *, fused: bool, fz: bool, clamp_kind: str,
+) -> NDArray[np.float32]:
+    """The float epilogue of the qai8dxp x qsi8cxp / qsi4cxp kernels, [M, N] from the int32 ``acc``.
+
+    SCVTF (RNE; an integer-valued float is never subnormal, so FZ does not touch it); then
+    ``fused``: FMUL ``scale * dq`` and FMLA with the bias (one rounding), else FMUL ``dq * scale``,
+    FMUL by the accumulator and FADD the bias (two roundings); then the clamp of ``clamp_kind``.
+    Under FPCR.FZ subnormal scales, bias and bounds read as signed zeros.
+    """
+    f = acc.astype(F32)
+    if fz:
+        dq, scale, bias = ftz32(dq), ftz32(scale), ftz32(bias)
+        lo, hi = F32(ftz32(lo)), F32(ftz32(hi))
+    if fused:
+        sc = fmul32(scale[None, :], dq[:, None], fz=fz)  # FMUL scale * dq
+        y = fma32(sc, f, np.broadcast_to(bias[None, :], f.shape), fz=fz)  # FMLA: one rounding
+    else:
+        # FMUL dq * scale (the NEON kernels compute scale * dq: the same bits, products commute)
+        sc = fmul32(dq[:, None], scale[None, :], fz=fz)
+        with np.errstate(over="ignore", invalid="ignore"):
+            # FMUL sc * f: |sc| is 0 or >= FLT_MIN and |f| is 0 or >= 1, so never tiny
+            # (and y is never subnormal: FZ has nothing to flush in it).
+            y = np.multiply(sc, f, dtype=F32)
+        # FADD y + bias: the second rounding (bias already flushed under FZ).
+        y = fadd32_prefl(y, bias[None, :]) if fz else np.add(y, bias[None, :], dtype=F32)
+    # Note: NaNs come out as the default NaN 0x7FC00000 (an SVE/NEON FMUL/FADD with FPCR.DN = 0
+    # would keep an input NaN's payload; NaN scales/biases are outside XNNPACK's contract).
+    return clamp_f32(y, lo, hi, clamp_kind)
 
 
 class PackedRhs(bytes):

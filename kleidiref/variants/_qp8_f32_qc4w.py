@@ -54,10 +54,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._buffers import check_float
-from ..numerics import fma32, ftz32
 from ..quant.qai8dx import quantize_qai8dx
 from ..targets import Target, get_target
-from ._int8_common import clamp_f32, fadd32_prefl, fmul32, int8_matmul, wrap_i32
+from ._int8_common import int8_matmul, qai8dxp_epilogue, wrap_i32
 
 __all__ = ["KERNELS", "Qc4wKernel", "gemm", "select_kernel", "xnn_kernel_name"]
 
@@ -240,19 +239,6 @@ def gemm(
         absmax = 8.0
     acc = int8_matmul(q, np.ascontiguousarray(wk.T), w_absmax=absmax)  # int32, wraps
     acc += (-zp).astype(np.int32)[:, None] * rsum.astype(np.int32)[None, :]  # MLA (numpy int32 wraps)
-    f = acc.astype(F32)  # SCVTF (RNE); an integer is never subnormal
-    b = bias32
-    if fz:  # FPCR.FZ: subnormal scales, bias and bounds read as signed zeros
-        dq, s, b = ftz32(dq), ftz32(s), ftz32(b)
-        lo, hi = F32(ftz32(lo)), F32(ftz32(hi))
-    if kern.fused:
-        sc = fmul32(s[None, :], dq[:, None], fz=fz)  # FMUL scale * dq
-        y = fma32(sc, f, np.broadcast_to(b[None, :], f.shape), fz=fz)  # FMLA: one rounding
-    else:
-        sc = fmul32(dq[:, None], s[None, :], fz=fz)  # FMUL dq * scale
-        with np.errstate(over="ignore", invalid="ignore"):
-            # |sc| is 0 or >= FLT_MIN under FZ and |f| is 0 or >= 1: the product is never tiny.
-            y = np.multiply(sc, f, dtype=F32)
-        y = fadd32_prefl(y, b[None, :]) if fz else np.add(y, b[None, :], dtype=F32)
-    # Note: NaNs come out as the default NaN (as in the qc8w emulation; payloads not modelled).
-    return clamp_f32(y, F32(lo), F32(hi), kern.clamp_kind)
+    return qai8dxp_epilogue(
+        acc, dq, s, bias32, F32(lo), F32(hi), fused=kern.fused, fz=fz, clamp_kind=kern.clamp_kind
+    )

@@ -63,18 +63,15 @@ from .._buffers import (
     writable_u8,
 )
 from ..kernel import PackedLhsKernel, TileParams, Ukernel
-from ..numerics import fma32, ftz32
 from ..quant.qai8dx import quantize_qai8dx
 from ..targets import Target, get_target
 from ._int8_common import (
     PackedRhs,
     as_packed_rhs,
-    clamp_f32,
-    fadd32_prefl,
-    fmul32,
     int8_matmul,
     kai_rhs_pack_qsi8cx_params,
     owner_packed_rhs,
+    qai8dxp_epilogue,
     wrap_i32,
 )
 from ._qai8dxp import kai_lhs_quant_pack_qai8dxp_f32, read_qai8dxp
@@ -394,28 +391,10 @@ class _Qp8Kernel(PackedLhsKernel):
         acc = int8_matmul(q, w[: q.shape[1]], w_absmax=w_absmax)
         # 2. MLA with the packed row sums: acc += (-zp) * rsum (numpy int32 arithmetic wraps).
         acc += neg_zp.astype(np.int32)[:, None] * rsum.astype(np.int32)[None, :]
-        # 3. SCVTF (RNE). An integer-valued float is never subnormal, so FZ does not touch it.
-        f = acc.astype(np.float32)
-        fz = self.fz
-        lo, hi = clamp_min, clamp_max
-        if fz:  # FPCR.FZ: subnormal scales, bias and bounds read as signed zeros
-            dq, scale, bias = ftz32(dq), ftz32(scale), ftz32(bias)
-            lo, hi = np.float32(ftz32(clamp_min)), np.float32(ftz32(clamp_max))
-        if self.fused:
-            sc = fmul32(scale[None, :], dq[:, None], fz=fz)                     # FMUL scale * dq
-            y = fma32(sc, f, np.broadcast_to(bias[None, :], f.shape), fz=fz)   # FMLA: one rounding
-        else:
-            # FMUL dq * scale (the NEON kernels compute scale * dq: the same bits, products commute)
-            sc = fmul32(dq[:, None], scale[None, :], fz=fz)
-            with np.errstate(over="ignore", invalid="ignore"):
-                # FMUL sc * f: |sc| is 0 or >= FLT_MIN and |f| is 0 or >= 1, so never tiny
-                # (and y is never subnormal: FZ has nothing to flush in it).
-                y = np.multiply(sc, f, dtype=np.float32)
-            # FADD y + bias: the second rounding (bias already flushed under FZ).
-            y = fadd32_prefl(y, bias[None, :]) if fz else np.add(y, bias[None, :], dtype=np.float32)
-        # Note: NaNs come out as the default NaN 0x7FC00000 (an SVE/NEON FMUL/FADD with FPCR.DN = 0
-        # would keep an input NaN's payload; NaN scales/biases are outside XNNPACK's contract).
-        return clamp_f32(y, lo, hi, self.clamp_kind)
+        # 3. SCVTF, the scale/bias epilogue and the clamp.
+        return qai8dxp_epilogue(
+            acc, dq, scale, bias, clamp_min, clamp_max, fused=self.fused, fz=self.fz, clamp_kind=self.clamp_kind
+        )
 
 
 _SRC = "kai/ukernels/matmul/matmul_clamp_f32_qai8dxp_qsi8cxp/"
