@@ -63,8 +63,7 @@ _KB16 = 8  # k steps per block in the f16 chains
 _KB16_ROW = 32
 _pair_blas: bool | None = None  # pair sums by sgemm (K = 2)? Probed once: see _f16_tile_body
 
-_pool: ThreadPoolExecutor | None = None
-_ppools: dict[int, ThreadPoolExecutor] = {}
+_pools: dict[tuple[str, int], ThreadPoolExecutor] = {}
 _T = TypeVar("_T")
 _AHEAD = 3  # k blocks prepared ahead of a chain that runs as a single tile
 _pool_lock = threading.Lock()
@@ -82,27 +81,24 @@ def worker_threads() -> int:
 
 
 def _run_tiles(fn: Callable[..., None], tiles: Sequence[tuple[Any, ...]]) -> None:
-    global _pool
     nthreads = worker_threads()
     small = max((t[1] - t[0]) * (t[3] - t[2]) for t in tiles) < _MIN_THREADED
     if nthreads == 1 or len(tiles) == 1 or small:
         for t in tiles:
             fn(*t)
         return
-    with _pool_lock:
-        if _pool is None or _pool._max_workers != nthreads:
-            _pool = ThreadPoolExecutor(nthreads, thread_name_prefix="kleidiref")
-        pool = _pool
+    pool = _executor("tiles", nthreads)
     for fut in [pool.submit(fn, *t) for t in tiles]:
         fut.result()
 
 
-def _producer_pool(workers: int) -> ThreadPoolExecutor:
-    """``workers`` threads that prepare k blocks ahead of a chain (apart from the tile pool: tiles wait on them)."""
+def _executor(role: str, workers: int) -> ThreadPoolExecutor:
+    """The pool of ``workers`` threads for ``role``: "tiles" (output tiles) or "prep" (k blocks
+    prepared ahead of a chain). Separate pools, since a tile may wait on its prep tasks."""
     with _pool_lock:
-        pool = _ppools.get(workers)
+        pool = _pools.get((role, workers))
         if pool is None:
-            pool = _ppools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="kleidiref-prep")
+            pool = _pools[(role, workers)] = ThreadPoolExecutor(workers, thread_name_prefix=f"kleidiref-{role}")
         return pool
 
 
@@ -121,7 +117,7 @@ def _in_order(
         for i in range(count):
             consume(i, produce(i))
         return
-    pool = _producer_pool(workers)
+    pool = _executor("prep", workers)
     pending = collections.deque(pool.submit(produce, i) for i in range(min(ahead, count)))
     try:
         for i in range(count):
