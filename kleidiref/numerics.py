@@ -26,6 +26,7 @@ to binary32/binary16/binary64.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -263,19 +264,50 @@ def _default_nan(dtype: np.dtype[Any]) -> Any:
     return _DEFAULT_NAN_F16 if dtype == F16 else _DEFAULT_NAN_F32
 
 
+def _clamp(
+    x: ArrayLike, lo: ArrayLike, hi: ArrayLike, max_first: bool,
+    exact: Callable[[NDArray[Any], NDArray[Any], NDArray[Any]], NDArray[Any]],
+) -> NDArray[Any]:
+    """A two-step float clamp: numpy's maximum/minimum when nothing is NaN, else ``exact``.
+
+    Without NaNs each step is the true max/min except when a zero meets a zero of the other
+    sign (-0 < +0 here; numpy picks either). A wrong-signed zero can only reach the result as
+    a zero (a nonzero second operand would win or lose whatever the zero's sign), so only the
+    zero results are redone with ``exact``.
+    """
+    xa = np.asarray(x)
+    dt = xa.dtype
+    lo_a, hi_a = np.asarray(lo, dtype=dt), np.asarray(hi, dtype=dt)
+    if np.isnan(lo_a).any() or np.isnan(hi_a).any() or np.isnan(xa).any():
+        return exact(xa, lo_a, hi_a)
+    t: NDArray[Any] = xa
+    steps = ((np.maximum, lo_a), (np.minimum, hi_a)) if max_first else ((np.minimum, hi_a), (np.maximum, lo_a))
+    for op, bound in steps:
+        if not (bound.ndim == 0 and np.isinf(bound) and (bound < 0) == (op is np.maximum)):
+            t = np.asarray(op(t, bound))  # an infinite bound on its own side changes nothing: skipped
+    if t is xa:
+        return xa.astype(dt, copy=True)
+    zero = t == 0
+    if zero.any():
+        xb, lb, hb = np.broadcast_arrays(xa, lo_a, hi_a)
+        t[zero] = exact(xb[zero], lb[zero], hb[zero])
+    return t.astype(dt, copy=False)
+
+
+def _fclamp_exact(xa: NDArray[Any], lo_a: NDArray[Any], hi_a: NDArray[Any]) -> NDArray[Any]:
+    dt = xa.dtype
+    t = np.where(np.isnan(xa), lo_a, np.where(np.isnan(lo_a), xa, _fpmax(xa, lo_a)))
+    t = np.where(np.isnan(t), hi_a, np.where(np.isnan(hi_a), t, _fpmin(t, hi_a)))
+    return np.where(np.isnan(t), _default_nan(dt), t).astype(dt)
+
+
 def fclamp(x: ArrayLike, lo: ArrayLike, hi: ArrayLike) -> NDArray[Any]:
     """SME2 FCLAMP: ``FPMinNum(FPMaxNum(x, lo), hi)``.
 
     FPMaxNum treats a quiet NaN operand as -inf and FPMinNum as +inf, so a NaN ``x`` clamps to
     ``lo`` (to -inf under XNNPACK's default unbounded clamp). -0 orders below +0.
     """
-    xa = np.asarray(x)
-    dt = xa.dtype
-    lo_a = np.asarray(lo, dtype=dt)
-    hi_a = np.asarray(hi, dtype=dt)
-    t = np.where(np.isnan(xa), lo_a, np.where(np.isnan(lo_a), xa, _fpmax(xa, lo_a)))
-    t = np.where(np.isnan(t), hi_a, np.where(np.isnan(hi_a), t, _fpmin(t, hi_a)))
-    return np.where(np.isnan(t), _default_nan(dt), t).astype(dt)
+    return _clamp(x, lo, hi, True, _fclamp_exact)
 
 
 def _nan_min(x: NDArray[Any], y: NDArray[Any]) -> NDArray[Any]:
@@ -293,18 +325,12 @@ def fmin_fmax(x: ArrayLike, lo: ArrayLike, hi: ArrayLike) -> NDArray[Any]:
 
     The pf32/pf16 ``_sme_`` kernels clamp in this order (FMIN with the maximum first).
     """
-    xa = np.asarray(x)
-    dt = xa.dtype
-    out: NDArray[Any] = _nan_max(_nan_min(xa, np.asarray(hi, dtype=dt)), np.asarray(lo, dtype=dt))
-    return out
+    return _clamp(x, lo, hi, False, lambda x_, lo_, hi_: _nan_max(_nan_min(x_, hi_), lo_))
 
 
 def fmax_fmin(x: ArrayLike, lo: ArrayLike, hi: ArrayLike) -> NDArray[Any]:
     """``FMIN(FMAX(x, lo), hi)``: a NaN propagates (qp8 ``_sme_`` kernels, NEON kernels)."""
-    xa = np.asarray(x)
-    dt = xa.dtype
-    out: NDArray[Any] = _nan_min(_nan_max(xa, np.asarray(lo, dtype=dt)), np.asarray(hi, dtype=dt))
-    return out
+    return _clamp(x, lo, hi, True, lambda x_, lo_, hi_: _nan_min(_nan_max(x_, lo_), hi_))
 
 
 def round_half_even(x: ArrayLike) -> NDArray[Any]:

@@ -204,6 +204,67 @@ def test_clamps_nan_and_signed_zero() -> None:
     assert nx.fclamp(np.array([np.nan], F16), F16(-1), F16(1)).dtype == F16
 
 
+def _arm_max(a: float, b: float) -> float:
+    """FPMax on non-NaN values (-0 < +0)."""
+    if a == b == 0:
+        return 0.0 if not (math.copysign(1, a) < 0 and math.copysign(1, b) < 0) else -0.0
+    return max(a, b)
+
+
+def _arm_min(a: float, b: float) -> float:
+    """FPMin on non-NaN values (-0 < +0)."""
+    if a == b == 0:
+        return -0.0 if (math.copysign(1, a) < 0 or math.copysign(1, b) < 0) else 0.0
+    return min(a, b)
+
+
+def _num(op: object, a: float, b: float) -> float:
+    """FPMaxNum / FPMinNum: a quiet NaN operand loses to a number."""
+    if math.isnan(a):
+        return b
+    if math.isnan(b):
+        return a
+    return op(a, b)  # type: ignore[operator]
+
+
+def _prop(op: object, a: float, b: float) -> float:
+    """FMAX / FMIN: a NaN operand gives NaN."""
+    return math.nan if math.isnan(a) or math.isnan(b) else op(a, b)  # type: ignore[operator]
+
+
+_CLAMP_VALUES = [math.nan, math.inf, -math.inf, 0.0, -0.0, 1.0, -1.0, 2.5, -2.5, 1e-40, -1e-40, 3e38]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    xs=st.lists(st.sampled_from(_CLAMP_VALUES) | st.floats(width=32), min_size=1, max_size=12),
+    lo=st.sampled_from(_CLAMP_VALUES),
+    hi=st.sampled_from(_CLAMP_VALUES),
+    f16=st.booleans(),
+)
+def test_clamps_match_the_arm_pseudocode(xs: list[float], lo: float, hi: float, f16: bool) -> None:
+    """fclamp, fmin_fmax and fmax_fmin (fast numpy path without NaNs, exact path with them) against
+    a scalar model of FPMaxNum/FPMinNum and FMAX/FMIN, signed zeros and NaNs included."""
+    dt = F16 if f16 else F32
+    with np.errstate(over="ignore"):
+        x = np.array(xs, dtype=dt)
+        lo_d, hi_d = dt(lo), dt(hi)
+    lo_f, hi_f = float(lo_d), float(hi_d)
+    refs = {
+        nx.fclamp: lambda v: _num(_arm_min, _num(_arm_max, v, lo_f), hi_f),
+        nx.fmin_fmax: lambda v: _prop(_arm_max, _prop(_arm_min, v, hi_f), lo_f),
+        nx.fmax_fmin: lambda v: _prop(_arm_min, _prop(_arm_max, v, lo_f), hi_f),
+    }
+    nan_bits = nx.DEFAULT_NAN_F16_BITS if f16 else nx.DEFAULT_NAN_F32_BITS
+    ut = np.uint16 if f16 else np.uint32
+    for fn, ref in refs.items():
+        got = fn(x, lo_d, hi_d)
+        assert got.dtype == dt and got.shape == x.shape
+        want = np.array([ref(float(v)) for v in x], dtype=dt)
+        want_bits = np.where(np.isnan(want), ut(nan_bits), want.view(ut))
+        np.testing.assert_array_equal(got.view(ut), want_bits)
+
+
 def test_ftz() -> None:
     x = np.array([1e-40, -1e-40, 1e-30, 0.0], F32)
     r = nx.ftz32(x)

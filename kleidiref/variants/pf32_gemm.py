@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from .._buffers import check_count, roundup
 from .._engine import fma32_chain
 from ..kernel import PackedLhsKernel, RawLhsKernel, TileParams
-from ..numerics import canonical_nan_f32, fclamp, fma32, fmin_fmax, ftz32
+from ..numerics import fclamp, fma32, fmin_fmax, ftz32
 from ..targets import Target
 from ._float_common import BiasRhsKernel, FloatVariant
 from ._sme_packers import SmeLhsPacker, SmeRhsBiasPacker, read_lhs_blocks
@@ -90,8 +90,10 @@ class _Pf32Kernel(BiasRhsKernel):
 
     def _clamp(self, acc: NDArray[np.float32], lo: np.float32, hi: np.float32) -> NDArray[np.float32]:
         lo_a, hi_a = (ftz32(lo), ftz32(hi)) if self.fz else (np.asarray(lo), np.asarray(hi))
-        out = fclamp(acc, lo_a, hi_a) if self.clamp_kind == "fclamp" else fmin_fmax(acc, lo_a, hi_a)
-        return canonical_nan_f32(out)
+        out: NDArray[np.float32] = (
+            fclamp(acc, lo_a, hi_a) if self.clamp_kind == "fclamp" else fmin_fmax(acc, lo_a, hi_a)
+        )
+        return out  # NaNs: the default NaN (both clamps produce it)
 
 
 class _Pf32Mopa(_Pf32Kernel, PackedLhsKernel):
