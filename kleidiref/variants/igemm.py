@@ -59,7 +59,7 @@ import dataclasses
 import itertools
 import math
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
@@ -1544,36 +1544,13 @@ def _chain(
     return f16_pair_chain(acc0, a, w)
 
 
-def _zero_fixup(res: NDArray[Any], acc: NDArray[np.float32], exact: Callable[[NDArray[np.float32]], NDArray[Any]]
-                ) -> NDArray[Any]:
-    """Redo with ``exact`` the elements whose fast result is a zero (or f16 subnormal/zero)."""
-    if res.dtype == F16:
-        redo = (res.view(np.uint16) & np.uint16(0x7C00)) == 0
-    else:
-        redo = res == 0
-    if redo.any():
-        res[redo] = exact(acc[redo])
-    return res
-
-
 def _pf32_epilogue(kern: Any, acc: NDArray[np.float32], lo: np.float32, hi: np.float32) -> NDArray[np.float32]:
-    """``kern._clamp(acc, lo, hi)`` (FCLAMP or FMIN/FMAX, FZ on the bounds, default NaN), fast.
-
-    With no NaN in ``acc`` and bounds in order, both clamps are min(max(acc, lo), hi) under the
-    order -0 < +0; numpy's max/min agree with that except where a zero meets a zero, so elements
-    whose result is a zero are redone exactly. NaNs or -0/+0 bounds in reverse take the exact path.
-    """
-    def exact(v: NDArray[np.float32]) -> NDArray[np.float32]:
-        r: NDArray[np.float32] = kern._clamp(v, lo, hi)
-        return r
-
-    lo_a, hi_a = (ftz32(lo), ftz32(hi)) if kern.fz else (lo, hi)
-    if (np.signbit(hi_a) and not np.signbit(lo_a) and hi_a == lo_a) or np.isnan(acc).any():
-        return np.asarray(exact(acc))
-    if lo_a == -np.inf and hi_a == np.inf:
-        return acc  # Note: no copy; the caller writes it into the output once
-    res = np.minimum(np.maximum(acc, lo_a), hi_a)
-    return _zero_fixup(res, acc, exact)
+    """``kern._clamp(acc, lo, hi)``; XNNPACK's default unbounded clamp of a NaN-free ``acc`` is
+    ``acc`` itself, returned without a copy (the caller writes it into the output once)."""
+    if lo == -np.inf and hi == np.inf and not np.isnan(acc).any():
+        return acc
+    out: NDArray[np.float32] = kern._clamp(acc, lo, hi)
+    return out
 
 
 def _pf16_epilogue(kern: Any, acc: NDArray[np.float32], lo: np.float32, hi: np.float32) -> NDArray[np.float16]:
@@ -1595,7 +1572,11 @@ def _pf16_epilogue(kern: Any, acc: NDArray[np.float32], lo: np.float32, hi: np.f
     if (np.signbit(hi_a) and not np.signbit(lo_a) and hi_a == lo_a) or np.isnan(acc).any():
         return np.asarray(exact(acc))
     clamped = acc if (lo_a == -np.inf and hi_a == np.inf) else np.minimum(np.maximum(acc, lo_a), hi_a)
-    return _zero_fixup(rn16(clamped), acc, exact)
+    res = rn16(clamped)
+    redo = (res.view(np.uint16) & np.uint16(0x7C00)) == 0  # zeros and subnormals: FZ16, signs of zero
+    if redo.any():
+        res[redo] = exact(acc[redo])
+    return res
 
 
 #: |partial sums| of one float32 GEMM stay exact below this.
