@@ -313,3 +313,26 @@ def test_rhs_pack_reads_a_strided_byte_buffer(layout: str, variant: str) -> None
     out = np.full(packer.get_rhs_packed_size(n, k), 0xCD, dtype=np.uint8)
     packer.run_rhs_pack(1, n, k, packer.get_n_step(), packer.kr, 1, stride, raw.tobytes(), bias, None, out, 0, None)
     np.testing.assert_array_equal(out, packer.pack(mat, bias))
+
+
+_OUT_VALUES = [0.0, -0.0, 6.1e-5, -6.1e-5, 6.0e-5, 3e-8, -3e-8, 1.0, -1.0, 0.5, 65504.0, 65520.0, -7e4,
+               np.inf, -np.inf, np.nan, 2.0**-25, 1.0009765625, 1.00048828125]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    acc=st.lists(st.sampled_from(_OUT_VALUES) | st.floats(width=32, min_value=-7e4, max_value=7e4),
+                 min_size=1, max_size=16),
+    lo=st.sampled_from([-np.inf, -1.0, -0.0, 0.0, 6e-5, 0.5, 1.0, np.inf]),
+    hi=st.sampled_from([-np.inf, -1.0, -0.0, 0.0, 6e-5, 0.5, 1.0, np.inf]),
+    sme1=st.booleans(),
+    fz=st.booleans(),
+)
+def test_pf16_output_fast_equals_exact(acc: list[float], lo: float, hi: float, sme1: bool, fz: bool) -> None:
+    """The pf16 kernels' float32-clamp-then-RN16 output stage gives the bits of RN16, FZ16, f16 clamp."""
+    cls = pf16_gemm.SME1_MOPA if sme1 else pf16_gemm.SME2_MOPA
+    kern = cls(512, fz=fz)
+    a = np.array(acc, dtype=np.float32).reshape(1, -1)
+    got = kern._output(a, np.float32(lo), np.float32(hi))
+    want = kern._output_exact(a, np.float32(lo), np.float32(hi))
+    np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))

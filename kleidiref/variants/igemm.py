@@ -1529,7 +1529,7 @@ class _FloatPlan(_GroupPlan):
                 acc = _chain(variant, np.broadcast_to(acc0[:, None], (cout, m)), self.w_nk, a_t, fz).T
             else:
                 acc = _chain(variant, np.broadcast_to(acc0, (m, cout)), a_t.T, self.w_kn, fz)
-            res = _pf32_epilogue(kern, acc, lo, hi) if variant == "pf32" else _pf16_epilogue(kern, acc, lo, hi)
+            res = _pf32_epilogue(kern, acc, lo, hi) if variant == "pf32" else kern._output(acc, lo, hi)
             out[i].reshape(m, cout)[...] = res
 
 
@@ -1551,32 +1551,6 @@ def _pf32_epilogue(kern: Any, acc: NDArray[np.float32], lo: np.float32, hi: np.f
         return acc
     out: NDArray[np.float32] = kern._clamp(acc, lo, hi)
     return out
-
-
-def _pf16_epilogue(kern: Any, acc: NDArray[np.float32], lo: np.float32, hi: np.float32) -> NDArray[np.float16]:
-    """``kern._output(acc, lo, hi)`` (RN16, FZ16, f16 clamp), fast.
-
-    RN16 is monotonic and the flushed f16 bounds L, H are on the f16 grid, so with no NaN and
-    L <= H: clamp16(ftz16(RN16(acc)), L, H) == RN16(clamp32(acc, L, H)) wherever the latter is a
-    normal f16 or an infinity; zeros and subnormals (where FZ16 and the sign of zero matter) are
-    redone exactly.
-    """
-    def exact(v: NDArray[np.float32]) -> NDArray[np.float16]:
-        r: NDArray[np.float16] = kern._output(v, lo, hi)
-        return r
-
-    lo16, hi16 = rn16(lo), rn16(hi)
-    if kern.fz:
-        lo16, hi16 = ftz16(lo16), ftz16(hi16)
-    lo_a, hi_a = np.float32(lo16), np.float32(hi16)
-    if (np.signbit(hi_a) and not np.signbit(lo_a) and hi_a == lo_a) or np.isnan(acc).any():
-        return np.asarray(exact(acc))
-    clamped = acc if (lo_a == -np.inf and hi_a == np.inf) else np.minimum(np.maximum(acc, lo_a), hi_a)
-    res = rn16(clamped)
-    redo = (res.view(np.uint16) & np.uint16(0x7C00)) == 0  # zeros and subnormals: FZ16, signs of zero
-    if redo.any():
-        res[redo] = exact(acc[redo])
-    return res
 
 
 #: |partial sums| of one float32 GEMM stay exact below this.
