@@ -8,12 +8,12 @@ the drawn inputs).
 
 from __future__ import annotations
 
-import math
 from fractions import Fraction as Fr
 from typing import Any
 
 import numpy as np
 import pytest
+from _exact import clamp, radd, rfma, rmul, rnd, same
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -25,61 +25,6 @@ from kleidiref.testing.strategies import block_scales_bf16, channel_scales, int4
 
 SET = settings(max_examples=30, deadline=None)
 F32, F16 = np.float32, np.float16
-FMT = {"f32": (24, -126, 127), "f16": (11, -14, 15)}
-
-
-def rnd(x: Fr, fmt: str, fz: bool) -> float:
-    """Round an exact rational to the nearest ``fmt`` value, ties to even; FZ: tiny -> signed 0."""
-    p, emin, emax = FMT[fmt]
-    if x == 0:
-        return 0.0
-    sign = -1.0 if x < 0 else 1.0
-    ax = abs(x)
-    if fz and ax < Fr(2) ** emin:
-        return sign * 0.0
-    e = ax.numerator.bit_length() - ax.denominator.bit_length()
-    if Fr(2) ** e > ax:
-        e -= 1
-    e = max(e, emin)
-    q = Fr(2) ** (e - p + 1)
-    n = ax / q
-    i = math.floor(n)
-    r = n - i
-    if r > Fr(1, 2) or (r == Fr(1, 2) and i % 2 == 1):
-        i += 1
-    v = i * q
-    if v >= Fr(2) ** (emax + 1):
-        return sign * math.inf
-    return sign * float(v)
-
-
-def rd(v: Any, fmt: str, fz: bool) -> Fr:
-    """Read an operand (FZ/FZ16 input flush) as an exact rational."""
-    f = float(v)
-    tiny = 2.0 ** FMT[fmt][1]
-    if fz and f != 0 and abs(f) < tiny:
-        return Fr(0)
-    return Fr(f)
-
-
-def rfma(a: Any, b: Any, c: Any, fmt: str, fz: bool) -> float:
-    return rnd(rd(a, fmt, fz) * rd(b, fmt, fz) + rd(c, fmt, fz), fmt, fz)
-
-
-def radd(a: Any, b: Any, fmt: str, fz: bool) -> float:
-    return rnd(rd(a, fmt, fz) + rd(b, fmt, fz), fmt, fz)
-
-
-def rmul(a: Any, b: Any, fmt: str, fz: bool) -> float:
-    return rnd(rd(a, fmt, fz) * rd(b, fmt, fz), fmt, fz)
-
-
-def clamp(v: float, lo: float, hi: float) -> float:
-    return min(max(v, lo), hi)
-
-
-def same(got: np.ndarray, ref: np.ndarray) -> None:
-    np.testing.assert_array_equal(got.astype(np.float64), np.asarray(ref, dtype=np.float64))
 
 
 def f32s(shape: Any, lim: float = 1e3) -> Any:

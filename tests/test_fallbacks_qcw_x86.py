@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _exact import FMT, rnd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -22,33 +23,11 @@ from kleidiref.fallbacks.f32_qcw import f32_qc4w_gemm, f32_qc8w_gemm, f32_qcw_uk
 
 SET = settings(max_examples=25, deadline=None)
 F32, F16 = np.float32, np.float16
-FMT = {"f32": (24, -126, 127), "f16": (11, -14, 15)}
 INF = math.inf
 ALL_X86: tuple[X86Kernel, ...] = ("avx2", "avx512skx", "avx512fp16", "avx2_f16acc")
 
 
 # ---- scalar IEEE reference ---------------------------------------------------------------------
-
-
-def rnd(x: Fr, fmt: str, fz: bool, neg_zero: bool = False) -> float:
-    """RNE of the exact ``x`` into ``fmt``; an exact zero gets the sign ``neg_zero``; FZ: tiny -> +-0."""
-    p, emin, emax = FMT[fmt]
-    if x == 0:
-        return -0.0 if neg_zero else 0.0
-    sign = -1.0 if x < 0 else 1.0
-    ax = abs(x)
-    if fz and ax < Fr(2) ** emin:
-        return sign * 0.0
-    e = ax.numerator.bit_length() - ax.denominator.bit_length()
-    if Fr(2) ** e > ax:
-        e -= 1
-    q = Fr(2) ** (max(e, emin) - p + 1)
-    i = math.floor(ax / q)
-    r = ax / q - i
-    if r > Fr(1, 2) or (r == Fr(1, 2) and i % 2 == 1):
-        i += 1
-    v = i * q
-    return sign * INF if v >= Fr(2) ** (emax + 1) else sign * float(v)
 
 
 def rnd_x86(x: Fr, fz: bool, neg_zero: bool = False) -> float:

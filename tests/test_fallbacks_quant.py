@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _exact import clamp, rd, rnd, same
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -31,48 +32,12 @@ from kleidiref.variants import _qp8_f32_qc4w as Q4
 
 SET = settings(max_examples=30, deadline=None)
 F32, F16 = np.float32, np.float16
-FMT = {"f32": (24, -126, 127), "f16": (11, -14, 15)}
 SME2_MOPA8 = "kai_matmul_clamp_f32_qai8dxp1vlx4_qsi8cxp4vlx4_1vlx4vl_sme2_mopa"
 SME2_GEMV8 = "kai_matmul_clamp_f32_qai8dxp1x4_qsi8cxp4vlx4_1x4vl_sme2_dot"
 SME1_MOPA8 = "kai_matmul_clamp_f32_qai8dxp1vlx4_qsi8cxp4vlx4_1vlx4vl_sme_mopa"
 SME1_GEMV8 = "kai_matmul_clamp_f32_qai8dxp1x4_qsi8cxp4vlx4_1x4vl_sme_dot"
 NEON8 = "kai_matmul_clamp_f32_qai8dxp4x8_qsi8cxp4x8_16x4_neon_i8mm"
 dims = st.tuples(st.integers(1, 3), st.integers(1, 5), st.integers(1, 40))
-
-
-def rnd(x: Fr, fmt: str, fz: bool) -> float:
-    """Round an exact rational to the nearest ``fmt`` value, ties to even; FZ: tiny -> signed 0."""
-    p, emin, emax = FMT[fmt]
-    if x == 0:
-        return 0.0
-    sign = -1.0 if x < 0 else 1.0
-    ax = abs(x)
-    if fz and ax < Fr(2) ** emin:
-        return sign * 0.0
-    e = ax.numerator.bit_length() - ax.denominator.bit_length()
-    if Fr(2) ** e > ax:
-        e -= 1
-    e = max(e, emin)
-    q = Fr(2) ** (e - p + 1)
-    i = math.floor(ax / q)
-    r = ax / q - i
-    if r > Fr(1, 2) or (r == Fr(1, 2) and i % 2 == 1):
-        i += 1
-    v = i * q
-    return sign * math.inf if v >= Fr(2) ** (emax + 1) else sign * float(v)
-
-
-def rd(v: Any, fmt: str, fz: bool) -> Fr:
-    f = float(v)
-    return Fr(0) if fz and f != 0 and abs(f) < 2.0 ** FMT[fmt][1] else Fr(f)
-
-
-def clamp(v: float, lo: float, hi: float) -> float:
-    return min(max(v, lo), hi)
-
-
-def same(got: np.ndarray, ref: Any) -> None:
-    np.testing.assert_array_equal(got.astype(np.float64), np.asarray(ref, dtype=np.float64))
 
 
 def f32s(shape: Any, lim: float = 10.0) -> Any:
