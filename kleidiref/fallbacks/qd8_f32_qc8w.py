@@ -28,7 +28,15 @@ from numpy.typing import NDArray
 from ._common import as_f32, clamp_max_min, fma32, fmul32, qd8_codes
 from ._conv import conv_geometry, grouped_conv
 
-__all__ = ["int_dot", "qd8_f32_qc8w_epilogue", "qd8_f32_qc8w_gemm", "qd8_f32_qc8w_igemm"]
+__all__ = [
+    "check_qc8w_weights",
+    "int_dot",
+    "qc8w_acc",
+    "qd8_f32_qc8w_epilogue",
+    "qd8_f32_qc8w_gemm",
+    "qd8_f32_qc8w_igemm",
+    "qd8_gemm_operands",
+]
 
 F32 = np.float32
 
