@@ -22,12 +22,23 @@ def best_of(fn: Callable[[], Any], repeat: int) -> tuple[float, list[float]]:
     return min(times), times
 
 
-def interleaved(fn_a: Callable[[], Any], fn_b: Callable[[], Any], repeat: int) -> tuple[list[float], list[float]]:
-    """Times of ``fn_a`` and ``fn_b`` measured alternately (shared-machine noise hits both)."""
+#: Pause before each timed call of :func:`interleaved`. OpenBLAS's worker threads keep spinning
+#: for a while after a call returns (~0.05-0.1 s here), competing for the cores with whatever
+#: is timed next: measured on the pf32 GEMV right after a float64 GEMM, the median was 25-30 %
+#: slower than after a 0.1 s pause. The pause does not change the BLAS times.
+SETTLE_S = 0.15
+
+
+def interleaved(
+    fn_a: Callable[[], Any], fn_b: Callable[[], Any], repeat: int, settle: float = SETTLE_S
+) -> tuple[list[float], list[float]]:
+    """Times of ``fn_a`` and ``fn_b`` measured alternately (shared-machine noise hits both),
+    each call after a ``settle`` pause (see :data:`SETTLE_S`)."""
     ta: list[float] = []
     tb: list[float] = []
     for _ in range(repeat):
         for fn, acc in ((fn_a, ta), (fn_b, tb)):
+            time.sleep(settle)
             t0 = time.perf_counter()
             fn()
             acc.append(time.perf_counter() - t0)
