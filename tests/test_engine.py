@@ -180,13 +180,17 @@ def test_f16_chains_tiles(kind: str, shape: tuple[int, int, int], monkeypatch: p
 
 @pytest.mark.parametrize("flush", [False, True])
 @pytest.mark.parametrize("finite_only", [False, True])
-def test_f16_to_f32_every_pattern(flush: bool, finite_only: bool) -> None:
-    """Every binary16 pattern (or every finite one: the fast path), with and without FZ16."""
+@pytest.mark.parametrize("scaled", [False, True])
+def test_f16_to_f32_every_pattern(flush: bool, finite_only: bool, scaled: bool) -> None:
+    """Every binary16 pattern (or every finite one: the fast path), with and without FZ16;
+    ``scaled``: a finite block comes as h * 2**-112, exactly (a non-finite one unscaled)."""
     h = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
     if finite_only:
         h = h[np.isfinite(h)]
     out = np.empty(h.shape, dtype=F32)
-    assert _engine._f16_to_f32(h, out, flush) == finite_only
+    assert _engine._f16_to_f32(h, out, flush, scaled=scaled) == finite_only
+    if scaled and finite_only:
+        out = out * F32(2.0**112)  # exact: the scaled values are binary32 (subnormals included)
     ref = (ftz16(h) if flush else h).astype(F32)
     same = (_bits(out) == _bits(ref)) | (np.isnan(out) & np.isnan(ref))
     assert same.all()
