@@ -22,9 +22,11 @@ GIL inside ufunc loops) and the exact-but-costly steps run only where they can m
   >= FLT_MIN: every exact partial value is then a multiple of that quantum, so nonzero ones
   are >= FLT_MIN. The tiny test only runs when that precheck fails.
 
-One-tile chains on a blocked W (the GEMV kernels reading the packed RHS in place) run as a
-pipeline: helper threads gather the next k blocks' weight rows out of the packed layout
-(memory-bound, ~a third of the work) while the calling thread chains the current one.
+A blocked W (the kernels reading the packed RHS in place) is gathered a window of k rows at a
+time, each column block's rows copied as one run before the reorder (``_move_units``). The f16
+chains on one tile (the GEMVs) run as a pipeline: helper threads gather, widen and multiply
+the next k blocks while the calling thread accumulates the current one. The fma32 chain
+gathers on its own thread: its consumer is the heavy side (see ``_fma32_tile_body``).
 
 ``f16_pair_chain``: ``acc = RN32(acc + RN32(a0*b0 + a1*b1))`` (widening FMOPA / FDOT). Each
 f16 product is exact in binary32 and the binary32 sum of two of them is correctly rounded, so
@@ -39,7 +41,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -65,7 +67,9 @@ _pair_blas: bool | None = None  # pair sums by sgemm (K = 2)? Probed once: see _
 
 _pools: dict[tuple[str, int], ThreadPoolExecutor] = {}
 _T = TypeVar("_T")
-_AHEAD = 3  # k blocks prepared ahead of a chain that runs as a single tile
+_Bufs: TypeAlias = "list[NDArray[np.uint8]] | None"  # scratch of _move_units
+_AHEAD = 3  # k blocks prepared ahead of an f16 chain that runs as a single tile
+_STAGE_ROWS = 64  # k rows per gather of a packed W in fma32_chain (see _move_units)
 _pool_lock = threading.Lock()
 
 
@@ -155,8 +159,9 @@ def _split(m: int, n: int, elems: int | None = None, align: int = 1) -> list[tup
 
 
 def _pipelined(tiles: Sequence[tuple[int, int, int, int]], w: NDArray[Any]) -> bool:
-    """Prepare k blocks on helper threads? Only for a single tile (it runs on the calling thread,
-    the cores are otherwise idle) of a blocked W, whose gather is the work worth moving."""
+    """Prepare an f16 chain's k blocks on helper threads? Only for a single tile (it runs on the
+    calling thread, the cores are otherwise idle) of a blocked W, whose gather, widening and
+    products are the work worth moving."""
     return len(tiles) == 1 and w.ndim > 2 and worker_threads() > 1
 
 
@@ -176,10 +181,13 @@ def _w_shape(w: NDArray[Any], n_acc: int) -> tuple[int, int, int]:
     return k, n_acc, nr
 
 
-def _w_rows(w: NDArray[Any], k0: int, kb: int, n0: int, n1: int) -> NDArray[Any]:
+def _w_rows(
+    w: NDArray[Any], k0: int, kb: int, n0: int, n1: int, staged: bool = False, bufs: _Bufs = None
+) -> NDArray[Any]:
     """W[k0:k0+kb, n0:n1] as a 2-D array: a view of a [K, N] W, a small gather of packed blocks.
 
     For the blocked forms, ``n0`` is a multiple of nr (tiles are aligned, see ``_split``).
+    ``staged``, ``bufs``: see :func:`_move_units`.
     """
     if w.ndim == 2:
         return w[k0 : k0 + kb, n0:n1]
@@ -191,45 +199,77 @@ def _w_rows(w: NDArray[Any], k0: int, kb: int, n0: int, n1: int) -> NDArray[Any]
     unit = np.dtype((np.void, nr * w.itemsize * (1 if w.ndim == 3 else w.shape[1])))
     if w.ndim == 3:
         src = cols[k0 : k0 + kb]
-        out = np.empty((kb, nbt), dtype=unit)
-        out[...] = src.view(unit)[..., 0] if src.strides[-1] == w.itemsize else src.copy().view(unit)[..., 0]
+        if src.strides[-1] != w.itemsize:
+            src = src.copy()
+        out = _move_units(src.view(unit)[..., 0], staged, bufs)
         return out.view(w.dtype).reshape(kb, nbt * nr)[:, : n1 - n0]
     kr = w.shape[1]
     lo, hi = k0 // kr, -(-(k0 + kb) // kr)
-    groups = _w_groups(w, lo, hi, n0, n1 - n0)
+    groups = _w_groups(w, lo, hi, n0, n1 - n0, staged, bufs)
     rows: NDArray[Any] = groups.transpose(0, 2, 1).reshape((hi - lo) * kr, -1)  # de-interleave the k groups
     return rows[k0 - lo * kr : k0 - lo * kr + kb]
 
 
-def _w_groups(w: NDArray[Any], g0: int, g1: int, n0: int, nn: int, staged: bool = False) -> NDArray[Any]:
+def _w_groups(
+    w: NDArray[Any], g0: int, g1: int, n0: int, nn: int, staged: bool = False, bufs: _Bufs = None
+) -> NDArray[Any]:
     """k groups g0..g1-1 of a [K/kr, kr, nb, nr] W, columns n0..n0+nn-1, as packed: [g, nn, kr].
 
     Gathered as the packers lay them out (each block's kr lanes per column interleaved), so
     a consumer that wants the kr values of a column together (the f16 pair sums) reads them
     without a de-interleaving copy. ``n0`` is a multiple of nr.
 
-    ``staged``: copy each column block's g groups (one contiguous run of the packed buffer)
-    first, then reorder in cache. Read group by group instead, the packed buffer is nb
-    interleaved streams of one unit each, which the prefetchers follow poorly: the f16 GEMV
-    gather takes ~20 % less time staged (measured: docs/performance.md).
+    ``staged``, ``bufs``: see :func:`_move_units`.
     """
     kr, nr = w.shape[1], w.shape[-1]
     cols = w[g0:g1, :, n0 // nr : -(-(n0 + nn) // nr), :]
     g, nbt = g1 - g0, cols.shape[-2]
     grp = cols.transpose(0, 2, 3, 1)  # [g, nb, nr, kr]: the bytes of one (k group, block)
     unit = np.dtype((np.void, nr * kr * w.itemsize))
-    units = np.empty((g, nbt), dtype=unit)
     contiguous_unit = grp.strides[-1] == w.itemsize and grp.strides[-2] == kr * w.itemsize
     packed = grp if contiguous_unit else np.ascontiguousarray(grp)
-    src = packed.reshape(g, nbt, nr * kr).view(unit)[..., 0]
-    if staged and g > 1:
-        runs = np.empty((nbt, g), dtype=unit)
-        runs[...] = src.T
-        units[...] = runs.T
-    else:
-        units[...] = src
+    units = _move_units(packed.reshape(g, nbt, nr * kr).view(unit)[..., 0], staged, bufs)
     out: NDArray[Any] = units.view(w.dtype).reshape(g, nbt * nr, kr)[:, :nn]
     return out
+
+
+def _move_units(src: NDArray[Any], staged: bool, bufs: _Bufs = None) -> NDArray[Any]:
+    """A C-contiguous copy of ``src``: [rows, nb] units of packed blocks (one k or k group of nr
+    columns each), a column block's units adjacent in memory (a run), the blocks far apart.
+
+    ``staged``: copy block by block first (the runs, in memory order) and reorder in cache.
+    Copied row by row instead, the packed buffer is read as nb interleaved streams of one unit
+    each, which the prefetchers follow poorly: ~1.3x slower for 16 rows of 256 blocks, ~1.8x
+    for 64 (measured; see docs/performance.md).
+
+    ``bufs``: two byte buffers (:func:`_new_bufs`) for the copy and the runs, reused from call
+    to call: fresh pages for every block cost more than the copy (page faults).
+    """
+    out = _in_buf(bufs, 0, src.shape, src.dtype)
+    if staged and src.shape[0] > 1:
+        runs = _in_buf(bufs, 1, src.shape[::-1], src.dtype)
+        runs[...] = src.T
+        out[...] = runs.T
+    else:
+        out[...] = src
+    return out
+
+
+def _new_bufs(w: NDArray[Any], rows: int, nn: int) -> _Bufs:
+    """Scratch for :func:`_move_units` gathering ``rows`` k of ``nn`` columns of a blocked W."""
+    if w.ndim == 2:
+        return None
+    nr, kr = w.shape[-1], w.shape[1] if w.ndim == 4 else 1
+    nbytes = (rows + 2 * kr) * -(-nn // nr) * nr * w.itemsize  # + the k groups cut by a row range
+    return [np.empty(nbytes, dtype=np.uint8) for _ in range(2)]
+
+
+def _in_buf(bufs: _Bufs, i: int, shape: tuple[int, ...], dtype: np.dtype[Any]) -> NDArray[Any]:
+    """An uninitialized array of ``shape``, in ``bufs[i]`` when that is large enough."""
+    n = int(np.prod(shape)) * dtype.itemsize
+    if bufs is None or bufs[i].size < n:
+        return np.empty(shape, dtype=dtype)
+    return bufs[i][:n].view(dtype).reshape(shape)
 
 
 def _min_nonzero_bits(x: NDArray[np.float32]) -> int:
@@ -302,10 +342,9 @@ def fma32_chain(
     ulp_a = _ulp_exp(la) if la >= 0 else None  # None: a is all zeros, products cannot be tiny
     a_t = np.ascontiguousarray(a.T, dtype=F64)  # [K, M]
     tiles = _split(m, n, align=nr)
-    pipeline = _pipelined(tiles, w)
 
     def tile(m0: int, m1: int, n0: int, n1: int) -> None:
-        _fma32_tile(out[m0:m1, n0:n1], a_t[:, m0:m1], w, n0, fz, tiny, ulp_a, pipeline)
+        _fma32_tile(out[m0:m1, n0:n1], a_t[:, m0:m1], w, n0, fz, tiny, ulp_a)
 
     _run_tiles(tile, tiles)
     return canonical_nan_f32(out)
@@ -346,34 +385,41 @@ def _bufsize_for(nn: int) -> int:
 
 def _fma32_tile(
     acc_out: NDArray[np.float32], a_t: NDArray[np.float64], w: NDArray[np.float32], n0: int, fz: bool,
-    tiny: bool, ulp_a: int | None, pipeline: bool = False,
+    tiny: bool, ulp_a: int | None,
 ) -> None:
     """The chain on one output tile (columns from ``n0``), in place on ``acc_out``."""
     with _bufsize(acc_out.shape[1]):
-        _fma32_tile_body(acc_out, a_t, w, n0, fz, tiny, ulp_a, pipeline)
+        _fma32_tile_body(acc_out, a_t, w, n0, fz, tiny, ulp_a)
 
 
 def _fma32_tile_body(
     acc_out: NDArray[np.float32], a_t: NDArray[np.float64], w: NDArray[np.float32], n0: int, fz: bool,
-    tiny: bool, ulp_a: int | None, pipeline: bool,
+    tiny: bool, ulp_a: int | None,
 ) -> None:
     k_total, mm = a_t.shape
     nn = acc_out.shape[1]
     one_row = mm == 1
     kb_max = min(_KB_ROW if one_row else _KB, k_total)
     n_blocks = -(-k_total // kb_max)
-    # The gather of the next blocks' weight rows (memory-bound) can run on a helper thread while
-    # this one chains: a scan buffer per block in flight.
-    n_slots = min(_AHEAD, n_blocks) if pipeline else 1
-    scan_bufs = [np.empty((kb_max, nn), dtype=np.uint32) for _ in range(n_slots)]
+    scan_buf = np.empty((kb_max, nn), dtype=np.uint32)
     scan = fz or (not tiny and ulp_a is not None)
+    # A blocked W is gathered _STAGE_ROWS k at a time (staged: longer runs from memory) and
+    # served to the blocks from that window.
+    # Note: no helper thread gathers ahead here (the f16 chains' pipeline). Measured on the
+    # 2-core machine of docs/performance.md, the chain reading rows another core had just
+    # written ran slower than this thread gathering them itself.
+    window: list[Any] = [0, None]  # [first k, rows]
+    stage = max(_STAGE_ROWS // kb_max, 1) * kb_max
+    bufs = _new_bufs(w, stage, nn)
 
     def produce(i: int) -> tuple[int, int, NDArray[Any], bool]:
         """Block i's weight rows (gathered, FZ-flushed), and whether they make tiny values possible."""
         k0 = i * kb_max
         kb = min(kb_max, k_total - k0)
-        scan_buf = scan_bufs[i % n_slots]
-        wk = _w_rows(w, k0, kb, n0, n0 + nn)
+        w0, rows = window
+        if rows is None or k0 + kb > w0 + rows.shape[0]:
+            window[:] = w0, rows = k0, _w_rows(w, k0, min(stage, k_total - k0), n0, n0 + nn, True, bufs)
+        wk = rows[k0 - w0 : k0 - w0 + kb]
         blk_tiny = False
         if scan:
             low = _scan_rows(wk, scan_buf)
@@ -396,7 +442,7 @@ def _fma32_tile_body(
     hsteps = [hist[j] for j in range(kb_max)]
     scratch: list[NDArray[np.float64]] = []
 
-    def consume(_: int, block: tuple[int, int, NDArray[Any], bool]) -> None:
+    def consume(block: tuple[int, int, NDArray[Any], bool]) -> None:
         nonlocal tiny, scratch
         k0, kb, wk, blk_tiny = block
         tiny = tiny or blk_tiny  # sticky: later partial sums may sit on W's finer grid
@@ -431,7 +477,8 @@ def _fma32_tile_body(
         np.copyto(start, end)
 
     with np.errstate(over="ignore", invalid="ignore"):
-        _in_order(n_blocks, produce, consume, n_slots if pipeline else 0)
+        for i in range(n_blocks):
+            consume(produce(i))
     acc_out[...] = start
 
 
@@ -619,7 +666,10 @@ def _f16_tile_body(
     acc = out[m0:m1, n0:n1].copy()
     # Per block in flight (see _in_order): its f32 weight rows and products / pair sums.
     n_slots = min(_AHEAD, n_blocks) if pipeline else 1
-    slots = [(np.empty((kb_max, nn), dtype=F32), np.empty((kb_max, mm, nn), dtype=F32)) for _ in range(n_slots)]
+    slots = [
+        (np.empty((kb_max, nn), dtype=F32), np.empty((kb_max, mm, nn), dtype=F32), _new_bufs(w16, kb_max, nn))
+        for _ in range(n_slots)
+    ]
     at = a32[:, m0:m1, None]
     # Pair sums by BLAS: sgemm with K = 2 is RN32(a0*w0 + a1*w1) whatever its order or FMA use,
     # the products being exact. Only the sign of an exact-zero pair sum may differ, which no
@@ -645,12 +695,10 @@ def _f16_tile_body(
         """Block i's terms: the pair sums (FDOT) or single products (FMLAL), each exact or RN32."""
         k0 = i * kb_max
         kb = min(kb_max, k_total - k0)
-        wbuf, prod = slots[i % n_slots]
+        wbuf, prod, bufs = slots[i % n_slots]
         grouped = paired and kb % 2 == 0  # k0 is even: kb_max is
-        # Note: staged only here. The pf32 GEMV's helper gathers faster staged too, but the
-        # chain reading its rows then ran slower by more (measured; see docs/performance.md).
-        rows = (_w_groups(w16, k0 // 2, (k0 + kb) // 2, n0, nn, staged=pipeline) if grouped
-                else _w_rows(w16, k0, kb, n0, n1))
+        rows = (_w_groups(w16, k0 // 2, (k0 + kb) // 2, n0, nn, True, bufs) if grouped
+                else _w_rows(w16, k0, kb, n0, n1, True, bufs))
         wb = wbuf[:kb].reshape(rows.shape)
         finite = _f16_to_f32(rows, wb, flush_w, scaled=True)
         at_k = (at_scaled if finite else at)[k0 : k0 + kb]

@@ -244,24 +244,26 @@ def test_f16_chains_blocked_w(shape: tuple[int, int, int], monkeypatch: pytest.M
     fz=st.booleans(),
     seed=st.integers(0, 2**31),
 )
-def test_fma32_chain_pipelined_blocks(n: int, k: int, kind: str, fz: bool, seed: int) -> None:
-    """One-row chains on a blocked W prepare k blocks on helper threads: still the naive bits.
+def test_fma32_chain_windowed_blocks(n: int, k: int, kind: str, fz: bool, seed: int) -> None:
+    """One-row chains on a blocked W read it through windows of staged rows: the naive bits.
 
-    Small k blocks make many of them, so block i + _AHEAD reuses block i's buffers; the kinds
-    drive the tie, tiny and FZ paths inside the pipelined consumer.
+    Small k blocks and windows make many of both, the last ones cut short by K; the kinds
+    drive the tie, tiny and FZ paths on rows served from a window.
     """
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("KLEIDIREF_THREADS", "2")
         mp.setattr(_engine, "_KB_ROW", 2)
+        mp.setattr(_engine, "_STAGE_ROWS", 6)
         acc0, a, w = _operands(kind, 1, n, k, seed)
         nr = 16
         nb = -(-n // nr)
         padded = np.zeros((k, nb * nr), dtype=F32)
         padded[:, :n] = w
-        view = np.ascontiguousarray(padded.reshape(k, nb, nr).transpose(1, 0, 2)).transpose(1, 0, 2)
-        assert _engine._pipelined(_engine._split(1, n, align=nr), view)
-        got = fma32_chain(acc0, a, view, fz=fz)
-    np.testing.assert_array_equal(_bits(got), _bits(_naive_fma32(acc0, a, w, fz)))
+        blocks = np.ascontiguousarray(padded.reshape(k, nb, nr).transpose(1, 0, 2))  # the packers' order
+        got3 = fma32_chain(acc0, a, blocks.transpose(1, 0, 2), fz=fz)  # [K, nb, nr]
+        got4 = fma32_chain(acc0, a, blocks[:, :, :, None].transpose(1, 3, 0, 2), fz=fz)  # [K, 1, nb, nr]
+    want = _bits(_naive_fma32(acc0, a, w, fz))
+    np.testing.assert_array_equal(_bits(got3), want)
+    np.testing.assert_array_equal(_bits(got4), want)
 
 
 @settings(max_examples=20, deadline=None)
