@@ -22,11 +22,14 @@ GIL inside ufunc loops) and the exact-but-costly steps run only where they can m
   >= FLT_MIN: every exact partial value is then a multiple of that quantum, so nonzero ones
   are >= FLT_MIN. The tiny test only runs when that precheck fails.
 
-A blocked W (the kernels reading the packed RHS in place) is gathered a window of k rows at a
-time, each column block's rows copied as one run before the reorder (``_move_units``). The f16
-chains on one tile (the GEMVs) run as a pipeline: helper threads gather, widen and multiply
-the next k blocks while the calling thread accumulates the current one. The fma32 chain
-gathers on its own thread: its consumer is the heavy side (see ``_fma32_tile_body``).
+A blocked W (the kernels reading the packed RHS in place) is gathered a few k rows at a time,
+each column block's rows copied as one run before the reorder (``_move_units``), by the thread
+that runs the tile.
+
+Note: a one-tile chain (a GEMV) once ran as a pipeline, helper threads gathering (and for
+the f16 chains widening and multiplying) the next k blocks. On the 2-core machine of
+docs/performance.md it was slower than one thread doing it all: the chain reading data
+another core had just written lost more than the helper saved.
 
 ``f16_pair_chain``: ``acc = RN32(acc + RN32(a0*b0 + a1*b1))`` (widening FMOPA / FDOT). Each
 f16 product is exact in binary32 and the binary32 sum of two of them is correctly rounded, so
@@ -35,13 +38,12 @@ plain float32 arithmetic is the instruction. ``f16_mla_chain``: ``acc = RN32(acc
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
@@ -65,10 +67,8 @@ _KB16 = 8  # k steps per block in the f16 chains
 _KB16_ROW = 32
 _pair_blas: bool | None = None  # pair sums by sgemm (K = 2)? Probed once: see _f16_tile_body
 
-_pools: dict[tuple[str, int], ThreadPoolExecutor] = {}
-_T = TypeVar("_T")
+_pools: dict[int, ThreadPoolExecutor] = {}
 _Bufs: TypeAlias = "list[NDArray[np.uint8]] | None"  # scratch of _move_units
-_AHEAD = 3  # k blocks prepared ahead of an f16 chain that runs as a single tile
 _STAGE_ROWS = 64  # k rows per gather of a packed W in fma32_chain (see _move_units)
 _pool_lock = threading.Lock()
 
@@ -91,50 +91,18 @@ def _run_tiles(fn: Callable[..., None], tiles: Sequence[tuple[Any, ...]]) -> Non
         for t in tiles:
             fn(*t)
         return
-    pool = _executor("tiles", nthreads)
+    pool = _executor(nthreads)
     for fut in [pool.submit(fn, *t) for t in tiles]:
         fut.result()
 
 
-def _executor(role: str, workers: int) -> ThreadPoolExecutor:
-    """The pool of ``workers`` threads for ``role``: "tiles" (output tiles) or "prep" (k blocks
-    prepared ahead of a chain). Separate pools, since a tile may wait on its prep tasks."""
+def _executor(workers: int) -> ThreadPoolExecutor:
+    """The pool of ``workers`` threads that run output tiles."""
     with _pool_lock:
-        pool = _pools.get((role, workers))
+        pool = _pools.get(workers)
         if pool is None:
-            pool = _pools[(role, workers)] = ThreadPoolExecutor(workers, thread_name_prefix=f"kleidiref-{role}")
+            pool = _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="kleidiref-tiles")
         return pool
-
-
-def _in_order(
-    count: int, produce: Callable[[int], _T], consume: Callable[[int, _T], None], ahead: int, workers: int = 1
-) -> None:
-    """``consume(i, produce(i))`` for i = 0..count-1, in order.
-
-    With ``ahead`` > 0, ``produce`` runs on helper threads up to ``ahead`` blocks in front of
-    ``consume`` (numpy releases the GIL in its loops, so the two overlap on separate cores).
-    Block i + ahead is only submitted once block i is consumed, so ``produce(i)`` may reuse
-    the buffers of block i - ahead. ``workers``: producer threads (1 when the consumer is the
-    critical path and needs a core of its own).
-    """
-    if ahead <= 0 or count <= 1:
-        for i in range(count):
-            consume(i, produce(i))
-        return
-    pool = _executor("prep", workers)
-    pending = collections.deque(pool.submit(produce, i) for i in range(min(ahead, count)))
-    try:
-        for i in range(count):
-            block = pending.popleft().result()
-            consume(i, block)
-            if i + ahead < count:
-                pending.append(pool.submit(produce, i + ahead))
-    finally:
-        for fut in pending:  # on error: let no helper write into buffers after we return
-            fut.cancel()
-        for fut in pending:
-            if not fut.cancelled():
-                fut.exception()
 
 
 def _split(m: int, n: int, elems: int | None = None, align: int = 1) -> list[tuple[int, int, int, int]]:
@@ -156,13 +124,6 @@ def _split(m: int, n: int, elems: int | None = None, align: int = 1) -> list[tup
         for m0 in range(0, m, rows)
         for n0 in range(0, n, cols)
     ]
-
-
-def _pipelined(tiles: Sequence[tuple[int, int, int, int]], w: NDArray[Any]) -> bool:
-    """Prepare an f16 chain's k blocks on helper threads? Only for a single tile (it runs on the
-    calling thread, the cores are otherwise idle) of a blocked W, whose gather, widening and
-    products are the work worth moving."""
-    return len(tiles) == 1 and w.ndim > 2 and worker_threads() > 1
 
 
 def _w_shape(w: NDArray[Any], n_acc: int) -> tuple[int, int, int]:
@@ -405,9 +366,6 @@ def _fma32_tile_body(
     scan = fz or (not tiny and ulp_a is not None)
     # A blocked W is gathered _STAGE_ROWS k at a time (staged: longer runs from memory) and
     # served to the blocks from that window.
-    # Note: no helper thread gathers ahead here (the f16 chains' pipeline). Measured on the
-    # 2-core machine of docs/performance.md, the chain reading rows another core had just
-    # written ran slower than this thread gathering them itself.
     window: list[Any] = [0, None]  # [first k, rows]
     stage = max(_STAGE_ROWS // kb_max, 1) * kb_max
     bufs = _new_bufs(w, stage, nn)
@@ -559,12 +517,9 @@ def _f16_to_f32(
     else:
         np.copyto(out, h)
     if flush and mag.size and int(mag.min()) < 0x0400:  # a zero or a subnormal somewhere
-        # Subnormals are rare: find them on the 16-bit data and clear only those.
-        np.subtract(mag, np.uint16(1), out=mag)  # zeros wrap to the top: a subnormal is now < 0x3FF
-        idx = np.flatnonzero(mag < 0x03FF)
-        if idx.size:
-            flat = out.reshape(-1).view(np.uint32)
-            flat[idx] &= np.uint32(0x80000000)
+        # x * 0 is the signed zero of x, exactly: subnormals flush, zeros stay (~2.5x faster
+        # than finding the subnormals' indices to clear their bits).
+        np.multiply(out, F32(0), out=out, where=mag < 0x0400)
     return finite
 
 
@@ -599,8 +554,7 @@ def f16_pair_chain(
         a32 = _f16_rows(np.ascontiguousarray(np.asarray(a, dtype=np.float16).T))  # [K, M]
         w16 = np.asarray(w, dtype=np.float16)
         tiles = _split(m, n, align=nr)
-        pipe = _pipelined(tiles, w16)
-        _run_tiles(lambda m0, m1, n0, n1: _f16_tile(out, a32, w16, m0, m1, n0, n1, True, pipe, flush_w), tiles)
+        _run_tiles(lambda m0, m1, n0, n1: _f16_tile(out, a32, w16, m0, m1, n0, n1, True, flush_w), tiles)
     return canonical_nan_f32(out)
 
 
@@ -620,8 +574,7 @@ def f16_mla_chain(
         a32 = _f16_rows(np.ascontiguousarray(np.asarray(a, dtype=np.float16).T))
         w16 = np.asarray(w, dtype=np.float16)
         tiles = _split(m, n, align=nr)
-        pipe = _pipelined(tiles, w16)
-        _run_tiles(lambda m0, m1, n0, n1: _f16_tile(out, a32, w16, m0, m1, n0, n1, False, pipe, flush_w), tiles)
+        _run_tiles(lambda m0, m1, n0, n1: _f16_tile(out, a32, w16, m0, m1, n0, n1, False, flush_w), tiles)
     return canonical_nan_f32(out)
 
 
@@ -647,16 +600,16 @@ def _blas_pairs_exact() -> bool:
 
 def _f16_tile(
     out: NDArray[np.float32], a32: NDArray[np.float32], w16: NDArray[np.float16],
-    m0: int, m1: int, n0: int, n1: int, pairs: bool, pipeline: bool = False, flush_w: bool = False,
+    m0: int, m1: int, n0: int, n1: int, pairs: bool, flush_w: bool = False,
 ) -> None:
     """Both f16 chains on one output tile: products of a block of k formed in one call each."""
     with _bufsize(n1 - n0):
-        _f16_tile_body(out, a32, w16, m0, m1, n0, n1, pairs, pipeline, flush_w)
+        _f16_tile_body(out, a32, w16, m0, m1, n0, n1, pairs, flush_w)
 
 
 def _f16_tile_body(
     out: NDArray[np.float32], a32: NDArray[np.float32], w16: NDArray[np.float16],
-    m0: int, m1: int, n0: int, n1: int, pairs: bool, pipeline: bool, flush_w: bool,
+    m0: int, m1: int, n0: int, n1: int, pairs: bool, flush_w: bool,
 ) -> None:
     k_total = a32.shape[0]
     mm, nn = m1 - m0, n1 - n0
@@ -664,12 +617,10 @@ def _f16_tile_body(
     kb_max = min(_KB16_ROW if mm == 1 else _KB16, k_total // step) * step  # k per block
     n_blocks = -(-k_total // kb_max)
     acc = out[m0:m1, n0:n1].copy()
-    # Per block in flight (see _in_order): its f32 weight rows and products / pair sums.
-    n_slots = min(_AHEAD, n_blocks) if pipeline else 1
-    slots = [
-        (np.empty((kb_max, nn), dtype=F32), np.empty((kb_max, mm, nn), dtype=F32), _new_bufs(w16, kb_max, nn))
-        for _ in range(n_slots)
-    ]
+    # A block's f32 weight rows, its products / pair sums, and the gather's scratch.
+    wbuf = np.empty((kb_max, nn), dtype=F32)
+    prod = np.empty((kb_max, mm, nn), dtype=F32)
+    bufs = _new_bufs(w16, kb_max, nn)
     at = a32[:, m0:m1, None]
     # Pair sums by BLAS: sgemm with K = 2 is RN32(a0*w0 + a1*w1) whatever its order or FMA use,
     # the products being exact. Only the sign of an exact-zero pair sum may differ, which no
@@ -695,7 +646,6 @@ def _f16_tile_body(
         """Block i's terms: the pair sums (FDOT) or single products (FMLAL), each exact or RN32."""
         k0 = i * kb_max
         kb = min(kb_max, k_total - k0)
-        wbuf, prod, bufs = slots[i % n_slots]
         grouped = paired and kb % 2 == 0  # k0 is even: kb_max is
         rows = (_w_groups(w16, k0 // 2, (k0 + kb) // 2, n0, nn, True, bufs) if grouped
                 else _w_rows(w16, k0, kb, n0, n1, True, bufs))
@@ -720,11 +670,9 @@ def _f16_tile_body(
             np.add(terms, p[1::2], out=terms)  # RN32 of the exact pair sum
             return terms
 
-    def consume(_: int, terms: NDArray[np.float32]) -> None:
-        for j in range(terms.shape[0]):
-            np.add(acc, terms[j], out=acc)  # RN32(acc + term)
-
     with np.errstate(over="ignore", invalid="ignore"):
-        # The consumer is light here: every helper thread may produce.
-        _in_order(n_blocks, produce, consume, n_slots if pipeline else 0, workers=worker_threads())
+        for i in range(n_blocks):
+            terms = produce(i)
+            for j in range(terms.shape[0]):
+                np.add(acc, terms[j], out=acc)  # RN32(acc + term)
     out[m0:m1, n0:n1] = acc
