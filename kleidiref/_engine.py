@@ -58,7 +58,7 @@ _MID_SHIFT = np.int64(35)  # bits << 35: a binary32 midpoint (low 29 bits 0x1000
 _FLT_MIN_BITS = 0x00800000
 _CHUNK = 1 << 18  # elements per pass of the one-pass scans (bounded temporaries)
 
-#: Tuning (measured on a 2-core x86 with 1 MiB L2 per core; see docs/performance.md).
+#: Tuning (measured on a 2-core x86 with 512 KiB L2 per core; see docs/performance.md).
 _KB = 4  # k steps per block of stored sums (products formed, ties tested, once per block)
 _KB_ROW = 16  # the same for one-row (GEMV) tiles, where per-call overhead dominates
 _TILE_ELEMS = 1 << 16  # output elements per tile
