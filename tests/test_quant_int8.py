@@ -14,6 +14,7 @@ from kleidiref.quant import (
     dequantize_qai8,
     dequantize_qai8dx,
     dequantize_qsi8cx,
+    qai8dx_params,
     quantize_qai8,
     quantize_qai8dx,
     quantize_qsi8cx,
@@ -93,6 +94,16 @@ def test_qai8dx_special_rows() -> None:
     q, dq, zp = quantize_qai8dx(x)
     assert zp.tolist() == [127, -128, 127] and dq[0] == 1
     assert q[0].tolist() == [127] * 5 and q[1].tolist() == [127] * 5 and q[2].tolist() == [-128] * 5
+
+
+def test_qai8dx_tiny_row_overflows_scale() -> None:
+    """255 / (rmax - rmin) overflows to Inf on a row of subnormals: x * Inf is +-Inf (FCVTAS
+    saturates; on the NEON path -Inf narrows to -32768 and the int16 zero-point add wraps it
+    to 127) or, for x = 0, NaN (FCVTAS gives 0: the code is zp)."""
+    x = np.array([[1e-40, 0.0, -1e-40, 2e-40, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]], F32)
+    q, dq, zp = quantize_qai8dx(x)
+    assert np.isinf(qai8dx_params(x)[0][0]) and dq[0] == 0 and zp[0] == -128
+    assert q[0].tolist() == [127, -128, 127, 127] + [-128] * 7
 
 
 def test_qai8dx_ties_away_from_zero() -> None:

@@ -86,11 +86,14 @@ def quantize_qai8dx(
         r = trunc(f64(v) + copysign(0.5, v))    RNA_int (FCVTAS / roundf): exact in float64
         q = clamp(r + zp, -128, 127)            |v| <= 255 * (1 + 2**-23): no saturation or wrap
 
-    which equals both paths; otherwise they are emulated literally.
+    which equals both paths when every input and every row's scale0 is finite; otherwise they
+    are emulated literally.
     """
-    if not bool(np.isfinite(x).all()):
-        return _quantize_literal(x, k_block_len=k_block_len)
     scale0, dq, zp = qai8dx_params(x)
+    # A row of tiny values overflows 255 / (rmax - rmin) to Inf: x * Inf is then +-Inf or NaN
+    # (for x = 0), which FCVTAS saturates or takes to 0: the literal path.
+    if not (bool(np.isfinite(x).all()) and bool(np.isfinite(scale0).all())):
+        return _quantize_literal(x, k_block_len=k_block_len)
     with np.errstate(over="ignore", invalid="ignore"):
         v = np.multiply(x, scale0[:, None], dtype=F32).astype(np.float64)
     v += np.copysign(0.5, v)
