@@ -216,6 +216,21 @@ def _move_units(src: NDArray[Any], staged: bool, bufs: _Bufs = None) -> NDArray[
     return out
 
 
+def _windowed(fetch: Callable[[int, int], NDArray[Any]], total: int, stage: int) -> Callable[[int, int], NDArray[Any]]:
+    """``get(lo, hi)``: items lo..hi-1 along the first axis of ``fetch(lo', hi')``, fetched
+    ``stage`` items at a time (one window held; a request outside it fetches the next)."""
+    state: list[Any] = [0, None]  # [first item, window]
+
+    def get(lo: int, hi: int) -> NDArray[Any]:
+        w0, win = state
+        if win is None or lo < w0 or hi > w0 + win.shape[0]:
+            state[:] = w0, win = lo, fetch(lo, min(total, lo + max(stage, hi - lo)))
+        out: NDArray[Any] = win[lo - w0 : hi - w0]
+        return out
+
+    return get
+
+
 def _new_bufs(w: NDArray[Any], rows: int, nn: int) -> _Bufs:
     """Scratch for :func:`_move_units` gathering ``rows`` k of ``nn`` columns of a blocked W."""
     if w.ndim == 2:
@@ -366,18 +381,15 @@ def _fma32_tile_body(
     scan = fz or (not tiny and ulp_a is not None)
     # A blocked W is gathered _STAGE_ROWS k at a time (staged: longer runs from memory) and
     # served to the blocks from that window.
-    window: list[Any] = [0, None]  # [first k, rows]
     stage = max(_STAGE_ROWS // kb_max, 1) * kb_max
     bufs = _new_bufs(w, stage, nn)
+    w_rows = _windowed(lambda lo, hi: _w_rows(w, lo, hi - lo, n0, n0 + nn, True, bufs), k_total, stage)
 
     def produce(i: int) -> tuple[int, int, NDArray[Any], bool]:
         """Block i's weight rows (gathered, FZ-flushed), and whether they make tiny values possible."""
         k0 = i * kb_max
         kb = min(kb_max, k_total - k0)
-        w0, rows = window
-        if rows is None or k0 + kb > w0 + rows.shape[0]:
-            window[:] = w0, rows = k0, _w_rows(w, k0, min(stage, k_total - k0), n0, n0 + nn, True, bufs)
-        wk = rows[k0 - w0 : k0 - w0 + kb]
+        wk = w_rows(k0, k0 + kb)
         blk_tiny = False
         if scan:
             low = _scan_rows(wk, scan_buf)
@@ -620,7 +632,12 @@ def _f16_tile_body(
     # A block's f32 weight rows, its products / pair sums, and the gather's scratch.
     wbuf = np.empty((kb_max, nn), dtype=F32)
     prod = np.empty((kb_max, mm, nn), dtype=F32)
-    bufs = _new_bufs(w16, kb_max, nn)
+    # W gathered _STAGE_ROWS k at a time, as in the fma32 chain: k groups when it is packed
+    # with kr = 2 (the pf16 RHS), else rows.
+    stage = max(_STAGE_ROWS // kb_max, 1) * kb_max
+    bufs = _new_bufs(w16, stage, nn)
+    paired = w16.ndim == 4 and w16.shape[1] == 2
+    w_groups = _windowed(lambda lo, hi: _w_groups(w16, lo, hi, n0, nn, True, bufs), k_total // 2, stage // 2)
     at = a32[:, m0:m1, None]
     # Pair sums by BLAS: sgemm with K = 2 is RN32(a0*w0 + a1*w1) whatever its order or FMA use,
     # the products being exact. Only the sign of an exact-zero pair sum may differ, which no
@@ -640,15 +657,13 @@ def _f16_tile_body(
 
     # kr = 2 packed W (pf16): gather k pairs as laid out, [pair, column, 2]; the pair sums and
     # the per-k products read the two lanes in place (no de-interleaving copy).
-    paired = w16.ndim == 4 and w16.shape[1] == 2
 
     def produce(i: int) -> NDArray[np.float32]:
         """Block i's terms: the pair sums (FDOT) or single products (FMLAL), each exact or RN32."""
         k0 = i * kb_max
         kb = min(kb_max, k_total - k0)
         grouped = paired and kb % 2 == 0  # k0 is even: kb_max is
-        rows = (_w_groups(w16, k0 // 2, (k0 + kb) // 2, n0, nn, True, bufs) if grouped
-                else _w_rows(w16, k0, kb, n0, n1, True, bufs))
+        rows = w_groups(k0 // 2, (k0 + kb) // 2) if grouped else _w_rows(w16, k0, kb, n0, n1, True)
         wb = wbuf[:kb].reshape(rows.shape)
         finite = _f16_to_f32(rows, wb, flush_w, scaled=True)
         at_k = (at_scaled if finite else at)[k0 : k0 + kb]
