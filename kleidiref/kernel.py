@@ -211,6 +211,29 @@ class MatmulKernel(Ukernel, abc.ABC):
             )
         return row, col
 
+    def _operands(
+        self, m: object, n: object, k: object, lhs: Buffer, rhs_packed: Buffer,
+        dst_stride_row: object, dst_stride_col: object, *, raw_lhs: bool = False,
+    ) -> tuple[int, int, int, NDArray[np.uint8], NDArray[np.uint8], int, int]:
+        """``run_matmul``'s argument checks, as the C asserts: ``(m, n, k, lhs_u8, rhs_u8, row, col)``.
+
+        ``raw_lhs``: the LHS is one unpacked row (``KAI_ASSUME(m == 1)``) of ``lhs_dtype``.
+        """
+        m, n, k = self._check_problem(m, n, k)
+        if raw_lhs:
+            self._assume(m == 1, "m == 1", "run_matmul")
+        row, col = self._check_dst_strides(dst_stride_row, dst_stride_col)
+        lhs_name = "lhs" if raw_lhs else "lhs_packed"
+        lhs_dtype = getattr(self, "lhs_dtype", None)
+        if raw_lhs and isinstance(lhs, np.ndarray) and lhs.dtype != lhs_dtype:
+            raise TypeError(f"lhs must be {lhs_dtype} for {self.name}, got {lhs.dtype}")
+        lhs_u8 = as_u8(lhs, lhs_name)
+        rhs_u8 = as_u8(rhs_packed, "rhs_packed")
+        where = f"kai_run_{self.name}(k={k})" if raw_lhs else f"kai_run_{self.name}(m={m}, k={k})"
+        require_bytes(lhs_u8, self.lhs_packed_size(m, k), lhs_name, where)
+        require_bytes(rhs_u8, self.rhs_packed_size(n, k), "rhs_packed", f"kai_run_{self.name}(n={n}, k={k})")
+        return m, n, k, lhs_u8, rhs_u8, row, col
+
     def _store(self, dst: Buffer, values: NDArray[Any], row: int, col: int) -> None:
         out = writable_u8(dst, "dst")
         write_matrix(out, values.astype(self.dst_dtype, copy=False), row, col, "dst", f"kai_run_{self.name}")
@@ -234,13 +257,10 @@ class PackedLhsKernel(MatmulKernel):
         clamp_max: float,
     ) -> None:
         """``kai_run_<name>``: compute the m x n block and store it at ``dst`` with the strides."""
-        m, n, k = self._check_problem(m, n, k)
-        row, col = self._check_dst_strides(dst_stride_row, dst_stride_col)
         lo, hi = check_float("clamp_min", clamp_min), check_float("clamp_max", clamp_max)
-        lhs_u8 = as_u8(lhs_packed, "lhs_packed")
-        rhs_u8 = as_u8(rhs_packed, "rhs_packed")
-        require_bytes(lhs_u8, self.lhs_packed_size(m, k), "lhs_packed", f"kai_run_{self.name}(m={m}, k={k})")
-        require_bytes(rhs_u8, self.rhs_packed_size(n, k), "rhs_packed", f"kai_run_{self.name}(n={n}, k={k})")
+        m, n, k, lhs_u8, rhs_u8, row, col = self._operands(
+            m, n, k, lhs_packed, rhs_packed, dst_stride_row, dst_stride_col
+        )
         if m == 0 or n == 0:
             return
         self._store(dst, self._compute(m, n, k, lhs_u8, rhs_u8, lo, hi), row, col)
@@ -288,17 +308,11 @@ class RawLhsKernel(MatmulKernel):
         clamp_max: float,
     ) -> None:
         """``kai_run_<name>`` on the unpacked row ``lhs`` (``lhs_stride`` is unused, as upstream)."""
-        m, n, k = self._check_problem(m, n, k)
-        self._assume(m == 1, "m == 1", "run_matmul")
         check_count("lhs_stride", lhs_stride)
-        row, col = self._check_dst_strides(dst_stride_row, dst_stride_col)
         lo, hi = check_float("clamp_min", clamp_min), check_float("clamp_max", clamp_max)
-        if isinstance(lhs, np.ndarray) and lhs.dtype != self.lhs_dtype:
-            raise TypeError(f"lhs must be {self.lhs_dtype} for {self.name}, got {lhs.dtype}")
-        lhs_u8 = as_u8(lhs, "lhs")
-        rhs_u8 = as_u8(rhs_packed, "rhs_packed")
-        require_bytes(lhs_u8, self.lhs_packed_size(m, k), "lhs", f"kai_run_{self.name}(k={k})")
-        require_bytes(rhs_u8, self.rhs_packed_size(n, k), "rhs_packed", f"kai_run_{self.name}(n={n}, k={k})")
+        m, n, k, lhs_u8, rhs_u8, row, col = self._operands(
+            m, n, k, lhs, rhs_packed, dst_stride_row, dst_stride_col, raw_lhs=True
+        )
         if n == 0:
             return
         self._store(dst, self._compute(m, n, k, lhs_u8, rhs_u8, lo, hi), row, col)

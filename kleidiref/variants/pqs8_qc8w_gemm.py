@@ -375,13 +375,10 @@ class _Pqs8Mopa(_Pqs8Kernel, PackedLhsKernel):
 
         ``params`` is a :class:`kai_matmul_requantize32_params` (the C ``const struct*``).
         """
-        m, n, k = self._check_problem(m, n, k)
-        row, col = self._check_dst_strides(dst_stride_row, dst_stride_col)
         p = _check_params(params)
-        lhs_u8 = as_u8(lhs_packed, "lhs_packed")
-        rhs_u8 = as_u8(rhs_packed, "rhs_packed")
-        require_bytes(lhs_u8, self.lhs_packed_size(m, k), "lhs_packed", f"kai_run_{self.name}(m={m}, k={k})")
-        require_bytes(rhs_u8, self.rhs_packed_size(n, k), "rhs_packed", f"kai_run_{self.name}(n={n}, k={k})")
+        m, n, k, lhs_u8, rhs_u8, row, col = self._operands(
+            m, n, k, lhs_packed, rhs_packed, dst_stride_row, dst_stride_col
+        )
         if m == 0 or n == 0:
             return
         a = read_lhs_blocks(lhs_u8, m, k, self.get_mr(), KR, I8)
@@ -445,16 +442,10 @@ class kai_matmul_clamp_qai8_qai8_qsi8cxp2vlx4sb_1x16vl_sme2_dot(_Pqs8Kernel, Raw
 
         ``lhs`` is the raw int8 row (``KAI_ASSUME(m == 1)``); there is no lhs_stride argument.
         """
-        m, n, k = self._check_problem(m, n, k)
-        self._assume(m == 1, "m == 1", "run_matmul")
-        row, col = self._check_dst_strides(dst_stride_row, dst_stride_col)
         p = _check_params(params)
-        if isinstance(lhs, np.ndarray) and lhs.dtype != I8:
-            raise TypeError(f"lhs must be int8 for {self.name}, got {lhs.dtype}")
-        lhs_u8 = as_u8(lhs, "lhs")
-        rhs_u8 = as_u8(rhs_packed, "rhs_packed")
-        require_bytes(lhs_u8, k, "lhs", f"kai_run_{self.name}(k={k})")
-        require_bytes(rhs_u8, self.rhs_packed_size(n, k), "rhs_packed", f"kai_run_{self.name}(n={n}, k={k})")
+        m, n, k, lhs_u8, rhs_u8, row, col = self._operands(
+            m, n, k, lhs, rhs_packed, dst_stride_row, dst_stride_col, raw_lhs=True
+        )
         if n == 0:
             return
         a = np.ascontiguousarray(lhs_u8[:k]).view(I8).reshape(1, k)
