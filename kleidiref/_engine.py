@@ -142,13 +142,11 @@ def _w_shape(w: NDArray[Any], n_acc: int) -> tuple[int, int, int]:
     return k, n_acc, nr
 
 
-def _w_rows(
-    w: NDArray[Any], k0: int, kb: int, n0: int, n1: int, staged: bool = False, bufs: _Bufs = None
-) -> NDArray[Any]:
+def _w_rows(w: NDArray[Any], k0: int, kb: int, n0: int, n1: int, bufs: _Bufs = None) -> NDArray[Any]:
     """W[k0:k0+kb, n0:n1] as a 2-D array: a view of a [K, N] W, a small gather of packed blocks.
 
     For the blocked forms, ``n0`` is a multiple of nr (tiles are aligned, see ``_split``).
-    ``staged``, ``bufs``: see :func:`_move_units`.
+    ``bufs``: see :func:`_move_units`.
     """
     if w.ndim == 2:
         return w[k0 : k0 + kb, n0:n1]
@@ -162,25 +160,23 @@ def _w_rows(
         src = cols[k0 : k0 + kb]
         if src.strides[-1] != w.itemsize:
             src = src.copy()
-        out = _move_units(src.view(unit)[..., 0], staged, bufs)
+        out = _move_units(src.view(unit)[..., 0], bufs)
         return out.view(w.dtype).reshape(kb, nbt * nr)[:, : n1 - n0]
     kr = w.shape[1]
     lo, hi = k0 // kr, -(-(k0 + kb) // kr)
-    groups = _w_groups(w, lo, hi, n0, n1 - n0, staged, bufs)
+    groups = _w_groups(w, lo, hi, n0, n1 - n0, bufs)
     rows: NDArray[Any] = groups.transpose(0, 2, 1).reshape((hi - lo) * kr, -1)  # de-interleave the k groups
     return rows[k0 - lo * kr : k0 - lo * kr + kb]
 
 
-def _w_groups(
-    w: NDArray[Any], g0: int, g1: int, n0: int, nn: int, staged: bool = False, bufs: _Bufs = None
-) -> NDArray[Any]:
+def _w_groups(w: NDArray[Any], g0: int, g1: int, n0: int, nn: int, bufs: _Bufs = None) -> NDArray[Any]:
     """k groups g0..g1-1 of a [K/kr, kr, nb, nr] W, columns n0..n0+nn-1, as packed: [g, nn, kr].
 
     Gathered as the packers lay them out (each block's kr lanes per column interleaved), so
     a consumer that wants the kr values of a column together (the f16 pair sums) reads them
     without a de-interleaving copy. ``n0`` is a multiple of nr.
 
-    ``staged``, ``bufs``: see :func:`_move_units`.
+    ``bufs``: see :func:`_move_units`.
     """
     kr, nr = w.shape[1], w.shape[-1]
     cols = w[g0:g1, :, n0 // nr : -(-(n0 + nn) // nr), :]
@@ -189,16 +185,16 @@ def _w_groups(
     unit = np.dtype((np.void, nr * kr * w.itemsize))
     contiguous_unit = grp.strides[-1] == w.itemsize and grp.strides[-2] == kr * w.itemsize
     packed = grp if contiguous_unit else np.ascontiguousarray(grp)
-    units = _move_units(packed.reshape(g, nbt, nr * kr).view(unit)[..., 0], staged, bufs)
+    units = _move_units(packed.reshape(g, nbt, nr * kr).view(unit)[..., 0], bufs)
     out: NDArray[Any] = units.view(w.dtype).reshape(g, nbt * nr, kr)[:, :nn]
     return out
 
 
-def _move_units(src: NDArray[Any], staged: bool, bufs: _Bufs = None) -> NDArray[Any]:
+def _move_units(src: NDArray[Any], bufs: _Bufs = None) -> NDArray[Any]:
     """A C-contiguous copy of ``src``: [rows, nb] units of packed blocks (one k or k group of nr
     columns each), a column block's units adjacent in memory (a run), the blocks far apart.
 
-    ``staged``: copy block by block first (the runs, in memory order) and reorder in cache.
+    Staged: copied block by block first (the runs, in memory order), then reordered in cache.
     Copied row by row instead, the packed buffer is read as nb interleaved streams of one unit
     each, which the prefetchers follow poorly: ~1.3x slower for 16 rows of 256 blocks, ~1.8x
     for 64 (measured; see docs/performance.md).
@@ -207,7 +203,7 @@ def _move_units(src: NDArray[Any], staged: bool, bufs: _Bufs = None) -> NDArray[
     to call: fresh pages for every block cost more than the copy (page faults).
     """
     out = _in_buf(bufs, 0, src.shape, src.dtype)
-    if staged and src.shape[0] > 1:
+    if src.shape[0] > 1:
         runs = _in_buf(bufs, 1, src.shape[::-1], src.dtype)
         runs[...] = src.T
         out[...] = runs.T
@@ -383,7 +379,7 @@ def _fma32_tile_body(
     # served to the blocks from that window.
     stage = max(_STAGE_ROWS // kb_max, 1) * kb_max
     bufs = _new_bufs(w, stage, nn)
-    w_rows = _windowed(lambda lo, hi: _w_rows(w, lo, hi - lo, n0, n0 + nn, True, bufs), k_total, stage)
+    w_rows = _windowed(lambda lo, hi: _w_rows(w, lo, hi - lo, n0, n0 + nn, bufs), k_total, stage)
 
     def produce(i: int) -> tuple[int, int, NDArray[Any], bool]:
         """Block i's weight rows (gathered, FZ-flushed), and whether they make tiny values possible."""
@@ -637,7 +633,7 @@ def _f16_tile_body(
     stage = max(_STAGE_ROWS // kb_max, 1) * kb_max
     bufs = _new_bufs(w16, stage, nn)
     paired = w16.ndim == 4 and w16.shape[1] == 2
-    w_groups = _windowed(lambda lo, hi: _w_groups(w16, lo, hi, n0, nn, True, bufs), k_total // 2, stage // 2)
+    w_groups = _windowed(lambda lo, hi: _w_groups(w16, lo, hi, n0, nn, bufs), k_total // 2, stage // 2)
     at = a32[:, m0:m1, None]
     # Pair sums by BLAS: sgemm with K = 2 is RN32(a0*w0 + a1*w1) whatever its order or FMA use,
     # the products being exact. Only the sign of an exact-zero pair sum may differ, which no
@@ -663,7 +659,7 @@ def _f16_tile_body(
         k0 = i * kb_max
         kb = min(kb_max, k_total - k0)
         grouped = paired and kb % 2 == 0  # k0 is even: kb_max is
-        rows = w_groups(k0 // 2, (k0 + kb) // 2) if grouped else _w_rows(w16, k0, kb, n0, n1, True)
+        rows = w_groups(k0 // 2, (k0 + kb) // 2) if grouped else _w_rows(w16, k0, kb, n0, n1)
         wb = wbuf[:kb].reshape(rows.shape)
         finite = _f16_to_f32(rows, wb, flush_w, scaled=True)
         at_k = (at_scaled if finite else at)[k0 : k0 + kb]
