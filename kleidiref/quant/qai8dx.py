@@ -93,7 +93,7 @@ def quantize_qai8dx(
     # A row of tiny values overflows 255 / (rmax - rmin) to Inf: x * Inf is then +-Inf or NaN
     # (for x = 0), which FCVTAS saturates or takes to 0: the literal path.
     if not (bool(np.isfinite(x).all()) and bool(np.isfinite(scale0).all())):
-        return _quantize_literal(x, k_block_len=k_block_len)
+        return _literal_codes(x, scale0, zp, k_block_len), dq, zp
     with np.errstate(over="ignore", invalid="ignore"):
         v = np.multiply(x, scale0[:, None], dtype=F32).astype(np.float64)
     v += np.copysign(0.5, v)
@@ -108,6 +108,13 @@ def _quantize_literal(
 ) -> tuple[NDArray[np.int8], NDArray[np.float32], NDArray[np.int32]]:
     """The packer's NEON and scalar element paths emulated step by step (any input)."""
     scale0, dq, zp = qai8dx_params(x)
+    return _literal_codes(x, scale0, zp, k_block_len), dq, zp
+
+
+def _literal_codes(
+    x: NDArray[np.float32], scale0: NDArray[np.float32], zp: NDArray[np.int32], k_block_len: int
+) -> NDArray[np.int8]:
+    """The codes of :func:`_quantize_literal` for the row parameters ``scale0``, ``zp``."""
     k = x.shape[1]
     with np.errstate(over="ignore", invalid="ignore"):
         r = _sat_i32(round_half_away(x * scale0[:, None]).astype(F32))
@@ -119,8 +126,8 @@ def _quantize_literal(
     # Scalar tail: int32 add (wraps), clamp.
     s32 = r[:, neon_k:] + zp64
     s32 = (s32 + 2**31) % 2**32 - 2**31
-    q = np.clip(np.concatenate([s16, s32], axis=1), -128, 127).astype(np.int8)
-    return q, dq, zp
+    q: NDArray[np.int8] = np.clip(np.concatenate([s16, s32], axis=1), -128, 127).astype(np.int8)
+    return q
 
 
 def dequantize_qai8dx(q: NDArray[np.int8], dq: NDArray[np.float32], zp: NDArray[np.int32]) -> NDArray[Any]:
