@@ -625,11 +625,12 @@ def _f16_tile_body(
     kb_max = min(_KB16_ROW if mm == 1 else _KB16, k_total // step) * step  # k per block
     n_blocks = -(-k_total // kb_max)
     acc = out[m0:m1, n0:n1].copy()
-    # A block's f32 weight rows, its products / pair sums, and the gather's scratch.
+    # A block's f32 weight rows and its products / pair sums.
     wbuf = np.empty((kb_max, nn), dtype=F32)
     prod = np.empty((kb_max, mm, nn), dtype=F32)
     # W gathered _STAGE_ROWS k at a time, as in the fma32 chain: k groups when it is packed
-    # with kr = 2 (the pf16 RHS), else rows.
+    # with kr = 2 (the pf16 RHS), else rows. The k groups come as laid out, [pair, column, 2]:
+    # the pair sums and the per-k products read the two lanes in place (no de-interleaving).
     stage = max(_STAGE_ROWS // kb_max, 1) * kb_max
     bufs = _new_bufs(w16, stage, nn)
     paired = w16.ndim == 4 and w16.shape[1] == 2
@@ -650,9 +651,6 @@ def _f16_tile_body(
         np.ascontiguousarray(a32[:, m0:m1].reshape(k_total // 2, 2, mm).transpose(0, 2, 1) * _F16_SCALE)
         if blas else None
     )
-
-    # kr = 2 packed W (pf16): gather k pairs as laid out, [pair, column, 2]; the pair sums and
-    # the per-k products read the two lanes in place (no de-interleaving copy).
 
     def produce(i: int) -> NDArray[np.float32]:
         """Block i's terms: the pair sums (FDOT) or single products (FMLAL), each exact or RN32."""
