@@ -6,6 +6,7 @@ A buffer may be a numpy array (any dtype, C-contiguous; its bytes are used), ``b
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -13,11 +14,14 @@ from numpy.typing import NDArray
 
 __all__ = [
     "Buffer",
+    "PackedRhs",
+    "as_packed_rhs",
     "as_u8",
     "check_count",
     "check_dtype",
     "check_float",
     "matrix_view",
+    "owner_packed_rhs",
     "read_matrix",
     "require_bytes",
     "roundup",
@@ -126,3 +130,36 @@ def write_matrix(
     require_bytes(u8, (rows - 1) * row_stride + (cols - 1) * col_stride + item, name, source)
     view = np.ndarray((rows, cols), dtype=values.dtype, buffer=u8, offset=0, strides=(row_stride, col_stride))
     view[...] = values
+
+
+class PackedRhs(bytes):
+    """An immutable packed RHS buffer that remembers the decodings of its own bytes.
+
+    Weights packed once and run many times, as XNNPACK's packed-weights cache holds them. It is
+    a ``bytes`` object (any kernel accepts it as ``rhs_packed``); ``decoded(key, fn)`` returns
+    ``fn(self)`` computed once per ``key`` (the key names the layout read: element type, nr,
+    kr, K). The content can never change, so the cache is always valid; kernels use it only
+    when handed this exact object (not a slice or a copy), and it lives as long as the object.
+    """
+
+    _cache: dict[object, Any]
+
+    def decoded(self, key: object, fn: Callable[[bytes], Any]) -> Any:
+        cache = self.__dict__.setdefault("_cache", {})
+        if key not in cache:
+            cache[key] = fn(self)
+        return cache[key]
+
+
+def as_packed_rhs(buf: NDArray[np.uint8]) -> PackedRhs:
+    """Freeze packed bytes into a :class:`PackedRhs`."""
+    return PackedRhs(np.ascontiguousarray(buf, dtype=np.uint8).tobytes())
+
+
+def owner_packed_rhs(rhs_u8: NDArray[np.uint8]) -> PackedRhs | None:
+    """The :class:`PackedRhs` ``rhs_u8`` views in full (offset 0, every byte), else None."""
+    base = rhs_u8.base
+    if isinstance(base, PackedRhs) and rhs_u8.size == len(base) and rhs_u8.ndim == 1:
+        if rhs_u8.ctypes.data == np.frombuffer(base, dtype=np.uint8).ctypes.data:
+            return base
+    return None

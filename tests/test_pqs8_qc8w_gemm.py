@@ -303,7 +303,7 @@ def test_int8_matmul_wraps_like_int32() -> None:
 
 
 def test_packed_rhs_cache_only_for_the_whole_object() -> None:
-    from kleidiref.variants._int8_common import PackedRhs, owner_packed_rhs
+    from kleidiref._buffers import PackedRhs, owner_packed_rhs
 
     pr = PackedRhs(bytes(range(64)))
     full = np.frombuffer(pr, np.uint8)

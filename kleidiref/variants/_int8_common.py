@@ -14,9 +14,7 @@ how it accumulates):
     2. one float32 GEMM per chunk -> exact integers
     3. convert each chunk to int32 and add in int32 (numpy wraps: the kernels' wraparound)
 
-``PackedRhs`` is an immutable packed RHS (a ``bytes`` subclass) that also keeps the float32
-decoding of its own bytes, computed on first use: since the bytes cannot change, the decoding
-cannot go stale, and a kernel that receives a view of any other buffer decodes that buffer.
+The kernels decode a :class:`kleidiref._buffers.PackedRhs` once (see there).
 """
 
 from __future__ import annotations
@@ -33,8 +31,6 @@ from ..numerics import FLT_MIN, fclamp, fma32, fmax_fmin, ftz32, round_half_even
 
 __all__ = [
     "K_CHUNK",
-    "PackedRhs",
-    "as_packed_rhs",
     "check_i32",
     "check_k",
     "clamp_f32",
@@ -45,7 +41,6 @@ __all__ = [
     "int8_matmul",
     "kai_matmul_requantize32_params",
     "kai_rhs_pack_qsi8cx_params",
-    "owner_packed_rhs",
     "qai8dxp_epilogue",
     "sat_fcvtzs",
     "wrap_i32",
@@ -269,37 +264,6 @@ def qai8dxp_epilogue(
     # Note: NaNs come out as the default NaN 0x7FC00000 (an SVE/NEON FMUL/FADD with FPCR.DN = 0
     # would keep an input NaN's payload; NaN scales/biases are outside XNNPACK's contract).
     return clamp_f32(y, lo, hi, clamp_kind)
-
-
-class PackedRhs(bytes):
-    """An immutable packed RHS buffer that remembers the float32 decoding of its own bytes.
-
-    It is a ``bytes`` object (any kernel accepts it as ``rhs_packed``); ``decoded(key, fn)``
-    returns ``fn(self)`` computed once per ``key``. The content can never change, so the cache
-    is always valid; kernels use it only when handed this exact object (not a slice or a copy).
-    """
-
-    _cache: dict[object, Any]
-
-    def decoded(self, key: object, fn: Callable[[bytes], Any]) -> Any:
-        cache = self.__dict__.setdefault("_cache", {})
-        if key not in cache:
-            cache[key] = fn(self)
-        return cache[key]
-
-
-def as_packed_rhs(buf: NDArray[np.uint8]) -> PackedRhs:
-    """Freeze packed bytes into a :class:`PackedRhs`."""
-    return PackedRhs(np.ascontiguousarray(buf, dtype=np.uint8).tobytes())
-
-
-def owner_packed_rhs(rhs_u8: NDArray[np.uint8]) -> PackedRhs | None:
-    """The :class:`PackedRhs` ``rhs_u8`` views in full (offset 0, every byte), else None."""
-    base = rhs_u8.base
-    if isinstance(base, PackedRhs) and rhs_u8.size == len(base) and rhs_u8.ndim == 1:
-        if rhs_u8.ctypes.data == np.frombuffer(base, dtype=np.uint8).ctypes.data:
-            return base
-    return None
 
 
 def check_k(k: object) -> int:

@@ -67,6 +67,7 @@ from numpy.typing import NDArray
 
 from .._buffers import (
     Buffer,
+    as_packed_rhs,
     as_u8,
     check_count,
     check_dtype,
@@ -82,7 +83,6 @@ from ..numerics import FLT_MIN, fma32, ftz16, ftz32, rn16
 from ..targets import Target, get_target
 from . import pf16_gemm, pf32_gemm, pqs8_qc8w_gemm
 from ._int8_common import (
-    as_packed_rhs,
     check_i32,
     int8_matmul,
     kai_matmul_requantize32_params,

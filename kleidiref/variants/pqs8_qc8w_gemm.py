@@ -32,9 +32,12 @@ from numpy.typing import NDArray
 
 from .._buffers import (
     Buffer,
+    PackedRhs,
+    as_packed_rhs,
     as_u8,
     check_count,
     check_dtype,
+    owner_packed_rhs,
     read_matrix,
     require_bytes,
     roundup,
@@ -44,14 +47,11 @@ from ..kernel import PackedLhsKernel, RawLhsKernel, TileParams, Ukernel
 from ..numerics import ftz32
 from ..targets import Target, get_target
 from ._int8_common import (
-    PackedRhs,
-    as_packed_rhs,
     check_i32,
     frintn_fcvtzs,
     int8_matmul,
     kai_matmul_requantize32_params,
     kai_rhs_pack_qsi8cx_params,
-    owner_packed_rhs,
     wrap_i32,
 )
 from ._sme_packers import SmeLhsPacker, read_lhs_blocks

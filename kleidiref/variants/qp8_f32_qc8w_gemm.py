@@ -53,10 +53,13 @@ from numpy.typing import NDArray
 
 from .._buffers import (
     Buffer,
+    PackedRhs,
+    as_packed_rhs,
     as_u8,
     check_count,
     check_dtype,
     check_float,
+    owner_packed_rhs,
     read_matrix,
     require_bytes,
     roundup,
@@ -66,11 +69,8 @@ from ..kernel import PackedLhsKernel, TileParams, Ukernel
 from ..quant.qai8dx import quantize_qai8dx
 from ..targets import Target, get_target
 from ._int8_common import (
-    PackedRhs,
-    as_packed_rhs,
     int8_matmul,
     kai_rhs_pack_qsi8cx_params,
-    owner_packed_rhs,
     qai8dxp_epilogue,
     wrap_i32,
 )
@@ -547,7 +547,7 @@ def select_kernel(target: Target, m: int) -> type[_Qp8Kernel]:
 class PackedWeights:
     """Weights packed once by ``kai_rhs_pack_{nxk,kxn}_qsi8cxp_qsi8cx_neon`` for one kernel family.
 
-    ``rhs_packed`` is an immutable :class:`~kleidiref.variants._int8_common.PackedRhs`; the
+    ``rhs_packed`` is an immutable :class:`~kleidiref._buffers.PackedRhs`; the
     kernels decode it once and reuse the decoding (it cannot go stale). ``nr`` / ``kr`` are the
     packing parameters (4 VLs / 4 for the SME kernels, 4 / 8 or 4 / 4 for the NEON ones).
     """
