@@ -50,7 +50,7 @@ from numpy.typing import NDArray
 
 from .numerics import FLT_MIN, canonical_nan_f32, fma32, ftz32
 
-__all__ = ["f16_mla_chain", "f16_pair_chain", "fma32_chain", "worker_threads"]
+__all__ = ["f16_mla_chain", "f16_pair_chain", "fma32_chain", "gather_rows", "row_lows", "worker_threads"]
 
 F32, F64 = np.float32, np.float64
 _INT64_MIN = np.iinfo(np.int64).min
@@ -140,6 +140,18 @@ def _w_shape(w: NDArray[Any], n_acc: int) -> tuple[int, int, int]:
     if nb * nr < n_acc:
         raise ValueError(f"blocked w {w.shape} has fewer than N = {n_acc} columns")
     return k, n_acc, nr
+
+
+def gather_rows(w: NDArray[Any], n: int) -> NDArray[Any]:
+    """W[K, n], C-contiguous, from a blocked weight view as the chains take it (see
+    :func:`f16_pair_chain`), gathered ``_STAGE_ROWS`` k at a time as the chains gather it."""
+    k = _w_shape(w, n)[0]
+    out = np.empty((k, n), dtype=w.dtype)
+    bufs = _new_bufs(w, _STAGE_ROWS, n)
+    for k0 in range(0, k, _STAGE_ROWS):
+        kb = min(_STAGE_ROWS, k - k0)
+        out[k0 : k0 + kb] = _w_rows(w, k0, kb, 0, n, bufs)
+    return out
 
 
 def _w_rows(w: NDArray[Any], k0: int, kb: int, n0: int, n1: int, bufs: _Bufs = None) -> NDArray[Any]:
@@ -282,7 +294,8 @@ def _flush_if_needed(x: NDArray[np.float32], low: int) -> tuple[NDArray[np.float
 
 
 def fma32_chain(
-    acc0: NDArray[np.float32], a: NDArray[np.float32], w: NDArray[np.float32], *, fz: bool = False
+    acc0: NDArray[np.float32], a: NDArray[np.float32], w: NDArray[np.float32], *, fz: bool = False,
+    w_lows: NDArray[np.int64] | None = None,
 ) -> NDArray[np.float32]:
     """``acc[m, n] = fma32(a[m, k], w[k, n], acc[m, n])`` for k = 0..K-1, from ``acc0``.
 
@@ -293,6 +306,9 @@ def fma32_chain(
     ``w`` is [K, N], or the packed RHS's blocks as a [K, nb, nr] view (W[k, b*nr + j] =
     w[k, b, j]; nb*nr >= N, columns past N = acc0.shape[1] unused): rows are then gathered a
     k block at a time, so the packed buffer is never copied whole.
+
+    ``w_lows``: :func:`row_lows` of W (or of a W with more columns), computed once for weights
+    used many times: the chain then skips its per-block scans of W.
     """
     m, k = a.shape
     a = np.asarray(a, dtype=F32)
@@ -315,8 +331,11 @@ def fma32_chain(
     a_t = np.ascontiguousarray(a.T, dtype=F64)  # [K, M]
     tiles = _split(m, n, align=nr)
 
+    if w_lows is not None and np.shape(w_lows) != (k,):
+        raise ValueError(f"w_lows must have shape ({k},), got {np.shape(w_lows)}")
+
     def tile(m0: int, m1: int, n0: int, n1: int) -> None:
-        _fma32_tile(out[m0:m1, n0:n1], a_t[:, m0:m1], w, n0, fz, tiny, ulp_a)
+        _fma32_tile(out[m0:m1, n0:n1], a_t[:, m0:m1], w, n0, fz, tiny, ulp_a, w_lows)
 
     _run_tiles(tile, tiles)
     return canonical_nan_f32(out)
@@ -333,6 +352,25 @@ def _scan_rows(w: NDArray[np.float32], buf: NDArray[np.uint32]) -> int:
         if low == 0:
             return -1
     return low >> 1
+
+
+def row_lows(w: NDArray[np.float32]) -> NDArray[np.int64]:
+    """Per row of a [K, N] binary32 W, the bits of its smallest nonzero |w| (-1: all zeros), as
+    :func:`_min_nonzero_bits` computes them for a whole array (see :func:`fma32_chain`)."""
+    b = np.left_shift(np.ascontiguousarray(w).view(np.uint32), np.uint32(1))
+    low: NDArray[np.int64] = b.min(axis=1).astype(np.int64)
+    zero = low == 0
+    if zero.any():  # a zero in the row: wrap zeros to the top, as _min_nonzero_bits does
+        low[zero] = ((b[zero] - np.uint32(1)).min(axis=1).astype(np.int64) + 1) & 0xFFFFFFFF
+    low >>= 1
+    low[low == 0] = -1
+    return low
+
+
+def _lows_min(lows: NDArray[np.int64]) -> int:
+    """The smallest of some :func:`row_lows` (-1 if every row is all zeros)."""
+    nz = lows[lows >= 0]
+    return int(nz.min()) if nz.size else -1
 
 
 @contextlib.contextmanager
@@ -357,16 +395,16 @@ def _bufsize_for(nn: int) -> int:
 
 def _fma32_tile(
     acc_out: NDArray[np.float32], a_t: NDArray[np.float64], w: NDArray[np.float32], n0: int, fz: bool,
-    tiny: bool, ulp_a: int | None,
+    tiny: bool, ulp_a: int | None, w_lows: NDArray[np.int64] | None,
 ) -> None:
     """The chain on one output tile (columns from ``n0``), in place on ``acc_out``."""
     with _bufsize(acc_out.shape[1]):
-        _fma32_tile_body(acc_out, a_t, w, n0, fz, tiny, ulp_a)
+        _fma32_tile_body(acc_out, a_t, w, n0, fz, tiny, ulp_a, w_lows)
 
 
 def _fma32_tile_body(
     acc_out: NDArray[np.float32], a_t: NDArray[np.float64], w: NDArray[np.float32], n0: int, fz: bool,
-    tiny: bool, ulp_a: int | None,
+    tiny: bool, ulp_a: int | None, w_lows: NDArray[np.int64] | None,
 ) -> None:
     k_total, mm = a_t.shape
     nn = acc_out.shape[1]
@@ -388,7 +426,9 @@ def _fma32_tile_body(
         wk = w_rows(k0, k0 + kb)
         blk_tiny = False
         if scan:
-            low = _scan_rows(wk, scan_buf)
+            # Per-row lows over all of W's columns bound this tile's from below: a flush they call
+            # for is a no-op where it is not needed (then rescanned), a tiny flag only costs a test.
+            low = _scan_rows(wk, scan_buf) if w_lows is None else _lows_min(w_lows[k0 : k0 + kb])
             if fz and 0 <= low < _FLT_MIN_BITS:  # FZ input flush, only where subnormals are
                 wk = ftz32(wk)
                 low = _scan_rows(wk, scan_buf)

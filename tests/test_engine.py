@@ -310,3 +310,101 @@ def test_f16_chains_flush_w(threads: str, m: int, monkeypatch: pytest.MonkeyPatc
         want = _bits(chain(acc0, a, flushed))
         np.testing.assert_array_equal(_bits(chain(acc0, a, view, flush_w=True)), want)
         np.testing.assert_array_equal(_bits(chain(acc0, a, w, flush_w=True)), want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    k=st.integers(1, 12),
+    n=st.integers(1, 40),
+    kind=st.sampled_from(["random", "zeros", "subnormal", "tiny", "special"]),
+    all_zero_rows=st.booleans(),
+    seed=st.integers(0, 2**31),
+)
+def test_row_lows_is_the_whole_array_scan_per_row(
+    k: int, n: int, kind: str, all_zero_rows: bool, seed: int
+) -> None:
+    """``row_lows`` per row equals the one-array scan the chains use (``_min_nonzero_bits``)."""
+    w = _operands(kind, 1, n, k, seed)[2]
+    if all_zero_rows:
+        w[::2] = np.where(np.random.default_rng(seed).random(w[::2].shape) < 0.5, F32(0.0), F32(-0.0))
+    lows = _engine.row_lows(w)
+    assert lows.dtype == np.int64 and lows.shape == (k,)
+    for i in range(k):
+        want = _engine._min_nonzero_bits(w[i])
+        assert lows[i] == want, (i, hex(int(lows[i])), hex(want))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    m=st.sampled_from([1, 3, 40]),
+    n=st.sampled_from([5, 64, 100]),
+    k=st.integers(1, 24),
+    kind=st.sampled_from(KINDS),
+    fz=st.booleans(),
+    extra=st.integers(0, 40),
+    lone=st.sampled_from([None, 1e-40, -3e-39, 1e-30]),
+    seed=st.integers(0, 2**31),
+)
+def test_fma32_chain_w_lows(
+    m: int, n: int, k: int, kind: str, fz: bool, extra: int, lone: float | None, seed: int
+) -> None:
+    """With ``w_lows`` (of W, or of a W with more columns: a lower bound) the chain skips its
+    scans of W and gives the same bits, FZ flushes and tiny values included. ``lone``: one
+    small weight (subnormal, or with a tiny product) in one row of a block, the others normal."""
+    acc0, a, w = _operands(kind, m, n, k, seed)
+    if lone is not None:
+        rng = np.random.default_rng(seed)
+        w[int(rng.integers(k)), int(rng.integers(n))] = F32(lone)
+    more = np.concatenate([w, _operands("subnormal", 1, extra, k, seed + 1)[2]], axis=1)  # more columns
+    want = _bits(_naive_fma32(acc0, a, w, fz))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_engine, "_KB_ROW", 4)
+        for lows in (_engine.row_lows(w), _engine.row_lows(more)):
+            np.testing.assert_array_equal(_bits(fma32_chain(acc0, a, w, fz=fz, w_lows=lows)), want)
+            np.testing.assert_array_equal(_bits(fma32_chain(acc0, a, more[:, :n], fz=fz, w_lows=lows)), want)
+
+
+@pytest.mark.parametrize("fz", [False, True])
+@pytest.mark.parametrize("m", [1, 3])
+def test_fma32_chain_w_lows_lone_small_weights(fz: bool, m: int) -> None:
+    """One row of a block holds a subnormal weight (FZ must flush it) or one whose product is
+    tiny (FZ must flush the result), every other row only normal ones: the lows must show it."""
+    k, n = 40, 6
+    w = np.random.default_rng(1).standard_normal((k, n)).astype(F32)
+    a = np.full((m, k), F32(1e-10))
+    w[:, 2] = 0
+    w[3, 2] = F32(1e-30)  # a * w = 1e-40: a binary32 subnormal result
+    a[:, 21] = F32(1e30)
+    w[:, 4] = 0
+    w[21, 4] = F32(1e-40)  # subnormal: read as 0 under FZ, else a * w = 1e-10
+    acc0 = np.zeros((m, n), F32)
+    want = _bits(_naive_fma32(acc0, a, w, fz))
+    assert (want[:, 2] != 0).all() != fz and (want[:, 4] != 0).all() != fz
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_engine, "_KB_ROW", 8)
+        mp.setattr(_engine, "_KB", 8)
+        got = fma32_chain(acc0, a, w, fz=fz, w_lows=_engine.row_lows(w))
+    np.testing.assert_array_equal(_bits(got), want)
+
+
+def test_fma32_chain_w_lows_shape() -> None:
+    acc0, a, w = _operands("random", 2, 5, 7, 0)
+    with pytest.raises(ValueError, match=r"w_lows must have shape \(7,\)"):
+        fma32_chain(acc0, a, w, w_lows=np.zeros(6, np.int64))
+
+
+@pytest.mark.parametrize("kr", [1, 2])
+@pytest.mark.parametrize("shape", [(5, 3), (130, 70), (64, 33)])
+def test_gather_rows_unblocks(kr: int, shape: tuple[int, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``gather_rows`` of a packed view is the [K, n] matrix, in windows cut short by K."""
+    monkeypatch.setattr(_engine, "_STAGE_ROWS", 8)
+    k, n = shape
+    k += k % kr
+    nr = 16
+    nb = -(-n // nr)
+    w = np.random.default_rng(k * n).standard_normal((k, nb * nr)).astype(F32)
+    blocks = np.ascontiguousarray(w.reshape(k // kr, kr, nb, nr).transpose(2, 0, 3, 1))  # [nb, K/kr, nr, kr]
+    view = blocks.transpose(1, 3, 0, 2)  # [K/kr, kr, nb, nr]
+    got = _engine.gather_rows(view if kr == 2 else view[:, 0], n)
+    assert got.flags.c_contiguous and got.shape == (k, n)
+    np.testing.assert_array_equal(got, w[:, :n])
