@@ -336,3 +336,101 @@ def test_pf16_output_fast_equals_exact(acc: list[float], lo: float, hi: float, s
     got = kern._output(a, np.float32(lo), np.float32(hi))
     want = kern._output_exact(a, np.float32(lo), np.float32(hi))
     np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
+
+
+def _lone_small_weights(data: st.DataObject, var: str, a: Any, w: Any, b: Any) -> tuple[Any, Any, Any]:
+    """Operands where FZ / FZ16 shows: a column whose only weight is small, its bias 0 and its
+    row's activations scaled so that the result is visible: a subnormal weight (flushed under
+    FZ, else a normal product) or, pf32, a normal weight with a subnormal product."""
+    a, w, b = a.copy(), w.copy(), b.copy()
+    cases = [(1e-40, 1e30), (-2e-39, -1e29), (1e-30, 1e-10)] if var == "pf32" else [(1e-6, 1000.0), (-3e-5, 64.0)]
+    n, k = w.shape
+    for i, j in zip(range(k), data.draw(st.permutations(range(n)))[: data.draw(st.integers(0, 2))], strict=False):
+        small, scale = data.draw(st.sampled_from(cases))
+        w[j] = 0  # w is [N, K]
+        w[j, i] = DT[var](small)
+        b[j] = 0
+        a[:, i] = DT[var](scale)
+    return a, w, b
+
+
+@settings(max_examples=30, deadline=None)
+@given(data=st.data(), var=st.sampled_from(["pf32", "pf16"]), svl=svls(max_svl=512),
+       m=st.sampled_from([1, 1, 2, 17]), n=st.integers(1, 70), k=st.integers(1, 24),
+       fz=st.booleans(), sme1=st.booleans(), transpose=st.booleans())
+def test_gemm_packed_equals_gemm(data: st.DataObject, var: str, svl: int, m: int, n: int, k: int, fz: bool,
+                                 sme1: bool, transpose: bool) -> None:
+    """Weights packed once: every call (the first decodes, later ones reuse) gives gemm()'s bits."""
+    a, w, b = _lone_small_weights(data, var, *_drawn(data, var, m, n, k))
+    t = (GENERIC_SME1 if sme1 else Target()).replace(svl_bits=svl, flush_to_zero=fz)
+    rhs = np.ascontiguousarray(w.T) if transpose else w
+    want = bits(MOD[var].gemm(a, rhs, bias=b, transpose_rhs=transpose, target=t))
+    pw = MOD[var].pack_weights(rhs, bias=b, transpose_rhs=transpose, target=t)
+    assert (pw.n, pw.k, pw.svl) == (n, k, svl)
+    for _ in range(2):
+        assert np.array_equal(bits(MOD[var].gemm_packed(a, pw, target=t)), want)
+    assert len(pw.rhs_packed.__dict__["_cache"]) == 1  # decoded once, reused
+    # The other kernel family on the same weights decodes under its own key, same bits.
+    other = (MOPA if m == 1 else GEMV)[var][int(sme1)]
+    if m == 1 or other not in GEMV[var]:
+        got = MOD[var].gemm_packed(a, pw, target=t, kernel=other.name)
+        assert np.array_equal(bits(got), bits(MOD[var].gemm(a, rhs, bias=b, transpose_rhs=transpose, target=t,
+                                                               kernel=other.name)))
+
+
+@pytest.mark.parametrize("var", ["pf32", "pf16"])
+@pytest.mark.parametrize("fz", [False, True])
+def test_packed_rhs_kernels_whole_and_sub_tiles(var: str, fz: bool) -> None:
+    """Every kernel on a PackedRhs equals the plain buffer; its n_step sub-tiles (offset views,
+    which cannot use the decoding) equal the whole, and the decoding is read-only."""
+    from kleidiref._buffers import as_packed_rhs
+
+    svl, m, n, k = 256, 5, 70, 19
+    a, w, b = _problem(var, m, n, k, 4)
+    w[3], b[3], a[:, 2] = 0, 0, 1000  # w is [N, K]
+    w[3, 2] = DT[var](1e-40 if var == "pf32" else 1e-6)  # FZ / FZ16 flush it: column 3 is 0, else not
+    lhs_p, rhs_p, _ = _packers(var, svl)
+    plain = rhs_p.pack(w, b)
+    once = as_packed_rhs(plain)
+    item = np.dtype(DT[var]).itemsize
+    for kcls in MOPA[var] + GEMV[var]:
+        kern, gemv = kcls(svl, fz=fz), kcls in GEMV[var]
+        lhs = a[:1] if gemv else lhs_p.pack(a)
+
+        def run(rhs: Any, nn: int, kern: Any = kern, gemv: bool = gemv, lhs: Any = lhs) -> Any:
+            dst = np.zeros((1 if gemv else m, nn), DT[var])
+            if gemv:
+                kern.run_matmul(1, nn, k, lhs, k * item, rhs, dst, nn * item, item, -np.inf, np.inf)
+            else:
+                kern.run_matmul(m, nn, k, lhs, rhs, dst, nn * item, item, -np.inf, np.inf)
+            return dst
+
+        want = bits(run(plain, n))
+        assert np.array_equal(bits(run(once, n)), want)
+        assert once.__dict__["_cache"]  # the whole PackedRhs: decoded
+        assert np.array_equal(bits(run(once, 33)), want[:, :33])  # a column prefix of the decoding
+        ns = kern.get_n_step()
+        for n0 in range(0, n, ns):
+            part = run(np.frombuffer(once, np.uint8)[kern.get_rhs_packed_offset(n0, k) :], min(ns, n - n0))
+            assert np.array_equal(bits(part), want[:, n0 : n0 + ns])
+    for arr in once.__dict__["_cache"].values():
+        assert not arr[0].flags.writeable and not arr[1].flags.writeable
+
+
+def test_gemm_packed_errors() -> None:
+    a = np.ones((2, 3), np.float32)
+    pw = pf32_gemm.pack_weights(np.ones((4, 3), np.float32), target=Target(svl_bits=512))
+    with pytest.raises(TypeError, match="pack_weights"):
+        pf32_gemm.gemm_packed(a, pw.rhs_packed)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"pf16_gemm\.pack_weights"):
+        pf16_gemm.gemm_packed(a.astype(np.float16), pw)
+    with pytest.raises(ValueError, match="packed for SVL 512, the target has SVL 256"):
+        pf32_gemm.gemm_packed(a, pw, target=Target(svl_bits=256))
+    with pytest.raises(ValueError, match=r"lhs must be \[M, 3\]"):
+        pf32_gemm.gemm_packed(np.ones((2, 4), np.float32), pw, target=Target(svl_bits=512))
+    with pytest.raises(TypeError, match="float32"):
+        pf32_gemm.gemm_packed(a.astype(np.float64), pw, target=Target(svl_bits=512))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="bias"):
+        pf32_gemm.pack_weights(np.ones((4, 3), np.float32), bias=np.ones(3, np.float32))
+    with pytest.raises(ValueError, match="2-D"):
+        pf16_gemm.pack_weights(np.ones(3, np.float16))

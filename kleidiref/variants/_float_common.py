@@ -8,18 +8,19 @@ arithmetic in each kernel's ``_compute`` differs.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .._buffers import check_count, check_dtype, roundup
+from .._buffers import PackedRhs, as_packed_rhs, check_count, check_dtype, owner_packed_rhs, roundup
+from .._engine import gather_rows
 from ..kernel import UKERNELS, PackedLhsKernel, RawLhsKernel, TileParams
 from ..targets import Target, get_target
 from ._sme_packers import SmeLhsPacker, SmeRhsBiasPacker, read_rhs_bias_blocks
 
-__all__ = ["BiasRhsKernel", "FloatVariant"]
+__all__ = ["BiasRhsKernel", "FloatVariant", "PackedWeights"]
 
 
 class BiasRhsKernel:
@@ -65,6 +66,56 @@ class BiasRhsKernel:
         """``(bias[n], W[roundup(k, kr), n])``."""
         return read_rhs_bias_blocks(rhs_u8, n, k, self._rhs_nr(), self.layout_kr, self.elem, self.elem)
 
+    def _cached_rhs(
+        self,
+        rhs_u8: NDArray[np.uint8],
+        n: int,
+        k: int,
+        flush: Callable[[NDArray[Any]], NDArray[Any]] | None = None,
+        derive: Callable[[NDArray[Any]], Any] | None = None,
+    ) -> tuple[NDArray[Any], NDArray[Any], Any] | None:
+        """``(bias[n], W[Kp, n], derived)`` decoded once from the :class:`PackedRhs` that ``rhs_u8``
+        views whole, else None: read-only arrays, as many bytes again as the packing.
+
+        ``flush``: an input flush (``ftz32``, ``ftz16``) applied to W in the decoding (not to the
+        bias). ``derive``: a function of the decoded W (all of the buffer's columns, not only the
+        first n) also kept, e.g. :func:`kleidiref._engine.row_lows`.
+        """
+        owner = owner_packed_rhs(rhs_u8)
+        stride, nr, kr = self._rhs_stride(k), self._rhs_nr(), self.layout_kr
+        if owner is None or len(owner) % stride or len(owner) // stride * nr < n:
+            return None
+        full_n = len(owner) // stride * nr
+
+        def decode(buf: bytes) -> tuple[NDArray[Any], NDArray[Any], Any]:
+            bias, view = self._rhs_blocks(np.frombuffer(buf, np.uint8), full_n, k)
+            bias, w = np.ascontiguousarray(bias), gather_rows(view, full_n)  # staged: ~3x faster than a transpose copy
+            if flush is not None:
+                w = flush(w)
+            bias.setflags(write=False)
+            w.setflags(write=False)
+            return bias, w, None if derive is None else derive(w)
+
+        names = tuple(None if f is None else f.__name__ for f in (flush, derive))
+        bias, w, derived = owner.decoded(("bias-led rhs", self.elem.str, nr, kr, k, *names), decode)
+        return bias[:n], w[:, :n], derived
+
+
+@dataclasses.dataclass(frozen=True)
+class PackedWeights:
+    """Weights packed once by a float variant's RHS packer, as XNNPACK packs them at model load.
+
+    ``rhs_packed`` is an immutable :class:`~kleidiref._buffers.PackedRhs` (the packed bytes):
+    the kernels decode it once, into the bias and a [Kp, N] weight matrix (as many bytes again
+    as the packing), and reuse that on every call instead of gathering the packed blocks.
+    """
+
+    variant: str
+    n: int
+    k: int
+    svl: int
+    rhs_packed: PackedRhs
+
 
 @dataclasses.dataclass(frozen=True)
 class FloatVariant:
@@ -100,6 +151,23 @@ class FloatVariant:
         assert found is not None and issubclass(found, (PackedLhsKernel, RawLhsKernel))
         return found
 
+    def _check_rhs(
+        self, rhs: NDArray[Any], bias: NDArray[Any] | None, transpose_rhs: bool
+    ) -> tuple[NDArray[Any], int, int]:
+        """``(rhs, N, K)`` of checked weights ([N, K], or [K, N] with ``transpose_rhs``) and bias."""
+        what = self.dtype.name
+        w = check_dtype("rhs", rhs, self.dtype, f"{self.name} weights are {what}")
+        if w.ndim != 2:
+            raise ValueError(f"rhs must be 2-D, got shape {w.shape}")
+        n, k = w.shape[::-1] if transpose_rhs else w.shape
+        if k < 1:
+            raise ValueError("K must be >= 1")
+        if bias is not None:
+            check_dtype("bias", bias, self.dtype, f"{self.name} bias is {what}")
+            if bias.shape != (n,):
+                raise ValueError(f"bias must have shape ({n},), got {bias.shape}")
+        return w, n, k
+
     def gemm(
         self,
         lhs: NDArray[Any],
@@ -114,24 +182,54 @@ class FloatVariant:
     ) -> NDArray[Any]:
         """Validate, pack with the kernel's parameters and run, as XNNPACK does (docs: the variants)."""
         t = get_target() if target is None else target
-        what = self.dtype.name
-        a = check_dtype("lhs", lhs, self.dtype, f"{self.name} activations are {what}")
-        w = check_dtype("rhs", rhs, self.dtype, f"{self.name} weights are {what}")
-        if a.ndim != 2 or w.ndim != 2:
-            raise ValueError(f"lhs and rhs must be 2-D, got shapes {a.shape} and {w.shape}")
-        m, k = a.shape
-        n, kw = w.shape[::-1] if transpose_rhs else w.shape
-        if kw != k:
+        a = check_dtype("lhs", lhs, self.dtype, f"{self.name} activations are {self.dtype.name}")
+        w, n, k = self._check_rhs(rhs, bias, transpose_rhs)
+        if a.ndim != 2:
+            raise ValueError(f"lhs must be 2-D, got shape {a.shape}")
+        if a.shape[1] != k:
             raise ValueError(f"K mismatch: lhs is {a.shape}, rhs is {w.shape} (transpose_rhs={transpose_rhs})")
-        if k < 1:
-            raise ValueError("K must be >= 1")
-        if bias is not None:
-            check_dtype("bias", bias, self.dtype, f"{self.name} bias is {what}")
-            if bias.shape != (n,):
-                raise ValueError(f"bias must have shape ({n},), got {bias.shape}")
-        kcls = self.select_kernel(t, m) if kernel is None else self._kernel_by_name(kernel)
         packer = self.rhs_packer_kxn if transpose_rhs else self.rhs_packer_nxk
-        rhs_packed = packer(t.svl_bits).pack(w, bias)
+        # A plain buffer: one call gathers the packed blocks as it goes (no decoded copy is kept).
+        return self._run(a, packer(t.svl_bits).pack(w, bias), n, clamp_min, clamp_max, t, kernel)
+
+    def pack_weights(
+        self, rhs: NDArray[Any], *, bias: NDArray[Any] | None, transpose_rhs: bool, target: Target | None
+    ) -> PackedWeights:
+        """Pack ``rhs`` and ``bias`` once for :meth:`gemm_packed` (the same packers as :meth:`gemm`)."""
+        t = get_target() if target is None else target
+        w, n, k = self._check_rhs(rhs, bias, transpose_rhs)
+        packer = self.rhs_packer_kxn if transpose_rhs else self.rhs_packer_nxk
+        packed = as_packed_rhs(packer(t.svl_bits).pack(w, bias))
+        return PackedWeights(variant=self.name, n=n, k=k, svl=t.svl_bits, rhs_packed=packed)
+
+    def gemm_packed(
+        self,
+        lhs: NDArray[Any],
+        weights: PackedWeights,
+        *,
+        clamp_min: float,
+        clamp_max: float,
+        target: Target | None,
+        kernel: str | None,
+    ) -> NDArray[Any]:
+        """:meth:`gemm` on weights packed once by :meth:`pack_weights` (same SVL as ``target``)."""
+        t = get_target() if target is None else target
+        if not isinstance(weights, PackedWeights) or weights.variant != self.name:
+            raise TypeError(f"weights must come from {self.name}.pack_weights()")
+        if weights.svl != t.svl_bits:
+            raise ValueError(f"weights were packed for SVL {weights.svl}, the target has SVL {t.svl_bits}")
+        a = check_dtype("lhs", lhs, self.dtype, f"{self.name} activations are {self.dtype.name}")
+        if a.ndim != 2 or a.shape[1] != weights.k:
+            raise ValueError(f"lhs must be [M, {weights.k}], got shape {a.shape}")
+        return self._run(a, weights.rhs_packed, weights.n, clamp_min, clamp_max, t, kernel)
+
+    def _run(
+        self, a: NDArray[Any], rhs_packed: Any, n: int, clamp_min: float, clamp_max: float, t: Target,
+        kernel: str | None,
+    ) -> NDArray[Any]:
+        """Run the kernel XNNPACK picks on ``t`` (or ``kernel``) on a checked [M, K] LHS."""
+        m, k = a.shape
+        kcls = self.select_kernel(t, m) if kernel is None else self._kernel_by_name(kernel)
         item = self.dtype.itemsize
         dst = np.zeros((m, n), dtype=self.dtype)
         if issubclass(kcls, RawLhsKernel):

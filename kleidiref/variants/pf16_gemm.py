@@ -25,11 +25,13 @@ from .._engine import f16_mla_chain, f16_pair_chain
 from ..kernel import PackedLhsKernel, RawLhsKernel, TileParams
 from ..numerics import canonical_nan_f16, fclamp, fmin_fmax, ftz16, rn16
 from ..targets import Target
-from ._float_common import BiasRhsKernel, FloatVariant
+from ._float_common import BiasRhsKernel, FloatVariant, PackedWeights
 from ._sme_packers import SmeLhsPacker, SmeRhsBiasPacker, read_lhs_blocks
 
 __all__ = [
+    "PackedWeights",
     "gemm",
+    "gemm_packed",
     "kai_lhs_pack_x16p2vlx2_x16_sme",
     "kai_matmul_clamp_f16_f16_f16p2vlx2b_1x8vl_sme_mla",
     "kai_matmul_clamp_f16_f16_f16p2vlx2b_1x16vl_sme2_dot",
@@ -37,6 +39,7 @@ __all__ = [
     "kai_matmul_clamp_f16_f16p2vlx2_f16p2vlx2b_2vlx2vl_sme_mopa",
     "kai_rhs_pack_kxn_x16p2vlx2b_x16_x16_sme",
     "kai_rhs_pack_nxk_x16p2vlx2b_x16_x16_sme",
+    "pack_weights",
     "select_kernel",
 ]
 
@@ -90,11 +93,14 @@ class _Pf16Kernel(BiasRhsKernel):
     clamp_kind: ClassVar[str]
     dst_dtype = F16
 
-    def _rhs(self, rhs_u8: NDArray[np.uint8], n: int, k: int) -> tuple[NDArray[Any], NDArray[Any]]:
-        """``(bias, W)``: W a zero-copy view of the packed blocks. Under FZ16 the chains read W
-        through the flush (``flush_w``); the bias is read unflushed (the GEMV widens it with FCVT,
-        which ignores FZ16; the MOPA kernels flush it themselves)."""
-        return self._rhs_blocks(rhs_u8, n, k)
+    def _rhs(self, rhs_u8: NDArray[np.uint8], n: int, k: int) -> tuple[NDArray[Any], NDArray[Any], bool]:
+        """``(bias, W, flush_w)``: under FZ16 the chains read W through the flush (``flush_w``),
+        or W is a :class:`PackedRhs`'s decoding flushed once. The bias is read unflushed (the GEMV
+        widens it with FCVT, which ignores FZ16; the MOPA kernels flush it themselves)."""
+        cached = self._cached_rhs(rhs_u8, n, k, flush=ftz16 if self.fz else None)
+        if cached is not None:
+            return cached[0], cached[1], False
+        return (*self._rhs_blocks(rhs_u8, n, k), self.fz)
 
     def _output(self, acc: NDArray[np.float32], lo: np.float32, hi: np.float32) -> NDArray[np.float16]:
         """RN16, then the f16 clamp (operands through FZ16 when set), default NaN: :meth:`_output_exact`.
@@ -147,11 +153,11 @@ class _Pf16Mopa(_Pf16Kernel, PackedLhsKernel):
         a = read_lhs_blocks(lhs, m, k, self.get_mr(), 2, F16)
         if self.fz:
             a = ftz16(a)
-        bias, w = self._rhs(rhs, n, k)
+        bias, w, flush_w = self._rhs(rhs, n, k)
         # Widening FMOPA of (bias, 0) with (1.0, 0): FPDot gives bias*1 + 0*0, so -0 -> +0.
         b = ftz16(bias) if self.fz else bias
         acc0 = b.astype(np.float32) + np.float32(0.0)
-        acc = f16_pair_chain(np.broadcast_to(acc0, (m, n)), a, w, flush_w=self.fz)
+        acc = f16_pair_chain(np.broadcast_to(acc0, (m, n)), a, w, flush_w=flush_w)
         return self._output(acc, clamp_min, clamp_max)
 
 
@@ -203,9 +209,9 @@ class kai_matmul_clamp_f16_f16_f16p2vlx2b_1x16vl_sme2_dot(_Pf16Gemv):
     ) -> NDArray[Any]:
         a = np.zeros((1, roundup(k, 2)), dtype=F16)
         a[:, :k] = self._row(lhs, k)  # lanes past K are predicated off: they read as 0
-        bias, w = self._rhs(rhs, n, k)
+        bias, w, flush_w = self._rhs(rhs, n, k)
         # FCVT widens the bias: no FZ16 flush, -0 kept.
-        acc = f16_pair_chain(bias.astype(np.float32).reshape(1, n), a, w, flush_w=self.fz)
+        acc = f16_pair_chain(bias.astype(np.float32).reshape(1, n), a, w, flush_w=flush_w)
         return self._output(acc, clamp_min, clamp_max)
 
 
@@ -224,8 +230,8 @@ class kai_matmul_clamp_f16_f16_f16p2vlx2b_1x8vl_sme_mla(_Pf16Gemv):
         clamp_min: np.float32, clamp_max: np.float32,
     ) -> NDArray[Any]:
         a = self._row(lhs, k)
-        bias, w = self._rhs(rhs, n, k)
-        acc = f16_mla_chain(bias.astype(np.float32).reshape(1, n), a, w, flush_w=self.fz)
+        bias, w, flush_w = self._rhs(rhs, n, k)
+        acc = f16_mla_chain(bias.astype(np.float32).reshape(1, n), a, w, flush_w=flush_w)
         return self._output(acc, clamp_min, clamp_max)
 
 
@@ -267,6 +273,34 @@ def gemm(
     """
     return SPEC.gemm(lhs, rhs, bias=bias, clamp_min=clamp_min, clamp_max=clamp_max,
                      transpose_rhs=transpose_rhs, target=target, kernel=kernel)
+
+
+def pack_weights(
+    rhs: NDArray[np.float16],
+    *,
+    bias: NDArray[np.float16] | None = None,
+    transpose_rhs: bool = False,
+    target: Target | None = None,
+) -> PackedWeights:
+    """Pack weights and bias once for :func:`gemm_packed`, as XNNPACK packs them at model load.
+
+    Same arguments and packers as :func:`gemm`. The kernels decode the packed bytes on the
+    first call and reuse that decoding (as many bytes again as the packing) on every later one.
+    """
+    return SPEC.pack_weights(rhs, bias=bias, transpose_rhs=transpose_rhs, target=target)
+
+
+def gemm_packed(
+    lhs: NDArray[np.float16],
+    weights: PackedWeights,
+    *,
+    clamp_min: float = -np.inf,
+    clamp_max: float = np.inf,
+    target: Target | None = None,
+    kernel: str | None = None,
+) -> NDArray[np.float16]:
+    """:func:`gemm` on weights from :func:`pack_weights` (packed for the target's SVL): same bits."""
+    return SPEC.gemm_packed(lhs, weights, clamp_min=clamp_min, clamp_max=clamp_max, target=target, kernel=kernel)
 
 
 GOLDEN = {"pf16_gemm": SPEC.reproduce_golden, "pf16_gemm_fz": SPEC.reproduce_golden}

@@ -19,15 +19,17 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._buffers import check_count, roundup
-from .._engine import fma32_chain
+from .._engine import fma32_chain, row_lows
 from ..kernel import PackedLhsKernel, RawLhsKernel, TileParams
 from ..numerics import fclamp, fma32, fmin_fmax, ftz32
 from ..targets import Target
-from ._float_common import BiasRhsKernel, FloatVariant
+from ._float_common import BiasRhsKernel, FloatVariant, PackedWeights
 from ._sme_packers import SmeLhsPacker, SmeRhsBiasPacker, read_lhs_blocks
 
 __all__ = [
+    "PackedWeights",
     "gemm",
+    "gemm_packed",
     "kai_lhs_pack_f32p2vlx1_f32_sme",
     "kai_matmul_clamp_f32_f32_f32p2vlx1b_1x8vl_sme_mla",
     "kai_matmul_clamp_f32_f32_f32p2vlx1b_1x16vl_sme2_mla",
@@ -35,6 +37,7 @@ __all__ = [
     "kai_matmul_clamp_f32_f32p2vlx1_f32p2vlx1biasf32_sme2_mopa",
     "kai_rhs_pack_kxn_f32p2vlx1biasf32_f32_f32_sme",
     "kai_rhs_pack_nxk_f32p2vlx1biasf32_f32_f32_sme",
+    "pack_weights",
     "select_kernel",
 ]
 
@@ -88,6 +91,14 @@ class _Pf32Kernel(BiasRhsKernel):
     #: ``fclamp`` (SME2 FCLAMP) or ``fmin_fmax`` (SME1).
     clamp_kind: ClassVar[str]
 
+    def _rhs(self, rhs_u8: NDArray[np.uint8], n: int, k: int, decode: bool) -> tuple[NDArray[Any], NDArray[Any], Any]:
+        """``(bias, W, w_lows)`` for :func:`fma32_chain`: a :class:`PackedRhs`'s decoding (flushed
+        once under FZ, with its row lows), else W decoded (``decode``) or the blocks' view."""
+        cached = self._cached_rhs(rhs_u8, n, k, flush=ftz32 if self.fz else None, derive=row_lows)
+        if cached is not None:
+            return cached
+        return (*(self._read_rhs if decode else self._rhs_blocks)(rhs_u8, n, k), None)
+
     def _clamp(self, acc: NDArray[np.float32], lo: np.float32, hi: np.float32) -> NDArray[np.float32]:
         lo_a, hi_a = (ftz32(lo), ftz32(hi)) if self.fz else (np.asarray(lo), np.asarray(hi))
         out: NDArray[np.float32] = (
@@ -114,10 +125,10 @@ class _Pf32Mopa(_Pf32Kernel, PackedLhsKernel):
         clamp_min: np.float32, clamp_max: np.float32,
     ) -> NDArray[Any]:
         a = read_lhs_blocks(lhs, m, k, self.get_mr(), 1, F32)
-        bias, w = self._read_rhs(rhs, n, k)  # decoded once: cheaper than per-block gathers for M > 1
+        bias, w, lows = self._rhs(rhs, n, k, decode=True)  # decoded: cheaper than per-block gathers for M > 1
         # Bias injection: one FMOPA of an all-1.0 vector with the bias row into a zeroed ZA.
         acc0 = fma32(np.float32(1.0), bias, np.float32(0.0), fz=self.fz)
-        acc = fma32_chain(np.broadcast_to(acc0, (m, n)), a, w, fz=self.fz)
+        acc = fma32_chain(np.broadcast_to(acc0, (m, n)), a, w, fz=self.fz, w_lows=lows)
         return self._clamp(acc, clamp_min, clamp_max)
 
 
@@ -154,10 +165,10 @@ class _Pf32Gemv(_Pf32Kernel, RawLhsKernel):
         clamp_min: np.float32, clamp_max: np.float32,
     ) -> NDArray[Any]:
         a = np.ascontiguousarray(lhs[: k * 4]).view(np.float32).reshape(1, k)
-        bias, w = self._rhs_blocks(rhs, n, k)  # zero-copy view of the packed blocks
+        bias, w, lows = self._rhs(rhs, n, k, decode=False)  # else a zero-copy view of the packed blocks
         # The accumulator starts as a copy of the bias (-0 kept); under FZ it is flushed when
         # first read as an FMLA addend, which fma32_chain models.
-        acc = fma32_chain(bias.reshape(1, n), a, w, fz=self.fz)
+        acc = fma32_chain(bias.reshape(1, n), a, w, fz=self.fz, w_lows=lows)
         return self._clamp(acc, clamp_min, clamp_max)
 
 
@@ -223,6 +234,34 @@ def gemm(
     """
     return SPEC.gemm(lhs, rhs, bias=bias, clamp_min=clamp_min, clamp_max=clamp_max,
                      transpose_rhs=transpose_rhs, target=target, kernel=kernel)
+
+
+def pack_weights(
+    rhs: NDArray[np.float32],
+    *,
+    bias: NDArray[np.float32] | None = None,
+    transpose_rhs: bool = False,
+    target: Target | None = None,
+) -> PackedWeights:
+    """Pack weights and bias once for :func:`gemm_packed`, as XNNPACK packs them at model load.
+
+    Same arguments and packers as :func:`gemm`. The kernels decode the packed bytes on the
+    first call and reuse that decoding (as many bytes again as the packing) on every later one.
+    """
+    return SPEC.pack_weights(rhs, bias=bias, transpose_rhs=transpose_rhs, target=target)
+
+
+def gemm_packed(
+    lhs: NDArray[np.float32],
+    weights: PackedWeights,
+    *,
+    clamp_min: float = -np.inf,
+    clamp_max: float = np.inf,
+    target: Target | None = None,
+    kernel: str | None = None,
+) -> NDArray[np.float32]:
+    """:func:`gemm` on weights from :func:`pack_weights` (packed for the target's SVL): same bits."""
+    return SPEC.gemm_packed(lhs, weights, clamp_min=clamp_min, clamp_max=clamp_max, target=target, kernel=kernel)
 
 
 #: Golden variant ids this module reproduces.
