@@ -71,15 +71,14 @@ class BiasRhsKernel:
         rhs_u8: NDArray[np.uint8],
         n: int,
         k: int,
-        flush: Callable[[NDArray[Any]], NDArray[Any]] | None = None,
-        derive: Callable[[NDArray[Any]], Any] | None = None,
+        prepare: Callable[[NDArray[Any]], tuple[NDArray[Any], Any]] | None = None,
     ) -> tuple[NDArray[Any], NDArray[Any], Any] | None:
-        """``(bias[n], W[Kp, n], derived)`` decoded once from the :class:`PackedRhs` that ``rhs_u8``
+        """``(bias[n], W[Kp, n], extra)`` decoded once from the :class:`PackedRhs` that ``rhs_u8``
         views whole, else None: read-only arrays, as many bytes again as the packing.
 
-        ``flush``: an input flush (``ftz32``, ``ftz16``) applied to W in the decoding (not to the
-        bias). ``derive``: a function of the decoded W (all of the buffer's columns, not only the
-        first n) also kept, e.g. :func:`kleidiref._engine.row_lows`.
+        ``prepare(W) -> (W', extra)``, a named function of the decoded W (all of the buffer's
+        columns, not only the first n), also runs once: an input flush of W (not of the bias)
+        and what the chain can reuse, e.g. :func:`kleidiref._engine.row_lows`.
         """
         owner = owner_packed_rhs(rhs_u8)
         stride, nr, kr = self._rhs_stride(k), self._rhs_nr(), self.layout_kr
@@ -90,15 +89,14 @@ class BiasRhsKernel:
         def decode(buf: bytes) -> tuple[NDArray[Any], NDArray[Any], Any]:
             bias, view = self._rhs_blocks(np.frombuffer(buf, np.uint8), full_n, k)
             bias, w = np.ascontiguousarray(bias), gather_rows(view, full_n)  # staged: ~3x faster than a transpose copy
-            if flush is not None:
-                w = flush(w)
+            w, extra = (w, None) if prepare is None else prepare(w)
             bias.setflags(write=False)
             w.setflags(write=False)
-            return bias, w, None if derive is None else derive(w)
+            return bias, w, extra
 
-        names = tuple(None if f is None else f.__name__ for f in (flush, derive))
-        bias, w, derived = owner.decoded(("bias-led rhs", self.elem.str, nr, kr, k, *names), decode)
-        return bias[:n], w[:, :n], derived
+        key = ("bias-led rhs", self.elem.str, nr, kr, k, None if prepare is None else prepare.__qualname__)
+        bias, w, extra = owner.decoded(key, decode)
+        return bias[:n], w[:, :n], extra
 
 
 @dataclasses.dataclass(frozen=True)

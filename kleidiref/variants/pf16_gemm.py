@@ -84,6 +84,11 @@ class kai_rhs_pack_kxn_x16p2vlx2b_x16_x16_sme(SmeRhsBiasPacker):
     layout = "kxn"
 
 
+def _flushed(w: NDArray[np.float16]) -> tuple[NDArray[np.float16], None]:
+    """A decoded W as FZ16 reads it (:meth:`BiasRhsKernel._cached_rhs`)."""
+    return ftz16(w), None
+
+
 class _Pf16Kernel(BiasRhsKernel):
     """What the four pf16 kernels share: the packed RHS (FZ16-flushed on read) and the f16 epilogue."""
 
@@ -97,7 +102,7 @@ class _Pf16Kernel(BiasRhsKernel):
         """``(bias, W, flush_w)``: under FZ16 the chains read W through the flush (``flush_w``),
         or W is a :class:`PackedRhs`'s decoding flushed once. The bias is read unflushed (the GEMV
         widens it with FCVT, which ignores FZ16; the MOPA kernels flush it themselves)."""
-        cached = self._cached_rhs(rhs_u8, n, k, flush=ftz16 if self.fz else None)
+        cached = self._cached_rhs(rhs_u8, n, k, _flushed if self.fz else None)
         if cached is not None:
             return cached[0], cached[1], False
         return (*self._rhs_blocks(rhs_u8, n, k), self.fz)
