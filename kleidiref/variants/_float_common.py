@@ -186,9 +186,8 @@ class FloatVariant:
             raise ValueError(f"lhs must be 2-D, got shape {a.shape}")
         if a.shape[1] != k:
             raise ValueError(f"K mismatch: lhs is {a.shape}, rhs is {w.shape} (transpose_rhs={transpose_rhs})")
-        packer = self.rhs_packer_kxn if transpose_rhs else self.rhs_packer_nxk
         # A plain buffer: one call gathers the packed blocks as it goes (no decoded copy is kept).
-        return self._run(a, packer(t.svl_bits).pack(w, bias), n, clamp_min, clamp_max, t, kernel)
+        return self._run(a, self._pack(w, bias, transpose_rhs, t.svl_bits), n, clamp_min, clamp_max, t, kernel)
 
     def pack_weights(
         self, rhs: NDArray[Any], *, bias: NDArray[Any] | None, transpose_rhs: bool, target: Target | None
@@ -196,9 +195,14 @@ class FloatVariant:
         """Pack ``rhs`` and ``bias`` once for :meth:`gemm_packed` (the same packers as :meth:`gemm`)."""
         t = get_target() if target is None else target
         w, n, k = self._check_rhs(rhs, bias, transpose_rhs)
-        packer = self.rhs_packer_kxn if transpose_rhs else self.rhs_packer_nxk
-        packed = as_packed_rhs(packer(t.svl_bits).pack(w, bias))
+        packed = as_packed_rhs(self._pack(w, bias, transpose_rhs, t.svl_bits))
         return PackedWeights(variant=self.name, n=n, k=k, svl=t.svl_bits, rhs_packed=packed)
+
+    def _pack(self, w: NDArray[Any], bias: NDArray[Any] | None, transpose_rhs: bool, svl: int) -> NDArray[np.uint8]:
+        """The RHS packed by the nxk packer (or, ``transpose_rhs``, the kxn one: same bytes)."""
+        packer = self.rhs_packer_kxn if transpose_rhs else self.rhs_packer_nxk
+        packed: NDArray[np.uint8] = packer(svl).pack(w, bias)
+        return packed
 
     def gemm_packed(
         self,
