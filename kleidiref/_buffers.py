@@ -22,6 +22,7 @@ __all__ = [
     "check_float",
     "matrix_view",
     "owner_packed_rhs",
+    "packed_rhs_columns",
     "read_matrix",
     "require_bytes",
     "roundup",
@@ -163,3 +164,14 @@ def owner_packed_rhs(rhs_u8: NDArray[np.uint8]) -> PackedRhs | None:
         if rhs_u8.ctypes.data == np.frombuffer(base, dtype=np.uint8).ctypes.data:
             return base
     return None
+
+
+def packed_rhs_columns(rhs_u8: NDArray[np.uint8], stride: int, nr: int, n: int) -> tuple[PackedRhs, int] | None:
+    """``(owner, columns)``: the :class:`PackedRhs` ``rhs_u8`` views whole and how many columns
+    it holds, in blocks of ``nr`` columns of ``stride`` bytes each; None if it is not one, is not
+    made of whole blocks, or holds fewer than ``n`` columns (the kernel then reads ``rhs_u8``)."""
+    owner = owner_packed_rhs(rhs_u8)
+    if owner is None or len(owner) % stride:
+        return None
+    columns = len(owner) // stride * nr
+    return (owner, columns) if columns >= n else None

@@ -303,7 +303,7 @@ def test_int8_matmul_wraps_like_int32() -> None:
 
 
 def test_packed_rhs_cache_only_for_the_whole_object() -> None:
-    from kleidiref._buffers import PackedRhs, owner_packed_rhs
+    from kleidiref._buffers import PackedRhs, owner_packed_rhs, packed_rhs_columns
 
     pr = PackedRhs(bytes(range(64)))
     full = np.frombuffer(pr, np.uint8)
@@ -313,6 +313,10 @@ def test_packed_rhs_cache_only_for_the_whole_object() -> None:
     assert owner_packed_rhs(np.frombuffer(pr[4:], np.uint8)) is None  # bytes slice: a plain copy
     assert owner_packed_rhs(full.copy()) is None
     assert pr.decoded("x", lambda b: len(b)) == 64 and pr.decoded("x", lambda b: -1) == 64
+    assert packed_rhs_columns(full, 16, 4, 16) == (pr, 16)  # 4 blocks of 4 columns
+    assert packed_rhs_columns(full, 16, 4, 17) is None  # fewer columns than n
+    assert packed_rhs_columns(full, 24, 4, 1) is None  # not whole blocks
+    assert packed_rhs_columns(full[4:], 12, 4, 1) is None  # not the whole object
     d = _problem(5, 40, 9)
     w = p.pack_weights(d["rhs"], d["requant_scale"], input_zero_point=1)
     a1 = p.gemm_packed(d["lhs"], w, output_zero_point=0)

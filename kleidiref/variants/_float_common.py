@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from .._buffers import PackedRhs, as_packed_rhs, check_count, check_dtype, owner_packed_rhs, roundup
+from .._buffers import PackedRhs, as_packed_rhs, check_count, check_dtype, packed_rhs_columns, roundup
 from .._engine import gather_rows
 from ..kernel import UKERNELS, PackedLhsKernel, RawLhsKernel, TileParams
 from ..targets import Target, get_target
@@ -80,15 +80,15 @@ class BiasRhsKernel:
         columns, not only the first n), also runs once: an input flush of W (not of the bias)
         and what the chain can reuse, e.g. :func:`kleidiref._engine.row_lows`.
         """
-        owner = owner_packed_rhs(rhs_u8)
-        stride, nr, kr = self._rhs_stride(k), self._rhs_nr(), self.layout_kr
-        if owner is None or len(owner) % stride or len(owner) // stride * nr < n:
+        nr, kr = self._rhs_nr(), self.layout_kr
+        found = packed_rhs_columns(rhs_u8, self._rhs_stride(k), nr, n)
+        if found is None:
             return None
-        full_n = len(owner) // stride * nr
+        owner, full_n = found
 
         def decode(buf: bytes) -> tuple[NDArray[Any], NDArray[Any], Any]:
             bias, view = self._rhs_blocks(np.frombuffer(buf, np.uint8), full_n, k)
-            bias, w = np.ascontiguousarray(bias), gather_rows(view, full_n)  # staged: ~3x faster than a transpose copy
+            w = gather_rows(view, full_n)  # staged: ~3x faster than a transpose copy
             w, extra = (w, None) if prepare is None else prepare(w)
             bias.setflags(write=False)
             w.setflags(write=False)

@@ -37,7 +37,7 @@ from .._buffers import (
     as_u8,
     check_count,
     check_dtype,
-    owner_packed_rhs,
+    packed_rhs_columns,
     read_matrix,
     require_bytes,
     roundup,
@@ -308,11 +308,10 @@ class _Pqs8Kernel:
     def _rhs(self, rhs_u8: NDArray[np.uint8], n: int, k: int) -> tuple[Any, ...]:
         """``(bias'[n], W[K4, n] float32, scale'[n], bound on |W|)`` decoded from the packed bytes."""
         nr = 2 * self.vls
-        owner = owner_packed_rhs(rhs_u8)
-        stride = _rhs_stride(k, nr)
-        if owner is not None and len(owner) % stride == 0 and len(owner) // stride * nr >= n:
+        found = packed_rhs_columns(rhs_u8, _rhs_stride(k, nr), nr, n)
+        if found is not None:
             # Decoded once from the immutable bytes of this PackedRhs (cannot go stale).
-            full_n = len(owner) // stride * nr
+            owner, full_n = found
             b, w, sc = owner.decoded(("qsi8cxp2vlx4sb", full_n, k, nr),
                                      lambda buf: decode_qsi8cxp2vlx4sb(buf, full_n, k, nr))
             amax = owner.decoded(("qsi8cxp2vlx4sb|W|", full_n, k, nr),

@@ -59,7 +59,7 @@ from .._buffers import (
     check_count,
     check_dtype,
     check_float,
-    owner_packed_rhs,
+    packed_rhs_columns,
     read_matrix,
     require_bytes,
     roundup,
@@ -362,16 +362,14 @@ class _Qp8Kernel(PackedLhsKernel):
     def _rhs(self, rhs_u8: NDArray[np.uint8], n: int, k: int) -> tuple[Any, ...]:
         """``(W[K32, n] float32, rsum, scale, bias, bound on |W|)`` decoded from the packed bytes."""
         nr, kr = self.get_nr(), self.get_kr()
-        owner = owner_packed_rhs(rhs_u8)
-        if owner is not None:
+        found = packed_rhs_columns(rhs_u8, _rhs_stride(k, nr), nr, n)
+        if found is not None:
             # Decoded once from the immutable bytes of this PackedRhs (cannot go stale).
-            full_n = len(owner) // _rhs_stride(k, nr) * nr
-            if len(owner) % _rhs_stride(k, nr) == 0 and full_n >= n:
-                w, rsum, sc, b = owner.decoded(("qsi8cxp", full_n, k, nr, kr),
-                                               lambda buf: decode_qsi8cxp(buf, full_n, k, nr, kr))
-                amax = owner.decoded(("qsi8cxp|W|", full_n, k, nr, kr),
-                                     lambda _: float(np.abs(w).max(initial=0)))
-                return w[:, :n], rsum[:n], sc[:n], b[:n], amax
+            owner, full_n = found
+            w, rsum, sc, b = owner.decoded(("qsi8cxp", full_n, k, nr, kr),
+                                           lambda buf: decode_qsi8cxp(buf, full_n, k, nr, kr))
+            amax = owner.decoded(("qsi8cxp|W|", full_n, k, nr, kr), lambda _: float(np.abs(w).max(initial=0)))
+            return w[:, :n], rsum[:n], sc[:n], b[:n], amax
         return (*decode_qsi8cxp(rhs_u8, n, k, nr, kr), 128.0)
 
     def _compute(
