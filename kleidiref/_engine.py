@@ -50,7 +50,15 @@ from numpy.typing import NDArray
 
 from .numerics import FLT_MIN, canonical_nan_f32, fma32, ftz32
 
-__all__ = ["f16_mla_chain", "f16_pair_chain", "fma32_chain", "gather_rows", "row_lows", "worker_threads"]
+__all__ = [
+    "f16_mla_chain",
+    "f16_pair_chain",
+    "flushed_row_lows",
+    "fma32_chain",
+    "gather_rows",
+    "row_lows",
+    "worker_threads",
+]
 
 F32, F64 = np.float32, np.float64
 _INT64_MIN = np.iinfo(np.int64).min
@@ -365,6 +373,16 @@ def row_lows(w: NDArray[np.float32]) -> NDArray[np.int64]:
     low >>= 1
     low[low == 0] = -1
     return low
+
+
+def flushed_row_lows(w: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """W as FPCR.FZ reads it (:func:`ftz32`, only when a row low shows a subnormal) and its
+    :func:`row_lows`: what ``fma32_chain(..., fz=True, w_lows=...)`` then finds nothing to flush in."""
+    lows = row_lows(w)
+    if ((lows >= 0) & (lows < _FLT_MIN_BITS)).any():
+        w = ftz32(w)
+        lows = row_lows(w)
+    return w, lows
 
 
 def _lows_min(lows: NDArray[np.int64]) -> int:

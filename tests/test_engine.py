@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 
 from kleidiref import _engine
 from kleidiref._engine import f16_mla_chain, f16_pair_chain, fma32_chain
-from kleidiref.numerics import canonical_nan_f32, fdot_add_za, fma32, fmlal, ftz16, ftz32
+from kleidiref.numerics import canonical_nan_f32, fdot_add_za, fma32, fmlal, ftz16, ftz32, has_subnormal
 
 F32 = np.float32
 KINDS = ["random", "tiny", "midpoint", "double", "huge", "special", "zeros", "subnormal"]
@@ -332,6 +332,10 @@ def test_row_lows_is_the_whole_array_scan_per_row(
     for i in range(k):
         want = _engine._min_nonzero_bits(w[i])
         assert lows[i] == want, (i, hex(int(lows[i])), hex(want))
+    flushed, flows = _engine.flushed_row_lows(w)  # W as FZ reads it, and its lows
+    np.testing.assert_array_equal(_bits(flushed), _bits(ftz32(w)))
+    np.testing.assert_array_equal(flows, _engine.row_lows(ftz32(w)))
+    assert (flushed is w) == (not has_subnormal(w))  # no copy without a subnormal
 
 
 @settings(max_examples=40, deadline=None)

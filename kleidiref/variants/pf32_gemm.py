@@ -19,9 +19,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._buffers import check_count, roundup
-from .._engine import fma32_chain, row_lows
+from .._engine import flushed_row_lows, fma32_chain, row_lows
 from ..kernel import PackedLhsKernel, RawLhsKernel, TileParams
-from ..numerics import FLT_MIN, fclamp, fma32, fmin_fmax, ftz32
+from ..numerics import fclamp, fma32, fmin_fmax, ftz32
 from ..targets import Target
 from ._float_common import BiasRhsKernel, FloatVariant, PackedWeights
 from ._sme_packers import SmeLhsPacker, SmeRhsBiasPacker, read_lhs_blocks
@@ -43,7 +43,6 @@ __all__ = [
 
 VARIANT = "pf32_gemm"
 F32 = np.dtype(np.float32)
-FLT_MIN_BITS = int(np.float32(FLT_MIN).view(np.uint32))
 
 
 class kai_lhs_pack_f32p2vlx1_f32_sme(SmeLhsPacker):
@@ -88,15 +87,6 @@ def _lows(w: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArray[np.int64
     return w, row_lows(w)
 
 
-def _flushed_lows(w: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-    """:func:`_lows` of W as FZ reads it (flushed only if the lows show a subnormal)."""
-    lows = row_lows(w)
-    if ((lows >= 0) & (lows < FLT_MIN_BITS)).any():
-        w = ftz32(w)
-        lows = row_lows(w)
-    return w, lows
-
-
 class _Pf32Kernel(BiasRhsKernel):
     """What the four pf32 kernels share: the packed RHS and the clamp/FZ epilogue."""
 
@@ -109,7 +99,7 @@ class _Pf32Kernel(BiasRhsKernel):
     def _rhs(self, rhs_u8: NDArray[np.uint8], n: int, k: int, decode: bool) -> tuple[NDArray[Any], NDArray[Any], Any]:
         """``(bias, W, w_lows)`` for :func:`fma32_chain`: a :class:`PackedRhs`'s decoding (flushed
         once under FZ, with its row lows), else W decoded (``decode``) or the blocks' view."""
-        cached = self._cached_rhs(rhs_u8, n, k, _flushed_lows if self.fz else _lows)
+        cached = self._cached_rhs(rhs_u8, n, k, flushed_row_lows if self.fz else _lows)
         if cached is not None:
             return cached
         return (*(self._read_rhs if decode else self._rhs_blocks)(rhs_u8, n, k), None)
