@@ -1,6 +1,7 @@
 """Exact rational oracles shared by the fallback tests: IEEE round-to-nearest-even of a
 ``Fraction`` into binary32 / binary16 (with FZ as Arm defines it: tininess before rounding),
-operand reads through the input flush, and the single-rounding operations built on them."""
+operand reads through the input flush, and the single-rounding operations built on them; and
+``eq``, the bitwise comparison the op-level tests use."""
 
 from __future__ import annotations
 
@@ -59,3 +60,9 @@ def clamp(v: float, lo: float, hi: float) -> float:
 
 def same(got: np.ndarray, ref: Any) -> None:
     np.testing.assert_array_equal(got.astype(np.float64), np.asarray(ref, dtype=np.float64))
+
+
+def eq(a: np.ndarray, b: np.ndarray) -> None:
+    """Same dtype, shape and bytes (NaN payloads and signed zeros included)."""
+    assert a.dtype == b.dtype and a.shape == b.shape
+    np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8))

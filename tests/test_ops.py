@@ -8,6 +8,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 import pytest
+from _exact import eq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,11 +31,6 @@ rng = np.random.default_rng(1234)
 
 def randn(*shape: int, dtype: Any = F32) -> np.ndarray:
     return rng.standard_normal(shape).astype(dtype)
-
-
-def eq(a: np.ndarray, b: np.ndarray) -> None:
-    assert a.dtype == b.dtype and a.shape == b.shape
-    np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8))
 
 
 X, W, B = randn(3, 40), randn(24, 40), randn(24)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _exact import eq
 
 from kleidiref import fallbacks as F
 from kleidiref.dispatch import NodeRejected
@@ -17,11 +18,6 @@ from kleidiref.variants import _qp8_f32_qc4w as qc4w
 F32, F16 = np.float32, np.float16
 NO_KAI = Target(kleidiai=False)
 rng = np.random.default_rng(7)
-
-
-def eq(a: np.ndarray, b: np.ndarray) -> None:
-    assert a.dtype == b.dtype and a.shape == b.shape
-    np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8))
 
 
 X = rng.standard_normal((3, 40)).astype(F32)

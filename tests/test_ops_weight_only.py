@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _exact import eq
 
 from kleidiref import fallbacks as F
 from kleidiref.dispatch import Node, Platform, TensorSpec, decide, f32_qcw_choice
@@ -16,11 +17,6 @@ F32 = np.float32
 NO_KAI = Target(kleidiai=False)
 X86 = Target(arch="x86_64", sme2=False, sme=False, i8mm=False, dotprod=False, fp16_arith=False, name="x86")
 rng = np.random.default_rng(11)
-
-
-def eq(a: np.ndarray, b: np.ndarray) -> None:
-    assert a.dtype == b.dtype and a.shape == b.shape
-    np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8))
 
 
 X = rng.standard_normal((5, 40)).astype(F32)
