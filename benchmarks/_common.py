@@ -81,8 +81,10 @@ def machine() -> str:
         blas = f"{info.get('name', '?')} {info.get('version', '')}".strip()
     except Exception:
         pass
-    return (f"{os.cpu_count()} CPUs ({platform.machine()}), Python {platform.python_version()}, "
-            f"numpy {np.__version__}, BLAS {blas}")
+    return (
+        f"{os.cpu_count()} CPUs ({platform.machine()}), Python {platform.python_version()}, "
+        f"numpy {np.__version__}, BLAS {blas}"
+    )
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -63,12 +63,21 @@ def _cases(variant: str, m: int, n: int, k: int, svl: int, fz: bool) -> dict[str
     mod: Any = pf32_gemm if variant == "pf32" else pf16_gemm
     gemv = m == 1
     kern = (mod.SME2_GEMV if gemv else mod.SME2_MOPA)(svl, fz=fz)
-    rhs_p = (pf32_gemm.kai_rhs_pack_nxk_f32p2vlx1biasf32_f32_f32_sme(svl) if variant == "pf32"
-             else pf16_gemm.kai_rhs_pack_nxk_x16p2vlx2b_x16_x16_sme(svl)).pack(rhs, bias)
+    rhs_p = (
+        pf32_gemm.kai_rhs_pack_nxk_f32p2vlx1biasf32_f32_f32_sme(svl)
+        if variant == "pf32"
+        else pf16_gemm.kai_rhs_pack_nxk_x16p2vlx2b_x16_x16_sme(svl)
+    ).pack(rhs, bias)
     once = as_packed_rhs(rhs_p)
-    lhs_arg = np.ascontiguousarray(lhs) if gemv else (
-        pf32_gemm.kai_lhs_pack_f32p2vlx1_f32_sme(svl) if variant == "pf32"
-        else pf16_gemm.kai_lhs_pack_x16p2vlx2_x16_sme(svl)).pack(lhs)
+    lhs_arg = (
+        np.ascontiguousarray(lhs)
+        if gemv
+        else (
+            pf32_gemm.kai_lhs_pack_f32p2vlx1_f32_sme(svl)
+            if variant == "pf32"
+            else pf16_gemm.kai_lhs_pack_x16p2vlx2_x16_sme(svl)
+        ).pack(lhs)
+    )
 
     def kernel_on(rhs_buf: Any) -> Callable[[], None]:
         if gemv:
@@ -109,8 +118,18 @@ def main(argv: list[str] | None = None) -> int:
     fz = not args.no_fz
     print(machine())
     print(f"engine threads: {_engine.worker_threads()}, SVL {args.svl}, FZ {int(fz)}, best of {args.repeat}\n")
-    headers = ["case", "MxNxK", "best ms", "median ms", "BLAS ms", "ratio", "target", "first ms", "peak MiB",
-               "cache MiB"]
+    headers = [
+        "case",
+        "MxNxK",
+        "best ms",
+        "median ms",
+        "BLAS ms",
+        "ratio",
+        "target",
+        "first ms",
+        "peak MiB",
+        "cache MiB",
+    ]
     results = []
     blas_times: dict[tuple[int, int, int], list[float]] = {}
     for variant in ("pf32", "pf16") if args.variant == "all" else (args.variant,):
@@ -124,8 +143,10 @@ def main(argv: list[str] | None = None) -> int:
                 ours, ref = interleaved(fn, base, args.repeat)
                 blas_times.setdefault((m, n, k), []).extend(ref)
                 results.append((variant, what, (m, n, k), ours, first, peak_bytes(fn), cache))
-                print(f"{variant} {what} {m}x{n}x{k}: best {min(ours) * 1e3:.1f} ms, BLAS {min(ref) * 1e3:.2f} ms",
-                      flush=True)
+                print(
+                    f"{variant} {what} {m}x{n}x{k}: best {min(ours) * 1e3:.1f} ms, BLAS {min(ref) * 1e3:.2f} ms",
+                    flush=True,
+                )
     rows = []
     for variant, what, shape, ours, first, peak, cache in results:
         # BLAS: best over every run of that shape (the least disturbed on a shared machine).
@@ -133,10 +154,20 @@ def main(argv: list[str] | None = None) -> int:
         ratio = min(ours) / ref_best
         goal = None if what == "chain" else TARGETS.get((variant, min(shape[0], 128)))
         ok = "" if goal is None or args.quick else ("met" if ratio <= goal else "MISSED")
-        rows.append([f"{variant} {what}", "x".join(map(str, shape)), f"{min(ours) * 1e3:.1f}",
-                     f"{statistics.median(ours) * 1e3:.1f}", f"{ref_best * 1e3:.2f}", f"{ratio:.1f}x",
-                     f"<= {goal:g}x {ok}" if goal else "", f"{first * 1e3:.0f}", f"{peak / 2**20:.1f}",
-                     f"{cache / 2**20:.0f}" if cache >= 2**20 else ""])
+        rows.append(
+            [
+                f"{variant} {what}",
+                "x".join(map(str, shape)),
+                f"{min(ours) * 1e3:.1f}",
+                f"{statistics.median(ours) * 1e3:.1f}",
+                f"{ref_best * 1e3:.2f}",
+                f"{ratio:.1f}x",
+                f"<= {goal:g}x {ok}" if goal else "",
+                f"{first * 1e3:.0f}",
+                f"{peak / 2**20:.1f}",
+                f"{cache / 2**20:.0f}" if cache >= 2**20 else "",
+            ]
+        )
     print()
     print(table(headers, rows))
     return 0

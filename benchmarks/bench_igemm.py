@@ -70,19 +70,27 @@ def _best(fn: Callable[[], Any], repeat: int) -> float:
 class Case:
     """One convolution of one variant, with its float64 im2col GEMM baseline."""
 
-    def __init__(self, variant: str, label: str, h: int, w: int, cin: int, cout: int, stride: int,
-                 target: Target, seed: int = 0) -> None:
+    def __init__(
+        self, variant: str, label: str, h: int, w: int, cin: int, cout: int, stride: int, target: Target, seed: int = 0
+    ) -> None:
         rng = np.random.default_rng(seed)
         self.variant, self.label, self.target = variant, label, target
-        self.kw: dict[str, Any] = {"variant": variant, "stride": (stride, stride), "padding": (1, 1, 1, 1),
-                                   "target": target}
+        self.kw: dict[str, Any] = {
+            "variant": variant,
+            "stride": (stride, stride),
+            "padding": (1, 1, 1, 1),
+            "target": target,
+        }
         pad_value: float = 0.0
         if variant == "pqs8":
             self.x: Any = rng.integers(-128, 128, (1, h, w, cin), dtype=np.int8)
             self.f: Any = rng.integers(-127, 128, (cout, 3, 3, cin), dtype=np.int8)
             self.b: Any = rng.integers(-1000, 1000, cout).astype(np.int32)
-            self.kw.update(input_zero_point=3, requant_scale=(rng.random(cout) * 1e-3 + 1e-4).astype(np.float32),
-                           output_zero_point=-2)
+            self.kw.update(
+                input_zero_point=3,
+                requant_scale=(rng.random(cout) * 1e-3 + 1e-4).astype(np.float32),
+                output_zero_point=-2,
+            )
             pad_value = 3
         else:
             dt = np.float32 if variant == "pf32" else np.float16
@@ -135,8 +143,10 @@ Times = dict[tuple[str, str], tuple[list[float], list[float]]]
 def _run_suite(args: argparse.Namespace, target: Target) -> Times:
     """One round: the per-case table; returns every case's interleaved (emulation, BLAS) times."""
     shapes = RESNET if args.quick else MOBILENET_V2_LIKE + RESNET
-    head = (f"{'variant':<6} {'case':<28} {'shape':<22} {'op ms':>8} {'BLAS ms':>8} {'ratio':>6} "
-            f"{'median':>6} {'conv2d ms':>9} {'kernel path ms':>14} {'GEMM ms':>8} {'peak MiB':>9}")
+    head = (
+        f"{'variant':<6} {'case':<28} {'shape':<22} {'op ms':>8} {'BLAS ms':>8} {'ratio':>6} "
+        f"{'median':>6} {'conv2d ms':>9} {'kernel path ms':>14} {'GEMM ms':>8} {'peak MiB':>9}"
+    )
     print(head)
     print("-" * len(head))
     times: Times = {}
@@ -153,25 +163,28 @@ def _run_suite(args: argparse.Namespace, target: Target) -> Times:
             times[variant, label] = (emu, base)
             oneshots[variant, label] = oneshot
             med = statistics.median(e / b for e, b in zip(emu, base, strict=True))
-            print(f"{variant:<6} {label:<28} {c.shape:<22} {min(emu) * 1e3:>8.3f} {min(base) * 1e3:>8.3f} "
-                  f"{min(emu) / min(base):>6.2f} {med:>6.2f} {oneshot * 1e3:>9.3f} {kpath * 1e3:>14.2f} "
-                  f"{gemm * 1e3:>8.2f} "
-                  f"{peak / 2**20:>9.1f}")
+            print(
+                f"{variant:<6} {label:<28} {c.shape:<22} {min(emu) * 1e3:>8.3f} {min(base) * 1e3:>8.3f} "
+                f"{min(emu) / min(base):>6.2f} {med:>6.2f} {oneshot * 1e3:>9.3f} {kpath * 1e3:>14.2f} "
+                f"{gemm * 1e3:>8.2f} "
+                f"{peak / 2**20:>9.1f}"
+            )
     for variant in args.variants.split(","):
         mine = [v for (var, label), v in times.items() if var == variant and label.startswith("mnv2")]
         if mine:
             emu_b, base_b = sum(min(e) for e, _ in mine), sum(min(b) for _, b in mine)
             one_b = sum(v for (var, label), v in oneshots.items() if var == variant and label.startswith("mnv2"))
-            print(f"{variant:<6} {'mnv2-like set (sum of bests)':<28} {'':<22} {emu_b * 1e3:>8.3f} "
-                  f"{base_b * 1e3:>8.3f} {emu_b / base_b:>6.2f} {'':>6} {one_b * 1e3:>9.3f}")
+            print(
+                f"{variant:<6} {'mnv2-like set (sum of bests)':<28} {'':<22} {emu_b * 1e3:>8.3f} "
+                f"{base_b * 1e3:>8.3f} {emu_b / base_b:>6.2f} {'':>6} {one_b * 1e3:>9.3f}"
+            )
     return times
 
 
 def _summary(rounds: list[Times]) -> None:
     """Over all rounds: best emulation time / best BLAS time per case and for the set, and the
     median over rounds of each round's ratio (load spikes inflate single rounds either way)."""
-    print(f"\nsummary over {len(rounds)} rounds: ratio of the best times of all rounds; median of the "
-          "per-round ratios")
+    print(f"\nsummary over {len(rounds)} rounds: ratio of the best times of all rounds; median of the per-round ratios")
     variants = sorted({v for r in rounds for v, _ in r}, key=["pf32", "pf16", "pqs8"].index)
     for variant in variants:
         labels = [label for v, label in rounds[0] if v == variant]
@@ -181,8 +194,10 @@ def _summary(rounds: list[Times]) -> None:
             e = min(min(r[variant, label][0]) for r in rounds)
             b = min(min(r[variant, label][1]) for r in rounds)
             per_round = [min(r[variant, label][0]) / min(r[variant, label][1]) for r in rounds]
-            print(f"{variant:<6} {label:<28} {e * 1e3:>8.3f} ms / {b * 1e3:>7.3f} ms: best {e / b:>6.2f}  "
-                  f"median {statistics.median(per_round):>6.2f}")
+            print(
+                f"{variant:<6} {label:<28} {e * 1e3:>8.3f} ms / {b * 1e3:>7.3f} ms: best {e / b:>6.2f}  "
+                f"median {statistics.median(per_round):>6.2f}"
+            )
             if label.startswith("mnv2"):
                 set_e, set_b = set_e + e, set_b + b
                 for i, r in enumerate(rounds):
@@ -190,8 +205,10 @@ def _summary(rounds: list[Times]) -> None:
                     set_rounds[i][1] += min(r[variant, label][1])
         if set_b:
             med = statistics.median(e / b for e, b in set_rounds)
-            print(f"{variant:<6} {'mnv2-like set':<28} {set_e * 1e3:>8.3f} ms / {set_b * 1e3:>7.3f} ms: "
-                  f"best {set_e / set_b:>6.2f}  median {med:>6.2f}")
+            print(
+                f"{variant:<6} {'mnv2-like set':<28} {set_e * 1e3:>8.3f} ms / {set_b * 1e3:>7.3f} ms: "
+                f"best {set_e / set_b:>6.2f}  median {med:>6.2f}"
+            )
 
 
 def main() -> None:

@@ -33,8 +33,15 @@ from _common import interleaved, traced
 from kleidiref.targets import Target
 from kleidiref.variants import pqs8_qc8w_gemm, qp8_f32_qc8w_gemm
 
-LLAMA_LAYER = [("q", 2048, 2048), ("k", 512, 2048), ("v", 512, 2048), ("o", 2048, 2048),
-               ("gate", 8192, 2048), ("up", 8192, 2048), ("down", 2048, 8192)]
+LLAMA_LAYER = [
+    ("q", 2048, 2048),
+    ("k", 512, 2048),
+    ("v", 512, 2048),
+    ("o", 2048, 2048),
+    ("gate", 8192, 2048),
+    ("up", 8192, 2048),
+    ("down", 2048, 8192),
+]
 
 
 def _interleaved(fn_a: Callable[[], Any], fn_b: Callable[[], Any], repeat: int) -> tuple[float, float, float]:
@@ -50,8 +57,9 @@ def _interleaved(fn_a: Callable[[], Any], fn_b: Callable[[], Any], repeat: int) 
 class Case:
     """One or more linears (a layer) with weights prepared once, plus its float64 baseline."""
 
-    def __init__(self, variant: str, label: str, m: int, shapes: list[tuple[int, int]], target: Target,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, variant: str, label: str, m: int, shapes: list[tuple[int, int]], target: Target, seed: int = 0
+    ) -> None:
         rng = np.random.default_rng(seed)
         self.variant, self.label, self.m, self.target = variant, label, m, target
         self.calls: list[Callable[[], Any]] = []
@@ -62,17 +70,19 @@ class Case:
             if variant == "qp8_f32_qc8w":
                 a = rng.standard_normal((m, k)).astype(np.float32)
                 scale = (rng.random(n) * 0.01 + 1e-3).astype(np.float32)
-                pw = qp8_f32_qc8w_gemm.pack_weights(w, scale, bias=rng.standard_normal(n).astype(np.float32),
-                                                    target=target)
+                pw = qp8_f32_qc8w_gemm.pack_weights(
+                    w, scale, bias=rng.standard_normal(n).astype(np.float32), target=target
+                )
                 self.calls.append(lambda a=a, pw=pw: qp8_f32_qc8w_gemm.gemm_packed(a, pw, target=target))
             else:
                 a = rng.integers(-128, 128, (m, k), dtype=np.int8)
                 scale = (rng.random(n) * 1e-4 + 1e-5).astype(np.float32)
-                pq = pqs8_qc8w_gemm.pack_weights(w, scale, input_zero_point=3,
-                                                 bias=rng.integers(-1000, 1000, n).astype(np.int32),
-                                                 target=target)
-                self.calls.append(lambda a=a, pq=pq: pqs8_qc8w_gemm.gemm_packed(a, pq, output_zero_point=-2,
-                                                                                target=target))
+                pq = pqs8_qc8w_gemm.pack_weights(
+                    w, scale, input_zero_point=3, bias=rng.integers(-1000, 1000, n).astype(np.int32), target=target
+                )
+                self.calls.append(
+                    lambda a=a, pq=pq: pqs8_qc8w_gemm.gemm_packed(a, pq, output_zero_point=-2, target=target)
+                )
             a64 = a.astype(np.float64)
             self.base.append(lambda a64=a64, w64=w64: a64 @ w64)
 
@@ -101,13 +111,18 @@ def main() -> None:
             for m in (1, 128):
                 shapes = [(n, k) for _, n, k in LLAMA_LAYER]
                 cases.append(Case(variant, f"llama-3.2-1B layer M={m}", m, shapes, target))
-    print(f"SVL {args.svl}, FZ {'off' if args.no_fz else 'on'}, {args.repeat} interleaved repeats; "
-          f"numpy {np.__version__}")
-    print("first = first call incl. the one-time decode of the packed weights; emul/f64 = best times; "
-          "ratio = median of per-repeat emul/f64; cache = memory the decode keeps; peak = tracemalloc peak "
-          "of one steady-state call")
-    head = (f"{'variant':<14} {'case':<26} {'first s':>8} {'emul s':>8} {'f64 BLAS s':>10} {'ratio':>6} "
-            f"{'cache MiB':>9} {'peak MiB':>9}")
+    print(
+        f"SVL {args.svl}, FZ {'off' if args.no_fz else 'on'}, {args.repeat} interleaved repeats; numpy {np.__version__}"
+    )
+    print(
+        "first = first call incl. the one-time decode of the packed weights; emul/f64 = best times; "
+        "ratio = median of per-repeat emul/f64; cache = memory the decode keeps; peak = tracemalloc peak "
+        "of one steady-state call"
+    )
+    head = (
+        f"{'variant':<14} {'case':<26} {'first s':>8} {'emul s':>8} {'f64 BLAS s':>10} {'ratio':>6} "
+        f"{'cache MiB':>9} {'peak MiB':>9}"
+    )
     print(head)
     print("-" * len(head))
     for c in cases:
@@ -117,8 +132,10 @@ def main() -> None:
         c.run_base()
         emu, base, ratio = _interleaved(c.run, c.run_base, args.repeat)
         _, peak = traced(c.run)
-        print(f"{c.variant:<14} {c.label:<26} {first:>8.4f} {emu:>8.4f} {base:>10.4f} {ratio:>6.2f} "
-              f"{cache / 2**20:>9.1f} {peak / 2**20:>9.1f}")
+        print(
+            f"{c.variant:<14} {c.label:<26} {first:>8.4f} {emu:>8.4f} {base:>10.4f} {ratio:>6.2f} "
+            f"{cache / 2**20:>9.1f} {peak / 2**20:>9.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -56,9 +56,7 @@ def peak_mib(fn: Callable[[], object]) -> float:
     return peak_bytes(fn) / 2**20
 
 
-def bench(
-    label: str, m: int, n: int, k: int, bl: int, repeat: int, target: Target
-) -> tuple[float, float, float]:
+def bench(label: str, m: int, n: int, k: int, bl: int, repeat: int, target: Target) -> tuple[float, float, float]:
     rng = np.random.default_rng(1234)
     lhs = rng.standard_normal((m, k)).astype(np.float32)
     codes = rng.integers(-8, 8, size=(n, k), dtype=np.int8)

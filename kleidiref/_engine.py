@@ -127,11 +127,7 @@ def _split(m: int, n: int, elems: int | None = None, align: int = 1) -> list[tup
         cols = min(cols, -(-n // nthreads))
     cols = min(n, -(-cols // align) * align)
     rows = m if m * cols <= 2 * elems else max(1, elems // cols)
-    return [
-        (m0, min(m, m0 + rows), n0, min(n, n0 + cols))
-        for m0 in range(0, m, rows)
-        for n0 in range(0, n, cols)
-    ]
+    return [(m0, min(m, m0 + rows), n0, min(n, n0 + cols)) for m0 in range(0, m, rows) for n0 in range(0, n, cols)]
 
 
 def _w_shape(w: NDArray[Any], n_acc: int) -> tuple[int, int, int]:
@@ -302,7 +298,11 @@ def _flush_if_needed(x: NDArray[np.float32], low: int) -> tuple[NDArray[np.float
 
 
 def fma32_chain(
-    acc0: NDArray[np.float32], a: NDArray[np.float32], w: NDArray[np.float32], *, fz: bool = False,
+    acc0: NDArray[np.float32],
+    a: NDArray[np.float32],
+    w: NDArray[np.float32],
+    *,
+    fz: bool = False,
     w_lows: NDArray[np.int64] | None = None,
 ) -> NDArray[np.float32]:
     """``acc[m, n] = fma32(a[m, k], w[k, n], acc[m, n])`` for k = 0..K-1, from ``acc0``.
@@ -412,8 +412,14 @@ def _bufsize_for(nn: int) -> int:
 
 
 def _fma32_tile(
-    acc_out: NDArray[np.float32], a_t: NDArray[np.float64], w: NDArray[np.float32], n0: int, fz: bool,
-    tiny: bool, ulp_a: int | None, w_lows: NDArray[np.int64] | None,
+    acc_out: NDArray[np.float32],
+    a_t: NDArray[np.float64],
+    w: NDArray[np.float32],
+    n0: int,
+    fz: bool,
+    tiny: bool,
+    ulp_a: int | None,
+    w_lows: NDArray[np.int64] | None,
 ) -> None:
     """The chain on one output tile (columns from ``n0``), in place on ``acc_out``."""
     with _bufsize(acc_out.shape[1]):
@@ -421,8 +427,14 @@ def _fma32_tile(
 
 
 def _fma32_tile_body(
-    acc_out: NDArray[np.float32], a_t: NDArray[np.float64], w: NDArray[np.float32], n0: int, fz: bool,
-    tiny: bool, ulp_a: int | None, w_lows: NDArray[np.int64] | None,
+    acc_out: NDArray[np.float32],
+    a_t: NDArray[np.float64],
+    w: NDArray[np.float32],
+    n0: int,
+    fz: bool,
+    tiny: bool,
+    ulp_a: int | None,
+    w_lows: NDArray[np.int64] | None,
 ) -> None:
     k_total, mm = a_t.shape
     nn = acc_out.shape[1]
@@ -556,9 +568,7 @@ _F16_MAG_SIGN = np.int32(-0x70002000)  # 0x8FFFE000: the sign and the 15 f16 mag
 _F16_SCALE = F32(2.0**112)  # rebias: f16 exponent bias 15 -> binary32 bias 127
 
 
-def _f16_to_f32(
-    h: NDArray[np.float16], out: NDArray[np.float32], flush: bool = False, scaled: bool = False
-) -> bool:
+def _f16_to_f32(h: NDArray[np.float16], out: NDArray[np.float32], flush: bool = False, scaled: bool = False) -> bool:
     """``out[...] = h`` exactly, about 5x faster than numpy's float16 cast; False if h has Inf/NaN.
 
     The sign-extended f16 bits shifted left by 13 are, as binary32, ``h * 2**-112`` (normal
@@ -665,8 +675,15 @@ def _blas_pairs_exact() -> bool:
 
 
 def _f16_tile(
-    out: NDArray[np.float32], a32: NDArray[np.float32], w16: NDArray[np.float16],
-    m0: int, m1: int, n0: int, n1: int, pairs: bool, flush_w: bool = False,
+    out: NDArray[np.float32],
+    a32: NDArray[np.float32],
+    w16: NDArray[np.float16],
+    m0: int,
+    m1: int,
+    n0: int,
+    n1: int,
+    pairs: bool,
+    flush_w: bool = False,
 ) -> None:
     """Both f16 chains on one output tile: products of a block of k formed in one call each."""
     with _bufsize(n1 - n0):
@@ -674,8 +691,15 @@ def _f16_tile(
 
 
 def _f16_tile_body(
-    out: NDArray[np.float32], a32: NDArray[np.float32], w16: NDArray[np.float16],
-    m0: int, m1: int, n0: int, n1: int, pairs: bool, flush_w: bool,
+    out: NDArray[np.float32],
+    a32: NDArray[np.float32],
+    w16: NDArray[np.float16],
+    m0: int,
+    m1: int,
+    n0: int,
+    n1: int,
+    pairs: bool,
+    flush_w: bool,
 ) -> None:
     k_total = a32.shape[0]
     mm, nn = m1 - m0, n1 - n0
@@ -707,7 +731,8 @@ def _f16_tile_body(
         at_scaled = at * _F16_SCALE
     a_pairs = (
         np.ascontiguousarray(a32[:, m0:m1].reshape(k_total // 2, 2, mm).transpose(0, 2, 1) * _F16_SCALE)
-        if blas else None
+        if blas
+        else None
     )
 
     def produce(i: int) -> NDArray[np.float32]:

@@ -123,9 +123,7 @@ class TensorSpec:
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
-            raise CaseError(
-                f"datatype {self.dtype!r} is not an XNNPACK datatype name (one of {', '.join(DTYPES)})"
-            )
+            raise CaseError(f"datatype {self.dtype!r} is not an XNNPACK datatype name (one of {', '.join(DTYPES)})")
         if not isinstance(self.shape, tuple) or any(
             isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in self.shape
         ):
@@ -295,9 +293,7 @@ def target_from_json(obj: object) -> tuple[Target, Platform]:
         raise CaseError(f"target: unknown field(s) {sorted(unknown)}")
     platform = obj.get("platform", "linux")
     if platform not in ("linux", "apple"):
-        raise CaseError(
-            "target.platform must be 'linux' (Linux/Android builds) or 'apple' (iOS/macOS builds)"
-        )
+        raise CaseError("target.platform must be 'linux' (Linux/Android builds) or 'apple' (iOS/macOS builds)")
     try:
         t = Target(
             arch=obj["arch"],
@@ -394,9 +390,7 @@ class Decision:
 
     def describe(self) -> str:
         """A readable multi-line explanation."""
-        mk = {"igemm": "IGEMM", "dwconv": "DWConv", "vmulcaddc": "VMulCAddC", "gemm": "GEMM"}[
-            self.microkernel
-        ]
+        mk = {"igemm": "IGEMM", "dwconv": "DWConv", "vmulcaddc": "VMulCAddC", "gemm": "GEMM"}[self.microkernel]
         head = f"{self.op}: {self.operator} {mk} -> config {self.config}"
         lines = [
             head,
@@ -485,10 +479,7 @@ class _Hw:
 
     def feature_summary(self) -> str:
         if not self.arm64:
-            return (
-                "x86_64 target: no Arm features, KleidiAI is never built "
-                "(XNNPACK_ENABLE_KLEIDIAI needs AArch64)"
-            )
+            return "x86_64 target: no Arm features, KleidiAI is never built (XNNPACK_ENABLE_KLEIDIAI needs AArch64)"
         feats = [
             n
             for n, ok in (
@@ -894,9 +885,7 @@ def _check_qb4w(node: Node, k: int, why: list[str]) -> None:
     f = node.filter
     bs = f.block_size
     if bs is None:
-        raise NodeRejected(
-            "a qbint4 filter needs a block_size (xnn_define_blockwise_quantized_tensor_value)", why
-        )
+        raise NodeRejected("a qbint4 filter needs a block_size (xnn_define_blockwise_quantized_tensor_value)", why)
     if bs < 32 or bs % 32:
         raise NodeRejected(
             f"qb4w block size {bs} is rejected at creation: it must be a multiple of 32 and >= 32 "
@@ -1115,9 +1104,7 @@ def _packed_fc(hw: _Hw, node: Node, in_dt: str, k_dt: str, out_dt: str, why: lis
         if k_dt == "qbint4":
             zp = 8 if node.filter.zero_point is None else node.filter.zero_point
             if zp != 8:
-                why.append(
-                    f"qp8_f32_qb4w needs kernel zero point 8; this qbint4 filter has zero point {zp} -> qd8"
-                )
+                why.append(f"qp8_f32_qb4w needs kernel zero point 8; this qbint4 filter has zero point {zp} -> qd8")
                 return None
             lvl4 = hw.qb4w_level
             if lvl4 is None:
@@ -1165,8 +1152,7 @@ def _why_no_neon_kai(hw: _Hw, cfg: str, *, qb4w: bool) -> str:
     if not hw.t.kleidiai:
         return f"XNNPACK was built without KleidiAI, so the {cfg} config is NULL"
     return (
-        f"the target has no {'I8MM or DotProd' if qb4w else 'SME2, SME, I8MM or DotProd'}, "
-        f"so the {cfg} config is NULL"
+        f"the target has no {'I8MM or DotProd' if qb4w else 'SME2, SME, I8MM or DotProd'}, so the {cfg} config is NULL"
     )
 
 
@@ -1185,9 +1171,7 @@ def _gemm_kernel(
         lvl = hw.sme_level
         assert lvl is not None
         table = {"pf32_gemm": _KAI_PF32, "pf16_gemm": _KAI_PF16, "pqs8_qc8w_gemm": _KAI_PQS8}[cfg]
-        namer = {"pf32_gemm": _sme_name_pf32, "pf16_gemm": _sme_name_pf16, "pqs8_qc8w_gemm": _sme_name_pqs8}[
-            cfg
-        ]
+        namer = {"pf32_gemm": _sme_name_pf32, "pf16_gemm": _sme_name_pf16, "pqs8_qc8w_gemm": _sme_name_pqs8}[cfg]
         if gemv and (lvl, "gemv") not in table:
             why.append(
                 "M == 1 but the SME1 pqs8 config registers no 1-row kernel: the MOPA kernel runs on a "
@@ -1195,13 +1179,9 @@ def _gemm_kernel(
             )
             gemv = False
         elif gemv:
-            why.append(
-                "M == 1: the 1-row kernel runs on the unpacked LHS row (gemm[0]; gemv_noop, no LHS packing)"
-            )
+            why.append("M == 1: the 1-row kernel runs on the unpacked LHS row (gemm[0]; gemv_noop, no LHS packing)")
         else:
-            why.append(
-                f"M = {m} > 1: the {lvl.upper()} MOPA kernel on an LHS packed by the KleidiAI SME packer"
-            )
+            why.append(f"M = {m} > 1: the {lvl.upper()} MOPA kernel on an LHS packed by the KleidiAI SME packer")
         xnn, mr, nr = namer(hw, lvl, gemv, False)
         why.append(
             f"{lvl.upper()} branch taken "
@@ -1235,11 +1215,7 @@ def _gemm_kernel(
         assert lvl is not None
         xnn, mr, nr, kai = _QB4W[(lvl, "gemv" if gemv else "mopa")]
         why.append(
-            (
-                "M == 1: the 1-row qp8gemm_bl[0] kernel"
-                if gemv
-                else f"M = {m} > 1: the qp8gemm_bl[mr-1] kernel"
-            )
+            ("M == 1: the 1-row qp8gemm_bl[0] kernel" if gemv else f"M = {m} > 1: the qp8gemm_bl[mr-1] kernel")
             + f"; {lvl} branch: XNNPACK ukernel {xnn}"
         )
         return kai, xnn, mr, nr
@@ -1255,11 +1231,7 @@ def _gemm_kernel(
         else:
             xnn, mr, nr = _XNN_QP8_QC4W_NEON[(lvl, kind)]
         why.append(
-            (
-                "M == 1: the 1-row qp8gemm[0] kernel"
-                if gemv
-                else f"M = {m} > 1: the qp8gemm[mr-1] kernel"
-            )
+            ("M == 1: the 1-row qp8gemm[0] kernel" if gemv else f"M = {m} > 1: the qp8gemm[mr-1] kernel")
             + f"; {lvl} branch: XNNPACK ukernel {xnn} (KleidiAI {kai}); qp8_f32_qc4w is a sixth "
             "KleidiAI path (4-bit per-channel weights), not one of the five variants"
         )
@@ -1382,9 +1354,7 @@ def _float_fallbacks(
     return in_dt, k_dt, out_dt
 
 
-def _decide_gemm_like(
-    hw: _Hw, node: Node, m: int, n: int, k: int, why: list[str], *, rewritten: bool
-) -> Decision:
+def _decide_gemm_like(hw: _Hw, node: Node, m: int, n: int, k: int, why: list[str], *, rewritten: bool) -> Decision:
     in_dt, k_dt, out_dt = node.input.dtype, node.filter.dtype, node.output.dtype
     op = "batch_matrix_multiply" if node.op == "batch_matrix_multiply" else "fully_connected"
     _fc_combo(in_dt, k_dt, out_dt, op, why)
@@ -1452,9 +1422,7 @@ def _decide_gemm_like(
                     "(XNN_FLAG_FP32_STATIC_WEIGHTS), generic f16 kernel"
                 )
         if node.bias is not None and node.bias.dtype == "fp32" and in_dt != "qdint8":
-            why.append(
-                "fp32 bias on an fp16 node: converted to fp16 (RNE) at creation (XNN_FLAG_FP32_STATIC_BIASES)"
-            )
+            why.append("fp32 bias on an fp16 node: converted to fp16 (RNE) at creation (XNN_FLAG_FP32_STATIC_BIASES)")
     elif in_dt == "qdint8":
         if k_dt == "qbint4":
             _check_qb4w(node, k, why)
@@ -1477,9 +1445,7 @@ def _decide_gemm_like(
                     "AVX-VNNI/AVX512-VNNI "
                     "machines; kleidiref reports and emulates the signed qd8 path"
                 )
-            why.append(
-                "XNNPACK's own per-row dynamic quantization (qd8, ties to even) feeds the generic kernel"
-            )
+            why.append("XNNPACK's own per-row dynamic quantization (qd8, ties to even) feeds the generic kernel")
     elif in_dt == "quint8":
         cfg = "qu8_gemm"
         _check_qs8_scale(node, n, why, kind="qu8")
@@ -1489,9 +1455,7 @@ def _decide_gemm_like(
         )
     elif in_dt == "fp32" and k_dt in ("qcint8", "qcint4"):
         cfg = "f32_qc8w_gemm" if k_dt == "qcint8" else "f32_qc4w_gemm"
-        why.append(
-            f"fp32 activations with {k_dt} weights: weight-only quantized operator ({cfg}), never packed"
-        )
+        why.append(f"fp32 activations with {k_dt} weights: weight-only quantized operator ({cfg}), never packed")
         if node.bias is not None:
             # Note: emulated as XNNPACK computes it, not as the node's math reads.
             why.append(
@@ -1506,9 +1470,7 @@ def _decide_gemm_like(
         if op == "fully_connected":
             _check_qs8_scale(node, n, why)
         if k_dt == "qint8":
-            why.append(
-                "per-tensor qint8 filter: the qs8 operator broadcasts the scale and uses the qs8_qc8w config"
-            )
+            why.append("per-tensor qint8 filter: the qs8 operator broadcasts the scale and uses the qs8_qc8w config")
             opname_override = "QS8"
     why += _fz_reason(hw, floaty)
     kernel, xnn, mr, nr = _gemm_kernel(hw, cfg, m, n, why)
@@ -1559,8 +1521,7 @@ def _fc_dims(node: Node, why: list[str]) -> tuple[int, int, int]:
     k = node.input.shape[-1]
     if kf != k:
         raise NodeRejected(
-            f"input K = {k} does not match the filter's K = {kf} (filter {f.shape}, "
-            f"transpose_weights={transpose})",
+            f"input K = {k} does not match the filter's K = {kf} (filter {f.shape}, transpose_weights={transpose})",
             why,
         )
     m = _prod(node.input.shape[:-1])
@@ -1581,9 +1542,7 @@ def _decide_fc(hw: _Hw, node: Node, why: list[str], *, rewritten: bool = False) 
 def _decide_bmm(hw: _Hw, node: Node, why: list[str]) -> Decision:
     a, b = node.input.shape, node.filter.shape
     if len(a) < 2 or len(b) < 2:
-        raise NodeRejected(
-            f"batch matrix multiply needs inputs of rank >= 2, got {list(a)} and {list(b)}", why
-        )
+        raise NodeRejected(f"batch matrix multiply needs inputs of rank >= 2, got {list(a)} and {list(b)}", why)
     m, k = a[-2], a[-1]
     tb = "transpose_b" in node.flags or "transpose_weights" in node.flags
     kb, n = (b[-1], b[-2]) if tb else (b[-2], b[-1])
@@ -1592,9 +1551,7 @@ def _decide_bmm(hw: _Hw, node: Node, why: list[str]) -> Decision:
     try:
         np.broadcast_shapes(tuple(a[:-2]), tuple(b[:-2]))
     except ValueError:
-        raise NodeRejected(
-            f"batch dimensions {list(a[:-2])} and {list(b[:-2])} do not broadcast", why
-        ) from None
+        raise NodeRejected(f"batch dimensions {list(a[:-2])} and {list(b[:-2])} do not broadcast", why) from None
     why.append(
         f"batch matrix multiply: M = {m}, N = {n}, K = {k} per batch; B "
         f"{'static (packed once)' if node.filter.static else 'dynamic (packed on every run)'}; "
@@ -1646,26 +1603,20 @@ def _decide_conv(hw: _Hw, node: Node, why: list[str]) -> Decision:
     ):
         if spec.dtype not in allowed:
             extra = (
-                " (4-bit weights are fully-connected only: ExecuTorch exports such a convolution, "
-                "but it fails at load)"
+                " (4-bit weights are fully-connected only: ExecuTorch exports such a convolution, but it fails at load)"
                 if spec.dtype in ("qcint4", "qbint4")
                 else ""
             )
             raise NodeRejected(
-                f"xnn_define_convolution_2d rejects {_an(spec.dtype)} {role} (accepted: {', '.join(allowed)})"
-                + extra,
+                f"xnn_define_convolution_2d rejects {_an(spec.dtype)} {role} (accepted: {', '.join(allowed)})" + extra,
                 why,
             )
-    becomes_fc = (
-        g == 1 and kh * kw == 1 and (sh, sw) == (1, 1) and c.padding == (0, 0, 0, 0) and gic + goc > 2
-    )
+    becomes_fc = g == 1 and kh * kw == 1 and (sh, sw) == (1, 1) and c.padding == (0, 0, 0, 0) and gic + goc > 2
     if becomes_fc:
         why.append(
             "conv -> FC rewrite: groups 1, 1x1 kernel, stride 1, no padding and Cin + Cout > 2, so "
             "xnn_define_convolution_2d defines a fully-connected node (filter [O,1,1,I] read as [O,I], "
-            "flags 0"
-            + ("; qdint8 input re-quantized per pixel row" if node.input.dtype == "qdint8" else "")
-            + ")"
+            "flags 0" + ("; qdint8 input re-quantized per pixel row" if node.input.dtype == "qdint8" else "") + ")"
         )
         fc = Node(
             op="fully_connected",
@@ -1713,10 +1664,7 @@ def _decide_conv(hw: _Hw, node: Node, why: list[str]) -> Decision:
         )
     elif in_dt == "fp32" and lvl is not None:
         packed = "pfp32"
-        why.append(
-            f"packed-LHS pass (conv): fp32 input/output, {k_dt} filter, pf32 available "
-            f"({lvl.upper()}) -> pfp32"
-        )
+        why.append(f"packed-LHS pass (conv): fp32 input/output, {k_dt} filter, pf32 available ({lvl.upper()}) -> pfp32")
     elif in_dt == "fp16" and lvl is not None:
         packed = "pfp16"
         why.append(
@@ -1724,19 +1672,14 @@ def _decide_conv(hw: _Hw, node: Node, why: list[str]) -> Decision:
             f"filter), pf16 available ({lvl.upper()}) -> pfp16"
         )
     elif in_dt == "qdint8":
-        why.append(
-            "a dynamically quantized convolution never gets a packed type (no qp8 for conv): qd8 IGEMM"
-        )
+        why.append("a dynamically quantized convolution never gets a packed type (no qp8 for conv): qd8 IGEMM")
     elif in_dt == "quint8":
         why.append(
             "quint8 convolution: XNNPACK's generic qu8 operator (never KleidiAI), rndnu requantization "
             "(xnn_init_qu8_conv_minmax_rndnu_neon_params)"
         )
     elif in_dt in ("qint8", "fp32", "fp16"):
-        why.append(
-            "no packed type: "
-            + _why_no_sme(hw, {"qint8": "pqs8_qc8w", "fp32": "pf32", "fp16": "pf16"}[in_dt])
-        )
+        why.append("no packed type: " + _why_no_sme(hw, {"qint8": "pqs8_qc8w", "fp32": "pf32", "fp16": "pf16"}[in_dt]))
     conv_node = dataclasses.replace(node, input=node.input)  # datatypes may change below
     in_dt, k_dt, out_dt = _float_fallbacks(hw, conv_node, in_dt, k_dt, out_dt, packed, why)
     if in_dt == "fp32" and node.input.dtype in ("fp16", "bf16"):
@@ -1808,10 +1751,7 @@ def _decide_conv(hw: _Hw, node: Node, why: list[str]) -> Decision:
             cfg = "f32_gemm_nr2"
             kernel = xnn = _GENERIC["f32_gemm_nr2"]["igemm"][4]
             mr, nr = 4, 2
-            why.append(
-                f"group output channels {goc} < f32_igemm nr 8: the f32_gemm_nr2 config's 4x2 IGEMM "
-                "replaces it"
-            )
+            why.append(f"group output channels {goc} < f32_igemm nr 8: the f32_gemm_nr2 config's 4x2 IGEMM replaces it")
         if cfg == "pf16_gemm" and hw.t.svl_bits == 128:
             why.append(
                 "upstream hazard: at SVL 128 XNNPACK packs pf16 conv weights with nr = 16 while the "
@@ -1821,9 +1761,7 @@ def _decide_conv(hw: _Hw, node: Node, why: list[str]) -> Decision:
     if variant is None:
         why.append("result: a generic XNNPACK kernel runs (none of the five KleidiAI variants)")
     else:
-        why.append(
-            f"result: KleidiAI variant {variant} runs ({kernel}) through XNNPACK's IGEMM wrapper {xnn}"
-        )
+        why.append(f"result: KleidiAI variant {variant} runs ({kernel}) through XNNPACK's IGEMM wrapper {xnn}")
     return Decision(
         variant=variant,
         config=cfg,
@@ -1863,9 +1801,7 @@ def _igemm_kernel(hw: _Hw, cfg: str, m: int, nc: int, why: list[str]) -> tuple[s
     if cfg in ("pf32_gemm", "pf16_gemm", "pqs8_qc8w_gemm"):
         lvl = hw.sme_level
         assert lvl is not None
-        namer = {"pf32_gemm": _sme_name_pf32, "pf16_gemm": _sme_name_pf16, "pqs8_qc8w_gemm": _sme_name_pqs8}[
-            cfg
-        ]
+        namer = {"pf32_gemm": _sme_name_pf32, "pf16_gemm": _sme_name_pf16, "pqs8_qc8w_gemm": _sme_name_pqs8}[cfg]
         table = {"pf32_gemm": _KAI_PF32, "pf16_gemm": _KAI_PF16, "pqs8_qc8w_gemm": _KAI_PQS8}[cfg]
         xnn, mr, nr = namer(hw, lvl, False, True)
         why.append(
@@ -1887,9 +1823,7 @@ def _igemm_kernel(hw: _Hw, cfg: str, m: int, nc: int, why: list[str]) -> tuple[s
     if not hw.arm64:
         name = _x86_name(cfg)
         return name, name, mr, int(tbl["nr"])
-    why.append(
-        f"IGEMM mr heuristic (xnn_get_heuristic_mr_igemm) for {m} output pixels: mr = {mr} -> {kernels[mr]}"
-    )
+    why.append(f"IGEMM mr heuristic (xnn_get_heuristic_mr_igemm) for {m} output pixels: mr = {mr} -> {kernels[mr]}")
     return kernels[mr], kernels[mr], mr, int(tbl["nr"])
 
 

@@ -38,8 +38,18 @@ Reproducer = Callable[[Mapping[str, NDArray[Any]]], dict[str, NDArray[Any]]]
 _RESULT_PREFIXES = ("lhs_packed", "rhs_packed", "out", "indirection")
 #: meta_* fields that describe the problem (inputs); every other meta_* is a result to check.
 _INPUT_META = frozenset(
-    {"meta_variant", "meta_case", "meta_split", "meta_seed", "meta_svl_bits", "meta_M", "meta_N", "meta_K",
-     "meta_fpcr_fz", "meta_fpcr_fz16"}
+    {
+        "meta_variant",
+        "meta_case",
+        "meta_split",
+        "meta_seed",
+        "meta_svl_bits",
+        "meta_M",
+        "meta_N",
+        "meta_K",
+        "meta_fpcr_fz",
+        "meta_fpcr_fz16",
+    }
 )
 
 

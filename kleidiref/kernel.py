@@ -212,8 +212,16 @@ class MatmulKernel(Ukernel, abc.ABC):
         return row, col
 
     def _operands(
-        self, m: object, n: object, k: object, lhs: Buffer, rhs_packed: Buffer,
-        dst_stride_row: object, dst_stride_col: object, *, raw_lhs: bool = False,
+        self,
+        m: object,
+        n: object,
+        k: object,
+        lhs: Buffer,
+        rhs_packed: Buffer,
+        dst_stride_row: object,
+        dst_stride_col: object,
+        *,
+        raw_lhs: bool = False,
     ) -> tuple[int, int, int, NDArray[np.uint8], NDArray[np.uint8], int, int]:
         """``run_matmul``'s argument checks, as the C asserts: ``(m, n, k, lhs_u8, rhs_u8, row, col)``.
 
@@ -237,7 +245,6 @@ class MatmulKernel(Ukernel, abc.ABC):
     def _store(self, dst: Buffer, values: NDArray[Any], row: int, col: int) -> None:
         out = writable_u8(dst, "dst")
         write_matrix(out, values.astype(self.dst_dtype, copy=False), row, col, "dst", f"kai_run_{self.name}")
-
 
 
 class PackedLhsKernel(MatmulKernel):

@@ -202,9 +202,7 @@ def fma32(a: ArrayLike, b: ArrayLike, c: ArrayLike, *, fz: bool = False) -> NDAr
     return canonical_nan_f32(r.reshape(shape))
 
 
-def f16_pair_dot(
-    a0: ArrayLike, b0: ArrayLike, a1: ArrayLike, b1: ArrayLike
-) -> NDArray[np.float32]:
+def f16_pair_dot(a0: ArrayLike, b0: ArrayLike, a1: ArrayLike, b1: ArrayLike) -> NDArray[np.float32]:
     """FPDot of one f16 pair: ``RN32(a0*b0 + a1*b1)``, products exact, one rounding.
 
     Each f16 x f16 product has at most 22 significant bits and an exponent in [-48, 31], so it
@@ -218,9 +216,7 @@ def f16_pair_dot(
         return canonical_nan_f32(p0 + p1)
 
 
-def fdot_add_za(
-    acc: ArrayLike, a0: ArrayLike, b0: ArrayLike, a1: ArrayLike, b1: ArrayLike
-) -> NDArray[np.float32]:
+def fdot_add_za(acc: ArrayLike, a0: ArrayLike, b0: ArrayLike, a1: ArrayLike, b1: ArrayLike) -> NDArray[np.float32]:
     """FPDotAdd_ZA (widening FMOPA, FDOT into ZA): ``RN32(acc + RN32(a0*b0 + a1*b1))``.
 
     Two roundings per pair: the pair sum is rounded to binary32 before it is added to the
@@ -265,7 +261,10 @@ def _default_nan(dtype: np.dtype[Any]) -> Any:
 
 
 def _clamp(
-    x: ArrayLike, lo: ArrayLike, hi: ArrayLike, max_first: bool,
+    x: ArrayLike,
+    lo: ArrayLike,
+    hi: ArrayLike,
+    max_first: bool,
     exact: Callable[[NDArray[Any], NDArray[Any], NDArray[Any]], NDArray[Any]],
 ) -> NDArray[Any]:
     """A two-step float clamp: numpy's maximum/minimum when nothing is NaN, else ``exact``.

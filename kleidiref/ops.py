@@ -164,9 +164,7 @@ def _out_dtype(in_dt: str, x: NDArray[Any]) -> str:
 def _bias_spec(b: NDArray[Any] | None) -> TensorSpec | None:
     if b is None:
         return None
-    dt = {np.dtype(F32): "fp32", np.dtype(F16): "fp16", np.dtype(np.int32): "qcint32", BF16: "bf16"}.get(
-        b.dtype
-    )
+    dt = {np.dtype(F32): "fp32", np.dtype(F16): "fp16", np.dtype(np.int32): "qcint32", BF16: "bf16"}.get(b.dtype)
     if dt is None:
         raise TypeError(f"bias must be float32, float16, bfloat16 or int32, got {b.dtype}")
     return TensorSpec(dt, tuple(b.shape), static=True)
@@ -282,9 +280,7 @@ def _run_gemm(d: Decision, g: _Gemm, t: Target) -> tuple[NDArray[Any], str]:
         mod = _variant("pqs8_qc8w_gemm")
         xq, wq, yq = g.x_quant, g.w_quant, g.y_quant
         assert xq is not None and wq is not None and yq is not None
-        s = F.qs8_requantization_scale(
-            float(xq.scale), np.asarray(wq.scale, F32), float(yq.scale), w.shape[0]
-        )
+        s = F.qs8_requantization_scale(float(xq.scale), np.asarray(wq.scale, F32), float(yq.scale), w.shape[0])
         out = mod.gemm(
             x,
             w,
@@ -300,9 +296,7 @@ def _run_gemm(d: Decision, g: _Gemm, t: Target) -> tuple[NDArray[Any], str]:
         return out, "variant:pqs8_qc8w_gemm"
     if cfg == "qp8_f32_qc8w_gemm":
         if not _ukernel_known(d.kernel):
-            raise _not_emulated(
-                d, "kleidiref has no emulation of this qp8_f32_qc8w kernel"
-            )
+            raise _not_emulated(d, "kleidiref has no emulation of this qp8_f32_qc8w kernel")
         mod = _variant("qp8_f32_qc8w_gemm")
         assert g.w_quant is not None
         out = mod.gemm(
@@ -424,9 +418,7 @@ def _run_gemm(d: Decision, g: _Gemm, t: Target) -> tuple[NDArray[Any], str]:
     if cfg == "qs8_qc8w_gemm":
         xq, wq, yq = g.x_quant, g.w_quant, g.y_quant
         assert xq is not None and wq is not None and yq is not None
-        s = F.qs8_requantization_scale(
-            float(xq.scale), np.asarray(wq.scale, F32), float(yq.scale), w.shape[0]
-        )
+        s = F.qs8_requantization_scale(float(xq.scale), np.asarray(wq.scale, F32), float(yq.scale), w.shape[0])
         out = F.qs8_qc8w_gemm(
             x,
             w,
@@ -481,9 +473,7 @@ def _run_qd8_f16(d: Decision, g: _Gemm, t: Target) -> tuple[NDArray[Any], str]:
         return out, "fallback:qd8_f16_qc4w_gemm"
     assert wq.block_size is not None
     kr = _qb4w_kr(t)
-    out = F.qd8_f16_qb4w_gemm(
-        q, a, zp, g.w, np.asarray(wq.scale, np.uint16), wq.block_size, b, kr=kr, **clamp
-    )
+    out = F.qd8_f16_qb4w_gemm(q, a, zp, g.w, np.asarray(wq.scale, np.uint16), wq.block_size, b, kr=kr, **clamp)
     return out, f"fallback:qd8_f16_qb4w_gemm(kr={kr})"
 
 
@@ -670,9 +660,7 @@ def convolution_2d(
         )
         return OpResult(r.output.reshape(x.shape[0], x.shape[1], x.shape[2], w.shape[0]), d, r.emulation)
     x_, w_, b_, back = _float_io(d, in_dt, x, w, b)
-    out, how = _run_conv(
-        d, x_, w_, b_, conv, input_quant, filter_quant, output_quant, output_min, output_max, t
-    )
+    out, how = _run_conv(d, x_, w_, b_, conv, input_quant, filter_quant, output_quant, output_min, output_max, t)
     return OpResult(_convert_out(out, back), d, how)
 
 
@@ -705,9 +693,7 @@ def _run_conv(
     if d.microkernel == "dwconv":
         if cfg == "qs8_qc8w_dwconv":
             s, zx, zy, ymin, ymax = _qs8_params(xq, wq, yq, w.shape[0], lo, hi)
-            return F.dwconv_qs8(
-                x, w, b, zx=zx, s=s, zy=zy, ymin=ymin, ymax=ymax, **geo
-            ), "fallback:dwconv_qs8"
+            return F.dwconv_qs8(x, w, b, zx=zx, s=s, zy=zy, ymin=ymin, ymax=ymax, **geo), "fallback:dwconv_qs8"
         wv = _f16_of(w) if float16 else _to_f32(w)
         bv = None if b is None else (_f16_of(b) if float16 else _to_f32(b))
         return F.dwconv(x, wv, bv, clamp_min=lo, clamp_max=hi, fz=fz, **geo), f"fallback:dwconv({cfg})"
@@ -801,9 +787,7 @@ def _run_kai_igemm(
 ) -> NDArray[Any]:
     """``variants.igemm.conv2d`` for the decision's variant (its padding order: top, left, bottom, right)."""
     pt, pr, pb, pl = c.padding
-    kw: dict[str, Any] = dict(
-        stride=c.stride, dilation=c.dilation, padding=(pt, pl, pb, pr), groups=c.groups, target=t
-    )
+    kw: dict[str, Any] = dict(stride=c.stride, dilation=c.dilation, padding=(pt, pl, pb, pr), groups=c.groups, target=t)
     out: Any
     if d.variant == "pqs8_qc8w":
         s, zx, zy, ymin, ymax = _qs8_params(xq, wq, yq, w.shape[0], lo, hi)

@@ -76,15 +76,11 @@ def conv(
         input=T(in_dt, (1, hw, hw, cin)),
         filter=T(k_dt, (cout, kh, kw, cin // groups), static=True, **fkw),
         output=T(out_dt, (1, ho, wo, cout)),
-        convolution=ConvParams(
-            kernel=(kh, kw), stride=(stride, stride), padding=(pad, pad, pad, pad), groups=groups
-        ),
+        convolution=ConvParams(kernel=(kh, kw), stride=(stride, stride), padding=(pad, pad, pad, pad), groups=groups),
     )
 
 
-def bmm(
-    dt: str = "fp32", bdt: str | None = None, out: str | None = None, m: int = 4, *, tb: bool = False
-) -> Node:
+def bmm(dt: str = "fp32", bdt: str | None = None, out: str | None = None, m: int = 4, *, tb: bool = False) -> Node:
     b_shape = (2, 8, 64) if tb else (2, 64, 8)
     return Node(
         op="batch_matrix_multiply",
@@ -214,9 +210,7 @@ def test_f16_gemm_m1_vs_6row() -> None:
     one = decide(fc("fp16", "fp16", "fp16", m=1), NEON_ONLY)
     six = decide(fc("fp16", "fp16", "fp16", m=3), NEON_ONLY)
     assert one.kernel == "xnn_f16_gemm_minmax_ukernel_1x16__asm_aarch64_neonfp16arith_ld64" and one.mr == 1
-    assert (
-        six.kernel == "xnn_f16_gemm_minmax_ukernel_6x16__asm_aarch64_neonfp16arith_cortex_a75" and six.mr == 6
-    )
+    assert six.kernel == "xnn_f16_gemm_minmax_ukernel_6x16__asm_aarch64_neonfp16arith_cortex_a75" and six.mr == 6
 
 
 def test_fp16_without_fp16_arith_falls_back_to_fp32() -> None:
@@ -226,9 +220,11 @@ def test_fp16_without_fp16_arith_falls_back_to_fp32() -> None:
 
 @pytest.mark.parametrize(
     ("m", "mr", "name"),
-    [(1, 1, "xnn_f16_f32acc_gemm_minmax_ukernel_1x16__avx2_broadcast"),
-     (3, 4, "xnn_f16_f32acc_gemm_minmax_ukernel_4x16__avx2_broadcast"),
-     (9, 4, "xnn_f16_f32acc_gemm_minmax_ukernel_4x16__avx2_broadcast")],
+    [
+        (1, 1, "xnn_f16_f32acc_gemm_minmax_ukernel_1x16__avx2_broadcast"),
+        (3, 4, "xnn_f16_f32acc_gemm_minmax_ukernel_4x16__avx2_broadcast"),
+        (9, 4, "xnn_f16_f32acc_gemm_minmax_ukernel_4x16__avx2_broadcast"),
+    ],
 )
 def test_x86_f16_fc_and_bmm_name_the_avx2_f32acc_kernels(m: int, mr: int, name: str) -> None:
     for node in (fc("fp16", "fp16", "fp16", m=m), bmm("fp16", m=m)):
@@ -286,10 +282,7 @@ def test_bf16_runs_f32_gemm() -> None:
 
 def test_pqs8_fc_per_channel() -> None:
     d = decide(fc("qint8", "qcint8", "qint8", bias="qcint32"), SME2)
-    assert (
-        d.variant == "pqs8_qc8w"
-        and d.kernel == "kai_matmul_clamp_qai8_qai8p2vlx4_qsi8cxpsb2vlx4_2vlx2vl_sme2_mopa"
-    )
+    assert d.variant == "pqs8_qc8w" and d.kernel == "kai_matmul_clamp_qai8_qai8p2vlx4_qsi8cxpsb2vlx4_2vlx2vl_sme2_mopa"
     g = decide(fc("qint8", "qcint8", "qint8", m=1), SME2)
     assert g.kernel == "kai_matmul_clamp_qai8_qai8_qsi8cxp2vlx4sb_1x16vl_sme2_dot"
 
@@ -309,9 +302,7 @@ def test_per_tensor_fc_is_generic_but_per_tensor_conv_is_pqs8() -> None:
 
 def test_qs8_generic_kernels_by_isa() -> None:
     assert decide(fc("qint8", "qcint8", "qint8"), NEON_ONLY).kernel.endswith("4x16c8__neoni8mm")
-    assert decide(fc("qint8", "qcint8", "qint8"), DOT_ONLY).kernel.endswith(
-        "4x16c4__asm_aarch64_neondot_ld128"
-    )
+    assert decide(fc("qint8", "qcint8", "qint8"), DOT_ONLY).kernel.endswith("4x16c4__asm_aarch64_neondot_ld128")
     assert decide(fc("qint8", "qcint8", "qint8"), BARE_ARM).kernel.endswith("2x8c8__asm_aarch64_neon_mlal")
 
 
@@ -380,10 +371,7 @@ def test_qc4w_is_not_one_of_the_five() -> None:
 
 def test_qb4w_has_no_sme_branch() -> None:
     d = decide(fc("qdint8", "qbint4", zero_point=8, block_size=32), SME2)
-    assert (
-        d.variant == "qp8_f32_qb4w"
-        and d.kernel == "kai_matmul_clamp_f32_qai8dxp4x8_qsi4c32p4x8_16x4x32_neon_i8mm"
-    )
+    assert d.variant == "qp8_f32_qb4w" and d.kernel == "kai_matmul_clamp_f32_qai8dxp4x8_qsi4c32p4x8_16x4x32_neon_i8mm"
     g = decide(fc("qdint8", "qbint4", m=1, zero_point=8, block_size=32), DOT_ONLY)
     assert g.kernel == "kai_matmul_clamp_f32_qai8dxp1x4_qsi4c32p4x4_1x4_neon_dotprod"
     # SME without I8MM/DotProd: no qb4w KleidiAI path

@@ -113,8 +113,11 @@ def test_fma32_chain_edge_cases() -> None:
 
 
 def _naive_f16(
-    step: Callable[..., NDArray[np.float32]], acc0: NDArray[np.float32], a: NDArray[np.float16],
-    w: NDArray[np.float16], pairs: bool,
+    step: Callable[..., NDArray[np.float32]],
+    acc0: NDArray[np.float32],
+    a: NDArray[np.float16],
+    w: NDArray[np.float16],
+    pairs: bool,
 ) -> NDArray[np.float32]:
     acc = acc0.astype(F32)
     if pairs:
@@ -320,9 +323,7 @@ def test_f16_chains_flush_w(threads: str, m: int, monkeypatch: pytest.MonkeyPatc
     all_zero_rows=st.booleans(),
     seed=st.integers(0, 2**31),
 )
-def test_row_lows_is_the_whole_array_scan_per_row(
-    k: int, n: int, kind: str, all_zero_rows: bool, seed: int
-) -> None:
+def test_row_lows_is_the_whole_array_scan_per_row(k: int, n: int, kind: str, all_zero_rows: bool, seed: int) -> None:
     """``row_lows`` per row equals the one-array scan the chains use (``_min_nonzero_bits``)."""
     w = _operands(kind, 1, n, k, seed)[2]
     if all_zero_rows:

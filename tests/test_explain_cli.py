@@ -43,9 +43,7 @@ def test_json_one_line_per_file_in_order(capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_readable_output(capsys: pytest.CaptureFixture[str]) -> None:
-    rc, out, _ = run(
-        ["explain", str(CASES / "fp32_linear_sme2.json"), str(CASES / "qb4w_bad_block.json")], capsys
-    )
+    rc, out, _ = run(["explain", str(CASES / "fp32_linear_sme2.json"), str(CASES / "qb4w_bad_block.json")], capsys)
     assert rc == 0
     assert "variant:     pf32" in out and "why:" in out
     assert "XNNPACK rejects this node" in out
@@ -56,9 +54,7 @@ def test_invalid_case_is_an_error_line(tmp_path: Path, capsys: pytest.CaptureFix
     bad.write_text('{"target": {}, "node": {}}')
     notjson = tmp_path / "x.json"
     notjson.write_text("{")
-    rc, out, _ = run(
-        ["explain", "--json", str(bad), str(CASES / "fp32_linear_sme2.json"), str(notjson)], capsys
-    )
+    rc, out, _ = run(["explain", "--json", str(bad), str(CASES / "fp32_linear_sme2.json"), str(notjson)], capsys)
     assert rc == 2
     lines = [json.loads(x) for x in out.splitlines()]
     assert len(lines) == 3

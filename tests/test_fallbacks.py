@@ -102,9 +102,7 @@ def test_f32_gemm_nr2_lanes(data: Any, mnk: tuple[int, int, int], fz: bool) -> N
 # ---- f32 IGEMM ----------------------------------------------------------------------------------
 
 
-def ref_conv_rows(
-    x: np.ndarray, kh: int, kw: int, pad: int, stride: int, pad_value: Any
-) -> list[list[list[Any]]]:
+def ref_conv_rows(x: np.ndarray, kh: int, kw: int, pad: int, stride: int, pad_value: Any) -> list[list[list[Any]]]:
     """Per output pixel, per tap, the gic-vector it reads (padding -> pad_value); independent loops."""
     nb, h, wd, c = x.shape
     ho = (h + 2 * pad - kh) // stride + 1
@@ -378,9 +376,7 @@ def test_qd8_f32_qb4w(data: Any, m: int, n: int, nb: int, kr: int, fz: bool) -> 
         ksum = 0.0
         for c0 in range(0, k, 2 * kr):
             chunk = sum(int(v) for v in w[j, c0 : c0 + 2 * kr])
-            ksum = rnd(
-                Fr(ksum) - Fr(rnd(Fr(chunk) * Fr(float(scale[j, c0 // bl])), "f32", False)), "f32", False
-            )
+            ksum = rnd(Fr(ksum) - Fr(rnd(Fr(chunk) * Fr(float(scale[j, c0 // bl])), "f32", False)), "f32", False)
         for i in range(m):
             y = rmul(ksum, float(zp[i]), "f32", fz)
             for jb in range(nb):

@@ -494,9 +494,7 @@ f16_bounds = st.sampled_from([(-INF, INF), (-3.0, 3.0), (0.0, 65504.0), (-1e-6, 
     lohi=f16_bounds,
     fz=st.booleans(),
 )
-def test_f16_x86_gemm(
-    data: Any, m: int, n: int, k: int, kernel: Any, lohi: tuple[float, float], fz: bool
-) -> None:
+def test_f16_x86_gemm(data: Any, m: int, n: int, k: int, kernel: Any, lohi: tuple[float, float], fz: bool) -> None:
     a, w, b = data.draw(f16s((m, k))), data.draw(f16s((n, k))), data.draw(f16s((n,)))
     ref = [
         [ref_x86_chain([float(v) for v in a[i]], [float(v) for v in w[j]], float(b[j]), *lohi, kernel)

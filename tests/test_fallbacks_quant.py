@@ -102,17 +102,16 @@ def _wrap(v: int) -> int:
     fz=st.booleans(),
     name=st.sampled_from(sorted(Q4.KERNELS)),
 )
-def test_qp8_f32_qc4w_kernels_match_documented_steps(
-    data: Any, mnk: tuple[int, int, int], fz: bool, name: str
-) -> None:
+def test_qp8_f32_qc4w_kernels_match_documented_steps(data: Any, mnk: tuple[int, int, int], fz: bool, name: str) -> None:
     m, n, k = mnk
     kern = Q4.KERNELS[name]
     x = data.draw(f32s((m, k)))
     w = data.draw(int4_weights(shape=(n, k)))
     ws = data.draw(channel_scales(n=n, min_value=2.0**-10, max_value=1.0))
     b = data.draw(f32s((n,)))
-    out = Q4.gemm(x, w, ws, bias=b, clamp_min=-20.0, clamp_max=20.0, target=APPLE_M4.replace(flush_to_zero=fz),
-                  kernel=name)
+    out = Q4.gemm(
+        x, w, ws, bias=b, clamp_min=-20.0, clamp_max=20.0, target=APPLE_M4.replace(flush_to_zero=fz), kernel=name
+    )
     q, dq, zp = quantize_qai8dx(x, k_block_len=kern.kr // kern.sr)
     mul = 16 if kern.x16 else 1
     for j in range(n):
@@ -126,8 +125,9 @@ def test_qp8_f32_qc4w_kernels_match_documented_steps(
             if kern.fused:  # FMLA: one rounding
                 y = rnd(rd(sc, "f32", fz) * rd(f, "f32", fz) + rd(b[j], "f32", fz), "f32", fz)
             else:  # FMUL then FADD
-                y = rnd(rd(rnd(rd(f, "f32", fz) * rd(sc, "f32", fz), "f32", fz), "f32", fz) + rd(b[j], "f32", fz),
-                        "f32", fz)
+                y = rnd(
+                    rd(rnd(rd(f, "f32", fz) * rd(sc, "f32", fz), "f32", fz), "f32", fz) + rd(b[j], "f32", fz), "f32", fz
+                )
             assert float(out[i, j]) == clamp(y, -20.0, 20.0), (i, j)
 
 
@@ -157,7 +157,10 @@ def test_qp8_f32_qc4w_selection_and_errors() -> None:
     assert Q4.select_kernel(APPLE_M4, 1).name.endswith("1x4vl_sme2_sdot")
     assert Q4.select_kernel(GENERIC_SME1, 7).name.endswith("1vlx4vl_sme_mopa")
     assert Q4.xnn_kernel_name(APPLE_M4.replace(svl_bits=128), 7) == (
-        "xnn_qp8_f32_qc4w_gemm_minmax_ukernel_4x16c4__neonsme2", 4, 16)
+        "xnn_qp8_f32_qc4w_gemm_minmax_ukernel_4x16c4__neonsme2",
+        4,
+        16,
+    )
     with pytest.raises(ValueError, match="NULL"):
         Q4.select_kernel(APPLE_M4.replace(kleidiai=False), 2)
     x, s = np.ones((2, 8), F32), np.ones(3, F32)
@@ -186,8 +189,10 @@ def ref_qd8_f16_row(x: np.ndarray, fz: bool) -> tuple[list[int], float, int]:
     dmin, dmax = rnd(Fr(rmin) * Fr(s), "f32", False), rnd(Fr(rmax) * Fr(s), "f32", False)
     lo = rnd(Fr(-128) + Fr(dmin), "f32", False)
     hi = rnd(Fr(127) + Fr(dmax), "f32", False)
-    zpf = rnd(Fr(-128) - Fr(dmin), "f32", False) if rnd(Fr(lo) + Fr(hi), "f32", False) > 0 else rnd(
-        Fr(127) - Fr(dmax), "f32", False
+    zpf = (
+        rnd(Fr(-128) - Fr(dmin), "f32", False)
+        if rnd(Fr(lo) + Fr(hi), "f32", False) > 0
+        else rnd(Fr(127) - Fr(dmax), "f32", False)
     )
     zp = int(np.rint(min(max(zpf, -128.0), 127.0)))
     a = rnd(Fr(1) / Fr(s), "f32", False)
@@ -238,8 +243,18 @@ def test_qd8_f16_qc8w_matches_documented_steps(data: Any, mnk: tuple[int, int, i
     ws = data.draw(channel_scales(n=n, min_value=2.0**-12, max_value=0.5))
     b = data.draw(f32s((n,)))
     q, a, zp = quantize_qd8_f16(x, fz=fz)
-    out = F.qd8_f16_qc8w_gemm(q, a, zp, w, ws, b, kernel=kernel, clamp_min=-30.0, clamp_max=30.0,  # type: ignore[arg-type]
-                              fz=fz)
+    out = F.qd8_f16_qc8w_gemm(
+        q,
+        a,
+        zp,
+        w,
+        ws,
+        b,
+        kernel=kernel,
+        clamp_min=-30.0,
+        clamp_max=30.0,  # type: ignore[arg-type]
+        fz=fz,
+    )
     assert out.dtype == F16
     for i in range(m):
         for j in range(n):

@@ -95,7 +95,11 @@ def test_cli_check_and_reproduce(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 def test_selfcheck_console_script() -> None:
     """`kleidiref selfcheck` via the module entry point (the installed script calls the same main)."""
-    proc = subprocess.run([sys.executable, "-m", "kleidiref.cli", "golden", "check", str(SAMPLE)],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "kleidiref.cli", "golden", "check", str(SAMPLE)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "bit-exact" in proc.stdout

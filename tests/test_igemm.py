@@ -49,20 +49,27 @@ def test_golden(path: Path) -> None:
 def _conv_args(d: dict[str, Any]) -> dict[str, Any]:
     variant = VARIANT_OF[str(d["meta_variant"])]
     args: dict[str, Any] = {
-        "variant": variant, "stride": d["stride"].tolist(), "dilation": d["dilation"].tolist(),
+        "variant": variant,
+        "stride": d["stride"].tolist(),
+        "dilation": d["dilation"].tolist(),
         "padding": d["padding"].tolist(),
     }
     if variant == "pqs8":
-        args.update(input_zero_point=int(d["input_zero_point"]), requant_scale=d["scale"],
-                    output_zero_point=int(d["out_zero_point"]), output_min=int(d["out_min"]),
-                    output_max=int(d["out_max"]))
+        args.update(
+            input_zero_point=int(d["input_zero_point"]),
+            requant_scale=d["scale"],
+            output_zero_point=int(d["out_zero_point"]),
+            output_min=int(d["out_min"]),
+            output_max=int(d["out_max"]),
+        )
     else:
         args.update(clamp_min=float(d["clamp_min"]), clamp_max=float(d["clamp_max"]))
     return args
 
 
-@pytest.mark.parametrize("path", [p for p in GOLDEN if p.stem.endswith(("svl512", "svl128"))],
-                         ids=lambda x: Path(x).stem)
+@pytest.mark.parametrize(
+    "path", [p for p in GOLDEN if p.stem.endswith(("svl512", "svl128"))], ids=lambda x: Path(x).stem
+)
 def test_conv2d_api_matches_golden(path: Path) -> None:
     """The friendly conv2d (what ops.convolution_2d calls) gives the golden out / out_sme1."""
     d = _load(path)
@@ -73,8 +80,13 @@ def test_conv2d_api_matches_golden(path: Path) -> None:
     assert np.array_equal(out.view(np.uint8), d["out"].view(np.uint8))
     sme1 = ig.conv2d(d["input"], d["filter"], d["bias"], target=t, sme1=True, **args)
     assert np.array_equal(sme1.view(np.uint8), d["out_sme1"].view(np.uint8))
-    only_sme1 = ig.conv2d(d["input"], d["filter"], d["bias"], target=GENERIC_SME1.replace(
-        svl_bits=t.svl_bits, flush_to_zero=False), **args)
+    only_sme1 = ig.conv2d(
+        d["input"],
+        d["filter"],
+        d["bias"],
+        target=GENERIC_SME1.replace(svl_bits=t.svl_bits, flush_to_zero=False),
+        **args,
+    )
     assert np.array_equal(only_sme1.view(np.uint8), d["out_sme1"].view(np.uint8))
 
 
@@ -96,8 +108,18 @@ def test_dedicated_imatmul_kernels_match_golden(fam: str) -> None:
                 rq = RQ(int(d["out_min"]), int(d["out_max"]), int(d["out_zero_point"]))
                 kern.run_imatmul(m, n, ks, kc, d["lhs_packed"], d["rhs_packed"], dst, row, rq)
             else:
-                kern.run_imatmul(m, n, ks, kc, d["lhs_packed"], d["rhs_packed"], dst, row,
-                                 float(d["clamp_min"]), float(d["clamp_max"]))
+                kern.run_imatmul(
+                    m,
+                    n,
+                    ks,
+                    kc,
+                    d["lhs_packed"],
+                    d["rhs_packed"],
+                    dst,
+                    row,
+                    float(d["clamp_min"]),
+                    float(d["clamp_max"]),
+                )
             want = d["out"] if kern.isa == "sme2" else d["out_sme1"]
             assert np.array_equal(dst.view(np.uint8), want.view(np.uint8)), (name, path.name)
 
@@ -169,9 +191,14 @@ def test_geometry_formula_and_only_top_left_address() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cls", [ig.kai_lhs_imatmul_pack_x32p2vlx1_x32p_sme,
-                                 ig.kai_lhs_imatmul_pack_x16p2vlx2_x16p_sme,
-                                 ig.kai_lhs_imatmul_pack_x8p2vlx4_x8p_sme])
+@pytest.mark.parametrize(
+    "cls",
+    [
+        ig.kai_lhs_imatmul_pack_x32p2vlx1_x32p_sme,
+        ig.kai_lhs_imatmul_pack_x16p2vlx2_x16p_sme,
+        ig.kai_lhs_imatmul_pack_x8p2vlx4_x8p_sme,
+    ],
+)
 def test_lhs_pointer_offset_pad_semantics(cls: Any) -> None:
     packer = cls(128)
     mr, e, kr = packer.get_m_step(), packer.elem.itemsize, packer.kr
@@ -216,9 +243,11 @@ def test_lhs_packed_equals_plain_packer_of_chunk_padded_im2col(svl: int) -> None
     """The imatmul packers lay out exactly the plain LHS packers' bytes of the per-tap padded im2col."""
     rng = np.random.default_rng(svl)
     g = ig.conv_geometry(5, 4, 3, 3, stride=(1, 2), padding=(1, 1, 1, 0))
-    for cfg, plain in ((ig._CFG["pf32"], pf32_gemm.kai_lhs_pack_f32p2vlx1_f32_sme),
-                       (ig._CFG["pf16"], pf16_gemm.kai_lhs_pack_x16p2vlx2_x16_sme),
-                       (ig._CFG["pqs8"], pqs8_qc8w_gemm.kai_lhs_pack_x8p2vlx4_x8_sme)):
+    for cfg, plain in (
+        (ig._CFG["pf32"], pf32_gemm.kai_lhs_pack_f32p2vlx1_f32_sme),
+        (ig._CFG["pf16"], pf16_gemm.kai_lhs_pack_x16p2vlx2_x16_sme),
+        (ig._CFG["pqs8"], pqs8_qc8w_gemm.kai_lhs_pack_x8p2vlx4_x8_sme),
+    ):
         kc = 5
         x = (rng.standard_normal((1, 5, 4, kc)) * 50).astype(cfg.elem)
         padv = 7 if cfg.elem == np.int8 else 0
@@ -332,10 +361,16 @@ def test_pf32_igemm_equals_im2col_gemm(pr: dict[str, Any], fz: bool) -> None:
     got = ig.conv2d(x, f, b, variant="pf32", clamp_min=-1.5, clamp_max=2.0, target=t, **_conv_kwargs(g))
     a = ig.im2col(x, g, 0.0)
     for mopa, sme1 in ((pf32_gemm.SME2_MOPA, False), (pf32_gemm.SME1_MOPA, True)):
-        want = pf32_gemm.gemm(a, f.reshape(pr["cout"], -1), bias=b, clamp_min=-1.5, clamp_max=2.0, target=t,
-                              kernel=mopa.name)
-        res = got if not sme1 else ig.conv2d(x, f, b, variant="pf32", clamp_min=-1.5, clamp_max=2.0, target=t,
-                                             sme1=True, **_conv_kwargs(g))
+        want = pf32_gemm.gemm(
+            a, f.reshape(pr["cout"], -1), bias=b, clamp_min=-1.5, clamp_max=2.0, target=t, kernel=mopa.name
+        )
+        res = (
+            got
+            if not sme1
+            else ig.conv2d(
+                x, f, b, variant="pf32", clamp_min=-1.5, clamp_max=2.0, target=t, sme1=True, **_conv_kwargs(g)
+            )
+        )
         assert np.array_equal(res.reshape(want.shape).view(np.uint32), want.view(np.uint32))
 
 
@@ -355,8 +390,9 @@ def test_pf16_igemm_equals_chunk_padded_im2col_gemm(pr: dict[str, Any]) -> None:
     want = pf16_gemm.gemm(a, fp.reshape(cout, -1), bias=b, target=t, kernel=pf16_gemm.SME2_MOPA.name)
     assert np.array_equal(got.reshape(want.shape).view(np.uint16), want.view(np.uint16))
     if cin % 2 == 0:
-        plain = pf16_gemm.gemm(ig.im2col(x, g, 0.0), f.reshape(cout, -1), bias=b, target=t,
-                               kernel=pf16_gemm.SME2_MOPA.name)
+        plain = pf16_gemm.gemm(
+            ig.im2col(x, g, 0.0), f.reshape(cout, -1), bias=b, target=t, kernel=pf16_gemm.SME2_MOPA.name
+        )
         assert np.array_equal(plain.view(np.uint16), want.view(np.uint16))
 
 
@@ -373,8 +409,13 @@ def test_pf16_odd_cin_plain_im2col_gemm_differs() -> None:
     f = np.array([2.0**-6, 1.0, 2.0**-12, 2.0**-12], dtype=np.float16).reshape(1, 2, 2, 1)
     b = np.array([1.0], dtype=np.float16)
     conv = ig.conv2d(x, f, b, variant="pf16", target=NOFZ)
-    plain = pf16_gemm.gemm(ig.im2col(x, ig.conv_geometry(2, 2, 2, 2), 0.0), f.reshape(1, 4), bias=b,
-                           target=NOFZ, kernel=pf16_gemm.SME2_MOPA.name)
+    plain = pf16_gemm.gemm(
+        ig.im2col(x, ig.conv_geometry(2, 2, 2, 2), 0.0),
+        f.reshape(1, 4),
+        bias=b,
+        target=NOFZ,
+        kernel=pf16_gemm.SME2_MOPA.name,
+    )
     assert float(conv.reshape(-1)[0]) == 1.0
     assert float(plain.reshape(-1)[0]) == 1.0 + 2.0**-10
 
@@ -390,8 +431,13 @@ def test_pqs8_igemm_equals_im2col_gemm(pr: dict[str, Any], izp: int) -> None:
     f = rng.integers(-127, 128, (cout, g.kh, g.kw, cin)).astype(np.int8)
     b = rng.integers(-20000, 20000, cout).astype(np.int32)
     scale = (rng.random(cout) * 0.01 + 1e-4).astype(np.float32)
-    q = {"input_zero_point": izp, "requant_scale": scale, "output_zero_point": int(rng.integers(-20, 20)),
-         "output_min": -100, "output_max": 110}
+    q = {
+        "input_zero_point": izp,
+        "requant_scale": scale,
+        "output_zero_point": int(rng.integers(-20, 20)),
+        "output_min": -100,
+        "output_max": 110,
+    }
     for t in (Target(svl_bits=pr["svl"]), GENERIC_SME1.replace(svl_bits=pr["svl"])):
         got = ig.conv2d(x, f, b, variant="pqs8", target=t, **q, **_conv_kwargs(g))
         want = pqs8_qc8w_gemm.gemm(ig.im2col(x, g, izp), f.reshape(cout, -1), bias=b, target=t, **q)
@@ -433,8 +479,7 @@ def test_all_padding_pixels_give_clamped_bias() -> None:
     f8 = rng.integers(-127, 128, (cout, 3, 3, 7)).astype(np.int8)
     b8 = np.array([-5000, 0, 123, 9999, -1], dtype=np.int32)
     scale = np.full(cout, 0.01, dtype=np.float32)
-    o8 = ig.conv2d(x8, f8, b8, variant="pqs8", input_zero_point=-9, requant_scale=scale, output_zero_point=3,
-                   **kw)
+    o8 = ig.conv2d(x8, f8, b8, variant="pqs8", input_zero_point=-9, requant_scale=scale, output_zero_point=3, **kw)
     want8 = pqs8_qc8w_gemm.requantize(b8.reshape(1, cout), scale, RQ(-128, 127, 3))[0]
     assert np.array_equal(o8[0][only_pad], np.broadcast_to(want8, (24, cout)))
 
@@ -459,44 +504,60 @@ def test_pf16_accepts_fp32_static_weights_and_flags_svl128() -> None:
 
 def _ok() -> dict[str, Any]:
     rng = np.random.default_rng(0)
-    return {"input": rng.standard_normal((1, 4, 4, 3)).astype(np.float32),
-            "filter": rng.standard_normal((5, 3, 3, 3)).astype(np.float32),
-            "bias": np.zeros(5, dtype=np.float32), "variant": "pf32", "target": NOFZ}
+    return {
+        "input": rng.standard_normal((1, 4, 4, 3)).astype(np.float32),
+        "filter": rng.standard_normal((5, 3, 3, 3)).astype(np.float32),
+        "bias": np.zeros(5, dtype=np.float32),
+        "variant": "pf32",
+        "target": NOFZ,
+    }
 
 
-@pytest.mark.parametrize(("change", "exc", "match"), [
-    ({"groups": 2}, ValueError, r"input channels \(3\) must be divisible by groups \(2\)"),
-    ({"groups": 3, "filter": np.zeros((5, 3, 3, 1), np.float32)}, ValueError,
-     r"output channels \(5\) must be divisible by groups \(3\)"),
-    ({"groups": 3, "filter": np.zeros((6, 3, 3, 3), np.float32), "bias": None}, ValueError,
-     r"channel mismatch.*Cin / groups = 1"),
-    ({"groups": 0}, ValueError, "groups must be >= 1"),
-    ({"filter": np.zeros((5, 3, 3, 2), np.float32)}, ValueError, "channel mismatch"),
-    ({"input": np.zeros((1, 4, 4, 0), np.float32), "filter": np.zeros((5, 3, 3, 0), np.float32)},
-     ValueError, "must be non-zero"),
-    ({"filter": np.zeros((0, 3, 3, 3), np.float32), "bias": None}, ValueError, "must be non-zero"),
-    ({"input": np.zeros((1, 0, 4, 3), np.float32)}, ValueError, "input height must be >= 1"),
-    ({"filter": np.zeros((5, 0, 3, 3), np.float32)}, ValueError, "kernel dimensions must be non-zero"),
-    ({"input": np.zeros((1, 2, 4, 3), np.float32)}, ValueError, "smaller than the effective"),
-    ({"dilation": (3, 1)}, ValueError, "smaller than the effective"),
-    ({"padding": (1, 1, 1)}, TypeError, "padding must be 4 integers"),
-    ({"padding": (1, -1, 1, 1)}, ValueError, "padding left must be >= 0"),
-    ({"padding": (1.5, 1, 1, 1)}, TypeError, "integer"),
-    ({"stride": (0, 1)}, ValueError, r"stride\[0\] must be >= 1"),
-    ({"dilation": (1,)}, TypeError, "pair"),
-    ({"input": np.zeros((4, 4, 3), np.float32)}, ValueError, "4-D"),
-    ({"input": np.zeros((1, 4, 4, 3), np.float64)}, TypeError, "float32"),
-    ({"bias": np.zeros(4, np.float32)}, ValueError, "bias must have shape"),
-    ({"bias": np.zeros(5, np.float16)}, TypeError, "bias"),
-    ({"variant": "f32"}, ValueError, "variant must be one of"),
-    ({"target": NEON_ONLY}, ValueError, "needs SME"),
-    ({"clamp_min": float("nan")}, ValueError, "non-NaN"),
-    ({"clamp_min": 2.0, "clamp_max": 1.0}, ValueError, "clamp_min"),
-    ({"clamp_max": 0.1}, ValueError, "not representable in binary32"),
-    ({"input_zero_point": 3}, ValueError, "pqs8 parameter"),
-    ({"sme1": 1}, TypeError, "sme1 must be a bool"),
-    ({"fast": 1}, TypeError, "fast must be a bool"),
-])
+@pytest.mark.parametrize(
+    ("change", "exc", "match"),
+    [
+        ({"groups": 2}, ValueError, r"input channels \(3\) must be divisible by groups \(2\)"),
+        (
+            {"groups": 3, "filter": np.zeros((5, 3, 3, 1), np.float32)},
+            ValueError,
+            r"output channels \(5\) must be divisible by groups \(3\)",
+        ),
+        (
+            {"groups": 3, "filter": np.zeros((6, 3, 3, 3), np.float32), "bias": None},
+            ValueError,
+            r"channel mismatch.*Cin / groups = 1",
+        ),
+        ({"groups": 0}, ValueError, "groups must be >= 1"),
+        ({"filter": np.zeros((5, 3, 3, 2), np.float32)}, ValueError, "channel mismatch"),
+        (
+            {"input": np.zeros((1, 4, 4, 0), np.float32), "filter": np.zeros((5, 3, 3, 0), np.float32)},
+            ValueError,
+            "must be non-zero",
+        ),
+        ({"filter": np.zeros((0, 3, 3, 3), np.float32), "bias": None}, ValueError, "must be non-zero"),
+        ({"input": np.zeros((1, 0, 4, 3), np.float32)}, ValueError, "input height must be >= 1"),
+        ({"filter": np.zeros((5, 0, 3, 3), np.float32)}, ValueError, "kernel dimensions must be non-zero"),
+        ({"input": np.zeros((1, 2, 4, 3), np.float32)}, ValueError, "smaller than the effective"),
+        ({"dilation": (3, 1)}, ValueError, "smaller than the effective"),
+        ({"padding": (1, 1, 1)}, TypeError, "padding must be 4 integers"),
+        ({"padding": (1, -1, 1, 1)}, ValueError, "padding left must be >= 0"),
+        ({"padding": (1.5, 1, 1, 1)}, TypeError, "integer"),
+        ({"stride": (0, 1)}, ValueError, r"stride\[0\] must be >= 1"),
+        ({"dilation": (1,)}, TypeError, "pair"),
+        ({"input": np.zeros((4, 4, 3), np.float32)}, ValueError, "4-D"),
+        ({"input": np.zeros((1, 4, 4, 3), np.float64)}, TypeError, "float32"),
+        ({"bias": np.zeros(4, np.float32)}, ValueError, "bias must have shape"),
+        ({"bias": np.zeros(5, np.float16)}, TypeError, "bias"),
+        ({"variant": "f32"}, ValueError, "variant must be one of"),
+        ({"target": NEON_ONLY}, ValueError, "needs SME"),
+        ({"clamp_min": float("nan")}, ValueError, "non-NaN"),
+        ({"clamp_min": 2.0, "clamp_max": 1.0}, ValueError, "clamp_min"),
+        ({"clamp_max": 0.1}, ValueError, "not representable in binary32"),
+        ({"input_zero_point": 3}, ValueError, "pqs8 parameter"),
+        ({"sme1": 1}, TypeError, "sme1 must be a bool"),
+        ({"fast": 1}, TypeError, "fast must be a bool"),
+    ],
+)
 def test_conv2d_errors(change: dict[str, Any], exc: type[Exception], match: str) -> None:
     args = {**_ok(), **change}
     with pytest.raises(exc, match=match):
@@ -539,8 +600,11 @@ def test_conv2d_against_golden_formula_many_shapes(pr: dict[str, Any], variant: 
         rng = np.random.default_rng(pr["seed"])
         x = rng.integers(-128, 128, (pr["n"], g.h, g.w, cin)).astype(np.int8)
         f = rng.integers(-127, 128, (cout, g.kh, g.kw, cin)).astype(np.int8)
-        q: dict[str, Any] = {"input_zero_point": 11, "requant_scale": np.full(cout, 0.003, np.float32),
-                             "output_zero_point": -1}
+        q: dict[str, Any] = {
+            "input_zero_point": 11,
+            "requant_scale": np.full(cout, 0.003, np.float32),
+            "output_zero_point": -1,
+        }
         got = ig.conv2d(x, f, None, variant="pqs8", target=t, **q, **_conv_kwargs(g))
         want = pqs8_qc8w_gemm.gemm(ig.im2col(x, g, 11), f.reshape(cout, -1), target=t, **q)
         assert np.array_equal(got.reshape(want.shape), want)
@@ -552,6 +616,7 @@ def test_conv2d_against_golden_formula_many_shapes(pr: dict[str, Any], variant: 
     kcp = -(-cin // kr) * kr
     fp = np.zeros((cout, g.ks, kcp), dtype=dt)
     fp[:, :, :cin] = f.reshape(cout, g.ks, cin)
-    want = mod.gemm(ig.im2col(x, g, 0.0, kc_pad_to=kr), fp.reshape(cout, -1), bias=b, target=t,
-                    kernel=mod.SME2_MOPA.name)
+    want = mod.gemm(
+        ig.im2col(x, g, 0.0, kc_pad_to=kr), fp.reshape(cout, -1), bias=b, target=t, kernel=mod.SME2_MOPA.name
+    )
     assert np.array_equal(got.reshape(want.shape).view(np.uint8), want.view(np.uint8))

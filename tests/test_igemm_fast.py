@@ -30,11 +30,23 @@ def problems(draw: st.DrawFn) -> dict[str, Any]:
     assume(pad[0] + h + pad[2] >= (kh - 1) * dil[0] + 1 and pad[1] + w + pad[3] >= (kw - 1) * dil[1] + 1)
     groups = draw(st.integers(1, 3))
     return {
-        "n": draw(st.integers(1, 2)), "h": h, "w": w, "kh": kh, "kw": kw, "stride": stride, "dilation": dil,
-        "padding": pad, "groups": groups, "cg": draw(st.integers(1, 9)), "og": draw(st.integers(1, 40)),
-        "seed": draw(st.integers(0, 2**32 - 1)), "svl": draw(st.sampled_from(SUPPORTED_SVLS)),
-        "fz": draw(st.booleans()), "sme": draw(st.sampled_from(["sme2", "sme1_flag", "sme1_cpu"])),
-        "special": draw(st.sampled_from([0.0, 0.1, 0.5])), "nonfinite": draw(st.booleans()),
+        "n": draw(st.integers(1, 2)),
+        "h": h,
+        "w": w,
+        "kh": kh,
+        "kw": kw,
+        "stride": stride,
+        "dilation": dil,
+        "padding": pad,
+        "groups": groups,
+        "cg": draw(st.integers(1, 9)),
+        "og": draw(st.integers(1, 40)),
+        "seed": draw(st.integers(0, 2**32 - 1)),
+        "svl": draw(st.sampled_from(SUPPORTED_SVLS)),
+        "fz": draw(st.booleans()),
+        "sme": draw(st.sampled_from(["sme2", "sme1_flag", "sme1_cpu"])),
+        "special": draw(st.sampled_from([0.0, 0.1, 0.5])),
+        "nonfinite": draw(st.booleans()),
     }
 
 
@@ -75,8 +87,15 @@ def _same(a: NDArray[Any], b: NDArray[Any]) -> bool:
 
 
 #: pf32/pf16 clamp bounds: unbounded, ordinary, at zero (both signs), subnormal (flushed under FZ).
-_CLAMPS = [(-np.inf, np.inf), (-1.5, 2.0), (0.0, np.inf), (-np.inf, -0.0), (0.0, 6.0),
-           (float(np.float32(1e-39)), 1.0), (-(2.0**-20), 2.0**-20)]
+_CLAMPS = [
+    (-np.inf, np.inf),
+    (-1.5, 2.0),
+    (0.0, np.inf),
+    (-np.inf, -0.0),
+    (0.0, 6.0),
+    (float(np.float32(1e-39)), 1.0),
+    (-(2.0**-20), 2.0**-20),
+]
 
 
 @settings(max_examples=80, deadline=None)
@@ -112,9 +131,13 @@ def _pqs8_operands(pr: dict[str, Any], big: str) -> tuple[NDArray[Any], NDArray[
         scale = (rng.random(cout) * rng.choice([1e-4, 1e-2, 1.0]) + 1e-6).astype(np.float32)
     scale[::5] = np.float32(1e-40)  # subnormal scales: flushed under FZ
     lo = int(rng.integers(-128, 128))
-    q = {"input_zero_point": int(rng.choice([-128, -3, 0, 5, 127])), "requant_scale": scale,
-         "output_zero_point": int(rng.integers(-128, 128)), "output_min": lo,
-         "output_max": int(rng.integers(lo, 128))}
+    q = {
+        "input_zero_point": int(rng.choice([-128, -3, 0, 5, 127])),
+        "requant_scale": scale,
+        "output_zero_point": int(rng.integers(-128, 128)),
+        "output_min": lo,
+        "output_max": int(rng.integers(lo, 128)),
+    }
     return x, f, b, q
 
 
@@ -169,8 +192,13 @@ def test_padding_only_pixels_and_batches_both_paths() -> None:
     x8 = rng.integers(-128, 128, (3, 3, 3, 5)).astype(np.int8)
     f8 = rng.integers(-128, 128, (7, 3, 2, 5)).astype(np.int8)
     b8 = rng.integers(-5000, 5000, 7).astype(np.int32)
-    q: dict[str, Any] = {"input_zero_point": -7, "requant_scale": np.full(7, 0.01, np.float32),
-                         "output_zero_point": 4, "target": t, **geo}
+    q: dict[str, Any] = {
+        "input_zero_point": -7,
+        "requant_scale": np.full(7, 0.01, np.float32),
+        "output_zero_point": 4,
+        "target": t,
+        **geo,
+    }
     assert _same(ig.conv2d(x8, f8, b8, variant="pqs8", **q), ig.conv2d(x8, f8, b8, variant="pqs8", fast=False, **q))
 
 
@@ -216,8 +244,13 @@ def test_pqs8_long_k_routes_are_kernel_path(regime: str) -> None:
     if regime == "big_scale":  # |acc| * scale beyond 2**31: FCVTZS saturates
         scale[:] = np.float32(200.0)
     izp = {"izp_min": -128, "big_scale": 127, "scan": 2}.get(regime, 17)
-    q: dict[str, Any] = {"input_zero_point": izp, "requant_scale": scale,
-                         "output_zero_point": -3, "padding": (1, 1, 1, 1), "target": Target(svl_bits=512)}
+    q: dict[str, Any] = {
+        "input_zero_point": izp,
+        "requant_scale": scale,
+        "output_zero_point": -3,
+        "padding": (1, 1, 1, 1),
+        "target": Target(svl_bits=512),
+    }
     assert _same(ig.conv2d(x, f, b, variant="pqs8", **q), ig.conv2d(x, f, b, variant="pqs8", fast=False, **q))
 
 
@@ -247,10 +280,15 @@ def test_prepared_is_kernel_path(pr: dict[str, Any], variant: str, fast: bool) -
 
 
 @settings(max_examples=40, deadline=None)
-@given(problems(), st.sampled_from(["pf32", "pf16", "pqs8"]), st.booleans(),
-       st.lists(st.tuples(st.integers(0, 2), st.integers(1, 7), st.integers(1, 7)), min_size=2, max_size=4))
-def test_prepared_reused_over_input_shapes(pr: dict[str, Any], variant: str, fast: bool,
-                                           shapes: list[tuple[int, int, int]]) -> None:
+@given(
+    problems(),
+    st.sampled_from(["pf32", "pf16", "pqs8"]),
+    st.booleans(),
+    st.lists(st.tuples(st.integers(0, 2), st.integers(1, 7), st.integers(1, 7)), min_size=2, max_size=4),
+)
+def test_prepared_reused_over_input_shapes(
+    pr: dict[str, Any], variant: str, fast: bool, shapes: list[tuple[int, int, int]]
+) -> None:
     """One prepared operator run on inputs of different N, H, W (N = 0 included) stays exact, and
     changing the caller's filter/bias/scales after preparation does not reach it."""
     x0, f, b, kw = _operands(pr, variant)
@@ -284,8 +322,9 @@ def test_prepared_operator_checks_and_immutability() -> None:
     assert op.dtype == np.dtype(np.float32)
     assert op.kernel_name.endswith("sme2_mopa") and "PreparedConv2d(pf32" in repr(op)
     x = rng.standard_normal((2, 5, 4, 4)).astype(np.float32)
-    assert _same(op(x), ig.conv2d(x, f, None, variant="pf32", groups=2, padding=(1, 1, 1, 1),
-                                  target=Target(svl_bits=256)))
+    assert _same(
+        op(x), ig.conv2d(x, f, None, variant="pf32", groups=2, padding=(1, 1, 1, 1), target=Target(svl_bits=256))
+    )
     assert op.geometry(5, 4) is op.geometry(5, 4)
     with pytest.raises(AttributeError, match="immutable"):
         op.groups = 1  # type: ignore[misc]
@@ -311,8 +350,13 @@ def test_prepared_operator_checks_and_immutability() -> None:
     with pytest.raises(ValueError, match=r"stride\[1\] must be >= 1"):
         ig.prepare_conv2d(f, variant="pf32", stride=(1, 0))
     with pytest.raises(ValueError, match="< 256"):
-        ig.prepare_conv2d(f.astype(np.int8), variant="pqs8", input_zero_point=0, output_zero_point=0,
-                          requant_scale=np.full(6, 256, np.float32))
+        ig.prepare_conv2d(
+            f.astype(np.int8),
+            variant="pqs8",
+            input_zero_point=0,
+            output_zero_point=0,
+            requant_scale=np.full(6, 256, np.float32),
+        )
 
 
 @pytest.mark.parametrize("zp", [-3, 0, 4, 127, -128])
@@ -325,7 +369,13 @@ def test_pqs8_output_stage_ties_and_bounds(zp: int) -> None:
     b = rng.integers(-3000, 3000, 12).astype(np.int32)
     for scale in (0.5, 0.25, 0.75, 2.0**-12):
         for lo, hi in ((-128, 127), (-5, 9), (120, 127)):
-            q: dict[str, Any] = {"input_zero_point": 9, "requant_scale": np.full(12, scale, np.float32),
-                                 "output_zero_point": zp, "output_min": lo, "output_max": hi,
-                                 "padding": (1, 0, 2, 1), "target": Target(svl_bits=256)}
+            q: dict[str, Any] = {
+                "input_zero_point": 9,
+                "requant_scale": np.full(12, scale, np.float32),
+                "output_zero_point": zp,
+                "output_min": lo,
+                "output_max": hi,
+                "padding": (1, 0, 2, 1),
+                "target": Target(svl_bits=256),
+            }
             assert _same(ig.conv2d(x, f, b, variant="pqs8", **q), ig.conv2d(x, f, b, variant="pqs8", fast=False, **q))

@@ -44,8 +44,10 @@ def to_f16(v: Fraction) -> np.float16:
 
 
 def same_bits(x: np.floating, y: np.floating) -> bool:
-    return bool(np.asarray(x).view(np.uint32 if np.asarray(x).dtype == F32 else np.uint16)
-                == np.asarray(y).view(np.uint32 if np.asarray(y).dtype == F32 else np.uint16))
+    return bool(
+        np.asarray(x).view(np.uint32 if np.asarray(x).dtype == F32 else np.uint16)
+        == np.asarray(y).view(np.uint32 if np.asarray(y).dtype == F32 else np.uint16)
+    )
 
 
 finite32 = st.floats(width=32, allow_nan=False, allow_infinity=False).map(F32)
@@ -140,8 +142,9 @@ def test_f16_pair_dot_single_rounding(a0: np.float16, b0: np.float16, a1: np.flo
 
 @settings(max_examples=300, deadline=None)
 @given(finite32, finite16, finite16, finite16, finite16)
-def test_fdot_add_za_two_roundings(acc: np.float32, a0: np.float16, b0: np.float16, a1: np.float16,
-                                   b1: np.float16) -> None:
+def test_fdot_add_za_two_roundings(
+    acc: np.float32, a0: np.float16, b0: np.float16, a1: np.float16, b1: np.float16
+) -> None:
     pair = to_f32(Fraction(float(a0)) * Fraction(float(b0)) + Fraction(float(a1)) * Fraction(float(b1)))
     want = to_f32(Fraction(float(acc)) + Fraction(float(pair)))
     got = nx.fdot_add_za(acc, a0, b0, a1, b1)

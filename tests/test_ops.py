@@ -165,9 +165,7 @@ def test_fc_dynamic_qb4w() -> None:
     assert r.decision.variant == "qp8_f32_qb4w" and "neon_i8mm" in r.decision.kernel
     eq(
         r.output,
-        VARIANTS["qp8_f32_qb4w_gemm"].gemm(
-            x, w4, sc, bl=32, bias=B, target=APPLE_M4, kernel=r.decision.kernel
-        ),
+        VARIANTS["qp8_f32_qb4w_gemm"].gemm(x, w4, sc, bl=32, bias=B, target=APPLE_M4, kernel=r.decision.kernel),
     )
     g = fully_connected(x, w4, B, dynamic=True, filter_quant=QuantParams(sc, 0, 32), target=APPLE_M4)
     q, a, zp = quantize_qd8(x, fz=True)
@@ -245,9 +243,7 @@ def test_conv_depthwise_and_vmulcaddc() -> None:
     v = convolution_2d(XC, s, randn(8) * 0, groups=8, target=APPLE_M4)
     assert v.decision.microkernel == "vmulcaddc"
     eq(v.output, F.vmulcaddc(XC, s.reshape(8), np.zeros(8, F32)))
-    h = convolution_2d(
-        XC.astype(F16), randn(8, 5, 5, 1), None, padding=(2, 2, 2, 2), groups=8, target=APPLE_M4
-    )
+    h = convolution_2d(XC.astype(F16), randn(8, 5, 5, 1), None, padding=(2, 2, 2, 2), groups=8, target=APPLE_M4)
     assert h.decision.config == "f16_dwconv" and h.output.dtype == F16
 
 
@@ -263,9 +259,7 @@ def test_conv_fp16_3x3_and_1x1() -> None:
 def test_conv_dynamic_quant_per_image() -> None:
     wq = rng.integers(-127, 128, (4, 3, 3, 8)).astype(np.int8)
     ws = np.full(4, 0.02, F32)
-    r = convolution_2d(
-        XC, wq, None, padding=(1, 1, 1, 1), dynamic=True, filter_quant=QuantParams(ws), target=APPLE_M4
-    )
+    r = convolution_2d(XC, wq, None, padding=(1, 1, 1, 1), dynamic=True, filter_quant=QuantParams(ws), target=APPLE_M4)
     assert r.decision.config == "qd8_f32_qc8w_gemm" and r.decision.variant is None
     q, a, zp = quantize_qd8(XC.reshape(2, -1), fz=True)
     eq(r.output, F.qd8_f32_qc8w_igemm(q.reshape(XC.shape), a, zp, wq, ws, None, padding=(1, 1, 1, 1)))
@@ -307,13 +301,9 @@ def test_bmm_routes_and_broadcasts() -> None:
     for i in range(2):
         eq(
             r.output[i],
-            VARIANTS["pf32_gemm"].gemm(
-                a[i], np.ascontiguousarray(b[0].T), target=APPLE_M4, kernel=r.decision.kernel
-            ),
+            VARIANTS["pf32_gemm"].gemm(a[i], np.ascontiguousarray(b[0].T), target=APPLE_M4, kernel=r.decision.kernel),
         )
-    t = batch_matrix_multiply(
-        a, np.ascontiguousarray(np.swapaxes(b, 1, 2)), transpose_b=True, target=APPLE_M4
-    )
+    t = batch_matrix_multiply(a, np.ascontiguousarray(np.swapaxes(b, 1, 2)), transpose_b=True, target=APPLE_M4)
     eq(t.output, r.output)
     g = batch_matrix_multiply(a, b, target=NEON_ONLY)
     eq(g.output, np.stack([F.f32_gemm(a[i], np.ascontiguousarray(b[0].T)) for i in range(2)]))
@@ -324,9 +314,7 @@ def test_bmm_routes_and_broadcasts() -> None:
 def test_bmm_quantized() -> None:
     a = randn(2, 3, 16)
     bq = rng.integers(-127, 128, (2, 16, 5)).astype(np.int8)
-    r = batch_matrix_multiply(
-        a, bq, dynamic=True, input2_quant=QuantParams(np.full(5, 0.1, F32)), target=NO_KAI
-    )
+    r = batch_matrix_multiply(a, bq, dynamic=True, input2_quant=QuantParams(np.full(5, 0.1, F32)), target=NO_KAI)
     assert r.decision.config == "qd8_f32_qc8w_gemm" and r.output.shape == (2, 3, 5)
     s = batch_matrix_multiply(
         rng.integers(-128, 128, (2, 3, 16)).astype(np.int8),
@@ -344,9 +332,7 @@ def test_bmm_quantized() -> None:
 TARGETS = [APPLE_M4, GENERIC_SME1, NEON_ONLY, NO_KAI, NO_FP16, X86, APPLE_M4.replace(svl_bits=128)]
 
 
-@pytest.mark.parametrize(
-    "t", TARGETS, ids=lambda t: f"{t.arch}-sme2{t.sme2}-sme{t.sme}-kai{t.kleidiai}-{t.svl_bits}"
-)
+@pytest.mark.parametrize("t", TARGETS, ids=lambda t: f"{t.arch}-sme2{t.sme2}-sme{t.sme}-kai{t.kleidiai}-{t.svl_bits}")
 def test_every_recipe_runs_or_says_why(t: Target) -> None:
     x, w, b = randn(2, 32), randn(8, 32), randn(8)
     q8 = rng.integers(-127, 128, (8, 32)).astype(np.int8)
@@ -356,9 +342,7 @@ def test_every_recipe_runs_or_says_why(t: Target) -> None:
     cases: list[Callable[[], OpResult]] = [
         lambda: fully_connected(x, w, b, target=t),
         lambda: fully_connected(x.astype(F16), w.astype(F16), b.astype(F16), target=t),
-        lambda: fully_connected(
-            x, q8, b, dynamic=True, filter_quant=QuantParams(np.full(8, 0.01, F32)), target=t
-        ),
+        lambda: fully_connected(x, q8, b, dynamic=True, filter_quant=QuantParams(np.full(8, 0.01, F32)), target=t),
         lambda: fully_connected(x, w4, b, dynamic=True, filter_quant=QuantParams(sc, 8, 32), target=t),
         lambda: fully_connected(
             xq,
@@ -372,14 +356,10 @@ def test_every_recipe_runs_or_says_why(t: Target) -> None:
         lambda: convolution_2d(XC, randn(4, 3, 3, 8), None, padding=(1, 1, 1, 1), target=t),
         lambda: convolution_2d(XC.astype(F16), randn(4, 3, 3, 8), None, padding=(1, 1, 1, 1), target=t),
         lambda: batch_matrix_multiply(randn(2, 3, 8), randn(2, 8, 4), target=t),
-        lambda: batch_matrix_multiply(
-            randn(2, 3, 8).astype(F16), randn(2, 8, 4).astype(F16), target=t
-        ),
+        lambda: batch_matrix_multiply(randn(2, 3, 8).astype(F16), randn(2, 8, 4).astype(F16), target=t),
         lambda: fully_connected(x, q8, b, filter_quant=QuantParams(np.full(8, 0.01, F32)), target=t),
         lambda: fully_connected(x, w4, b, filter_quant=QuantParams(np.full(8, 0.05, F32), 8, bits=4), target=t),
-        lambda: convolution_2d(
-            XC, randn(8, 3, 3, 4), None, padding=(1, 1, 1, 1), groups=2, target=t
-        ),
+        lambda: convolution_2d(XC, randn(8, 3, 3, 4), None, padding=(1, 1, 1, 1), groups=2, target=t),
     ]
     for case in cases:
         r = case()  # every combination is emulated: no NotImplementedError on any target model
@@ -474,7 +454,11 @@ def test_grouped_kleidiai_conv_is_per_group_ungrouped_convs(kind: str, groups: i
     for g in range(groups):
         sl = slice(g * go, (g + 1) * go)
         p = convolution_2d(
-            np.ascontiguousarray(x[..., g * gi : (g + 1) * gi]), w[sl], b[sl], target=t, **geo,
+            np.ascontiguousarray(x[..., g * gi : (g + 1) * gi]),
+            w[sl],
+            b[sl],
+            target=t,
+            **geo,
             **_slice_quant(q, g * go, (g + 1) * go),
         )
         assert p.decision.variant == variant and p.decision.kernel == d.kernel
@@ -494,15 +478,32 @@ def _fc_from_problem(p: GemmProblem) -> OpResult:
     if p.variant == "pf32_gemm":
         return fully_connected(i["lhs"], i["rhs"], i.get("bias"), target=p.target, **clamp)
     if p.variant == "qp8_f32_qc8w_gemm":
-        return fully_connected(i["lhs"], i["rhs"], i.get("bias"), dynamic=True,
-                               filter_quant=QuantParams(i["scale"]), target=p.target, **clamp)
-    return fully_connected(i["lhs"], i["rhs"], i.get("bias"), dynamic=True,
-                           filter_quant=QuantParams(i["scales_bf16"], 8, i["bl"]), target=p.target, **clamp)
+        return fully_connected(
+            i["lhs"],
+            i["rhs"],
+            i.get("bias"),
+            dynamic=True,
+            filter_quant=QuantParams(i["scale"]),
+            target=p.target,
+            **clamp,
+        )
+    return fully_connected(
+        i["lhs"],
+        i["rhs"],
+        i.get("bias"),
+        dynamic=True,
+        filter_quant=QuantParams(i["scales_bf16"], 8, i["bl"]),
+        target=p.target,
+        **clamp,
+    )
 
 
 @_FC_SET
-@given(st.sampled_from(["pf32_gemm", "qp8_f32_qc8w_gemm", "qp8_f32_qb4w_gemm"]).flatmap(
-    lambda v: gemm_problems(v, max_m=6, max_n=24, max_k=64)))
+@given(
+    st.sampled_from(["pf32_gemm", "qp8_f32_qc8w_gemm", "qp8_f32_qb4w_gemm"]).flatmap(
+        lambda v: gemm_problems(v, max_m=6, max_n=24, max_k=64)
+    )
+)
 def test_fc_equals_variant_on_drawn_problems(p: GemmProblem) -> None:
     """XNNFullyConnected on SME2/SME1 targets computes what the selected KleidiAI kernel computes."""
     r = _fc_from_problem(p)

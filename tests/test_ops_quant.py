@@ -80,9 +80,7 @@ QP8_TARGETS = [
 @pytest.mark.parametrize("t", QP8_TARGETS, ids=lambda t: f"sme2{t.sme2}-sme{t.sme}-i8mm{t.i8mm}-{t.svl_bits}")
 @pytest.mark.parametrize("m", [1, 3])
 def test_fc_qp8_f32_qc4w_runs_the_kleidiai_kernel(t: Target, m: int) -> None:
-    r = fully_connected(
-        X[:m], W4, B, dynamic=True, filter_quant=Q4, output_min=-2.0, output_max=2.0, target=t
-    )
+    r = fully_connected(X[:m], W4, B, dynamic=True, filter_quant=Q4, output_min=-2.0, output_max=2.0, target=t)
     d = r.decision
     assert d.config == "qp8_f32_qc4w_gemm" and d.variant is None and d.input_datatype == "qpint8"
     assert r.emulation == "kleidiai:qp8_f32_qc4w_gemm"
@@ -91,8 +89,15 @@ def test_fc_qp8_f32_qc4w_runs_the_kleidiai_kernel(t: Target, m: int) -> None:
     assert d.reasons[-1].startswith(f"result: KleidiAI kernel {kern.name}")
     eq(r.output, qc4w.gemm(X[:m], W4, S4, bias=B, clamp_min=-2.0, clamp_max=2.0, target=t, kernel=d.kernel))
     tr = fully_connected(
-        X[:m], np.ascontiguousarray(W4.T), B, dynamic=True, filter_quant=Q4, transpose_weights=True,
-        output_min=-2.0, output_max=2.0, target=t,
+        X[:m],
+        np.ascontiguousarray(W4.T),
+        B,
+        dynamic=True,
+        filter_quant=Q4,
+        transpose_weights=True,
+        output_min=-2.0,
+        output_max=2.0,
+        target=t,
     )
     eq(tr.output, r.output)
     assert any("ignores XNN_FLAG_TRANSPOSE_WEIGHTS" in s for s in tr.decision.reasons) == (t.sme2 is True)
@@ -114,8 +119,11 @@ W8 = rng.integers(-127, 128, (12, 64)).astype(np.int8)
 W4B = rng.integers(-8, 8, (12, 64)).astype(np.int8)
 S8 = rng.uniform(0.001, 0.02, 12).astype(F32)
 SB = f32_to_bf16_rne(rng.uniform(0.01, 0.1, (12, 2)).astype(F32))
-F16_CASES = [("qc8w", W8, QuantParams(S8)), ("qc4w", W4B, QuantParams(S8, 8, bits=4)),
-             ("qb4w", W4B, QuantParams(SB, 8, 32))]
+F16_CASES = [
+    ("qc8w", W8, QuantParams(S8)),
+    ("qc4w", W4B, QuantParams(S8, 8, bits=4)),
+    ("qb4w", W4B, QuantParams(SB, 8, 32)),
+]
 
 
 def _ref_f16(kind: str, w: np.ndarray, fq: QuantParams, t: Target, kernel: str, m: int) -> np.ndarray:
@@ -198,25 +206,46 @@ def test_conv_qu8_igemm_dwconv_and_1x1() -> None:
         assert d.microkernel == mk and d.variant is None and "qu8" in d.kernel and r.output.dtype == np.uint8
         ref = F.qu8_igemm(xc, w, None, zx=128, zw=120, scale=s, zy=100, padding=pad, groups=g)
         eq(r.output, ref)
-    assert "25p8c" in convolution_2d(xc, cases[2][0], None, padding=(2, 2, 2, 2), groups=8, target=APPLE_M4,
-                                     **QU).decision.kernel  # type: ignore[arg-type]
+    assert (
+        "25p8c"
+        in convolution_2d(xc, cases[2][0], None, padding=(2, 2, 2, 2), groups=8, target=APPLE_M4, **QU).decision.kernel
+    )  # type: ignore[arg-type]
 
 
 def test_qu8_api_checks() -> None:
     with pytest.raises(ValueError, match="input_quant"):
         fully_connected(XU, WU, filter_quant=QuantParams(0.01, 120), target=APPLE_M4)
     with pytest.raises(ValueError, match="quint8"):
-        fully_connected(XU, WU, input_quant=QuantParams(0.05, 128), filter_quant=QuantParams(np.ones(7, F32), 1),
-                        output_quant=QuantParams(0.3, 100), target=APPLE_M4)
+        fully_connected(
+            XU,
+            WU,
+            input_quant=QuantParams(0.05, 128),
+            filter_quant=QuantParams(np.ones(7, F32), 1),
+            output_quant=QuantParams(0.3, 100),
+            target=APPLE_M4,
+        )
     with pytest.raises(NodeRejected, match="qu8 operator"):
-        fully_connected(XU, WU, input_quant=QuantParams(10.0, 128), filter_quant=QuantParams(10.0, 120),
-                        output_quant=QuantParams(0.1, 100), target=APPLE_M4)
+        fully_connected(
+            XU,
+            WU,
+            input_quant=QuantParams(10.0, 128),
+            filter_quant=QuantParams(10.0, 120),
+            output_quant=QuantParams(0.1, 100),
+            target=APPLE_M4,
+        )
 
 
 # ---- every fully-connected datatype combination of the decision table runs -------------------------
 
-ALL_TARGETS = [APPLE_M4, GENERIC_SME1, NEON_ONLY, NEON_ONLY.replace(i8mm=False), NO_KAI, X86,
-               Target(sme2=False, sme=False, fp16_arith=False)]
+ALL_TARGETS = [
+    APPLE_M4,
+    GENERIC_SME1,
+    NEON_ONLY,
+    NEON_ONLY.replace(i8mm=False),
+    NO_KAI,
+    X86,
+    Target(sme2=False, sme=False, fp16_arith=False),
+]
 
 
 def _fc_case(in_dt: str, k_dt: str, out_dt: str) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
@@ -251,11 +280,21 @@ def _fc_case(in_dt: str, k_dt: str, out_dt: str) -> tuple[np.ndarray, np.ndarray
 
 
 FC_COMBOS = [
-    ("fp32", "fp32", "fp32"), ("fp32", "fp16", "fp32"), ("fp16", "fp16", "fp16"), ("bf16", "bf16", "bf16"),
-    ("qdint8", "qcint8", "fp32"), ("qdint8", "qbint4", "fp32"), ("qdint8", "qcint4", "fp32"),
-    ("qdint8", "qcint8", "fp16"), ("qdint8", "qbint4", "fp16"), ("qdint8", "qcint4", "fp16"),
-    ("qint8", "qcint8", "qint8"), ("qint8", "qint8", "qint8"), ("quint8", "quint8", "quint8"),
-    ("fp32", "qcint8", "fp32"), ("fp32", "qcint4", "fp32"),
+    ("fp32", "fp32", "fp32"),
+    ("fp32", "fp16", "fp32"),
+    ("fp16", "fp16", "fp16"),
+    ("bf16", "bf16", "bf16"),
+    ("qdint8", "qcint8", "fp32"),
+    ("qdint8", "qbint4", "fp32"),
+    ("qdint8", "qcint4", "fp32"),
+    ("qdint8", "qcint8", "fp16"),
+    ("qdint8", "qbint4", "fp16"),
+    ("qdint8", "qcint4", "fp16"),
+    ("qint8", "qcint8", "qint8"),
+    ("qint8", "qint8", "qint8"),
+    ("quint8", "quint8", "quint8"),
+    ("fp32", "qcint8", "fp32"),
+    ("fp32", "qcint4", "fp32"),
 ]
 
 

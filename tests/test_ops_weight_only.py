@@ -99,8 +99,9 @@ def test_qc4w_zero_point_is_a_serialization_detail() -> None:
 
 def test_weight_only_fc_leading_dims_transpose_and_bmm() -> None:
     x3 = X.reshape(1, 5, 40)
-    r = fully_connected(x3, np.ascontiguousarray(W8.T), B, filter_quant=QuantParams(S), transpose_weights=True,
-                        target=APPLE_M4)
+    r = fully_connected(
+        x3, np.ascontiguousarray(W8.T), B, filter_quant=QuantParams(S), transpose_weights=True, target=APPLE_M4
+    )
     assert r.output.shape == (1, 5, 12)
     eq(r.output.reshape(5, 12), fully_connected(X, W8, B, filter_quant=QuantParams(S), target=APPLE_M4).output)
     bm = batch_matrix_multiply(

@@ -59,25 +59,39 @@ def _problem(var: str, m: int, n: int, k: int, seed: int) -> tuple[Any, Any, Any
 def _packers(var: str, svl: int) -> tuple[Any, Any, Any]:
     mod = MOD[var]
     if var == "pf32":
-        return (mod.kai_lhs_pack_f32p2vlx1_f32_sme(svl), mod.kai_rhs_pack_nxk_f32p2vlx1biasf32_f32_f32_sme(svl),
-                mod.kai_rhs_pack_kxn_f32p2vlx1biasf32_f32_f32_sme(svl))
-    return (mod.kai_lhs_pack_x16p2vlx2_x16_sme(svl), mod.kai_rhs_pack_nxk_x16p2vlx2b_x16_x16_sme(svl),
-            mod.kai_rhs_pack_kxn_x16p2vlx2b_x16_x16_sme(svl))
+        return (
+            mod.kai_lhs_pack_f32p2vlx1_f32_sme(svl),
+            mod.kai_rhs_pack_nxk_f32p2vlx1biasf32_f32_f32_sme(svl),
+            mod.kai_rhs_pack_kxn_f32p2vlx1biasf32_f32_f32_sme(svl),
+        )
+    return (
+        mod.kai_lhs_pack_x16p2vlx2_x16_sme(svl),
+        mod.kai_rhs_pack_nxk_x16p2vlx2b_x16_x16_sme(svl),
+        mod.kai_rhs_pack_kxn_x16p2vlx2b_x16_x16_sme(svl),
+    )
 
 
 def _drawn(data: st.DataObject, var: str, m: int, n: int, k: int) -> tuple[Any, Any, Any]:
     """Operands from kleidiref.testing.strategies (outlier/constant/zero/negative LHS rows)."""
     dt = DT[var]
-    a = data.draw(activations(shape=(m, k), dtype=dt, outliers=True, constant_rows=True, zero_rows=True,
-                              negative_rows=True))
+    a = data.draw(
+        activations(shape=(m, k), dtype=dt, outliers=True, constant_rows=True, zero_rows=True, negative_rows=True)
+    )
     w = data.draw(activations(shape=(n, k), dtype=dt))
     b = data.draw(activations(shape=(1, n), dtype=dt))[0]
     return a, w, b
 
 
 @settings(max_examples=25, deadline=None)
-@given(data=st.data(), var=st.sampled_from(["pf32", "pf16"]), svl=svls(max_svl=512),
-       m=st.integers(1, 40), n=st.integers(1, 70), k=st.integers(1, 20), sme1=st.booleans())
+@given(
+    data=st.data(),
+    var=st.sampled_from(["pf32", "pf16"]),
+    svl=svls(max_svl=512),
+    m=st.integers(1, 40),
+    n=st.integers(1, 70),
+    k=st.integers(1, 20),
+    sme1=st.booleans(),
+)
 def test_tiling_invariance(data: st.DataObject, var: str, svl: int, m: int, n: int, k: int, sme1: bool) -> None:
     """Each m_step x n_step portion, run at KleidiAI's offsets into a padded dst, equals the whole."""
     a, w, b = _drawn(data, var, m, n, k)
@@ -95,22 +109,31 @@ def test_tiling_invariance(data: st.DataObject, var: str, svl: int, m: int, n: i
             lo = kern.get_lhs_packed_offset(m0, k)
             ro = kern.get_rhs_packed_offset(n0, k)
             do = kern.get_dst_offset(m0, n0, pad * item)
-            kern.run_matmul(min(ms, m - m0), min(ns, n - n0), k, la[lo:], ra[ro:], sentinel[do:], pad * item,
-                            item, -np.inf, np.inf)
+            kern.run_matmul(
+                min(ms, m - m0), min(ns, n - n0), k, la[lo:], ra[ro:], sentinel[do:], pad * item, item, -np.inf, np.inf
+            )
     out = sentinel.view(DT[var]).reshape(m, pad)
     assert np.array_equal(bits(out[:, :n]), bits(whole))
-    assert (sentinel.reshape(m, pad * item)[:, n * item:] == 0xA5).all(), "padding columns were written"
+    assert (sentinel.reshape(m, pad * item)[:, n * item :] == 0xA5).all(), "padding columns were written"
 
 
 @settings(max_examples=15, deadline=None)
-@given(data=st.data(), var=st.sampled_from(["pf32", "pf16"]), m=st.integers(1, 20), n=st.integers(1, 40),
-       k=st.integers(1, 24), clamp=st.booleans())
+@given(
+    data=st.data(),
+    var=st.sampled_from(["pf32", "pf16"]),
+    m=st.integers(1, 20),
+    n=st.integers(1, 40),
+    k=st.integers(1, 24),
+    clamp=st.booleans(),
+)
 def test_svl_invariance(data: st.DataObject, var: str, m: int, n: int, k: int, clamp: bool) -> None:
     """Tiling changes with the SVL, the per-element arithmetic does not: same bits at every SVL."""
     a, w, b = _drawn(data, var, m, n, k)
     lo, hi = (-0.5, 0.75) if clamp else (-np.inf, np.inf)
-    outs = [MOD[var].gemm(a, w, bias=b, clamp_min=lo, clamp_max=hi,
-                          target=Target(svl_bits=s, flush_to_zero=False)) for s in SUPPORTED_SVLS]
+    outs = [
+        MOD[var].gemm(a, w, bias=b, clamp_min=lo, clamp_max=hi, target=Target(svl_bits=s, flush_to_zero=False))
+        for s in SUPPORTED_SVLS
+    ]
     for o in outs[1:]:
         assert np.array_equal(bits(o), bits(outs[0]))
 
@@ -301,8 +324,11 @@ def test_rhs_pack_reads_a_strided_byte_buffer(layout: str, variant: str) -> None
     n, k, svl = 37, 19, 512
     dt = np.float32 if variant == "pf32" else np.float16
     mod: Any = pf32_gemm if variant == "pf32" else pf16_gemm
-    name = (f"kai_rhs_pack_{layout}_f32p2vlx1biasf32_f32_f32_sme" if variant == "pf32"
-            else f"kai_rhs_pack_{layout}_x16p2vlx2b_x16_x16_sme")
+    name = (
+        f"kai_rhs_pack_{layout}_f32p2vlx1biasf32_f32_f32_sme"
+        if variant == "pf32"
+        else f"kai_rhs_pack_{layout}_x16p2vlx2b_x16_x16_sme"
+    )
     packer = getattr(mod, name)(svl)
     rows, cols = (n, k) if layout == "nxk" else (k, n)
     mat = rng.standard_normal((rows, cols)).astype(dt)
@@ -315,14 +341,34 @@ def test_rhs_pack_reads_a_strided_byte_buffer(layout: str, variant: str) -> None
     np.testing.assert_array_equal(out, packer.pack(mat, bias))
 
 
-_OUT_VALUES = [0.0, -0.0, 6.1e-5, -6.1e-5, 6.0e-5, 3e-8, -3e-8, 1.0, -1.0, 0.5, 65504.0, 65520.0, -7e4,
-               np.inf, -np.inf, np.nan, 2.0**-25, 1.0009765625, 1.00048828125]
+_OUT_VALUES = [
+    0.0,
+    -0.0,
+    6.1e-5,
+    -6.1e-5,
+    6.0e-5,
+    3e-8,
+    -3e-8,
+    1.0,
+    -1.0,
+    0.5,
+    65504.0,
+    65520.0,
+    -7e4,
+    np.inf,
+    -np.inf,
+    np.nan,
+    2.0**-25,
+    1.0009765625,
+    1.00048828125,
+]
 
 
 @settings(max_examples=200, deadline=None)
 @given(
-    acc=st.lists(st.sampled_from(_OUT_VALUES) | st.floats(width=32, min_value=-7e4, max_value=7e4),
-                 min_size=1, max_size=16),
+    acc=st.lists(
+        st.sampled_from(_OUT_VALUES) | st.floats(width=32, min_value=-7e4, max_value=7e4), min_size=1, max_size=16
+    ),
     lo=st.sampled_from([-np.inf, -1.0, -0.0, 0.0, 6e-5, 0.5, 1.0, np.inf]),
     hi=st.sampled_from([-np.inf, -1.0, -0.0, 0.0, 6e-5, 0.5, 1.0, np.inf]),
     sme1=st.booleans(),
@@ -355,11 +401,20 @@ def _lone_small_weights(data: st.DataObject, var: str, a: Any, w: Any, b: Any) -
 
 
 @settings(max_examples=30, deadline=None)
-@given(data=st.data(), var=st.sampled_from(["pf32", "pf16"]), svl=svls(max_svl=512),
-       m=st.sampled_from([1, 1, 2, 17]), n=st.integers(1, 70), k=st.integers(1, 24),
-       fz=st.booleans(), sme1=st.booleans(), transpose=st.booleans())
-def test_gemm_packed_equals_gemm(data: st.DataObject, var: str, svl: int, m: int, n: int, k: int, fz: bool,
-                                 sme1: bool, transpose: bool) -> None:
+@given(
+    data=st.data(),
+    var=st.sampled_from(["pf32", "pf16"]),
+    svl=svls(max_svl=512),
+    m=st.sampled_from([1, 1, 2, 17]),
+    n=st.integers(1, 70),
+    k=st.integers(1, 24),
+    fz=st.booleans(),
+    sme1=st.booleans(),
+    transpose=st.booleans(),
+)
+def test_gemm_packed_equals_gemm(
+    data: st.DataObject, var: str, svl: int, m: int, n: int, k: int, fz: bool, sme1: bool, transpose: bool
+) -> None:
     """Weights packed once: every call (the first decodes, later ones reuse) gives gemm()'s bits."""
     a, w, b = _lone_small_weights(data, var, *_drawn(data, var, m, n, k))
     t = (GENERIC_SME1 if sme1 else Target()).replace(svl_bits=svl, flush_to_zero=fz)
@@ -374,8 +429,9 @@ def test_gemm_packed_equals_gemm(data: st.DataObject, var: str, svl: int, m: int
     other = (MOPA if m == 1 else GEMV)[var][int(sme1)]
     if m == 1 or other not in GEMV[var]:
         got = MOD[var].gemm_packed(a, pw, target=t, kernel=other.name)
-        assert np.array_equal(bits(got), bits(MOD[var].gemm(a, rhs, bias=b, transpose_rhs=transpose, target=t,
-                                                               kernel=other.name)))
+        assert np.array_equal(
+            bits(got), bits(MOD[var].gemm(a, rhs, bias=b, transpose_rhs=transpose, target=t, kernel=other.name))
+        )
 
 
 @pytest.mark.parametrize("var", ["pf32", "pf16"])

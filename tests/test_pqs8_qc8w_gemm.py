@@ -54,8 +54,11 @@ def test_golden(path: Path) -> None:
 def _packed(svl: int, d: dict[str, Any]) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
     lp = p.kai_lhs_pack_x8p2vlx4_x8_sme(svl).pack(d["lhs"])
     rp = p.kai_rhs_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme(svl).pack(
-        np.ascontiguousarray(d["rhs"].T), d["requant_scale"], d["bias"],
-        params=kai_rhs_pack_qsi8cx_params(d["input_zero_point"], 1.0))
+        np.ascontiguousarray(d["rhs"].T),
+        d["requant_scale"],
+        d["bias"],
+        params=kai_rhs_pack_qsi8cx_params(d["input_zero_point"], 1.0),
+    )
     return lp, rp
 
 
@@ -144,8 +147,11 @@ def test_rhs_packer_layout() -> None:
 def test_bias_fold_wraps() -> None:
     w = np.full((8, 1), 127, np.int8)
     rp = p.kai_rhs_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme(128).pack(
-        w, np.ones(1, np.float32), np.array([2**31 - 1], np.int32),
-        params=kai_rhs_pack_qsi8cx_params(lhs_zero_point=-(2**31), scale_multiplier=1.0))
+        w,
+        np.ones(1, np.float32),
+        np.array([2**31 - 1], np.int32),
+        params=kai_rhs_pack_qsi8cx_params(lhs_zero_point=-(2**31), scale_multiplier=1.0),
+    )
     b, _, _ = p.decode_qsi8cxp2vlx4sb(rp, 1, 8, 8)
     assert int(b[0]) == ((2**31 - 1 + 2**31 * 127 * 8 + 2**31) % 2**32) - 2**31
 
@@ -253,25 +259,37 @@ def test_errors_kernels_and_packers() -> None:
 
 
 @settings(max_examples=30, deadline=None)
-@given(m=st.integers(1, 40), n=st.integers(1, 70), k=st.integers(1, 60),
-       svl=st.sampled_from([128, 256, 1024]), seed=st.integers(0, 2**16),
-       lo=st.integers(-128, 0), hi=st.integers(0, 127))
+@given(
+    m=st.integers(1, 40),
+    n=st.integers(1, 70),
+    k=st.integers(1, 60),
+    svl=st.sampled_from([128, 256, 1024]),
+    seed=st.integers(0, 2**16),
+    lo=st.integers(-128, 0),
+    hi=st.integers(0, 127),
+)
 def test_property_exact_requantization(m: int, n: int, k: int, svl: int, seed: int, lo: int, hi: int) -> None:
     d = _problem(m, n, k, seed)
-    out = p.gemm(d["lhs"], d["rhs"], requant_scale=d["requant_scale"], bias=d["bias"],
-                 input_zero_point=d["input_zero_point"], output_zero_point=d["output_zero_point"],
-                 output_min=lo, output_max=hi, target=Target(svl_bits=svl))
+    out = p.gemm(
+        d["lhs"],
+        d["rhs"],
+        requant_scale=d["requant_scale"],
+        bias=d["bias"],
+        input_zero_point=d["input_zero_point"],
+        output_zero_point=d["output_zero_point"],
+        output_min=lo,
+        output_max=hi,
+        target=Target(svl_bits=svl),
+    )
     assert np.array_equal(out, _reference(d, lo, hi))
 
 
 @settings(max_examples=30, deadline=None)
-@given(m=st.integers(1, 40), n=st.integers(1, 70), k=st.integers(1, 60), seed=st.integers(0, 2**16),
-       sme1=st.booleans())
+@given(m=st.integers(1, 40), n=st.integers(1, 70), k=st.integers(1, 60), seed=st.integers(0, 2**16), sme1=st.booleans())
 def test_fast_path_equals_packed_path(m: int, n: int, k: int, seed: int, sme1: bool) -> None:
     d = _problem(m, n, k, seed)
     t = Target(sme2=not sme1, svl_bits=128)
-    w = p.pack_weights(d["rhs"], d["requant_scale"], input_zero_point=d["input_zero_point"], bias=d["bias"],
-                       target=t)
+    w = p.pack_weights(d["rhs"], d["requant_scale"], input_zero_point=d["input_zero_point"], bias=d["bias"], target=t)
     args = {"output_zero_point": d["output_zero_point"], "output_min": -100, "output_max": 100, "target": t}
     assert np.array_equal(p.gemm_packed(d["lhs"], w, **args), p.gemm_packed(d["lhs"], w, fast=False, **args))
 

@@ -144,8 +144,11 @@ def test_fast_path_equals_exact_emulation(
     lhs = data.draw(activations(shape=(m, k), outliers=True, constant_rows=True, zero_rows=True, negative_rows=True))
     codes = data.draw(int4_weights(shape=(n, k)))
     # wide: block scales 2**-20 .. 2**13 mixed in one row; else 2**-8 .. 2**-5 (0.004 .. 0.06)
-    scales = data.draw(block_scales_bf16(n=n, num_blocks=nb, min_exponent=-20 if wide else -8,
-                                         max_exponent=13 if wide else -5, extreme_ranges=wide))
+    scales = data.draw(
+        block_scales_bf16(
+            n=n, num_blocks=nb, min_exponent=-20 if wide else -8, max_exponent=13 if wide else -5, extreme_ranges=wide
+        )
+    )
     bias = data.draw(activations(shape=(1, n)))[0]
     if extreme:  # extreme codes and one-signed rows push |isum| over 2**16 when bl >= 128
         codes = np.where(codes < 0, -8, 7).astype(np.int8)

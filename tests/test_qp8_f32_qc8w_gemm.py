@@ -41,8 +41,9 @@ def test_golden(path: Path) -> None:
     assert res.ok, [(f.name, f.detail) for f in res.fields if not f.ok] or res.message
 
 
-def _pack(kcls: type[Any], svl: int, lhs: NDArray[Any], rhs: NDArray[Any], scale: NDArray[Any],
-          bias: NDArray[Any]) -> tuple[Any, NDArray[np.uint8], NDArray[np.uint8]]:
+def _pack(
+    kcls: type[Any], svl: int, lhs: NDArray[Any], rhs: NDArray[Any], scale: NDArray[Any], bias: NDArray[Any]
+) -> tuple[Any, NDArray[np.uint8], NDArray[np.uint8]]:
     kern = kcls(svl)
     lp = kai_lhs_quant_pack_qai8dxp_f32(svl).pack(lhs, mr=kern.get_mr(), kr=kern.get_kr(), sr=kern.get_sr())
     packer = q.kai_rhs_pack_nxk_qsi8cxp_qsi8cx_neon(svl)
@@ -117,8 +118,9 @@ def test_rhs_packer_layout_and_replication() -> None:
     scale = np.arange(1, 6, dtype=np.float32)
     bias = -np.arange(1, 6, dtype=np.float32)
     nr = 8
-    p = q.kai_rhs_pack_nxk_qsi8cxp_qsi8cx_neon().pack(rhs, scale, bias, nr=nr,
-                                                     params=kai_rhs_pack_qsi8cx_params(3, 9.0))
+    p = q.kai_rhs_pack_nxk_qsi8cxp_qsi8cx_neon().pack(
+        rhs, scale, bias, nr=nr, params=kai_rhs_pack_qsi8cx_params(3, 9.0)
+    )
     w, rsum, sc, b = q.decode_qsi8cxp(p, nr, 20, nr)
     assert np.array_equal(w[:20, :5].T, rhs.astype(np.float32))
     assert np.all(w[20:] == 0)  # K padding is zero
@@ -131,7 +133,8 @@ def test_rhs_packer_layout_and_replication() -> None:
 def test_rsum_wraps_int32() -> None:
     rhs = np.full((1, 64), 127, dtype=np.int8)
     p = q.kai_rhs_pack_nxk_qsi8cxp_qsi8cx_neon().pack(
-        rhs, np.ones(1, np.float32), nr=4, params=kai_rhs_pack_qsi8cx_params(lhs_zero_point=2**30))
+        rhs, np.ones(1, np.float32), nr=4, params=kai_rhs_pack_qsi8cx_params(lhs_zero_point=2**30)
+    )
     _, rsum, _, _ = q.decode_qsi8cxp(p, 1, 64, 4)
     assert int(rsum[0]) == ((127 * 64 * 2**30 + 2**31) % 2**32) - 2**31
 
@@ -145,8 +148,7 @@ def test_packed_weights_cache_matches_plain_buffer() -> None:
     kern = q.SME2_MOPA()
     lp = kai_lhs_quant_pack_qai8dxp_f32().pack(lhs, mr=kern.get_mr(), kr=4, sr=1)
     c = np.zeros_like(a)
-    kern.run_matmul(20, 70, 40, lp, np.frombuffer(bytes(w.rhs_packed), np.uint8).copy(), c, 70 * 4, 4,
-                    -np.inf, np.inf)
+    kern.run_matmul(20, 70, 40, lp, np.frombuffer(bytes(w.rhs_packed), np.uint8).copy(), c, 70 * 4, 4, -np.inf, np.inf)
     assert np.array_equal(a, b) and np.array_equal(a, c)
 
 
@@ -242,8 +244,13 @@ def test_errors_rhs_packer() -> None:
 
 
 @settings(max_examples=25, deadline=None)
-@given(m=st.integers(1, 40), n=st.integers(1, 80), k=st.integers(1, 70), svl=st.sampled_from([128, 512]),
-       seed=st.integers(0, 2**16))
+@given(
+    m=st.integers(1, 40),
+    n=st.integers(1, 80),
+    k=st.integers(1, 70),
+    svl=st.sampled_from([128, 512]),
+    seed=st.integers(0, 2**16),
+)
 def test_kernels_agree_with_integer_model(m: int, n: int, k: int, svl: int, seed: int) -> None:
     """MOPA output == the §7.2 formula evaluated independently with int64 and float32 numpy."""
     from kleidiref.quant import quantize_qai8dx
@@ -259,7 +266,8 @@ def test_kernels_agree_with_integer_model(m: int, n: int, k: int, svl: int, seed
 
 
 _f32_any = st.floats(width=32, allow_nan=False) | st.sampled_from(
-    [0.0, -0.0, 1e-40, -1e-40, 1.1754942e-38, 1.1754944e-38, 2.0**-63, 2.0**-64, -(2.0**-63)])
+    [0.0, -0.0, 1e-40, -1e-40, 1.1754942e-38, 1.1754944e-38, 2.0**-63, 2.0**-64, -(2.0**-63)]
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -282,10 +290,19 @@ def test_fmul_fadd_match_fma32_oracle(a: float, b: float, fz: bool) -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(m=st.integers(1, 35), n=st.integers(1, 70), k=st.integers(1, 80), seed=st.integers(0, 2**16),
-       sme1=st.booleans(), fz=st.booleans(), tight=st.booleans(), scale_exp=st.integers(-140, 0))
-def test_fast_path_equals_packed_path(m: int, n: int, k: int, seed: int, sme1: bool, fz: bool, tight: bool,
-                                      scale_exp: int) -> None:
+@given(
+    m=st.integers(1, 35),
+    n=st.integers(1, 70),
+    k=st.integers(1, 80),
+    seed=st.integers(0, 2**16),
+    sme1=st.booleans(),
+    fz=st.booleans(),
+    tight=st.booleans(),
+    scale_exp=st.integers(-140, 0),
+)
+def test_fast_path_equals_packed_path(
+    m: int, n: int, k: int, seed: int, sme1: bool, fz: bool, tight: bool, scale_exp: int
+) -> None:
     lhs, rhs, scale, bias = _problem(m, n, k, seed)
     scale = (scale * np.float32(2.0**scale_exp)).astype(np.float32)  # down to subnormal scales
     t = Target(sme2=not sme1, flush_to_zero=fz, svl_bits=256)

@@ -27,16 +27,26 @@ I8MM = Target(sme2=False, sme=False, i8mm=True, dotprod=True, flush_to_zero=Fals
 DOT = Target(sme2=False, sme=False, i8mm=False, dotprod=True, flush_to_zero=False, name="neon-dotprod")
 NEON_KERNELS: list[type[Any]] = [q.NEON_I8MM, q.NEON_I8MM_GEMV, q.NEON_DOT, q.NEON_DOT_GEMV]
 #: (mr, nr, kr, m_step, n_step) read from the KleidiAI sources.
-TILES = {q.NEON_I8MM: (4, 4, 8, 16, 4), q.NEON_I8MM_GEMV: (1, 4, 8, 1, 4),
-         q.NEON_DOT: (4, 4, 4, 16, 4), q.NEON_DOT_GEMV: (1, 4, 4, 1, 4)}
+TILES = {
+    q.NEON_I8MM: (4, 4, 8, 16, 4),
+    q.NEON_I8MM_GEMV: (1, 4, 8, 1, 4),
+    q.NEON_DOT: (4, 4, 4, 16, 4),
+    q.NEON_DOT_GEMV: (1, 4, 4, 1, 4),
+}
 
 
 def bits(a: NDArray[Any]) -> NDArray[np.int32]:
     return np.ascontiguousarray(a, dtype=F32).view(np.int32)
 
 
-def formula(x: NDArray[np.float32], w: NDArray[np.int8], scale: NDArray[np.float32],
-            bias: NDArray[np.float32] | None, lo: float, hi: float) -> NDArray[np.float32]:
+def formula(
+    x: NDArray[np.float32],
+    w: NDArray[np.int8],
+    scale: NDArray[np.float32],
+    bias: NDArray[np.float32] | None,
+    lo: float,
+    hi: float,
+) -> NDArray[np.float32]:
     """The NEON epilogue written out (FPCR.FZ clear); no step is fused, so no fma32 appears."""
     codes, dq, zp = quantize_qai8dx(x)  # the packer's codes; finite inputs, any k_block_len
     acc = np.rint(codes.astype(np.float64) @ w.astype(np.float64).T).astype(np.int64)  # exact, |acc| < 2**53
@@ -53,8 +63,15 @@ def formula(x: NDArray[np.float32], w: NDArray[np.int8], scale: NDArray[np.float
     return out
 
 
-def run_kernel(cls: type[Any], x: NDArray[np.float32], w: NDArray[np.int8], scale: NDArray[np.float32],
-               bias: NDArray[np.float32] | None, lo: float, hi: float) -> NDArray[np.float32]:
+def run_kernel(
+    cls: type[Any],
+    x: NDArray[np.float32],
+    w: NDArray[np.int8],
+    scale: NDArray[np.float32],
+    bias: NDArray[np.float32] | None,
+    lo: float,
+    hi: float,
+) -> NDArray[np.float32]:
     """Pack both operands with the kernel's mr/nr/kr and call run_matmul once."""
     kern = cls()
     p = kern.tile_params()
@@ -80,8 +97,9 @@ def test_tile_params_from_source() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(p=gemm_problems("qp8_f32_qc8w_gemm", target=I8MM, max_m=20, max_n=13, max_k=80),
-       which=st.sampled_from(NEON_KERNELS))
+@given(
+    p=gemm_problems("qp8_f32_qc8w_gemm", target=I8MM, max_m=20, max_n=13, max_k=80), which=st.sampled_from(NEON_KERNELS)
+)
 def test_kernel_matches_formula(p: GemmProblem, which: type[Any]) -> None:
     x, w, s, b = p.inputs["lhs"], p.inputs["rhs"], p.inputs["scale"], p.inputs.get("bias")
     lo, hi = _bounds(p)
@@ -127,9 +145,18 @@ def test_tiling_invariance(cls: type[Any]) -> None:
     d8 = dst.reshape(-1).view(np.uint8)
     for m0 in range(0, m, p.m_step):
         for n0 in range(0, n, p.n_step):
-            kern.run_matmul(min(p.m_step, m - m0), min(p.n_step, n - n0), k,
-                            lhs[kern.get_lhs_packed_offset(m0, k):], rhs[kern.get_rhs_packed_offset(n0, k):],
-                            d8[kern.get_dst_offset(m0, n0, stride):], stride, 4, -1.5, 2.0)
+            kern.run_matmul(
+                min(p.m_step, m - m0),
+                min(p.n_step, n - n0),
+                k,
+                lhs[kern.get_lhs_packed_offset(m0, k) :],
+                rhs[kern.get_rhs_packed_offset(n0, k) :],
+                d8[kern.get_dst_offset(m0, n0, stride) :],
+                stride,
+                4,
+                -1.5,
+                2.0,
+            )
     whole = run_kernel(cls, x, w, s, b, -1.5, 2.0)
     np.testing.assert_array_equal(bits(dst[:, :n]), bits(whole))
     assert (dst[:, n:] == F32(-7.5)).all()
@@ -183,7 +210,9 @@ def test_packed_weights_family_mismatch_and_n0() -> None:
     with pytest.raises(ValueError, match="kr 4"):
         q.gemm_packed(np.ones((2, 32), F32), pw, target=I8MM)
     with pytest.raises(ValueError, match="n == 0"):
-        q.NEON_DOT().run_matmul(1, 0, 32, np.zeros(4096, np.uint8), np.zeros(4096, np.uint8),
-                                np.zeros(4, F32), 16, 4, -1.0, 1.0)
-    q.NEON_DOT().run_matmul(0, 4, 32, np.zeros(0, np.uint8), np.zeros(4096, np.uint8), np.zeros(0, F32), 16, 4,
-                            -1.0, 1.0)
+        q.NEON_DOT().run_matmul(
+            1, 0, 32, np.zeros(4096, np.uint8), np.zeros(4096, np.uint8), np.zeros(4, F32), 16, 4, -1.0, 1.0
+        )
+    q.NEON_DOT().run_matmul(
+        0, 4, 32, np.zeros(0, np.uint8), np.zeros(4096, np.uint8), np.zeros(0, F32), 16, 4, -1.0, 1.0
+    )

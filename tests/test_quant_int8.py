@@ -164,8 +164,11 @@ def test_qsi8cx_ties_to_even_and_errors() -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(lo=st.floats(-1e3, 0, width=32), hi=st.floats(0, 1e3, width=32),
-       x=hnp.arrays(F32, st.integers(1, 50), elements=_finite))
+@given(
+    lo=st.floats(-1e3, 0, width=32),
+    hi=st.floats(0, 1e3, width=32),
+    x=hnp.arrays(F32, st.integers(1, 50), elements=_finite),
+)
 def test_qai8_properties(lo: float, hi: float, x: NDArray[np.float32]) -> None:
     s, zp = choose_qai8_params(lo, hi)
     assert s > 0 and -128 <= zp <= 127
@@ -193,8 +196,11 @@ def test_qai8_ties_to_even_and_nan() -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(s_in=st.floats(2.0**-20, 10, width=32), s_out=st.floats(2.0**-20, 10, width=32),
-       sw=hnp.arrays(F32, st.integers(1, 8), elements=st.floats(2.0**-20, 10, width=32)))
+@given(
+    s_in=st.floats(2.0**-20, 10, width=32),
+    s_out=st.floats(2.0**-20, 10, width=32),
+    sw=hnp.arrays(F32, st.integers(1, 8), elements=st.floats(2.0**-20, 10, width=32)),
+)
 def test_requantization_scale_rounds_twice(s_in: float, s_out: float, sw: NDArray[np.float32]) -> None:
     ref = ((F32(s_in) * sw).astype(F32) / F32(s_out)).astype(F32)
     assume(np.all(ref < 256))

@@ -114,8 +114,10 @@ def test_weight_ranges(w8: np.ndarray[Any, Any], w4: np.ndarray[Any, Any], u4: n
 
 
 @SET
-@given(ks.channel_scales(n=7, min_value=2.0**-10, max_value=2.0**3),
-       ks.block_scales_bf16(n=4, num_blocks=3, min_exponent=-126, max_exponent=127, extreme_ranges=True))
+@given(
+    ks.channel_scales(n=7, min_value=2.0**-10, max_value=2.0**3),
+    ks.block_scales_bf16(n=4, num_blocks=3, min_exponent=-126, max_exponent=127, extreme_ranges=True),
+)
 def test_scales(cs: np.ndarray[Any, Any], bs: np.ndarray[Any, Any]) -> None:
     assert cs.dtype == np.float32 and ((cs >= 2.0**-10) & (cs <= 8.0)).all()
     f = bf16_to_f32(bs)

@@ -34,15 +34,25 @@ def _fail(actual: Any, **kw: Any) -> str:
 
 def _pf32(m: int = 9, n: int = 13, k: int = 21, seed: int = 0) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
-    return {"variant": "pf32_gemm", "target": T128, "lhs": rng.standard_normal((m, k)).astype(F32),
-            "rhs": rng.standard_normal((n, k)).astype(F32), "bias": rng.standard_normal(n).astype(F32)}
+    return {
+        "variant": "pf32_gemm",
+        "target": T128,
+        "lhs": rng.standard_normal((m, k)).astype(F32),
+        "rhs": rng.standard_normal((n, k)).astype(F32),
+        "bias": rng.standard_normal(n).astype(F32),
+    }
 
 
 def _qp8(m: int = 6, n: int = 11, k: int = 40, seed: int = 1) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
-    return {"variant": "qp8_f32_qc8w_gemm", "target": T128, "lhs": rng.standard_normal((m, k)).astype(F32),
-            "rhs": rng.integers(-127, 128, (n, k)).astype(np.int8),
-            "scale": rng.uniform(0.01, 0.1, n).astype(F32), "bias": rng.standard_normal(n).astype(F32)}
+    return {
+        "variant": "qp8_f32_qc8w_gemm",
+        "target": T128,
+        "lhs": rng.standard_normal((m, k)).astype(F32),
+        "rhs": rng.integers(-127, 128, (n, k)).astype(np.int8),
+        "scale": rng.uniform(0.01, 0.1, n).astype(F32),
+        "bias": rng.standard_normal(n).astype(F32),
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -96,14 +106,17 @@ def test_qai8dxp_fields_are_named() -> None:
     mr = 4  # VLs at SVL 128
     good = q.pack(kw["lhs"], mr=mr, kr=4, sr=1)
     k32 = 64
-    for off, field in ((mr * k32 + 4 * 1, "zero point: int32 -zp of row 1"),
-                       (mr * k32 + 4 * mr + 4 * 2, "scale: f32 dequantization scale dq of row 2"),
-                       (1 * 4 + 2, "data: int8 code (row 1, k 2)")):
+    for off, field in (
+        (mr * k32 + 4 * 1, "zero point: int32 -zp of row 1"),
+        (mr * k32 + 4 * mr + 4 * 2, "scale: f32 dequantization scale dq of row 2"),
+        (1 * 4 + 2, "data: int8 code (row 1, k 2)"),
+    ):
         bad = good.copy()
         bad[off] ^= 0x01
         with pytest.raises(AssertionError, match="differ") as info:
-            assert_packed_matches(bad, packer="kai_lhs_quant_pack_qai8dxp_f32", svl=128, lhs=kw["lhs"],
-                                  mr=mr, kr=4, sr=1)
+            assert_packed_matches(
+                bad, packer="kai_lhs_quant_pack_qai8dxp_f32", svl=128, lhs=kw["lhs"], mr=mr, kr=4, sr=1
+            )
         assert field in str(info.value)
 
 
@@ -199,15 +212,23 @@ def test_pqs8_ties_away_requantization() -> None:
     rng = np.random.default_rng(5)
     lhs = rng.integers(-20, 20, (4, 8)).astype(np.int8)
     rhs = rng.integers(-20, 20, (6, 8)).astype(np.int8)
-    kw: dict[str, Any] = {"variant": "pqs8_qc8w_gemm", "target": T128, "lhs": lhs, "rhs": rhs, "input_zero_point": 0,
-          "requant_scale": np.full(6, 0.5, F32), "output_zero_point": 3}
+    kw: dict[str, Any] = {
+        "variant": "pqs8_qc8w_gemm",
+        "target": T128,
+        "lhs": lhs,
+        "rhs": rhs,
+        "input_zero_point": 0,
+        "requant_scale": np.full(6, 0.5, F32),
+        "output_zero_point": 3,
+    }
     acc = lhs.astype(np.int64) @ rhs.astype(np.int64).T
     y = acc * 0.5
     away = np.clip(np.trunc(y + np.copysign(0.5, y)) + 3, -128, 127).astype(np.int8)
     msg = _fail(away, **kw)
     assert "ties-away requantization" in msg and "requantization" in msg.split("stage:")[1]
-    broken_acc = pqs8_qc8w_gemm.gemm(lhs, rhs, input_zero_point=5, requant_scale=kw["requant_scale"],
-                                     output_zero_point=3, target=T128)
+    broken_acc = pqs8_qc8w_gemm.gemm(
+        lhs, rhs, input_zero_point=5, requant_scale=kw["requant_scale"], output_zero_point=3, target=T128
+    )
     assert "stage: integer accumulator" in _fail(broken_acc, **kw)
 
 
@@ -229,8 +250,15 @@ def test_sme1_clamp_on_sme2_is_named() -> None:
     kw = _pf32()
     kw["lhs"][2, 3] = np.nan
     kw.update(clamp_min=-1.0, clamp_max=1.0)
-    y = pf32_gemm.gemm(kw["lhs"], kw["rhs"], bias=kw["bias"], target=T128,
-                       kernel=pf32_gemm.SME1_MOPA.name, clamp_min=-np.inf, clamp_max=np.inf)
+    y = pf32_gemm.gemm(
+        kw["lhs"],
+        kw["rhs"],
+        bias=kw["bias"],
+        target=T128,
+        kernel=pf32_gemm.SME1_MOPA.name,
+        clamp_min=-np.inf,
+        clamp_max=np.inf,
+    )
     broken = fmin_fmax(y, F32(-1), F32(1))  # FMIN/FMAX where the SME2 kernel has FCLAMP
     msg = _fail(broken, **kw)
     assert "stage: clamp" in msg and "FCLAMP maps a NaN to clamp_min" in msg
@@ -256,9 +284,19 @@ def test_off_by_one_tile_offset() -> None:
         for n0 in range(0, 20, ns):
             wrong = max(n0 - ns, 0) if (m0, n0) == (ms, ns) else n0  # a bug: the previous tile's RHS
             bm, bn = min(ms, 10 - m0), min(ns, 20 - n0)
-            dst = out.reshape(-1).view(np.uint8)[kern.get_dst_offset(m0, n0, 80):]
-            kern.run_matmul(bm, bn, 7, lhs_p[kern.get_lhs_packed_offset(m0, 7):],
-                            rhs_p[kern.get_rhs_packed_offset(wrong, 7):], dst, 80, 4, -np.inf, np.inf)
+            dst = out.reshape(-1).view(np.uint8)[kern.get_dst_offset(m0, n0, 80) :]
+            kern.run_matmul(
+                bm,
+                bn,
+                7,
+                lhs_p[kern.get_lhs_packed_offset(m0, 7) :],
+                rhs_p[kern.get_rhs_packed_offset(wrong, 7) :],
+                dst,
+                80,
+                4,
+                -np.inf,
+                np.inf,
+            )
     msg = _fail(out, **kw)
     assert "stage: tiling" in msg and "block (1, 1)" in msg and "cols [0, 8)" in msg
     assert "off by one tile (8 columns)" in msg
@@ -352,8 +390,10 @@ def test_exact_false_rejects_integer_errors() -> None:
 
 
 def test_kleidiref_imports_without_hypothesis() -> None:
-    code = ("import sys; sys.modules['hypothesis'] = None; import kleidiref, kleidiref.testing; "
-            "from kleidiref.testing import assert_matches; print('ok')")
+    code = (
+        "import sys; sys.modules['hypothesis'] = None; import kleidiref, kleidiref.testing; "
+        "from kleidiref.testing import assert_matches; print('ok')"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert res.returncode == 0 and "ok" in res.stdout, res.stderr
 
@@ -383,8 +423,14 @@ def test_qb4w_ties_even_is_named() -> None:
     x = _tie_rows(3, 64)
     codes = rng.integers(-8, 8, (10, 64)).astype(np.int8)
     sc = f32_scales_to_bf16(rng.uniform(0.01, 0.1, (10, 2)).astype(F32))
-    kw: dict[str, Any] = {"variant": "qp8_f32_qb4w_gemm", "target": T128, "lhs": x, "rhs": codes,
-                          "scales_bf16": sc, "bl": 32}
+    kw: dict[str, Any] = {
+        "variant": "qp8_f32_qb4w_gemm",
+        "target": T128,
+        "lhs": x,
+        "rhs": codes,
+        "scales_bf16": sc,
+        "bl": 32,
+    }
     kern = qb4w.NEON_I8MM(128)
     prep = qb4w.prepare_weights(codes, sc, bl=32, target=T128)
     scale0, dq, zp = qai8dx_params(x)

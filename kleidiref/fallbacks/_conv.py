@@ -53,9 +53,7 @@ def conv_geometry(
     if len(w_shape) != 4:
         raise ValueError(f"convolution filter must be [O, kh, kw, I/groups] (4-D), got shape {w_shape}")
     if groups < 1 or x_shape[3] % groups or w_shape[0] % groups:
-        raise ValueError(
-            f"groups = {groups} must divide input channels {x_shape[3]} and output channels {w_shape[0]}"
-        )
+        raise ValueError(f"groups = {groups} must divide input channels {x_shape[3]} and output channels {w_shape[0]}")
     gic, goc = x_shape[3] // groups, w_shape[0] // groups
     if w_shape[3] != gic:
         raise ValueError(f"filter's last dim must be I/groups = {gic}, got {w_shape[3]}")

@@ -123,9 +123,7 @@ def dwconv_qs8(
     """``xnn_qs8_qc8w_dwconv_minmax_fp32_ukernel_*``: exact int32 sum, fp32 requantization per channel."""
     if np.asarray(x).dtype != np.int8 or np.asarray(w).dtype != np.int8:
         raise TypeError("dwconv_qs8 takes int8 x and w")
-    geo, taps, wt = _depthwise_taps(
-        x, w, dict(stride=stride, dilation=dilation, padding=padding), np.int8(zx)
-    )
+    geo, taps, wt = _depthwise_taps(x, w, dict(stride=stride, dilation=dilation, padding=padding), np.int8(zx))
     c = x.shape[3]
     dwconv_tile("qs8", wt.shape[1])
     b = np.zeros(c, np.int64) if bias is None else np.asarray(bias).astype(np.int64)

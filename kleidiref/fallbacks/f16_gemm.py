@@ -64,9 +64,7 @@ def _accumulate(
     if slots is None:
         return fma16_chain(acc0, rows, wt, fz=fz)
     zero = np.zeros((rows.shape[0], wt.shape[1]), F16)
-    acc = [
-        fma16_chain(acc0 if j == 0 else zero, rows[:, slots == j], wt[slots == j], fz=fz) for j in range(4)
-    ]
+    acc = [fma16_chain(acc0 if j == 0 else zero, rows[:, slots == j], wt[slots == j], fz=fz) for j in range(4)]
     return fadd16(fadd16(acc[0], acc[1], fz=fz), fadd16(acc[2], acc[3], fz=fz), fz=fz)
 
 

@@ -87,10 +87,7 @@ def f32_gemm(
     if kernel == "acc4":
         if m != 1:
             raise ValueError(f"the 1x8 acc4 kernel computes one row; M = {m}")
-        acc = [
-            fma32_chain(acc0 if j == 0 else zero, a[:, j : 4 * g : 4], wt[j : 4 * g : 4], fz=fz)
-            for j in range(4)
-        ]
+        acc = [fma32_chain(acc0 if j == 0 else zero, a[:, j : 4 * g : 4], wt[j : 4 * g : 4], fz=fz) for j in range(4)]
         big_a, big_b, c, d = acc
         if g > 0:
             big_a, big_b = fadd32(big_a, c, fz=fz), fadd32(big_b, d, fz=fz)
@@ -102,9 +99,7 @@ def f32_gemm(
             big_a = fma32_chain(big_a, a[:, k - 1 : k], wt[k - 1 : k], fz=fz)
         return clamp_max_min(fadd32(big_a, big_b, fz=fz), clamp_min, clamp_max, fz=fz)
     # nr2: four lanes per output, FADDP reduction, then the K % 4 tail on the reduced sum.
-    lanes = [
-        fma32_chain(acc0 if j == 0 else zero, a[:, j : 4 * g : 4], wt[j : 4 * g : 4], fz=fz) for j in range(4)
-    ]
+    lanes = [fma32_chain(acc0 if j == 0 else zero, a[:, j : 4 * g : 4], wt[j : 4 * g : 4], fz=fz) for j in range(4)]
     red = fadd32(fadd32(lanes[0], lanes[1], fz=fz), fadd32(lanes[2], lanes[3], fz=fz), fz=fz)
     if k > 4 * g:
         red = fma32_chain(red, a[:, 4 * g :], wt[4 * g :], fz=fz)

@@ -35,8 +35,7 @@ __all__ = ["F32_IGEMM_KERNELS", "f32_igemm"]
 F32 = np.float32
 F32_IGEMM_KERNELS: dict[str, str] = {
     "ld128": "xnn_f32_igemm_minmax_ukernel_{4,6}x8__asm_aarch64_neonfma_ld128",
-    "acc2": "xnn_f32_igemm_minmax_ukernel_1x8__asm_aarch64_neonfma_ld64 / "
-    "4x2__asm_aarch64_neonfma_cortex_a75_prfm",
+    "acc2": "xnn_f32_igemm_minmax_ukernel_1x8__asm_aarch64_neonfma_ld64 / 4x2__asm_aarch64_neonfma_cortex_a75_prfm",
 }
 
 

@@ -93,16 +93,14 @@ F32_QC8W_KERNELS: dict[str, str] = {
     "ld128": "xnn_f32_qc8w_gemm_minmax_ukernel_6x8__asm_aarch64_neonfma_ld128 / "
     "1x8__asm_aarch64_neonfma_ld128 (iOS/macOS, M == 1)",
     "acc4": "xnn_f32_qc8w_gemm_minmax_ukernel_1x8__asm_aarch64_neonfma_ld128_acc4",
-    "x86_fma": "xnn_f32_qc8w_gemm_minmax_ukernel_{1x32,7x32}__avx512skx_broadcast / "
-    "{1x16,5x16}__{avx2,fma3}_broadcast",
+    "x86_fma": "xnn_f32_qc8w_gemm_minmax_ukernel_{1x32,7x32}__avx512skx_broadcast / {1x16,5x16}__{avx2,fma3}_broadcast",
     "x86_avx": "xnn_f32_qc8w_gemm_minmax_ukernel_{1x16,5x16}__avx_broadcast",
     "x86_sse41": "xnn_f32_qc8w_gemm_minmax_ukernel_{1x8,4x8}__sse41_dup",
 }
 #: ``kernel=`` values of :func:`f32_qc4w_gemm` and the XNNPACK ukernels they model.
 F32_QC4W_KERNELS: dict[str, str] = {
     "lane_ld128": "xnn_f32_qc4w_gemm_minmax_ukernel_{1x8,4x8,6x8}__aarch64_neonfma_lane_ld128",
-    "x86_fma": "xnn_f32_qc4w_gemm_minmax_ukernel_{1x32,7x32}__avx512skx_broadcast / "
-    "{1x16,3x16}__{avx2,fma3}_broadcast",
+    "x86_fma": "xnn_f32_qc4w_gemm_minmax_ukernel_{1x32,7x32}__avx512skx_broadcast / {1x16,3x16}__{avx2,fma3}_broadcast",
     "x86_avx": "xnn_f32_qc4w_gemm_minmax_ukernel_{1x16,3x16}__avx_broadcast",
     "x86_sse41": "xnn_f32_qc4w_gemm_minmax_ukernel_{1x8,4x8}__sse41_dup",
 }

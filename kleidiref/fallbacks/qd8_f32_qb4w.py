@@ -52,9 +52,7 @@ def _check(w: object, scales: object, block_size: int) -> tuple[NDArray[np.int8]
     return w, scales
 
 
-def qb4w_ksum(
-    w: NDArray[np.int8], scales: NDArray[np.uint16], block_size: int, *, kr: int
-) -> NDArray[np.float32]:
+def qb4w_ksum(w: NDArray[np.int8], scales: NDArray[np.uint16], block_size: int, *, kr: int) -> NDArray[np.float32]:
     """The packed per-channel f32 ``ksum`` slot: ``ksum -= RN32(float(chunk sum) * scale)`` per 2*kr chunk."""
     w, scales = _check(w, scales, block_size)
     if kr < 1 or (2 * kr) > block_size or block_size % (2 * kr):

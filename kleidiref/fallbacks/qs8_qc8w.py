@@ -32,18 +32,14 @@ __all__ = ["qs8_qc8w_gemm", "qs8_qc8w_igemm", "qs8_requantization_scale", "qs8_r
 F32 = np.float32
 
 
-def qs8_requantization_scale(
-    sx: float, sw: NDArray[np.float32] | float, sy: float, n: int
-) -> NDArray[np.float32]:
+def qs8_requantization_scale(sx: float, sw: NDArray[np.float32] | float, sy: float, n: int) -> NDArray[np.float32]:
     """``RN32(RN32(sx * sw[n]) / sy)`` per output channel; ValueError if any is >= 256 (creation fails)."""
     w = np.broadcast_to(np.asarray(sw, dtype=F32), (n,))
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         s = ((F32(sx) * w).astype(F32) / F32(sy)).astype(F32)
     if not np.all(s < F32(256.0)):
         i = int(np.argmax(~(s < F32(256.0))))
-        raise ValueError(
-            f"requantization scale [{i}] = {float(s[i])!r} is >= 256: XNNPACK rejects the qs8 operator"
-        )
+        raise ValueError(f"requantization scale [{i}] = {float(s[i])!r} is >= 256: XNNPACK rejects the qs8 operator")
     if not np.all(s > 0):
         raise ValueError("requantization scales must be positive (input, filter and output scales > 0)")
     out: NDArray[np.float32] = s

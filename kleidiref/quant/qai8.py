@@ -83,9 +83,7 @@ def dequantize_qai8(q: NDArray[np.int8], scale: float, zero_point: int) -> NDArr
     return out
 
 
-def requantization_scale(
-    input_scale: float, kernel_scale: ArrayLike, output_scale: float
-) -> NDArray[np.float32]:
+def requantization_scale(input_scale: float, kernel_scale: ArrayLike, output_scale: float) -> NDArray[np.float32]:
     """``RN32(RN32(s_in * s_w[n]) / s_out)`` per channel; ValueError if any is >= 256.
 
     XNNPACK refuses to create the operator then (``setup_scale_params_qx8_qcyw`` /
@@ -125,5 +123,3 @@ def choose_qai8_params(min_val: float, max_val: float) -> tuple[np.float32, int]
     s = max(s, _EPS)
     zp = -128 - int(round_half_even(F32(lo / s)))
     return F32(s), int(np.clip(zp, -128, 127))
-
-

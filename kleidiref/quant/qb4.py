@@ -86,9 +86,7 @@ def check_block_size(k: int, bl: int, *, kr: int | None = None) -> None:
             "(check_block_size: input_channels % block_size == 0; KAI_ASSERT((k % bl) == 0))"
         )
     if kr is not None and bl % _int("kr", kr):
-        raise ValueError(
-            f"bl={bl} must be a multiple of kr={kr} (KAI_ASSERT((bl % kr) == 0) in the RHS packer)"
-        )
+        raise ValueError(f"bl={bl} must be a multiple of kr={kr} (KAI_ASSERT((bl % kr) == 0) in the RHS packer)")
 
 
 def check_kernel_zero_point(zero_point: int) -> None:
@@ -102,17 +100,13 @@ def check_kernel_zero_point(zero_point: int) -> None:
         )
 
 
-def check_scales_bf16(
-    scales: NDArray[np.uint16], *, n: int | None = None, num_blocks: int | None = None
-) -> None:
+def check_scales_bf16(scales: NDArray[np.uint16], *, n: int | None = None, num_blocks: int | None = None) -> None:
     """Every bf16 scale must be finite, > 0 and normal (``check_block_size``; ``math_cvt_fp32_bf16``).
 
     Shape ``[N, K / bl]`` is checked when ``n`` / ``num_blocks`` are given.
     """
     if not isinstance(scales, np.ndarray):
-        raise TypeError(
-            f"scales must be a numpy array of uint16 bf16 bit patterns, got {type(scales).__name__}"
-        )
+        raise TypeError(f"scales must be a numpy array of uint16 bf16 bit patterns, got {type(scales).__name__}")
     if scales.dtype != np.uint16:
         raise TypeError(f"scales must be uint16 bf16 bit patterns [N, K/bl], got {scales.dtype}")
     if scales.ndim != 2:
@@ -243,9 +237,7 @@ def unpack_nibbles(
         raise ValueError(f"order must be 'nxk' or 'kxn', got {order!r}")
     rows, cols = (n, k) if order == "nxk" else (k, n)
     if packed.shape != (rows, (cols + 1) // 2):
-        raise ValueError(
-            f"packed must have shape ({rows}, {(cols + 1) // 2}) for order {order!r}, got {packed.shape}"
-        )
+        raise ValueError(f"packed must have shape ({rows}, {(cols + 1) // 2}) for order {order!r}, got {packed.shape}")
     lo, hi = packed & np.uint8(0xF), packed >> np.uint8(4)
     nib = np.stack([lo, hi], axis=2).reshape(rows, -1)[:, :cols].astype(np.int16)
     vals = ((nib ^ 8) - 8) if signed else (nib - 8)

@@ -52,8 +52,14 @@ def _problem(variant: str, target: Target | None, kernel: str | None, inputs: di
         "pf16_gemm": {"bias", "clamp_min", "clamp_max"},
         "qp8_f32_qc8w_gemm": {"scale", "bias", "clamp_min", "clamp_max"},
         "qp8_f32_qb4w_gemm": {"scales_bf16", "bl", "bias", "clamp_min", "clamp_max"},
-        "pqs8_qc8w_gemm": {"input_zero_point", "requant_scale", "bias", "output_zero_point", "output_min",
-                           "output_max"},
+        "pqs8_qc8w_gemm": {
+            "input_zero_point",
+            "requant_scale",
+            "bias",
+            "output_zero_point",
+            "output_min",
+            "output_max",
+        },
     }
     if variant not in allowed:
         raise ValueError(f"variant must be one of {VARIANT_NAMES}, got {variant!r}")
@@ -65,7 +71,12 @@ def _problem(variant: str, target: Target | None, kernel: str | None, inputs: di
 
 
 def reference(
-    *, variant: str, lhs: NDArray[Any], rhs: NDArray[Any], target: Target | None = None, kernel: str | None = None,
+    *,
+    variant: str,
+    lhs: NDArray[Any],
+    rhs: NDArray[Any],
+    target: Target | None = None,
+    kernel: str | None = None,
     **inputs: Any,
 ) -> NDArray[Any]:
     """The kleidiref output for these inputs (the kernel XNNPACK selects on ``target`` unless named).
@@ -79,9 +90,18 @@ def reference(
 
 
 def explain_mismatch(
-    actual: Any, *, variant: str, lhs: NDArray[Any], rhs: NDArray[Any], target: Target | None = None,
-    kernel: str | None = None, lhs_packed: Any = None, rhs_packed: Any = None, exact: bool = True,
-    nan_payloads: bool = False, **inputs: Any,
+    actual: Any,
+    *,
+    variant: str,
+    lhs: NDArray[Any],
+    rhs: NDArray[Any],
+    target: Target | None = None,
+    kernel: str | None = None,
+    lhs_packed: Any = None,
+    rhs_packed: Any = None,
+    exact: bool = True,
+    nan_payloads: bool = False,
+    **inputs: Any,
 ) -> str | None:
     """The report :func:`assert_matches` would raise, or None when ``actual`` matches."""
     p = _problem(variant, target, kernel, {"lhs": lhs, "rhs": rhs, **inputs})
@@ -89,9 +109,18 @@ def explain_mismatch(
 
 
 def assert_matches(
-    actual: Any, *, variant: str, lhs: NDArray[Any], rhs: NDArray[Any], target: Target | None = None,
-    kernel: str | None = None, lhs_packed: Any = None, rhs_packed: Any = None, exact: bool = True,
-    nan_payloads: bool = False, **inputs: Any,
+    actual: Any,
+    *,
+    variant: str,
+    lhs: NDArray[Any],
+    rhs: NDArray[Any],
+    target: Target | None = None,
+    kernel: str | None = None,
+    lhs_packed: Any = None,
+    rhs_packed: Any = None,
+    exact: bool = True,
+    nan_payloads: bool = False,
+    **inputs: Any,
 ) -> None:
     """Assert that ``actual`` is what the KleidiAI kernel computes; explain the difference if not.
 
@@ -112,15 +141,30 @@ def assert_matches(
         >>> assert_matches(out, variant="pf32_gemm", lhs=a, rhs=w, target=kr.APPLE_M4)
     """
     __tracebackhide__ = True  # pytest: show the caller's line, not ours
-    msg = explain_mismatch(actual, variant=variant, lhs=lhs, rhs=rhs, target=target, kernel=kernel,
-                           lhs_packed=lhs_packed, rhs_packed=rhs_packed, exact=exact, nan_payloads=nan_payloads,
-                           **inputs)
+    msg = explain_mismatch(
+        actual,
+        variant=variant,
+        lhs=lhs,
+        rhs=rhs,
+        target=target,
+        kernel=kernel,
+        lhs_packed=lhs_packed,
+        rhs_packed=rhs_packed,
+        exact=exact,
+        nan_payloads=nan_payloads,
+        **inputs,
+    )
     if msg is not None:
         raise AssertionError(msg)
 
 
 def assert_packed_matches(
-    actual: Any, *, packer: str, svl: int | None = None, written: NDArray[np.bool_] | None = None, **pack_args: Any,
+    actual: Any,
+    *,
+    packer: str,
+    svl: int | None = None,
+    written: NDArray[np.bool_] | None = None,
+    **pack_args: Any,
 ) -> None:
     """Assert a packed buffer equals what KleidiAI's ``packer`` writes for ``pack_args``.
 
@@ -148,7 +192,12 @@ def assert_packed_matches(
 
 
 def error_bound(
-    *, variant: str, lhs: NDArray[Any], rhs: NDArray[Any], target: Target | None = None, kernel: str | None = None,
+    *,
+    variant: str,
+    lhs: NDArray[Any],
+    rhs: NDArray[Any],
+    target: Target | None = None,
+    kernel: str | None = None,
     **inputs: Any,
 ) -> NDArray[np.float64]:
     """Per-element bound on ``|kernel output - exact_result(...)|`` (float64 [M, N]; inf = out of model).
@@ -161,7 +210,12 @@ def error_bound(
 
 
 def exact_result(
-    *, variant: str, lhs: NDArray[Any], rhs: NDArray[Any], target: Target | None = None, kernel: str | None = None,
+    *,
+    variant: str,
+    lhs: NDArray[Any],
+    rhs: NDArray[Any],
+    target: Target | None = None,
+    kernel: str | None = None,
     **inputs: Any,
 ) -> NDArray[np.float64]:
     """The exact (float64-evaluated) value of each element on the quantized operands, clamped."""

@@ -77,26 +77,46 @@ def _float_candidates(p: Problem) -> list[Candidate]:
             return fin(p.lhs.astype(F32) @ p.rhs.astype(F32).T + _float_bias(p).astype(F32))
 
     out = [
-        Candidate("numpy float64 matmul", "accumulates in float64 and rounds once at the end; the kernel "
-                  "rounds every k step in binary32 (FMOPA), so results differ by a few ULP", f64),
-        Candidate("float32 BLAS matmul", "BLAS sums in its own (blocked) order; the kernel sums k in order "
-                  "with one rounding per step", blas32),
-        Candidate("per-element float32 accumulation, unfused (KleidiAI test reference matmul_any_type)",
-                  "RN32(acc + RN32(a*w)) rounds the product separately; FMOPA is fused (one rounding per k)",
-                  lambda: fin(_f32_per_element(p, fused=False))),
+        Candidate(
+            "numpy float64 matmul",
+            "accumulates in float64 and rounds once at the end; the kernel "
+            "rounds every k step in binary32 (FMOPA), so results differ by a few ULP",
+            f64,
+        ),
+        Candidate(
+            "float32 BLAS matmul",
+            "BLAS sums in its own (blocked) order; the kernel sums k in order with one rounding per step",
+            blas32,
+        ),
+        Candidate(
+            "per-element float32 accumulation, unfused (KleidiAI test reference matmul_any_type)",
+            "RN32(acc + RN32(a*w)) rounds the product separately; FMOPA is fused (one rounding per k)",
+            lambda: fin(_f32_per_element(p, fused=False)),
+        ),
     ]
     if not f16:
-        out.append(Candidate(
-            "fma32 emulated as float32(float64(a)*b + acc) (double rounding)",
-            "rounding the exact float64 sum to binary32 after a float64 rounding can round twice; the "
-            "kernel's FMOPA rounds once (kleidiref uses round-to-odd)", lambda: fin(_f32_per_element(p, fused=True))))
+        out.append(
+            Candidate(
+                "fma32 emulated as float32(float64(a)*b + acc) (double rounding)",
+                "rounding the exact float64 sum to binary32 after a float64 rounding can round twice; the "
+                "kernel's FMOPA rounds once (kleidiref uses round-to-odd)",
+                lambda: fin(_f32_per_element(p, fused=True)),
+            )
+        )
     else:
+
         def f16_acc() -> NDArray[Any]:
             with np.errstate(all="ignore"):
                 return _clamp_like(p, (p.lhs @ p.rhs.T + (p.bias if p.bias is not None else 0)).astype(np.float16))
 
-        out.append(Candidate("numpy float16 matmul", "numpy's float16 matmul is a non-BLAS loop of its own "
-                             "precision; the kernel accumulates f16 pairs in binary32", f16_acc))
+        out.append(
+            Candidate(
+                "numpy float16 matmul",
+                "numpy's float16 matmul is a non-BLAS loop of its own "
+                "precision; the kernel accumulates f16 pairs in binary32",
+                f16_acc,
+            )
+        )
     return out
 
 
@@ -143,34 +163,65 @@ def _qp8_candidates(p: Problem) -> list[Candidate]:
         q = _ties_even_codes(p.lhs)
         if p.variant == "qp8_f32_qc8w_gemm":
             if p.is_gemv() and p.m > 1:
-                return np.concatenate([_qai8dxp_with_codes(p.with_(lhs=p.lhs[i:i + 1]), p.kernel, q[i:i + 1])
-                                       for i in range(p.m)])
+                return np.concatenate(
+                    [_qai8dxp_with_codes(p.with_(lhs=p.lhs[i : i + 1]), p.kernel, q[i : i + 1]) for i in range(p.m)]
+                )
             return _qai8dxp_with_codes(p, p.kernel, q)
         from ..variants.qp8_f32_qb4w_gemm import prepare_weights
 
-        prep = prepare_weights(p.rhs, p.scales_bf16, bl=p.bl, bias=p.bias, target=p.target,  # type: ignore[arg-type]
-                               kernel=p.kernel)
+        prep = prepare_weights(
+            p.rhs,
+            p.scales_bf16,  # type: ignore[arg-type]
+            bl=p.bl,  # type: ignore[arg-type]
+            bias=p.bias,
+            target=p.target,
+            kernel=p.kernel,
+        )
         _, dq, zp = quantize_qai8dx(np.ascontiguousarray(p.lhs), k_block_len=kbl)
         kern = p.kernel_obj()
-        return kern.compute_decoded(q, (-zp).astype(np.int32), dq, prep.operand,  # type: ignore[attr-defined,no-any-return]
-                                    F32(p.clamp_min), F32(p.clamp_max))
+        return kern.compute_decoded(  # type: ignore[attr-defined,no-any-return]
+            q,
+            (-zp).astype(np.int32),
+            dq,
+            prep.operand,
+            F32(p.clamp_min),
+            F32(p.clamp_max),
+        )
 
-    out.append(Candidate(
-        "ties-even rounding in qai8dx (RNE instead of ties-away)",
-        "kai_lhs_quant_pack_qai8dxp_f32 rounds x*scale half away from zero (vcvtaq_s32_f32 / roundf); "
-        "rounding half to even changes codes where x*scale is exactly n + 0.5", ties_even))
+    out.append(
+        Candidate(
+            "ties-even rounding in qai8dx (RNE instead of ties-away)",
+            "kai_lhs_quant_pack_qai8dxp_f32 rounds x*scale half away from zero (vcvtaq_s32_f32 / roundf); "
+            "rounding half to even changes codes where x*scale is exactly n + 0.5",
+            ties_even,
+        )
+    )
 
     if p.variant == "qp8_f32_qc8w_gemm":
+
         def qd8() -> NDArray[Any]:
             q, a, zp = quantize_qd8(p.lhs, fz=p.target.flush_to_zero)
-            return qd8_f32_qc8w_gemm(q, a, zp, p.rhs, p.scale, p.bias,  # type: ignore[arg-type]
-                                     clamp_min=p.clamp_min, clamp_max=p.clamp_max, fz=p.target.flush_to_zero)
+            return qd8_f32_qc8w_gemm(
+                q,
+                a,
+                zp,
+                p.rhs,
+                p.scale,  # type: ignore[arg-type]
+                p.bias,
+                clamp_min=p.clamp_min,
+                clamp_max=p.clamp_max,
+                fz=p.target.flush_to_zero,
+            )
 
-        out.append(Candidate(
-            "XNNPACK qd8_f32_qc8w (qd8 quantization + qd8 epilogue) instead of KleidiAI qai8dx",
-            "XNNPACK's own qd8 quantizer rounds ties to even and its NEON epilogue is "
-            "fma(RN32(acc*a), ws, b); KleidiAI's qp8 path rounds ties away and computes "
-            "RN32(RN32(acc*RN32(dq*scale)) + b) (MOPA) or fma(RN32(scale*dq), acc, b) (GEMV)", qd8))
+        out.append(
+            Candidate(
+                "XNNPACK qd8_f32_qc8w (qd8 quantization + qd8 epilogue) instead of KleidiAI qai8dx",
+                "XNNPACK's own qd8 quantizer rounds ties to even and its NEON epilogue is "
+                "fma(RN32(acc*a), ws, b); KleidiAI's qp8 path rounds ties away and computes "
+                "RN32(RN32(acc*RN32(dq*scale)) + b) (MOPA) or fma(RN32(scale*dq), acc, b) (GEMV)",
+                qd8,
+            )
+        )
 
     def dequant_float() -> NDArray[Any]:
         q, dq, zp = quantize_qai8dx(np.ascontiguousarray(p.lhs), k_block_len=kbl)
@@ -182,14 +233,21 @@ def _qp8_candidates(p: Problem) -> list[Candidate]:
             y = p.lhs.astype(F64) @ _weights_f64(p).T + _float_bias(p)
         return _clamp_like(p, canonical_nan_f32(y.astype(F32)))
 
-    out.append(Candidate(
-        "dequantize-then-float matmul (KleidiAI test reference matmul_clamp_nt_t)",
-        "the KleidiAI tests compare against a float matmul on dequantized operands within a tolerance; "
-        "the kernel's integer accumulation and binary32 epilogue round differently", dequant_float))
-    out.append(Candidate(
-        "float64 matmul on the unquantized activations",
-        "ignores the dynamic int8 quantization of the activations (error up to dq/2 per element)",
-        unquant_float))
+    out.append(
+        Candidate(
+            "dequantize-then-float matmul (KleidiAI test reference matmul_clamp_nt_t)",
+            "the KleidiAI tests compare against a float matmul on dequantized operands within a tolerance; "
+            "the kernel's integer accumulation and binary32 epilogue round differently",
+            dequant_float,
+        )
+    )
+    out.append(
+        Candidate(
+            "float64 matmul on the unquantized activations",
+            "ignores the dynamic int8 quantization of the activations (error up to dq/2 per element)",
+            unquant_float,
+        )
+    )
     return out
 
 
@@ -227,12 +285,17 @@ def _pqs8_candidates(p: Problem) -> list[Candidate]:
         return finish(np.rint(_pqs8_acc(p).astype(F64) * p.requant_scale.astype(F64)))  # type: ignore[union-attr]
 
     return [
-        Candidate("ties-away requantization (roundf / lroundf instead of FRINTN)",
-                  "the pqs8 kernels round RN32(RN32(acc)*scale) half to even (FRINTN), as "
-                  "xnn_qs8_requantize_fp32's lrintf", ties_away),
-        Candidate("requantization in float64 (no binary32 rounding of acc*scale; KleidiAI test reference)",
-                  "the kernel converts acc to binary32 (SCVTF) and multiplies in binary32 before rounding; "
-                  "a float64 product can land on the other side of a .5 tie", f64_scale),
+        Candidate(
+            "ties-away requantization (roundf / lroundf instead of FRINTN)",
+            "the pqs8 kernels round RN32(RN32(acc)*scale) half to even (FRINTN), as xnn_qs8_requantize_fp32's lrintf",
+            ties_away,
+        ),
+        Candidate(
+            "requantization in float64 (no binary32 rounding of acc*scale; KleidiAI test reference)",
+            "the kernel converts acc to binary32 (SCVTF) and multiplies in binary32 before rounding; "
+            "a float64 product can land on the other side of a .5 tie",
+            f64_scale,
+        ),
     ]
 
 
@@ -254,27 +317,40 @@ def _kernel_differences(p: Problem, me: Any, other: Any) -> list[str]:
     names = (me.name, other.name)
     gemv_differs = p.is_gemv(me.name) != p.is_gemv(other.name)
     if p.variant == "pf16_gemm" and any(n.endswith("_1x8vl_sme_mla") for n in names):
-        out.append("per-k vs per-pair rounding: the pf16 SME1 GEMV rounds once per k (FMLALB/FMLALT); the other "
-                   "pf16 kernels round each f16 pair sum, then its addition (FDOT / widening FMOPA)")
+        out.append(
+            "per-k vs per-pair rounding: the pf16 SME1 GEMV rounds once per k (FMLALB/FMLALT); the other "
+            "pf16 kernels round each f16 pair sum, then its addition (FDOT / widening FMOPA)"
+        )
     elif gemv_differs and p.variant == "pf32_gemm":
         out.append("MOPA vs GEMV: the same FMA chain, but the MOPA's bias injection turns a -0 bias into +0")
     elif gemv_differs and p.variant == "pf16_gemm":
         out.append("MOPA vs GEMV: the same pair arithmetic, but under FZ16 the GEMV keeps a subnormal f16 bias")
     elif p.variant in ("qp8_f32_qc8w_gemm", "qp8_f32_qb4w_gemm"):
-        fused = [getattr(k, "gemv", False) if p.variant == "qp8_f32_qc8w_gemm" else getattr(k, "kind", "") == "sme2_dot"
-                 for k in (me, other)]
+        fused = [
+            getattr(k, "gemv", False) if p.variant == "qp8_f32_qc8w_gemm" else getattr(k, "kind", "") == "sme2_dot"
+            for k in (me, other)
+        ]
         if fused[0] != fused[1]:
-            out.append("MOPA vs GEMV epilogue: the GEMV fuses its last multiply-add into the bias (one rounding), "
-                       "the MOPA rounds FMUL then FADD (two)")
+            out.append(
+                "MOPA vs GEMV epilogue: the GEMV fuses its last multiply-add into the bias (one rounding), "
+                "the MOPA rounds FMUL then FADD (two)"
+            )
         bbl = [getattr(k, "rhs_bbl", None) for k in (me, other)]
         if p.variant == "qp8_f32_qb4w_gemm" and bbl[0] != bbl[1]:
-            out.append("the packed row sums are accumulated in another order (i8mm vs dotprod vs SME2 packers), "
-                       "which can change their last bit")
+            out.append(
+                "the packed row sums are accumulated in another order (i8mm vs dotprod vs SME2 packers), "
+                "which can change their last bit"
+            )
     kinds = [_clamp_of(k) for k in (me, other)]
     if other.isa != me.isa or kinds[0] != kinds[1]:
-        out.append(f"{other.isa.upper()} instead of {me.isa.upper()}" + (
-            ": the clamp differs (SME2 FCLAMP maps a NaN to clamp_min; SME1/SVE/NEON FMIN/FMAX propagate NaN)"
-            if p.variant != "pqs8_qc8w_gemm" else " (same integer clamp)"))
+        out.append(
+            f"{other.isa.upper()} instead of {me.isa.upper()}"
+            + (
+                ": the clamp differs (SME2 FCLAMP maps a NaN to clamp_min; SME1/SVE/NEON FMIN/FMAX propagate NaN)"
+                if p.variant != "pqs8_qc8w_gemm"
+                else " (same integer clamp)"
+            )
+        )
     return out
 
 

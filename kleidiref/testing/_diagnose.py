@@ -106,13 +106,23 @@ def _rhs_reference(p: Problem) -> tuple[NDArray[np.uint8], Any]:
         from ..variants._int8_common import kai_rhs_pack_qsi8cx_params
 
         name = "kai_rhs_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme"
-        kw = {"rhs_kxn": np.ascontiguousarray(p.rhs.T), "scale": p.requant_scale, "bias": p.bias,
-              "params": kai_rhs_pack_qsi8cx_params(lhs_zero_point=p.input_zero_point, scale_multiplier=1.0)}
+        kw = {
+            "rhs_kxn": np.ascontiguousarray(p.rhs.T),
+            "scale": p.requant_scale,
+            "bias": p.bias,
+            "params": kai_rhs_pack_qsi8cx_params(lhs_zero_point=p.input_zero_point, scale_multiplier=1.0),
+        }
     else:
         from ..variants.qp8_f32_qb4w_gemm import prepare_weights
 
-        prep = prepare_weights(p.rhs, p.scales_bf16, bl=p.bl, bias=p.bias, target=p.target,  # type: ignore[arg-type]
-                               kernel=p.kernel)
+        prep = prepare_weights(
+            p.rhs,
+            p.scales_bf16,  # type: ignore[arg-type]
+            bl=p.bl,  # type: ignore[arg-type]
+            bias=p.bias,
+            target=p.target,
+            kernel=p.kernel,
+        )
         kern = p.kernel_obj()
         sme = bool(getattr(kern, "sme2", False))
         bbl = tp.kr // tp.sr if sme else int(getattr(kern, "rhs_bbl", tp.kr // tp.sr))
@@ -155,30 +165,37 @@ def _tiling(p: Problem, actual: NDArray[Any], ref: NDArray[Any], eq: NDArray[np.
     ms, ns = tp.m_step, tp.n_step
     m, n = ref.shape
     nbm, nbn = -(-m // ms), -(-n // ns)
-    bad = [(i, j) for i in range(nbm) for j in range(nbn) if not eq[i * ms:(i + 1) * ms, j * ns:(j + 1) * ns].all()]
+    bad = [(i, j) for i in range(nbm) for j in range(nbn) if not eq[i * ms : (i + 1) * ms, j * ns : (j + 1) * ns].all()]
     shifts = [(0, -ns), (0, ns), (-ms, 0), (ms, 0), (0, -1), (0, 1), (-1, 0), (1, 0)]
     for i, j in bad[:8]:
         r0, r1, c0, c1 = i * ms, min((i + 1) * ms, m), j * ns, min((j + 1) * ns, n)
         blk = actual[r0:r1, c0:c1]
         for dr, dc in shifts:
             if 0 <= r0 + dr and r1 + dr <= m and 0 <= c0 + dc and c1 + dc <= n:
-                other = ref[r0 + dr:r1 + dr, c0 + dc:c1 + dc]
+                other = ref[r0 + dr : r1 + dr, c0 + dc : c1 + dc]
                 if equal_mask(blk, other).all():
                     step, unit = (ms, "rows") if dr else (ns, "columns")
                     size = abs(dr or dc)
-                    how = (f"off by one tile ({size} {unit})" if size == step and step > 1
-                           else f"off by {size} {unit[:-1] if size == 1 else unit}")
-                    return (f"tiling: the {ms} x {ns} (m_step x n_step) block ({i}, {j}) = rows [{r0}, {r1}), "
-                            f"cols [{c0}, {c1}) holds the reference values of rows [{r0 + dr}, {r1 + dr}), cols "
-                            f"[{c0 + dc}, {c1 + dc}): {how} (check get_{'lhs' if dr else 'rhs'}_packed_offset / "
-                            "get_dst_offset and the m_idx/n_idx of that tile)")
+                    how = (
+                        f"off by one tile ({size} {unit})"
+                        if size == step and step > 1
+                        else f"off by {size} {unit[:-1] if size == 1 else unit}"
+                    )
+                    return (
+                        f"tiling: the {ms} x {ns} (m_step x n_step) block ({i}, {j}) = rows [{r0}, {r1}), "
+                        f"cols [{c0}, {c1}) holds the reference values of rows [{r0 + dr}, {r1 + dr}), cols "
+                        f"[{c0 + dc}, {c1 + dc}): {how} (check get_{'lhs' if dr else 'rhs'}_packed_offset / "
+                        "get_dst_offset and the m_idx/n_idx of that tile)"
+                    )
     if 1 <= len(bad) < nbm * nbn:
-        dens = [1 - eq[i * ms:(i + 1) * ms, j * ns:(j + 1) * ns].mean() for i, j in bad]
+        dens = [1 - eq[i * ms : (i + 1) * ms, j * ns : (j + 1) * ns].mean() for i, j in bad]
         if min(dens) >= 0.5:
             blocks = ", ".join(f"({i}, {j})" for i, j in bad[:6]) + (" ..." if len(bad) > 6 else "")
-            return (f"tiling: mismatches are confined to {len(bad)} of {nbm * nbn} m_step x n_step = {ms} x {ns} "
-                    f"blocks [{blocks}] and fill them; the other blocks are exact (a tile computed with wrong "
-                    "offsets, strides, or edge predicates)")
+            return (
+                f"tiling: mismatches are confined to {len(bad)} of {nbm * nbn} m_step x n_step = {ms} x {ns} "
+                f"blocks [{blocks}] and fill them; the other blocks are exact (a tile computed with wrong "
+                "offsets, strides, or edge predicates)"
+            )
     return None
 
 
@@ -195,14 +212,20 @@ def _clamp_stage(p: Problem, actual: NDArray[Any], ref: NDArray[Any], bad: NDArr
         return None
     parts = []
     if nan_involved.any():
-        parts.append(f"{int(nan_involved.sum())} element(s) involve a NaN: SME2 FCLAMP maps a NaN to clamp_min "
-                     "(FPMaxNum/FPMinNum), SME1/SVE FMIN/FMAX propagate it as the default NaN")
+        parts.append(
+            f"{int(nan_involved.sum())} element(s) involve a NaN: SME2 FCLAMP maps a NaN to clamp_min "
+            "(FPMaxNum/FPMinNum), SME1/SVE FMIN/FMAX propagate it as the default NaN"
+        )
     if outside.any():
-        parts.append(f"{int(outside.sum())} actual value(s) lie outside [clamp_min, clamp_max]: the clamp was "
-                     "skipped or used other bounds")
+        parts.append(
+            f"{int(outside.sum())} actual value(s) lie outside [clamp_min, clamp_max]: the clamp was "
+            "skipped or used other bounds"
+        )
     if (at_bound & ~nan_involved & ~outside).any():
-        parts.append("values at a clamp bound differ: bound precision (f16 bounds are RN16(min)/RN16(max)) or "
-                     "-0/+0 ordering (FCLAMP orders -0 below +0)")
+        parts.append(
+            "values at a clamp bound differ: bound precision (f16 bounds are RN16(min)/RN16(max)) or "
+            "-0/+0 ordering (FCLAMP orders -0 below +0)"
+        )
     return "clamp: " + "; ".join(parts)
 
 
@@ -212,27 +235,40 @@ def _value_stage(p: Problem, actual: NDArray[Any], ref: NDArray[Any], bad: NDArr
         d = np.abs(a64 - r64)
     if ref.dtype.kind != "f":
         if d[bad].max() <= 1:
-            return ("float epilogue (requantization): outputs differ by 1 code at most; the kernel rounds "
-                    "RN32(RN32(acc) * scale) half to even (FRINTN) with binary32 arithmetic")
-        return (f"integer accumulator: outputs differ by up to {int(d[bad].max())} codes, more than the "
-                "requantization rounding can explain (check the input zero point, the int32 bias, wraparound, "
-                "and the K range)")
+            return (
+                "float epilogue (requantization): outputs differ by 1 code at most; the kernel rounds "
+                "RN32(RN32(acc) * scale) half to even (FRINTN) with binary32 arithmetic"
+            )
+        return (
+            f"integer accumulator: outputs differ by up to {int(d[bad].max())} codes, more than the "
+            "requantization rounding can explain (check the input zero point, the int32 bias, wraparound, "
+            "and the K range)"
+        )
     zero_sign = (a64[bad] == 0) & (r64[bad] == 0)
     if zero_sign.all():
-        return ("float epilogue: only the sign of zero differs (the MOPA bias injection turns a -0 bias into +0; "
-                "the GEMV keeps it; FZ flushes keep the sign)")
+        return (
+            "float epilogue: only the sign of zero differs (the MOPA bias injection turns a -0 bias into +0; "
+            "the GEMV keeps it; FZ flushes keep the sign)"
+        )
     _, bound = model(p)
     ulps = ulp_distance(actual[bad], ref[bad])
     ratio = d[bad] / (2 * bound[bad])
     worst = float(np.nanmax(np.where(np.isfinite(ratio), ratio, np.inf)))
     if worst <= 1:
-        kinds = ("fused vs unfused multiply-add, double rounding, or another accumulation order"
-                 if p.variant != "pqs8_qc8w_gemm" else "rounding")
-        return (f"float epilogue/accumulation rounding: max {int(ulps.max())} ULP, median {int(np.median(ulps))} "
-                f"ULP; within twice the error model's bound (worst |diff| / (2 bound) = {worst:.3g}): {kinds}")
+        kinds = (
+            "fused vs unfused multiply-add, double rounding, or another accumulation order"
+            if p.variant != "pqs8_qc8w_gemm"
+            else "rounding"
+        )
+        return (
+            f"float epilogue/accumulation rounding: max {int(ulps.max())} ULP, median {int(np.median(ulps))} "
+            f"ULP; within twice the error model's bound (worst |diff| / (2 bound) = {worst:.3g}): {kinds}"
+        )
     where = "integer accumulator or quantized operands" if p.variant.startswith("qp8") else "accumulation"
-    msg = (f"{where}: |diff| exceeds what float rounding can explain (worst |diff| / (2 bound) = {worst:.3g}, "
-           f"max {int(ulps.max())} ULP)")
+    msg = (
+        f"{where}: |diff| exceeds what float rounding can explain (worst |diff| / (2 bound) = {worst:.3g}, "
+        f"max {int(ulps.max())} ULP)"
+    )
     if p.variant == "qp8_f32_qc8w_gemm":
         from ..quant.qai8dx import quantize_qai8dx
 
@@ -246,7 +282,12 @@ def _value_stage(p: Problem, actual: NDArray[Any], ref: NDArray[Any], bad: NDArr
 
 
 def diagnose(
-    actual: Any, p: Problem, *, lhs_packed: Any = None, rhs_packed: Any = None, exact: bool = True,
+    actual: Any,
+    p: Problem,
+    *,
+    lhs_packed: Any = None,
+    rhs_packed: Any = None,
+    exact: bool = True,
     nan_payloads: bool = False,
 ) -> str | None:
     """None when ``actual`` matches (bit-exact, or within ``2*error_bound`` if not ``exact``), else a report."""
@@ -272,14 +313,18 @@ def diagnose(
         lines.append(f"  stage: packing: {m}")
     given = [w for w, b in (("LHS", lhs_packed), ("RHS", rhs_packed)) if b is not None]
     if given and not packed:
-        lines.append(f"  packed {' and '.join(given)} match kleidiref's packers byte for byte: the divergence is "
-                     "in the kernel arithmetic")
+        lines.append(
+            f"  packed {' and '.join(given)} match kleidiref's packers byte for byte: the divergence is "
+            "in the kernel arithmetic"
+        )
     if not eq.all():
         bad = ~eq
         idx = np.argwhere(bad)
         i, j = (int(v) for v in idx[0])
-        lines.append(f"  {int(bad.sum())} of {bad.size} elements differ; first at (row {i}, col {j}): "
-                     f"actual {_fmt(act[i, j])}, expected {_fmt(ref[i, j])}")
+        lines.append(
+            f"  {int(bad.sum())} of {bad.size} elements differ; first at (row {i}, col {j}): "
+            f"actual {_fmt(act[i, j])}, expected {_fmt(ref[i, j])}"
+        )
         stage = _tiling(p, act, ref, eq) or _clamp_stage(p, act, ref, bad) or _value_stage(p, act, ref, bad)
         lines.append(f"  stage: {stage}")
         named = 0
@@ -299,7 +344,9 @@ def diagnose(
                     break
         ok = kleidiai_tolerance_ok(p.variant, act, ref)
         thr = KLEIDIAI_TOLERANCES[p.variant]
-        lines.append(f"  KleidiAI's own test tolerance for {p.variant} (DefaultMismatchHandler{thr}) would "
-                     f"{'PASS' if ok else 'FAIL'}; kleidiref expects bit-exact output (use exact=False for "
-                     "the derived error bound)")
+        lines.append(
+            f"  KleidiAI's own test tolerance for {p.variant} (DefaultMismatchHandler{thr}) would "
+            f"{'PASS' if ok else 'FAIL'}; kleidiref expects bit-exact output (use exact=False for "
+            "the derived error bound)"
+        )
     return "\n".join(lines)

@@ -125,8 +125,11 @@ def _qp8_model(p: Problem) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         r_abs = (np.abs(w) * dfull).sum(axis=1)
         g_r = _gamma(max(p.k // 4, 1))
         f = t - zp64 * r_ideal[None, :]
-        e1 = (_gamma(nb + 1) * (t_abs + np.abs(zp64) * r_abs[None, :] * (1 + g_r))
-              + np.abs(zp64) * g_r * r_abs[None, :] + (nb + 2) * eta)
+        e1 = (
+            _gamma(nb + 1) * (t_abs + np.abs(zp64) * r_abs[None, :] * (1 + g_r))
+            + np.abs(zp64) * g_r * r_abs[None, :]
+            + (nb + 2) * eta
+        )
         x = dq64 * f + b
         if getattr(p.kernel_obj(), "kind", "") == "sme2_dot":  # fused FMLA into the bias
             e = dq64 * e1 + U * (np.abs(x) + dq64 * e1) + eta

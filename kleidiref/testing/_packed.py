@@ -185,15 +185,20 @@ def pack_reference(packer: str, svl: int | None, kwargs: dict[str, Any]) -> tupl
 
 
 def compare_packed(
-    actual: Any, expected: NDArray[np.uint8], decode: Decoder, what: str,
+    actual: Any,
+    expected: NDArray[np.uint8],
+    decode: Decoder,
+    what: str,
     written: NDArray[np.bool_] | None = None,
 ) -> str | None:
     """None if equal (on ``written`` bytes), else a message naming the first differing byte."""
     a = np.frombuffer(bytes(actual), dtype=np.uint8) if not isinstance(actual, np.ndarray) else actual.view(np.uint8)
     a = a.reshape(-1)
     if a.size < expected.size:
-        return (f"{what}: {a.size} bytes, expected at least {expected.size} (the packer's "
-                f"get_*_packed_size); the layout or the padding differs")
+        return (
+            f"{what}: {a.size} bytes, expected at least {expected.size} (the packer's "
+            f"get_*_packed_size); the layout or the padding differs"
+        )
     diff = a[: expected.size] != expected
     if written is not None:
         diff &= written.reshape(-1)[: expected.size]
@@ -201,5 +206,7 @@ def compare_packed(
         return None
     idx = np.flatnonzero(diff)
     first = int(idx[0])
-    return (f"packed {what} bytes differ at {idx.size} of {expected.size} bytes; first at byte offset {first} "
-            f"(actual 0x{int(a[first]):02x}, expected 0x{int(expected[first]):02x}): {decode(first)}")
+    return (
+        f"packed {what} bytes differ at {idx.size} of {expected.size} bytes; first at byte offset {first} "
+        f"(actual 0x{int(a[first]):02x}, expected 0x{int(expected[first]):02x}): {decode(first)}"
+    )

@@ -121,23 +121,55 @@ class Problem:
         t = self.target
         v = self.variant
         if v in ("pf32_gemm", "pf16_gemm"):
-            return mod.gemm(self.lhs, self.rhs, bias=self.bias, clamp_min=self.clamp_min,  # type: ignore[no-any-return]
-                            clamp_max=self.clamp_max, target=t, kernel=name)
+            return mod.gemm(  # type: ignore[no-any-return]
+                self.lhs,
+                self.rhs,
+                bias=self.bias,
+                clamp_min=self.clamp_min,
+                clamp_max=self.clamp_max,
+                target=t,
+                kernel=name,
+            )
         if v == "qp8_f32_qc8w_gemm":
-            return mod.gemm(self.lhs, self.rhs, self.scale, bias=self.bias,  # type: ignore[no-any-return]
-                            clamp_min=self.clamp_min, clamp_max=self.clamp_max, target=t, kernel=name)
+            return mod.gemm(  # type: ignore[no-any-return]
+                self.lhs,
+                self.rhs,
+                self.scale,
+                bias=self.bias,
+                clamp_min=self.clamp_min,
+                clamp_max=self.clamp_max,
+                target=t,
+                kernel=name,
+            )
         if v == "qp8_f32_qb4w_gemm":
-            return mod.gemm(self.lhs, self.rhs, self.scales_bf16, bl=self.bl,  # type: ignore[no-any-return]
-                            bias=self.bias, clamp_min=self.clamp_min, clamp_max=self.clamp_max, target=t,
-                            kernel=name)
+            return mod.gemm(  # type: ignore[no-any-return]
+                self.lhs,
+                self.rhs,
+                self.scales_bf16,
+                bl=self.bl,
+                bias=self.bias,
+                clamp_min=self.clamp_min,
+                clamp_max=self.clamp_max,
+                target=t,
+                kernel=name,
+            )
         return mod.gemm(  # type: ignore[no-any-return]
-            self.lhs, self.rhs, input_zero_point=self.input_zero_point, requant_scale=self.requant_scale,
-            bias=self.bias, output_zero_point=self.output_zero_point, output_min=self.output_min,
-            output_max=self.output_max, target=t, kernel=name,
+            self.lhs,
+            self.rhs,
+            input_zero_point=self.input_zero_point,
+            requant_scale=self.requant_scale,
+            bias=self.bias,
+            output_zero_point=self.output_zero_point,
+            output_min=self.output_min,
+            output_max=self.output_max,
+            target=t,
+            kernel=name,
         )
 
     def describe(self) -> str:
         t = self.target
-        return (f"{self.variant} M={self.m} N={self.n} K={self.k}"
-                f"{f' bl={self.bl}' if self.bl else ''}, kernel {self.kernel} "
-                f"(SVL {t.svl_bits}, FZ {'on' if t.flush_to_zero else 'off'})")
+        return (
+            f"{self.variant} M={self.m} N={self.n} K={self.k}"
+            f"{f' bl={self.bl}' if self.bl else ''}, kernel {self.kernel} "
+            f"(SVL {t.svl_bits}, FZ {'on' if t.flush_to_zero else 'off'})"
+        )

@@ -89,8 +89,11 @@ def _check_svl(name: str, value: object) -> int:
 
 
 def _check_shape(shape: object) -> tuple[int, int]:
-    if (not isinstance(shape, tuple) or len(shape) != 2
-            or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0 for d in shape)):
+    if (
+        not isinstance(shape, tuple)
+        or len(shape) != 2
+        or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0 for d in shape)
+    ):
         raise InvalidArgument(f"shape={shape!r} must be a tuple (rows, cols) of non-negative ints, e.g. shape=(4, 64)")
     return int(shape[0]), int(shape[1])
 
@@ -165,8 +168,9 @@ def targets(
         flags[name] = st.booleans() if val is None else st.just(val)
 
     def build(s: int, two: bool, fz: bool, mm: bool) -> Target:
-        return Target(svl_bits=s, sme2=two, sme=True, flush_to_zero=fz, i8mm=mm,
-                      name=f"{'sme2' if two else 'sme1'}-{s}")
+        return Target(
+            svl_bits=s, sme2=two, sme=True, flush_to_zero=fz, i8mm=mm, name=f"{'sme2' if two else 'sme1'}-{s}"
+        )
 
     return st.builds(build, svl_s, flags["sme2"], flags["flush_to_zero"], flags["i8mm"])
 
@@ -241,8 +245,10 @@ def problem_shapes(
         return st.builds(Shape, m_s, n_s, _dim(ek, 1, mk))
     bls = [int(b) for b in block_lengths]
     if not bls or any(b < 32 or b % 32 for b in bls):
-        raise InvalidArgument(f"block_lengths={tuple(block_lengths)!r} must be non-empty multiples of 32 "
-                              "(XNN_MIN_BLOCKSIZE = 32 and the packers' bl % 32 == 0)")
+        raise InvalidArgument(
+            f"block_lengths={tuple(block_lengths)!r} must be non-empty multiples of 32 "
+            "(XNN_MIN_BLOCKSIZE = 32 and the packers' bl % 32 == 0)"
+        )
     fitting = [b for b in bls if b <= mk]
     if not fitting:
         raise InvalidArgument(f"max_k={mk} is below every block length {bls}; raise max_k to at least {min(bls)}")
@@ -291,16 +297,24 @@ def activations(
     dt = np.dtype(dtype)
     if dt not in (np.dtype(np.float32), np.dtype(np.float16)):
         raise InvalidArgument(f"dtype={dt} is not an activation type; use np.float32 (pf32, qp8) or np.float16 (pf16)")
-    mag = (16.0 if dt == np.float32 else 4.0) if max_magnitude is None else _check_float(
-        "max_magnitude", max_magnitude, positive=True)
+    mag = (
+        (16.0 if dt == np.float32 else 4.0)
+        if max_magnitude is None
+        else _check_float("max_magnitude", max_magnitude, positive=True)
+    )
     top = float(np.finfo(dt).max)
     if mag * 4096 > top:
         raise InvalidArgument(f"max_magnitude={mag} leaves no room for outliers in {dt}; use at most {top / 4096:g}")
-    flags = {"outlier": _check_bool("outliers", outliers), "constant": _check_bool("constant_rows", constant_rows),
-             "zero": _check_bool("zero_rows", zero_rows), "negative": _check_bool("negative_rows", negative_rows)}
+    flags = {
+        "outlier": _check_bool("outliers", outliers),
+        "constant": _check_bool("constant_rows", constant_rows),
+        "zero": _check_bool("zero_rows", zero_rows),
+        "negative": _check_bool("negative_rows", negative_rows),
+    }
     fill_s = _check_fill(fill)
-    elems = st.floats(-mag, mag, width=32 if dt == np.float32 else 16, allow_nan=False, allow_infinity=False,
-                      allow_subnormal=False)
+    elems = st.floats(
+        -mag, mag, width=32 if dt == np.float32 else 16, allow_nan=False, allow_infinity=False, allow_subnormal=False
+    )
     kinds = ["plain"] + [k for k, on in flags.items() if on]
 
     @st.composite
@@ -325,7 +339,11 @@ def activations(
 
 
 def int8_weights(
-    *, shape: tuple[int, int], min_value: int = -127, max_value: int = 127, extreme_codes: bool = True,
+    *,
+    shape: tuple[int, int],
+    min_value: int = -127,
+    max_value: int = 127,
+    extreme_codes: bool = True,
     fill: SearchStrategy[Any] | None = None,
 ) -> SearchStrategy[NDArray[np.int8]]:
     """int8 weights (or pqs8 activations) in ``[min_value, max_value]``.
@@ -351,7 +369,10 @@ def int8_weights(
 
 
 def int4_weights(
-    *, shape: tuple[int, int], extreme_codes: bool = True, unsigned: bool = False,
+    *,
+    shape: tuple[int, int],
+    extreme_codes: bool = True,
+    unsigned: bool = False,
     fill: SearchStrategy[Any] | None = None,
 ) -> SearchStrategy[NDArray[Any]]:
     """4-bit weight codes [N, K]: int8 values in ``[-8, 7]`` (or uint8 ``[0, 15]``, zero point 8).
@@ -376,7 +397,11 @@ def int4_weights(
 
 
 def channel_scales(
-    *, n: int, min_value: float = 2.0**-12, max_value: float = 2.0**2, dtype: Any = np.float32,
+    *,
+    n: int,
+    min_value: float = 2.0**-12,
+    max_value: float = 2.0**2,
+    dtype: Any = np.float32,
 ) -> SearchStrategy[NDArray[np.float32]]:
     """Positive, normal per-channel scales [n] in ``[min_value, max_value]`` (float32).
 
@@ -400,13 +425,19 @@ def channel_scales(
         raise InvalidArgument(f"min_value={lo} > max_value={hi}; swap them")
     if hi > float(np.finfo(np.float32).max):
         raise InvalidArgument(f"max_value={hi} overflows float32")
-    elems = st.one_of(st.sampled_from([np.float32(lo), np.float32(hi)]),
-                      st.floats(lo, hi, width=32, allow_subnormal=False))
+    elems = st.one_of(
+        st.sampled_from([np.float32(lo), np.float32(hi)]), st.floats(lo, hi, width=32, allow_subnormal=False)
+    )
     return hnp.arrays(np.float32, (cnt,), elements=elems.filter(lambda x: lo <= x <= hi))
 
 
 def block_scales_bf16(
-    *, n: int, num_blocks: int, min_exponent: int = -12, max_exponent: int = 2, extreme_ranges: bool = False,
+    *,
+    n: int,
+    num_blocks: int,
+    min_exponent: int = -12,
+    max_exponent: int = 2,
+    extreme_ranges: bool = False,
 ) -> SearchStrategy[NDArray[np.uint16]]:
     """bf16 block scales [n, num_blocks] as uint16 bit patterns: positive, normal, exactly bf16.
 
@@ -427,8 +458,9 @@ def block_scales_bf16(
     lo, hi = _check_int("min_exponent", min_exponent), _check_int("max_exponent", max_exponent)
     if not -126 <= lo <= hi <= 127:
         raise InvalidArgument(f"need -126 <= min_exponent <= max_exponent <= 127 (normal bf16), got [{lo}, {hi}]")
-    exps: SearchStrategy[int] = (st.sampled_from([lo, hi]) if _check_bool("extreme_ranges", extreme_ranges)
-                                 else st.integers(lo, hi))
+    exps: SearchStrategy[int] = (
+        st.sampled_from([lo, hi]) if _check_bool("extreme_ranges", extreme_ranges) else st.integers(lo, hi)
+    )
     bits = st.builds(lambda e, f: ((e + 127) << 7) | f, exps, st.integers(0, 127))
     return hnp.arrays(np.uint16, (rows, cols), elements=bits)
 
@@ -463,9 +495,11 @@ class GemmProblem:
 
     def __repr__(self) -> str:
         s = self.shape
-        return (f"GemmProblem({self.variant}, M={s.m}, N={s.n}, K={s.k}{f', bl={s.bl}' if s.bl else ''}, "
-                f"SVL {self.target.svl_bits}, {'SME2' if self.target.sme2 else 'SME1'}, "
-                f"FZ {'on' if self.target.flush_to_zero else 'off'})")
+        return (
+            f"GemmProblem({self.variant}, M={s.m}, N={s.n}, K={s.k}{f', bl={s.bl}' if s.bl else ''}, "
+            f"SVL {self.target.svl_bits}, {'SME2' if self.target.sme2 else 'SME1'}, "
+            f"FZ {'on' if self.target.flush_to_zero else 'off'})"
+        )
 
 
 def gemm_problems(
@@ -528,8 +562,17 @@ def gemm_problems(
                 inputs["output_min"], inputs["output_max"] = lo, draw(st.integers(lo, 127))
             return GemmProblem(v, t, inputs)
         dt = np.float16 if v == "pf16_gemm" else np.float32
-        inputs["lhs"] = draw(activations(shape=(s.m, s.k), dtype=dt, outliers=hard, constant_rows=hard,
-                                         zero_rows=hard, negative_rows=hard, fill=fill_s))
+        inputs["lhs"] = draw(
+            activations(
+                shape=(s.m, s.k),
+                dtype=dt,
+                outliers=hard,
+                constant_rows=hard,
+                zero_rows=hard,
+                negative_rows=hard,
+                fill=fill_s,
+            )
+        )
         if v in ("pf32_gemm", "pf16_gemm"):
             inputs["rhs"] = draw(activations(shape=(s.n, s.k), dtype=dt, fill=fill_s))
         elif v == "qp8_f32_qc8w_gemm":

@@ -226,7 +226,13 @@ class FloatVariant:
         return self._run(a, weights.rhs_packed, weights.n, clamp_min, clamp_max, t, kernel)
 
     def _run(
-        self, a: NDArray[Any], rhs_packed: Any, n: int, clamp_min: float, clamp_max: float, t: Target,
+        self,
+        a: NDArray[Any],
+        rhs_packed: Any,
+        n: int,
+        clamp_min: float,
+        clamp_max: float,
+        t: Target,
         kernel: str | None,
     ) -> NDArray[Any]:
         """Run the kernel XNNPACK picks on ``t`` (or ``kernel``) on a checked [M, K] LHS."""
@@ -274,16 +280,25 @@ class FloatVariant:
                 dst = np.zeros((1, n), dtype=self.dtype)
                 gcls(svl, fz=fz).run_matmul(1, n, k, lhs, k * item, rhs_packed, dst, n * item, item, lo, hi)
                 res[key] = dst
-        res.update(_tile_meta(self.sme2_mopa(svl).tile_params(), self.sme2_gemv(svl).tile_params(),
-                              self.sme1_mopa(svl).tile_params()))
+        res.update(
+            _tile_meta(
+                self.sme2_mopa(svl).tile_params(), self.sme2_gemv(svl).tile_params(), self.sme1_mopa(svl).tile_params()
+            )
+        )
         return res
 
 
 def _tile_meta(mopa: TileParams, gemv: TileParams, sme1: TileParams) -> dict[str, NDArray[Any]]:
     vals = {
-        "meta_mr": mopa.mr, "meta_nr": mopa.nr, "meta_kr": mopa.kr, "meta_sr": mopa.sr,
-        "meta_m_step": mopa.m_step, "meta_n_step": mopa.n_step,
-        "meta_gemv_nr": gemv.nr, "meta_gemv_n_step": gemv.n_step,
-        "meta_sme1_mr": sme1.mr, "meta_sme1_nr": sme1.nr,
+        "meta_mr": mopa.mr,
+        "meta_nr": mopa.nr,
+        "meta_kr": mopa.kr,
+        "meta_sr": mopa.sr,
+        "meta_m_step": mopa.m_step,
+        "meta_n_step": mopa.n_step,
+        "meta_gemv_nr": gemv.nr,
+        "meta_gemv_n_step": gemv.n_step,
+        "meta_sme1_mr": sme1.mr,
+        "meta_sme1_nr": sme1.nr,
     }
     return {key: np.array(v, dtype=np.int64) for key, v in vals.items()}

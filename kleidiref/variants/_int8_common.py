@@ -77,8 +77,7 @@ class kai_rhs_pack_qsi8cx_params:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lhs_zero_point", check_i32("lhs_zero_point", self.lhs_zero_point))
-        object.__setattr__(self, "scale_multiplier",
-                           float(check_float("scale_multiplier", self.scale_multiplier)))
+        object.__setattr__(self, "scale_multiplier", float(check_float("scale_multiplier", self.scale_multiplier)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,8 +157,9 @@ def frintn_fcvtzs(y: NDArray[np.float32]) -> NDArray[np.int32]:
     return sat_fcvtzs(r).astype(np.int32)
 
 
-def _tiny_fixup(r: NDArray[np.float32], exact: Callable[[NDArray[np.bool_]], NDArray[np.float64]]) -> NDArray[
-        np.float32]:
+def _tiny_fixup(
+    r: NDArray[np.float32], exact: Callable[[NDArray[np.bool_]], NDArray[np.float64]]
+) -> NDArray[np.float32]:
     """Flush results whose exact value is tiny (0 < |v| < FLT_MIN) to a signed zero.
 
     Only results with ``|r| <= FLT_MIN`` can be tiny before rounding; ``exact(mask)`` gives
@@ -235,8 +235,16 @@ def clamp_f32(y: NDArray[np.float32], lo: np.float32, hi: np.float32, kind: str)
 
 
 def qai8dxp_epilogue(
-    acc: NDArray[np.int32], dq: NDArray[np.float32], scale: NDArray[np.float32], bias: NDArray[np.float32],
-    lo: np.float32, hi: np.float32, *, fused: bool, fz: bool, clamp_kind: str,
+    acc: NDArray[np.int32],
+    dq: NDArray[np.float32],
+    scale: NDArray[np.float32],
+    bias: NDArray[np.float32],
+    lo: np.float32,
+    hi: np.float32,
+    *,
+    fused: bool,
+    fz: bool,
+    clamp_kind: str,
 ) -> NDArray[np.float32]:
     """The float epilogue of the qai8dxp x qsi8cxp / qsi4cxp kernels, [M, N] from the int32 ``acc``.
 

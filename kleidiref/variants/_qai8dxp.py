@@ -52,7 +52,15 @@ class kai_lhs_quant_pack_qai8dxp_f32(Ukernel):
         return roundup(check_count("m", m), mr) // mr * _stride(check_count("k", k), mr)
 
     def run_lhs_pack(
-        self, m: int, k: int, mr: int, kr: int, sr: int, m_idx_start: int, lhs: Buffer, lhs_stride: int,
+        self,
+        m: int,
+        k: int,
+        mr: int,
+        kr: int,
+        sr: int,
+        m_idx_start: int,
+        lhs: Buffer,
+        lhs_stride: int,
         lhs_packed: Buffer,
     ) -> None:
         """``kai_run_lhs_quant_pack_qai8dxp_f32``: ``lhs`` holds m rows of k f32 (stride in bytes)."""
@@ -66,8 +74,9 @@ class kai_lhs_quant_pack_qai8dxp_f32(Ukernel):
             raise TypeError(f"lhs must be float32 for {self.name}, got {lhs.dtype}")
         if m == 0:
             return
-        x = read_matrix(as_u8(lhs, "lhs"), m, k, check_count("lhs_stride", lhs_stride), np.float32, "lhs",
-                        f"kai_run_{self.name}")
+        x = read_matrix(
+            as_u8(lhs, "lhs"), m, k, check_count("lhs_stride", lhs_stride), np.float32, "lhs", f"kai_run_{self.name}"
+        )
         kbl = kr // sr
         k32 = roundup(k, 32)
         if k32 % kbl:

@@ -77,9 +77,7 @@ def check_rhs_params(n: int, k: int, nr: int, kr: int, sr: int, bl: int, fn: str
         checks.append((sr > 0 and kr // sr == 4, "block_length == 4 (kr / sr)"))
     for ok, what in checks:
         if not ok:
-            raise ValueError(
-                f"KAI_ASSERT({what}) fails in {fn} (n={n}, k={k}, nr={nr}, kr={kr}, sr={sr}, bl={bl})"
-            )
+            raise ValueError(f"KAI_ASSERT({what}) fails in {fn} (n={n}, k={k}, nr={nr}, kr={kr}, sr={sr}, bl={bl})")
     if n < 1 or k < 1:
         raise ValueError(f"{fn} needs n >= 1 and k >= 1 (got n={n}, k={k})")
 

@@ -83,8 +83,9 @@ class Qc4wKernel:
     source: str
 
 
-def _k(name: str, branch: Literal["sme2", "sme", "i8mm", "dotprod"], gemv: bool, kr: int, sr: int,
-       ext: str) -> Qc4wKernel:
+def _k(
+    name: str, branch: Literal["sme2", "sme", "i8mm", "dotprod"], gemv: bool, kr: int, sr: int, ext: str
+) -> Qc4wKernel:
     sme = branch in ("sme2", "sme")
     return Qc4wKernel(
         name=name,
@@ -165,9 +166,9 @@ def xnn_kernel_name(target: Target, m: int) -> tuple[str, int, int]:
     return _XNN_NEON[(k.branch, k.gemv)]
 
 
-def _check(lhs: object, rhs: object, scale: object, bias: object) -> tuple[NDArray[np.float32], NDArray[np.int8],
-                                                                            NDArray[np.float32],
-                                                                            NDArray[np.float32]]:
+def _check(
+    lhs: object, rhs: object, scale: object, bias: object
+) -> tuple[NDArray[np.float32], NDArray[np.int8], NDArray[np.float32], NDArray[np.float32]]:
     if not isinstance(lhs, np.ndarray) or lhs.dtype != F32 or lhs.ndim != 2:
         raise TypeError("lhs must be a 2-D float32 array [M, K] (quantized per row by the kernel path)")
     if not isinstance(rhs, np.ndarray) or rhs.dtype != np.int8 or rhs.ndim != 2:
@@ -239,6 +240,4 @@ def gemm(
         absmax = 8.0
     acc = int8_matmul(q, np.ascontiguousarray(wk.T), w_absmax=absmax)  # int32, wraps
     acc += (-zp).astype(np.int32)[:, None] * rsum.astype(np.int32)[None, :]  # MLA (numpy int32 wraps)
-    return qai8dxp_epilogue(
-        acc, dq, s, bias32, F32(lo), F32(hi), fused=kern.fused, fz=fz, clamp_kind=kern.clamp_kind
-    )
+    return qai8dxp_epilogue(acc, dq, s, bias32, F32(lo), F32(hi), fused=kern.fused, fz=fz, clamp_kind=kern.clamp_kind)

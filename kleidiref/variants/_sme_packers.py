@@ -157,8 +157,15 @@ class SmeLhsPacker(Ukernel):
         self._assume(check_count("m_idx_start", m_idx_start) == 0, "m_idx_start == 0", "run_lhs_pack")
         if isinstance(lhs, np.ndarray) and lhs.dtype != self.elem:
             raise TypeError(f"lhs must be {self.elem} for {self.name}, got {lhs.dtype}")
-        a = read_matrix(as_u8(lhs, "lhs"), m, k, check_count("lhs_stride_row", lhs_stride_row), self.elem,
-                        "lhs", f"kai_run_{self.name}")
+        a = read_matrix(
+            as_u8(lhs, "lhs"),
+            m,
+            k,
+            check_count("lhs_stride_row", lhs_stride_row),
+            self.elem,
+            "lhs",
+            f"kai_run_{self.name}",
+        )
         out = writable_u8(lhs_packed, "lhs_packed")
         data = block_lhs(a, mr, self.kr).tobytes()
         require_bytes(out, len(data), "lhs_packed", f"kai_get_lhs_packed_size_{self.name}")
@@ -253,8 +260,9 @@ class SmeRhsBiasPacker(Ukernel):
             w_kn = matrix_view(src, n, k, stride, self.elem, "rhs", f"kai_run_{self.name}").T
         else:
             w_kn = matrix_view(src, k, n, stride, self.elem, "rhs", f"kai_run_{self.name}")
-        b = read_matrix(as_u8(bias, "bias"), 1, n, n * self.bias_elem.itemsize, self.bias_elem, "bias",
-                        f"kai_run_{self.name}")[0]
+        b = read_matrix(
+            as_u8(bias, "bias"), 1, n, n * self.bias_elem.itemsize, self.bias_elem, "bias", f"kai_run_{self.name}"
+        )[0]
         out = writable_u8(rhs_packed, "rhs_packed")
         require_bytes(out, self.get_rhs_packed_size(n, k), "rhs_packed", f"kai_get_rhs_packed_size_{self.name}")
         nr_ = self.get_n_step()
@@ -280,8 +288,21 @@ class SmeRhsBiasPacker(Ukernel):
         if not isinstance(bias, np.ndarray) or bias.shape != (n,):
             raise ValueError(f"bias must be a numpy array of shape ({n},)")
         out = np.zeros(self.get_rhs_packed_size(n, k), dtype=np.uint8)
-        self.run_rhs_pack(1, n, k, self.get_n_step(), self.kr, 1, w.shape[1] * w.itemsize, w,
-                          np.ascontiguousarray(bias), None, out, 0, None)
+        self.run_rhs_pack(
+            1,
+            n,
+            k,
+            self.get_n_step(),
+            self.kr,
+            1,
+            w.shape[1] * w.itemsize,
+            w,
+            np.ascontiguousarray(bias),
+            None,
+            out,
+            0,
+            None,
+        )
         return out
 
 

@@ -222,8 +222,9 @@ def conv_geometry(
             f"({eff_h}x{eff_w}): xnn_reshape_convolution2d_nhwc refuses it (xnn_status_invalid_parameter); "
             "the output would be empty"
         )
-    return ConvGeometry(h, w, kh, kw, sh, sw, dh, dw, top, left, bottom, right,
-                        (ph - eff_h) // sh + 1, (pw - eff_w) // sw + 1)
+    return ConvGeometry(
+        h, w, kh, kw, sh, sw, dh, dw, top, left, bottom, right, (ph - eff_h) // sh + 1, (pw - eff_w) // sw + 1
+    )
 
 
 def indirection_conv2d(geom: ConvGeometry, mr: int) -> NDArray[np.int32]:
@@ -251,9 +252,7 @@ def indirection_conv2d(geom: ConvGeometry, mr: int) -> NDArray[np.int32]:
     return np.ascontiguousarray(tiles).reshape(-1).astype(np.int32)
 
 
-def im2col(
-    x: NDArray[Any], geom: ConvGeometry, pad_value: float | int = 0, *, kc_pad_to: int = 1
-) -> NDArray[Any]:
+def im2col(x: NDArray[Any], geom: ConvGeometry, pad_value: float | int = 0, *, kc_pad_to: int = 1) -> NDArray[Any]:
     """The im2col matrix ``[N*M, ks*Kc]`` of an NHWC input: ``A[m][c*Kc + i] = x[pixel][i]``.
 
     Padding taps read ``pad_value`` (the padding buffer); channels ``kc <= i < Kc =
@@ -479,8 +478,9 @@ class _ImatmulRhsPacker(Ukernel):
         return n_idx // self.get_n_step() * self.get_rhs_packed_stride(k_chunk_count, k_chunk_length)
 
     def get_rhs_packed_size(self, n: int, k_chunk_count: int, k_chunk_length: int) -> int:
-        return self.get_rhs_packed_offset(roundup(check_count("n", n), self.get_n_step()), k_chunk_count,
-                                          k_chunk_length)
+        return self.get_rhs_packed_offset(
+            roundup(check_count("n", n), self.get_n_step()), k_chunk_count, k_chunk_length
+        )
 
     def _read_kxn(self, n: int, kcc: int, kcl: int, rhs_stride_row: int, rhs: Buffer) -> NDArray[Any]:
         if isinstance(rhs, np.ndarray) and rhs.dtype != self.elem:
@@ -535,13 +535,25 @@ class _ImatmulRhsBiasPacker(_ImatmulRhsPacker):
         if isinstance(bias, np.ndarray) and bias.dtype != self.elem:
             raise TypeError(f"bias must be {self.elem} for {self.name}, got {bias.dtype}")
         w = _chunk_pad(self._read_kxn(n, kcc, kcl, rhs_stride_row, rhs), kcc, kcl, self.kr)
-        b = read_matrix(as_u8(bias, "bias"), 1, n, n * self.elem.itemsize, self.elem, "bias",
-                        f"kai_run_{self.name}")
+        b = read_matrix(as_u8(bias, "bias"), 1, n, n * self.elem.itemsize, self.elem, "bias", f"kai_run_{self.name}")
         plain = self.plain(self.svl)
         k = w.shape[0]
         tmp = np.zeros(plain.get_rhs_packed_size(n, k), dtype=np.uint8)
-        plain.run_rhs_pack(1, n, k, self.get_n_step(), self.kr, 1, n * self.elem.itemsize,
-                           np.ascontiguousarray(w), b[0], None, tmp, 0, None)
+        plain.run_rhs_pack(
+            1,
+            n,
+            k,
+            self.get_n_step(),
+            self.kr,
+            1,
+            n * self.elem.itemsize,
+            np.ascontiguousarray(w),
+            b[0],
+            None,
+            tmp,
+            0,
+            None,
+        )
         out[:size] = tmp
 
 
@@ -616,8 +628,13 @@ class kai_rhs_imatmul_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme(_ImatmulRhsPacke
         fn = "run_rhs_imatmul_pack"
         n = check_count("n", n)
         kcc, kcl = check_count("k_chunk_count", k_chunk_count), check_count("k_chunk_length", k_chunk_length)
-        for label, val in (("rhs", rhs), ("bias", bias), ("scale", scale), ("rhs_packed", rhs_packed),
-                           ("params", params)):
+        for label, val in (
+            ("rhs", rhs),
+            ("bias", bias),
+            ("scale", scale),
+            ("rhs_packed", rhs_packed),
+            ("params", params),
+        ):
             self._assume(val is not None, f"{label} != NULL", fn)
         if not isinstance(params, kai_rhs_pack_qsi8cx_params):
             raise TypeError("params must be a kai_rhs_pack_qsi8cx_params")
@@ -630,8 +647,9 @@ class kai_rhs_imatmul_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme(_ImatmulRhsPacke
         plain = pqs8_qc8w_gemm.kai_rhs_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme(self.svl)
         k = w.shape[0]
         tmp = np.array(out[:size])  # bytes the packer does not write (bias' when K == 0) stay as they were
-        plain.run_rhs_pack(1, n, k, self.get_n_step(), self.kr, 1, n, np.ascontiguousarray(w), bias, scale,
-                           tmp, 0, params)
+        plain.run_rhs_pack(
+            1, n, k, self.get_n_step(), self.kr, 1, n, np.ascontiguousarray(w), bias, scale, tmp, 0, params
+        )
         out[:size] = tmp
 
 
@@ -714,8 +732,9 @@ class _FloatImatmul(_ImatmulKernel):
         """``kai_run_<name>(m, n, k_chunk_count, k_chunk_length, lhs_packed, rhs_packed, dst,
         dst_stride_row, clamp_min, clamp_max)``."""
         k = self._run_k(k_chunk_count, k_chunk_length)
-        self._mm.run_matmul(m, n, k, lhs_packed, rhs_packed, dst, dst_stride_row, self._mm.dst_dtype.itemsize,
-                            clamp_min, clamp_max)
+        self._mm.run_matmul(
+            m, n, k, lhs_packed, rhs_packed, dst, dst_stride_row, self._mm.dst_dtype.itemsize, clamp_min, clamp_max
+        )
 
 
 class kai_imatmul_clamp_f32_f32p2vlx1_f32p2vlx1b_2vlx2vl_sme2_mopa(_FloatImatmul):
@@ -824,15 +843,30 @@ class _Cfg:
 
 
 _CFG: dict[str, _Cfg] = {
-    "pf32": _Cfg(F32, kai_lhs_imatmul_pack_x32p2vlx1_x32p_sme,
-                 kai_rhs_imatmul_pack_kxn_x32p2vlx1b_x32_x32_sme,
-                 pf32_gemm.SME2_MOPA, pf32_gemm.SME1_MOPA, 1),
-    "pf16": _Cfg(F16, kai_lhs_imatmul_pack_x16p2vlx2_x16p_sme,
-                 kai_rhs_imatmul_pack_kxn_x16p2vlx2b_x16_x16_sme,
-                 pf16_gemm.SME2_MOPA, pf16_gemm.SME1_MOPA, 2),
-    "pqs8": _Cfg(I8, kai_lhs_imatmul_pack_x8p2vlx4_x8p_sme,
-                 kai_rhs_imatmul_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme,
-                 pqs8_qc8w_gemm.SME2_MOPA, pqs8_qc8w_gemm.SME1_MOPA, 4),
+    "pf32": _Cfg(
+        F32,
+        kai_lhs_imatmul_pack_x32p2vlx1_x32p_sme,
+        kai_rhs_imatmul_pack_kxn_x32p2vlx1b_x32_x32_sme,
+        pf32_gemm.SME2_MOPA,
+        pf32_gemm.SME1_MOPA,
+        1,
+    ),
+    "pf16": _Cfg(
+        F16,
+        kai_lhs_imatmul_pack_x16p2vlx2_x16p_sme,
+        kai_rhs_imatmul_pack_kxn_x16p2vlx2b_x16_x16_sme,
+        pf16_gemm.SME2_MOPA,
+        pf16_gemm.SME1_MOPA,
+        2,
+    ),
+    "pqs8": _Cfg(
+        I8,
+        kai_lhs_imatmul_pack_x8p2vlx4_x8p_sme,
+        kai_rhs_imatmul_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme,
+        pqs8_qc8w_gemm.SME2_MOPA,
+        pqs8_qc8w_gemm.SME1_MOPA,
+        4,
+    ),
 }
 
 
@@ -855,8 +889,15 @@ def xnnpack_conv_weights_mislaid(variant: str, svl: int) -> bool:
 
 
 def _pack_weights(
-    cfg: _Cfg, variant: str, svl: int, filt: NDArray[Any], bias: NDArray[Any], ks: int, kc: int,
-    scale: NDArray[np.float32] | None, izp: int,
+    cfg: _Cfg,
+    variant: str,
+    svl: int,
+    filt: NDArray[Any],
+    bias: NDArray[Any],
+    ks: int,
+    kc: int,
+    scale: NDArray[np.float32] | None,
+    izp: int,
 ) -> Any:
     """OHWI -> [ks*kc][Cout] (XNNPACK's goki transpose) -> the imatmul RHS packer."""
     cout = filt.shape[0]
@@ -866,8 +907,9 @@ def _pack_weights(
     if variant == "pqs8":
         assert isinstance(packer, kai_rhs_imatmul_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme)
         params = kai_rhs_pack_qsi8cx_params(lhs_zero_point=izp, scale_multiplier=1.0)
-        packer.run_rhs_imatmul_pack(cout, ks, kc, cout, w_kn, np.ascontiguousarray(bias),
-                                    np.ascontiguousarray(scale), out, params)
+        packer.run_rhs_imatmul_pack(
+            cout, ks, kc, cout, w_kn, np.ascontiguousarray(bias), np.ascontiguousarray(scale), out, params
+        )
         return as_packed_rhs(out)  # immutable: the kernels cache its decoding across images
     assert isinstance(packer, _ImatmulRhsBiasPacker)
     packer.run_rhs_imatmul_pack(cout, ks, kc, cout * cfg.elem.itemsize, w_kn, np.ascontiguousarray(bias), out)
@@ -875,8 +917,14 @@ def _pack_weights(
 
 
 def _pack_lhs(
-    cfg: _Cfg, svl: int, geom: ConvGeometry, ind: NDArray[np.int32], memory: NDArray[np.uint8], kc: int,
-    pad_ptr: int, a_offset: int,
+    cfg: _Cfg,
+    svl: int,
+    geom: ConvGeometry,
+    ind: NDArray[np.int32],
+    memory: NDArray[np.uint8],
+    kc: int,
+    pad_ptr: int,
+    a_offset: int,
 ) -> NDArray[np.uint8]:
     """XNNPACK's ``xnn_x*_pack_lh_ukernel__igemm_neonsme*`` on the whole image (m = M)."""
     packer = cfg.lhs_packer(svl)
@@ -901,8 +949,11 @@ def _array(name: str, value: object, ndim: int, what: str) -> NDArray[Any]:
     return value
 
 
-_ELEM_WHAT = {"pf32": "pf32 tensors are float32", "pf16": "pf16 tensors are float16",
-              "pqs8": "pqs8 activations and weights are int8"}
+_ELEM_WHAT = {
+    "pf32": "pf32 tensors are float32",
+    "pf16": "pf16 tensors are float16",
+    "pqs8": "pqs8 activations and weights are int8",
+}
 
 
 def _check_channels(cin: int, cout: int, fcin: int, n_groups: int) -> None:
@@ -1006,10 +1057,25 @@ def conv2d(
     weight-layout hazard.
     """
     op, x, geom = _prepare(
-        True, input, filter, bias, variant=variant, stride=stride, dilation=dilation, padding=padding,
-        groups=groups, clamp_min=clamp_min, clamp_max=clamp_max, input_zero_point=input_zero_point,
-        requant_scale=requant_scale, output_zero_point=output_zero_point, output_min=output_min,
-        output_max=output_max, target=target, sme1=sme1, fast=fast,
+        True,
+        input,
+        filter,
+        bias,
+        variant=variant,
+        stride=stride,
+        dilation=dilation,
+        padding=padding,
+        groups=groups,
+        clamp_min=clamp_min,
+        clamp_max=clamp_max,
+        input_zero_point=input_zero_point,
+        requant_scale=requant_scale,
+        output_zero_point=output_zero_point,
+        output_min=output_min,
+        output_max=output_max,
+        target=target,
+        sme1=sme1,
+        fast=fast,
     )
     assert x is not None and geom is not None
     return op._run(x, geom)
@@ -1048,10 +1114,25 @@ def prepare_conv2d(
     filter's ``Cin = groups * filter.shape[3]``; the input's are checked per call.
     """
     return _prepare(
-        False, None, filter, bias, variant=variant, stride=stride, dilation=dilation, padding=padding,
-        groups=groups, clamp_min=clamp_min, clamp_max=clamp_max, input_zero_point=input_zero_point,
-        requant_scale=requant_scale, output_zero_point=output_zero_point, output_min=output_min,
-        output_max=output_max, target=target, sme1=sme1, fast=fast,
+        False,
+        None,
+        filter,
+        bias,
+        variant=variant,
+        stride=stride,
+        dilation=dilation,
+        padding=padding,
+        groups=groups,
+        clamp_min=clamp_min,
+        clamp_max=clamp_max,
+        input_zero_point=input_zero_point,
+        requant_scale=requant_scale,
+        output_zero_point=output_zero_point,
+        output_min=output_min,
+        output_max=output_max,
+        target=target,
+        sme1=sme1,
+        fast=fast,
     )[0]
 
 
@@ -1108,9 +1189,7 @@ def _prepare(
     cout, kh, kw, fcin = f.shape
     _check_channels(fcin * n_groups if x is None else x.shape[3], cout, fcin, n_groups)
     if kh < 1 or kw < 1:
-        raise ValueError(
-            f"kernel {kh}x{kw}: kernel dimensions must be non-zero (xnn_create_convolution2d_nhwc)"
-        )
+        raise ValueError(f"kernel {kh}x{kw}: kernel dimensions must be non-zero (xnn_create_convolution2d_nhwc)")
     geom: ConvGeometry | None = None
     if x is None:
         conv = (_pair("stride", stride, 1), _pair("dilation", dilation, 1), _padding(padding))
@@ -1139,9 +1218,7 @@ def _prepare(
         zp_out = _check_int8("output_zero_point", output_zero_point)
         lo_q, hi_q = _check_int8("output_min", output_min), _check_int8("output_max", output_max)
         if lo_q > hi_q:
-            raise ValueError(
-                f"output_min {lo_q} must be <= output_max {hi_q} (xnn_create_convolution2d_nhwc_qs8)"
-            )
+            raise ValueError(f"output_min {lo_q} must be <= output_max {hi_q} (xnn_create_convolution2d_nhwc_qs8)")
         scale = check_dtype("requant_scale", requant_scale, F32, "XNNPACK requantization scales are float32")
         if scale.shape != (cout,):
             raise ValueError(f"requant_scale must have shape ({cout},), got {scale.shape}")
@@ -1155,22 +1232,22 @@ def _prepare(
             )
         params: Any = kai_matmul_requantize32_params(lo_q, hi_q, zp_out)
     else:
-        for label, v in (("input_zero_point", input_zero_point), ("requant_scale", requant_scale),
-                         ("output_zero_point", output_zero_point)):
+        for label, v in (
+            ("input_zero_point", input_zero_point),
+            ("requant_scale", requant_scale),
+            ("output_zero_point", output_zero_point),
+        ):
             if v is not None:
                 raise ValueError(f"{label} is a pqs8 parameter; {variant} clamps with clamp_min/clamp_max")
         # The C arguments are floats: a bound that binary32 cannot hold is refused, not rounded.
         lo, hi = float(check_float("clamp_min", clamp_min)), float(check_float("clamp_max", clamp_max))
         if np.isnan(lo) or np.isnan(hi):
-            raise ValueError(
-                "clamp bounds must be non-NaN (xnn_create_convolution2d_nhwc: check_output_range_f32)"
-            )
+            raise ValueError("clamp bounds must be non-NaN (xnn_create_convolution2d_nhwc: check_output_range_f32)")
         if lo > hi:
             raise ValueError(f"clamp_min {lo} must be <= clamp_max {hi} (check_output_range_f32)")
         if variant == "pf16" and not float(rn16(np.float32(lo))) < float(rn16(np.float32(hi))):
             raise ValueError(
-                f"[{lo}, {hi}] rounded to f16 is empty: check_output_range_f16 needs "
-                "rounded min < rounded max"
+                f"[{lo}, {hi}] rounded to f16 is empty: check_output_range_f16 needs rounded min < rounded max"
             )
         params = (np.float32(lo), np.float32(hi))
     og = cout // n_groups
@@ -1202,8 +1279,20 @@ class PreparedConv2d:
     threads are safe (the scratch buffers are per thread).
     """
 
-    __slots__ = ("_dilation", "_fast", "_filter_shape", "_geoms", "_groups", "_izp", "_kern", "_padding",
-                 "_params", "_plans", "_stride", "_variant")
+    __slots__ = (
+        "_dilation",
+        "_fast",
+        "_filter_shape",
+        "_geoms",
+        "_groups",
+        "_izp",
+        "_kern",
+        "_padding",
+        "_params",
+        "_plans",
+        "_stride",
+        "_variant",
+    )
 
     _variant: Variant
     _kern: Any
@@ -1219,15 +1308,34 @@ class PreparedConv2d:
     _geoms: dict[tuple[int, int], ConvGeometry]
 
     def __init__(
-        self, variant: Variant, kern: Any, filter_shape: tuple[int, int, int, int], groups: int,
-        stride: tuple[int, int], dilation: tuple[int, int], padding: tuple[int, int, int, int], fast: bool,
-        izp: int, params: Any, plans: Sequence[_GroupPlan],
+        self,
+        variant: Variant,
+        kern: Any,
+        filter_shape: tuple[int, int, int, int],
+        groups: int,
+        stride: tuple[int, int],
+        dilation: tuple[int, int],
+        padding: tuple[int, int, int, int],
+        fast: bool,
+        izp: int,
+        params: Any,
+        plans: Sequence[_GroupPlan],
     ) -> None:
         """Internal: use :func:`prepare_conv2d` (which checks the arguments)."""
-        for name, value in (("_variant", variant), ("_kern", kern), ("_filter_shape", filter_shape),
-                            ("_groups", groups), ("_stride", stride), ("_dilation", dilation),
-                            ("_padding", padding), ("_fast", fast), ("_izp", izp), ("_params", params),
-                            ("_plans", tuple(plans)), ("_geoms", {})):
+        for name, value in (
+            ("_variant", variant),
+            ("_kern", kern),
+            ("_filter_shape", filter_shape),
+            ("_groups", groups),
+            ("_stride", stride),
+            ("_dilation", dilation),
+            ("_padding", padding),
+            ("_fast", fast),
+            ("_izp", izp),
+            ("_params", params),
+            ("_plans", tuple(plans)),
+            ("_geoms", {}),
+        ):
             object.__setattr__(self, name, value)
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -1238,9 +1346,11 @@ class PreparedConv2d:
 
     def __repr__(self) -> str:
         cout, kh, kw, fcin = self._filter_shape
-        return (f"PreparedConv2d({self._variant}, {self._kern.name}, Cin={fcin * self._groups}, Cout={cout}, "
-                f"kernel={kh}x{kw}, stride={self._stride}, dilation={self._dilation}, padding={self._padding}, "
-                f"groups={self._groups}, fast={self._fast})")
+        return (
+            f"PreparedConv2d({self._variant}, {self._kern.name}, Cin={fcin * self._groups}, Cout={cout}, "
+            f"kernel={kh}x{kw}, stride={self._stride}, dilation={self._dilation}, padding={self._padding}, "
+            f"groups={self._groups}, fast={self._fast})"
+        )
 
     @property
     def variant(self) -> Variant:
@@ -1323,8 +1433,17 @@ class _KernelPathPlan(_GroupPlan):
     """``fast=False``: weights packed once by the imatmul RHS packer; per call the indirection
     buffer, the imatmul LHS packer and the MOPA kernel object, as XNNPACK runs them."""
 
-    def __init__(self, cfg: _Cfg, variant: str, kern: Any, f: NDArray[Any], b: NDArray[Any],
-                 scale: NDArray[np.float32] | None, izp: int, params: Any) -> None:
+    def __init__(
+        self,
+        cfg: _Cfg,
+        variant: str,
+        kern: Any,
+        f: NDArray[Any],
+        b: NDArray[Any],
+        scale: NDArray[np.float32] | None,
+        izp: int,
+        params: Any,
+    ) -> None:
         cout, kh, kw, kc = f.shape
         self.cfg, self.variant, self.izp, self.params = cfg, variant, izp, params
         self.kc, self.cout = kc, cout
@@ -1398,8 +1517,9 @@ class _GatherViews:
 
     __slots__ = ("borders", "buf", "dst", "geom", "interior", "ones", "src", "xp", "zero")
 
-    def __init__(self, img_shape: tuple[int, int, int], geom: ConvGeometry, kcp: int, dtype: Any, transposed: bool,
-                 ones: bool) -> None:
+    def __init__(
+        self, img_shape: tuple[int, int, int], geom: ConvGeometry, kcp: int, dtype: Any, transposed: bool, ones: bool
+    ) -> None:
         h, w, kc = img_shape
         g = self.geom = geom
         need_h, need_w = (g.hout - 1) * g.sh + (g.kh - 1) * g.dh + 1, (g.wout - 1) * g.sw + (g.kw - 1) * g.dw + 1
@@ -1407,8 +1527,16 @@ class _GatherViews:
         self.interior = xp[g.top : g.top + h, g.left : g.left + w]
         if h * w * kc > 4096:
             # Note: only the border is filled (the image overwrites the rest): a pass fewer over big images
-            self.borders = [v for v in (xp[: g.top], xp[g.top + h :], xp[g.top : g.top + h, : g.left],
-                                        xp[g.top : g.top + h, g.left + w :]) if v.size]
+            self.borders = [
+                v
+                for v in (
+                    xp[: g.top],
+                    xp[g.top + h :],
+                    xp[g.top : g.top + h, : g.left],
+                    xp[g.top : g.top + h, g.left + w :],
+                )
+                if v.size
+            ]
         else:
             self.borders = [xp]
         s0, s1, s2 = xp.strides
@@ -1439,7 +1567,13 @@ class _GatherViews:
 
 
 def _im2col(
-    img: NDArray[Any], geom: ConvGeometry, pad_value: float | int, kcp: int, dtype: Any, *, transposed: bool,
+    img: NDArray[Any],
+    geom: ConvGeometry,
+    pad_value: float | int,
+    kcp: int,
+    dtype: Any,
+    *,
+    transposed: bool,
     ones: bool = False,
 ) -> NDArray[Any]:
     """The im2col matrix of one HWC image, ``[M, ks*kcp]`` (or its transpose ``[ks*kcp, M]``).
@@ -1491,8 +1625,9 @@ class _FloatPlan(_GroupPlan):
     orientations and the bias FMOPA.
     """
 
-    def __init__(self, variant: str, kern: Any, f: NDArray[Any], b: NDArray[Any],
-                 bounds: tuple[np.float32, np.float32]) -> None:
+    def __init__(
+        self, variant: str, kern: Any, f: NDArray[Any], b: NDArray[Any], bounds: tuple[np.float32, np.float32]
+    ) -> None:
         cout, kh, kw, kc = f.shape
         fz = kern.fz
         self.variant = variant
@@ -1533,9 +1668,7 @@ class _FloatPlan(_GroupPlan):
             out[i].reshape(m, cout)[...] = res
 
 
-def _chain(
-    variant: str, acc0: NDArray[np.float32], a: NDArray[Any], w: NDArray[Any], fz: bool
-) -> NDArray[np.float32]:
+def _chain(variant: str, acc0: NDArray[np.float32], a: NDArray[Any], w: NDArray[Any], fz: bool) -> NDArray[np.float32]:
     """``fma32_chain`` (pf32) or ``f16_pair_chain`` (pf16) of ``a`` [R, K] and ``w`` [K, C] from ``acc0``."""
     # Note: cutting outputs too small for the engine's tiling into column blocks on threads was
     # measured slower (GIL-bound per-k calls), so they stay on one thread.
@@ -1578,8 +1711,15 @@ class _Pqs8Plan(_GroupPlan):
     weights' bound on the partial sums; per call only the decisions that involve M or the input.
     """
 
-    def __init__(self, kern: Any, f: NDArray[np.int8], b: NDArray[np.int32], scale: NDArray[np.float32],
-                 izp: int, params: kai_matmul_requantize32_params) -> None:
+    def __init__(
+        self,
+        kern: Any,
+        f: NDArray[np.int8],
+        b: NDArray[np.int32],
+        scale: NDArray[np.float32],
+        izp: int,
+        params: kai_matmul_requantize32_params,
+    ) -> None:
         cout = f.shape[0]
         k = f.shape[1] * f.shape[2] * f.shape[3]
         self.k, self.cout, self.izp = k, cout, izp
@@ -1604,8 +1744,9 @@ class _Pqs8Plan(_GroupPlan):
         self.part_coarse = 128.0 * 128.0 * k
         self.w_colsum = 0.0
         if self.part_coarse >= _EXACT_F32:
-            self.w_colsum = float(np.abs(w32[:, :k]).sum(axis=1, dtype=F32 if k < 2**17 else np.float64)
-                                  .max(initial=0.0))
+            self.w_colsum = float(
+                np.abs(w32[:, :k]).sum(axis=1, dtype=F32 if k < 2**17 else np.float64).max(initial=0.0)
+            )
         self.params = params
         self.lo_f, self.hi_f = np.float32(params.min_value), np.float32(params.max_value)
         self.zp_f = np.float32(params.output_zero_point)
@@ -1634,8 +1775,7 @@ class _Pqs8Plan(_GroupPlan):
             x_max = int(np.abs(x.astype(np.int16)).max(initial=0))
             part_bound = float(max(x_max, abs(izp))) * self.w_colsum
         b_absmax, sc_max = self.b_absmax, self.sc_max
-        fast = (part_bound < _EXACT_F32 and b_absmax < _EXACT_F32
-                and (part_bound + b_absmax) * sc_max < 2.0**31 - 256)
+        fast = part_bound < _EXACT_F32 and b_absmax < _EXACT_F32 and (part_bound + b_absmax) * sc_max < 2.0**31 - 256
         # Note: with |partial sums| + |bias'| < 2**24 the bias rides in the GEMM as a row of W against
         # a column of 1s in A (every partial sum is still an exact integer): one pass fewer.
         fold = fast and part_bound + b_absmax < _EXACT_F32
@@ -1696,14 +1836,18 @@ def _requant_small(v: NDArray[np.float32], params: kai_matmul_requantize32_param
     zp = params.output_zero_point
     np.add(v, _MAGIC, out=v)
     bits = v.view(np.int32)
-    np.clip(bits, np.int32(_MAGIC_BITS + params.min_value - zp), np.int32(_MAGIC_BITS + params.max_value - zp),
-            out=bits)
+    np.clip(
+        bits, np.int32(_MAGIC_BITS + params.min_value - zp), np.int32(_MAGIC_BITS + params.max_value - zp), out=bits
+    )
     np.copyto(out, bits, casting="unsafe")  # the low byte (two's-complement truncation)
     np.add(out, np.int8(zp), out=out)
 
 
 def _pqs8_chunked_acc(
-    a: NDArray[np.float32], w32: NDArray[np.float32], bias64: NDArray[np.int64], sc_max: float,
+    a: NDArray[np.float32],
+    w32: NDArray[np.float32],
+    bias64: NDArray[np.int64],
+    sc_max: float,
     y: NDArray[np.float32],
 ) -> bool:
     """``y = RN32(bias' + a @ W)`` for K >= 1024 when the result bounds itself; False otherwise.
@@ -1740,8 +1884,15 @@ def reproduce_golden(inputs: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[An
     x, f, b = inputs["input"], inputs["filter"], inputs["bias"]
     _, h, w, cin = x.shape
     cout, kh, kw, _ = f.shape
-    geom = conv_geometry(h, w, kh, kw, stride=inputs["stride"].tolist(), dilation=inputs["dilation"].tolist(),
-                         padding=inputs["padding"].tolist())
+    geom = conv_geometry(
+        h,
+        w,
+        kh,
+        kw,
+        stride=inputs["stride"].tolist(),
+        dilation=inputs["dilation"].tolist(),
+        padding=inputs["padding"].tolist(),
+    )
     ks, kc, m = geom.ks, cin, geom.m
     k = ks * roundup(kc, cfg.kr)
     izp = int(inputs["input_zero_point"]) if variant == "pqs8" else 0
@@ -1758,8 +1909,9 @@ def reproduce_golden(inputs: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[An
         rhs_packed = np.zeros(packer.get_rhs_packed_size(cout, ks, kc), dtype=np.uint8)
         w_kn = np.ascontiguousarray(f.reshape(cout, ks * kc).T)
         packer.run_rhs_imatmul_pack(cout, ks, kc, cout, w_kn, b, inputs["scale"], rhs_packed, params)
-        rq = kai_matmul_requantize32_params(int(inputs["out_min"]), int(inputs["out_max"]),
-                                            int(inputs["out_zero_point"]))
+        rq = kai_matmul_requantize32_params(
+            int(inputs["out_min"]), int(inputs["out_max"]), int(inputs["out_zero_point"])
+        )
     else:
         rhs_packed = _pack_weights(cfg, variant, svl, f, b, ks, kc, None, 0)
         lo, hi = float(inputs["clamp_min"]), float(inputs["clamp_max"])
@@ -1775,9 +1927,28 @@ def reproduce_golden(inputs: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[An
         res[key] = dst
     tp, sp = cfg.sme2(svl).tile_params(), cfg.sme1(svl).tile_params()
     meta = {
-        "H": h, "W": w, "Cin": cin, "Cout": cout, "KH": kh, "KW": kw, "Hout": geom.hout, "Wout": geom.wout,
-        "M": m, "N": cout, "K": k, "ks": ks, "kc": kc, "mr": tp.mr, "nr": tp.nr, "kr": tp.kr, "sr": tp.sr,
-        "m_step": tp.m_step, "n_step": tp.n_step, "sme1_mr": sp.mr, "sme1_nr": sp.nr, "lhs_packer_mr": mr,
+        "H": h,
+        "W": w,
+        "Cin": cin,
+        "Cout": cout,
+        "KH": kh,
+        "KW": kw,
+        "Hout": geom.hout,
+        "Wout": geom.wout,
+        "M": m,
+        "N": cout,
+        "K": k,
+        "ks": ks,
+        "kc": kc,
+        "mr": tp.mr,
+        "nr": tp.nr,
+        "kr": tp.kr,
+        "sr": tp.sr,
+        "m_step": tp.m_step,
+        "n_step": tp.n_step,
+        "sme1_mr": sp.mr,
+        "sme1_nr": sp.nr,
+        "lhs_packer_mr": mr,
     }
     res.update({f"meta_{key}": np.array(v, dtype=np.int64) for key, v in meta.items()})
     return res

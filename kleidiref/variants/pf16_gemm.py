@@ -152,8 +152,14 @@ class _Pf16Mopa(_Pf16Kernel, PackedLhsKernel):
         return roundup(m, self.get_mr()) * roundup(k, 2) * 2
 
     def _compute(
-        self, m: int, n: int, k: int, lhs: NDArray[np.uint8], rhs: NDArray[np.uint8],
-        clamp_min: np.float32, clamp_max: np.float32,
+        self,
+        m: int,
+        n: int,
+        k: int,
+        lhs: NDArray[np.uint8],
+        rhs: NDArray[np.uint8],
+        clamp_min: np.float32,
+        clamp_max: np.float32,
     ) -> NDArray[Any]:
         a = read_lhs_blocks(lhs, m, k, self.get_mr(), 2, F16)
         if self.fz:
@@ -209,8 +215,14 @@ class kai_matmul_clamp_f16_f16_f16p2vlx2b_1x16vl_sme2_dot(_Pf16Gemv):
     n_step_vl = 8
 
     def _compute(
-        self, m: int, n: int, k: int, lhs: NDArray[np.uint8], rhs: NDArray[np.uint8],
-        clamp_min: np.float32, clamp_max: np.float32,
+        self,
+        m: int,
+        n: int,
+        k: int,
+        lhs: NDArray[np.uint8],
+        rhs: NDArray[np.uint8],
+        clamp_min: np.float32,
+        clamp_max: np.float32,
     ) -> NDArray[Any]:
         a = np.zeros((1, roundup(k, 2)), dtype=F16)
         a[:, :k] = self._row(lhs, k)  # lanes past K are predicated off: they read as 0
@@ -231,8 +243,14 @@ class kai_matmul_clamp_f16_f16_f16p2vlx2b_1x8vl_sme_mla(_Pf16Gemv):
     n_step_vl = 4
 
     def _compute(
-        self, m: int, n: int, k: int, lhs: NDArray[np.uint8], rhs: NDArray[np.uint8],
-        clamp_min: np.float32, clamp_max: np.float32,
+        self,
+        m: int,
+        n: int,
+        k: int,
+        lhs: NDArray[np.uint8],
+        rhs: NDArray[np.uint8],
+        clamp_min: np.float32,
+        clamp_max: np.float32,
     ) -> NDArray[Any]:
         a = self._row(lhs, k)
         bias, w, flush_w = self._rhs(rhs, n, k)
@@ -247,9 +265,16 @@ SME1_GEMV = kai_matmul_clamp_f16_f16_f16p2vlx2b_1x8vl_sme_mla
 
 
 SPEC = FloatVariant(
-    name=VARIANT, dtype=F16, lhs_packer=kai_lhs_pack_x16p2vlx2_x16_sme,
-    rhs_packer_nxk=kai_rhs_pack_nxk_x16p2vlx2b_x16_x16_sme, rhs_packer_kxn=kai_rhs_pack_kxn_x16p2vlx2b_x16_x16_sme,
-    sme2_mopa=SME2_MOPA, sme1_mopa=SME1_MOPA, sme2_gemv=SME2_GEMV, sme1_gemv=SME1_GEMV, fallback="f16_gemm",
+    name=VARIANT,
+    dtype=F16,
+    lhs_packer=kai_lhs_pack_x16p2vlx2_x16_sme,
+    rhs_packer_nxk=kai_rhs_pack_nxk_x16p2vlx2b_x16_x16_sme,
+    rhs_packer_kxn=kai_rhs_pack_kxn_x16p2vlx2b_x16_x16_sme,
+    sme2_mopa=SME2_MOPA,
+    sme1_mopa=SME1_MOPA,
+    sme2_gemv=SME2_GEMV,
+    sme1_gemv=SME1_GEMV,
+    fallback="f16_gemm",
 )
 
 
@@ -276,8 +301,16 @@ def gemm(
     i.e. :func:`kleidiref.numerics.rn16`). Clamp bounds are narrowed to f16 (RNE) as the
     wrappers do. FPCR.FZ/FZ16 follow the target's ``flush_to_zero``.
     """
-    return SPEC.gemm(lhs, rhs, bias=bias, clamp_min=clamp_min, clamp_max=clamp_max,
-                     transpose_rhs=transpose_rhs, target=target, kernel=kernel)
+    return SPEC.gemm(
+        lhs,
+        rhs,
+        bias=bias,
+        clamp_min=clamp_min,
+        clamp_max=clamp_max,
+        transpose_rhs=transpose_rhs,
+        target=target,
+        kernel=kernel,
+    )
 
 
 def pack_weights(

@@ -126,8 +126,14 @@ class _Pf32Mopa(_Pf32Kernel, PackedLhsKernel):
         return roundup(m, self.get_mr()) * k * 4
 
     def _compute(
-        self, m: int, n: int, k: int, lhs: NDArray[np.uint8], rhs: NDArray[np.uint8],
-        clamp_min: np.float32, clamp_max: np.float32,
+        self,
+        m: int,
+        n: int,
+        k: int,
+        lhs: NDArray[np.uint8],
+        rhs: NDArray[np.uint8],
+        clamp_min: np.float32,
+        clamp_max: np.float32,
     ) -> NDArray[Any]:
         a = read_lhs_blocks(lhs, m, k, self.get_mr(), 1, F32)
         bias, w, lows = self._rhs(rhs, n, k, decode=True)  # decoded: cheaper than per-block gathers for M > 1
@@ -166,8 +172,14 @@ class _Pf32Gemv(_Pf32Kernel, RawLhsKernel):
         return TileParams(mr=1, nr=2 * self.vls, kr=1, sr=1, m_step=1, n_step=self.n_step_vl * self.vls)
 
     def _compute(
-        self, m: int, n: int, k: int, lhs: NDArray[np.uint8], rhs: NDArray[np.uint8],
-        clamp_min: np.float32, clamp_max: np.float32,
+        self,
+        m: int,
+        n: int,
+        k: int,
+        lhs: NDArray[np.uint8],
+        rhs: NDArray[np.uint8],
+        clamp_min: np.float32,
+        clamp_max: np.float32,
     ) -> NDArray[Any]:
         a = np.ascontiguousarray(lhs[: k * 4]).view(np.float32).reshape(1, k)
         bias, w, lows = self._rhs(rhs, n, k, decode=False)  # else a zero-copy view of the packed blocks
@@ -206,10 +218,16 @@ SME1_GEMV = kai_matmul_clamp_f32_f32_f32p2vlx1b_1x8vl_sme_mla
 
 
 SPEC = FloatVariant(
-    name=VARIANT, dtype=F32, lhs_packer=kai_lhs_pack_f32p2vlx1_f32_sme,
+    name=VARIANT,
+    dtype=F32,
+    lhs_packer=kai_lhs_pack_f32p2vlx1_f32_sme,
     rhs_packer_nxk=kai_rhs_pack_nxk_f32p2vlx1biasf32_f32_f32_sme,
     rhs_packer_kxn=kai_rhs_pack_kxn_f32p2vlx1biasf32_f32_f32_sme,
-    sme2_mopa=SME2_MOPA, sme1_mopa=SME1_MOPA, sme2_gemv=SME2_GEMV, sme1_gemv=SME1_GEMV, fallback="f32_gemm",
+    sme2_mopa=SME2_MOPA,
+    sme1_mopa=SME1_MOPA,
+    sme2_gemv=SME2_GEMV,
+    sme1_gemv=SME1_GEMV,
+    fallback="f32_gemm",
 )
 
 
@@ -237,8 +255,16 @@ def gemm(
     (SME2 before SME1; the 1-row GEMV for M == 1) unless ``kernel`` names one. FPCR.FZ is the
     target's ``flush_to_zero``.
     """
-    return SPEC.gemm(lhs, rhs, bias=bias, clamp_min=clamp_min, clamp_max=clamp_max,
-                     transpose_rhs=transpose_rhs, target=target, kernel=kernel)
+    return SPEC.gemm(
+        lhs,
+        rhs,
+        bias=bias,
+        clamp_min=clamp_min,
+        clamp_max=clamp_max,
+        transpose_rhs=transpose_rhs,
+        target=target,
+        kernel=kernel,
+    )
 
 
 def pack_weights(

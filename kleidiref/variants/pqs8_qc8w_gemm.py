@@ -232,8 +232,21 @@ class kai_rhs_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme(Ukernel):
         if bias.shape != (n,):
             raise ValueError(f"bias must have shape ({n},), got {bias.shape}")
         out = np.zeros(self.get_rhs_packed_size(n, k), dtype=np.uint8)
-        self.run_rhs_pack(1, n, k, self.get_n_step(), KR, 1, n, np.ascontiguousarray(w),
-                          np.ascontiguousarray(bias), np.ascontiguousarray(scale), out, 0, params)
+        self.run_rhs_pack(
+            1,
+            n,
+            k,
+            self.get_n_step(),
+            KR,
+            1,
+            n,
+            np.ascontiguousarray(w),
+            np.ascontiguousarray(bias),
+            np.ascontiguousarray(scale),
+            out,
+            0,
+            params,
+        )
         return out
 
 
@@ -312,15 +325,19 @@ class _Pqs8Kernel:
         if found is not None:
             # Decoded once from the immutable bytes of this PackedRhs (cannot go stale).
             owner, full_n = found
-            b, w, sc = owner.decoded(("qsi8cxp2vlx4sb", full_n, k, nr),
-                                     lambda buf: decode_qsi8cxp2vlx4sb(buf, full_n, k, nr))
-            amax = owner.decoded(("qsi8cxp2vlx4sb|W|", full_n, k, nr),
-                                 lambda _: float(np.abs(w).max(initial=0)))
+            b, w, sc = owner.decoded(
+                ("qsi8cxp2vlx4sb", full_n, k, nr), lambda buf: decode_qsi8cxp2vlx4sb(buf, full_n, k, nr)
+            )
+            amax = owner.decoded(("qsi8cxp2vlx4sb|W|", full_n, k, nr), lambda _: float(np.abs(w).max(initial=0)))
             return b[:n], w[:, :n], sc[:n], amax
         return (*decode_qsi8cxp2vlx4sb(rhs_u8, n, k, nr), 128.0)
 
     def _requant(
-        self, a: NDArray[Any], rhs_u8: NDArray[np.uint8], n: int, k: int,
+        self,
+        a: NDArray[Any],
+        rhs_u8: NDArray[np.uint8],
+        n: int,
+        k: int,
         params: kai_matmul_requantize32_params,
     ) -> NDArray[np.int8]:
         bias, w, scale, w_absmax = self._rhs(rhs_u8, n, k)
@@ -353,8 +370,14 @@ class _Pqs8Mopa(_Pqs8Kernel, PackedLhsKernel):
         return roundup(m, self.get_mr()) * roundup(k, KR)
 
     def _compute(
-        self, m: int, n: int, k: int, lhs: NDArray[np.uint8], rhs: NDArray[np.uint8],
-        clamp_min: np.float32, clamp_max: np.float32,
+        self,
+        m: int,
+        n: int,
+        k: int,
+        lhs: NDArray[np.uint8],
+        rhs: NDArray[np.uint8],
+        clamp_min: np.float32,
+        clamp_max: np.float32,
     ) -> NDArray[Any]:
         raise TypeError(f"{self.name} requantizes with kai_matmul_requantize32_params: call run_matmul")
 
@@ -420,8 +443,14 @@ class kai_matmul_clamp_qai8_qai8_qsi8cxp2vlx4sb_1x16vl_sme2_dot(_Pqs8Kernel, Raw
         return TileParams(mr=1, nr=2 * self.vls, kr=KR, sr=1, m_step=1, n_step=16 * self.vls)
 
     def _compute(
-        self, m: int, n: int, k: int, lhs: NDArray[np.uint8], rhs: NDArray[np.uint8],
-        clamp_min: np.float32, clamp_max: np.float32,
+        self,
+        m: int,
+        n: int,
+        k: int,
+        lhs: NDArray[np.uint8],
+        rhs: NDArray[np.uint8],
+        clamp_min: np.float32,
+        clamp_max: np.float32,
     ) -> NDArray[Any]:
         raise TypeError(f"{self.name} requantizes with kai_matmul_requantize32_params: call run_matmul")
 
@@ -523,7 +552,8 @@ def pack_weights(
         )
     params = kai_rhs_pack_qsi8cx_params(lhs_zero_point=izp, scale_multiplier=1.0)
     packed = kai_rhs_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme(t.svl_bits).pack(
-        w_kn, requant_scale, bias, params=params)
+        w_kn, requant_scale, bias, params=params
+    )
     return PackedWeights(n=n, k=k, svl=t.svl_bits, input_zero_point=izp, rhs_packed=as_packed_rhs(packed))
 
 
@@ -605,10 +635,18 @@ def gemm(
     ``RN32(RN32(s_in * s_w[n]) / s_out)``, ``bias`` int32 [N] or None, output bounds int8.
     """
     t = get_target() if target is None else target
-    w = pack_weights(rhs, requant_scale, input_zero_point=input_zero_point, bias=bias,
-                     transpose_rhs=transpose_rhs, target=t)
-    return gemm_packed(lhs, w, output_zero_point=output_zero_point, output_min=output_min,
-                       output_max=output_max, target=t, kernel=kernel)
+    w = pack_weights(
+        rhs, requant_scale, input_zero_point=input_zero_point, bias=bias, transpose_rhs=transpose_rhs, target=t
+    )
+    return gemm_packed(
+        lhs,
+        w,
+        output_zero_point=output_zero_point,
+        output_min=output_min,
+        output_max=output_max,
+        target=t,
+        kernel=kernel,
+    )
 
 
 def reproduce_golden(inputs: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:
@@ -621,7 +659,8 @@ def reproduce_golden(inputs: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[An
     n = rhs.shape[0]
     lhs_packed = kai_lhs_pack_x8p2vlx4_x8_sme(svl).pack(lhs)
     rhs_packed = kai_rhs_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme(svl).pack(
-        np.ascontiguousarray(rhs.T), scale, bias, params=pack_params)
+        np.ascontiguousarray(rhs.T), scale, bias, params=pack_params
+    )
     res: dict[str, NDArray[Any]] = {"lhs_packed": lhs_packed, "rhs_packed": rhs_packed}
     for key, cls in (("out", SME2_MOPA), ("out_sme1", SME1_MOPA)):
         dst = np.zeros((m, n), dtype=np.int8)
@@ -634,10 +673,17 @@ def reproduce_golden(inputs: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[An
         res["out_gemv"] = dst
     tp, gp, sp = SME2_MOPA(svl).tile_params(), gemv.tile_params(), SME1_MOPA(svl).tile_params()
     vals = {
-        "meta_mr": tp.mr, "meta_nr": tp.nr, "meta_kr": tp.kr, "meta_sr": tp.sr,
-        "meta_m_step": tp.m_step, "meta_n_step": tp.n_step,
-        "meta_gemv_nr": gp.nr, "meta_gemv_kr": gp.kr, "meta_gemv_n_step": gp.n_step,
-        "meta_sme1_mr": sp.mr, "meta_sme1_nr": sp.nr,
+        "meta_mr": tp.mr,
+        "meta_nr": tp.nr,
+        "meta_kr": tp.kr,
+        "meta_sr": tp.sr,
+        "meta_m_step": tp.m_step,
+        "meta_n_step": tp.n_step,
+        "meta_gemv_nr": gp.nr,
+        "meta_gemv_kr": gp.kr,
+        "meta_gemv_n_step": gp.n_step,
+        "meta_sme1_mr": sp.mr,
+        "meta_sme1_nr": sp.nr,
     }
     res.update({key: np.array(v, dtype=np.int64) for key, v in vals.items()})
     return res

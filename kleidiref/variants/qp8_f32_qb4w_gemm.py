@@ -122,9 +122,7 @@ class _Qsi4c32Packer(Ukernel):
     def _check(self, n: int, k: int, nr: int, kr: int, sr: int, bl: int, scale_dt: str, what: str) -> None:
         check_rhs_params(n, k, nr, kr, sr, bl, self._fn(what), bbl4=self.layout == "ps1s0nrx4")
         if scale_dt != "bf16":
-            raise ValueError(
-                f"KAI_ASSERT(scale_dt == kai_dt_bf16) fails in {self._fn(what)} (got {scale_dt!r})"
-            )
+            raise ValueError(f"KAI_ASSERT(scale_dt == kai_dt_bf16) fails in {self._fn(what)} (got {scale_dt!r})")
 
     def get_n_step(self, nr: int) -> int:
         return check_count("nr", nr, minimum=1)
@@ -138,9 +136,7 @@ class _Qsi4c32Packer(Ukernel):
             return n_idx // 2
         return n_idx * check_count("rhs_stride", rhs_stride)
 
-    def get_rhs_packed_stride(
-        self, k: int, nr: int, kr: int, sr: int, bl: int, scale_dt: str = "bf16"
-    ) -> int:
+    def get_rhs_packed_stride(self, k: int, nr: int, kr: int, sr: int, bl: int, scale_dt: str = "bf16") -> int:
         self._check(1, k, nr, kr, sr, bl, scale_dt, "get_rhs_packed_stride")
         return kernel_rhs_stride(k, nr, bl)
 
@@ -152,14 +148,10 @@ class _Qsi4c32Packer(Ukernel):
             raise ValueError(f"KAI_ASSERT((n_idx % nr) == 0) fails in {self._fn('get_rhs_packed_offset')}")
         return (n_idx // nr) * self.get_rhs_packed_stride(k, nr, kr, sr, bl, scale_dt)
 
-    def get_rhs_packed_size(
-        self, n: int, k: int, nr: int, kr: int, sr: int, bl: int, scale_dt: str = "bf16"
-    ) -> int:
+    def get_rhs_packed_size(self, n: int, k: int, nr: int, kr: int, sr: int, bl: int, scale_dt: str = "bf16") -> int:
         n = check_count("n", n)
         return (
-            roundup(n, check_count("nr", nr, minimum=1))
-            // nr
-            * self.get_rhs_packed_stride(k, nr, kr, sr, bl, scale_dt)
+            roundup(n, check_count("nr", nr, minimum=1)) // nr * self.get_rhs_packed_stride(k, nr, kr, sr, bl, scale_dt)
         )
 
     def run_rhs_pack(
@@ -189,17 +181,11 @@ class _Qsi4c32Packer(Ukernel):
         if params is None:
             raise ValueError(f"KAI_ASSERT(params != NULL) fails in {fn}")
         if params.rhs_zero_point != 8:
-            raise ValueError(
-                f"KAI_ASSERT(params->rhs_zero_point == 8) fails in {fn} (got {params.rhs_zero_point})"
-            )
+            raise ValueError(f"KAI_ASSERT(params->rhs_zero_point == 8) fails in {fn} (got {params.rhs_zero_point})")
         if params.lhs_zero_point != 1:
-            raise ValueError(
-                f"KAI_ASSERT(params->lhs_zero_point == 1) fails in {fn} (got {params.lhs_zero_point})"
-            )
+            raise ValueError(f"KAI_ASSERT(params->lhs_zero_point == 1) fails in {fn} (got {params.lhs_zero_point})")
         n, k = check_count("n", n, minimum=1), check_count("k", k, minimum=1)
-        nr, kr, sr, bl = (
-            check_count(x, v, minimum=1) for x, v in (("nr", nr), ("kr", kr), ("sr", sr), ("bl", bl))
-        )
+        nr, kr, sr, bl = (check_count(x, v, minimum=1) for x, v in (("nr", nr), ("kr", kr), ("sr", sr), ("bl", bl)))
         self._check(n, k, nr, kr, sr, bl, params.scale_dt, "run")
         if self.strict_groups:
             if check_count("num_groups", num_groups) != 1:
@@ -238,9 +224,7 @@ class _Qsi4c32Packer(Ukernel):
     def _kxn_weights(self, u8: NDArray[np.uint8], n: int, k: int, nr: int, stride: int) -> NDArray[np.int8]:
         raise NotImplementedError
 
-    def _rsum(
-        self, w_pad: NDArray[np.int8], d_pad: NDArray[np.float32], bl: int, bbl: int
-    ) -> NDArray[np.float32]:
+    def _rsum(self, w_pad: NDArray[np.int8], d_pad: NDArray[np.float32], bl: int, bbl: int) -> NDArray[np.float32]:
         raise NotImplementedError
 
     def pack(
@@ -310,9 +294,7 @@ class kai_rhs_pack_nxk_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon(_Qsi4c32Packer):
     order = "nxk"
     strict_groups = False
 
-    def _rsum(
-        self, w_pad: NDArray[np.int8], d_pad: NDArray[np.float32], bl: int, bbl: int
-    ) -> NDArray[np.float32]:
+    def _rsum(self, w_pad: NDArray[np.int8], d_pad: NDArray[np.float32], bl: int, bbl: int) -> NDArray[np.float32]:
         return rsum_chain(_psum_chunks(w_pad, 32), _d_chunks(d_pad, bl, 32), fused=True)
 
 
@@ -353,9 +335,7 @@ class kai_rhs_pack_kxn_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon(_Qsi4c32Packer):
         out: NDArray[np.int8] = (u.astype(np.int8) - np.int8(8)).astype(np.int8)
         return out
 
-    def _rsum(
-        self, w_pad: NDArray[np.int8], d_pad: NDArray[np.float32], bl: int, bbl: int
-    ) -> NDArray[np.float32]:
+    def _rsum(self, w_pad: NDArray[np.int8], d_pad: NDArray[np.float32], bl: int, bbl: int) -> NDArray[np.float32]:
         return rsum_chain(_psum_chunks(w_pad, 4), _d_chunks(d_pad, bl, 4), fused=True)
 
 
@@ -379,9 +359,7 @@ class kai_rhs_pack_nxk_qsi4c32p_qsu4c32s1s0(_Qsi4c32Packer):
     order = "nxk"
     strict_groups = True
 
-    def _rsum(
-        self, w_pad: NDArray[np.int8], d_pad: NDArray[np.float32], bl: int, bbl: int
-    ) -> NDArray[np.float32]:
+    def _rsum(self, w_pad: NDArray[np.int8], d_pad: NDArray[np.float32], bl: int, bbl: int) -> NDArray[np.float32]:
         return rsum_chain(_psum_c32p(w_pad, bbl), _d_chunks(d_pad, bl, 2 * bbl), fused=True)
 
 
@@ -412,9 +390,7 @@ class kai_rhs_pack_kxn_qsi4c32p_qsu4c32s1s0(_Qsi4c32Packer):
         out: NDArray[np.int8] = (u.astype(np.int8) - np.int8(8)).astype(np.int8)
         return out
 
-    def _rsum(
-        self, w_pad: NDArray[np.int8], d_pad: NDArray[np.float32], bl: int, bbl: int
-    ) -> NDArray[np.float32]:
+    def _rsum(self, w_pad: NDArray[np.int8], d_pad: NDArray[np.float32], bl: int, bbl: int) -> NDArray[np.float32]:
         return rsum_chain(_psum_c32p(w_pad, bbl), _d_chunks(d_pad, bl, 2 * bbl), fused=True)
 
 
@@ -440,9 +416,7 @@ def xnn_pack_kai_qb4_weights_and_biases(
        real channels get ``bias[n]``, padded channels keep 0.
     """
     packer: _Qsi4c32Packer = (
-        kai_rhs_pack_kxn_qsi4c32p_qsu4c32s1s0()
-        if transpose_weights
-        else kai_rhs_pack_nxk_qsi4c32p_qsu4c32s1s0()
+        kai_rhs_pack_kxn_qsi4c32p_qsu4c32s1s0() if transpose_weights else kai_rhs_pack_nxk_qsi4c32p_qsu4c32s1s0()
     )
     out = packer.pack(rhs, scales_bf16, None, nr=nr, kr=kr, sr=sr, bl=bl, n=n, k=k)
     if bias is not None:
@@ -576,9 +550,7 @@ class _Qb4wKernel(MatmulKernel):
         if m == 0 or n == 0:
             return
         require_bytes(lhs_u8, self.lhs_packed_size(m, k), "lhs_packed", f"kai_run_{self.name}(m={m}, k={k})")
-        require_bytes(
-            rhs_u8, self.rhs_packed_size(n, k, b), "rhs_packed", f"kai_run_{self.name}(n={n}, k={k})"
-        )
+        require_bytes(rhs_u8, self.rhs_packed_size(n, k, b), "rhs_packed", f"kai_run_{self.name}(n={n}, k={k})")
         p = self.tile_params()
         q, neg_zp, dq = read_qai8dxp(lhs_u8, m, k, p.mr, p.kr, p.sr)
         w, sc, rsum, bias = unpack_rhs(rhs_u8, n, k, p.nr, b, self.layout, self.rhs_bbl)
@@ -687,9 +659,7 @@ NEON_DOT_GEMV = kai_matmul_clamp_f32_qai8dxp1x4_qsi4c32p4x4_1x4_neon_dotprod
 
 #: Kernel -> its sibling for the other M regime (same packed RHS).
 _FAMILY: dict[type[_Qb4wKernel], tuple[type[_Qb4wKernel], type[_Qb4wKernel]]] = {
-    c: pair
-    for pair in ((SME2_MOPA, SME2_DOT), (NEON_I8MM, NEON_I8MM_GEMV), (NEON_DOT, NEON_DOT_GEMV))
-    for c in pair
+    c: pair for pair in ((SME2_MOPA, SME2_DOT), (NEON_I8MM, NEON_I8MM_GEMV), (NEON_DOT, NEON_DOT_GEMV)) for c in pair
 }
 
 
@@ -753,9 +723,7 @@ def _kernel_cls(name: str) -> type[_Qb4wKernel]:
 def _as_codes(rhs: NDArray[Any], transpose_rhs: bool, n: int | None) -> tuple[NDArray[np.uint8], int, int]:
     """XNNPACK's uint8 nibble pairs (zero point 8) and (N, K) from int4 codes or packed nibbles."""
     if not isinstance(rhs, np.ndarray) or rhs.ndim != 2:
-        raise TypeError(
-            "rhs must be a 2-D int8 array of codes in [-8, 7] or uint8 nibble pairs (zero point 8)"
-        )
+        raise TypeError("rhs must be a 2-D int8 array of codes in [-8, 7] or uint8 nibble pairs (zero point 8)")
     if rhs.dtype == np.int8:
         codes = rhs.T if transpose_rhs else rhs
         nn, kk = codes.shape
@@ -822,9 +790,7 @@ def prepare_weights(
             transpose_weights=transpose_rhs,
         )
     w, sc, rsum, b = unpack_rhs(packed, nn, kk, p.nr, bl, kern.layout, kern.rhs_bbl)
-    return PreparedQb4w(
-        (fam[0].name, fam[1].name), t.svl_bits, nn, kk, bl, packed, prepare_rhs(w, sc, rsum, b, bl)
-    )
+    return PreparedQb4w((fam[0].name, fam[1].name), t.svl_bits, nn, kk, bl, packed, prepare_rhs(w, sc, rsum, b, bl))
 
 
 def gemm(

@@ -212,8 +212,11 @@ class _QsiRhsPacker(Ukernel):
         else:
             w_nk = read_matrix(src, k, n, n, I8, "rhs", fn).T
         sc = read_matrix(as_u8(scale, "scale"), 1, n, 4 * n, F32, "scale", fn)[0]
-        b = (np.zeros(n, dtype=F32) if bias is None
-             else read_matrix(as_u8(bias, "bias"), 1, n, 4 * n, F32, "bias", fn)[0])
+        b = (
+            np.zeros(n, dtype=F32)
+            if bias is None
+            else read_matrix(as_u8(bias, "bias"), 1, n, 4 * n, F32, "bias", fn)[0]
+        )
         nb = roundup(n, nr) // nr
         cols = np.minimum(np.arange(nb * nr), n - 1)  # columns past N replicate column N-1
         wp = np.zeros((nb * nr, k32), dtype=I8)
@@ -256,8 +259,20 @@ class _QsiRhsPacker(Ukernel):
                 raise ValueError(f"bias must have shape ({n},), got {bias.shape}")
         p = kai_rhs_pack_qsi8cx_params() if params is None else params
         out = np.zeros(self.get_rhs_packed_size(n, k, nr, kr, 1), dtype=np.uint8)
-        self.run_rhs_pack(1, n, k, nr, kr, 1, np.ascontiguousarray(w), None if bias is None else
-                          np.ascontiguousarray(bias), np.ascontiguousarray(scale), out, 0, p)
+        self.run_rhs_pack(
+            1,
+            n,
+            k,
+            nr,
+            kr,
+            1,
+            np.ascontiguousarray(w),
+            None if bias is None else np.ascontiguousarray(bias),
+            np.ascontiguousarray(scale),
+            out,
+            0,
+            p,
+        )
         return out
 
 
@@ -366,22 +381,36 @@ class _Qp8Kernel(PackedLhsKernel):
         if found is not None:
             # Decoded once from the immutable bytes of this PackedRhs (cannot go stale).
             owner, full_n = found
-            w, rsum, sc, b = owner.decoded(("qsi8cxp", full_n, k, nr, kr),
-                                           lambda buf: decode_qsi8cxp(buf, full_n, k, nr, kr))
+            w, rsum, sc, b = owner.decoded(
+                ("qsi8cxp", full_n, k, nr, kr), lambda buf: decode_qsi8cxp(buf, full_n, k, nr, kr)
+            )
             amax = owner.decoded(("qsi8cxp|W|", full_n, k, nr, kr), lambda _: float(np.abs(w).max(initial=0)))
             return w[:, :n], rsum[:n], sc[:n], b[:n], amax
         return (*decode_qsi8cxp(rhs_u8, n, k, nr, kr), 128.0)
 
     def _compute(
-        self, m: int, n: int, k: int, lhs: NDArray[np.uint8], rhs: NDArray[np.uint8],
-        clamp_min: np.float32, clamp_max: np.float32,
+        self,
+        m: int,
+        n: int,
+        k: int,
+        lhs: NDArray[np.uint8],
+        rhs: NDArray[np.uint8],
+        clamp_min: np.float32,
+        clamp_max: np.float32,
     ) -> NDArray[Any]:
         q, neg_zp, dq = read_qai8dxp(lhs, m, k, self.get_mr(), self.get_kr(), 1)
         return self._from_codes(q, neg_zp, dq, rhs, n, k, clamp_min, clamp_max)
 
     def _from_codes(
-        self, q: NDArray[np.int8], neg_zp: NDArray[np.int32], dq: NDArray[np.float32], rhs: NDArray[np.uint8],
-        n: int, k: int, clamp_min: np.float32, clamp_max: np.float32,
+        self,
+        q: NDArray[np.int8],
+        neg_zp: NDArray[np.int32],
+        dq: NDArray[np.float32],
+        rhs: NDArray[np.uint8],
+        n: int,
+        k: int,
+        clamp_min: np.float32,
+        clamp_max: np.float32,
     ) -> NDArray[np.float32]:
         """The kernel arithmetic from the LHS codes ``q`` [M, K or K32], ``-zp`` and ``dq``."""
         w, rsum, scale, bias, w_absmax = self._rhs(rhs, n, k)
@@ -597,7 +626,8 @@ def pack_weights(
     if k < 1:
         raise ValueError("K must be >= 1")
     packer: _QsiRhsPacker = (
-        kai_rhs_pack_kxn_qsi8cxp_qsi8cx_neon(t.svl_bits) if transpose_rhs
+        kai_rhs_pack_kxn_qsi8cxp_qsi8cx_neon(t.svl_bits)
+        if transpose_rhs
         else kai_rhs_pack_nxk_qsi8cxp_qsi8cx_neon(t.svl_bits)
     )
     nr, kr = _pack_params(t, kernel)
@@ -644,8 +674,10 @@ def gemm_packed(
         raise ValueError(f"weights were packed for SVL {weights.svl}, the target has SVL {t.svl_bits}")
     kern = kcls(t.svl_bits, fz=t.flush_to_zero)
     if (kern.get_nr(), kern.get_kr()) != (weights.nr, weights.kr):
-        raise ValueError(f"weights were packed with nr {weights.nr}, kr {weights.kr}; {kern.name} reads "
-                         f"nr {kern.get_nr()}, kr {kern.get_kr()} (pack_weights(..., kernel=...))")
+        raise ValueError(
+            f"weights were packed with nr {weights.nr}, kr {weights.kr}; {kern.name} reads "
+            f"nr {kern.get_nr()}, kr {kern.get_kr()} (pack_weights(..., kernel=...))"
+        )
     if m == 0 or n == 0:
         return np.zeros((m, n), dtype=np.float32)
     row = np.ascontiguousarray(a)
@@ -660,8 +692,7 @@ def gemm_packed(
     # skipped: it meets the packer's zero RHS padding and adds 0.
     q, dq, zp = quantize_qai8dx(row, k_block_len=kern.get_kr())
     lo, hi = check_float("clamp_min", clamp_min), check_float("clamp_max", clamp_max)
-    return kern._from_codes(q, (-zp).astype(np.int32), dq, np.frombuffer(weights.rhs_packed, np.uint8), n, k,
-                            lo, hi)
+    return kern._from_codes(q, (-zp).astype(np.int32), dq, np.frombuffer(weights.rhs_packed, np.uint8), n, k, lo, hi)
 
 
 def gemm(
@@ -705,8 +736,7 @@ def reproduce_golden(inputs: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[An
     tp, gp, sp = mopa.tile_params(), gemv_k.tile_params(), SME1_MOPA(svl).tile_params()
     quant = kai_lhs_quant_pack_qai8dxp_f32(svl)
     lhs_packed = quant.pack(lhs, mr=tp.mr, kr=tp.kr, sr=tp.sr)
-    rhs_packed = kai_rhs_pack_nxk_qsi8cxp_qsi8cx_neon(svl).pack(rhs, scale, bias, nr=tp.nr, kr=tp.kr,
-                                                                params=params)
+    rhs_packed = kai_rhs_pack_nxk_qsi8cxp_qsi8cx_neon(svl).pack(rhs, scale, bias, nr=tp.nr, kr=tp.kr, params=params)
     res: dict[str, NDArray[Any]] = {"lhs_packed": lhs_packed, "rhs_packed": rhs_packed}
 
     def run(cls: type[_Qp8Kernel], lhs_buf: NDArray[np.uint8]) -> NDArray[np.float32]:
@@ -722,10 +752,19 @@ def reproduce_golden(inputs: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[An
         res["out_gemv"] = run(SME2_GEMV, gemv_lhs)
         res["out_gemv_sme1"] = run(SME1_GEMV, gemv_lhs)
     vals = {
-        "meta_mr": tp.mr, "meta_nr": tp.nr, "meta_kr": tp.kr, "meta_sr": tp.sr,
-        "meta_m_step": tp.m_step, "meta_n_step": tp.n_step,
-        "meta_gemv_mr": gp.mr, "meta_gemv_nr": gp.nr, "meta_gemv_kr": gp.kr, "meta_gemv_sr": gp.sr,
-        "meta_gemv_n_step": gp.n_step, "meta_sme1_mr": sp.mr, "meta_sme1_nr": sp.nr,
+        "meta_mr": tp.mr,
+        "meta_nr": tp.nr,
+        "meta_kr": tp.kr,
+        "meta_sr": tp.sr,
+        "meta_m_step": tp.m_step,
+        "meta_n_step": tp.n_step,
+        "meta_gemv_mr": gp.mr,
+        "meta_gemv_nr": gp.nr,
+        "meta_gemv_kr": gp.kr,
+        "meta_gemv_sr": gp.sr,
+        "meta_gemv_n_step": gp.n_step,
+        "meta_sme1_mr": sp.mr,
+        "meta_sme1_nr": sp.nr,
     }
     res.update({key: np.array(v, dtype=np.int64) for key, v in vals.items()})
     return res
