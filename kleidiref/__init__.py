@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from . import dispatch, golden, numerics, ops, quant, targets
 from .dispatch import Decision, NodeRejected, decide
-from .kernel import get_ukernel, list_ukernels
+from .kai import get_ukernel, list_ukernels
 from .ops import batch_matrix_multiply, convolution_2d, fully_connected
 from .targets import APPLE_M4, GENERIC_SME1, NEON_ONLY, Target, get_target, set_target, svl, target
 from .variants import igemm, pf16_gemm, pf32_gemm, pqs8_qc8w_gemm, qp8_f32_qb4w_gemm, qp8_f32_qc8w_gemm

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..kernel import PackedLhsKernel
+from ..kai.interface import PackedLhsKernel
 from ..numerics import canonical_nan_f32, fclamp, fmin_fmax, rn16
 from ..quant.qai8dx import qai8dx_params
 from ..quant.qd8 import quantize_qd8

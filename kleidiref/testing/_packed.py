@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..kernel import UKERNELS, Ukernel
+from ..kai.interface import Ukernel
+from ..kai.registry import UKERNELS
 
 __all__ = ["compare_packed", "pack_reference", "packer_decoder"]
 
@@ -173,9 +174,6 @@ def packer_decoder(packer: Ukernel, kwargs: dict[str, Any]) -> Decoder:
 
 def pack_reference(packer: str, svl: int | None, kwargs: dict[str, Any]) -> tuple[Ukernel, NDArray[np.uint8]]:
     """The packer object and the bytes kleidiref's ``packer.pack(**kwargs)`` writes."""
-    from ..kernel import _load_all
-
-    _load_all()
     cls = UKERNELS.get(packer)
     if cls is None or not hasattr(cls, "pack"):
         names = sorted(n for n, c in UKERNELS.items() if hasattr(c, "pack"))

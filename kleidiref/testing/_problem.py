@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..kernel import UKERNELS, MatmulKernel, TileParams, list_ukernels
+from ..kai.interface import MatmulKernel, TileParams
+from ..kai.registry import UKERNELS, list_ukernels
 from ..targets import Target, get_target
 
 __all__ = ["VARIANT_NAMES", "Problem", "kernels_of"]

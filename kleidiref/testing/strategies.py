@@ -34,7 +34,7 @@ from hypothesis.errors import InvalidArgument
 from hypothesis.extra import numpy as hnp
 from numpy.typing import NDArray
 
-from ..kernel import MatmulKernel
+from ..kai.interface import MatmulKernel
 from ..targets import SUPPORTED_SVLS, Target
 from ._problem import VARIANT_NAMES, kernels_of
 

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from .._buffers import PackedRhs, as_packed_rhs, check_count, check_dtype, packed_rhs_columns, roundup
 from .._engine import gather_rows
-from ..kernel import UKERNELS, PackedLhsKernel, RawLhsKernel, TileParams
+from ..kai.interface import PackedLhsKernel, RawLhsKernel, TileParams
 from ..targets import Target, get_target
 from ._sme_packers import SmeLhsPacker, SmeRhsBiasPacker, read_rhs_bias_blocks
 
@@ -143,11 +143,10 @@ class FloatVariant:
         return self.sme1_gemv if m == 1 else self.sme1_mopa
 
     def _kernel_by_name(self, kernel: str) -> type[PackedLhsKernel] | type[RawLhsKernel]:
-        found = UKERNELS.get(kernel)
-        if found not in (self.sme2_mopa, self.sme1_mopa, self.sme2_gemv, self.sme1_gemv):
-            raise ValueError(f"{kernel!r} is not a {self.name} kernel")
-        assert found is not None and issubclass(found, (PackedLhsKernel, RawLhsKernel))
-        return found
+        for found in (self.sme2_mopa, self.sme1_mopa, self.sme2_gemv, self.sme1_gemv):
+            if found.name == kernel:
+                return found
+        raise ValueError(f"{kernel!r} is not a {self.name} kernel")
 
     def _check_rhs(
         self, rhs: NDArray[Any], bias: NDArray[Any] | None, transpose_rhs: bool

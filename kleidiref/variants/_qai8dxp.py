@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._buffers import Buffer, as_u8, check_count, read_matrix, require_bytes, roundup, writable_u8
-from ..kernel import Ukernel
+from ..kai.interface import Ukernel
 from ..quant.qai8dx import quantize_qai8dx
 
 __all__ = ["kai_lhs_quant_pack_qai8dxp_f32", "read_qai8dxp"]

@@ -34,7 +34,7 @@ from .._buffers import (
     roundup,
     writable_u8,
 )
-from ..kernel import Ukernel
+from ..kai.interface import Ukernel
 
 __all__ = [
     "SmeLhsPacker",

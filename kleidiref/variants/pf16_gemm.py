@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from .._buffers import check_count, roundup
 from .._engine import f16_mla_chain, f16_pair_chain
-from ..kernel import PackedLhsKernel, RawLhsKernel, TileParams
+from ..kai.interface import PackedLhsKernel, RawLhsKernel, TileParams
 from ..numerics import canonical_nan_f16, fclamp, fmin_fmax, ftz16, rn16
 from ..targets import Target
 from ._float_common import BiasRhsKernel, FloatVariant, PackedWeights

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from .._buffers import check_count, roundup
 from .._engine import flushed_row_lows, fma32_chain, row_lows
-from ..kernel import PackedLhsKernel, RawLhsKernel, TileParams
+from ..kai.interface import PackedLhsKernel, RawLhsKernel, TileParams
 from ..numerics import fclamp, fma32, fmin_fmax, ftz32
 from ..targets import Target
 from ._float_common import BiasRhsKernel, FloatVariant, PackedWeights

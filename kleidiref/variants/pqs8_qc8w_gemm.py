@@ -43,7 +43,7 @@ from .._buffers import (
     roundup,
     writable_u8,
 )
-from ..kernel import PackedLhsKernel, RawLhsKernel, TileParams, Ukernel
+from ..kai.interface import PackedLhsKernel, RawLhsKernel, TileParams, Ukernel
 from ..numerics import ftz32
 from ..targets import Target, get_target
 from ._int8_common import (
@@ -592,11 +592,10 @@ def gemm_packed(
     if kernel is None:
         kcls: type[Any] = select_kernel(t, m)
     else:
-        from ..kernel import UKERNELS
-
-        kcls = UKERNELS.get(kernel)  # type: ignore[assignment]
-        if kcls is None or kcls.variant != VARIANT or not issubclass(kcls, _Pqs8Kernel):
+        found = {c.name: c for c in (SME2_MOPA, SME1_MOPA, SME2_GEMV)}.get(kernel)
+        if found is None:
             raise ValueError(f"{kernel!r} is not a pqs8_qc8w_gemm kernel")
+        kcls = found
     kern = kcls(t.svl_bits, fz=t.flush_to_zero)
     row = np.ascontiguousarray(a)
     if isinstance(kern, SME2_GEMV):

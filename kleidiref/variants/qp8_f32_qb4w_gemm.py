@@ -43,7 +43,7 @@ from .._buffers import (
     roundup,
     writable_u8,
 )
-from ..kernel import UKERNELS, MatmulKernel, TileParams, Ukernel
+from ..kai.interface import MatmulKernel, TileParams, Ukernel
 from ..numerics import bf16_to_f32
 from ..quant import qb4
 from ..quant.qai8dx import quantize_qai8dx
@@ -711,11 +711,8 @@ class PreparedQb4w:
 
 
 def _kernel_cls(name: str) -> type[_Qb4wKernel]:
-    from ..kernel import _load_all
-
-    _load_all()
-    found = UKERNELS.get(name)
-    if found is None or not issubclass(found, _Qb4wKernel):
+    found = {c.name: c for c in _FAMILY}.get(name)
+    if found is None:
         raise ValueError(f"{name!r} is not a qp8_f32_qb4w kernel (one of {sorted(c.name for c in _FAMILY)})")
     return found
 
@@ -833,7 +830,7 @@ def gemm(
         prep = rhs
         if kernel is not None and kernel not in prep.family:
             raise ValueError(f"weights were packed for {prep.family}, not {kernel!r}")
-        if prep.svl != t.svl_bits and UKERNELS[prep.family[0]].isa == "sme2":
+        if prep.svl != t.svl_bits and _kernel_cls(prep.family[0]).isa == "sme2":
             raise ValueError(f"weights were packed at SVL {prep.svl}, target has SVL {t.svl_bits}")
     else:
         if scales_bf16 is None or bl is None:

@@ -65,7 +65,7 @@ from .._buffers import (
     roundup,
     writable_u8,
 )
-from ..kernel import PackedLhsKernel, TileParams, Ukernel
+from ..kai.interface import PackedLhsKernel, TileParams, Ukernel
 from ..quant.qai8dx import quantize_qai8dx
 from ..targets import Target, get_target
 from ._int8_common import (
@@ -543,6 +543,9 @@ NEON_I8MM = kai_matmul_clamp_f32_qai8dxp4x8_qsi8cxp4x8_16x4_neon_i8mm
 NEON_I8MM_GEMV = kai_matmul_clamp_f32_qai8dxp1x8_qsi8cxp4x8_1x4_neon_dotprod
 NEON_DOT = kai_matmul_clamp_f32_qai8dxp4x4_qsi8cxp4x4_16x4_neon_dotprod
 NEON_DOT_GEMV = kai_matmul_clamp_f32_qai8dxp1x4_qsi8cxp4x4_1x4_neon_dotprod
+_KERNELS: dict[str, type[_Qp8Kernel]] = {
+    c.name: c for c in (SME2_MOPA, SME1_MOPA, SME2_GEMV, SME1_GEMV, NEON_I8MM, NEON_I8MM_GEMV, NEON_DOT, NEON_DOT_GEMV)
+}
 
 
 def select_kernel(target: Target, m: int) -> type[_Qp8Kernel]:
@@ -638,10 +641,8 @@ def pack_weights(
 def _resolve_kernel(kernel: str | None, target: Target, m: int) -> type[_Qp8Kernel]:
     if kernel is None:
         return select_kernel(target, m)
-    from ..kernel import UKERNELS
-
-    found = UKERNELS.get(kernel)
-    if found is None or found.variant != VARIANT or not issubclass(found, _Qp8Kernel):
+    found = _KERNELS.get(kernel)
+    if found is None:
         raise ValueError(f"{kernel!r} is not a qp8_f32_qc8w_gemm kernel")
     return found
 
