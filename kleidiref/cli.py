@@ -31,17 +31,28 @@ def _check(paths: Sequence[str | Path]) -> int:
 
 
 def _reproduce(out_dir: Path, files: Sequence[str]) -> int:
+    """Write each file's recomputed golden file to ``out_dir``: exit 1 if any failed, 2 on usage errors."""
+    if out_dir.exists() and not out_dir.is_dir():
+        print(f"--out-dir {out_dir}: exists and is not a directory", file=sys.stderr)
+        return 2
     out_dir.mkdir(parents=True, exist_ok=True)
     status = 0
     for f in files:
+        target = out_dir / Path(f).name
+        if target.resolve() == Path(f).resolve():
+            print(f"{f}: refusing to overwrite the input file (choose another --out-dir)", file=sys.stderr)
+            status = 1
+            continue
         try:
-            arrays = golden.reproduce_file(f)
+            arrays = golden.reproduced_golden_file(f)
         except (NotImplementedError, ValueError, TypeError, KeyError) as exc:
             print(f"{f}: {exc}", file=sys.stderr)
             status = 1
             continue
-        target = out_dir / Path(f).name
-        np.savez(target, **arrays)  # type: ignore[arg-type]
+        tmp = target.with_name(f".{target.name}.partial")
+        with tmp.open("wb") as fh:
+            np.savez(fh, **arrays)  # type: ignore[arg-type]
+        tmp.replace(target)  # never leave a half-written golden file
         print(f"{target}: {len(arrays)} arrays")
     return status
 

@@ -13,12 +13,18 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import math
+import struct
+import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from .limits import check_bytes
 
 __all__ = [
     "FieldResult",
@@ -29,7 +35,9 @@ __all__ = [
     "check_paths",
     "format_table",
     "is_result_field",
+    "load_golden",
     "reproduce_file",
+    "reproduced_golden_file",
     "reproducers",
 ]
 
@@ -71,11 +79,14 @@ class GoldenInputs(Mapping[str, NDArray[Any]]):
 
     def __init__(self, data: Mapping[str, NDArray[Any]]) -> None:
         self._data = {k: v for k, v in data.items() if not is_result_field(k) and not k.endswith("_written")}
+        self._results = frozenset(k for k in data if is_result_field(k))
 
     def __getitem__(self, key: str) -> NDArray[Any]:
-        if key not in self._data:
-            raise KeyError(f"{key!r} is not an input field of this golden file (results must be recomputed)")
-        return self._data[key]
+        if key in self._data:
+            return self._data[key]
+        if key in self._results:
+            raise KeyError(f"{key!r} is a result field of this golden file: results must be recomputed")
+        raise KeyError(f"this golden file has no input field {key!r}")
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._data)
@@ -91,19 +102,109 @@ def reproducers() -> dict[str, Reproducer]:
     return golden_reproducers()
 
 
-def _load(path: Path) -> dict[str, NDArray[Any]]:
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+#: Golden files are small (the largest bundled one holds about 1.5 MB); a member declaring
+#: more than this is refused unless the caller passes a larger ``max_bytes``.
+GOLDEN_MAX_BYTES = 256 << 20
+_MAX_MEMBERS = 4096
+_KINDS = frozenset("biufcUS")
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, struct.error, UnicodeError)
 
 
-def reproduce_file(path: str | Path) -> dict[str, NDArray[Any]]:
+def _read_npy(f: IO[bytes], declared: int, where: str) -> NDArray[Any]:
+    """One .npy member, read without pickle and without trusting its header's sizes."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        raise ValueError(f"{where}: unsupported .npy format version {version}")
+    if dtype.hasobject or dtype.kind not in _KINDS or dtype.fields is not None:
+        raise ValueError(f"{where}: dtype {dtype} is not a plain numeric or string dtype")
+    if any(d < 0 for d in shape):
+        raise ValueError(f"{where}: negative dimension in shape {shape}")
+    nbytes = math.prod(shape) * dtype.itemsize
+    header_end = f.tell()
+    if nbytes != declared - header_end:
+        raise ValueError(
+            f"{where}: header declares {nbytes} data bytes ({dtype}{shape}) but the member holds "
+            f"{declared - header_end}"
+        )
+    buf = f.read(nbytes)
+    if len(buf) != nbytes:
+        raise ValueError(f"{where}: truncated data")
+    arr: NDArray[Any] = np.frombuffer(buf, dtype).copy()  # writable, owning its bytes
+    return arr.reshape(shape, order="F" if fortran else "C")
+
+
+def load_golden(path: str | Path, *, max_bytes: int | None = None) -> dict[str, NDArray[Any]]:
+    """Every array of a golden ``.npz``, read defensively.
+
+    Nothing is unpickled; each member's declared size is checked against ``max_bytes``
+    (default :data:`GOLDEN_MAX_BYTES`) before it is inflated, and its ``.npy`` header against that
+    size. A file that is not a well-formed ``.npz`` of plain arrays gets a ``ValueError`` naming
+    the file and what is wrong.
+    """
+    p = Path(path)
+    try:
+        zf = zipfile.ZipFile(p)
+    except IsADirectoryError:
+        raise ValueError(f"{p}: a directory, not a golden file") from None
+    except OSError as exc:
+        raise ValueError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    except _ZIP_ERRORS as exc:
+        # zipfile reports a forged header with any of these (NotImplementedError: "zip file version").
+        raise ValueError(f"{p}: not a golden file (not a well-formed .npz zip archive: {exc})") from None
+    out: dict[str, NDArray[Any]] = {}
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > _MAX_MEMBERS:
+            raise ValueError(f"{p}: {len(infos)} members, more than a golden file holds ({_MAX_MEMBERS})")
+        check_bytes(sum(i.file_size for i in infos), f"{p}: the arrays (declared sizes)", max_bytes or GOLDEN_MAX_BYTES)
+        for info in infos:
+            name = info.filename
+            key = name.removesuffix(".npy")
+            if key == name or "/" in key or not key or key in out:
+                raise ValueError(f"{p}: member {name!r} is not a uniquely named .npy array")
+            where = f"{p}: array {key!r}"
+            try:
+                with zf.open(info) as f:
+                    out[key] = _read_npy(f, info.file_size, where)
+            except (*_ZIP_ERRORS, OSError) as exc:
+                raise ValueError(f"{where}: corrupt member ({exc})") from None
+            except ValueError as exc:
+                msg = str(exc)
+                raise ValueError(msg if msg.startswith(where) else f"{where}: {msg}") from None
+    return out
+
+
+def _variant_of(data: Mapping[str, NDArray[Any]], path: Path) -> str:
+    v = data.get("meta_variant")
+    if v is None:
+        raise ValueError(f"{path}: no meta_variant field: not a golden file")
+    if v.shape != () or v.dtype.kind != "U":
+        raise ValueError(f"{path}: meta_variant must be a string scalar, got {v.dtype}{v.shape}")
+    return str(v)
+
+
+def reproduce_file(path: str | Path, *, max_bytes: int | None = None) -> dict[str, NDArray[Any]]:
     """Every result field of a golden file, recomputed from its inputs alone."""
-    data = _load(Path(path))
-    variant = str(data["meta_variant"])
+    p = Path(path)
+    data = load_golden(p, max_bytes=max_bytes)
+    variant = _variant_of(data, p)
     repro = reproducers().get(variant)
     if repro is None:
         raise NotImplementedError(f"no reproducer for golden variant {variant!r} yet")
     return repro(GoldenInputs(data))
+
+
+def reproduced_golden_file(path: str | Path, *, max_bytes: int | None = None) -> dict[str, NDArray[Any]]:
+    """A whole golden file with its results recomputed: its inputs (and ``*_written`` masks) kept,
+    every result field replaced by the reproduction, so ``golden check`` reads it like the original."""
+    p = Path(path)
+    data = load_golden(p, max_bytes=max_bytes)
+    kept = {k: v for k, v in data.items() if not is_result_field(k)}
+    return {**kept, **reproduce_file(p, max_bytes=max_bytes)}
 
 
 @dataclasses.dataclass
@@ -157,14 +258,25 @@ def _compare(name: str, got: NDArray[Any], want: NDArray[Any], mask: NDArray[Any
     return FieldResult(name, bad.size == 0, int(want.size), int(bad.size), detail)
 
 
-def check_file(path: str | Path) -> FileResult:
-    """Reproduce one golden file and compare every result field."""
+def check_file(path: str | Path, *, max_bytes: int | None = None) -> FileResult:
+    """Reproduce one golden file and compare every result field.
+
+    Never raises for a bad file: an unreadable or malformed one is a result with status
+    ``error`` and a message saying why, so a directory check goes on past it.
+    """
     p = Path(path)
     try:
-        data = _load(p)
-    except Exception as exc:
-        return FileResult(p, "?", "error", message=f"cannot read: {exc}")
-    variant = str(data.get("meta_variant", "?"))
+        data = load_golden(p, max_bytes=max_bytes)
+        variant = _variant_of(data, p)
+    except ValueError as exc:
+        return FileResult(p, "?", "error", message=str(exc))
+    try:
+        return _check_data(p, variant, data)
+    except Exception as exc:  # a hostile file must not abort a directory check
+        return FileResult(p, variant, "error", message=f"{type(exc).__name__}: {exc}")
+
+
+def _check_data(p: Path, variant: str, data: dict[str, NDArray[Any]]) -> FileResult:
     repro = reproducers().get(variant)
     if repro is None:
         return FileResult(p, variant, "unsupported", message=f"no reproducer for {variant!r} yet")
@@ -177,7 +289,13 @@ def check_file(path: str | Path) -> FileResult:
         if key not in got:
             fields.append(FieldResult(key, False, 0, 0, "not reproduced"))
             continue
-        fields.append(_compare(key, got[key], data[key], data.get(f"{key}_written")))
+        mask = data.get(f"{key}_written")
+        if mask is not None and mask.size != data[key].nbytes:
+            fields.append(
+                FieldResult(key, False, 0, 0, f"{key}_written has {mask.size} entries for {data[key].nbytes} bytes")
+            )
+            continue
+        fields.append(_compare(key, got[key], data[key], mask))
     ok = all(f.ok for f in fields)
     return FileResult(p, variant, "ok" if ok else "mismatch", fields)
 
