@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .conv import conv_output_size
 from .fallbacks.f16_x86 import f16_x86_ukernel
 from .fallbacks.f32_qcw import X86Isa, f32_qcw_ukernel
 from .numerics import bf16_to_f32, f32_to_bf16_rne
@@ -1561,8 +1562,7 @@ def _decide_bmm(hw: _Hw, node: Node, why: list[str]) -> Decision:
 
 
 def _conv_out(h: int, pad: int, kk: int, dil: int, s: int) -> int:
-    eff = (kk - 1) * dil + 1
-    return max(0, (h + pad - eff) // s + 1)
+    return max(0, conv_output_size(h + pad, kk, dil, s))
 
 
 def _decide_conv(hw: _Hw, node: Node, why: list[str]) -> Decision:

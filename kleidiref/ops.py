@@ -785,9 +785,8 @@ def _run_kai_igemm(
     hi: float,
     t: Target,
 ) -> NDArray[Any]:
-    """``variants.igemm.conv2d`` for the decision's variant (its padding order: top, left, bottom, right)."""
-    pt, pr, pb, pl = c.padding
-    kw: dict[str, Any] = dict(stride=c.stride, dilation=c.dilation, padding=(pt, pl, pb, pr), groups=c.groups, target=t)
+    """``variants.igemm.conv2d`` for the decision's variant."""
+    kw: dict[str, Any] = dict(stride=c.stride, dilation=c.dilation, padding=c.padding, groups=c.groups, target=t)
     out: Any
     if d.variant == "pqs8_qc8w":
         s, zx, zy, ymin, ymax = _qs8_params(xq, wq, yq, w.shape[0], lo, hi)

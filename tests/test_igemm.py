@@ -11,6 +11,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
+from kleidiref import fallbacks as F
+from kleidiref.conv import Padding
 from kleidiref.golden import bundled_golden_dir, check_file
 from kleidiref.kernel import get_ukernel, list_ukernels
 from kleidiref.targets import GENERIC_SME1, NEON_ONLY, SUPPORTED_SVLS, Target
@@ -52,7 +54,7 @@ def _conv_args(d: dict[str, Any]) -> dict[str, Any]:
         "variant": variant,
         "stride": d["stride"].tolist(),
         "dilation": d["dilation"].tolist(),
-        "padding": d["padding"].tolist(),
+        "padding": ig.golden_padding(d),
     }
     if variant == "pqs8":
         args.update(
@@ -177,13 +179,48 @@ def test_indirection_is_xnnpack_loop(g: ig.ConvGeometry, mr: int) -> None:
 
 
 def test_geometry_formula_and_only_top_left_address() -> None:
-    g = ig.conv_geometry(5, 6, 3, 2, stride=(2, 1), dilation=(1, 2), padding=(1, 0, 2, 3))
+    g = ig.conv_geometry(5, 6, 3, 2, stride=(2, 1), dilation=(1, 2), padding=(1, 3, 2, 0))
     assert (g.hout, g.wout) == ((1 + 5 + 2 - 3) // 2 + 1, (0 + 6 + 3 - 3) // 1 + 1)
-    g2 = ig.conv_geometry(5, 6, 3, 2, stride=(2, 1), dilation=(1, 2), padding=(1, 0, 3, 4))
+    g2 = ig.conv_geometry(5, 6, 3, 2, stride=(2, 1), dilation=(1, 2), padding=(1, 4, 3, 0))
     # More bottom/right padding adds output pixels but does not move the existing ones.
     a = ig.indirection_conv2d(g, 1).reshape(g.hout, g.wout, -1)
     b = ig.indirection_conv2d(g2, 1).reshape(g2.hout, g2.wout, -1)
     assert np.array_equal(a, b[: g.hout, : g.wout])
+
+
+def _sme_and_generic_conv(variant: str, pad: Any, fast: bool) -> tuple[NDArray[Any], NDArray[Any]]:
+    """One small convolution (integer data: exact sums) through conv2d and the generic kernel."""
+    rng = np.random.default_rng(14)
+    x, f = rng.integers(-3, 4, (2, 4, 5, 3)), rng.integers(-3, 4, (4, 2, 3, 3))
+    geo: dict[str, Any] = {"padding": pad, "stride": (1, 2)}
+    if variant == "pqs8":
+        x8, f8, s = x.astype(np.int8), f.astype(np.int8), np.full(4, 0.25, np.float32)
+        q: dict[str, Any] = {"input_zero_point": 1, "requant_scale": s, "output_zero_point": 0}
+        got = ig.conv2d(x8, f8, None, variant="pqs8", target=NOFZ, fast=fast, **q, **geo)
+        return got, F.qs8_qc8w_igemm(x8, f8, None, zx=1, s=s, zy=0, **geo)
+    dt = np.float32 if variant == "pf32" else np.float16
+    xd, fd = x.astype(dt), f.astype(dt)
+    got = ig.conv2d(xd, fd, None, variant="pf32" if variant == "pf32" else "pf16", target=NOFZ, fast=fast, **geo)
+    return got, (F.f32_igemm(xd, fd, None, **geo) if variant == "pf32" else F.f16_igemm(xd, fd, None, **geo))
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("variant", ["pf32", "pf16", "pqs8"])
+def test_padding_is_xnnpack_order_like_the_generic_kernels(variant: str, fast: bool) -> None:
+    """conv2d reads padding as (top, right, bottom, left), as XNNPACK and the generic kernels do.
+
+    Left and right padding differ, so a swap moves every output column (checked); the data are
+    small integers, so every sum is exact and the SME and generic results are bit-identical.
+    """
+    pad = Padding(top=1, right=2, bottom=0, left=0)
+    got, want = _sme_and_generic_conv(variant, pad, fast)
+    assert got.shape == want.shape == (2, 4, 3, 4)
+    assert np.array_equal(got.view(np.uint8), want.view(np.uint8))
+    plain, _ = _sme_and_generic_conv(variant, (1, 2, 0, 0), fast)  # a plain tuple reads the same
+    assert np.array_equal(got.view(np.uint8), plain.view(np.uint8))
+    swapped, _ = _sme_and_generic_conv(variant, Padding(top=1, right=0, bottom=0, left=2), fast)
+    assert not np.array_equal(got, swapped)
+    assert ig.conv_geometry(4, 5, 2, 3, padding=pad).padding == pad
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,7 +279,7 @@ def test_lhs_pointer_offset_pad_semantics(cls: Any) -> None:
 def test_lhs_packed_equals_plain_packer_of_chunk_padded_im2col(svl: int) -> None:
     """The imatmul packers lay out exactly the plain LHS packers' bytes of the per-tap padded im2col."""
     rng = np.random.default_rng(svl)
-    g = ig.conv_geometry(5, 4, 3, 3, stride=(1, 2), padding=(1, 1, 1, 0))
+    g = ig.conv_geometry(5, 4, 3, 3, stride=(1, 2), padding=(1, 0, 1, 1))
     for cfg, plain in (
         (ig._CFG["pf32"], pf32_gemm.kai_lhs_pack_f32p2vlx1_f32_sme),
         (ig._CFG["pf16"], pf16_gemm.kai_lhs_pack_x16p2vlx2_x16_sme),
@@ -338,7 +375,7 @@ def conv_problems(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def _conv_kwargs(g: ig.ConvGeometry) -> dict[str, Any]:
-    return {"stride": (g.sh, g.sw), "dilation": (g.dh, g.dw), "padding": (g.top, g.left, g.bottom, g.right)}
+    return {"stride": (g.sh, g.sw), "dilation": (g.dh, g.dw), "padding": g.padding}
 
 
 def _float_data(pr: dict[str, Any], dt: Any) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
@@ -540,7 +577,7 @@ def _ok() -> dict[str, Any]:
         ({"input": np.zeros((1, 2, 4, 3), np.float32)}, ValueError, "smaller than the effective"),
         ({"dilation": (3, 1)}, ValueError, "smaller than the effective"),
         ({"padding": (1, 1, 1)}, TypeError, "padding must be 4 integers"),
-        ({"padding": (1, -1, 1, 1)}, ValueError, "padding left must be >= 0"),
+        ({"padding": (1, -1, 1, 1)}, ValueError, "padding right must be >= 0"),
         ({"padding": (1.5, 1, 1, 1)}, TypeError, "integer"),
         ({"stride": (0, 1)}, ValueError, r"stride\[0\] must be >= 1"),
         ({"dilation": (1,)}, TypeError, "pair"),

@@ -300,7 +300,7 @@ def test_prepared_reused_over_input_shapes(
     if variant == "pqs8":
         kw["requant_scale"][...] = np.float32(0.5)
     rng = np.random.default_rng(pr["seed"] ^ 0x5EED)
-    (pt, pl, pb, pright), (kh, kw_), (dh, dw) = pr["padding"], (pr["kh"], pr["kw"]), pr["dilation"]
+    (pt, pright, pb, pl), (kh, kw_), (dh, dw) = pr["padding"], (pr["kh"], pr["kw"]), pr["dilation"]
     for n, h, w in shapes:
         if pt + h + pb < (kh - 1) * dh + 1 or pl + w + pright < (kw_ - 1) * dw + 1:
             with pytest.raises(ValueError, match="smaller than the effective"):

@@ -388,7 +388,7 @@ def test_conv_kleidiai_igemm_routes_to_the_igemm_module() -> None:
     pads = (1, 0, 2, 1)  # top, right, bottom, left (XNNPACK's define order)
     r = convolution_2d(XC, w, b, padding=pads, target=APPLE_M4)
     assert r.emulation == "variant:igemm(pf32)"
-    eq(r.output, mod.conv2d(XC, w, b, variant="pf32", padding=(1, 1, 2, 0), target=APPLE_M4))
+    eq(r.output, mod.conv2d(XC, w, b, variant="pf32", padding=pads, target=APPLE_M4))
     h = convolution_2d(XC.astype(F16), w, None, padding=pads, target=GENERIC_SME1)
     assert h.emulation == "variant:igemm(pf16)" and h.output.dtype == F16
     xq = rng.integers(-128, 128, (1, 5, 5, 8)).astype(np.int8)

@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._common import clamp_max_min, fadd16, fadd32, fma16, fma32, fmul16, fmul32
-from ._conv import conv_geometry, gather_taps
+from ._conv import gather_taps, grouped_geometry
 from .qs8_qc8w import qs8_requantize_fp32
 
 __all__ = ["DWCONV_TILES", "dwconv", "dwconv_qs8", "dwconv_tile"]
@@ -50,7 +50,7 @@ def _depthwise_taps(x: NDArray[Any], w: NDArray[Any], kwargs: dict[str, Any], pa
         raise ValueError(
             f"a depthwise dwconv kernel needs w of shape [{c}, kh, kw, 1] (groups = channels), got {w.shape}"
         )
-    geo = conv_geometry(x.shape, w.shape, groups=c, **kwargs)
+    geo = grouped_geometry(x.shape, w.shape, groups=c, **kwargs)
     taps = gather_taps(x, geo, pad)[:, :, :, 0]  # [M, C, T]
     wt = w.reshape(c, -1)  # [C, T]
     return geo, taps, wt

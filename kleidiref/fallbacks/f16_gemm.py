@@ -31,7 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._common import as_f16, clamp_max_min, fadd16, fma16_chain
-from ._conv import conv_geometry, grouped_conv
+from ._conv import grouped_conv, grouped_geometry
 
 __all__ = ["F16_GEMM_KERNELS", "f16_gemm", "f16_igemm"]
 
@@ -126,7 +126,7 @@ def f16_igemm(
     x = as_f16("x", x, ndim=4)
     w = as_f16("w", w, ndim=4)
     _check_kernel(kernel)
-    geo = conv_geometry(x.shape, w.shape, stride=stride, dilation=dilation, padding=padding, groups=groups)
+    geo = grouped_geometry(x.shape, w.shape, stride=stride, dilation=dilation, padding=padding, groups=groups)
     cout = w.shape[0]
     b = _bias(bias, cout)
     slots = None

@@ -56,7 +56,7 @@ from numpy.typing import NDArray
 
 from ..numerics import canonical_nan_f16, fma32, rn16
 from ._common import as_f16, fma16_chain, fma32_chain
-from ._conv import conv_geometry, grouped_conv
+from ._conv import grouped_conv, grouped_geometry
 
 __all__ = ["F16_X86_KERNELS", "X86Kernel", "f16_x86_gemm", "f16_x86_igemm", "f16_x86_ukernel"]
 
@@ -200,7 +200,7 @@ def f16_x86_igemm(
     x = as_f16("x", x, ndim=4)
     w = as_f16("w", w, ndim=4)
     _check_kernel(kernel, igemm=True)
-    geo = conv_geometry(x.shape, w.shape, stride=stride, dilation=dilation, padding=padding, groups=groups)
+    geo = grouped_geometry(x.shape, w.shape, stride=stride, dilation=dilation, padding=padding, groups=groups)
     lo, hi = _bounds(clamp_min, clamp_max)
     cout = w.shape[0]
     b = _bias(bias, cout)

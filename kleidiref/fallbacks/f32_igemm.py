@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._common import as_f32, clamp_max_min, fadd32, fma32_chain
-from ._conv import conv_geometry, grouped_conv
+from ._conv import grouped_conv, grouped_geometry
 
 __all__ = ["F32_IGEMM_KERNELS", "f32_igemm"]
 
@@ -56,7 +56,7 @@ def f32_igemm(
     """NHWC convolution ``x`` [N, H, W, C] * ``w`` [O, kh, kw, C/groups] + ``bias`` [O] -> [N, Ho, Wo, O]."""
     x = as_f32("x", x, ndim=4)
     w = as_f32("w", w, ndim=4)
-    geo = conv_geometry(x.shape, w.shape, stride=stride, dilation=dilation, padding=padding, groups=groups)
+    geo = grouped_geometry(x.shape, w.shape, stride=stride, dilation=dilation, padding=padding, groups=groups)
     cout = w.shape[0]
     b = np.zeros(cout, F32) if bias is None else as_f32("bias", bias, ndim=1)
     if b.shape != (cout,):

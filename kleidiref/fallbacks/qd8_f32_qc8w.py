@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._common import as_f32, clamp_max_min, fma32, fmul32, qd8_codes
-from ._conv import conv_geometry, grouped_conv
+from ._conv import grouped_conv, grouped_geometry
 
 __all__ = [
     "check_qc8w_weights",
@@ -140,7 +140,7 @@ def qd8_f32_qc8w_igemm(
     """Convolution of qd8 images ``q`` [N,H,W,C] (``a``, ``zp`` per image) by int8 ``w`` [O,kh,kw,C/g]."""
     q = qd8_codes(q, 4)
     w = _check_w(w, 4)
-    geo = conv_geometry(q.shape, w.shape, stride=stride, dilation=dilation, padding=padding, groups=groups)
+    geo = grouped_geometry(q.shape, w.shape, stride=stride, dilation=dilation, padding=padding, groups=groups)
     cout = w.shape[0]
     a = as_f32("a", a, shape=(geo.batch,))
     ws = as_f32("ws", ws, shape=(cout,))

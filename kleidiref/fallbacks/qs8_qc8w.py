@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._conv import conv_geometry, grouped_conv
+from ._conv import grouped_conv, grouped_geometry
 from .qd8_f32_qc8w import int_dot
 
 __all__ = ["qs8_qc8w_gemm", "qs8_qc8w_igemm", "qs8_requantization_scale", "qs8_requantize_fp32"]
@@ -120,7 +120,7 @@ def qs8_qc8w_igemm(
     x = _check_q("x", x, 4)
     w = _check_q("w", w, 4)
     _bounds(ymin, ymax)
-    geo = conv_geometry(x.shape, w.shape, stride=stride, dilation=dilation, padding=padding, groups=groups)
+    geo = grouped_geometry(x.shape, w.shape, stride=stride, dilation=dilation, padding=padding, groups=groups)
     cout = w.shape[0]
     b = _bias(bias, cout)
     s = np.asarray(s, F32).reshape(cout)

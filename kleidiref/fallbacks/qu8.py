@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._conv import conv_geometry, grouped_conv
+from ._conv import grouped_conv, grouped_geometry
 from .qd8_f32_qc8w import int_dot
 
 __all__ = [
@@ -186,7 +186,7 @@ def qu8_igemm(
     w = _check_u8("w", w, 4)
     _check_params(zx, zw, zy, ymin, ymax)
     rq = _requant(requant)
-    geo = conv_geometry(x.shape, w.shape, stride=stride, dilation=dilation, padding=padding, groups=groups)
+    geo = grouped_geometry(x.shape, w.shape, stride=stride, dilation=dilation, padding=padding, groups=groups)
     cout = w.shape[0]
     b = _bias(bias, cout)
 

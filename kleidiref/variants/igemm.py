@@ -78,6 +78,18 @@ from .._buffers import (
     writable_u8,
 )
 from .._engine import f16_pair_chain, fma32_chain
+from ..conv import (
+    NO_PADDING,
+    ConvGeometry,
+    Padding,
+    PaddingLike,
+    as_padding,
+    as_pair,
+    conv_channels,
+    conv_geometry,
+    im2col,
+    indirection_conv2d,
+)
 from ..kernel import PackedLhsKernel, TileParams, Ukernel
 from ..numerics import FLT_MIN, fma32, ftz16, ftz32, rn16
 from ..targets import Target, get_target
@@ -95,10 +107,12 @@ from .pqs8_qc8w_gemm import requantize
 __all__ = [
     "GOLDEN",
     "ConvGeometry",
+    "Padding",
     "PreparedConv2d",
     "Variant",
     "conv2d",
     "conv_geometry",
+    "golden_padding",
     "im2col",
     "indirection_conv2d",
     "kai_imatmul_clamp_f16_f16p2vlx2_f16p2vlx2_2vlx2vl_sme2_mopa",
@@ -125,154 +139,6 @@ F16 = np.dtype(np.float16)
 I8 = np.dtype(np.int8)
 I32 = np.dtype(np.int32)
 _PACK = "kai/ukernels/matmul/pack/"
-
-
-# --------------------------------------------------------------------------------------------
-# Geometry and the indirection buffer (XNNPACK)
-# --------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class ConvGeometry:
-    """A 2-D convolution's shape, as ``xnn_reshape_convolution2d_nhwc_*`` computes it.
-
-    ``hout = (top + H + bottom - ((KH - 1) * dh + 1)) // sh + 1`` (likewise ``wout``), ``M =
-    hout * wout`` output pixels, ``ks = KH * KW`` taps. Only top and left enter the addresses.
-    """
-
-    h: int
-    w: int
-    kh: int
-    kw: int
-    sh: int
-    sw: int
-    dh: int
-    dw: int
-    top: int
-    left: int
-    bottom: int
-    right: int
-    hout: int
-    wout: int
-
-    @property
-    def m(self) -> int:
-        """Output pixels per image (the GEMM M)."""
-        return self.hout * self.wout
-
-    @property
-    def ks(self) -> int:
-        """Kernel taps (``k_chunk_count``)."""
-        return self.kh * self.kw
-
-
-def _pair(name: str, value: object, minimum: int) -> tuple[int, int]:
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise TypeError(f"{name} must be a pair (height, width) of integers, got {value!r}")
-    a, b = value
-    if type(a) is int and type(b) is int and a >= minimum and b >= minimum:
-        return a, b  # the common case, without the per-element checks' cost
-    a, b = (check_count(f"{name}[{i}]", v, minimum=minimum) for i, v in enumerate(value))
-    return a, b
-
-
-def _padding(value: object) -> tuple[int, int, int, int]:
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    if not isinstance(value, (tuple, list)) or len(value) != 4:
-        raise TypeError(f"padding must be 4 integers (top, left, bottom, right), got {value!r}")
-    if all(type(v) is int and v >= 0 for v in value):
-        t, l_, b, r = value
-        return t, l_, b, r
-    names = ("top", "left", "bottom", "right")
-    t, l_, b, r = (check_count(f"padding {names[i]}", v) for i, v in enumerate(value))
-    return t, l_, b, r
-
-
-def conv_geometry(
-    h: int,
-    w: int,
-    kh: int,
-    kw: int,
-    *,
-    stride: Sequence[int] = (1, 1),
-    dilation: Sequence[int] = (1, 1),
-    padding: Sequence[int] = (0, 0, 0, 0),
-) -> ConvGeometry:
-    """Output size of a convolution, with XNNPACK's create/reshape checks as ``ValueError``.
-
-    ``stride``/``dilation`` are (height, width) >= 1 ("subsampling/dilation dimensions must be
-    non-zero"); ``padding`` is (top, left, bottom, right) >= 0 (``uint32_t`` in XNNPACK); H, W
-    >= 1 ("input dimensions must be non-zero"); the padded input must hold the dilated kernel
-    ("the padded input ... is smaller than the effective kernel": XNNPACK refuses it rather than
-    produce a phantom output pixel).
-    """
-    h, w = check_count("input height", h, minimum=1), check_count("input width", w, minimum=1)
-    kh, kw = check_count("kernel height", kh, minimum=1), check_count("kernel width", kw, minimum=1)
-    sh, sw = _pair("stride", stride, 1)
-    dh, dw = _pair("dilation", dilation, 1)
-    top, left, bottom, right = _padding(padding)
-    eff_h, eff_w = (kh - 1) * dh + 1, (kw - 1) * dw + 1
-    ph, pw = top + h + bottom, left + w + right
-    if ph < eff_h or pw < eff_w:
-        raise ValueError(
-            f"the padded input ({ph}x{pw}) is smaller than the effective (dilated) kernel "
-            f"({eff_h}x{eff_w}): xnn_reshape_convolution2d_nhwc refuses it (xnn_status_invalid_parameter); "
-            "the output would be empty"
-        )
-    return ConvGeometry(
-        h, w, kh, kw, sh, sw, dh, dw, top, left, bottom, right, (ph - eff_h) // sh + 1, (pw - eff_w) // sw + 1
-    )
-
-
-def indirection_conv2d(geom: ConvGeometry, mr: int) -> NDArray[np.int32]:
-    """``xnn_indirection_init_conv2d`` with ``output_tile_size = mr``, as pixel indices.
-
-    Returns ``roundup(M, mr) * ks`` entries; entry ``t*ks*mr + (ky*KW + kx)*mr + i`` is for output
-    row ``p = min(t*mr + i, M - 1)`` (rows past M repeat the last pixel) and tap (ky, kx)::
-
-        iy = oy*sh + ky*dh - top,  ix = ox*sw + kx*dw - left     (oy, ox) = divmod(p, Wout)
-        entry = iy*W + ix   if 0 <= iy < H and 0 <= ix < W,   else -1 (the padding buffer)
-
-    In XNNPACK the entries are pointers ``input + (iy*W + ix) * input_pixel_stride`` and the
-    padding entry is ``zero_buffer`` (size_t arithmetic: a negative iy wraps and fails ``< H``).
-    """
-    mr = check_count("mr", mr, minimum=1)
-    m, ks = geom.m, geom.ks
-    mp = roundup(m, mr)
-    p = np.minimum(np.arange(mp, dtype=np.int64), m - 1)
-    oy, ox = p // geom.wout, p % geom.wout
-    iy = oy[:, None] * geom.sh + np.arange(geom.kh, dtype=np.int64)[None, :] * geom.dh - geom.top  # [mp, KH]
-    ix = ox[:, None] * geom.sw + np.arange(geom.kw, dtype=np.int64)[None, :] * geom.dw - geom.left  # [mp, KW]
-    ok = ((iy >= 0) & (iy < geom.h))[:, :, None] & ((ix >= 0) & (ix < geom.w))[:, None, :]
-    idx = np.where(ok, iy[:, :, None] * geom.w + ix[:, None, :], -1)  # [mp, KH, KW]
-    tiles = idx.reshape(mp // mr, mr, ks).transpose(0, 2, 1)  # [m_tile][ks][mr]
-    return np.ascontiguousarray(tiles).reshape(-1).astype(np.int32)
-
-
-def im2col(x: NDArray[Any], geom: ConvGeometry, pad_value: float | int = 0, *, kc_pad_to: int = 1) -> NDArray[Any]:
-    """The im2col matrix ``[N*M, ks*Kc]`` of an NHWC input: ``A[m][c*Kc + i] = x[pixel][i]``.
-
-    Padding taps read ``pad_value`` (the padding buffer); channels ``kc <= i < Kc =
-    roundup(kc, kc_pad_to)`` are 0 (the packers' per-chunk padding). With ``kc_pad_to = 1`` this
-    is the plain im2col GEMM operand; with the kernel's kr it is exactly the K order the IGEMM
-    kernel sees. A reference/benchmark helper: XNNPACK never materialises it.
-    """
-    if not isinstance(x, np.ndarray) or x.ndim != 4:
-        raise ValueError("im2col needs an NHWC numpy array [N, H, W, C]")
-    n, h, w, kc = x.shape
-    if (h, w) != (geom.h, geom.w):
-        raise ValueError(f"input is {h}x{w}, the geometry says {geom.h}x{geom.w}")
-    ind = indirection_conv2d(geom, 1).reshape(geom.m, geom.ks)  # mr = 1: one row per output pixel
-    kcp = roundup(kc, check_count("kc_pad_to", kc_pad_to, minimum=1))
-    flat = np.empty((n, h * w + 1, kcp), dtype=x.dtype)
-    flat[:, : h * w, :kc] = x.reshape(n, h * w, kc)
-    flat[:, h * w, :kc] = pad_value
-    flat[:, :, kc:] = 0
-    rows = np.where(ind < 0, h * w, ind)
-    return flat[:, rows, :].reshape(n * geom.m, geom.ks * kcp)
 
 
 # --------------------------------------------------------------------------------------------
@@ -956,30 +822,6 @@ _ELEM_WHAT = {
 }
 
 
-def _check_channels(cin: int, cout: int, fcin: int, n_groups: int) -> None:
-    """XNNPACK's channel checks; ``cin`` is the input's channel count (or the filter's implied one)."""
-    if cin < 1 or cout < 1:
-        raise ValueError(
-            f"input channels ({cin}) and output channels ({cout}) must be non-zero "
-            "(xnn_create_convolution2d_nhwc: number of channels must be non-zero)"
-        )
-    if cin % n_groups:
-        raise ValueError(
-            f"input channels ({cin}) must be divisible by groups ({n_groups}): each group reads "
-            "group_input_channels = Cin / groups channels"
-        )
-    if cout % n_groups:
-        raise ValueError(
-            f"output channels ({cout}) must be divisible by groups ({n_groups}): each group writes "
-            "group_output_channels = Cout / groups channels"
-        )
-    if fcin != cin // n_groups:
-        raise ValueError(
-            f"channel mismatch: the input has {cin} channels in {n_groups} group(s), so the OHWI filter "
-            f"needs Cin / groups = {cin // n_groups} (group_input_channels), got {fcin}"
-        )
-
-
 def conv2d(
     input: NDArray[Any],
     filter: NDArray[Any],
@@ -988,7 +830,7 @@ def conv2d(
     variant: Variant,
     stride: Sequence[int] = (1, 1),
     dilation: Sequence[int] = (1, 1),
-    padding: Sequence[int] = (0, 0, 0, 0),
+    padding: PaddingLike = NO_PADDING,
     groups: int = 1,
     clamp_min: float = -np.inf,
     clamp_max: float = np.inf,
@@ -1014,7 +856,9 @@ def conv2d(
             of ``input_scale * kernel_scale[n]``), or None (zeros, as XNNPACK substitutes).
         variant: ``"pf32"``, ``"pf16"`` or ``"pqs8"``.
         stride, dilation: (height, width), each >= 1.
-        padding: (top, left, bottom, right), each >= 0 (explicit padding; resolve TF SAME first).
+        padding: (top, right, bottom, left), each >= 0: XNNPACK's order, as everywhere in kleidiref
+            (:mod:`kleidiref.conv`); a :class:`~kleidiref.conv.Padding` names the sides. Explicit
+            padding: resolve TF SAME first.
         groups: >= 1, dividing Cin and Cout. Group g reads input channels ``g*Cin/groups ..``,
             filters/bias/scales ``g*Cout/groups ..`` and writes those output channels: XNNPACK runs
             the same IGEMM once per group (``a_offset = g * group_input_channels``, weights packed
@@ -1088,7 +932,7 @@ def prepare_conv2d(
     variant: Variant,
     stride: Sequence[int] = (1, 1),
     dilation: Sequence[int] = (1, 1),
-    padding: Sequence[int] = (0, 0, 0, 0),
+    padding: PaddingLike = NO_PADDING,
     groups: int = 1,
     clamp_min: float = -np.inf,
     clamp_max: float = np.inf,
@@ -1145,7 +989,7 @@ def _prepare(
     variant: Variant,
     stride: Sequence[int],
     dilation: Sequence[int],
-    padding: Sequence[int],
+    padding: PaddingLike,
     groups: int,
     clamp_min: float,
     clamp_max: float,
@@ -1187,15 +1031,15 @@ def _prepare(
         f = rn16(f)
     check_dtype("filter", f, cfg.elem, elem_what)
     cout, kh, kw, fcin = f.shape
-    _check_channels(fcin * n_groups if x is None else x.shape[3], cout, fcin, n_groups)
+    conv_channels(fcin * n_groups if x is None else x.shape[3], cout, fcin, n_groups)
     if kh < 1 or kw < 1:
         raise ValueError(f"kernel {kh}x{kw}: kernel dimensions must be non-zero (xnn_create_convolution2d_nhwc)")
     geom: ConvGeometry | None = None
     if x is None:
-        conv = (_pair("stride", stride, 1), _pair("dilation", dilation, 1), _padding(padding))
+        conv = (as_pair("stride", stride), as_pair("dilation", dilation), as_padding(padding))
     else:
         geom = conv_geometry(x.shape[1], x.shape[2], kh, kw, stride=stride, dilation=dilation, padding=padding)
-        conv = ((geom.sh, geom.sw), (geom.dh, geom.dw), (geom.top, geom.left, geom.bottom, geom.right))
+        conv = (geom.stride, geom.dilation, geom.padding)
     bias_dtype = I32 if variant == "pqs8" else cfg.elem
     if bias is None:
         b = np.zeros(cout, dtype=bias_dtype)  # Note: XNNPACK substitutes a zero bias
@@ -1300,7 +1144,7 @@ class PreparedConv2d:
     _groups: int
     _stride: tuple[int, int]
     _dilation: tuple[int, int]
-    _padding: tuple[int, int, int, int]
+    _padding: Padding
     _fast: bool
     _izp: int
     _params: Any
@@ -1315,7 +1159,7 @@ class PreparedConv2d:
         groups: int,
         stride: tuple[int, int],
         dilation: tuple[int, int],
-        padding: tuple[int, int, int, int],
+        padding: Padding,
         fast: bool,
         izp: int,
         params: Any,
@@ -1400,7 +1244,7 @@ class PreparedConv2d:
         x = _array("input", input, 4, "NHWC [N, H, W, Cin]")
         check_dtype("input", x, _CFG[self._variant].elem, _ELEM_WHAT[self._variant])
         cout, _, _, fcin = self._filter_shape
-        _check_channels(x.shape[3], cout, fcin, self._groups)
+        conv_channels(x.shape[3], cout, fcin, self._groups)
         return self._run(x, self.geometry(x.shape[1], x.shape[2]))
 
     def _run(self, x: NDArray[Any], geom: ConvGeometry) -> NDArray[Any]:
@@ -1871,6 +1715,16 @@ def _pqs8_chunked_acc(
     return True
 
 
+def golden_padding(inputs: Mapping[str, NDArray[Any]]) -> Padding:
+    """The padding of an IGEMM golden file as a :class:`~kleidiref.conv.Padding`.
+
+    Note: the files store ``padding`` as (top, left, bottom, right), the order of the original
+    capture; everything else in kleidiref uses XNNPACK's (top, right, bottom, left).
+    """
+    top, left, bottom, right = (int(v) for v in inputs["padding"].tolist())
+    return Padding(top=top, right=right, bottom=bottom, left=left)
+
+
 def reproduce_golden(inputs: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:
     """Recompute a ``pf32_igemm`` / ``pf16_igemm`` / ``pqs8_qc8w_igemm`` golden file from its inputs.
 
@@ -1891,7 +1745,7 @@ def reproduce_golden(inputs: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[An
         kw,
         stride=inputs["stride"].tolist(),
         dilation=inputs["dilation"].tolist(),
-        padding=inputs["padding"].tolist(),
+        padding=golden_padding(inputs),
     )
     ks, kc, m = geom.ks, cin, geom.m
     k = ks * roundup(kc, cfg.kr)
