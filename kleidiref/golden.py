@@ -79,13 +79,13 @@ class GoldenInputs(Mapping[str, NDArray[Any]]):
 
     def __init__(self, data: Mapping[str, NDArray[Any]]) -> None:
         self._data = {k: v for k, v in data.items() if not is_result_field(k) and not k.endswith("_written")}
-        self._results = frozenset(k for k in data if is_result_field(k))
+        self._results = frozenset(k for k in data if is_result_field(k) or k.endswith("_written"))
 
     def __getitem__(self, key: str) -> NDArray[Any]:
         if key in self._data:
             return self._data[key]
         if key in self._results:
-            raise KeyError(f"{key!r} is a result field of this golden file: results must be recomputed")
+            raise KeyError(f"{key!r} is a result of this golden file (or its mask): results must be recomputed")
         raise KeyError(f"this golden file has no input field {key!r}")
 
     def __iter__(self) -> Iterator[str]:

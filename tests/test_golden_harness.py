@@ -90,7 +90,9 @@ def test_cli_check_and_reproduce(tmp_path: Path, capsys: pytest.CaptureFixture[s
     got = np.load(out_dir / SAMPLE.name)
     want = np.load(SAMPLE)
     assert np.array_equal(got["out"].view(np.uint32), want["out"].view(np.uint32))
-    assert "lhs" not in got.files  # results only, under the golden field names
+    # a whole golden file: the inputs kept, every result recomputed, so golden check reads it too
+    assert set(got.files) == set(want.files)
+    assert got["lhs"].tobytes() == want["lhs"].tobytes()
 
 
 def test_selfcheck_console_script() -> None:
