@@ -79,16 +79,16 @@ _pools: dict[int, ThreadPoolExecutor] = {}
 _Bufs: TypeAlias = "list[NDArray[np.uint8]] | None"  # scratch of _move_units
 _STAGE_ROWS = 64  # k rows per gather of a packed W in fma32_chain (see _move_units)
 _pool_lock = threading.Lock()
+_MAX_THREADS = 256
 
 
 def worker_threads() -> int:
     """Worker threads for the chains: ``KLEIDIREF_THREADS`` or the CPU count (at most 8)."""
-    raw = os.environ.get("KLEIDIREF_THREADS", "")
+    raw = os.environ.get("KLEIDIREF_THREADS", "").strip()
     if raw:
-        n = int(raw)
-        if n < 1:
-            raise ValueError(f"KLEIDIREF_THREADS must be >= 1, got {raw!r}")
-        return n
+        if not raw.isdigit() or not 1 <= int(raw) <= _MAX_THREADS:
+            raise ValueError(f"KLEIDIREF_THREADS must be an integer from 1 to {_MAX_THREADS}, got {raw!r}")
+        return int(raw)
     return max(1, min(8, os.cpu_count() or 1))
 
 
