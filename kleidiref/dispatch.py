@@ -41,7 +41,7 @@ from .conv import conv_output_size
 from .fallbacks.f16_x86 import f16_x86_ukernel
 from .fallbacks.f32_qcw import X86Isa, f32_qcw_ukernel
 from .numerics import bf16_to_f32, f32_to_bf16_rne
-from .targets import Target
+from .targets import Target, target_svl
 
 __all__ = [
     "DTYPES",
@@ -286,7 +286,9 @@ def target_from_json(obj: object) -> tuple[Target, Platform]:
     """A CASE ``target`` -> (:class:`Target`, platform). Optional: ``flush_to_zero``, ``platform``."""
     if not isinstance(obj, Mapping):
         raise CaseError("'target' must be an object")
-    missing = [k for k in _TARGET_KEYS if k not in obj]
+    # A target without SME has no SVL: svl_bits may be omitted, null or 0 there.
+    no_sme = obj.get("sme2") is False and obj.get("sme") is False
+    missing = [k for k in _TARGET_KEYS if k not in obj and not (k == "svl_bits" and no_sme)]
     if missing:
         raise CaseError(f"target is missing {missing} (required: {', '.join(_TARGET_KEYS)})")
     unknown = set(obj) - set(_TARGET_KEYS) - {"flush_to_zero", "platform", "name"}
@@ -304,7 +306,7 @@ def target_from_json(obj: object) -> tuple[Target, Platform]:
             i8mm=obj["i8mm"],
             dotprod=obj["dotprod"],
             fp16_arith=obj["fp16_arith"],
-            svl_bits=obj["svl_bits"],
+            svl_bits=obj.get("svl_bits"),
             flush_to_zero=obj.get("flush_to_zero", True),
             name=str(obj.get("name", "case")),
         )
@@ -472,11 +474,11 @@ class _Hw:
 
     @property
     def vls(self) -> int:
-        return self.t.svl_bits // 32
+        return target_svl(self.t, "an SME config's tile") // 32
 
     @property
     def vlh(self) -> int:
-        return self.t.svl_bits // 16
+        return target_svl(self.t, "an SME config's tile") // 16
 
     def feature_summary(self) -> str:
         if not self.arm64:
@@ -500,7 +502,8 @@ class _Hw:
                 "pf32/pf16/pqs8/qp8 configs"
             )
         )
-        return f"arm64 target with {', '.join(feats) or 'no optional features'}, SVL {self.t.svl_bits}; {kai}"
+        svl = f", SVL {self.t.svl_bits}" if self.t.has_sme else ""
+        return f"arm64 target with {', '.join(feats) or 'no optional features'}{svl}; {kai}"
 
 
 # --------------------------------------------------------------------------------------------

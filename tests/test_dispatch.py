@@ -674,3 +674,34 @@ def test_qc4w_conv_is_rejected_even_as_1x1() -> None:
             decide(conv("qdint8", "qcint4", "fp32", kh=kk, kw=kk, pad=pad, zero_point=8), SME2)
     with pytest.raises(NodeRejected, match="rejects a bf16 input"):
         decide(conv("bf16", "fp32", "fp32"), SME2)
+
+
+@pytest.mark.parametrize("svl", [None, 0, "omit"])
+def test_target_without_sme_takes_no_svl(svl: Any) -> None:
+    tgt: dict[str, Any] = {
+        "arch": "arm64",
+        "kleidiai": True,
+        "sme2": False,
+        "sme": False,
+        "i8mm": True,
+        "dotprod": True,
+        "fp16_arith": True,
+    }
+    if svl != "omit":
+        tgt["svl_bits"] = svl
+    obj = {
+        "target": tgt,
+        "node": {
+            "op": "fully_connected",
+            "input": {"dtype": "fp32", "shape": [4, 64]},
+            "filter": {"dtype": "fp32", "shape": [32, 64], "static": True},
+            "output": {"dtype": "fp32", "shape": [4, 32]},
+        },
+    }
+    d = explain_case(obj)
+    assert isinstance(d, Decision) and d.config == "f32_gemm"
+    assert "SVL" not in d.describe() and d.reasons[0] == "arm64 target with I8MM, DotProd, FP16; built with KleidiAI"
+    sme = dict(tgt, sme=True)
+    sme.pop("svl_bits", None)
+    with pytest.raises(CaseError, match="svl_bits"):
+        parse_case(dict(obj, target=sme))

@@ -68,7 +68,8 @@ class Ukernel:
             raise TypeError(f"class {cls.__name__} must be named like its ukernel {cls.name}")
 
     def __init__(self, svl: int | None = None) -> None:
-        self._svl = resolve_svl(svl)
+        # NEON kernels and packers ignore the SVL, so a target without SME can run them.
+        self._svl = resolve_svl(svl, required=self.isa.startswith("sme"))
 
     @property
     def svl(self) -> int:

@@ -547,7 +547,8 @@ def gemm_problems(
     @st.composite
     def build(draw: st.DrawFn) -> GemmProblem:
         t = draw(tgt)
-        s = draw(problem_shapes(v, svl=t.svl_bits, max_m=mm, max_n=mn, max_k=mk))
+        # A NEON target has no SVL; its kernels' blocking does not depend on one.
+        s = draw(problem_shapes(v, svl=t.svl_bits or 512, max_m=mm, max_n=mn, max_k=mk))
         inputs: dict[str, Any] = {}
         if v == "pqs8_qc8w_gemm":
             inputs["lhs"] = draw(int8_weights(shape=(s.m, s.k), min_value=-128, fill=fill_s))

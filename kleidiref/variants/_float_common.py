@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from .._buffers import PackedRhs, as_packed_rhs, check_count, check_dtype, packed_rhs_columns, roundup
 from .._engine import gather_rows
 from ..kai.interface import PackedLhsKernel, RawLhsKernel, TileParams
-from ..targets import Target, get_target
+from ..targets import Target, resolve_target, target_svl
 from ._sme_packers import SmeLhsPacker, SmeRhsBiasPacker, read_rhs_bias_blocks
 
 __all__ = ["BiasRhsKernel", "FloatVariant", "PackedWeights"]
@@ -178,7 +178,7 @@ class FloatVariant:
         kernel: str | None,
     ) -> NDArray[Any]:
         """Validate, pack with the kernel's parameters and run, as XNNPACK does (docs: the variants)."""
-        t = get_target() if target is None else target
+        t = resolve_target(target)
         a = check_dtype("lhs", lhs, self.dtype, f"{self.name} activations are {self.dtype.name}")
         w, n, k = self._check_rhs(rhs, bias, transpose_rhs)
         if a.ndim != 2:
@@ -186,16 +186,19 @@ class FloatVariant:
         if a.shape[1] != k:
             raise ValueError(f"K mismatch: lhs is {a.shape}, rhs is {w.shape} (transpose_rhs={transpose_rhs})")
         # A plain buffer: one call gathers the packed blocks as it goes (no decoded copy is kept).
-        return self._run(a, self._pack(w, bias, transpose_rhs, t.svl_bits), n, clamp_min, clamp_max, t, kernel)
+        return self._run(
+            a, self._pack(w, bias, transpose_rhs, target_svl(t, self.name)), n, clamp_min, clamp_max, t, kernel
+        )
 
     def pack_weights(
         self, rhs: NDArray[Any], *, bias: NDArray[Any] | None, transpose_rhs: bool, target: Target | None
     ) -> PackedWeights:
         """Pack ``rhs`` and ``bias`` once for :meth:`gemm_packed` (the same packers as :meth:`gemm`)."""
-        t = get_target() if target is None else target
+        t = resolve_target(target)
         w, n, k = self._check_rhs(rhs, bias, transpose_rhs)
-        packed = as_packed_rhs(self._pack(w, bias, transpose_rhs, t.svl_bits))
-        return PackedWeights(variant=self.name, n=n, k=k, svl=t.svl_bits, rhs_packed=packed)
+        svl = target_svl(t, self.name)
+        packed = as_packed_rhs(self._pack(w, bias, transpose_rhs, svl))
+        return PackedWeights(variant=self.name, n=n, k=k, svl=svl, rhs_packed=packed)
 
     def _pack(self, w: NDArray[Any], bias: NDArray[Any] | None, transpose_rhs: bool, svl: int) -> NDArray[np.uint8]:
         """The RHS packed by the nxk packer (or, ``transpose_rhs``, the kxn one: same bytes)."""
@@ -214,7 +217,7 @@ class FloatVariant:
         kernel: str | None,
     ) -> NDArray[Any]:
         """:meth:`gemm` on weights packed once by :meth:`pack_weights` (same SVL as ``target``)."""
-        t = get_target() if target is None else target
+        t = resolve_target(target)
         if not isinstance(weights, PackedWeights) or weights.variant != self.name:
             raise TypeError(f"weights must come from {self.name}.pack_weights()")
         if weights.svl != t.svl_bits:
@@ -237,17 +240,18 @@ class FloatVariant:
         """Run the kernel XNNPACK picks on ``t`` (or ``kernel``) on a checked [M, K] LHS."""
         m, k = a.shape
         kcls = self.select_kernel(t, m) if kernel is None else self._kernel_by_name(kernel)
+        svl = target_svl(t, kcls.name)
         item = self.dtype.itemsize
         dst = np.zeros((m, n), dtype=self.dtype)
         if issubclass(kcls, RawLhsKernel):
             if m != 1:
                 raise ValueError(f"{kcls.name} computes one row; M = {m}")
-            kcls(t.svl_bits, fz=t.flush_to_zero).run_matmul(
+            kcls(svl, fz=t.flush_to_zero).run_matmul(
                 1, n, k, np.ascontiguousarray(a), k * item, rhs_packed, dst, n * item, item, clamp_min, clamp_max
             )
         else:
-            lhs_packed = self.lhs_packer(t.svl_bits).pack(a)
-            kcls(t.svl_bits, fz=t.flush_to_zero).run_matmul(
+            lhs_packed = self.lhs_packer(svl).pack(a)
+            kcls(svl, fz=t.flush_to_zero).run_matmul(
                 m, n, k, lhs_packed, rhs_packed, dst, n * item, item, clamp_min, clamp_max
             )
         return dst

@@ -55,7 +55,7 @@ from numpy.typing import NDArray
 
 from .._buffers import check_float
 from ..quant.qai8dx import quantize_qai8dx
-from ..targets import Target, get_target
+from ..targets import Target, resolve_target, target_svl
 from ._int8_common import int8_matmul, qai8dxp_epilogue, wrap_i32
 
 __all__ = ["KERNELS", "Qc4wKernel", "gemm", "select_kernel", "xnn_kernel_name"]
@@ -159,7 +159,7 @@ def xnn_kernel_name(target: Target, m: int) -> tuple[str, int, int]:
     """``(XNNPACK ukernel, mr, nr)``; SME tiles scale with the SVL (names as at that SVL)."""
     k = select_kernel(target, m)
     if k.branch in ("sme2", "sme"):
-        vls = target.svl_bits // 32
+        vls = target_svl(target, k.name) // 32
         mr, nr = (1 if k.gemv else vls), 4 * vls
         isa = "neonsme2" if k.branch == "sme2" else "neonsme"
         return f"xnn_qp8_f32_qc4w_gemm_minmax_ukernel_{mr}x{nr}c4__{isa}", mr, nr
@@ -209,7 +209,7 @@ def gemm(
     signed 4-bit weights in [-8, 7]; ``scale`` float32 [N]; ``bias`` float32 [N] or None.
     ``kernel`` names a KleidiAI kernel of :data:`KERNELS`; by default the one ``target`` selects.
     """
-    t = get_target() if target is None else target
+    t = resolve_target(target)
     w_in = rhs.T if transpose_rhs and isinstance(rhs, np.ndarray) else rhs
     a, w, sc_in, bias32 = _check(lhs, w_in, scale, bias)
     m, n = a.shape[0], w.shape[0]

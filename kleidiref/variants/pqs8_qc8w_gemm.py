@@ -45,7 +45,7 @@ from .._buffers import (
 )
 from ..kai.interface import PackedLhsKernel, RawLhsKernel, TileParams, Ukernel
 from ..numerics import ftz32
-from ..targets import Target, get_target
+from ..targets import Target, resolve_target, target_svl
 from ._int8_common import (
     check_i32,
     frintn_fcvtzs,
@@ -532,7 +532,7 @@ def pack_weights(
     ``RN32(RN32(s_in * s_w[n]) / s_out)`` (see :func:`kleidiref.quant.qai8.requantization_scale`);
     params ``{lhs_zero_point = input_zero_point, scale_multiplier = 1.0}``.
     """
-    t = get_target() if target is None else target
+    t = resolve_target(target)
     w = check_dtype("rhs", rhs, I8, "qc8w weights are int8")
     if w.ndim != 2:
         raise ValueError(f"rhs must be 2-D, got shape {w.shape}")
@@ -551,10 +551,9 @@ def pack_weights(
             "setup_scale_params_qx8_qcyw / init_requantization_scale_qx8_qc8w refuse to create the operator"
         )
     params = kai_rhs_pack_qsi8cx_params(lhs_zero_point=izp, scale_multiplier=1.0)
-    packed = kai_rhs_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme(t.svl_bits).pack(
-        w_kn, requant_scale, bias, params=params
-    )
-    return PackedWeights(n=n, k=k, svl=t.svl_bits, input_zero_point=izp, rhs_packed=as_packed_rhs(packed))
+    svl = target_svl(t, "pqs8_qc8w_gemm's SME packer")
+    packed = kai_rhs_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme(svl).pack(w_kn, requant_scale, bias, params=params)
+    return PackedWeights(n=n, k=k, svl=svl, input_zero_point=izp, rhs_packed=as_packed_rhs(packed))
 
 
 def gemm_packed(
@@ -573,7 +572,7 @@ def gemm_packed(
     ``fast=False`` always packs the LHS with ``kai_lhs_pack_x8p2vlx4_x8_sme`` and calls the
     kernel's ``run_matmul``; the default feeds the same rows to the same arithmetic directly.
     """
-    t = get_target() if target is None else target
+    t = resolve_target(target)
     a = check_dtype("lhs", lhs, I8, "pqs8 activations are int8")
     if not isinstance(weights, PackedWeights):
         raise TypeError("weights must come from pack_weights()")
@@ -633,7 +632,7 @@ def gemm(
     [N, K] ([K, N] with ``transpose_rhs``), ``requant_scale`` float32 [N] in XNNPACK's convention
     ``RN32(RN32(s_in * s_w[n]) / s_out)``, ``bias`` int32 [N] or None, output bounds int8.
     """
-    t = get_target() if target is None else target
+    t = resolve_target(target)
     w = pack_weights(
         rhs, requant_scale, input_zero_point=input_zero_point, bias=bias, transpose_rhs=transpose_rhs, target=t
     )

@@ -47,7 +47,7 @@ from ..kai.interface import MatmulKernel, TileParams, Ukernel
 from ..numerics import bf16_to_f32
 from ..quant import qb4
 from ..quant.qai8dx import quantize_qai8dx
-from ..targets import Target, get_target
+from ..targets import Target, resolve_target
 from ._qai8dxp import kai_lhs_quant_pack_qai8dxp_f32, read_qai8dxp
 from ._qb4w_common import (
     EpilogueKind,
@@ -702,7 +702,7 @@ class PreparedQb4w:
     """
 
     family: tuple[str, str]
-    svl: int
+    svl: int | None
     n: int
     k: int
     bl: int
@@ -754,7 +754,7 @@ def prepare_weights(
     packs with ``xnn_pack_kai_qb4_weights_and_biases`` (nr 4, the branch's kr/sr, bias patch);
     the SME2 kernels with ``kai_rhs_pack_{nxk,kxn}_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon``.
     """
-    t = get_target() if target is None else target
+    t = resolve_target(target)
     qb4.check_kernel_zero_point(kernel_zero_point)
     u, nn, kk = _as_codes(rhs, transpose_rhs, n)
     qb4.check_block_size(kk, bl)
@@ -816,7 +816,7 @@ def gemm(
     (``check_kernel_zero_point_is_8_qu8``). XNNPACK's creation checks (block size, scales)
     raise ValueError before anything is packed. Arithmetic: see the module docstring.
     """
-    t = get_target() if target is None else target
+    t = resolve_target(target)
     if not isinstance(lhs, np.ndarray) or lhs.dtype != F32:
         raise TypeError("lhs must be a float32 array [M, K] (qp8 activations are f32)")
     if lhs.ndim != 2:

@@ -67,7 +67,7 @@ from .._buffers import (
 )
 from ..kai.interface import PackedLhsKernel, TileParams, Ukernel
 from ..quant.qai8dx import quantize_qai8dx
-from ..targets import Target, get_target
+from ..targets import Target, resolve_target, target_svl
 from ._int8_common import (
     int8_matmul,
     kai_rhs_pack_qsi8cx_params,
@@ -584,7 +584,7 @@ class PackedWeights:
 
     n: int
     k: int
-    svl: int
+    svl: int | None
     rhs_packed: PackedRhs
     nr: int
     kr: int
@@ -599,10 +599,12 @@ def _pack_params(target: Target, kernel: str | None) -> tuple[int, int]:
         try:
             p = select_kernel(target, 2)(target.svl_bits).tile_params()
         except ValueError:
-            pass  # Note: no qp8 kernel on this target; pack for the SME tiles (gemm_packed refuses).
+            if target.svl_bits is None:
+                raise  # no qp8 kernel and no SVL to pack SME tiles for
+            # Note: no qp8 kernel on this target; pack for the SME tiles (gemm_packed refuses).
         else:
             return p.nr, p.kr
-    return 4 * (target.svl_bits // 32), KR
+    return 4 * (target_svl(target, "the SME qp8_f32_qc8w packing") // 32), KR
 
 
 def pack_weights(
@@ -621,7 +623,7 @@ def pack_weights(
     [K, N] with ``transpose_rhs=True`` (kxn packer); params ``{lhs_zero_point = 1,
     scale_multiplier = 1.0}`` (``setup_packing_params_qs8_qc8w``).
     """
-    t = get_target() if target is None else target
+    t = resolve_target(target)
     w = check_dtype("rhs", rhs, I8, "qc8w weights are int8")
     if w.ndim != 2:
         raise ValueError(f"rhs must be 2-D, got shape {w.shape}")
@@ -663,7 +665,7 @@ def gemm_packed(
     ``run_matmul`` on the packed buffers; the default skips the packed-LHS round trip for finite
     inputs (bit-identical; see the tests).
     """
-    t = get_target() if target is None else target
+    t = resolve_target(target)
     a = check_dtype("lhs", lhs, F32, "qp8 activations are float32 (quantized per row by the kernel path)")
     if not isinstance(weights, PackedWeights):
         raise TypeError("weights must come from pack_weights()")
@@ -715,7 +717,7 @@ def gemm(
     float32 [N] or None. M == 1 runs the GEMV (LHS packed with mr = 1) unless ``kernel`` names
     one. FPCR.FZ is the target's ``flush_to_zero``.
     """
-    t = get_target() if target is None else target
+    t = resolve_target(target)
     w = pack_weights(rhs, scale, bias=bias, transpose_rhs=transpose_rhs, target=t, kernel=kernel)
     return gemm_packed(lhs, w, clamp_min=clamp_min, clamp_max=clamp_max, target=t, kernel=kernel)
 
