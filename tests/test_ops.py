@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,8 @@ from kleidiref import fallbacks as F
 from kleidiref.dispatch import NodeRejected
 from kleidiref.numerics import f32_to_bf16_rne, rn16
 from kleidiref.ops import OpResult, QuantParams, batch_matrix_multiply, convolution_2d, fully_connected
+from kleidiref.ops.operands import Call
+from kleidiref.ops.registry import RUNNERS, run
 from kleidiref.quant.qd8 import quantize_qd8
 from kleidiref.targets import APPLE_M4, GENERIC_SME1, NEON_ONLY, Target
 from kleidiref.testing import assert_matches
@@ -229,8 +232,7 @@ def test_conv_igemm_generic_and_kleidiai() -> None:
     eq(g2.output, F.f32_igemm(XC, w8, None, padding=(1, 1, 1, 1), groups=2, kernel="ld128"))
     k = convolution_2d(XC, w, b, padding=(1, 1, 1, 1), target=APPLE_M4)
     assert k.decision.variant == "pf32" and k.decision.microkernel == "igemm"
-    if "igemm" not in VARIANTS:
-        assert "not emulated" in k.emulation
+    assert k.emulation == "variant:igemm(pf32)"
     np.testing.assert_allclose(k.output, g.output, rtol=1e-5, atol=1e-5)
 
 
@@ -380,9 +382,21 @@ def test_bad_inputs() -> None:
         fully_connected(X, randn(24, 41), target=APPLE_M4)
 
 
+def test_the_registry_keys_on_config_and_names_an_unknown_one() -> None:
+    """Which emulation runs is RUNNERS[(microkernel, config)]; a missing key names the config."""
+    d = fully_connected(X, W, B, target=APPLE_M4).decision
+    assert RUNNERS[(d.microkernel, d.config)] is RUNNERS[("gemm", "pf32_gemm")]
+    odd = dataclasses.replace(d, config="f64_gemm", variant="pf64")
+    with pytest.raises(NotImplementedError, match=r"f64_gemm .* not emulated by kleidiref"):
+        run(Call(odd, APPLE_M4, X, W, B, None, None, None, -np.inf, np.inf))
+    # The variant spelling plays no part: the same config with another variant label runs the same.
+    relabelled = dataclasses.replace(d, variant="pf32_gemm")
+    out, how = run(Call(relabelled, APPLE_M4, X, W, B, None, None, None, -np.inf, np.inf))
+    assert how == "variant:pf32_gemm"
+    eq(out, fully_connected(X, W, B, target=APPLE_M4).output)
+
+
 def test_conv_kleidiai_igemm_routes_to_the_igemm_module() -> None:
-    if "igemm" not in VARIANTS:
-        pytest.skip("kleidiref.variants.igemm not present")
     mod = VARIANTS["igemm"]
     w, b = randn(4, 3, 3, 8), randn(4)
     pads = (1, 0, 2, 1)  # top, right, bottom, left (XNNPACK's define order)
@@ -440,8 +454,6 @@ def _slice_quant(q: dict[str, Any], lo: int, hi: int) -> dict[str, Any]:
 @pytest.mark.parametrize("kind", GROUPED_CASES)
 def test_grouped_kleidiai_conv_is_per_group_ungrouped_convs(kind: str, groups: int, t: Target) -> None:
     """A grouped conv on the KleidiAI IGEMM = the per-group ungrouped convs, concatenated, bitwise."""
-    if "igemm" not in VARIANTS:
-        pytest.skip("kleidiref.variants.igemm not present")
     x, w, b, q = _grouped_case(kind, groups)
     geo: dict[str, Any] = dict(padding=(1, 0, 2, 1), stride=(1, 2), output_min=-3.0, output_max=3.0)
     r = convolution_2d(x, w, b, groups=groups, target=t, **geo, **q)

@@ -1,0 +1,240 @@
+"""The public ops: build the XNNPACK node from numpy arrays, decide, run the registered adapter.
+
+Shapes, datatypes and quantization come in; :func:`kleidiref.dispatch.decide` names the config
+and kernel; :func:`kleidiref.ops.registry.run` computes the output; an fp32 result of an fp16 /
+bf16 node (XNNPACK's fp32 rewrite) is converted back to the node's type here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..conv import conv_output_size
+from ..dispatch import ConvParams, Decision, Node, Platform, TensorSpec, decide
+from ..targets import Target
+from .operands import (
+    Call,
+    QuantParams,
+    act_dtype,
+    bias_spec,
+    check_array,
+    check_target,
+    filter_dtype,
+    out_dtype,
+    scale_tuple,
+    to_out_dtype,
+)
+from .registry import run
+
+__all__ = ["OpResult", "batch_matrix_multiply", "convolution_2d", "fully_connected"]
+
+
+@dataclasses.dataclass(frozen=True)
+class OpResult:
+    """The output XNNPACK would produce, the dispatch decision, and how it was emulated."""
+
+    output: NDArray[Any]
+    decision: Decision
+    #: ``variant:<module>``, ``kleidiai:qp8_f32_qc4w_gemm`` (the KleidiAI path outside the five
+    #: variants) or ``fallback:<function>(kernel)``; notes for approximations.
+    emulation: str
+
+    def __iter__(self) -> Iterator[Any]:
+        yield self.output
+        yield self.decision
+
+
+def _run_in_node_type(c: Call, in_dt: str, out_dt: str) -> tuple[NDArray[Any], str]:
+    """The registered adapter's output, in the node's output type."""
+    out, how = run(c)
+    res = to_out_dtype(out, out_dt)
+    if in_dt == "qdint8" and res.dtype != out.dtype:
+        # XNNPACK's fp16 fallback rewrote this fp16-output node to fp32 (no pf16 config): fp16 ->
+        # fp32 convert in (exact), f32 qd8 GEMM, fp32 -> fp16 convert out (RNE).
+        how += " + fp16 converts (cvt_to_fp32 rewrite)"
+    return res, how
+
+
+def _check_out_quant(out_dt: str, output_quant: QuantParams | None, what: str) -> None:
+    if out_dt in ("qint8", "quint8") and output_quant is None:
+        raise ValueError(f"a {out_dt} {what} needs output_quant=QuantParams(scale, zero_point)")
+
+
+def _filter_spec(k_dt: str, w: NDArray[Any], quant: QuantParams | None) -> TensorSpec:
+    zp = quant.zero_point if quant is not None and k_dt in ("qbint4", "qcint4") else None
+    block = None if quant is None else quant.block_size
+    return TensorSpec(k_dt, tuple(w.shape), static=True, zero_point=zp, block_size=block, scale=scale_tuple(quant))
+
+
+def fully_connected(
+    input: NDArray[Any],
+    filter: NDArray[Any],
+    bias: NDArray[Any] | None = None,
+    *,
+    input_quant: QuantParams | None = None,
+    filter_quant: QuantParams | None = None,
+    output_quant: QuantParams | None = None,
+    dynamic: bool = False,
+    transpose_weights: bool = False,
+    output_min: float = -np.inf,
+    output_max: float = np.inf,
+    target: Target | None = None,
+    platform: Platform = "linux",
+) -> OpResult:
+    """``XNNFullyConnected``: ``input`` [..., K] x ``filter`` [N, K] ([K, N] with ``transpose_weights``)."""
+    t = check_target(target)
+    x, w = check_array("input", input), check_array("filter", filter)
+    b = None if bias is None else check_array("bias", bias)
+    in_dt = act_dtype(x, input_quant, dynamic)
+    k_dt = filter_dtype(w, filter_quant)
+    out_dt = out_dtype(in_dt, x)
+    _check_out_quant(out_dt, output_quant, "fully-connected node")
+    n = w.shape[1] if transpose_weights and w.ndim == 2 else w.shape[0]
+    node = Node(
+        op="fully_connected",
+        input=TensorSpec(in_dt, tuple(x.shape), scale=scale_tuple(input_quant)),
+        filter=_filter_spec(k_dt, w, filter_quant),
+        output=TensorSpec(out_dt, (*x.shape[:-1], n), scale=scale_tuple(output_quant)),
+        bias=bias_spec(b),
+        flags=("transpose_weights",) if transpose_weights else (),
+    )
+    d = decide(node, t, platform=platform)
+    w2 = np.ascontiguousarray(w.T) if transpose_weights else w
+    c = Call(d, t, x.reshape(-1, x.shape[-1]), w2, b, input_quant, filter_quant, output_quant, output_min, output_max)
+    out, how = _run_in_node_type(c, in_dt, out_dt)
+    return OpResult(out.reshape(*x.shape[:-1], w2.shape[0]), d, how)
+
+
+def _conv_params(
+    w: NDArray[Any],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    padding: tuple[int, int, int, int],
+    groups: int,
+) -> ConvParams:
+    return ConvParams(
+        kernel=(w.shape[1], w.shape[2]),
+        stride=(int(stride[0]), int(stride[1])),
+        dilation=(int(dilation[0]), int(dilation[1])),
+        padding=(int(padding[0]), int(padding[1]), int(padding[2]), int(padding[3])),
+        groups=groups,
+    )
+
+
+def _conv_out_hw(x: NDArray[Any], c: ConvParams) -> tuple[int, int]:
+    pt, pr, pb, pl = c.padding
+    ho = conv_output_size(x.shape[1] + pt + pb, c.kernel[0], c.dilation[0], c.stride[0])
+    wo = conv_output_size(x.shape[2] + pl + pr, c.kernel[1], c.dilation[1], c.stride[1])
+    return ho, wo
+
+
+def convolution_2d(
+    input: NDArray[Any],
+    filter: NDArray[Any],
+    bias: NDArray[Any] | None = None,
+    *,
+    stride: tuple[int, int] = (1, 1),
+    dilation: tuple[int, int] = (1, 1),
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0),
+    groups: int = 1,
+    input_quant: QuantParams | None = None,
+    filter_quant: QuantParams | None = None,
+    output_quant: QuantParams | None = None,
+    dynamic: bool = False,
+    output_min: float = -np.inf,
+    output_max: float = np.inf,
+    target: Target | None = None,
+    platform: Platform = "linux",
+) -> OpResult:
+    """``XNNConv2d``: ``input`` NHWC, ``filter`` [O, kh, kw, C/groups]; padding [top, right, bottom, left].
+
+    A 1x1 convolution that XNNPACK rewrites to a fully-connected node runs through the FC path
+    (a dynamically quantized input is then quantized per pixel row). ``dynamic=True`` quantizes
+    per image otherwise (ExecuTorch's ``num_nonbatch_dims = 3``).
+    """
+    t = check_target(target)
+    x, w = check_array("input", input), check_array("filter", filter)
+    b = None if bias is None else check_array("bias", bias)
+    if x.ndim != 4 or w.ndim != 4:
+        raise ValueError(f"input must be NHWC and filter [O, kh, kw, C/groups]; got {x.shape}, {w.shape}")
+    in_dt = act_dtype(x, input_quant, dynamic)
+    k_dt = filter_dtype(w, filter_quant)
+    if k_dt == "qbint4":
+        raise ValueError("4-bit block-wise filters are fully-connected only")
+    out_dt = out_dtype(in_dt, x)
+    _check_out_quant(out_dt, output_quant, "convolution")
+    conv = _conv_params(w, stride, dilation, padding, groups)
+    node = Node(
+        op="convolution_2d",
+        input=TensorSpec(in_dt, tuple(x.shape), scale=scale_tuple(input_quant)),
+        filter=TensorSpec(k_dt, tuple(w.shape), static=True, scale=scale_tuple(filter_quant)),
+        output=TensorSpec(out_dt, (x.shape[0], *_conv_out_hw(x, conv), w.shape[0]), scale=scale_tuple(output_quant)),
+        bias=bias_spec(b),
+        convolution=conv,
+    )
+    d = decide(node, t, platform=platform)
+    quants = (input_quant, filter_quant, output_quant)
+    if d.rewritten_to_fc:
+        c = Call(d, t, x.reshape(-1, x.shape[-1]), w.reshape(w.shape[0], -1), b, *quants, output_min, output_max)
+        out, how = _run_in_node_type(c, in_dt, out_dt)
+        return OpResult(out.reshape(*x.shape[:3], w.shape[0]), d, how)
+    out, how = _run_in_node_type(Call(d, t, x, w, b, *quants, output_min, output_max, conv), in_dt, out_dt)
+    return OpResult(out, d, how)
+
+
+def _bmm_batch(a: NDArray[Any], bm: NDArray[Any], transpose_b: bool) -> tuple[int, ...]:
+    """The broadcast batch dimensions (the first input's when K does not match: dispatch says why)."""
+    k_b = bm.shape[-1] if transpose_b else bm.shape[-2]
+    if a.shape[-1] != k_b:
+        return tuple(a.shape[:-2])
+    return tuple(np.broadcast_shapes(a.shape[:-2], bm.shape[:-2]))
+
+
+def batch_matrix_multiply(
+    input1: NDArray[Any],
+    input2: NDArray[Any],
+    *,
+    transpose_b: bool = False,
+    input1_quant: QuantParams | None = None,
+    input2_quant: QuantParams | None = None,
+    output_quant: QuantParams | None = None,
+    dynamic: bool = False,
+    static_b: bool = False,
+    target: Target | None = None,
+    platform: Platform = "linux",
+) -> OpResult:
+    """``XNNBatchMatrixMultiply``: ``input1`` [..., M, K] x ``input2`` [..., K, N] ([..., N, K] with
+    ``transpose_b``); batch dimensions broadcast; no bias, no clamp."""
+    t = check_target(target)
+    a, bm = check_array("input1", input1), check_array("input2", input2)
+    if a.ndim < 2 or bm.ndim < 2:
+        raise ValueError(f"inputs must have rank >= 2, got {a.shape} and {bm.shape}")
+    in_dt = act_dtype(a, input1_quant, dynamic)
+    k_dt = filter_dtype(bm, input2_quant)
+    out_dt = out_dtype(in_dt, a)
+    n = bm.shape[-2] if transpose_b else bm.shape[-1]
+    batch = _bmm_batch(a, bm, transpose_b)
+    node = Node(
+        op="batch_matrix_multiply",
+        input=TensorSpec(in_dt, tuple(a.shape), scale=scale_tuple(input1_quant)),
+        filter=TensorSpec(k_dt, tuple(bm.shape), static=static_b, scale=scale_tuple(input2_quant)),
+        output=TensorSpec(out_dt, (*batch, a.shape[-2], n), scale=scale_tuple(output_quant)),
+        flags=("transpose_b",) if transpose_b else (),
+    )
+    d = decide(node, t, platform=platform)
+    aa = np.broadcast_to(a, (*batch, *a.shape[-2:]))
+    bb = np.broadcast_to(bm, (*batch, *bm.shape[-2:]))
+    outs = []
+    how = ""
+    for idx in np.ndindex(*batch):
+        w = np.ascontiguousarray(bb[idx] if transpose_b else bb[idx].T)  # [N, K]
+        c = Call(d, t, aa[idx], w, None, input1_quant, input2_quant, output_quant, -np.inf, np.inf)
+        out, how = _run_in_node_type(c, in_dt, out_dt)
+        outs.append(out)
+    res = np.stack(outs).reshape(*batch, a.shape[-2], n) if outs else np.zeros((*batch, a.shape[-2], n))
+    return OpResult(res, d, how)

@@ -1,0 +1,152 @@
+"""Convolution adapters: IGEMM, DWConv and VMulCAddC configs, from a :class:`~kleidiref.ops.operands.Call`.
+
+A convolution that XNNPACK rewrites to a fully-connected node never gets here (it runs the GEMM
+adapters of :mod:`kleidiref.ops.gemm_runners`). Which adapter runs for which (microkernel,
+config) is :data:`kleidiref.ops.registry.RUNNERS`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+
+from .. import fallbacks as F
+from ..quant.qd8 import quantize_qd8
+from ..variants import igemm
+from .gemm_runners import Result, qu8_requant_mode, x86_f16_kernel
+from .operands import Call, f16_of, opt_f16, opt_f32, qs8_requant, qu8_requant, to_f32
+
+__all__ = [
+    "run_dwconv_f16",
+    "run_dwconv_f32",
+    "run_dwconv_qs8",
+    "run_f16_igemm",
+    "run_f32_igemm",
+    "run_kai_igemm_pf16",
+    "run_kai_igemm_pf32",
+    "run_kai_igemm_pqs8",
+    "run_qd8_f32_qc8w_igemm",
+    "run_qs8_qc8w_igemm",
+    "run_qu8_conv",
+    "run_vmulcaddc_f16",
+    "run_vmulcaddc_f32",
+]
+
+
+# ---- VMulCAddC and DWConv -------------------------------------------------------------------------
+
+
+def run_vmulcaddc_f32(c: Call) -> Result:
+    out = F.vmulcaddc(to_f32(c.x), to_f32(c.w).reshape(-1), opt_f32(c.bias), **c.clamp())
+    return out, "fallback:vmulcaddc(f32_vmulcaddc)"
+
+
+def run_vmulcaddc_f16(c: Call) -> Result:
+    out = F.vmulcaddc(c.x, f16_of(c.w).reshape(-1), opt_f16(c.bias), **c.clamp())
+    return out, "fallback:vmulcaddc(f16_vmulcaddc)"
+
+
+def run_dwconv_f32(c: Call) -> Result:
+    out = F.dwconv(to_f32(c.x), to_f32(c.w), opt_f32(c.bias), **c.clamp(), **c.geometry(groups=False))
+    return out, "fallback:dwconv(f32_dwconv)"
+
+
+def run_dwconv_f16(c: Call) -> Result:
+    out = F.dwconv(c.x, f16_of(c.w), opt_f16(c.bias), **c.clamp(), **c.geometry(groups=False))
+    return out, "fallback:dwconv(f16_dwconv)"
+
+
+def run_dwconv_qs8(c: Call) -> Result:
+    r = qs8_requant(c)
+    geo = c.geometry(groups=False)
+    out = F.dwconv_qs8(c.x, c.w, c.bias, zx=r.zx, s=r.scale, zy=r.zy, ymin=r.ymin, ymax=r.ymax, **geo)
+    return out, "fallback:dwconv_qs8"
+
+
+def run_qu8_conv(c: Call) -> Result:
+    # IGEMM and DWConv give the same bits (integer sums, then the same rndnu requantization).
+    rq = qu8_requant_mode(c.target)
+    out = F.qu8_igemm(c.x, c.w, c.bias, **qu8_requant(c), requant=rq, **c.geometry())
+    return out, f"fallback:qu8_igemm({c.decision.microkernel}, {rq})"
+
+
+# ---- KleidiAI IGEMM (kleidiref.variants.igemm) -----------------------------------------------------
+# Note: grouped convolutions run as XNNPACK runs them on the KleidiAI IGEMM: the same IGEMM once
+# per group (igemm.conv2d does that).
+
+
+def _kai_igemm_geometry(c: Call) -> dict[str, Any]:
+    """``variants.igemm.conv2d``'s geometry and target keywords."""
+    return {**c.geometry(), "target": c.target}
+
+
+def run_kai_igemm_pf32(c: Call) -> Result:
+    out = igemm.conv2d(
+        to_f32(c.x),
+        to_f32(c.w),
+        opt_f32(c.bias),
+        variant="pf32",
+        clamp_min=c.lo,
+        clamp_max=c.hi,
+        **_kai_igemm_geometry(c),
+    )
+    return np.asarray(out), "variant:igemm(pf32)"
+
+
+def run_kai_igemm_pf16(c: Call) -> Result:
+    geo = _kai_igemm_geometry(c)
+    out = igemm.conv2d(c.x, f16_of(c.w), opt_f16(c.bias), variant="pf16", clamp_min=c.lo, clamp_max=c.hi, **geo)
+    return np.asarray(out), "variant:igemm(pf16)"
+
+
+def run_kai_igemm_pqs8(c: Call) -> Result:
+    r = qs8_requant(c)
+    out = igemm.conv2d(
+        c.x,
+        c.w,
+        c.bias,
+        variant="pqs8",
+        input_zero_point=r.zx,
+        requant_scale=r.scale,
+        output_zero_point=r.zy,
+        output_min=r.ymin,
+        output_max=r.ymax,
+        **_kai_igemm_geometry(c),
+    )
+    return np.asarray(out), "variant:igemm(pqs8_qc8w)"
+
+
+# ---- generic IGEMM ---------------------------------------------------------------------------------
+
+
+def run_f32_igemm(c: Call) -> Result:
+    d = c.decision
+    k32: Literal["ld128", "acc2"] = "acc2" if d.mr == 1 or d.config == "f32_gemm_nr2" else "ld128"
+    out = F.f32_igemm(to_f32(c.x), to_f32(c.w), opt_f32(c.bias), **c.clamp(), kernel=k32, **c.geometry())
+    return out, f"fallback:f32_igemm({k32})"
+
+
+def run_f16_igemm(c: Call) -> Result:
+    if c.target.arch == "x86_64":
+        kx = x86_f16_kernel(c.decision)
+        out = F.f16_x86_igemm(c.x, f16_of(c.w), opt_f16(c.bias), **c.clamp(), kernel=kx, **c.geometry())
+        return out, f"fallback:f16_x86_igemm({kx})"
+    kh16: Literal["1x16", "6x16"] = "1x16" if c.decision.mr == 1 else "6x16"
+    out = F.f16_igemm(c.x, f16_of(c.w), opt_f16(c.bias), **c.clamp(), kernel=kh16, **c.geometry())
+    return out, f"fallback:f16_igemm({kh16})"
+
+
+def run_qd8_f32_qc8w_igemm(c: Call) -> Result:
+    x = c.x
+    q, a, zp = quantize_qd8(to_f32(x).reshape(x.shape[0], -1), fz=c.fz)
+    out = F.qd8_f32_qc8w_igemm(
+        q.reshape(x.shape), a, zp, c.w, c.w_scale(), opt_f32(c.bias), **c.clamp(), **c.geometry()
+    )
+    return out, "fallback:qd8_f32_qc8w_igemm (qd8 per image)"
+
+
+def run_qs8_qc8w_igemm(c: Call) -> Result:
+    r = qs8_requant(c)
+    out = F.qs8_qc8w_igemm(c.x, c.w, c.bias, zx=r.zx, s=r.scale, zy=r.zy, ymin=r.ymin, ymax=r.ymax, **c.geometry())
+    return out, "fallback:qs8_qc8w_igemm"

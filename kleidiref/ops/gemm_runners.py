@@ -1,0 +1,286 @@
+"""GEMM adapters: one per XNNPACK gemm config, from a :class:`~kleidiref.ops.operands.Call` to its kernel.
+
+Each adapter takes the operands of one GEMM (FC, a 1x1 convolution XNNPACK rewrote to FC, one
+BMM batch), converts them as the config's packing does, runs the kernel the decision names and
+returns ``(output, emulation)``. Which adapter runs for which config is
+:data:`kleidiref.ops.registry.RUNNERS`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, cast
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .. import fallbacks as F
+from ..dispatch import Decision, f16_x86_choice, f32_qcw_choice
+from ..kai.registry import UKERNELS
+from ..quant.qd8 import quantize_qd8
+from ..quant.qd8_f16 import quantize_qd8_f16
+from ..targets import Target
+from ..variants import _qp8_f32_qc4w as qp8_f32_qc4w
+from ..variants import pf16_gemm, pf32_gemm, pqs8_qc8w_gemm, qp8_f32_qb4w_gemm, qp8_f32_qc8w_gemm
+from .operands import F16, Call, f16_of, opt_f16, opt_f32, qs8_requant, qu8_requant, to_f32
+
+__all__ = [
+    "Result",
+    "X86F16Kernel",
+    "not_emulated",
+    "qb4w_kr",
+    "qu8_requant_mode",
+    "run_f16_gemm",
+    "run_f32_gemm",
+    "run_f32_gemm_nr2",
+    "run_f32_qc4w",
+    "run_f32_qc8w",
+    "run_pf16",
+    "run_pf32",
+    "run_pqs8_qc8w",
+    "run_qd8_f16_qb4w",
+    "run_qd8_f16_qc4w",
+    "run_qd8_f16_qc8w",
+    "run_qd8_f32_qb4w",
+    "run_qd8_f32_qc4w",
+    "run_qd8_f32_qc8w",
+    "run_qp8_f32_qb4w",
+    "run_qp8_f32_qc4w",
+    "run_qp8_f32_qc8w",
+    "run_qs8_qc8w",
+    "run_qu8",
+    "x86_f16_kernel",
+]
+
+#: An adapter's answer: the output and ``OpResult.emulation``.
+Result = tuple[NDArray[Any], str]
+
+
+def not_emulated(d: Decision, what: str) -> NotImplementedError:
+    return NotImplementedError(f"{d.config} ({d.kernel}) is not emulated by kleidiref yet: {what}")
+
+
+def qb4w_kr(t: Target) -> int:
+    """The qb4w kernels' kr (c8 on i8mm, c4 on dotprod, 1 otherwise): it sets the block sum order."""
+    return 8 if t.i8mm else 4 if t.dotprod else 1
+
+
+def qu8_requant_mode(t: Target) -> Literal["rndnu", "fp32"]:
+    return "rndnu" if t.arch == "arm64" else "fp32"  # x86-64 qu8 kernels requantize in fp32
+
+
+X86F16Kernel = Literal["avx2", "avx512skx", "avx512fp16"]
+
+
+def x86_f16_kernel(d: Decision) -> X86F16Kernel:
+    """The ``kernel=`` of :mod:`kleidiref.fallbacks.f16_x86` for the x86-64 f16 kernel ``d`` names."""
+    key, name, _, _ = f16_x86_choice(d.mr, igemm=d.microkernel == "igemm")
+    if name != d.kernel:  # one chooser for both: a mismatch is a kleidiref bug
+        raise AssertionError(f"x86 f16 kernel {name} differs from the decision's {d.kernel}")
+    return cast(X86F16Kernel, key)
+
+
+# ---- KleidiAI: the five variants and qp8_f32_qc4w ----------------------------------------------
+
+
+def run_pf32(c: Call) -> Result:
+    out = pf32_gemm.gemm(
+        to_f32(c.x),
+        to_f32(c.w),
+        bias=opt_f32(c.bias),
+        clamp_min=c.lo,
+        clamp_max=c.hi,
+        target=c.target,
+        kernel=c.decision.kernel,
+    )
+    return out, "variant:pf32_gemm"
+
+
+def run_pf16(c: Call) -> Result:
+    out = pf16_gemm.gemm(
+        c.x,
+        f16_of(c.w),
+        bias=opt_f16(c.bias),
+        clamp_min=c.lo,
+        clamp_max=c.hi,
+        target=c.target,
+        kernel=c.decision.kernel,
+    )
+    return out, "variant:pf16_gemm"
+
+
+def run_pqs8_qc8w(c: Call) -> Result:
+    r = qs8_requant(c)
+    out = pqs8_qc8w_gemm.gemm(
+        c.x,
+        c.w,
+        input_zero_point=r.zx,
+        requant_scale=r.scale,
+        bias=c.bias,
+        output_zero_point=r.zy,
+        output_min=r.ymin,
+        output_max=r.ymax,
+        target=c.target,
+        kernel=c.decision.kernel,
+    )
+    return out, "variant:pqs8_qc8w_gemm"
+
+
+def run_qp8_f32_qc8w(c: Call) -> Result:
+    if c.decision.kernel not in UKERNELS:
+        raise not_emulated(c.decision, "kleidiref has no emulation of this qp8_f32_qc8w kernel")
+    out = qp8_f32_qc8w_gemm.gemm(
+        to_f32(c.x),
+        c.w,
+        c.w_scale(),
+        bias=opt_f32(c.bias),
+        clamp_min=c.lo,
+        clamp_max=c.hi,
+        target=c.target,
+        kernel=c.decision.kernel,
+    )
+    return out, "variant:qp8_f32_qc8w_gemm"
+
+
+def run_qp8_f32_qb4w(c: Call) -> Result:
+    out = qp8_f32_qb4w_gemm.gemm(
+        to_f32(c.x),
+        c.w,
+        c.w_scale(),
+        bl=c.block_size(),
+        bias=opt_f32(c.bias),
+        clamp_min=c.lo,
+        clamp_max=c.hi,
+        target=c.target,
+        kernel=c.decision.kernel,
+    )
+    return out, "variant:qp8_f32_qb4w_gemm"
+
+
+def run_qp8_f32_qc4w(c: Call) -> Result:
+    # Not one of the five variants: the private module emulates its KleidiAI kernels.
+    out = qp8_f32_qc4w.gemm(
+        to_f32(c.x),
+        c.w,
+        c.w_scale(),
+        bias=opt_f32(c.bias),
+        clamp_min=c.lo,
+        clamp_max=c.hi,
+        target=c.target,
+        kernel=c.decision.kernel,
+    )
+    return out, "kleidiai:qp8_f32_qc4w_gemm"
+
+
+# ---- generic float kernels ---------------------------------------------------------------------
+
+
+def run_f32_gemm(c: Call) -> Result:
+    kernel: Literal["ld128", "acc4"] = "acc4" if "acc4" in c.decision.xnn_kernel else "ld128"
+    out = F.f32_gemm(to_f32(c.x), to_f32(c.w), opt_f32(c.bias), **c.clamp(), kernel=kernel)
+    return out, f"fallback:f32_gemm({kernel})"
+
+
+def run_f32_gemm_nr2(c: Call) -> Result:
+    out = F.f32_gemm(to_f32(c.x), to_f32(c.w), opt_f32(c.bias), **c.clamp(), kernel="nr2")
+    return out, "fallback:f32_gemm(nr2)"
+
+
+def run_f16_gemm(c: Call) -> Result:
+    if c.target.arch == "x86_64":
+        kx = x86_f16_kernel(c.decision)
+        out = F.f16_x86_gemm(c.x, f16_of(c.w), opt_f16(c.bias), **c.clamp(), kernel=kx)
+        return out, f"fallback:f16_x86_gemm({kx})"
+    k16: Literal["1x16", "6x16"] = "1x16" if c.decision.mr == 1 else "6x16"
+    out = F.f16_gemm(c.x, f16_of(c.w), opt_f16(c.bias), **c.clamp(), kernel=k16)
+    return out, f"fallback:f16_gemm({k16})"
+
+
+def _f32_qcw_kernel(c: Call) -> str:
+    d = c.decision
+    kq, name, _, _ = f32_qcw_choice(d.config, d.m, c.target, d.platform)
+    if name != d.kernel:  # one chooser for both: a mismatch is a kleidiref bug
+        raise AssertionError(f"f32_qcw kernel {name} differs from the decision's {d.kernel}")
+    return kq
+
+
+# Note: the weight-only f32_qc8w / f32_qc4w kernels take the bias exactly as the node has it;
+# XNNPACK packs it raw and scales the whole accumulator, so y = (bias + sum a*w) * scale (the
+# decision's reasons say so).
+
+
+def run_f32_qc8w(c: Call) -> Result:
+    kq = _f32_qcw_kernel(c)
+    opts: dict[str, Any] = {**c.clamp(), "kernel": kq}  # the chooser's key: one of the kernel's names
+    out = F.f32_qc8w_gemm(to_f32(c.x), c.w, c.w_scale(), opt_f32(c.bias), **opts)
+    return out, f"fallback:f32_qc8w_gemm({kq})"
+
+
+def run_f32_qc4w(c: Call) -> Result:
+    kq = _f32_qcw_kernel(c)
+    # Note: an ops qcint4 filter holds the logical values (nibble - zero point) as int8, which
+    # the fallback reads as codes - 8: kernel_zero_point 8 whatever the node's zero point.
+    opts: dict[str, Any] = {**c.clamp(), "kernel": kq}
+    out = F.f32_qc4w_gemm(to_f32(c.x), c.w, c.w_scale(), opt_f32(c.bias), kernel_zero_point=8, **opts)
+    return out, f"fallback:f32_qc4w_gemm({kq})"
+
+
+# ---- dynamically quantized (qd8) -----------------------------------------------------------------
+
+
+def run_qd8_f32_qc8w(c: Call) -> Result:
+    q, a, zp = quantize_qd8(to_f32(c.x), fz=c.fz)
+    out = F.qd8_f32_qc8w_gemm(q, a, zp, c.w, c.w_scale(), opt_f32(c.bias), **c.clamp())
+    return out, "fallback:qd8_f32_qc8w_gemm"
+
+
+def run_qd8_f32_qc4w(c: Call) -> Result:
+    q, a, zp = quantize_qd8(to_f32(c.x), fz=c.fz)
+    out = F.qd8_f32_qc4w_gemm(q, a, zp, c.w, c.w_scale(), opt_f32(c.bias), **c.clamp())
+    return out, "fallback:qd8_f32_qc4w_gemm"
+
+
+def run_qd8_f32_qb4w(c: Call) -> Result:
+    q, a, zp = quantize_qd8(to_f32(c.x), fz=c.fz)
+    kr = qb4w_kr(c.target)
+    out = F.qd8_f32_qb4w_gemm(q, a, zp, c.w, c.w_scale(), c.block_size(), opt_f32(c.bias), kr=kr, **c.clamp())
+    return out, f"fallback:qd8_f32_qb4w_gemm(kr={kr})"
+
+
+# qd8_f16_*: fp16 rows quantized by the fp16 qd8 quantizer, binary32 epilogue, one RN16.
+# Note: the qd8_f16 operators take an f32 bias (ExecuTorch serializes it fp32); an fp16 bias
+# array is widened exactly.
+
+
+def run_qd8_f16_qc8w(c: Call) -> Result:
+    q, a, zp = quantize_qd8_f16(np.asarray(c.x, dtype=F16), fz=c.fz)
+    kern: Literal["c", "asm_ld128"] = "asm_ld128" if c.decision.kernel.endswith("_ld128") else "c"
+    out = F.qd8_f16_qc8w_gemm(q, a, zp, c.w, c.w_scale(), opt_f32(c.bias), kernel=kern, **c.clamp())
+    return out, f"fallback:qd8_f16_qc8w_gemm({kern})"
+
+
+def run_qd8_f16_qc4w(c: Call) -> Result:
+    q, a, zp = quantize_qd8_f16(np.asarray(c.x, dtype=F16), fz=c.fz)
+    out = F.qd8_f16_qc4w_gemm(q, a, zp, c.w, c.w_scale(), opt_f32(c.bias), **c.clamp())
+    return out, "fallback:qd8_f16_qc4w_gemm"
+
+
+def run_qd8_f16_qb4w(c: Call) -> Result:
+    q, a, zp = quantize_qd8_f16(np.asarray(c.x, dtype=F16), fz=c.fz)
+    kr = qb4w_kr(c.target)
+    out = F.qd8_f16_qb4w_gemm(q, a, zp, c.w, c.w_scale(), c.block_size(), opt_f32(c.bias), kr=kr, **c.clamp())
+    return out, f"fallback:qd8_f16_qb4w_gemm(kr={kr})"
+
+
+# ---- statically quantized (qs8, qu8) -------------------------------------------------------------
+
+
+def run_qs8_qc8w(c: Call) -> Result:
+    r = qs8_requant(c)
+    out = F.qs8_qc8w_gemm(c.x, c.w, c.bias, zx=r.zx, s=r.scale, zy=r.zy, ymin=r.ymin, ymax=r.ymax)
+    return out, "fallback:qs8_qc8w_gemm"
+
+
+def run_qu8(c: Call) -> Result:
+    rq = qu8_requant_mode(c.target)
+    out = F.qu8_gemm(c.x, c.w, c.bias, **qu8_requant(c), requant=rq)
+    return out, f"fallback:qu8_gemm({rq})"

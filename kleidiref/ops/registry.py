@@ -1,0 +1,74 @@
+"""Which emulation runs for a decision: (microkernel, XNNPACK config) -> adapter, in one table.
+
+:data:`RUNNERS` is the single home of that fact. The keys are the decision's ``microkernel`` and
+``config`` (XNNPACK's ``xnn_init_*_config`` names as :mod:`kleidiref.dispatch` spells them), never
+its ``variant``. Adapters are registered here explicitly, one line each; a decision whose key is
+missing raises ``NotImplementedError`` naming the config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from ..dispatch import Decision
+from . import conv_runners as C
+from . import gemm_runners as G
+from .gemm_runners import Result
+from .operands import Call
+
+__all__ = ["RUNNERS", "Runner", "run"]
+
+#: An adapter: one kernel call in, ``(output, OpResult.emulation)`` out.
+Runner = Callable[[Call], Result]
+
+RUNNERS: Mapping[tuple[str, str], Runner] = {
+    # GEMM (fully connected, a 1x1 convolution rewritten to FC, each BMM batch).
+    # KleidiAI: the five variants (kleidiref.variants.<config>) and qp8_f32_qc4w.
+    ("gemm", "pf32_gemm"): G.run_pf32,
+    ("gemm", "pf16_gemm"): G.run_pf16,
+    ("gemm", "pqs8_qc8w_gemm"): G.run_pqs8_qc8w,
+    ("gemm", "qp8_f32_qc8w_gemm"): G.run_qp8_f32_qc8w,
+    ("gemm", "qp8_f32_qb4w_gemm"): G.run_qp8_f32_qb4w,
+    ("gemm", "qp8_f32_qc4w_gemm"): G.run_qp8_f32_qc4w,
+    # Generic XNNPACK kernels (kleidiref.fallbacks).
+    ("gemm", "f32_gemm"): G.run_f32_gemm,
+    ("gemm", "f32_gemm_nr2"): G.run_f32_gemm_nr2,
+    ("gemm", "f16_gemm"): G.run_f16_gemm,
+    ("gemm", "f32_qc8w_gemm"): G.run_f32_qc8w,
+    ("gemm", "f32_qc4w_gemm"): G.run_f32_qc4w,
+    ("gemm", "qd8_f32_qc8w_gemm"): G.run_qd8_f32_qc8w,
+    ("gemm", "qd8_f32_qc4w_gemm"): G.run_qd8_f32_qc4w,
+    ("gemm", "qd8_f32_qb4w_gemm"): G.run_qd8_f32_qb4w,
+    ("gemm", "qd8_f16_qc8w_gemm"): G.run_qd8_f16_qc8w,
+    ("gemm", "qd8_f16_qc4w_gemm"): G.run_qd8_f16_qc4w,
+    ("gemm", "qd8_f16_qb4w_gemm"): G.run_qd8_f16_qb4w,
+    ("gemm", "qs8_qc8w_gemm"): G.run_qs8_qc8w,
+    ("gemm", "qu8_gemm"): G.run_qu8,
+    # IGEMM (convolutions). KleidiAI (kleidiref.variants.igemm) for the packed configs.
+    ("igemm", "pf32_gemm"): C.run_kai_igemm_pf32,
+    ("igemm", "pf16_gemm"): C.run_kai_igemm_pf16,
+    ("igemm", "pqs8_qc8w_gemm"): C.run_kai_igemm_pqs8,
+    ("igemm", "f32_igemm"): C.run_f32_igemm,
+    ("igemm", "f32_gemm_nr2"): C.run_f32_igemm,
+    ("igemm", "f16_gemm"): C.run_f16_igemm,
+    ("igemm", "qd8_f32_qc8w_gemm"): C.run_qd8_f32_qc8w_igemm,
+    ("igemm", "qs8_qc8w_gemm"): C.run_qs8_qc8w_igemm,
+    ("igemm", "qu8_gemm"): C.run_qu8_conv,
+    # Depthwise.
+    ("dwconv", "f32_dwconv"): C.run_dwconv_f32,
+    ("dwconv", "f16_dwconv"): C.run_dwconv_f16,
+    ("dwconv", "qs8_qc8w_dwconv"): C.run_dwconv_qs8,
+    ("dwconv", "qu8_dwconv"): C.run_qu8_conv,
+    # Per-channel multiply-add (a 1x1 depthwise convolution with one output per channel).
+    ("vmulcaddc", "f32_vmulcaddc"): C.run_vmulcaddc_f32,
+    ("vmulcaddc", "f16_vmulcaddc"): C.run_vmulcaddc_f16,
+}
+
+
+def run(c: Call) -> Result:
+    """Run the adapter registered for the call's decision; NotImplementedError if there is none."""
+    d: Decision = c.decision
+    runner = RUNNERS.get((d.microkernel, d.config))
+    if runner is None:
+        raise G.not_emulated(d, f"no emulated {d.microkernel} kernel for this config")
+    return runner(c)
