@@ -45,6 +45,7 @@ from _common import best_of, interleaved, machine, peak_bytes
 from kleidiref.targets import Target
 from kleidiref.variants import igemm as ig
 from kleidiref.variants import pf16_gemm, pf32_gemm, pqs8_qc8w_gemm
+from kleidiref.variants.igemm.configs import CONFIGS
 
 #: (label, H, W, Cin, Cout, stride)
 MOBILENET_V2_LIKE = [
@@ -100,7 +101,7 @@ class Case:
         self.geom = ig.conv_geometry(h, w, 3, 3, stride=(stride, stride), padding=(1, 1, 1, 1))
         self.a64 = ig.im2col(self.x, self.geom, pad_value).astype(np.float64)  # [M, 9*Cin]
         self.w64 = np.ascontiguousarray(self.f.reshape(cout, -1).T.astype(np.float64))
-        cfg = ig._CFG[variant]
+        cfg = CONFIGS[variant]
         self.shape = f"M={self.geom.m} K={9 * cin} N={cout}"
         self.op = ig.prepare_conv2d(self.f, self.b, **self.kw)  # the weights prepared once
         # The same variant's plain GEMM on the (per-tap padded) im2col matrix: same kernel, same K.

@@ -20,6 +20,7 @@ from kleidiref.variants import igemm as ig
 from kleidiref.variants import pf16_gemm, pf32_gemm, pqs8_qc8w_gemm
 from kleidiref.variants._int8_common import kai_matmul_requantize32_params as RQ
 from kleidiref.variants._int8_common import kai_rhs_pack_qsi8cx_params
+from kleidiref.variants.igemm.configs import CONFIGS, pack_lhs
 
 FAMILIES = ("pf32_igemm", "pf16_igemm", "pqs8_qc8w_igemm")
 GOLDEN = sorted(p for fam in FAMILIES for p in bundled_golden_dir().glob(f"{fam}__*.npz"))
@@ -90,6 +91,14 @@ def test_conv2d_api_matches_golden(path: Path) -> None:
         **args,
     )
     assert np.array_equal(only_sme1.view(np.uint8), d["out_sme1"].view(np.uint8))
+
+
+def test_list_ukernels_igemm_is_the_imatmul_packers_and_kernels() -> None:
+    """The igemm module's ukernels: 3 LHS and 3 RHS imatmul packers, 6 imatmul kernels."""
+    names = list_ukernels("igemm")
+    assert len(names) == 12 and all("imatmul" in n for n in names)
+    assert sorted(n for fam in FAMILIES for n in list_ukernels(fam)) == names
+    assert all(getattr(ig, n) is type(get_ukernel(n, 512)) for n in names)
 
 
 @pytest.mark.parametrize("fam", FAMILIES)
@@ -281,16 +290,16 @@ def test_lhs_packed_equals_plain_packer_of_chunk_padded_im2col(svl: int) -> None
     rng = np.random.default_rng(svl)
     g = ig.conv_geometry(5, 4, 3, 3, stride=(1, 2), padding=(1, 0, 1, 1))
     for cfg, plain in (
-        (ig._CFG["pf32"], pf32_gemm.kai_lhs_pack_f32p2vlx1_f32_sme),
-        (ig._CFG["pf16"], pf16_gemm.kai_lhs_pack_x16p2vlx2_x16_sme),
-        (ig._CFG["pqs8"], pqs8_qc8w_gemm.kai_lhs_pack_x8p2vlx4_x8_sme),
+        (CONFIGS["pf32"], pf32_gemm.kai_lhs_pack_f32p2vlx1_f32_sme),
+        (CONFIGS["pf16"], pf16_gemm.kai_lhs_pack_x16p2vlx2_x16_sme),
+        (CONFIGS["pqs8"], pqs8_qc8w_gemm.kai_lhs_pack_x8p2vlx4_x8_sme),
     ):
         kc = 5
         x = (rng.standard_normal((1, 5, 4, kc)) * 50).astype(cfg.elem)
         padv = 7 if cfg.elem == np.int8 else 0
         mem = np.concatenate([x.reshape(-1).view(np.uint8), np.full(kc, padv, dtype=cfg.elem).view(np.uint8)])
         ind = ig.indirection_conv2d(g, cfg.lhs_packer(svl).get_m_step())
-        got = ig._pack_lhs(cfg, svl, g, ind, mem, kc, x.nbytes, 0)
+        got = pack_lhs(cfg, svl, g, ind, mem, kc, x.nbytes, 0)
         want = plain(svl).pack(ig.im2col(x, g, padv, kc_pad_to=cfg.kr))
         assert np.array_equal(got, want)
 
