@@ -16,14 +16,13 @@ from numpy.typing import NDArray
 
 from ..conv import conv_output_size
 from ..dispatch import ConvParams, Decision, Node, Platform, TensorSpec, decide
-from ..targets import Target
+from ..targets import Target, resolve_target
 from .operands import (
     Call,
     QuantParams,
     act_dtype,
     bias_spec,
     check_array,
-    check_target,
     filter_dtype,
     out_dtype,
     scale_tuple,
@@ -87,7 +86,7 @@ def fully_connected(
     platform: Platform = "linux",
 ) -> OpResult:
     """``XNNFullyConnected``: ``input`` [..., K] x ``filter`` [N, K] ([K, N] with ``transpose_weights``)."""
-    t = check_target(target)
+    t = resolve_target(target)
     x, w = check_array("input", input), check_array("filter", filter)
     b = None if bias is None else check_array("bias", bias)
     in_dt = act_dtype(x, input_quant, dynamic)
@@ -157,7 +156,7 @@ def convolution_2d(
     (a dynamically quantized input is then quantized per pixel row). ``dynamic=True`` quantizes
     per image otherwise (ExecuTorch's ``num_nonbatch_dims = 3``).
     """
-    t = check_target(target)
+    t = resolve_target(target)
     x, w = check_array("input", input), check_array("filter", filter)
     b = None if bias is None else check_array("bias", bias)
     if x.ndim != 4 or w.ndim != 4:
@@ -210,7 +209,7 @@ def batch_matrix_multiply(
 ) -> OpResult:
     """``XNNBatchMatrixMultiply``: ``input1`` [..., M, K] x ``input2`` [..., K, N] ([..., N, K] with
     ``transpose_b``); batch dimensions broadcast; no bias, no clamp."""
-    t = check_target(target)
+    t = resolve_target(target)
     a, bm = check_array("input1", input1), check_array("input2", input2)
     if a.ndim < 2 or bm.ndim < 2:
         raise ValueError(f"inputs must have rank >= 2, got {a.shape} and {bm.shape}")

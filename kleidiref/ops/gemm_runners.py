@@ -19,6 +19,9 @@ from ..kai.registry import UKERNELS
 from ..quant.qd8 import quantize_qd8
 from ..quant.qd8_f16 import quantize_qd8_f16
 from ..targets import Target
+
+# Note: qp8_f32_qc4w is not one of the five variants and its module is still private (the only
+# private name ops imports); kai.registry expects it to become variants.qp8_f32_qc4w_gemm.
 from ..variants import _qp8_f32_qc4w as qp8_f32_qc4w
 from ..variants import pf16_gemm, pf32_gemm, pqs8_qc8w_gemm, qp8_f32_qb4w_gemm, qp8_f32_qc8w_gemm
 from .operands import F16, Call, f16_of, opt_f16, opt_f32, qs8_requant, qu8_requant, to_f32

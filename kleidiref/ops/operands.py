@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from .. import fallbacks as F
 from ..dispatch import ConvParams, Decision, TensorSpec
 from ..numerics import f32_to_bf16_rne, rn16
-from ..targets import Target, get_target
+from ..targets import Target
 
 __all__ = [
     "BF16",
@@ -29,7 +29,6 @@ __all__ = [
     "act_dtype",
     "bias_spec",
     "check_array",
-    "check_target",
     "f16_of",
     "filter_dtype",
     "opt_f16",
@@ -269,13 +268,6 @@ def to_out_dtype(out: NDArray[Any], out_dt: str) -> NDArray[Any]:
     if out.dtype != F32 or out_dt not in ("fp16", "bf16"):
         return out
     return rn16(out) if out_dt == "fp16" else f32_to_bf16_rne(out).view(BF16)
-
-
-def check_target(target: Target | None) -> Target:
-    t = get_target() if target is None else target
-    if not isinstance(t, Target):
-        raise TypeError(f"target must be a Target, got {type(t).__name__}")
-    return t
 
 
 def check_array(name: str, x: object) -> NDArray[Any]:
