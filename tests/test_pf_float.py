@@ -379,8 +379,8 @@ def test_pf16_output_fast_equals_exact(acc: list[float], lo: float, hi: float, s
     cls = pf16_gemm.SME1_MOPA if sme1 else pf16_gemm.SME2_MOPA
     kern = cls(512, fz=fz)
     a = np.array(acc, dtype=np.float32).reshape(1, -1)
-    got = kern._output(a, np.float32(lo), np.float32(hi))
-    want = kern._output_exact(a, np.float32(lo), np.float32(hi))
+    got = kern.epilogue(a, (np.float32(lo), np.float32(hi)))
+    want = kern.epilogue_exact(a, (np.float32(lo), np.float32(hi)))
     np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
 
 

@@ -53,7 +53,7 @@ def _pack(
     lp = kai_lhs_quant_pack_qai8dxp_f32(svl).pack(lhs, mr=p.mr, kr=p.kr, sr=p.sr)
     n, k = codes.shape
     u = qb4.pack_nibbles(codes)
-    if kern.sme2:
+    if kern.isa == "sme2":
         rp = q.kai_rhs_pack_nxk_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon(svl).pack(
             u, scales, bias, nr=p.nr, kr=p.kr, sr=p.sr, bl=bl
         )

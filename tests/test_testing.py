@@ -435,7 +435,8 @@ def test_qb4w_ties_even_is_named() -> None:
     prep = qb4w.prepare_weights(codes, sc, bl=32, target=T128)
     scale0, dq, zp = qai8dx_params(x)
     q_rne = np.clip(np.rint(x * scale0[:, None]) + zp[:, None], -128, 127).astype(np.int8)
-    out = kern.compute_decoded(q_rne, (-zp).astype(np.int32), dq, prep.operand, F32(-np.inf), F32(np.inf))
+    rows = qb4w.Qai8dxpRows(q_rne, (-zp).astype(np.int32), dq)
+    out = kern.compute(rows, prep.operand, (F32(-np.inf), F32(np.inf)))
     assert not np.array_equal(q_rne, quantize_qai8dx(x, k_block_len=8)[0])
     assert "ties-even rounding in qai8dx" in _fail(out, **kw)
 

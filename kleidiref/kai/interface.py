@@ -14,6 +14,18 @@ test can point the oracle at any sub-tile exactly as it points the real kernel. 
 the same pattern (``kai_lhs_pack_*``, ``kai_rhs_pack_*``) with ``run_lhs_pack`` /
 ``run_rhs_pack`` and the size/offset functions of their headers.
 
+Every kernel runs in three public stages, which ``run_matmul`` chains after checking its
+arguments as the C asserts do, and which fast paths and diagnostics call directly:
+
+    decode_lhs(lhs_bytes, m, k)  decode_rhs(rhs_bytes, n, k)   -> the operands the kernel reads
+    compute(lhs, rhs, epilogue)                                -> the m x n result (dst_dtype)
+
+``compute`` is ``accumulate`` then ``epilogue`` in every family whose arithmetic splits there
+(the float, qc8w and pqs8 kernels); the blockwise qb4w kernels interleave the block scales with
+the accumulation, so their ``compute`` is one stage. ``epilogue`` arguments: ``(clamp_min,
+clamp_max)`` as float32 for the float-output kernels, :class:`kai_matmul_requantize32_params`
+for the requantizing (int8-output) ones.
+
 Asserts of the C code (``KAI_ASSUME``) become ``ValueError``/``TypeError`` naming the assert.
 The registry of every ukernel by name is :mod:`kleidiref.kai.registry`.
 """
@@ -22,21 +34,31 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .._buffers import Buffer, as_u8, check_count, check_float, require_bytes, writable_u8, write_matrix
 from ..targets import resolve_svl
+from .params import kai_matmul_requantize32_params
 
 __all__ = [
+    "BlockwiseKernel",
+    "Clamp",
     "MatmulKernel",
     "PackedLhsKernel",
     "RawLhsKernel",
+    "RawLhsRow",
+    "RequantizingKernel",
     "TileParams",
     "Ukernel",
 ]
+
+
+#: The float kernels' epilogue argument: ``(clamp_min, clamp_max)`` as float32.
+Clamp: TypeAlias = "tuple[np.float32, np.float32]"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,15 +125,18 @@ class Ukernel:
 class MatmulKernel(Ukernel, abc.ABC):
     """A ``kai_matmul_clamp_*`` kernel at one SVL, with KleidiAI's uniform interface.
 
-    Subclasses define the tile parameters, the packed-operand sizes and ``_compute``; this base
-    validates arguments like the C asserts do and stores the result with the requested
-    destination strides, touching no other byte.
+    Subclasses define the tile parameters, the packed-operand sizes and the stages
+    (:meth:`decode_lhs`, :meth:`decode_rhs`, :meth:`compute`); the calling-convention bases
+    below validate ``run_matmul``'s arguments like the C asserts do and store the result with
+    the requested destination strides, touching no other byte.
     """
 
     #: numpy dtype of the destination elements.
     dst_dtype: ClassVar[np.dtype[Any]] = np.dtype(np.float32)
     #: False for kernels that read the unpacked LHS row (the 1xN GEMV kernels).
     lhs_packed: ClassVar[bool] = True
+    #: ``kai_run_<name>``: its arguments are those of the calling convention (the bases below).
+    run_matmul: Callable[..., None]
 
     def __init__(self, svl: int | None = None, *, fz: bool = False) -> None:
         super().__init__(svl)
@@ -174,18 +199,21 @@ class MatmulKernel(Ukernel, abc.ABC):
     def rhs_packed_size(self, n: int, k: int) -> int:
         """Bytes the kernel reads from ``rhs_packed`` for an n x k problem."""
 
+    # -- the stages --------------------------------------------------------------------------
+
     @abc.abstractmethod
-    def _compute(
-        self,
-        m: int,
-        n: int,
-        k: int,
-        lhs: NDArray[np.uint8],
-        rhs_packed: NDArray[np.uint8],
-        clamp_min: np.float32,
-        clamp_max: np.float32,
-    ) -> NDArray[Any]:
-        """The m x n result (``dst_dtype``) from the packed operand bytes."""
+    def decode_lhs(self, lhs: NDArray[np.uint8], m: int, k: int) -> Any:
+        """Stage 1: the LHS operand (as the kernel reads it) from the LHS bytes of an m x k problem."""
+
+    @abc.abstractmethod
+    def decode_rhs(self, rhs: NDArray[np.uint8], n: int, k: int) -> Any:
+        """Stage 1: the RHS operand (as the kernel reads it) from the packed RHS of an n x k problem."""
+
+    @abc.abstractmethod
+    def compute(self, lhs: Any, rhs: Any, epilogue: Any) -> NDArray[Any]:
+        """Stages 2 and 3: the m x n result (``dst_dtype``) from decoded operands."""
+
+    # -- argument checks shared by the calling conventions ----------------------------------
 
     def _check_problem(self, m: object, n: object, k: object) -> tuple[int, int, int]:
         return check_count("m", m), check_count("n", n), check_count("k", k, minimum=1)
@@ -212,13 +240,12 @@ class MatmulKernel(Ukernel, abc.ABC):
         rhs_packed: Buffer,
         dst_stride_row: object,
         dst_stride_col: object,
-        *,
-        raw_lhs: bool = False,
     ) -> tuple[int, int, int, NDArray[np.uint8], NDArray[np.uint8], int, int]:
         """``run_matmul``'s argument checks, as the C asserts: ``(m, n, k, lhs_u8, rhs_u8, row, col)``.
 
-        ``raw_lhs``: the LHS is one unpacked row (``KAI_ASSUME(m == 1)``) of ``lhs_dtype``.
+        Without ``lhs_packed`` the LHS is one unpacked row (``KAI_ASSUME(m == 1)``) of ``lhs_dtype``.
         """
+        raw_lhs = not self.lhs_packed
         m, n, k = self._check_problem(m, n, k)
         if raw_lhs:
             self._assume(m == 1, "m == 1", "run_matmul")
@@ -234,13 +261,31 @@ class MatmulKernel(Ukernel, abc.ABC):
         require_bytes(rhs_u8, self.rhs_packed_size(n, k), "rhs_packed", f"kai_run_{self.name}(n={n}, k={k})")
         return m, n, k, lhs_u8, rhs_u8, row, col
 
+    def _run(
+        self,
+        m: int,
+        n: int,
+        k: int,
+        lhs_u8: NDArray[np.uint8],
+        rhs_u8: NDArray[np.uint8],
+        epilogue: Any,
+        dst: Buffer,
+        row: int,
+        col: int,
+    ) -> None:
+        """Chain the stages and store the result (nothing to do for an empty result)."""
+        if m == 0 or n == 0:
+            return
+        res = self.compute(self.decode_lhs(lhs_u8, m, k), self.decode_rhs(rhs_u8, n, k), epilogue)
+        self._store(dst, res, row, col)
+
     def _store(self, dst: Buffer, values: NDArray[Any], row: int, col: int) -> None:
         out = writable_u8(dst, "dst")
         write_matrix(out, values.astype(self.dst_dtype, copy=False), row, col, "dst", f"kai_run_{self.name}")
 
 
 class PackedLhsKernel(MatmulKernel):
-    """A kernel that reads a packed LHS: ``kai_run_<name>(m, n, k, lhs_packed, rhs_packed, ...)``."""
+    """A float-output kernel on a packed LHS: ``kai_run_<name>(m, n, k, lhs_packed, rhs_packed, ...)``."""
 
     def run_matmul(
         self,
@@ -260,17 +305,11 @@ class PackedLhsKernel(MatmulKernel):
         m, n, k, lhs_u8, rhs_u8, row, col = self._operands(
             m, n, k, lhs_packed, rhs_packed, dst_stride_row, dst_stride_col
         )
-        if m == 0 or n == 0:
-            return
-        self._store(dst, self._compute(m, n, k, lhs_u8, rhs_u8, lo, hi), row, col)
+        self._run(m, n, k, lhs_u8, rhs_u8, (lo, hi), dst, row, col)
 
 
-class RawLhsKernel(MatmulKernel):
-    """A 1-row kernel that reads the LHS row unpacked (XNNPACK's ``gemv_noop`` path).
-
-    ``kai_run_<name>(m, n, k, lhs, lhs_stride, rhs_packed, dst, dst_stride_row, dst_stride_col,
-    clamp_min, clamp_max)`` with ``m == 1``.
-    """
+class RawLhsRow(MatmulKernel):
+    """A 1-row kernel that reads the LHS row unpacked (XNNPACK's ``gemv_noop`` path): its offsets."""
 
     lhs_packed = False
     #: Element type of the unpacked LHS row.
@@ -278,6 +317,7 @@ class RawLhsKernel(MatmulKernel):
 
     def get_lhs_offset(self, m_idx: int, k: int) -> int:
         """``kai_get_lhs_offset_<name>``: only row 0 exists (``KAI_ASSUME(m_idx == 0)``)."""
+        del k  # the C signature's k: unused upstream too
         self._assume(check_count("m_idx", m_idx) == 0, "m_idx == 0", "get_lhs_offset")
         return 0
 
@@ -291,6 +331,19 @@ class RawLhsKernel(MatmulKernel):
     def get_dst_offset(self, m_idx: int, n_idx: int, dst_stride: int) -> int:
         self._assume(check_count("m_idx", m_idx) == 0, "m_idx == 0", "get_dst_offset")
         return super().get_dst_offset(m_idx, n_idx, dst_stride)
+
+    def raw_row(self, lhs: NDArray[np.uint8], m: int, k: int) -> NDArray[Any]:
+        """The unpacked LHS rows (``m == 1``) as [m, k] of ``lhs_dtype`` (a copy of their bytes)."""
+        item = self.lhs_dtype.itemsize
+        return np.ascontiguousarray(lhs[: m * k * item]).view(self.lhs_dtype).reshape(m, k)
+
+
+class RawLhsKernel(RawLhsRow):
+    """A float-output 1-row kernel on the unpacked LHS row.
+
+    ``kai_run_<name>(m, n, k, lhs, lhs_stride, rhs_packed, dst, dst_stride_row, dst_stride_col,
+    clamp_min, clamp_max)`` with ``m == 1``.
+    """
 
     def run_matmul(
         self,
@@ -309,9 +362,97 @@ class RawLhsKernel(MatmulKernel):
         """``kai_run_<name>`` on the unpacked row ``lhs`` (``lhs_stride`` is unused, as upstream)."""
         check_count("lhs_stride", lhs_stride)
         lo, hi = check_float("clamp_min", clamp_min), check_float("clamp_max", clamp_max)
-        m, n, k, lhs_u8, rhs_u8, row, col = self._operands(
-            m, n, k, lhs, rhs_packed, dst_stride_row, dst_stride_col, raw_lhs=True
-        )
-        if n == 0:
+        m, n, k, lhs_u8, rhs_u8, row, col = self._operands(m, n, k, lhs, rhs_packed, dst_stride_row, dst_stride_col)
+        self._run(m, n, k, lhs_u8, rhs_u8, (lo, hi), dst, row, col)
+
+
+class RequantizingKernel(MatmulKernel):
+    """An int8-output kernel whose epilogue requantizes with :class:`kai_matmul_requantize32_params`.
+
+    ``kai_run_<name>(m, n, k, lhs, rhs_packed, dst, dst_stride_row, dst_stride_col, params)``;
+    ``lhs`` is the packed LHS, or the raw row (``m == 1``) for a :class:`RawLhsRow` kernel.
+    """
+
+    dst_dtype = np.dtype(np.int8)
+
+    def run_matmul(
+        self,
+        m: int,
+        n: int,
+        k: int,
+        lhs: Buffer,
+        rhs_packed: Buffer,
+        dst: Buffer,
+        dst_stride_row: int,
+        dst_stride_col: int,
+        params: kai_matmul_requantize32_params,
+    ) -> None:
+        """``kai_run_<name>``; ``params`` is the C ``const struct kai_matmul_requantize32_params*``."""
+        if not isinstance(params, kai_matmul_requantize32_params):
+            raise TypeError(f"params must be a kai_matmul_requantize32_params, got {type(params).__name__}")
+        m, n, k, lhs_u8, rhs_u8, row, col = self._operands(m, n, k, lhs, rhs_packed, dst_stride_row, dst_stride_col)
+        self._run(m, n, k, lhs_u8, rhs_u8, params, dst, row, col)
+
+
+class BlockwiseKernel(MatmulKernel):
+    """A kernel on blockwise-quantized weights: ``bl`` (the quant block length) follows ``k``.
+
+    ``kai_run_<name>(m, n, k, bl, lhs_packed, rhs_packed, dst, dst_stride_row, dst_stride_col,
+    scalar_min, scalar_max)``; the RHS functions take ``bl`` too (``decode_rhs(rhs, n, k, bl)``).
+    """
+
+    #: True for kernels that assert k > 0, n > 0 and m > 0 (m == 1 for a GEMV), as the SME2 ones;
+    #: False for those that return at m == 0 (the NEON ones).
+    asserts_shape: ClassVar[bool] = False
+    #: A 1-row (GEMV) kernel.
+    gemv: ClassVar[bool] = False
+
+    def check_bl(self, bl: object, fn: str) -> int:
+        """``bl`` as the C asserts it: given, and a multiple of 32 (``kai_bl``)."""
+        if bl is None:
+            raise TypeError(f"kai_{fn}_{self.name[4:]} needs bl (the quant block length)")
+        b = check_count("bl", bl, minimum=1)
+        self._assume(b % 32 == 0, "(bl % kai_bl) == 0", fn)
+        return b
+
+    @abc.abstractmethod
+    def rhs_packed_size(self, n: int, k: int, bl: int | None = None) -> int:
+        """Bytes the kernel reads from ``rhs_packed`` for an n x k problem in blocks of ``bl``."""
+
+    @abc.abstractmethod
+    def decode_rhs(self, rhs: NDArray[np.uint8], n: int, k: int, bl: int | None = None) -> Any:
+        """Stage 1: the RHS operand from the packed RHS of an n x k problem in blocks of ``bl``."""
+
+    def run_matmul(
+        self,
+        m: int,
+        n: int,
+        k: int,
+        bl: int,
+        lhs_packed: Buffer,
+        rhs_packed: Buffer,
+        dst: Buffer,
+        dst_stride_row: int,
+        dst_stride_col: int,
+        scalar_min: float,
+        scalar_max: float,
+    ) -> None:
+        """``kai_run_<name>(m, n, k, bl, lhs_packed, rhs_packed, dst, dst_stride_row, dst_stride_col,
+        scalar_min, scalar_max)``."""
+        m, n, k = check_count("m", m), check_count("n", n), check_count("k", k)
+        b = self.check_bl(bl, "run_matmul")
+        self._assume(k % b == 0, "(k % bl) == 0", "run_matmul")
+        row, col = self._check_dst_strides(dst_stride_row, dst_stride_col)
+        lo, hi = check_float("scalar_min", scalar_min), check_float("scalar_max", scalar_max)
+        if self.asserts_shape:
+            self._assume(k > 0, "k > 0", "run_matmul")
+            self._assume(n > 0, "n > 0", "run_matmul")
+            self._assume(m == 1 if self.gemv else m > 0, "m == 1" if self.gemv else "m > 0", "run_matmul")
+        lhs_u8 = as_u8(lhs_packed, "lhs_packed")
+        rhs_u8 = as_u8(rhs_packed, "rhs_packed")
+        if m == 0 or n == 0:
             return
-        self._store(dst, self._compute(m, n, k, lhs_u8, rhs_u8, lo, hi), row, col)
+        require_bytes(lhs_u8, self.lhs_packed_size(m, k), "lhs_packed", f"kai_run_{self.name}(m={m}, k={k})")
+        require_bytes(rhs_u8, self.rhs_packed_size(n, k, b), "rhs_packed", f"kai_run_{self.name}(n={n}, k={k})")
+        res = self.compute(self.decode_lhs(lhs_u8, m, k), self.decode_rhs(rhs_u8, n, k, b), (lo, hi))
+        self._store(dst, res, row, col)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..kai.interface import PackedLhsKernel
+from ..kai.interface import BlockwiseKernel
 from ..numerics import canonical_nan_f32, fclamp, fmin_fmax, rn16
 from ..quant.qai8dx import qai8dx_params
 from ..quant.qd8 import quantize_qd8
@@ -121,26 +121,19 @@ def _float_candidates(p: Problem) -> list[Candidate]:
 
 
 def _qai8dxp_with_codes(p: Problem, kernel: str, q: NDArray[np.int8]) -> NDArray[np.float32]:
-    """Run a qp8_f32_qc8w kernel on a packed LHS whose int8 codes are replaced by ``q``."""
-    from ..variants._qai8dxp import kai_lhs_quant_pack_qai8dxp_f32
-    from ..variants.qp8_f32_qc8w_gemm import pack_weights
+    """A qp8_f32_qc8w kernel's stages on its packed LHS's zero points and scales, with codes ``q``."""
+    from ..variants.qp8_f32_qc8w_gemm import Qai8dxpRows, kai_lhs_quant_pack_qai8dxp_f32, pack_weights
 
     kern = p.kernel_obj(kernel)
     tp = kern.tile_params()
-    mr, kbl = tp.mr, tp.kr // tp.sr
-    k32 = -(-p.k // 32) * 32
-    buf = kai_lhs_quant_pack_qai8dxp_f32(p.target.svl_bits).pack(p.lhs, mr=mr, kr=tp.kr, sr=tp.sr)
-    qpad = np.concatenate([q, np.repeat(q[:, -1:], k32 - p.k, axis=1)], axis=1)
-    stride = mr * (k32 + 8)
-    rows = np.arange(p.m)
-    kk = np.arange(k32)
-    off = ((rows // mr) * stride + (rows % mr) * kbl)[:, None] + ((kk // kbl) * mr * kbl + kk % kbl)[None, :]
-    buf[off] = qpad.view(np.uint8)
+    buf = kai_lhs_quant_pack_qai8dxp_f32(p.target.svl_bits).pack(p.lhs, mr=tp.mr, kr=tp.kr, sr=tp.sr)
+    rows = kern.decode_lhs(buf, p.m, p.k)
     w = pack_weights(p.rhs, p.scale, bias=p.bias, target=p.target)  # type: ignore[arg-type]
-    dst = np.zeros((p.m, p.n), F32)
-    assert isinstance(kern, PackedLhsKernel)
-    kern.run_matmul(p.m, p.n, p.k, buf, w.rhs_packed, dst, p.n * 4, 4, p.clamp_min, p.clamp_max)
-    return dst
+    rhs = kern.decode_rhs(np.frombuffer(w.rhs_packed, np.uint8), p.n, p.k)
+    out: NDArray[np.float32] = kern.compute(
+        Qai8dxpRows(q, rows.neg_zp, rows.dq), rhs, (F32(p.clamp_min), F32(p.clamp_max))
+    )
+    return out
 
 
 def _ties_even_codes(x: NDArray[np.float32]) -> NDArray[np.int8]:
@@ -167,7 +160,7 @@ def _qp8_candidates(p: Problem) -> list[Candidate]:
                     [_qai8dxp_with_codes(p.with_(lhs=p.lhs[i : i + 1]), p.kernel, q[i : i + 1]) for i in range(p.m)]
                 )
             return _qai8dxp_with_codes(p, p.kernel, q)
-        from ..variants.qp8_f32_qb4w_gemm import prepare_weights
+        from ..variants.qp8_f32_qb4w_gemm import Qai8dxpRows, prepare_weights
 
         prep = prepare_weights(
             p.rhs,
@@ -179,14 +172,10 @@ def _qp8_candidates(p: Problem) -> list[Candidate]:
         )
         _, dq, zp = quantize_qai8dx(np.ascontiguousarray(p.lhs), k_block_len=kbl)
         kern = p.kernel_obj()
-        return kern.compute_decoded(  # type: ignore[attr-defined,no-any-return]
-            q,
-            (-zp).astype(np.int32),
-            dq,
-            prep.operand,
-            F32(p.clamp_min),
-            F32(p.clamp_max),
+        out: NDArray[Any] = kern.compute(
+            Qai8dxpRows(q, (-zp).astype(np.int32), dq), prep.operand, (F32(p.clamp_min), F32(p.clamp_max))
         )
+        return out
 
     out.append(
         Candidate(
@@ -306,8 +295,8 @@ def _runner(p: Problem, name: str) -> Callable[[], NDArray[Any]]:
 def _clamp_of(k: Any) -> str | None:
     if hasattr(k, "clamp_kind"):
         return str(k.clamp_kind)
-    if hasattr(k, "sme2"):  # qb4w: SME2 FCLAMP, NEON FMAX then FMIN
-        return "fclamp" if k.sme2 else "fmax_fmin"
+    if isinstance(k, BlockwiseKernel):  # qb4w: SME2 FCLAMP, NEON FMAX then FMIN
+        return "fclamp" if k.isa == "sme2" else "fmax_fmin"
     return None
 
 

@@ -20,7 +20,21 @@ from ..kai.interface import PackedLhsKernel, RawLhsKernel, TileParams
 from ..targets import Target, resolve_target, target_svl
 from ._sme_packers import SmeLhsPacker, SmeRhsBiasPacker, read_rhs_bias_blocks
 
-__all__ = ["BiasRhsKernel", "FloatVariant", "PackedWeights"]
+__all__ = ["BiasRhs", "BiasRhsKernel", "FloatVariant", "PackedWeights"]
+
+
+@dataclasses.dataclass(frozen=True)
+class BiasRhs:
+    """A bias-led packed RHS as the float kernels read it (their ``decode_rhs``)."""
+
+    #: [n], the bias element type.
+    bias: NDArray[Any]
+    #: [roundup(K, kr), n] decoded, or the packed blocks' zero-copy view [Kp/kr, kr, nb, nr].
+    w: NDArray[Any]
+    #: pf32: the per-row smallest magnitudes of W the chain reuses (``_engine.row_lows``), or None.
+    w_lows: NDArray[np.int64] | None = None
+    #: pf16 under FZ16: the chain reads W through the flush (W was not flushed once).
+    flush_w: bool = False
 
 
 class BiasRhsKernel:

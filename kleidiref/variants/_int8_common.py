@@ -19,14 +19,14 @@ The kernels decode a :class:`kleidiref._buffers.PackedRhs` once (see there).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .._buffers import check_count, check_float
+from .._buffers import check_count
+from ..kai.params import check_i32, kai_matmul_requantize32_params, kai_rhs_pack_qsi8cx_params
 from ..numerics import FLT_MIN, fclamp, fma32, fmax_fmin, ftz32, round_half_even
 
 __all__ = [
@@ -52,45 +52,6 @@ F64 = np.float64
 K_CHUNK = 1024
 
 _I32_MIN, _I32_MAX = -(2**31), 2**31 - 1
-
-
-def check_i32(name: str, value: object) -> int:
-    """An ``int32_t`` C argument: a Python/numpy integer in [-2**31, 2**31 - 1]."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer (int32_t), got {type(value).__name__}")
-    v = int(value)
-    if not _I32_MIN <= v <= _I32_MAX:
-        raise ValueError(f"{name}={v} does not fit in int32_t")
-    return v
-
-
-@dataclasses.dataclass(frozen=True)
-class kai_rhs_pack_qsi8cx_params:
-    """``struct kai_rhs_pack_qsi8cx_params`` (kai/kai_common.h).
-
-    ``lhs_zero_point`` (int32) multiplies the weight sums; ``scale_multiplier`` (float) is folded
-    into the scales by the SME pqs8 packer and ignored by the qsi8cxp NEON packer.
-    """
-
-    lhs_zero_point: int = 1
-    scale_multiplier: float = 1.0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "lhs_zero_point", check_i32("lhs_zero_point", self.lhs_zero_point))
-        object.__setattr__(self, "scale_multiplier", float(check_float("scale_multiplier", self.scale_multiplier)))
-
-
-@dataclasses.dataclass(frozen=True)
-class kai_matmul_requantize32_params:
-    """``struct kai_matmul_requantize32_params {min_value, max_value, output_zero_point}`` (int32 each)."""
-
-    min_value: int
-    max_value: int
-    output_zero_point: int
-
-    def __post_init__(self) -> None:
-        for f in ("min_value", "max_value", "output_zero_point"):
-            object.__setattr__(self, f, check_i32(f, getattr(self, f)))
 
 
 def wrap_i32(x: NDArray[Any]) -> NDArray[np.int32]:

@@ -13,6 +13,7 @@ not written by the C code (stale workspace); the oracle leaves them as the calle
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,19 @@ from .._buffers import Buffer, as_u8, check_count, read_matrix, require_bytes, r
 from ..kai.interface import Ukernel
 from ..quant.qai8dx import quantize_qai8dx
 
-__all__ = ["kai_lhs_quant_pack_qai8dxp_f32", "read_qai8dxp"]
+__all__ = ["Qai8dxpRows", "kai_lhs_quant_pack_qai8dxp_f32", "read_qai8dxp"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Qai8dxpRows:
+    """qai8dx rows as the kernels read them: int8 codes, ``-zp`` and the dequantization scale."""
+
+    #: [M, K] or [M, roundup(K, 32)] int8 codes (the K padding meets zero weights).
+    q: NDArray[np.int8]
+    #: [M] int32, the negated zero points.
+    neg_zp: NDArray[np.int32]
+    #: [M] float32 dequantization scales.
+    dq: NDArray[np.float32]
 
 
 def _stride(k: int, mr: int) -> int:

@@ -15,17 +15,18 @@ once per k, ``acc = RN32(acc + a[k]*w[k][n])``.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import abc
+from typing import ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .._buffers import check_count, roundup
 from .._engine import f16_mla_chain, f16_pair_chain
-from ..kai.interface import PackedLhsKernel, RawLhsKernel, TileParams
+from ..kai.interface import Clamp, PackedLhsKernel, RawLhsKernel, TileParams
 from ..numerics import canonical_nan_f16, fclamp, fmin_fmax, ftz16, rn16
 from ..targets import Target
-from ._float_common import BiasRhsKernel, FloatVariant, PackedWeights
+from ._float_common import BiasRhs, BiasRhsKernel, FloatVariant, PackedWeights
 from ._sme_packers import SmeLhsPacker, SmeRhsBiasPacker, read_lhs_blocks
 
 __all__ = [
@@ -98,17 +99,25 @@ class _Pf16Kernel(BiasRhsKernel):
     clamp_kind: ClassVar[str]
     dst_dtype = F16
 
-    def _rhs(self, rhs_u8: NDArray[np.uint8], n: int, k: int) -> tuple[NDArray[Any], NDArray[Any], bool]:
-        """``(bias, W, flush_w)``: under FZ16 the chains read W through the flush (``flush_w``),
-        or W is a :class:`PackedRhs`'s decoding flushed once. The bias is read unflushed (the GEMV
-        widens it with FCVT, which ignores FZ16; the MOPA kernels flush it themselves)."""
-        cached = self._cached_rhs(rhs_u8, n, k, _flushed if self.fz else None)
+    def decode_rhs(self, rhs: NDArray[np.uint8], n: int, k: int) -> BiasRhs:
+        """Under FZ16 the chains read W through the flush (``flush_w``), or W is a
+        :class:`PackedRhs`'s decoding flushed once. The bias is read unflushed (the GEMV widens it
+        with FCVT, which ignores FZ16; the MOPA kernels flush it themselves)."""
+        cached = self._cached_rhs(rhs, n, k, _flushed if self.fz else None)
         if cached is not None:
-            return cached[0], cached[1], False
-        return (*self._rhs_blocks(rhs_u8, n, k), self.fz)
+            return BiasRhs(cached[0], cached[1])
+        bias, w = self._rhs_blocks(rhs, n, k)
+        return BiasRhs(bias, w, flush_w=self.fz)
 
-    def _output(self, acc: NDArray[np.float32], lo: np.float32, hi: np.float32) -> NDArray[np.float16]:
-        """RN16, then the f16 clamp (operands through FZ16 when set), default NaN: :meth:`_output_exact`.
+    @abc.abstractmethod
+    def accumulate(self, lhs: NDArray[np.float16], rhs: BiasRhs) -> NDArray[np.float32]:
+        """The binary32 accumulator from the bias (see each kernel)."""
+
+    def compute(self, lhs: NDArray[np.float16], rhs: BiasRhs, epilogue: Clamp) -> NDArray[np.float16]:
+        return self.epilogue(self.accumulate(lhs, rhs), epilogue)
+
+    def epilogue(self, acc: NDArray[np.float32], clamp: Clamp) -> NDArray[np.float16]:
+        """RN16, then the f16 clamp (operands through FZ16 when set), default NaN: :meth:`epilogue_exact`.
 
         Fast form: RN16 is monotonic and the (flushed) f16 bounds L <= H lie on the f16 grid, so
         with no NaN, clamp16(ftz16(RN16(acc)), L, H) == RN16(clamp32(acc, L, H)) wherever the latter
@@ -116,20 +125,23 @@ class _Pf16Kernel(BiasRhsKernel):
         where FZ16 and the sign of zero matter, are redone exactly. numpy's float16 min/max are
         slow, so the clamp runs in float32.
         """
+        lo, hi = clamp
         lo16, hi16 = rn16(lo), rn16(hi)
         if self.fz:
             lo16, hi16 = ftz16(lo16), ftz16(hi16)
         lo_a, hi_a = np.float32(lo16), np.float32(hi16)
         if not lo_a <= hi_a or (lo_a == hi_a == 0 and np.signbit(hi_a) != np.signbit(lo_a)) or np.isnan(acc).any():
-            return self._output_exact(acc, lo, hi)
+            return self.epilogue_exact(acc, clamp)
         clamped = acc if (lo_a == -np.inf and hi_a == np.inf) else np.minimum(np.maximum(acc, lo_a), hi_a)
         res: NDArray[np.float16] = rn16(clamped)
         redo = (res.view(np.uint16) & np.uint16(0x7C00)) == 0  # zeros and subnormals
         if redo.any():
-            res[redo] = self._output_exact(acc[redo], lo, hi)
+            res[redo] = self.epilogue_exact(acc[redo], clamp)
         return res
 
-    def _output_exact(self, acc: NDArray[np.float32], lo: np.float32, hi: np.float32) -> NDArray[np.float16]:
+    def epilogue_exact(self, acc: NDArray[np.float32], clamp: Clamp) -> NDArray[np.float16]:
+        """:meth:`epilogue` step by step, as the kernels run it (the reference of its fast form)."""
+        lo, hi = clamp
         # The wrappers narrow the float bounds with one FCVT; the clamp then runs in f16.
         o, lo16, hi16 = rn16(acc), rn16(lo), rn16(hi)
         if self.fz:  # FZ16: the f16 clamp reads its operands through the flush
@@ -151,25 +163,15 @@ class _Pf16Mopa(_Pf16Kernel, PackedLhsKernel):
     def lhs_packed_size(self, m: int, k: int) -> int:
         return roundup(m, self.get_mr()) * roundup(k, 2) * 2
 
-    def _compute(
-        self,
-        m: int,
-        n: int,
-        k: int,
-        lhs: NDArray[np.uint8],
-        rhs: NDArray[np.uint8],
-        clamp_min: np.float32,
-        clamp_max: np.float32,
-    ) -> NDArray[Any]:
-        a = read_lhs_blocks(lhs, m, k, self.get_mr(), 2, F16)
-        if self.fz:
-            a = ftz16(a)
-        bias, w, flush_w = self._rhs(rhs, n, k)
+    def decode_lhs(self, lhs: NDArray[np.uint8], m: int, k: int) -> NDArray[np.float16]:
+        a: NDArray[np.float16] = read_lhs_blocks(lhs, m, k, self.get_mr(), 2, F16)
+        return ftz16(a) if self.fz else a
+
+    def accumulate(self, lhs: NDArray[np.float16], rhs: BiasRhs) -> NDArray[np.float32]:
         # Widening FMOPA of (bias, 0) with (1.0, 0): FPDot gives bias*1 + 0*0, so -0 -> +0.
-        b = ftz16(bias) if self.fz else bias
+        b = ftz16(rhs.bias) if self.fz else rhs.bias
         acc0 = b.astype(np.float32) + np.float32(0.0)
-        acc = f16_pair_chain(np.broadcast_to(acc0, (m, n)), a, w, flush_w=flush_w)
-        return self._output(acc, clamp_min, clamp_max)
+        return f16_pair_chain(np.broadcast_to(acc0, (lhs.shape[0], acc0.shape[0])), lhs, rhs.w, flush_w=rhs.flush_w)
 
 
 class kai_matmul_clamp_f16_f16p2vlx2_f16p2vlx2_2vlx2vl_sme2_mopa(_Pf16Mopa):
@@ -199,8 +201,8 @@ class _Pf16Gemv(_Pf16Kernel, RawLhsKernel):
     def tile_params(self) -> TileParams:
         return TileParams(mr=1, nr=self.vlh, kr=2, sr=1, m_step=1, n_step=self.n_step_vl * self.vlh)
 
-    def _row(self, lhs: NDArray[np.uint8], k: int) -> NDArray[np.float16]:
-        a = np.ascontiguousarray(lhs[: k * 2]).view(np.float16).reshape(1, k)
+    def decode_lhs(self, lhs: NDArray[np.uint8], m: int, k: int) -> NDArray[np.float16]:
+        a: NDArray[np.float16] = self.raw_row(lhs, m, k)
         return ftz16(a) if self.fz else a
 
 
@@ -214,22 +216,12 @@ class kai_matmul_clamp_f16_f16_f16p2vlx2b_1x16vl_sme2_dot(_Pf16Gemv):
     clamp_kind = "fclamp"
     n_step_vl = 8
 
-    def _compute(
-        self,
-        m: int,
-        n: int,
-        k: int,
-        lhs: NDArray[np.uint8],
-        rhs: NDArray[np.uint8],
-        clamp_min: np.float32,
-        clamp_max: np.float32,
-    ) -> NDArray[Any]:
+    def accumulate(self, lhs: NDArray[np.float16], rhs: BiasRhs) -> NDArray[np.float32]:
+        k = lhs.shape[1]
         a = np.zeros((1, roundup(k, 2)), dtype=F16)
-        a[:, :k] = self._row(lhs, k)  # lanes past K are predicated off: they read as 0
-        bias, w, flush_w = self._rhs(rhs, n, k)
+        a[:, :k] = lhs  # lanes past K are predicated off: they read as 0
         # FCVT widens the bias: no FZ16 flush, -0 kept.
-        acc = f16_pair_chain(bias.astype(np.float32).reshape(1, n), a, w, flush_w=flush_w)
-        return self._output(acc, clamp_min, clamp_max)
+        return f16_pair_chain(rhs.bias.astype(np.float32).reshape(1, -1), a, rhs.w, flush_w=rhs.flush_w)
 
 
 class kai_matmul_clamp_f16_f16_f16p2vlx2b_1x8vl_sme_mla(_Pf16Gemv):
@@ -242,20 +234,8 @@ class kai_matmul_clamp_f16_f16_f16p2vlx2b_1x8vl_sme_mla(_Pf16Gemv):
     clamp_kind = "fmin_fmax"
     n_step_vl = 4
 
-    def _compute(
-        self,
-        m: int,
-        n: int,
-        k: int,
-        lhs: NDArray[np.uint8],
-        rhs: NDArray[np.uint8],
-        clamp_min: np.float32,
-        clamp_max: np.float32,
-    ) -> NDArray[Any]:
-        a = self._row(lhs, k)
-        bias, w, flush_w = self._rhs(rhs, n, k)
-        acc = f16_mla_chain(bias.astype(np.float32).reshape(1, n), a, w, flush_w=flush_w)
-        return self._output(acc, clamp_min, clamp_max)
+    def accumulate(self, lhs: NDArray[np.float16], rhs: BiasRhs) -> NDArray[np.float32]:
+        return f16_mla_chain(rhs.bias.astype(np.float32).reshape(1, -1), lhs, rhs.w, flush_w=rhs.flush_w)
 
 
 SME2_MOPA = kai_matmul_clamp_f16_f16p2vlx2_f16p2vlx2_2vlx2vl_sme2_mopa

@@ -13,17 +13,18 @@ The accumulator is binary32 throughout; NaNs are the default NaN 0x7FC00000.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import abc
+from typing import ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .._buffers import check_count, roundup
 from .._engine import flushed_row_lows, fma32_chain, row_lows
-from ..kai.interface import PackedLhsKernel, RawLhsKernel, TileParams
+from ..kai.interface import Clamp, PackedLhsKernel, RawLhsKernel, TileParams
 from ..numerics import fclamp, fma32, fmin_fmax, ftz32
 from ..targets import Target
-from ._float_common import BiasRhsKernel, FloatVariant, PackedWeights
+from ._float_common import BiasRhs, BiasRhsKernel, FloatVariant, PackedWeights
 from ._sme_packers import SmeLhsPacker, SmeRhsBiasPacker, read_lhs_blocks
 
 __all__ = [
@@ -96,20 +97,30 @@ class _Pf32Kernel(BiasRhsKernel):
     #: ``fclamp`` (SME2 FCLAMP) or ``fmin_fmax`` (SME1).
     clamp_kind: ClassVar[str]
 
-    def _rhs(self, rhs_u8: NDArray[np.uint8], n: int, k: int, decode: bool) -> tuple[NDArray[Any], NDArray[Any], Any]:
-        """``(bias, W, w_lows)`` for :func:`fma32_chain`: a :class:`PackedRhs`'s decoding (flushed
-        once under FZ, with its row lows), else W decoded (``decode``) or the blocks' view."""
+    def _rhs(self, rhs_u8: NDArray[np.uint8], n: int, k: int, decode: bool) -> BiasRhs:
+        """The RHS for :func:`fma32_chain`: a :class:`PackedRhs`'s decoding (flushed once under FZ,
+        with its row lows), else W decoded (``decode``) or the blocks' view."""
         cached = self._cached_rhs(rhs_u8, n, k, flushed_row_lows if self.fz else _lows)
         if cached is not None:
-            return cached
-        return (*(self._read_rhs if decode else self._rhs_blocks)(rhs_u8, n, k), None)
+            return BiasRhs(cached[0], cached[1], w_lows=cached[2])
+        bias, w = (self._read_rhs if decode else self._rhs_blocks)(rhs_u8, n, k)
+        return BiasRhs(bias, w)
 
-    def _clamp(self, acc: NDArray[np.float32], lo: np.float32, hi: np.float32) -> NDArray[np.float32]:
+    def epilogue(self, acc: NDArray[np.float32], clamp: Clamp) -> NDArray[np.float32]:
+        """The clamp (FCLAMP or FMIN/FMAX; bounds flushed under FZ); NaNs: the default NaN."""
+        lo, hi = clamp
         lo_a, hi_a = (ftz32(lo), ftz32(hi)) if self.fz else (np.asarray(lo), np.asarray(hi))
         out: NDArray[np.float32] = (
             fclamp(acc, lo_a, hi_a) if self.clamp_kind == "fclamp" else fmin_fmax(acc, lo_a, hi_a)
         )
         return out  # NaNs: the default NaN (both clamps produce it)
+
+    @abc.abstractmethod
+    def accumulate(self, lhs: NDArray[np.float32], rhs: BiasRhs) -> NDArray[np.float32]:
+        """The binary32 accumulator: one fused multiply-add per k from the bias (see each kernel)."""
+
+    def compute(self, lhs: NDArray[np.float32], rhs: BiasRhs, epilogue: Clamp) -> NDArray[np.float32]:
+        return self.epilogue(self.accumulate(lhs, rhs), epilogue)
 
 
 class _Pf32Mopa(_Pf32Kernel, PackedLhsKernel):
@@ -125,22 +136,19 @@ class _Pf32Mopa(_Pf32Kernel, PackedLhsKernel):
     def lhs_packed_size(self, m: int, k: int) -> int:
         return roundup(m, self.get_mr()) * k * 4
 
-    def _compute(
-        self,
-        m: int,
-        n: int,
-        k: int,
-        lhs: NDArray[np.uint8],
-        rhs: NDArray[np.uint8],
-        clamp_min: np.float32,
-        clamp_max: np.float32,
-    ) -> NDArray[Any]:
-        a = read_lhs_blocks(lhs, m, k, self.get_mr(), 1, F32)
-        bias, w, lows = self._rhs(rhs, n, k, decode=True)  # decoded: cheaper than per-block gathers for M > 1
+    def decode_lhs(self, lhs: NDArray[np.uint8], m: int, k: int) -> NDArray[np.float32]:
+        out: NDArray[np.float32] = read_lhs_blocks(lhs, m, k, self.get_mr(), 1, F32)
+        return out
+
+    def decode_rhs(self, rhs: NDArray[np.uint8], n: int, k: int) -> BiasRhs:
+        return self._rhs(rhs, n, k, decode=True)  # decoded: cheaper than per-block gathers for M > 1
+
+    def accumulate(self, lhs: NDArray[np.float32], rhs: BiasRhs) -> NDArray[np.float32]:
         # Bias injection: one FMOPA of an all-1.0 vector with the bias row into a zeroed ZA.
-        acc0 = fma32(np.float32(1.0), bias, np.float32(0.0), fz=self.fz)
-        acc = fma32_chain(np.broadcast_to(acc0, (m, n)), a, w, fz=self.fz, w_lows=lows)
-        return self._clamp(acc, clamp_min, clamp_max)
+        acc0 = fma32(np.float32(1.0), rhs.bias, np.float32(0.0), fz=self.fz)
+        return fma32_chain(
+            np.broadcast_to(acc0, (lhs.shape[0], acc0.shape[0])), lhs, rhs.w, fz=self.fz, w_lows=rhs.w_lows
+        )
 
 
 class kai_matmul_clamp_f32_f32p2vlx1_f32p2vlx1biasf32_sme2_mopa(_Pf32Mopa):
@@ -171,22 +179,16 @@ class _Pf32Gemv(_Pf32Kernel, RawLhsKernel):
     def tile_params(self) -> TileParams:
         return TileParams(mr=1, nr=2 * self.vls, kr=1, sr=1, m_step=1, n_step=self.n_step_vl * self.vls)
 
-    def _compute(
-        self,
-        m: int,
-        n: int,
-        k: int,
-        lhs: NDArray[np.uint8],
-        rhs: NDArray[np.uint8],
-        clamp_min: np.float32,
-        clamp_max: np.float32,
-    ) -> NDArray[Any]:
-        a = np.ascontiguousarray(lhs[: k * 4]).view(np.float32).reshape(1, k)
-        bias, w, lows = self._rhs(rhs, n, k, decode=False)  # else a zero-copy view of the packed blocks
+    def decode_lhs(self, lhs: NDArray[np.uint8], m: int, k: int) -> NDArray[np.float32]:
+        return self.raw_row(lhs, m, k)
+
+    def decode_rhs(self, rhs: NDArray[np.uint8], n: int, k: int) -> BiasRhs:
+        return self._rhs(rhs, n, k, decode=False)  # else a zero-copy view of the packed blocks
+
+    def accumulate(self, lhs: NDArray[np.float32], rhs: BiasRhs) -> NDArray[np.float32]:
         # The accumulator starts as a copy of the bias (-0 kept); under FZ it is flushed when
         # first read as an FMLA addend, which fma32_chain models.
-        acc = fma32_chain(bias.reshape(1, n), a, w, fz=self.fz, w_lows=lows)
-        return self._clamp(acc, clamp_min, clamp_max)
+        return fma32_chain(rhs.bias.reshape(1, -1), lhs, rhs.w, fz=self.fz, w_lows=rhs.w_lows)
 
 
 class kai_matmul_clamp_f32_f32_f32p2vlx1b_1x16vl_sme2_mla(_Pf32Gemv):

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,7 +43,7 @@ from .._buffers import (
     roundup,
     writable_u8,
 )
-from ..kai.interface import PackedLhsKernel, RawLhsKernel, TileParams, Ukernel
+from ..kai.interface import RawLhsRow, RequantizingKernel, TileParams, Ukernel
 from ..numerics import ftz32
 from ..targets import Target, resolve_target, target_svl
 from ._int8_common import (
@@ -58,6 +58,7 @@ from ._sme_packers import SmeLhsPacker, read_lhs_blocks
 
 __all__ = [
     "PackedWeights",
+    "Qsi8cxp2vlx4sbRhs",
     "decode_qsi8cxp2vlx4sb",
     "gemm",
     "gemm_packed",
@@ -296,12 +297,22 @@ def requantize(
     return out
 
 
-class _Pqs8Kernel:
-    """What the pqs8 kernels share: the packed RHS and the requantizing epilogue."""
+@dataclasses.dataclass(frozen=True)
+class Qsi8cxp2vlx4sbRhs:
+    """A packed pqs8 RHS as the kernels read it (their ``decode_rhs``)."""
 
-    name: ClassVar[str]
-    vls: int
-    fz: bool
+    #: [n] int32 ``bias'`` (the input zero point folded in by the packer).
+    bias: NDArray[np.int32]
+    #: [roundup(K, 4), n] int8 values as float32 (exact BLAS operands).
+    w: NDArray[np.float32]
+    #: [n] float32 ``scale'`` (the scale multiplier folded in).
+    scale: NDArray[np.float32]
+    #: A bound on ``|w|`` (lets :func:`int8_matmul` use fewer K chunks).
+    w_absmax: float = 128.0
+
+
+class _Pqs8Kernel(RequantizingKernel):
+    """What the pqs8 kernels share: the packed RHS and the requantizing epilogue."""
 
     def get_nr(self) -> int:
         return 2 * self.vls
@@ -318,10 +329,9 @@ class _Pqs8Kernel:
         nr = 2 * self.vls
         return roundup(n, nr) // nr * _rhs_stride(k, nr)
 
-    def _rhs(self, rhs_u8: NDArray[np.uint8], n: int, k: int) -> tuple[Any, ...]:
-        """``(bias'[n], W[K4, n] float32, scale'[n], bound on |W|)`` decoded from the packed bytes."""
+    def decode_rhs(self, rhs: NDArray[np.uint8], n: int, k: int) -> Qsi8cxp2vlx4sbRhs:
         nr = 2 * self.vls
-        found = packed_rhs_columns(rhs_u8, _rhs_stride(k, nr), nr, n)
+        found = packed_rhs_columns(rhs, _rhs_stride(k, nr), nr, n)
         if found is not None:
             # Decoded once from the immutable bytes of this PackedRhs (cannot go stale).
             owner, full_n = found
@@ -329,34 +339,29 @@ class _Pqs8Kernel:
                 ("qsi8cxp2vlx4sb", full_n, k, nr), lambda buf: decode_qsi8cxp2vlx4sb(buf, full_n, k, nr)
             )
             amax = owner.decoded(("qsi8cxp2vlx4sb|W|", full_n, k, nr), lambda _: float(np.abs(w).max(initial=0)))
-            return b[:n], w[:, :n], sc[:n], amax
-        return (*decode_qsi8cxp2vlx4sb(rhs_u8, n, k, nr), 128.0)
+            return Qsi8cxp2vlx4sbRhs(b[:n], w[:, :n], sc[:n], amax)
+        return Qsi8cxp2vlx4sbRhs(*decode_qsi8cxp2vlx4sb(rhs, n, k, nr))
 
-    def _requant(
-        self,
-        a: NDArray[Any],
-        rhs_u8: NDArray[np.uint8],
-        n: int,
-        k: int,
-        params: kai_matmul_requantize32_params,
+    def accumulate(self, lhs: NDArray[Any], rhs: Qsi8cxp2vlx4sbRhs) -> NDArray[np.int32]:
+        """ADDHA of ``bias'`` into a zeroed ZA, then SMOPA / SDOT of the int8 rows ``lhs`` [M, K or
+        roundup(K, 4)]: int32, exact, wraps."""
+        acc = int8_matmul(lhs, rhs.w[: lhs.shape[1]], w_absmax=rhs.w_absmax)
+        acc += rhs.bias[None, :]  # numpy int32 arithmetic wraps
+        return acc
+
+    def epilogue(
+        self, acc: NDArray[np.int32], scale: NDArray[np.float32], params: kai_matmul_requantize32_params
     ) -> NDArray[np.int8]:
-        bias, w, scale, w_absmax = self._rhs(rhs_u8, n, k)
-        kk = a.shape[1]
-        # ADDHA of bias' into a zeroed ZA, then SMOPA/SDOT: int32, exact, wraps.
-        acc = int8_matmul(a, w[:kk], w_absmax=w_absmax)
-        acc += bias[None, :]  # numpy int32 arithmetic wraps
+        """:func:`requantize` (FZ as the kernel runs)."""
         return requantize(acc, scale, params, fz=self.fz)
 
+    def compute(
+        self, lhs: NDArray[Any], rhs: Qsi8cxp2vlx4sbRhs, epilogue: kai_matmul_requantize32_params
+    ) -> NDArray[np.int8]:
+        return self.epilogue(self.accumulate(lhs, rhs), rhs.scale, epilogue)
 
-def _check_params(params: object) -> kai_matmul_requantize32_params:
-    if not isinstance(params, kai_matmul_requantize32_params):
-        raise TypeError(f"params must be a kai_matmul_requantize32_params, got {type(params).__name__}")
-    return params
 
-
-class _Pqs8Mopa(_Pqs8Kernel, PackedLhsKernel):
-    dst_dtype = I8
-
+class _Pqs8Mopa(_Pqs8Kernel):
     def tile_params(self) -> TileParams:
         v = 2 * self.vls
         return TileParams(mr=v, nr=v, kr=KR, sr=1, m_step=v, n_step=v)
@@ -369,42 +374,9 @@ class _Pqs8Mopa(_Pqs8Kernel, PackedLhsKernel):
     def lhs_packed_size(self, m: int, k: int) -> int:
         return roundup(m, self.get_mr()) * roundup(k, KR)
 
-    def _compute(
-        self,
-        m: int,
-        n: int,
-        k: int,
-        lhs: NDArray[np.uint8],
-        rhs: NDArray[np.uint8],
-        clamp_min: np.float32,
-        clamp_max: np.float32,
-    ) -> NDArray[Any]:
-        raise TypeError(f"{self.name} requantizes with kai_matmul_requantize32_params: call run_matmul")
-
-    def run_matmul(  # type: ignore[override]
-        self,
-        m: int,
-        n: int,
-        k: int,
-        lhs_packed: Buffer,
-        rhs_packed: Buffer,
-        dst: Buffer,
-        dst_stride_row: int,
-        dst_stride_col: int,
-        params: kai_matmul_requantize32_params,
-    ) -> None:
-        """``kai_run_<name>(m, n, k, lhs_packed, rhs_packed, dst, dst_stride_row, dst_stride_col, params)``.
-
-        ``params`` is a :class:`kai_matmul_requantize32_params` (the C ``const struct*``).
-        """
-        p = _check_params(params)
-        m, n, k, lhs_u8, rhs_u8, row, col = self._operands(
-            m, n, k, lhs_packed, rhs_packed, dst_stride_row, dst_stride_col
-        )
-        if m == 0 or n == 0:
-            return
-        a = read_lhs_blocks(lhs_u8, m, k, self.get_mr(), KR, I8)
-        self._store(dst, self._requant(a, rhs_u8, n, k, p), row, col)
+    def decode_lhs(self, lhs: NDArray[np.uint8], m: int, k: int) -> NDArray[np.int8]:
+        out: NDArray[np.int8] = read_lhs_blocks(lhs, m, k, self.get_mr(), KR, I8)
+        return out
 
 
 _SRC = "kai/ukernels/matmul/matmul_clamp_qai8_qai8p_qsi8cxp/"
@@ -428,56 +400,25 @@ class kai_matmul_clamp_qai8_qai8p2vlx4_qsi8cxp2vlx4sb_2vlx2vl_sme_mopa(_Pqs8Mopa
     source = _SRC + name + "_asm.S"
 
 
-class kai_matmul_clamp_qai8_qai8_qsi8cxp2vlx4sb_1x16vl_sme2_dot(_Pqs8Kernel, RawLhsKernel):
-    """SME2 GEMV on the raw int8 LHS row (M == 1): nr = 2 VLs, n_step = 16 VLs [256]."""
+class kai_matmul_clamp_qai8_qai8_qsi8cxp2vlx4sb_1x16vl_sme2_dot(RawLhsRow, _Pqs8Kernel):
+    """SME2 GEMV on the raw int8 LHS row (M == 1): nr = 2 VLs, n_step = 16 VLs [256].
+
+    ``run_matmul(m, n, k, lhs, rhs_packed, dst, dst_stride_row, dst_stride_col, params)``: there is
+    no lhs_stride argument.
+    """
 
     name = "kai_matmul_clamp_qai8_qai8_qsi8cxp2vlx4sb_1x16vl_sme2_dot"
     variant = VARIANT
     isa = "sme2"
     source = "kai/ukernels/matmul/matmul_clamp_qai8_qai8_qsi8cxp/" + name + "_asm.S"
-    dst_dtype = I8
     lhs_dtype = I8
 
     def tile_params(self) -> TileParams:
         # Note: the C header has no get_mr; mr = 1 (one row, m_step = 1).
         return TileParams(mr=1, nr=2 * self.vls, kr=KR, sr=1, m_step=1, n_step=16 * self.vls)
 
-    def _compute(
-        self,
-        m: int,
-        n: int,
-        k: int,
-        lhs: NDArray[np.uint8],
-        rhs: NDArray[np.uint8],
-        clamp_min: np.float32,
-        clamp_max: np.float32,
-    ) -> NDArray[Any]:
-        raise TypeError(f"{self.name} requantizes with kai_matmul_requantize32_params: call run_matmul")
-
-    def run_matmul(  # type: ignore[override]
-        self,
-        m: int,
-        n: int,
-        k: int,
-        lhs: Buffer,
-        rhs_packed: Buffer,
-        dst: Buffer,
-        dst_stride_row: int,
-        dst_stride_col: int,
-        params: kai_matmul_requantize32_params,
-    ) -> None:
-        """``kai_run_<name>(m, n, k, lhs, rhs_packed, dst, dst_stride_row, dst_stride_col, params)``.
-
-        ``lhs`` is the raw int8 row (``KAI_ASSUME(m == 1)``); there is no lhs_stride argument.
-        """
-        p = _check_params(params)
-        m, n, k, lhs_u8, rhs_u8, row, col = self._operands(
-            m, n, k, lhs, rhs_packed, dst_stride_row, dst_stride_col, raw_lhs=True
-        )
-        if n == 0:
-            return
-        a = np.ascontiguousarray(lhs_u8[:k]).view(I8).reshape(1, k)
-        self._store(dst, self._requant(a, rhs_u8, n, k, p), row, col)
+    def decode_lhs(self, lhs: NDArray[np.uint8], m: int, k: int) -> NDArray[np.int8]:
+        return self.raw_row(lhs, m, k)
 
 
 SME2_MOPA = kai_matmul_clamp_qai8_qai8p2vlx4_qsi8cxpsb2vlx4_2vlx2vl_sme2_mopa
@@ -604,7 +545,7 @@ def gemm_packed(
     elif fast:
         # Note: fast path, same bits: the MOPA reads exactly these int8 rows from its packed LHS
         # (the packer only moves bytes; its K padding is zero and meets zero RHS rows).
-        dst = kern._requant(row, np.frombuffer(weights.rhs_packed, np.uint8), n, k, params)
+        dst = kern.compute(row, kern.decode_rhs(np.frombuffer(weights.rhs_packed, np.uint8), n, k), params)
     else:
         lhs_packed = kai_lhs_pack_x8p2vlx4_x8_sme(t.svl_bits).pack(row)
         kern.run_matmul(m, n, k, lhs_packed, weights.rhs_packed, dst, n, 1, params)

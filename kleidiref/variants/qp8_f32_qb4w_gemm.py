@@ -43,12 +43,12 @@ from .._buffers import (
     roundup,
     writable_u8,
 )
-from ..kai.interface import MatmulKernel, TileParams, Ukernel
+from ..kai.interface import BlockwiseKernel, Clamp, TileParams, Ukernel
 from ..numerics import bf16_to_f32
 from ..quant import qb4
 from ..quant.qai8dx import quantize_qai8dx
 from ..targets import Target, resolve_target
-from ._qai8dxp import kai_lhs_quant_pack_qai8dxp_f32, read_qai8dxp
+from ._qai8dxp import Qai8dxpRows, kai_lhs_quant_pack_qai8dxp_f32, read_qai8dxp
 from ._qb4w_common import (
     EpilogueKind,
     Layout,
@@ -64,8 +64,10 @@ from ._qb4w_common import (
 
 __all__ = [
     "PreparedQb4w",
+    "Qai8dxpRows",
     "emulated_path",
     "gemm",
+    "kai_lhs_quant_pack_qai8dxp_f32",
     "kai_matmul_clamp_f32_qai8dxp1vlx4_qsi4c32p4vlx4_1vlx4vl_sme2_mopa",
     "kai_matmul_clamp_f32_qai8dxp1x4_qsi4c32p4vlx4_1x4vl_sme2_dot",
     "kai_matmul_clamp_f32_qai8dxp1x4_qsi4c32p4x4_1x4_neon_dotprod",
@@ -436,8 +438,12 @@ def xnn_pack_kai_qb4_weights_and_biases(
 # ----------------------------------------------------------------------------------------------
 
 
-class _Qb4wKernel(MatmulKernel):
-    """``kai_matmul_clamp_f32_qai8dxp*_qsi4c32p*``: run_matmul takes ``bl`` after k (as the C)."""
+class _Qb4wKernel(BlockwiseKernel):
+    """``kai_matmul_clamp_f32_qai8dxp*_qsi4c32p*``: run_matmul takes ``bl`` after k (as the C).
+
+    One ``compute`` stage: the block scales are applied inside the accumulation (see
+    :func:`qb4w_matmul`), so there is no separate integer accumulator to hand to an epilogue.
+    """
 
     variant = VARIANT
     #: Packed RHS layout and its block depth (``kr / sr`` of the RHS packer).
@@ -447,9 +453,6 @@ class _Qb4wKernel(MatmulKernel):
     #: Tile constants: mr, nr, m_step, n_step in units of VLs for SME2 (``vl_scaled``) or plain.
     tiles: ClassVar[tuple[int, int, int, int, int, int]]
     vl_scaled: ClassVar[tuple[bool, bool, bool, bool]]
-    #: True for the SME2 kernels (assert m > 0 / m == 1, n > 0), False for NEON (m == 0 returns).
-    sme2: ClassVar[bool]
-    gemv: ClassVar[bool] = False
 
     def tile_params(self) -> TileParams:
         mr, nr, kr, sr, ms, ns = self.tiles
@@ -467,13 +470,6 @@ class _Qb4wKernel(MatmulKernel):
     def _lhs_stride(self, k: int) -> int:
         return self.get_mr() * (roundup(k, 32) + 8)
 
-    def _bl(self, bl: object, fn: str) -> int:
-        if bl is None:
-            raise TypeError(f"kai_{fn}_{self.name[4:]} needs bl (the quant block length)")
-        b = check_count("bl", bl, minimum=1)
-        self._assume(b % 32 == 0, "(bl % kai_bl) == 0", fn)
-        return b
-
     def get_lhs_packed_offset(self, m_idx: int, k: int) -> int:
         m_idx, k = check_count("m_idx", m_idx), check_count("k", k)
         self._assume(m_idx % self.get_mr() == 0, "(m_idx % mr) == 0", "get_lhs_packed_offset")
@@ -481,7 +477,7 @@ class _Qb4wKernel(MatmulKernel):
 
     def get_rhs_packed_offset(self, n_idx: int, k: int, bl: int | None = None) -> int:
         n_idx, k = check_count("n_idx", n_idx), check_count("k", k)
-        b = self._bl(bl, "get_rhs_packed_offset")
+        b = self.check_bl(bl, "get_rhs_packed_offset")
         self._assume(k % b == 0, "(k % bl) == 0", "get_rhs_packed_offset")
         self._assume(n_idx % self.get_nr() == 0, "(n_idx % nr) == 0", "get_rhs_packed_offset")
         return (n_idx // self.get_nr()) * kernel_rhs_stride(k, self.get_nr(), b)
@@ -490,72 +486,23 @@ class _Qb4wKernel(MatmulKernel):
         return roundup(m, self.get_mr()) // self.get_mr() * self._lhs_stride(k)
 
     def rhs_packed_size(self, n: int, k: int, bl: int | None = None) -> int:
-        b = self._bl(bl, "get_rhs_packed_size")
+        b = self.check_bl(bl, "get_rhs_packed_size")
         return roundup(n, self.get_nr()) // self.get_nr() * kernel_rhs_stride(k, self.get_nr(), b)
 
-    def _compute(
-        self,
-        m: int,
-        n: int,
-        k: int,
-        lhs: NDArray[np.uint8],
-        rhs_packed: NDArray[np.uint8],
-        clamp_min: np.float32,
-        clamp_max: np.float32,
-    ) -> NDArray[Any]:
-        raise TypeError(f"{self.name} needs bl: call run_matmul(m, n, k, bl, ...)")
-
-    def compute_decoded(
-        self,
-        q: NDArray[np.int8],
-        neg_zp: NDArray[np.int32],
-        dq: NDArray[np.float32],
-        rhs: PreparedRhs,
-        clamp_min: np.float32,
-        clamp_max: np.float32,
-    ) -> NDArray[np.float32]:
-        """The kernel's arithmetic on already-decoded operands (what run_matmul ends with)."""
-        return qb4w_matmul(q, neg_zp, dq, rhs, self.kind, clamp_min, clamp_max, fz=self.fz)
-
-    def run_matmul(
-        self,
-        m: int,
-        n: int,
-        k: int,
-        bl: int,
-        lhs_packed: Buffer,
-        rhs_packed: Buffer,
-        dst: Buffer,
-        dst_stride_row: int,
-        dst_stride_col: int,
-        scalar_min: float,
-        scalar_max: float,
-    ) -> None:
-        """``kai_run_<name>(m, n, k, bl, lhs_packed, rhs_packed, dst, dst_stride_row, dst_stride_col,
-        scalar_min, scalar_max)``."""
-        m, n, k = check_count("m", m), check_count("n", n), check_count("k", k)
-        b = self._bl(bl, "run_matmul")
-        self._assume(k % b == 0, "(k % bl) == 0", "run_matmul")
-        row, col = self._check_dst_strides(dst_stride_row, dst_stride_col)
-        lo, hi = check_float("scalar_min", scalar_min), check_float("scalar_max", scalar_max)
-        if self.sme2:
-            self._assume(k > 0, "k > 0", "run_matmul")
-            self._assume(n > 0, "n > 0", "run_matmul")
-            if self.gemv:
-                self._assume(m == 1, "m == 1", "run_matmul")
-            else:
-                self._assume(m > 0, "m > 0", "run_matmul")
-        lhs_u8 = as_u8(lhs_packed, "lhs_packed")
-        rhs_u8 = as_u8(rhs_packed, "rhs_packed")
-        if m == 0 or n == 0:
-            return
-        require_bytes(lhs_u8, self.lhs_packed_size(m, k), "lhs_packed", f"kai_run_{self.name}(m={m}, k={k})")
-        require_bytes(rhs_u8, self.rhs_packed_size(n, k, b), "rhs_packed", f"kai_run_{self.name}(n={n}, k={k})")
+    def decode_lhs(self, lhs: NDArray[np.uint8], m: int, k: int) -> Qai8dxpRows:
         p = self.tile_params()
-        q, neg_zp, dq = read_qai8dxp(lhs_u8, m, k, p.mr, p.kr, p.sr)
-        w, sc, rsum, bias = unpack_rhs(rhs_u8, n, k, p.nr, b, self.layout, self.rhs_bbl)
-        res = self.compute_decoded(q[:, :k], neg_zp, dq, prepare_rhs(w, sc, rsum, bias, b), lo, hi)
-        self._store(dst, res, row, col)
+        q, neg_zp, dq = read_qai8dxp(lhs, m, k, p.mr, p.kr, p.sr)
+        return Qai8dxpRows(q[:, :k], neg_zp, dq)
+
+    def decode_rhs(self, rhs: NDArray[np.uint8], n: int, k: int, bl: int | None = None) -> PreparedRhs:
+        b = self.check_bl(bl, "run_matmul")
+        w, sc, rsum, bias = unpack_rhs(rhs, n, k, self.get_nr(), b, self.layout, self.rhs_bbl)
+        return prepare_rhs(w, sc, rsum, bias, b)
+
+    def compute(self, lhs: Qai8dxpRows, rhs: PreparedRhs, epilogue: Clamp) -> NDArray[np.float32]:
+        """The blockwise accumulation, the zero-point and scale steps and the clamp (:func:`qb4w_matmul`)."""
+        lo, hi = epilogue
+        return qb4w_matmul(lhs.q, lhs.neg_zp, lhs.dq, rhs, self.kind, lo, hi, fz=self.fz)
 
 
 class kai_matmul_clamp_f32_qai8dxp1vlx4_qsi4c32p4vlx4_1vlx4vl_sme2_mopa(_Qb4wKernel):
@@ -574,7 +521,7 @@ class kai_matmul_clamp_f32_qai8dxp1vlx4_qsi4c32p4vlx4_1vlx4vl_sme2_mopa(_Qb4wKer
     kind = "mopa"
     tiles = (1, 4, 8, 2, 1, 4)
     vl_scaled = (True, True, True, True)
-    sme2 = True
+    asserts_shape = True
 
 
 class kai_matmul_clamp_f32_qai8dxp1x4_qsi4c32p4vlx4_1x4vl_sme2_dot(_Qb4wKernel):
@@ -592,7 +539,7 @@ class kai_matmul_clamp_f32_qai8dxp1x4_qsi4c32p4vlx4_1x4vl_sme2_dot(_Qb4wKernel):
     kind = "sme2_dot"
     tiles = (1, 4, 8, 2, 1, 4)
     vl_scaled = (False, True, False, True)
-    sme2 = True
+    asserts_shape = True
     gemv = True
 
 
@@ -609,7 +556,6 @@ class _NeonQb4w(_Qb4wKernel):
     layout = "qsi4c32p"
     kind = "neon"
     vl_scaled = (False, False, False, False)
-    sme2 = False
 
 
 class kai_matmul_clamp_f32_qai8dxp4x8_qsi4c32p4x8_16x4x32_neon_i8mm(_NeonQb4w):
@@ -766,7 +712,7 @@ def prepare_weights(
     kern = fam[0](t.svl_bits)
     p = kern.tile_params()
     qb4.check_block_size(kk, bl, kr=p.kr)
-    if kern.sme2:
+    if kern.asserts_shape:
         packer: _Qsi4c32Packer = (
             kai_rhs_pack_kxn_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon(t.svl_bits)
             if transpose_rhs
@@ -859,7 +805,7 @@ def gemm(
     lo, hi = check_float("clamp_min", clamp_min), check_float("clamp_max", clamp_max)
     q, dq, zp = quantize_qai8dx(np.ascontiguousarray(lhs), k_block_len=p.kr // p.sr)
     neg_zp = (-zp.astype(np.int64)).astype(np.int32)
-    return kern.compute_decoded(q, neg_zp, dq, prep.operand, lo, hi)
+    return kern.compute(Qai8dxpRows(q, neg_zp, dq), prep.operand, (lo, hi))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ from .._buffers import (
     roundup,
     writable_u8,
 )
-from ..kai.interface import PackedLhsKernel, TileParams, Ukernel
+from ..kai.interface import Clamp, PackedLhsKernel, TileParams, Ukernel
 from ..quant.qai8dx import quantize_qai8dx
 from ..targets import Target, resolve_target, target_svl
 from ._int8_common import (
@@ -74,13 +74,16 @@ from ._int8_common import (
     qai8dxp_epilogue,
     wrap_i32,
 )
-from ._qai8dxp import kai_lhs_quant_pack_qai8dxp_f32, read_qai8dxp
+from ._qai8dxp import Qai8dxpRows, kai_lhs_quant_pack_qai8dxp_f32, read_qai8dxp
 
 __all__ = [
     "PackedWeights",
+    "Qai8dxpRows",
+    "Qsi8cxpRhs",
     "decode_qsi8cxp",
     "gemm",
     "gemm_packed",
+    "kai_lhs_quant_pack_qai8dxp_f32",
     "kai_matmul_clamp_f32_qai8dxp1vlx4_qsi8cxp4vlx4_1vlx4vl_sme2_mopa",
     "kai_matmul_clamp_f32_qai8dxp1vlx4_qsi8cxp4vlx4_1vlx4vl_sme_mopa",
     "kai_matmul_clamp_f32_qai8dxp1x4_qsi8cxp4vlx4_1x4vl_sme2_dot",
@@ -292,6 +295,21 @@ class kai_rhs_pack_kxn_qsi8cxp_qsi8cx_neon(_QsiRhsPacker):
     layout = "kxn"
 
 
+@dataclasses.dataclass(frozen=True)
+class Qsi8cxpRhs:
+    """A packed qsi8cxp RHS as the kernels read it (their ``decode_rhs``)."""
+
+    #: [roundup(K, 32), n] int8 values as float32 (exact BLAS operands).
+    w: NDArray[np.float32]
+    #: [n] int32 row sums times the packer's ``lhs_zero_point``.
+    rsum: NDArray[np.int32]
+    #: [n] float32 per-channel scales and bias.
+    scale: NDArray[np.float32]
+    bias: NDArray[np.float32]
+    #: A bound on ``|w|`` (lets :func:`int8_matmul` use fewer K chunks).
+    w_absmax: float = 128.0
+
+
 def decode_qsi8cxp(
     buf: bytes | NDArray[np.uint8], n: int, k: int, nr: int, kr: int = KR
 ) -> tuple[NDArray[np.float32], NDArray[np.int32], NDArray[np.float32], NDArray[np.float32]]:
@@ -374,10 +392,12 @@ class _Qp8Kernel(PackedLhsKernel):
                 raise ValueError(f"KAI_ASSERT(n > 0) fails in kai_run_{self.name[4:]}")
         return m_, n_, k_
 
-    def _rhs(self, rhs_u8: NDArray[np.uint8], n: int, k: int) -> tuple[Any, ...]:
-        """``(W[K32, n] float32, rsum, scale, bias, bound on |W|)`` decoded from the packed bytes."""
+    def decode_lhs(self, lhs: NDArray[np.uint8], m: int, k: int) -> Qai8dxpRows:
+        return Qai8dxpRows(*read_qai8dxp(lhs, m, k, self.get_mr(), self.get_kr(), 1))
+
+    def decode_rhs(self, rhs: NDArray[np.uint8], n: int, k: int) -> Qsi8cxpRhs:
         nr, kr = self.get_nr(), self.get_kr()
-        found = packed_rhs_columns(rhs_u8, _rhs_stride(k, nr), nr, n)
+        found = packed_rhs_columns(rhs, _rhs_stride(k, nr), nr, n)
         if found is not None:
             # Decoded once from the immutable bytes of this PackedRhs (cannot go stale).
             owner, full_n = found
@@ -385,43 +405,29 @@ class _Qp8Kernel(PackedLhsKernel):
                 ("qsi8cxp", full_n, k, nr, kr), lambda buf: decode_qsi8cxp(buf, full_n, k, nr, kr)
             )
             amax = owner.decoded(("qsi8cxp|W|", full_n, k, nr, kr), lambda _: float(np.abs(w).max(initial=0)))
-            return w[:, :n], rsum[:n], sc[:n], b[:n], amax
-        return (*decode_qsi8cxp(rhs_u8, n, k, nr, kr), 128.0)
+            return Qsi8cxpRhs(w[:, :n], rsum[:n], sc[:n], b[:n], amax)
+        return Qsi8cxpRhs(*decode_qsi8cxp(rhs, n, k, nr, kr), 128.0)
 
-    def _compute(
-        self,
-        m: int,
-        n: int,
-        k: int,
-        lhs: NDArray[np.uint8],
-        rhs: NDArray[np.uint8],
-        clamp_min: np.float32,
-        clamp_max: np.float32,
-    ) -> NDArray[Any]:
-        q, neg_zp, dq = read_qai8dxp(lhs, m, k, self.get_mr(), self.get_kr(), 1)
-        return self._from_codes(q, neg_zp, dq, rhs, n, k, clamp_min, clamp_max)
-
-    def _from_codes(
-        self,
-        q: NDArray[np.int8],
-        neg_zp: NDArray[np.int32],
-        dq: NDArray[np.float32],
-        rhs: NDArray[np.uint8],
-        n: int,
-        k: int,
-        clamp_min: np.float32,
-        clamp_max: np.float32,
-    ) -> NDArray[np.float32]:
-        """The kernel arithmetic from the LHS codes ``q`` [M, K or K32], ``-zp`` and ``dq``."""
-        w, rsum, scale, bias, w_absmax = self._rhs(rhs, n, k)
+    def accumulate(self, lhs: Qai8dxpRows, rhs: Qsi8cxpRhs) -> NDArray[np.int32]:
+        """The int32 accumulator (wraps): the integer dot products, then ``-zp * rsum``."""
+        q = lhs.q
         # 1. SMOPA / SDOT / SMMLA over all K32 columns (LHS padding x RHS zeros), int32 wrap.
-        acc = int8_matmul(q, w[: q.shape[1]], w_absmax=w_absmax)
+        acc = int8_matmul(q, rhs.w[: q.shape[1]], w_absmax=rhs.w_absmax)
         # 2. MLA with the packed row sums: acc += (-zp) * rsum (numpy int32 arithmetic wraps).
-        acc += neg_zp.astype(np.int32)[:, None] * rsum.astype(np.int32)[None, :]
-        # 3. SCVTF, the scale/bias epilogue and the clamp.
+        acc += lhs.neg_zp.astype(np.int32)[:, None] * rhs.rsum.astype(np.int32)[None, :]
+        return acc
+
+    def epilogue(
+        self, acc: NDArray[np.int32], dq: NDArray[np.float32], rhs: Qsi8cxpRhs, clamp: Clamp
+    ) -> NDArray[np.float32]:
+        """SCVTF, the scale/bias steps (``fused`` or not) and the clamp."""
+        lo, hi = clamp
         return qai8dxp_epilogue(
-            acc, dq, scale, bias, clamp_min, clamp_max, fused=self.fused, fz=self.fz, clamp_kind=self.clamp_kind
+            acc, dq, rhs.scale, rhs.bias, lo, hi, fused=self.fused, fz=self.fz, clamp_kind=self.clamp_kind
         )
+
+    def compute(self, lhs: Qai8dxpRows, rhs: Qsi8cxpRhs, epilogue: Clamp) -> NDArray[np.float32]:
+        return self.epilogue(self.accumulate(lhs, rhs), lhs.dq, rhs, epilogue)
 
 
 _SRC = "kai/ukernels/matmul/matmul_clamp_f32_qai8dxp_qsi8cxp/"
@@ -695,7 +701,8 @@ def gemm_packed(
     # skipped: it meets the packer's zero RHS padding and adds 0.
     q, dq, zp = quantize_qai8dx(row, k_block_len=kern.get_kr())
     lo, hi = check_float("clamp_min", clamp_min), check_float("clamp_max", clamp_max)
-    return kern._from_codes(q, (-zp).astype(np.int32), dq, np.frombuffer(weights.rhs_packed, np.uint8), n, k, lo, hi)
+    rows = Qai8dxpRows(q, (-zp).astype(np.int32), dq)
+    return kern.compute(rows, kern.decode_rhs(np.frombuffer(weights.rhs_packed, np.uint8), n, k), (lo, hi))
 
 
 def gemm(

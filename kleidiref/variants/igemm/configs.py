@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 
 from ..._buffers import as_packed_rhs
 from ...conv import ConvGeometry
-from ...kai.interface import PackedLhsKernel
+from ...kai.interface import MatmulKernel
 from .. import pf16_gemm, pf32_gemm, pqs8_qc8w_gemm
 from .._int8_common import kai_rhs_pack_qsi8cx_params
 from .packers import (
@@ -43,8 +43,8 @@ class IgemmConfig:
     elem: np.dtype[Any]
     lhs_packer: type[ImatmulLhsPacker]
     rhs_packer: type[ImatmulRhsPacker]
-    sme2: type[PackedLhsKernel]
-    sme1: type[PackedLhsKernel]
+    sme2: type[MatmulKernel]
+    sme1: type[MatmulKernel]
     kr: int
 
     @property

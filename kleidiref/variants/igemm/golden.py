@@ -76,7 +76,7 @@ def reproduce_golden(inputs: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[An
         kern = cls(svl)
         dst = np.zeros((1, geom.hout, geom.wout, cout), dtype=kern.dst_dtype)
         if variant == "pqs8":
-            kern.run_matmul(m, cout, k, lhs_packed, rhs_packed, dst, cout, 1, rq)  # type: ignore[call-arg, arg-type]
+            kern.run_matmul(m, cout, k, lhs_packed, rhs_packed, dst, cout, 1, rq)
         else:
             item = cfg.elem.itemsize
             kern.run_matmul(m, cout, k, lhs_packed, rhs_packed, dst, cout * item, item, lo, hi)

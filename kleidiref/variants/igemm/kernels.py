@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from ..._buffers import Buffer, check_count, roundup
-from ...kai.interface import PackedLhsKernel, TileParams, Ukernel
+from ...kai.interface import MatmulKernel, TileParams, Ukernel
 from .. import pf16_gemm, pf32_gemm, pqs8_qc8w_gemm
 from .._int8_common import kai_matmul_requantize32_params
 
@@ -30,7 +30,7 @@ class _ImatmulKernel(Ukernel):
     """
 
     #: The ``kai_matmul_clamp_*`` kernel computing the same bits.
-    matmul: ClassVar[type[PackedLhsKernel]]
+    matmul: ClassVar[type[MatmulKernel]]
     kr: ClassVar[int]
 
     def __init__(self, svl: int | None = None, *, fz: bool = False) -> None:

@@ -274,7 +274,7 @@ class FloatPlan(GroupPlan):
                 acc = _chain(variant, np.broadcast_to(acc0[:, None], (cout, m)), self.w_nk, a_t, fz).T
             else:
                 acc = _chain(variant, np.broadcast_to(acc0, (m, cout)), a_t.T, self.w_kn, fz)
-            res = _pf32_epilogue(kern, acc, lo, hi) if variant == "pf32" else kern._output(acc, lo, hi)
+            res = _pf32_epilogue(kern, acc, lo, hi) if variant == "pf32" else kern.epilogue(acc, (lo, hi))
             out[i].reshape(m, cout)[...] = res
 
 
@@ -288,11 +288,11 @@ def _chain(variant: str, acc0: NDArray[np.float32], a: NDArray[Any], w: NDArray[
 
 
 def _pf32_epilogue(kern: Any, acc: NDArray[np.float32], lo: np.float32, hi: np.float32) -> NDArray[np.float32]:
-    """``kern._clamp(acc, lo, hi)``; XNNPACK's default unbounded clamp of a NaN-free ``acc`` is
+    """``kern.epilogue(acc, (lo, hi))``; XNNPACK's default unbounded clamp of a NaN-free ``acc`` is
     ``acc`` itself, returned without a copy (the caller writes it into the output once)."""
     if lo == -np.inf and hi == np.inf and not np.isnan(acc).any():
         return acc
-    out: NDArray[np.float32] = kern._clamp(acc, lo, hi)
+    out: NDArray[np.float32] = kern.epilogue(acc, (lo, hi))
     return out
 
 
