@@ -97,33 +97,6 @@ def test_golden_through_other_paths(mode: str, monkeypatch: pytest.MonkeyPatch) 
         assert res.ok, (path.name, [(f.name, f.detail) for f in res.fields if not f.ok] or res.message)
 
 
-@pytest.mark.parametrize("kcls", KERNELS, ids=lambda c: c.name[-24:])
-@pytest.mark.parametrize(
-    ("m", "n", "k", "bl", "svl"), [(37, 70, 128, 32, 128), (21, 130, 256, 64, 256), (17, 65, 256, 128, 512)]
-)
-def test_tiling_invariance(kcls: type[Any], m: int, n: int, k: int, bl: int, svl: int) -> None:
-    if kcls.gemv:
-        m = 1
-    lhs, codes, scales, bias = _problem(m, n, k, bl, seed=m + n)
-    kern, lp, rp = _pack(kcls, svl, lhs, codes, scales, bias, bl)
-    whole = np.zeros((m, n), dtype=np.float32)
-    kern.run_matmul(m, n, k, bl, lp, rp, whole, n * 4, 4, -3.0, 2.5)
-    stride = (n + 3) * 4
-    dst = np.full(m * stride, 0xA5, dtype=np.uint8)
-    ms, ns = kern.get_m_step(), kern.get_n_step()
-    for m0 in range(0, m, ms):
-        for n0 in range(0, n, ns):
-            lo = kern.get_lhs_packed_offset(m0, k)
-            ro = kern.get_rhs_packed_offset(n0, k, bl)
-            do = kern.get_dst_offset(m0, n0, stride)
-            mb, nb = min(ms, m - m0), min(ns, n - n0)
-            kern.run_matmul(mb, nb, k, bl, lp[lo:], rp[ro:], dst[do:], stride, 4, -3.0, 2.5)
-    rows = dst.reshape(m, stride)
-    got = np.ascontiguousarray(rows[:, : n * 4]).view(np.float32)
-    assert np.array_equal(_bits(got), _bits(whole))
-    assert np.all(rows[:, n * 4 :] == 0xA5)  # padding untouched
-
-
 @given(
     data=st.data(),
     m=st.integers(1, 9),
