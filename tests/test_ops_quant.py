@@ -10,6 +10,7 @@ from kleidiref import fallbacks as F
 from kleidiref.dispatch import NodeRejected
 from kleidiref.numerics import f32_to_bf16_rne
 from kleidiref.ops import QuantParams, convolution_2d, fully_connected
+from kleidiref.ops.registry import RUNNERS
 from kleidiref.quant.qd8 import quantize_qd8
 from kleidiref.quant.qd8_f16 import quantize_qd8_f16
 from kleidiref.targets import APPLE_M4, GENERIC_SME1, NEON_ONLY, Target
@@ -306,3 +307,49 @@ def test_every_quantized_fc_combination_runs(combo: tuple[str, str, str]) -> Non
         assert r.output.shape == (3, 12) and r.decision.reasons, (combo, t.name)
         assert "not emulated" not in r.emulation and "not modelled" not in r.decision.kernel
         assert r.decision.mr > 0 and r.decision.nr > 0, (combo, t.name)
+
+
+def _conv_cases() -> list[tuple[np.ndarray, np.ndarray, dict[str, object]]]:
+    x = rng.standard_normal((1, 5, 5, 8)).astype(F32)
+    xq = rng.integers(-128, 128, x.shape).astype(np.int8)
+    xu = rng.integers(0, 256, x.shape).astype(np.uint8)
+    s8 = QuantParams(np.full(8, 0.01, F32))
+    q8: dict[str, object] = dict(input_quant=QuantParams(0.05, 1), output_quant=QuantParams(0.3, 2))
+    qu: dict[str, object] = dict(
+        input_quant=QuantParams(0.05, 128), filter_quant=QuantParams(0.01, 120), output_quant=QuantParams(0.3, 100)
+    )
+    w3, dw, one = (
+        rng.standard_normal((8, 3, 3, 8)),
+        rng.standard_normal((8, 3, 3, 1)),
+        rng.standard_normal((8, 1, 1, 1)),
+    )
+    i3, idw = rng.integers(-127, 128, w3.shape).astype(np.int8), rng.integers(-127, 128, dw.shape).astype(np.int8)
+    u3, udw = rng.integers(0, 256, w3.shape).astype(np.uint8), rng.integers(0, 256, dw.shape).astype(np.uint8)
+    cases: list[tuple[np.ndarray, np.ndarray, dict[str, object]]] = []
+    for dt in (F32, F16):
+        cases += [(x.astype(dt), w3.astype(dt), {}), (x.astype(dt), dw.astype(dt), {"groups": 8})]
+        cases += [(x.astype(dt), one.astype(dt), {"groups": 8, "padding": (0, 0, 0, 0)})]
+    cases += [
+        (x, w3[:2].astype(F32), {}),  # N = 2: the nr2 config on NEON
+        (x, i3, {"dynamic": True, "filter_quant": s8}),
+        (xq, i3, {**q8, "filter_quant": s8}),
+        (xq, idw, {**q8, "filter_quant": s8, "groups": 8}),
+        (xu, u3, qu),
+        (xu, udw, {**qu, "groups": 8}),
+    ]
+    return cases
+
+
+def test_every_registered_runner_is_reached() -> None:
+    """The registry has no dead entry: each (microkernel, config) key is what some node decides."""
+    seen = set()
+    for t in ALL_TARGETS:
+        for combo in FC_COMBOS:
+            x, w, kw = _fc_case(*combo)
+            for m in (1, 3):
+                d = fully_connected(x[:m], w, target=t, **kw).decision  # type: ignore[arg-type]
+                seen.add((d.microkernel, d.config))
+        for x, w, kw in _conv_cases():
+            r = convolution_2d(x, w, None, target=t, **{"padding": (1, 1, 1, 1), **kw})  # type: ignore[arg-type]
+            seen.add((r.decision.microkernel, r.decision.config))
+    assert seen == set(RUNNERS)
