@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
+import _exact
 import ml_dtypes
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from kleidiref import numerics as nx
+from kleidiref.numerics import Clamp
 
 F32, F16 = np.float32, np.float16
 
@@ -310,3 +312,197 @@ def test_has_subnormal_and_flush_returns_input_when_clean() -> None:
     assert not nx.has_subnormal(np.zeros(0, F16))
     with pytest.raises(TypeError):
         nx.has_subnormal(np.ones(2))
+
+
+def _fma32_round_to_odd(a: np.ndarray, b: np.ndarray, c: np.ndarray, fz: bool) -> np.ndarray:
+    """fma32 written only with the round-to-odd sum (no fast path), FZ and default NaN included."""
+    if fz:
+        a, b, c = nx.ftz32(a), nx.ftz32(b), nx.ftz32(c)
+    with np.errstate(over="ignore", invalid="ignore"):
+        s = nx.round_to_odd_sum(a.astype(np.float64) * b.astype(np.float64), c.astype(np.float64))
+        r = s.astype(F32)
+    if fz:
+        r = np.where((s != 0) & (np.abs(s) < nx.FLT_MIN), np.copysign(F32(0), s), r).astype(F32)
+    return nx.canonical_nan_f32(r)
+
+
+@pytest.mark.parametrize("fz", [False, True])
+def test_fma32_fast_path_matches_round_to_odd(fz: bool) -> None:
+    """The float64 fast path of fma32 and its redo of midpoints / out-of-range sums, on arrays
+    spanning the whole binary32 range (subnormals, overflow, NaN, midpoints)."""
+    rng = np.random.default_rng(5)
+    n = 20000
+    a = (rng.standard_normal(n) * 10.0 ** rng.integers(-30, 30, n)).astype(F32)
+    b = (rng.standard_normal(n) * 10.0 ** rng.integers(-30, 30, n)).astype(F32)
+    c = (rng.standard_normal(n) * 10.0 ** rng.integers(-38, 38, n)).astype(F32)
+    c[:100] = F32(2.0**-130)
+    a[100:200], b[100:200] = F32(2.0**-10), F32(1 + 2.0**-23)  # products needing 25+ bits
+    c[100:200] = F32(1.0)
+    a[200:210], b[200:210], c[200:210] = F32(np.inf), F32(0.0), F32(np.nan)
+    want = _fma32_round_to_odd(a, b, c, fz)
+    got = nx.fma32(a, b, c, fz=fz)
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    if fz:  # operands already read through the flush
+        got2 = nx.fma32(nx.ftz32(a), nx.ftz32(b), nx.ftz32(c), fz=True, flushed=True)
+        np.testing.assert_array_equal(got2.view(np.uint32), want.view(np.uint32))
+    # Broadcasting: a column times a row plus a matrix.
+    a2, b2, c2 = a[:64, None], b[None, :50], c[: 64 * 50].reshape(64, 50)
+    want2 = _fma32_round_to_odd(*np.broadcast_arrays(a2, b2, c2), fz=fz)
+    np.testing.assert_array_equal(nx.fma32(a2, b2, c2, fz=fz).view(np.uint32), want2.view(np.uint32))
+
+
+# --- FMUL / FADD / FMLA (.s and .h) against the exact rational oracle of tests/_exact.py --------
+
+_FMT = {F32: "f32", F16: "f16"}
+_TINY32 = [0.0, -0.0, 1e-45, -1e-45, 1.1754942e-38, 1.1754944e-38, 2.0**-63, -(2.0**-64), 3e38, 1.0]
+_TINY16 = [0.0, -0.0, 6e-8, -6e-8, 6.1e-5, 2.0**-7, -(2.0**-8), 65504.0, 1.0]
+
+
+def _operands(dt: type) -> st.SearchStrategy[float]:
+    width, extra = (32, _TINY32) if dt is F32 else (16, _TINY16)
+    return st.floats(width=width, allow_nan=False, allow_infinity=False) | st.sampled_from(extra)
+
+
+def _rd(v: np.floating, fz: bool) -> Fraction:
+    return _exact.rd(v, _FMT[type(v)], fz)
+
+
+def _neg(v: np.floating) -> bool:
+    """Sign of an operand as read (the FZ flush keeps it)."""
+    return bool(np.signbit(v))
+
+
+def _want(x: Fraction, dt: type, fz: bool, neg_zero: bool) -> np.ndarray:
+    return np.array([_exact.rnd(x, _FMT[dt], fz, neg_zero)], dtype=dt)
+
+
+def _check(got: np.ndarray, want: np.ndarray) -> None:
+    ut = np.uint32 if got.dtype == F32 else np.uint16
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got.view(ut), want.view(ut))
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), dt=st.sampled_from([F32, F16]), fz=st.booleans())
+def test_fmul_fadd_fma_match_exact_rounding(data: st.DataObject, dt: type, fz: bool) -> None:
+    """fmul32/fadd32/fma32 and fmul16/fadd16/fma16: one RNE rounding of the exact value, FZ with
+    tininess before rounding, IEEE signs of exact zeros."""
+    a, b, c = (dt(data.draw(_operands(dt))) for _ in range(3))
+    ra, rb, rc = _rd(a, fz), _rd(b, fz), _rd(c, fz)
+    na, nb, nc = _neg(a), _neg(b), _neg(c)
+    mul, add, fma = (nx.fmul32, nx.fadd32, nx.fma32) if dt is F32 else (nx.fmul16, nx.fadd16, nx.fma16)
+    arr = [np.array([v], dtype=dt) for v in (a, b, c)]
+    with np.errstate(over="ignore"):
+        _check(mul(arr[0], arr[1], fz=fz), _want(ra * rb, dt, fz, na != nb))
+        _check(add(arr[0], arr[1], fz=fz), _want(ra + rb, dt, fz, na and nb))
+        _check(fma(*arr, fz=fz), _want(ra * rb + rc, dt, fz, (na != nb) and nc))
+
+
+@pytest.mark.parametrize("fz", [False, True])
+def test_fmul32_fadd32_arrays_broadcast_and_out(fz: bool) -> None:
+    """The array forms: an outer product (fmul32's bound on the smallest magnitudes), results
+    equal to fma32 as FPMulAdd elementwise, fadd32 into ``out`` (in place), NaN -> default NaN."""
+    rng = np.random.default_rng(3)
+    col = (rng.standard_normal((40, 1)) * 2.0 ** rng.integers(-70, 10, (40, 1))).astype(F32)
+    row = (rng.standard_normal((1, 30)) * 2.0 ** rng.integers(-70, 10, (1, 30))).astype(F32)
+    col[:3, 0] = [1e-40, -0.0, np.nan]
+    prod = nx.fmul32(col, row, fz=fz)
+    _check(prod, nx.fma32(col, row, F32(-0.0), fz=fz))
+    total = nx.fadd32(prod, row, fz=fz)
+    buf = prod.copy()
+    assert nx.fadd32(buf, row, fz=fz, out=buf) is buf
+    _check(buf, total)
+    _check(total, nx.fma32(F32(1.0), prod, row, fz=fz))
+    assert (total[2].view(np.uint32) == nx.DEFAULT_NAN_F32_BITS).all()
+    if fz:  # operands already flushed: the same results without the scan
+        _check(nx.fmul32(nx.ftz32(col), row, fz=True, flushed=True), prod)
+
+
+# --- Clamp ---------------------------------------------------------------------------------------
+
+
+def test_clamp_kinds_strings_and_aliases() -> None:
+    assert Clamp("fclamp") is Clamp.FCLAMP and Clamp("fmin_fmax") is Clamp.FMIN_FMAX
+    x = np.array([np.nan, -3.0, 0.5, 7.0, -0.0], F32)
+    for kind, alias in ((Clamp.FCLAMP, nx.fclamp), (Clamp.FMIN_FMAX, nx.fmin_fmax), (Clamp.FMAX_FMIN, nx.fmax_fmin)):
+        want = alias(x, F32(-1.0), F32(2.0))
+        _check(nx.clamp(x, F32(-1.0), F32(2.0), kind), want)
+        _check(nx.clamp(x, F32(-1.0), F32(2.0), kind.value), want)
+    with pytest.raises(ValueError):
+        nx.clamp(x, F32(0.0), F32(1.0), "fmaxnm")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    xs=st.lists(st.sampled_from(_CLAMP_VALUES) | st.floats(width=32), min_size=1, max_size=9),
+    lo=st.sampled_from(_CLAMP_VALUES),
+    hi=st.sampled_from(_CLAMP_VALUES),
+    kind=st.sampled_from(list(Clamp)),
+    f16=st.booleans(),
+)
+def test_clamp_fz_and_out(xs: list[float], lo: float, hi: float, kind: Clamp, f16: bool) -> None:
+    """``fz`` reads x and both bounds through the flush; ``out`` (also ``out=x``) gives the same bits."""
+    dt = F16 if f16 else F32
+    with np.errstate(over="ignore"):
+        x = np.array(xs, dtype=dt)
+        lo_d, hi_d = dt(lo), dt(hi)
+    flush = nx.ftz16 if f16 else nx.ftz32
+    want = nx.clamp(flush(x), flush(np.asarray(lo_d)), flush(np.asarray(hi_d)), kind)
+    _check(nx.clamp(x, lo_d, hi_d, kind, fz=True), want)
+    plain = nx.clamp(x, lo_d, hi_d, kind)
+    out = np.empty_like(x)
+    assert nx.clamp(x, lo_d, hi_d, kind, out=out) is out
+    _check(out, plain)
+    xc = x.copy()
+    assert nx.clamp(xc, lo_d, hi_d, kind, out=xc) is xc
+    _check(xc, plain)
+
+
+# --- Float -> integer conversions, integer wraparound and saturation ----------------------------
+
+
+def _cvt_model(v: float, rounding: str, bits: int) -> int:
+    """FCVTZS/FCVTNS/FCVTAS as the Arm ARM states them: NaN -> 0, round, saturate."""
+    if math.isnan(v):
+        return 0
+    lim = 2 ** (bits - 1)
+    if math.isinf(v):
+        return lim - 1 if v > 0 else -lim
+    f = Fraction(v)
+    if rounding == "zero":
+        r = math.trunc(f)
+    elif rounding == "even":
+        r = round(f)  # Fraction rounds half to even
+    else:
+        r = math.floor(abs(f) + Fraction(1, 2)) * (1 if f >= 0 else -1)
+    return max(-lim, min(lim - 1, r))
+
+
+_CVT_VALUES = [0.5, 1.5, 2.5, -0.5, -2.5, 0.49999997, -1.5, 2.0**31, -(2.0**31), 2.0**31 - 128, 3e9, -3e9, 32767.5]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    xs=st.lists(st.floats(width=32) | st.sampled_from(_CVT_VALUES), min_size=1, max_size=8),
+    bits=st.sampled_from([16, 32]),
+)
+def test_float_to_int_conversions(xs: list[float], bits: int) -> None:
+    x = np.array(xs, dtype=F32)
+    for fn, rounding in ((nx.fcvtzs, "zero"), (nx.fcvtns, "even"), (nx.fcvtas, "away")):
+        got = fn(x, bits)
+        assert got.dtype == np.int64
+        assert got.tolist() == [_cvt_model(float(v), rounding, bits) for v in x]
+    assert nx.frintn_fcvtzs(x).tolist() == nx.fcvtns(x).tolist()
+    assert nx.frintn_fcvtzs(x).dtype == np.int32
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-(2**62), 2**62), min_size=1, max_size=8))
+def test_wrap_and_saturate(vs: list[int]) -> None:
+    x = np.array(vs, dtype=np.int64)
+    assert nx.wrap_i32(x).dtype == np.int32
+    assert nx.wrap_i32(x).tolist() == [(v + 2**31) % 2**32 - 2**31 for v in vs]
+    assert nx.wrap_i16(x).tolist() == [(v + 2**15) % 2**16 - 2**15 for v in vs]
+    for dt, lo, hi in ((np.int8, -128, 127), (np.uint8, 0, 255), (np.int16, -32768, 32767), (ml_dtypes.int4, -8, 7)):
+        got = nx.saturate(x, dt)
+        assert got.dtype == np.int64 and got.tolist() == [min(max(v, lo), hi) for v in vs]

@@ -163,18 +163,6 @@ def test_large_block_sums_take_the_exact_step() -> None:
         assert np.array_equal(_bits(a), _bits(b))
 
 
-def test_fast_fma32_matches_numerics() -> None:
-    rng = np.random.default_rng(5)
-    a = (rng.standard_normal(20000) * 10.0 ** rng.integers(-30, 30, 20000)).astype(np.float32)
-    b = (rng.standard_normal(20000) * 10.0 ** rng.integers(-30, 30, 20000)).astype(np.float32)
-    c = (rng.standard_normal(20000) * 10.0 ** rng.integers(-38, 38, 20000)).astype(np.float32)
-    c[:100] = np.float32(2.0**-130)
-    from kleidiref.numerics import fma32
-
-    for fz in (False, True):
-        assert np.array_equal(_bits(common.fast_fma32(a, b, c, fz=fz)), _bits(fma32(a, b, c, fz=fz)))
-
-
 @pytest.mark.parametrize("m", [1, 6, 33])
 @pytest.mark.parametrize("i8mm", [True, False])
 def test_gemm_default_is_xnnpack_neon_path(m: int, i8mm: bool) -> None:

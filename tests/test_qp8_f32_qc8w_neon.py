@@ -59,7 +59,12 @@ def formula(
         y = (f * sc).astype(F32)  # FMUL
         b = np.zeros(w.shape[0], F32) if bias is None else bias
         y = (y + b[None, :]).astype(F32)  # FADD
-    out: NDArray[np.float32] = np.minimum(np.maximum(y, F32(lo)), F32(hi))  # FMAX then FMIN, NaN propagates
+    # FMAX then FMIN, NaN propagates; -0 < +0 (numpy's maximum/minimum may return either zero)
+    t = np.maximum(y, F32(lo))
+    t = np.where((y == 0) & (F32(lo) == 0), np.where(np.signbit(y) & np.signbit(F32(lo)), F32(-0.0), F32(0.0)), t)
+    out: NDArray[np.float32] = np.minimum(t, F32(hi)).astype(F32)
+    zeros = (t == 0) & (F32(hi) == 0)
+    out[zeros] = np.where(np.signbit(t[zeros]) | np.signbit(F32(hi)), F32(-0.0), F32(0.0))
     return out
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._common import clamp_max_min, fadd16, fadd32, fma16, fma32, fmul16, fmul32
+from ..numerics import Clamp, clamp, fadd16, fadd32, fma16, fma32, fmul16, fmul32
 from ._conv import gather_taps, grouped_geometry
 from .qs8_qc8w import qs8_requantize_fp32
 
@@ -102,7 +102,7 @@ def dwconv(
             acc = fma(xt[:, :, t], wtt[None, :, t], acc, fz=fz)
     lo = np.float32(clamp_min).astype(dt)
     hi = np.float32(clamp_max).astype(dt)
-    out = clamp_max_min(np.asarray(acc, dtype=dt), lo, hi, fz=fz)
+    out = clamp(np.asarray(acc, dtype=dt), lo, hi, Clamp.FMAX_FMIN, fz=fz)
     return out.reshape(geo.batch, geo.out_h, geo.out_w, c)
 
 

@@ -30,7 +30,8 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from ._common import as_f16, clamp_max_min, fadd16, fma16_chain
+from ..numerics import Clamp, clamp, fadd16
+from ._common import as_f16, fma16_chain
 from ._conv import grouped_conv, grouped_geometry
 
 __all__ = ["F16_GEMM_KERNELS", "f16_gemm", "f16_igemm"]
@@ -105,7 +106,7 @@ def f16_gemm(
     b = _bias(bias, n)
     slots = _acc_slot(np.arange(k), k) if kernel == "1x16" else None
     acc = _accumulate(a, np.ascontiguousarray(w.T), np.broadcast_to(b, (m, n)), slots, fz)
-    return clamp_max_min(acc, F16(F32(clamp_min)), F16(F32(clamp_max)), fz=fz)
+    return clamp(acc, F16(F32(clamp_min)), F16(F32(clamp_max)), Clamp.FMAX_FMIN, fz=fz)
 
 
 def f16_igemm(
@@ -136,6 +137,6 @@ def f16_igemm(
     def gemm(rows: NDArray[np.float16], wg: NDArray[np.float16], cols: slice) -> NDArray[np.float16]:
         acc0 = np.broadcast_to(b[cols], (rows.shape[0], geo.goc))
         acc = _accumulate(np.ascontiguousarray(rows), np.ascontiguousarray(wg.T), acc0, slots, fz)
-        return clamp_max_min(acc, F16(F32(clamp_min)), F16(F32(clamp_max)), fz=fz)
+        return clamp(acc, F16(F32(clamp_min)), F16(F32(clamp_max)), Clamp.FMAX_FMIN, fz=fz)
 
     return grouped_conv(x, w, geo, F16(0.0), F16, gemm)

@@ -54,8 +54,9 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from .._engine import fma32_chain
 from ..numerics import canonical_nan_f16, fma32, rn16
-from ._common import as_f16, fma16_chain, fma32_chain
+from ._common import as_f16, fma16_chain
 from ._conv import grouped_conv, grouped_geometry
 
 __all__ = ["F16_X86_KERNELS", "X86Kernel", "f16_x86_gemm", "f16_x86_igemm", "f16_x86_ukernel"]

@@ -38,7 +38,9 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from ._common import as_f32, clamp_max_min, clamp_min_max, fadd32, fma32_chain
+from .._engine import fma32_chain
+from ..numerics import Clamp, clamp, fadd32
+from ._common import as_f32
 
 __all__ = ["F32_GEMM_KERNELS", "f32_gemm"]
 
@@ -82,7 +84,7 @@ def f32_gemm(
     acc0 = np.broadcast_to(b, (m, n))
     zero = np.zeros((m, n), F32)
     if kernel == "ld128":
-        return clamp_min_max(fma32_chain(acc0, a, wt, fz=fz), clamp_min, clamp_max, fz=fz)
+        return clamp(fma32_chain(acc0, a, wt, fz=fz), clamp_min, clamp_max, Clamp.FMIN_FMAX, fz=fz)
     g = k // 4
     if kernel == "acc4":
         if m != 1:
@@ -97,10 +99,10 @@ def f32_gemm(
             big_b = fma32_chain(big_b, a[:, 4 * g + 1 : 4 * g + 2], wt[4 * g + 1 : 4 * g + 2], fz=fz)
         if r % 2:
             big_a = fma32_chain(big_a, a[:, k - 1 : k], wt[k - 1 : k], fz=fz)
-        return clamp_max_min(fadd32(big_a, big_b, fz=fz), clamp_min, clamp_max, fz=fz)
+        return clamp(fadd32(big_a, big_b, fz=fz), clamp_min, clamp_max, Clamp.FMAX_FMIN, fz=fz)
     # nr2: four lanes per output, FADDP reduction, then the K % 4 tail on the reduced sum.
     lanes = [fma32_chain(acc0 if j == 0 else zero, a[:, j : 4 * g : 4], wt[j : 4 * g : 4], fz=fz) for j in range(4)]
     red = fadd32(fadd32(lanes[0], lanes[1], fz=fz), fadd32(lanes[2], lanes[3], fz=fz), fz=fz)
     if k > 4 * g:
         red = fma32_chain(red, a[:, 4 * g :], wt[4 * g :], fz=fz)
-    return clamp_max_min(red, clamp_min, clamp_max, fz=fz)
+    return clamp(red, clamp_min, clamp_max, Clamp.FMAX_FMIN, fz=fz)

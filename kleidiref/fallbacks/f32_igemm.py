@@ -27,7 +27,9 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from ._common import as_f32, clamp_max_min, fadd32, fma32_chain
+from .._engine import fma32_chain
+from ..numerics import Clamp, clamp, fadd32
+from ._common import as_f32
 from ._conv import grouped_conv, grouped_geometry
 
 __all__ = ["F32_IGEMM_KERNELS", "f32_igemm"]
@@ -76,6 +78,6 @@ def f32_igemm(
             big_a = fma32_chain(acc0, rows[:, even], wt[even], fz=fz)
             big_b = fma32_chain(np.zeros((m, geo.goc), F32), rows[:, odd], wt[odd], fz=fz)
             acc = fadd32(big_a, big_b, fz=fz)
-        return clamp_max_min(acc, clamp_min, clamp_max, fz=fz)
+        return clamp(acc, clamp_min, clamp_max, Clamp.FMAX_FMIN, fz=fz)
 
     return grouped_conv(x, w, geo, F32(0.0), F32, gemm)

@@ -73,8 +73,9 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from ..numerics import canonical_nan_f32, ftz32, round_to_odd_sum
-from ._common import as_f32, clamp_max_min, clamp_min_max, fadd32, fma32_chain, fmul32
+from .._engine import fma32_chain
+from ..numerics import Clamp, canonical_nan_f32, clamp, fadd32, fmul32, ftz32, round_to_odd_sum
+from ._common import as_f32
 
 __all__ = [
     "F32_QC4W_KERNELS",
@@ -187,8 +188,7 @@ def _epilogue(
     acc: NDArray[np.float32], s: NDArray[np.float32], lo: float, hi: float, fz: bool, min_first: bool
 ) -> NDArray[np.float32]:
     y = fmul32(acc, s[None, :], fz=fz)
-    clamp = clamp_min_max if min_first else clamp_max_min
-    out: NDArray[np.float32] = clamp(y, F32(lo), F32(hi), fz=fz)
+    out: NDArray[np.float32] = clamp(y, F32(lo), F32(hi), Clamp.FMIN_FMAX if min_first else Clamp.FMAX_FMIN, fz=fz)
     return out
 
 

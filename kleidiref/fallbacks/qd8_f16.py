@@ -29,8 +29,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from ..numerics import ftz16
-from ._common import clamp_max_min, fadd32, fmul32
+from ..numerics import Clamp, clamp, fadd32, fmul32, ftz16, wrap_i32
 from .qd8_f32_qb4w import qd8_f32_qb4w_gemm
 from .qd8_f32_qc4w import qd8_f32_qc4w_gemm
 from .qd8_f32_qc8w import check_qc8w_weights, qc8w_acc, qd8_f32_qc8w_epilogue, qd8_gemm_operands
@@ -48,7 +47,7 @@ def f16_output(y32: NDArray[np.float32], clamp_min: float, clamp_max: float, *, 
         lo16, hi16 = F16(clamp_min), F16(clamp_max)  # bounds rounded to fp16 (RNE)
     if fz:
         y16 = ftz16(y16)
-    out: NDArray[np.float16] = clamp_max_min(y16, lo16, hi16, fz=fz)
+    out: NDArray[np.float16] = clamp(y16, lo16, hi16, Clamp.FMAX_FMIN, fz=fz)
     return out
 
 
@@ -73,7 +72,7 @@ def qd8_f16_qc8w_gemm(
     if kernel == "c":
         y = qd8_f32_qc8w_epilogue(acc, a, ws, b, clamp_min=-INF, clamp_max=INF, fz=fz)
     else:
-        accf = ((acc + 2**31) % 2**32 - 2**31).astype(F32)  # SCVTF (RNE) of the int32 register
+        accf = wrap_i32(acc).astype(F32)  # SCVTF (RNE) of the int32 register
         sc = fmul32(ws[None, :], a[:, None], fz=fz)
         y = fadd32(fmul32(accf, sc, fz=fz), b[None, :], fz=fz)
     return f16_output(y, clamp_min, clamp_max, fz=fz)

@@ -29,8 +29,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from ..numerics import bf16_to_f32, f32_to_bf16_rne
-from ._common import as_f32, clamp_max_min, fadd32, fma32, fmul32, qd8_codes
+from ..numerics import Clamp, bf16_to_f32, clamp, f32_to_bf16_rne, fadd32, fma32, fmul32
+from ._common import as_f32, qd8_codes
 
 __all__ = ["qb4w_ksum", "qd8_f32_qb4w_gemm"]
 
@@ -102,4 +102,4 @@ def qd8_f32_qb4w_gemm(
         y = fma32(s, sc16[None, :, j], y, fz=fz)
     y = fmul32(y, a[:, None], fz=fz)
     y = fadd32(y, b[None, :], fz=fz)
-    return clamp_max_min(y, F32(clamp_min), F32(clamp_max), fz=fz)
+    return clamp(y, F32(clamp_min), F32(clamp_max), Clamp.FMAX_FMIN, fz=fz)

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._common import clamp_max_min, fma32, fmul32
+from ..numerics import Clamp, clamp, fma32, fmul32, wrap_i32
 from .qd8_f32_qc8w import int_dot, qd8_gemm_operands
 
 __all__ = ["check_int4_weights", "qd8_f32_qc4w_gemm"]
@@ -50,15 +50,12 @@ def check_int4_weights(w: object) -> NDArray[np.int8]:
     return w
 
 
-def _wrap32(x: NDArray[np.int64]) -> NDArray[np.int64]:
-    return (x + 2**31) % 2**32 - 2**31
-
-
 def qc4w_acc16(q: NDArray[np.int8], zp: NDArray[Any], w: NDArray[np.int8]) -> NDArray[np.int64]:
     """The kernels' int32 register ``wrap32(-16*sum w * zp + sum q * 16w)`` [M, N] (as int64)."""
-    ksum = _wrap32(-16 * w.astype(np.int64).sum(axis=1))
+    ksum = wrap_i32(-16 * w.astype(np.int64).sum(axis=1)).astype(np.int64)
     zp64 = np.asarray(zp, dtype=np.int64).reshape(-1)
-    return _wrap32(_wrap32(ksum[None, :] * zp64[:, None]) + _wrap32(16 * int_dot(q, w)))
+    acc = wrap_i32(ksum[None, :] * zp64[:, None]).astype(np.int64) + wrap_i32(16 * int_dot(q, w))
+    return wrap_i32(acc).astype(np.int64)
 
 
 def qd8_f32_qc4w_gemm(
@@ -80,4 +77,4 @@ def qd8_f32_qc4w_gemm(
     f = (acc.astype(np.float64) / 16.0).astype(F32)
     t = fmul32(f, a[:, None], fz=fz)
     y = fma32(t, ws[None, :], b[None, :], fz=fz)
-    return clamp_max_min(y, F32(clamp_min), F32(clamp_max), fz=fz)
+    return clamp(y, F32(clamp_min), F32(clamp_max), Clamp.FMAX_FMIN, fz=fz)

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._common import as_f32, clamp_max_min, fma32, fmul32, qd8_codes
+from ..numerics import Clamp, clamp, fma32, fmul32, wrap_i32
+from ._common import as_f32, qd8_codes
 from ._conv import grouped_conv, grouped_geometry
 
 __all__ = [
@@ -47,10 +48,6 @@ def int_dot(q: NDArray[Any], w: NDArray[Any]) -> NDArray[np.int64]:
     return out
 
 
-def _wrap32(x: NDArray[np.int64]) -> NDArray[np.int64]:
-    return (x + 2**31) % 2**32 - 2**31
-
-
 def qd8_f32_qc8w_epilogue(
     acc: NDArray[np.int64],
     a: NDArray[np.float32],
@@ -62,10 +59,10 @@ def qd8_f32_qc8w_epilogue(
     fz: bool,
 ) -> NDArray[np.float32]:
     """``FMIN(FMAX(fma32(RN32(float(acc) * a[m]), ws[n], b[n]), min), max)`` on int32 ``acc`` [M, N]."""
-    accf = _wrap32(acc).astype(F32)  # SCVTF: RNE
+    accf = wrap_i32(acc).astype(F32)  # SCVTF: RNE
     t = fmul32(accf, a[:, None], fz=fz)
     y = fma32(t, ws[None, :], b[None, :], fz=fz)
-    return clamp_max_min(y, F32(clamp_min), F32(clamp_max), fz=fz)
+    return clamp(y, F32(clamp_min), F32(clamp_max), Clamp.FMAX_FMIN, fz=fz)
 
 
 def _check_w(w: object, ndim: int) -> NDArray[np.int8]:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..numerics import fcvtns, fmul32, saturate, wrap_i32
 from ._conv import grouped_conv, grouped_geometry
 from .qd8_f32_qc8w import int_dot
 
@@ -50,11 +51,10 @@ def qs8_requantize_fp32(
     acc: NDArray[np.int64], s: NDArray[np.float32], zy: int, ymin: int, ymax: int
 ) -> NDArray[np.int8]:
     """``xnn_qs8_requantize_fp32`` on int32 ``acc`` [M, N] (NEON v8 saturation sequence)."""
-    a32 = (acc + 2**31) % 2**32 - 2**31
-    f = (a32.astype(F32) * s[None, :]).astype(F32)
-    r = np.clip(np.rint(f.astype(np.float64)), -(2.0**31), 2.0**31 - 1)
-    r16 = np.clip(np.clip(r, -32768, 32767) + zy, -32768, 32767)
-    y = np.clip(r16, -128, 127)
+    f = fmul32(wrap_i32(acc).astype(F32), s[None, :])  # SCVTF, FMUL
+    r = fcvtns(f)  # vcvtnq_s32_f32
+    r16 = saturate(saturate(r, np.int16) + zy, np.int16)  # vqmovn_s32, vqaddq_s16
+    y = saturate(r16, np.int8)  # vqmovn_s16
     res: NDArray[np.int8] = np.minimum(np.maximum(y, ymin), ymax).astype(np.int8)
     return res
 

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..numerics import fmul32, round_half_even, saturate, wrap_i32
 from ._conv import grouped_conv, grouped_geometry
 from .qd8_f32_qc8w import int_dot
 
@@ -74,21 +75,17 @@ def rndnu_params(scale: float) -> tuple[int, int, int]:
     return post - shift, mult, post
 
 
-def _wrap32(x: NDArray[np.int64]) -> NDArray[np.int64]:
-    return (x + 2**31) % 2**32 - 2**31
-
-
 def qu8_requantize_rndnu(
     acc: NDArray[np.int64], scale: float, zy: int, ymin: int = 0, ymax: int = 255
 ) -> NDArray[np.uint8]:
     """The NEON rndnu sequence on int32 ``acc`` (any shape), to uint8."""
     pre, mult, post = rndnu_params(scale)
-    a = _wrap32(np.asarray(acc, dtype=np.int64))
-    a = np.clip(a * (1 << pre), -(2**31), 2**31 - 1)  # SQSHL (|a| << pre < 2**63: pre <= 9)
+    a = wrap_i32(acc).astype(np.int64)
+    a = saturate(a * (1 << pre), np.int32)  # SQSHL (|a| << pre < 2**63: pre <= 9)
     a = (a * mult) >> 31  # SQDMULH: floor(2*a*mult / 2**32); |a*mult| < 2**62, never saturates
     a = (a + (1 << (post - 1))) >> post  # SRSHL by -post: round half up
-    y16 = np.clip(np.clip(a, -32768, 32767) + zy, -32768, 32767)  # VQMOVN, VQADD
-    y = np.clip(y16, 0, 255)  # VQMOVUN
+    y16 = saturate(saturate(a, np.int16) + zy, np.int16)  # VQMOVN, VQADD
+    y = saturate(y16, np.uint8)  # VQMOVUN
     out: NDArray[np.uint8] = np.minimum(np.maximum(y, ymin), ymax).astype(np.uint8)
     return out
 
@@ -97,10 +94,9 @@ def qu8_requantize_fp32(
     acc: NDArray[np.int64], scale: float, zy: int, ymin: int = 0, ymax: int = 255
 ) -> NDArray[np.uint8]:
     """x86 fp32 scheme: ``RN32(float(acc) * s)``, RNE to int (CVTPS2DQ), saturating adds and packs."""
-    a = _wrap32(np.asarray(acc, dtype=np.int64))
-    f = (a.astype(F32) * F32(scale)).astype(F32)
-    r = np.clip(np.rint(f.astype(np.float64)), -(2.0**31), 2.0**31 - 1)
-    y = np.clip(np.clip(np.clip(r, -32768, 32767) + zy, -32768, 32767), 0, 255)
+    f = fmul32(wrap_i32(acc).astype(F32), F32(scale))  # CVTDQ2PS, MULPS
+    r = saturate(round_half_even(f.astype(np.float64)), np.int32)  # CVTPS2DQ: ties to even
+    y = saturate(saturate(saturate(r, np.int16) + zy, np.int16), np.uint8)  # PACKSSDW, PADDSW, PACKUSWB
     out: NDArray[np.uint8] = np.minimum(np.maximum(y, ymin), ymax).astype(np.uint8)
     return out
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._common import clamp_max_min, fma16, fma32
+from ..numerics import Clamp, clamp, fma16, fma32
 
 __all__ = ["vmulcaddc"]
 
@@ -46,4 +46,4 @@ def vmulcaddc(
     y = fma(xa, sc, b, fz=fz)
     lo = np.float32(clamp_min).astype(dt)
     hi = np.float32(clamp_max).astype(dt)
-    return clamp_max_min(np.asarray(y, dtype=dt), lo, hi, fz=fz)
+    return clamp(np.asarray(y, dtype=dt), lo, hi, Clamp.FMAX_FMIN, fz=fz)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ..numerics import round_half_even
+from ..numerics import Clamp, clamp, round_half_even, saturate
 
 __all__ = [
     "choose_qai8_params",
@@ -68,7 +68,7 @@ def quantize_qai8(x: ArrayLike, scale: float, zero_point: int) -> NDArray[np.int
     zp = _check_zp(zero_point)
     with np.errstate(over="ignore", invalid="ignore"):
         t = ((xa / s).astype(F32) + F32(zp)).astype(F32)
-        t = np.fmin(np.fmax(t, F32(-128)), F32(127))  # fmaxf/fminf: a NaN operand is ignored
+        t = clamp(t, F32(-128), F32(127), Clamp.FCLAMP)  # fmaxf/fminf: a NaN operand is ignored
     return round_half_even(t).astype(np.int8)
 
 
@@ -122,4 +122,4 @@ def choose_qai8_params(min_val: float, max_val: float) -> tuple[np.float32, int]
         s = F32(F32(hi - lo) / F32(255))
     s = max(s, _EPS)
     zp = -128 - int(round_half_even(F32(lo / s)))
-    return F32(s), int(np.clip(zp, -128, 127))
+    return F32(s), int(saturate(zp, np.int8))

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..numerics import round_half_away
+from ..numerics import Clamp, clamp, fcvtas, fmul32, round_half_even, saturate, wrap_i16, wrap_i32
 
 __all__ = ["dequantize_qai8dx", "qai8dx_params", "quantize_qai8dx"]
 
@@ -61,15 +61,9 @@ def qai8dx_params(x: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArray[
         dmax = rmax * scale0
         t = (F32(-128) + dmin) + (F32(127) + dmax)
         zpf = np.where(t > 0, F32(-128) - dmin, F32(127) - dmax).astype(F32)
-        zpf = np.fmin(np.fmax(zpf, F32(-128)), F32(127))
-        zp = np.rint(zpf).astype(np.int32)
+        zpf = clamp(zpf, F32(-128), F32(127), Clamp.FCLAMP)  # fmaxf, fminf: NaN -> -128
+        zp = round_half_even(zpf).astype(np.int32)  # lrintf
     return scale0, dq, zp
-
-
-def _sat_i32(r: NDArray[np.float32]) -> NDArray[np.int64]:
-    """FCVTAS/FCVTZS to int32: saturating, NaN -> 0."""
-    r64 = np.where(np.isnan(r), 0.0, r.astype(np.float64))
-    return np.clip(r64, -(2**31), 2**31 - 1).astype(np.int64)
 
 
 def quantize_qai8dx(
@@ -116,17 +110,14 @@ def _literal_codes(
 ) -> NDArray[np.int8]:
     """The codes of :func:`_quantize_literal` for the row parameters ``scale0``, ``zp``."""
     k = x.shape[1]
-    with np.errstate(over="ignore", invalid="ignore"):
-        r = _sat_i32(round_half_away(x * scale0[:, None]).astype(F32))
+    r = fcvtas(fmul32(x, scale0[:, None]))  # FMUL, FCVTAS (vcvtaq_s32_f32 / lroundf)
     neon_k = (k // k_block_len) * k_block_len if k_block_len in (4, 8) else 0
     zp64 = zp.astype(np.int64)[:, None]
     # NEON: saturate to int16, int16 add of zp (wraps), clamp to int8.
-    s16 = np.clip(r[:, :neon_k], -32768, 32767) + zp64
-    s16 = (s16 + 32768) % 65536 - 32768
+    s16 = wrap_i16(saturate(r[:, :neon_k], np.int16) + zp64).astype(np.int64)
     # Scalar tail: int32 add (wraps), clamp.
-    s32 = r[:, neon_k:] + zp64
-    s32 = (s32 + 2**31) % 2**32 - 2**31
-    q: NDArray[np.int8] = np.clip(np.concatenate([s16, s32], axis=1), -128, 127).astype(np.int8)
+    s32 = wrap_i32(r[:, neon_k:] + zp64).astype(np.int64)
+    q: NDArray[np.int8] = saturate(np.concatenate([s16, s32], axis=1), np.int8).astype(np.int8)
     return q
 
 

@@ -33,10 +33,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import ml_dtypes
 import numpy as np
 from numpy.typing import NDArray
 
-from ..numerics import bf16_to_f32, f32_to_bf16_rne
+from ..numerics import bf16_to_f32, f32_to_bf16_rne, round_half_even, saturate
 
 __all__ = [
     "XNN_MIN_BLOCKSIZE",
@@ -182,7 +183,7 @@ def quantize_qb4(w: NDArray[np.floating[Any]], bl: int) -> tuple[NDArray[np.int8
     bits = np.where(low, bits + np.uint16(1), bits).astype(np.uint16)
     check_scales_bf16(bits)
     d = bf16_to_f32(bits).astype(F64)
-    codes = np.clip(np.rint(blocks / d[:, :, None]), -8, 7).astype(np.int8).reshape(n, k)
+    codes = saturate(round_half_even(blocks / d[:, :, None]), ml_dtypes.int4).astype(np.int8).reshape(n, k)
     return codes, bits
 
 

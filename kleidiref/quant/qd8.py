@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..numerics import fma32, ftz32
+from ..numerics import Clamp, clamp, fcvtns, fmul32, ftz32, round_half_even, saturate
 
 __all__ = ["dequantize_qd8", "qd8_params", "quantize_qd8"]
 
@@ -63,15 +63,12 @@ def qd8_params(
         rmin = np.minimum(F32(0), mn).astype(F32)
         rmax = np.maximum(F32(0), mx).astype(F32)
         s = np.where(rmin == rmax, F32(1), F32(255) / (rmax - rmin)).astype(F32)
-        dmin = rmin * s
-        dmax = rmax * s
-        if fz:
-            dmin = fma32(rmin, s, F32(-0.0), fz=True)
-            dmax = fma32(rmax, s, F32(-0.0), fz=True)
+        dmin = fmul32(rmin, s, fz=fz)
+        dmax = fmul32(rmax, s, fz=fz)
         t = (F32(-128) + dmin) + (F32(127) + dmax)
         zpf = np.where(t > 0, F32(-128) - dmin, F32(127) - dmax).astype(F32)
-        zpf = np.minimum(np.maximum(zpf, F32(-128)), F32(127))
-        zp = np.rint(zpf).astype(np.int32)
+        zpf = clamp(zpf, F32(-128), F32(127), Clamp.FMAX_FMIN)
+        zp = round_half_even(zpf).astype(np.int32)  # lrintf
         a = (F32(1) / s).astype(F32)
     return s.astype(F32), a, zp
 
@@ -81,13 +78,10 @@ def quantize_qd8(
 ) -> tuple[NDArray[np.int8], NDArray[np.float32], NDArray[np.int32]]:
     """``(q, a, zp)``: int8 codes [rows, K], dequantization scale and zero point per row."""
     s, a, zp = qd8_params(x, fz=fz)
-    xs = ftz32(x) if fz else x
-    with np.errstate(over="ignore", invalid="ignore"):
-        p = fma32(xs, s[:, None], F32(-0.0), fz=fz) if fz else (xs * s[:, None]).astype(F32)
-        r = np.rint(p.astype(np.float64))
-        r = np.where(np.isnan(r), 0.0, np.clip(r, -(2.0**31), 2.0**31 - 1))
-    r16 = np.clip(r, -32768, 32767) + zp.astype(np.float64)[:, None]
-    q = np.clip(np.clip(r16, -32768, 32767), -128, 127).astype(np.int8)
+    p = fmul32(x, s[:, None], fz=fz)
+    r = fcvtns(p)  # vcvtnq_s32_f32
+    r16 = saturate(saturate(r, np.int16) + zp[:, None], np.int16)  # vqmovn_s32, vqaddq_s16
+    q = saturate(r16, np.int8).astype(np.int8)  # vqmovn_s16
     return q, a, zp
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from ..numerics import FLT16_MIN, ftz16
+from ..numerics import fcvtns, fmul16, ftz16, saturate
 from .qd8 import qd8_params
 
 __all__ = ["qd8_f16_params", "quantize_qd8_f16"]
@@ -65,15 +65,8 @@ def quantize_qd8_f16(
 ) -> tuple[NDArray[np.int8], NDArray[np.float32], NDArray[np.int32]]:
     """``(q, a, zp)``: int8 codes [rows, K], f32 dequantization scale and zero point per row."""
     s16, a, zp = qd8_f16_params(x, fz=fz)
-    xs = ftz16(x) if fz else x
-    with np.errstate(over="ignore", invalid="ignore"):
-        exact = xs.astype(np.float64) * s16.astype(np.float64)[:, None]  # exact (11 x 11 bits)
-        p = exact.astype(F16)  # vmulq_f16: one RNE rounding
-        if fz:  # FZ16: tiny before rounding -> signed zero
-            tiny = (exact != 0) & (np.abs(exact) < FLT16_MIN)
-            p = np.where(tiny, np.copysign(F16(0), exact).astype(F16), p)
-        r = np.rint(p.astype(np.float64))  # FCVTNS: ties to even
-    r = np.where(np.isnan(r), 0.0, np.clip(r, -32768, 32767))  # saturating int16, NaN -> 0
-    r16 = np.clip(r + zp.astype(np.float64)[:, None], -32768, 32767)  # vqaddq_s16
-    q: NDArray[np.int8] = np.clip(r16, -128, 127).astype(np.int8)  # vqmovn_s16
+    p = fmul16(x, s16[:, None], fz=fz)  # vmulq_f16: one RNE rounding
+    r = fcvtns(p, bits=16)  # vcvtnq_s16_f16: ties to even, saturating, NaN -> 0
+    r16 = saturate(r + zp[:, None], np.int16)  # vqaddq_s16
+    q: NDArray[np.int8] = saturate(r16, np.int8).astype(np.int8)  # vqmovn_s16
     return q, a, zp

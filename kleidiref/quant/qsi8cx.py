@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..numerics import FLT_MIN, round_half_even
+from ..numerics import FLT_MIN, round_half_even, saturate
 
 __all__ = ["dequantize_qsi8cx", "qsi8cx_scale", "quantize_qsi8cx"]
 
@@ -57,7 +57,7 @@ def quantize_qsi8cx(w: NDArray[np.float32]) -> tuple[NDArray[np.int8], NDArray[n
     with np.errstate(divide="ignore"):
         inv = np.where(scale != 0, F32(1) / scale, F32(0)).astype(F32)
     r = round_half_even((w * inv[:, None]).astype(F32))
-    q = np.clip(r, -128, 127).astype(np.int8)
+    q = saturate(r, np.int8).astype(np.int8)
     return q, scale
 
 

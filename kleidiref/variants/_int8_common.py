@@ -19,7 +19,6 @@ The kernels decode a :class:`kleidiref._buffers.PackedRhs` once (see there).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,23 +26,16 @@ from numpy.typing import NDArray
 
 from .._buffers import check_count
 from ..kai.params import check_i32, kai_matmul_requantize32_params, kai_rhs_pack_qsi8cx_params
-from ..numerics import FLT_MIN, fclamp, fma32, fmax_fmin, ftz32, round_half_even
+from ..numerics import clamp, fadd32, fma32, fmul32, ftz32
 
 __all__ = [
     "K_CHUNK",
     "check_i32",
     "check_k",
-    "clamp_f32",
-    "fadd32",
-    "fadd32_prefl",
-    "fmul32",
-    "frintn_fcvtzs",
     "int8_matmul",
     "kai_matmul_requantize32_params",
     "kai_rhs_pack_qsi8cx_params",
     "qai8dxp_epilogue",
-    "sat_fcvtzs",
-    "wrap_i32",
 ]
 
 F32 = np.float32
@@ -52,11 +44,6 @@ F64 = np.float64
 K_CHUNK = 1024
 
 _I32_MIN, _I32_MAX = -(2**31), 2**31 - 1
-
-
-def wrap_i32(x: NDArray[Any]) -> NDArray[np.int32]:
-    """Two's-complement reduction of integers to int32 (what a 32-bit register holds)."""
-    return np.asarray(x).astype(np.int64, copy=False).astype(np.int32)
 
 
 def int8_matmul(a: NDArray[Any], w_kn: NDArray[Any], *, w_absmax: float = 128.0) -> NDArray[np.int32]:
@@ -96,105 +83,6 @@ def int8_matmul(a: NDArray[Any], w_kn: NDArray[Any], *, w_absmax: float = 128.0)
     return out
 
 
-def sat_fcvtzs(r: NDArray[np.float32]) -> NDArray[np.int64]:
-    """FCVTZS to int32: toward zero, saturating to [-2**31, 2**31 - 1], NaN -> 0 (as int64)."""
-    r64 = np.where(np.isnan(r), 0.0, r.astype(F64))
-    out: NDArray[np.int64] = np.trunc(np.clip(r64, _I32_MIN, _I32_MAX)).astype(np.int64)
-    return out
-
-
-def frintn_fcvtzs(y: NDArray[np.float32]) -> NDArray[np.int32]:
-    """FRINTN (ties to even) then saturating FCVTZS (NaN -> 0), as int32.
-
-    Fast path: when every rounded value is below 2**31 in magnitude (the usual case) the plain
-    conversion is exact; otherwise :func:`sat_fcvtzs` saturates.
-    """
-    r = round_half_even(y)
-    with np.errstate(invalid="ignore"):
-        big = ~(np.abs(r) < F32(2.0**31))  # NaN counts as big
-    if not big.any():
-        out: NDArray[np.int32] = r.astype(np.int32)
-        return out
-    return sat_fcvtzs(r).astype(np.int32)
-
-
-def _tiny_fixup(
-    r: NDArray[np.float32], exact: Callable[[NDArray[np.bool_]], NDArray[np.float64]]
-) -> NDArray[np.float32]:
-    """Flush results whose exact value is tiny (0 < |v| < FLT_MIN) to a signed zero.
-
-    Only results with ``|r| <= FLT_MIN`` can be tiny before rounding; ``exact(mask)`` gives
-    their exact values (float64).
-    """
-    with np.errstate(invalid="ignore"):
-        cand = np.abs(r) <= F32(FLT_MIN)
-    if not cand.any():
-        return r
-    ex = exact(cand)
-    tiny = (ex != 0) & (np.abs(ex) < FLT_MIN)
-    if tiny.any():
-        r = r.copy()
-        sub = r[cand]
-        sub[tiny] = np.copysign(F32(0), ex[tiny]).astype(F32)
-        r[cand] = sub
-    return r
-
-
-def _min_nonzero_abs(x: NDArray[np.float32]) -> float:
-    ax = np.abs(x[x != 0]).astype(F64)
-    return float(ax.min()) if ax.size else np.inf
-
-
-def fmul32(a: Any, b: Any, *, fz: bool = False) -> NDArray[np.float32]:
-    """SVE FMUL (binary32): ``RN32(a*b)``; with FPCR.FZ inputs and tiny results flush to signed 0.
-
-    numpy's float32 multiply is the IEEE one (one rounding). Under FZ subnormal inputs read as
-    signed zeros and a product that is tiny *before* rounding (exact in float64) becomes a
-    signed zero, as the Arm ARM FPRound does with AH = 0.
-    """
-    a32, b32 = np.asarray(a, dtype=F32), np.asarray(b, dtype=F32)
-    with np.errstate(over="ignore", invalid="ignore"):
-        if not fz:
-            return np.multiply(a32, b32, dtype=F32)
-        a32, b32 = ftz32(a32), ftz32(b32)
-        r = np.multiply(a32, b32, dtype=F32)
-        if _min_nonzero_abs(a32) * _min_nonzero_abs(b32) > FLT_MIN:
-            return r  # every nonzero exact product exceeds FLT_MIN: none is tiny
-        ab, bb = np.broadcast_to(a32, r.shape), np.broadcast_to(b32, r.shape)
-        return _tiny_fixup(r, lambda m: ab[m].astype(F64) * bb[m].astype(F64))
-
-
-def fadd32(a: Any, b: Any, *, fz: bool = False) -> NDArray[np.float32]:
-    """SVE FADD (binary32): ``RN32(a+b)``; with FPCR.FZ inputs and tiny results flush to signed 0.
-
-    A sum of two binary32 values whose magnitude is below FLT_MIN is a multiple of 2**-149 with
-    fewer than 24 bits, so it is exact in binary32 and in float64 and decides tininess exactly.
-    """
-    a32, b32 = np.asarray(a, dtype=F32), np.asarray(b, dtype=F32)
-    with np.errstate(over="ignore", invalid="ignore"):
-        if not fz:
-            return np.add(a32, b32, dtype=F32)
-        a32, b32 = ftz32(a32), ftz32(b32)
-        r = np.add(a32, b32, dtype=F32)
-        ab, bb = np.broadcast_to(a32, r.shape), np.broadcast_to(b32, r.shape)
-        return _tiny_fixup(r, lambda m: ab[m].astype(F64) + bb[m].astype(F64))
-
-
-def fadd32_prefl(a: NDArray[np.float32], b: NDArray[np.float32]) -> NDArray[np.float32]:
-    """:func:`fadd32` with FPCR.FZ for operands that hold no subnormal (already flushed or known)."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        r = np.add(a, b, dtype=F32)
-    ab, bb = np.broadcast_to(a, r.shape), np.broadcast_to(b, r.shape)
-    return _tiny_fixup(r, lambda m: ab[m].astype(F64) + bb[m].astype(F64))
-
-
-def clamp_f32(y: NDArray[np.float32], lo: np.float32, hi: np.float32, kind: str) -> NDArray[np.float32]:
-    """The kernels' float clamp, ``kind`` ``fclamp`` (SME2 FCLAMP) or ``fmax_fmin`` (SME1): NaNs come
-    out as the default NaN (both produce it)."""
-    res: NDArray[np.float32] = fclamp(y, lo, hi) if kind == "fclamp" else fmax_fmin(y, lo, hi)
-    return res
-
-
 def qai8dxp_epilogue(
     acc: NDArray[np.int32],
     dq: NDArray[np.float32],
@@ -212,27 +100,25 @@ def qai8dxp_epilogue(
     SCVTF (RNE; an integer-valued float is never subnormal, so FZ does not touch it); then
     ``fused``: FMUL ``scale * dq`` and FMLA with the bias (one rounding), else FMUL ``dq * scale``,
     FMUL by the accumulator and FADD the bias (two roundings); then the clamp of ``clamp_kind``.
-    Under FPCR.FZ subnormal scales, bias and bounds read as signed zeros.
+    Under FPCR.FZ subnormal scales, bias and bounds read as signed zeros. NaNs come out as the
+    default NaN 0x7FC00000 (numerics' convention).
     """
     f = acc.astype(F32)
     if fz:
         dq, scale, bias = ftz32(dq), ftz32(scale), ftz32(bias)
-        lo, hi = F32(ftz32(lo)), F32(ftz32(hi))
     if fused:
-        sc = fmul32(scale[None, :], dq[:, None], fz=fz)  # FMUL scale * dq
-        y = fma32(sc, f, np.broadcast_to(bias[None, :], f.shape), fz=fz)  # FMLA: one rounding
+        sc = fmul32(scale[None, :], dq[:, None], fz=fz, flushed=True)  # FMUL scale * dq
+        y = fma32(sc, f, np.broadcast_to(bias[None, :], f.shape), fz=fz, flushed=True)  # FMLA: one rounding
     else:
         # FMUL dq * scale (the NEON kernels compute scale * dq: the same bits, products commute)
-        sc = fmul32(dq[:, None], scale[None, :], fz=fz)
+        sc = fmul32(dq[:, None], scale[None, :], fz=fz, flushed=True)
         with np.errstate(over="ignore", invalid="ignore"):
             # FMUL sc * f: |sc| is 0 or >= FLT_MIN and |f| is 0 or >= 1, so never tiny
             # (and y is never subnormal: FZ has nothing to flush in it).
             y = np.multiply(sc, f, dtype=F32)
         # FADD y + bias: the second rounding (bias already flushed under FZ).
-        y = fadd32_prefl(y, bias[None, :]) if fz else np.add(y, bias[None, :], dtype=F32)
-    # Note: NaNs come out as the default NaN 0x7FC00000 (an SVE/NEON FMUL/FADD with FPCR.DN = 0
-    # would keep an input NaN's payload; NaN scales/biases are outside XNNPACK's contract).
-    return clamp_f32(y, lo, hi, clamp_kind)
+        y = fadd32(y, bias[None, :], fz=fz, flushed=True, out=y)
+    return clamp(y, lo, hi, clamp_kind, fz=fz, out=y)
 
 
 def check_k(k: object) -> int:

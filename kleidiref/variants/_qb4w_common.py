@@ -30,7 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._buffers import roundup
-from ..numerics import bf16_to_f32, canonical_nan_f32, fclamp, fma32, fmax_fmin, ftz32
+from ..numerics import Clamp, bf16_to_f32, clamp, fadd32, fma32, fmul32, ftz32
 
 __all__ = [
     "EpilogueKind",
@@ -38,7 +38,6 @@ __all__ = [
     "PreparedRhs",
     "check_rhs_params",
     "decode_nibbles",
-    "fast_fma32",
     "kernel_rhs_stride",
     "pack_rhs",
     "prepare_rhs",
@@ -249,81 +248,6 @@ def prepare_rhs(
     return PreparedRhs(n, k, bl, w, d, rsum, bias, np.ascontiguousarray(wt), folded, fast, dT, wmax)
 
 
-def _any_tiny(x: NDArray[np.float32]) -> bool:
-    """True if some element is a nonzero with ``|x| <= FLT_MIN`` (subnormal, or FLT_MIN itself)."""
-    t = np.ascontiguousarray(x, dtype=F32).view(np.uint32) & np.uint32(0x7FFFFFFF)
-    t -= np.uint32(1)  # 0 wraps to 0xFFFFFFFF
-    return bool(np.any(t < np.uint32(0x00800000)))
-
-
-def fast_fma32(
-    a: NDArray[np.float32],
-    b: NDArray[np.float32],
-    c: NDArray[np.float32],
-    *,
-    fz: bool = False,
-    flushed: bool = False,
-) -> NDArray[np.float32]:
-    """``fma32(a, b, c)`` (one rounding), computed in float64 and repaired where it could differ.
-
-    ::
-
-        p = a*b (float64, exact); s = RN64(p + c); r = RN32(s)
-        r == RN32(a*b + c) unless s is a binary32 midpoint (low 29 significand bits 0x10000000),
-        or s lies outside the binary32 normal range (exponent field of s < 1023-125 or
-        > 1023+127, zero included): those elements go to numerics.fma32 (round-to-odd, FZ).
-
-    ``flushed=True`` promises that no input is subnormal (already read through ftz32).
-    """
-    a64, b64 = a.astype(F64), b.astype(F64)
-    with np.errstate(over="ignore", invalid="ignore"):
-        s = np.multiply(a64, b64)
-        s = np.add(s, c, out=s) if s.shape == np.broadcast_shapes(s.shape, c.shape) else s + c
-        r = s.astype(F32)
-        bits = s.view(np.uint64)
-        bad = (bits & np.uint64(0x1FFFFFFF)) == np.uint64(0x10000000)
-        expo = (bits >> np.uint64(52)) & np.uint64(0x7FF)
-        expo -= np.uint64(1023 - 125)  # wraps for tiny values
-        bad |= expo > np.uint64(252)
-    if fz and not flushed and (_any_tiny(a) or _any_tiny(b) or _any_tiny(c)):
-        bad[...] = True
-    if np.any(bad):
-        idx = np.nonzero(bad)
-        ab, bb, cb = np.broadcast_arrays(a, b, c)
-        r[idx] = fma32(ab[idx], bb[idx], cb[idx], fz=fz)
-    return r
-
-
-def _fmul(a: NDArray[np.float32], b: NDArray[np.float32], fz: bool) -> NDArray[np.float32]:
-    """FMUL: ``RN32(a*b)`` on flushed inputs; under FZ a result tiny before rounding is flushed."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        r = np.multiply(a, b, dtype=F32)
-    if fz and _any_tiny(r):
-        r = fma32(a, b, np.float32(-0.0), fz=True)  # a*b + (-0) == a*b, signs included
-    return r
-
-
-def _fadd_inplace(a: NDArray[np.float32], b: NDArray[np.float32], fz: bool) -> NDArray[np.float32]:
-    """FADD: ``RN32(a + b)`` on flushed inputs (``a`` may be overwritten), FZ as :func:`_fmul`."""
-    a0 = a.copy() if fz else a
-    with np.errstate(over="ignore", invalid="ignore"):
-        r = np.add(a, b, out=a) if a.shape == np.broadcast_shapes(a.shape, b.shape) else a + b
-    if fz and _any_tiny(r):
-        r = fma32(a0, np.float32(1.0), b, fz=True)
-    return r
-
-
-def _clamp(y: NDArray[np.float32], lo: np.float32, hi: np.float32, kind: EpilogueKind) -> NDArray[np.float32]:
-    """FCLAMP (SME2: NaN -> lo) or FMIN(FMAX(y, lo), hi) (NEON: NaN propagates, default NaN)."""
-    if lo != 0 and hi != 0 and not np.isnan(lo) and not np.isnan(hi) and not np.isnan(y).any():
-        # Non-zero, non-NaN bounds and no NaN: plain max/min order -0/+0 like FPMax/FPMin.
-        np.maximum(y, lo, out=y)
-        np.minimum(y, hi, out=y)
-        return y
-    out = fclamp(y, lo, hi) if kind != "neon" else fmax_fmin(y, lo, hi)
-    return canonical_nan_f32(out)
-
-
 def block_sums_exact(q: NDArray[np.int8], w: NDArray[np.int8], bl: int) -> NDArray[np.float64]:
     """``isum[qb, m, n] = sum_{k in qb} q[m, k] * w[n, k]`` via float64 BLAS (exact: < 2**53)."""
     m, k = q.shape
@@ -469,13 +393,13 @@ def _tile(
         nzp, rs, bias, dqc = ftz32(nzp), ftz32(rs), ftz32(bias), ftz32(dqc)
     # Every operand here is free of subnormals: the vectors were read through ftz32 and facc
     # is a multiple of ulp(min d) or was flushed by numerics.fma32.
-    facc = fast_fma32(nzp, rs, facc, fz=fz, flushed=True)
+    facc = fma32(nzp, rs, facc, fz=fz, flushed=True)
     if kind == "sme2_dot":
-        y = fast_fma32(facc, dqc, bias, fz=fz, flushed=True)
+        y = fma32(facc, dqc, bias, fz=fz, flushed=True)
     else:
-        y = _fadd_inplace(_fmul(facc, dqc, fz), bias, fz)
-    lo, hi = (F32(ftz32(clamp_min)[()]), F32(ftz32(clamp_max)[()])) if fz else (clamp_min, clamp_max)
+        y = fmul32(facc, dqc, fz=fz, flushed=True)
+        y = fadd32(y, bias, fz=fz, flushed=True, out=y)
     # Note: a NaN reaching the NEON FMAX/FMIN keeps its payload there (FPCR.DN = 0); NaNs here
     # are generated (0 * inf, inf - inf) or come from a NaN bias; they are returned as the
     # default NaN 0x7FC00000 (a NaN bias with another payload would keep it on silicon).
-    return _clamp(y, lo, hi, kind)
+    return clamp(y, clamp_min, clamp_max, Clamp.FMAX_FMIN if kind == "neon" else Clamp.FCLAMP, fz=fz, out=y)

@@ -54,9 +54,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._buffers import check_float
+from ..numerics import wrap_i32
 from ..quant.qai8dx import quantize_qai8dx
 from ..targets import Target, resolve_target, target_svl
-from ._int8_common import int8_matmul, qai8dxp_epilogue, wrap_i32
+from ._int8_common import int8_matmul, qai8dxp_epilogue
 
 __all__ = ["KERNELS", "Qc4wKernel", "gemm", "select_kernel", "xnn_kernel_name"]
 

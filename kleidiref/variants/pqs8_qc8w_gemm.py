@@ -44,15 +44,13 @@ from .._buffers import (
     writable_u8,
 )
 from ..kai.interface import RawLhsRow, RequantizingKernel, TileParams, Ukernel
-from ..numerics import ftz32
+from ..numerics import frintn_fcvtzs, ftz32, wrap_i32
 from ..targets import Target, resolve_target, target_svl
 from ._int8_common import (
     check_i32,
-    frintn_fcvtzs,
     int8_matmul,
     kai_matmul_requantize32_params,
     kai_rhs_pack_qsi8cx_params,
-    wrap_i32,
 )
 from ._sme_packers import SmeLhsPacker, read_lhs_blocks
 

@@ -66,13 +66,13 @@ from .._buffers import (
     writable_u8,
 )
 from ..kai.interface import Clamp, PackedLhsKernel, TileParams, Ukernel
+from ..numerics import wrap_i32
 from ..quant.qai8dx import quantize_qai8dx
 from ..targets import Target, resolve_target, target_svl
 from ._int8_common import (
     int8_matmul,
     kai_rhs_pack_qsi8cx_params,
     qai8dxp_epilogue,
-    wrap_i32,
 )
 from ._qai8dxp import Qai8dxpRows, kai_lhs_quant_pack_qai8dxp_f32, read_qai8dxp
 
