@@ -14,12 +14,12 @@ from numpy.typing import NDArray
 from kleidiref import fallbacks as F
 from kleidiref.conv import Padding
 from kleidiref.golden import bundled_golden_dir, check_file
+from kleidiref.kai.params import kai_matmul_requantize32_params as RQ
+from kleidiref.kai.params import kai_rhs_pack_qsi8cx_params
 from kleidiref.kernel import get_ukernel, list_ukernels
 from kleidiref.targets import GENERIC_SME1, NEON_ONLY, SUPPORTED_SVLS, Target
 from kleidiref.variants import igemm as ig
 from kleidiref.variants import pf16_gemm, pf32_gemm, pqs8_qc8w_gemm
-from kleidiref.variants._int8_common import kai_matmul_requantize32_params as RQ
-from kleidiref.variants._int8_common import kai_rhs_pack_qsi8cx_params
 from kleidiref.variants.igemm.configs import CONFIGS, pack_lhs
 
 FAMILIES = ("pf32_igemm", "pf16_igemm", "pqs8_qc8w_igemm")

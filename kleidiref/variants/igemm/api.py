@@ -25,9 +25,9 @@ from ...conv import (
     conv_channels,
     conv_geometry,
 )
+from ...kai.params import check_i32, kai_matmul_requantize32_params
 from ...numerics import rn16
 from ...targets import Target, get_target
-from .._int8_common import check_i32, kai_matmul_requantize32_params
 from .configs import CONFIGS, IgemmConfig, Variant
 from .packers import F32, I32
 from .plans import FloatPlan, GroupPlan, KernelPathPlan, Pqs8Plan

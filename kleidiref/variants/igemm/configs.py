@@ -14,8 +14,8 @@ from numpy.typing import NDArray
 from ..._buffers import as_packed_rhs
 from ...conv import ConvGeometry
 from ...kai.interface import MatmulKernel
+from ...kai.params import kai_rhs_pack_qsi8cx_params
 from .. import pf16_gemm, pf32_gemm, pqs8_qc8w_gemm
-from .._int8_common import kai_rhs_pack_qsi8cx_params
 from .packers import (
     F16,
     F32,

@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 
 from ..._buffers import Buffer, check_count, roundup
 from ...kai.interface import MatmulKernel, TileParams, Ukernel
+from ...kai.params import kai_matmul_requantize32_params
 from .. import pf16_gemm, pf32_gemm, pqs8_qc8w_gemm
-from .._int8_common import kai_matmul_requantize32_params
 
 __all__ = [
     "kai_imatmul_clamp_f16_f16p2vlx2_f16p2vlx2_2vlx2vl_sme2_mopa",

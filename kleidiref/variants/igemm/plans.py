@@ -23,8 +23,9 @@ from numpy.typing import NDArray
 from ..._buffers import roundup
 from ..._engine import f16_pair_chain, fma32_chain
 from ...conv import ConvGeometry, indirection_conv2d
+from ...kai.params import kai_matmul_requantize32_params
 from ...numerics import FLT_MIN, fma32, ftz16, ftz32, wrap_i32
-from .._int8_common import int8_matmul, kai_matmul_requantize32_params
+from .._int8_common import int8_matmul
 from ..pqs8_qc8w_gemm import requantize
 from .configs import IgemmConfig, pack_lhs, pack_weights
 from .packers import F16, F32
