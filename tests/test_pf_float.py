@@ -11,11 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kleidiref import GENERIC_SME1, NEON_ONLY, Target, golden
+from kleidiref.kai.layouts import SmeBiasRhsLayout
 from kleidiref.numerics import fma32
 from kleidiref.targets import SUPPORTED_SVLS
 from kleidiref.testing.strategies import activations, svls
 from kleidiref.variants import pf16_gemm, pf32_gemm
-from kleidiref.variants._sme_packers import write_rhs_blocks
 
 GOLDEN_DIR = golden.bundled_golden_dir()
 FLOAT_FILES = sorted(GOLDEN_DIR.glob("pf32_gemm*.npz")) + sorted(GOLDEN_DIR.glob("pf16_gemm*.npz"))
@@ -296,7 +296,7 @@ def test_registry_names() -> None:
     f16=st.booleans(),
     nxk=st.booleans(),
 )
-def test_write_rhs_blocks_matches_element_order(n: int, k: int, nr: int, kr: int, f16: bool, nxk: bool) -> None:
+def test_rhs_layout_encode_matches_element_order(n: int, k: int, nr: int, kr: int, f16: bool, nxk: bool) -> None:
     """The packers' one-copy block writer puts W[g*kr + r, b*nr + j] at (b, g, j, r), zero padded."""
     dt = np.float16 if f16 else np.float32
     w = np.arange(1, n * k + 1, dtype=dt).reshape(k, n)
@@ -309,11 +309,19 @@ def test_write_rhs_blocks_matches_element_order(n: int, k: int, nr: int, kr: int
                 for r in range(kr):
                     if g * kr + r < k and b * nr + j < n:
                         want[b, g, j, r] = w[g * kr + r, b * nr + j]
-    row = want[0].nbytes
-    buf = np.full((nb, row + 6), 0xAB, dtype=np.uint8)  # strided rows, like the bias-prefixed blocks
-    write_rhs_blocks(buf[:, 6:], src, nr, kr)
-    np.testing.assert_array_equal(buf[:, 6:], want.reshape(nb, -1).view(np.uint8))
-    assert (buf[:, :6] == 0xAB).all()
+    fmt = SmeBiasRhsLayout(np.dtype(dt), np.dtype(dt), nr, kr, n, k)
+    buf = np.full(fmt.size(), 0xAB, dtype=np.uint8)
+    bias = np.arange(n, dtype=dt) - 7
+    fmt.encode_into(buf, src, bias)
+    rows = buf.reshape(nb, fmt.stride)
+    nbias = nr * np.dtype(dt).itemsize
+    np.testing.assert_array_equal(rows[:, nbias:], want.reshape(nb, -1).view(np.uint8))
+    got_bias = np.ascontiguousarray(rows[:, :nbias]).view(dt).reshape(-1)
+    np.testing.assert_array_equal(got_bias[:n], bias)
+    assert (got_bias[n:] == 0).all()
+    w_back, b_back = fmt.decode(buf)[1], fmt.decode(buf)[0]
+    np.testing.assert_array_equal(w_back[:k], w)
+    np.testing.assert_array_equal(b_back, bias)
 
 
 @pytest.mark.parametrize("layout", ["nxk", "kxn"])

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from kleidiref.golden import bundled_golden_dir, check_file
+from kleidiref.kai.layouts import Qsi4c32pLayout
 from kleidiref.numerics import bf16_to_f32
 from kleidiref.quant import qb4
 from kleidiref.quant.qai8dx import _quantize_literal, quantize_qai8dx
@@ -216,17 +217,17 @@ def test_packers_padding_and_bias_patch() -> None:
     _, codes, scales, bias = _problem(1, n, k, bl, seed=11)
     u = qb4.pack_nibbles(codes)
     rp = q.xnn_pack_kai_qb4_weights_and_biases(u, scales, bias, n=n, k=k, bl=bl, kr=16, sr=2)
-    w, sc, _rsum, b = common.unpack_rhs(rp, 8, k, 4, bl, "qsi4c32p", 8)
+    w, sc, _rsum, b = Qsi4c32pLayout(4, bl, 8, 8, k, "qsi4c32p").decode(rp)
     assert np.array_equal(w[:n], codes) and np.array_equal(w[n:], np.stack([codes[-1]] * 2))
     assert np.array_equal(b[:n], bias) and np.all(b[n:] == 0)  # XNNPACK patches real channels only
     assert np.array_equal(sc[n:], np.stack([scales[-1]] * 2))
     rk = q.xnn_pack_kai_qb4_weights_and_biases(
         qb4.pack_nibbles(codes, "kxn"), scales, bias, n=n, k=k, bl=bl, kr=16, sr=2, transpose_weights=True
     )
-    stride = common.kernel_rhs_stride(k, 4, bl)
+    stride = Qsi4c32pLayout(4, bl, 8, n, k, "qsi4c32p").stride
     assert np.array_equal(rk[:stride], rp[:stride])  # first block has no padded column
     sme = q.kai_rhs_pack_nxk_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon(128).pack(u, scales, bias, nr=16, kr=8, sr=2, bl=bl)
-    w2, _, _, b2 = common.unpack_rhs(sme, 16, k, 16, bl, "ps1s0nrx4", 4)
+    w2, _, _, b2 = Qsi4c32pLayout(16, bl, 4, 16, k, "ps1s0nrx4").decode(sme)
     assert np.array_equal(w2[:n], codes) and np.all(b2[n:] == bias[-1])  # KleidiAI replicates N-1
 
 

@@ -2,7 +2,8 @@
 
 * :mod:`kleidiref.kai.interface`: the base classes (:class:`Ukernel`, :class:`MatmulKernel` ...);
 * :mod:`kleidiref.kai.registry`: every kernel and packer by exact upstream name;
-* :mod:`kleidiref.kai.params`: KleidiAI's parameter structs.
+* :mod:`kleidiref.kai.params`: KleidiAI's parameter structs;
+* :mod:`kleidiref.kai.layouts`: every packed format (size, offset, encode, decode, describe).
 """
 
 from __future__ import annotations

@@ -7,9 +7,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..kai.layouts import Qai8dxpLayout
 from ._candidates import candidates
 from ._errors import model
-from ._packed import _qai8dxp, _qsi4, compare_packed, packer_decoder
+from ._packed import compare_packed, describer, packer_decoder
 from ._problem import Problem
 
 __all__ = ["KLEIDIAI_TOLERANCES", "diagnose", "equal_mask", "kleidiai_tolerance_ok", "packed_messages", "ulp_distance"]
@@ -86,7 +87,7 @@ def _lhs_packer(p: Problem) -> tuple[str, dict[str, Any], Any] | None:
     if p.variant == "pqs8_qc8w_gemm":
         return "kai_lhs_pack_x8p2vlx4_x8_sme", {"lhs": p.lhs}, None
     kw = {"lhs": np.ascontiguousarray(p.lhs), "mr": tp.mr, "kr": tp.kr, "sr": tp.sr}
-    return "kai_lhs_quant_pack_qai8dxp_f32", kw, _qai8dxp(tp.mr, tp.kr // tp.sr, p.m, p.k)
+    return "kai_lhs_quant_pack_qai8dxp_f32", kw, describer(Qai8dxpLayout(tp.mr, tp.kr, tp.sr, p.m, p.k))
 
 
 def _rhs_reference(p: Problem) -> tuple[NDArray[np.uint8], Any]:
@@ -123,10 +124,8 @@ def _rhs_reference(p: Problem) -> tuple[NDArray[np.uint8], Any]:
             target=p.target,
             kernel=p.kernel,
         )
-        kern = p.kernel_obj()
-        sme = bool(getattr(kern, "sme2", False))
-        bbl = tp.kr // tp.sr if sme else int(getattr(kern, "rhs_bbl", tp.kr // tp.sr))
-        return prep.rhs_packed, _qsi4(tp.nr, int(p.bl), bbl, p.n, p.k, sme)  # type: ignore[arg-type]
+        kern: Any = p.kernel_obj()  # a qb4w kernel: its rhs_layout takes bl
+        return prep.rhs_packed, describer(kern.rhs_layout(p.n, p.k, int(p.bl)))  # type: ignore[arg-type]
     packer, ref = pack_reference(name, svl, kw)
     return ref, packer_decoder(packer, kw)
 

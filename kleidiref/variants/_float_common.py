@@ -14,11 +14,12 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from .._buffers import PackedRhs, as_packed_rhs, check_count, check_dtype, packed_rhs_columns, roundup
+from .._buffers import PackedRhs, as_packed_rhs, check_count, check_dtype, packed_rhs_columns
 from .._engine import gather_rows
 from ..kai.interface import PackedLhsKernel, RawLhsKernel, TileParams
+from ..kai.layouts import SmeBiasRhsLayout
 from ..targets import Target, resolve_target, target_svl
-from ._sme_packers import SmeLhsPacker, SmeRhsBiasPacker, read_rhs_bias_blocks
+from ._sme_packers import SmeLhsPacker, SmeRhsBiasPacker
 
 __all__ = ["BiasRhs", "BiasRhsKernel", "FloatVariant", "PackedWeights"]
 
@@ -46,39 +47,19 @@ class BiasRhsKernel:
     layout_kr: ClassVar[int]
     svl: int
 
-    def _rhs_nr(self) -> int:
-        return 2 * (self.svl // (8 * self.elem.itemsize)) // self.layout_kr
-
-    def _rhs_stride(self, k: int) -> int:
-        return self._rhs_nr() * self.elem.itemsize * (1 + roundup(k, self.layout_kr))
+    def rhs_layout(self, n: int, k: int) -> SmeBiasRhsLayout:
+        """The packed RHS format this kernel reads (nr = 2 VL / kr)."""
+        return SmeBiasRhsLayout.for_svl(self.elem, self.elem, self.layout_kr, self.svl, n, k)
 
     def get_rhs_packed_offset(self, n_idx: int, k: int) -> int:
         n_idx, k = check_count("n_idx", n_idx), check_count("k", k)
-        nr = self._rhs_nr()
-        if n_idx % nr:
+        fmt = self.rhs_layout(0, k)
+        if n_idx % fmt.nr:
             raise ValueError(f"KAI_ASSUME(n_idx % nr == 0) fails in kai_get_rhs_packed_offset_{self.name[4:]}")
-        return (n_idx // nr) * self._rhs_stride(k)
+        return fmt.offset(n_idx)
 
     def rhs_packed_size(self, n: int, k: int) -> int:
-        return roundup(n, self._rhs_nr()) // self._rhs_nr() * self._rhs_stride(k)
-
-    def _rhs_blocks(self, rhs_u8: NDArray[np.uint8], n: int, k: int) -> tuple[NDArray[Any], NDArray[Any]]:
-        """``(bias[n], W)`` with W a zero-copy view of the packed blocks, as the engine takes it.
-
-        W is [Kp/kr, kr, nb, nr]: ``W[k // kr, k % kr, b, j]`` is weight (k, b*nr + j); columns past
-        N are the packer's zero padding and are never used.
-        """
-        nr, kr, item = self._rhs_nr(), self.layout_kr, self.elem.itemsize
-        kp = roundup(k, kr)
-        nb = roundup(n, nr) // nr
-        raw = rhs_u8[: nb * self._rhs_stride(k)].reshape(nb, -1)
-        bias = np.ascontiguousarray(raw[:, : nr * item]).view(self.elem).reshape(-1)[:n]
-        data = raw[:, nr * item :].view(self.elem).reshape(nb, kp // kr, nr, kr)
-        return bias, data.transpose(1, 3, 0, 2)
-
-    def _read_rhs(self, rhs_u8: NDArray[np.uint8], n: int, k: int) -> tuple[NDArray[Any], NDArray[Any]]:
-        """``(bias[n], W[roundup(k, kr), n])``."""
-        return read_rhs_bias_blocks(rhs_u8, n, k, self._rhs_nr(), self.layout_kr, self.elem, self.elem)
+        return self.rhs_layout(n, k).size()
 
     def _cached_rhs(
         self,
@@ -94,14 +75,15 @@ class BiasRhsKernel:
         columns, not only the first n), also runs once: an input flush of W (not of the bias)
         and what the chain can reuse, e.g. :func:`kleidiref._engine.row_lows`.
         """
-        nr, kr = self._rhs_nr(), self.layout_kr
-        found = packed_rhs_columns(rhs_u8, self._rhs_stride(k), nr, n)
+        fmt = self.rhs_layout(n, k)
+        nr, kr = fmt.nr, fmt.kr
+        found = packed_rhs_columns(rhs_u8, fmt.stride, nr, n)
         if found is None:
             return None
         owner, full_n = found
 
         def decode(buf: bytes) -> tuple[NDArray[Any], NDArray[Any], Any]:
-            bias, view = self._rhs_blocks(np.frombuffer(buf, np.uint8), full_n, k)
+            bias, view = self.rhs_layout(full_n, k).block_view(np.frombuffer(buf, np.uint8))
             w = gather_rows(view, full_n)  # staged: ~3x faster than a transpose copy
             w, extra = (w, None) if prepare is None else prepare(w)
             bias.setflags(write=False)

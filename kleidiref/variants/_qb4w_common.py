@@ -1,21 +1,7 @@
-"""Shared pieces of the ``qp8_f32_qb4w`` packers and kernels (kernels.md §9, §10).
+"""Shared pieces of the ``qp8_f32_qb4w`` packers and kernels.
 
-Two packed RHS layouts, both ``nr`` columns per block, block stride
-``nr * (nb * (bl/2 + 2) + 4 + 4)`` bytes with ``nb = K / bl``::
-
-    for each quant block qb:  nr * bl/2 data bytes, then nr bf16 scales (raw copy)
-    after all blocks:         nr f32 rsum, then nr f32 bias
-
-``ps1s0nrx4`` (KleidiAI's SME2 packers ``kai_rhs_pack_{nxk,kxn}_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon``):
-data byte of (k_local, column j) at ``(k_local // 4) * 2 * nr + 2 j + (k_local % 4) // 2``,
-low nibble = even k, high nibble = odd k (4-k groups, natural order).
-
-``qsi4c32p`` (XNNPACK's NEON path, ``kai_rhs_pack_{nxk,kxn}_qsi4c32p_qsu4c32s1s0``), with
-``bbl = kr / sr``: inside each 32-k chunk c, segment s, column j, byte t the low nibble holds
-``k0 + s*bbl + t`` and the high nibble ``k0 + 16 + s*bbl + t`` (``k0 = qb*bl + 32c``), at
-``c*16*nr + s*bbl*nr + j*bbl + t``.
-
-Every nibble is the 4-bit two's complement of ``w = u - 8`` (``u XOR 8``).
+The two packed RHS formats (``qsi4c32ps1s0nrx4``, KleidiAI's SME2 packers, and ``qsi4c32p``,
+XNNPACK's NEON path) are :class:`kleidiref.kai.layouts.Qsi4c32pLayout`.
 
 The arithmetic of all six kernels is :func:`qb4w_matmul`; the per-block integer sums come from
 BLAS in a form that is exact (see its docstring), then the float steps follow kernel order.
@@ -29,7 +15,6 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from .._buffers import roundup
 from ..numerics import Clamp, bf16_to_f32, clamp, fadd32, fma32, fmul32, ftz32
 
 __all__ = [
@@ -37,13 +22,9 @@ __all__ = [
     "Layout",
     "PreparedRhs",
     "check_rhs_params",
-    "decode_nibbles",
-    "kernel_rhs_stride",
-    "pack_rhs",
     "prepare_rhs",
     "qb4w_matmul",
     "rsum_chain",
-    "unpack_rhs",
 ]
 
 F32, F64 = np.float32, np.float64
@@ -56,11 +37,6 @@ EpilogueKind = Literal["mopa", "sme2_dot", "neon"]
 #: ``|d| * 2**16`` stays far from the binary32 overflow and the products stay normal when the
 #: block scales lie in [2**-100, 2**100] (checked before taking the float32 fast path).
 _D_LO, _D_HI = 2.0**-100, 2.0**100
-
-
-def kernel_rhs_stride(k: int, nr: int, bl: int) -> int:
-    """Bytes of one nr-column block: ``nr * (nb * (bl/2 + 2) + 4 + 4)``."""
-    return nr * ((k // bl) * (bl // 2 + 2) + 8)
 
 
 def check_rhs_params(n: int, k: int, nr: int, kr: int, sr: int, bl: int, fn: str, *, bbl4: bool) -> None:
@@ -79,12 +55,6 @@ def check_rhs_params(n: int, k: int, nr: int, kr: int, sr: int, bl: int, fn: str
             raise ValueError(f"KAI_ASSERT({what}) fails in {fn} (n={n}, k={k}, nr={nr}, kr={kr}, sr={sr}, bl={bl})")
     if n < 1 or k < 1:
         raise ValueError(f"{fn} needs n >= 1 and k >= 1 (got n={n}, k={k})")
-
-
-def decode_nibbles(nib: NDArray[np.uint8]) -> NDArray[np.int8]:
-    """4-bit two's complement code -> int8 in [-8, 7]."""
-    out: NDArray[np.int8] = ((nib.astype(np.int8) ^ np.int8(8)) - np.int8(8)).astype(np.int8)
-    return out
 
 
 def _exact_f32_products(d: NDArray[np.float32]) -> bool:
@@ -116,84 +86,6 @@ def rsum_chain(psum: NDArray[np.int64], d: NDArray[np.float32], *, fused: bool) 
             with np.errstate(over="ignore", invalid="ignore"):
                 acc = (acc + p32[:, i] * d[:, i]).astype(F32)
     return acc
-
-
-def _data_bytes(w: NDArray[np.int8], nr: int, bl: int, layout: Layout, bbl: int) -> NDArray[np.uint8]:
-    """Data bytes of every block: [G, nb, nr * bl / 2] from the padded weights w [G*nr, K]."""
-    npad, k = w.shape
-    g, nb = npad // nr, k // bl
-    nib = (w.astype(np.uint8) & np.uint8(0xF)).reshape(g, nr, nb, bl)
-    if layout == "ps1s0nrx4":
-        # [g, j, qb, group4, t, half] -> byte = lo | hi << 4 -> [g, qb, group4, j, t]
-        v = nib.reshape(g, nr, nb, bl // 4, 2, 2)
-        byte = v[..., 0] | (v[..., 1] << np.uint8(4))
-        out = byte.transpose(0, 2, 3, 1, 4)
-    else:
-        # [g, j, qb, c, half(k / k+16), s, t] -> byte [g, qb, c, s, j, t]
-        v = nib.reshape(g, nr, nb, bl // 32, 2, 16 // bbl, bbl)
-        byte = v[:, :, :, :, 0] | (v[:, :, :, :, 1] << np.uint8(4))
-        out = byte.transpose(0, 2, 3, 4, 1, 5)
-    return np.ascontiguousarray(out).reshape(g, nb, nr * bl // 2)
-
-
-def pack_rhs(
-    w_pad: NDArray[np.int8],
-    scale_pad: NDArray[np.uint16],
-    rsum_pad: NDArray[np.float32],
-    bias_pad: NDArray[np.float32],
-    *,
-    nr: int,
-    bl: int,
-    layout: Layout,
-    bbl: int,
-) -> NDArray[np.uint8]:
-    """Assemble the packed RHS bytes from per-column arrays already padded to roundup(N, nr)."""
-    npad, k = w_pad.shape
-    g, nb = npad // nr, k // bl
-    data = _data_bytes(w_pad, nr, bl, layout, bbl)
-    sc = np.ascontiguousarray(scale_pad.reshape(g, nr, nb).transpose(0, 2, 1), dtype="<u2")
-    sc = sc.view(np.uint8).reshape(g, nb, 2 * nr)
-    blocks = np.concatenate([data, sc], axis=2).reshape(g, nb * nr * (bl // 2 + 2))
-    tail = np.concatenate(
-        [
-            rsum_pad.astype("<f4").view(np.uint8).reshape(g, 4 * nr),
-            bias_pad.astype("<f4").view(np.uint8).reshape(g, 4 * nr),
-        ],
-        axis=1,
-    )
-    return np.ascontiguousarray(np.concatenate([blocks, tail], axis=1)).reshape(-1)
-
-
-def unpack_rhs(
-    buf: NDArray[np.uint8], n: int, k: int, nr: int, bl: int, layout: Layout, bbl: int
-) -> tuple[NDArray[np.int8], NDArray[np.uint16], NDArray[np.float32], NDArray[np.float32]]:
-    """Decode the first n columns of a packed RHS: ``(w [n, K] int8, scale bits [n, nb], rsum, bias)``."""
-    g = roundup(n, nr) // nr
-    nb = k // bl
-    stride = kernel_rhs_stride(k, nr, bl)
-    raw = buf[: g * stride].reshape(g, stride)
-    blk = raw[:, : nb * nr * (bl // 2 + 2)].reshape(g, nb, nr * (bl // 2 + 2))
-    data = blk[:, :, : nr * bl // 2]
-    sc = np.ascontiguousarray(blk[:, :, nr * bl // 2 :]).view("<u2").reshape(g, nb, nr)
-    lo, hi = data & np.uint8(0xF), data >> np.uint8(4)
-    if layout == "ps1s0nrx4":
-        nib = np.stack([lo, hi], axis=-1).reshape(g, nb, bl // 4, nr, 2, 2)  # [g, qb, group4, j, t, half]
-        w = nib.transpose(0, 3, 1, 2, 4, 5).reshape(g * nr, k)
-    else:
-        lo6 = lo.reshape(g, nb, bl // 32, 16 // bbl, nr, bbl)
-        hi6 = hi.reshape(g, nb, bl // 32, 16 // bbl, nr, bbl)
-        nib = np.stack([lo6, hi6], axis=3)  # [g, qb, c, half, s, j, t]
-        w = nib.transpose(0, 5, 1, 2, 3, 4, 6).reshape(g * nr, k)
-    tail = raw[:, nb * nr * (bl // 2 + 2) :]
-    rsum = np.ascontiguousarray(tail[:, : 4 * nr]).view("<f4").reshape(-1)
-    bias = np.ascontiguousarray(tail[:, 4 * nr : 8 * nr]).view("<f4").reshape(-1)
-    scales = sc.transpose(0, 2, 1).reshape(g * nr, nb)
-    return (
-        decode_nibbles(np.ascontiguousarray(w[:n])),
-        np.ascontiguousarray(scales[:n]).astype(np.uint16),
-        rsum[:n].astype(F32),
-        bias[:n].astype(F32),
-    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,20 +1,7 @@
-"""The blocked layouts of KleidiAI's SME packers, shared by the variants that use them.
+"""KleidiAI's SME packers for the float and int8 LHS and the bias-led float RHS.
 
-LHS ``x<bits>p<mr>x<kr>`` (``kai_lhs_pack_f32p2vlx1_f32_sme``, ``kai_lhs_pack_x16p2vlx2_x16_sme``,
-``kai_lhs_pack_x8p2vlx4_x8_sme``), with ``Kp = roundup(K, kr)``::
-
-    A[m][k] at element  (m // mr) * mr * Kp  +  (k // kr) * mr * kr  +  (m % mr) * kr  +  k % kr
-
-    one mr-row block:   k-group 0            k-group 1
-                       [r0 k0..kr-1][r1 ..]..[r0 kr..2kr-1][r1 ..] ...
-
-RHS with a leading bias row per nr-column block (``..p<nr>x<kr>b..``)::
-
-    block g (columns g*nr .. g*nr+nr-1):
-        bias[0..nr-1]                                  (bias element type)
-        W[k][g*nr + j] at  nr + (k // kr) * nr * kr + j * kr + k % kr   (data element type)
-
-Padding (rows past M, columns past N, k past K) is written as zero by these packers.
+The packed formats themselves live in :mod:`kleidiref.kai.layouts` (:class:`SmeLhsLayout`,
+:class:`SmeBiasRhsLayout`); these classes are the packers' C interfaces around them.
 """
 
 from __future__ import annotations
@@ -31,75 +18,12 @@ from .._buffers import (
     matrix_view,
     read_matrix,
     require_bytes,
-    roundup,
     writable_u8,
 )
 from ..kai.interface import Ukernel
+from ..kai.layouts import SmeBiasRhsLayout, SmeLhsLayout, sme_2vl
 
-__all__ = [
-    "SmeLhsPacker",
-    "SmeRhsBiasPacker",
-    "block_lhs",
-    "read_lhs_blocks",
-    "read_rhs_bias_blocks",
-    "unblock_lhs",
-    "unblock_rhs",
-    "write_rhs_blocks",
-]
-
-
-def block_lhs(a: NDArray[Any], mr: int, kr: int) -> NDArray[Any]:
-    """``a`` [M, K] in the blocked LHS order, zero padded: shape [ceil(M/mr), Kp/kr, mr, kr]."""
-    m, k = a.shape
-    mp, kp = roundup(m, mr), roundup(k, kr)
-    padded = np.zeros((mp, kp), dtype=a.dtype)
-    padded[:m, :k] = a
-    out: NDArray[Any] = padded.reshape(mp // mr, mr, kp // kr, kr).transpose(0, 2, 1, 3)
-    return out
-
-
-def unblock_lhs(blocks: NDArray[Any], m: int, mr: int, kr: int) -> NDArray[Any]:
-    """Inverse of :func:`block_lhs` from a flat element array: [m, Kp] (K padding included)."""
-    nb = roundup(m, mr) // mr
-    b = blocks.reshape(nb, -1, mr, kr)
-    out: NDArray[Any] = b.transpose(0, 2, 1, 3).reshape(nb * mr, -1)[:m]
-    return out
-
-
-_UNIT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
-
-
-def write_rhs_blocks(dst: NDArray[np.uint8], w_kn: NDArray[Any], nr: int, kr: int) -> None:
-    """Store ``w_kn`` [K, N] as zero-padded blocks [ceil(N/nr)][Kp/kr][nr][kr] into ``dst``
-    [nb, bytes per block] (rows may be strided): element (b, g, j, r) = W[g*kr + r, b*nr + j].
-
-    One copy: the packed blocks are viewed with each column's kr lanes as one unsigned integer,
-    so numpy moves them as single elements.
-    ``w_kn`` is typically the transposed view of an nxk matrix; it is zero padded first only when
-    N or K is not a multiple of nr or kr.
-    """
-    k, n = w_kn.shape
-    np_, kp = roundup(n, nr), roundup(k, kr)
-    if (np_, kp) != (n, k):
-        padded = np.zeros((kp, np_), dtype=w_kn.dtype)
-        padded[:k, :n] = w_kn
-        w_kn = padded
-    unit = _UNIT[w_kn.itemsize * kr]
-    nb = np_ // nr
-    # [Kp/kr, kr, N] -> [Kp/kr, N, kr]: a (k group, column) unit is kr contiguous lanes.
-    groups = w_kn.reshape(kp // kr, kr, np_).transpose(0, 2, 1)
-    if kr > 1 and groups.strides[-1] != w_kn.itemsize:  # kxn source: interleave the k pairs first
-        groups = np.ascontiguousarray(groups)
-    src = groups.view(unit)[..., 0]  # [Kp/kr, N]
-    view = dst.view(unit).reshape(nb, kp // kr, nr)
-    view[...] = src.reshape(kp // kr, nb, nr).transpose(1, 0, 2)
-
-
-def unblock_rhs(blocks: NDArray[Any]) -> NDArray[Any]:
-    """Inverse of :func:`write_rhs_blocks` on its blocks [nb, Kp/kr, nr, kr]: [Kp, Nb*nr]."""
-    nb, kg, nr, kr = blocks.shape
-    out: NDArray[Any] = blocks.transpose(1, 3, 0, 2).reshape(kg * kr, nb * nr)
-    return out
+__all__ = ["SmeLhsPacker", "SmeRhsBiasPacker"]
 
 
 class SmeLhsPacker(Ukernel):
@@ -112,7 +36,11 @@ class SmeLhsPacker(Ukernel):
 
     def native_mr(self) -> int:
         """``kai_get_mr_<packer>``: 2 * (SVL / bits) / kr."""
-        return 2 * (self.svl // (8 * self.elem.itemsize)) // self.kr
+        return sme_2vl(self.svl, self.elem.itemsize, self.kr)
+
+    def lhs_layout(self, m: int, k: int) -> SmeLhsLayout:
+        """The packed format of an m x k LHS."""
+        return SmeLhsLayout(self.elem, self.native_mr(), self.kr, m, k)
 
     def _check_params(self, mr: int, kr: int, sr: int, fn: str) -> None:
         self._assume(mr == self.native_mr(), f"mr == {self.native_mr()}", fn)
@@ -132,12 +60,12 @@ class SmeLhsPacker(Ukernel):
         m_idx, k = check_count("m_idx", m_idx), check_count("k", k)
         self._check_params(mr, kr, sr, "get_lhs_packed_offset")
         self._assume(m_idx % mr == 0, "m_idx % m_step == 0", "get_lhs_packed_offset")
-        return m_idx * roundup(k, self.kr) * self.elem.itemsize
+        return self.lhs_layout(0, k).offset(m_idx)
 
     def get_lhs_packed_size(self, m: int, k: int, mr: int, kr: int, sr: int) -> int:
         m, k = check_count("m", m), check_count("k", k)
         self._check_params(mr, kr, sr, "get_lhs_packed_size")
-        return roundup(m, mr) * roundup(k, self.kr) * self.elem.itemsize
+        return self.lhs_layout(m, k).size()
 
     def run_lhs_pack(
         self,
@@ -167,9 +95,9 @@ class SmeLhsPacker(Ukernel):
             f"kai_run_{self.name}",
         )
         out = writable_u8(lhs_packed, "lhs_packed")
-        data = block_lhs(a, mr, self.kr).tobytes()
-        require_bytes(out, len(data), "lhs_packed", f"kai_get_lhs_packed_size_{self.name}")
-        out[: len(data)] = np.frombuffer(data, dtype=np.uint8)
+        data = self.lhs_layout(m, k).encode(a)
+        require_bytes(out, data.size, "lhs_packed", f"kai_get_lhs_packed_size_{self.name}")
+        out[: data.size] = data
 
     def pack(self, lhs: NDArray[Any]) -> NDArray[np.uint8]:
         """Pack a whole [M, K] array (contiguous rows) with the native mr; returns the bytes."""
@@ -194,7 +122,11 @@ class SmeRhsBiasPacker(Ukernel):
 
     def get_n_step(self) -> int:
         """nr = n_step = 2 * (SVL / bits) / kr."""
-        return 2 * (self.svl // (8 * self.elem.itemsize)) // self.kr
+        return sme_2vl(self.svl, self.elem.itemsize, self.kr)
+
+    def rhs_layout(self, n: int, k: int) -> SmeBiasRhsLayout:
+        """The packed format of an n x k RHS (``layout`` is the source order, nxk or kxn)."""
+        return SmeBiasRhsLayout(self.elem, self.bias_elem, self.get_n_step(), self.kr, n, k)
 
     def _check_n_idx(self, n_idx: int, fn: str) -> int:
         n_idx = check_count("n_idx", n_idx)
@@ -212,16 +144,14 @@ class SmeRhsBiasPacker(Ukernel):
 
     def get_rhs_packed_stride(self, k: int) -> int:
         """Bytes of one nr-column block: nr * (bias + roundup(k, kr) * elem)."""
-        k = check_count("k", k)
-        return self.get_n_step() * (self.bias_elem.itemsize + roundup(k, self.kr) * self.elem.itemsize)
+        return self.rhs_layout(0, check_count("k", k)).stride
 
     def get_rhs_packed_offset(self, n_idx: int, k: int) -> int:
         n_idx = self._check_n_idx(n_idx, "get_rhs_packed_offset")
-        return (n_idx // self.get_n_step()) * self.get_rhs_packed_stride(k)
+        return self.rhs_layout(0, check_count("k", k)).offset(n_idx)
 
     def get_rhs_packed_size(self, n: int, k: int) -> int:
-        n = check_count("n", n)
-        return roundup(n, self.get_n_step()) // self.get_n_step() * self.get_rhs_packed_stride(k)
+        return self.rhs_layout(check_count("n", n), check_count("k", k)).size()
 
     def run_rhs_pack(
         self,
@@ -264,17 +194,9 @@ class SmeRhsBiasPacker(Ukernel):
             as_u8(bias, "bias"), 1, n, n * self.bias_elem.itemsize, self.bias_elem, "bias", f"kai_run_{self.name}"
         )[0]
         out = writable_u8(rhs_packed, "rhs_packed")
-        require_bytes(out, self.get_rhs_packed_size(n, k), "rhs_packed", f"kai_get_rhs_packed_size_{self.name}")
-        nr_ = self.get_n_step()
-        nb = roundup(n, nr_) // nr_
-        bias_rows = np.zeros(nb * nr_, dtype=self.bias_elem)
-        bias_rows[:n] = b
-        stride_b = self.get_rhs_packed_stride(k)
-        packed = out[: nb * stride_b].reshape(nb, stride_b)
-        nbias = nr_ * self.bias_elem.itemsize
-        packed[:, :nbias] = bias_rows.reshape(nb, nr_).view(np.uint8)
-        # One transposing copy straight into the buffer (the kr lanes of a column move as one unit).
-        write_rhs_blocks(packed[:, nbias:], w_kn, nr_, self.kr)
+        fmt = self.rhs_layout(n, k)
+        require_bytes(out, fmt.size(), "rhs_packed", f"kai_get_rhs_packed_size_{self.name}")
+        fmt.encode_into(out, w_kn, b)
 
     def pack(self, rhs: NDArray[Any], bias: NDArray[Any] | None = None) -> NDArray[np.uint8]:
         """Pack a whole contiguous RHS ([N, K] for nxk, [K, N] for kxn); a None bias is zeros."""
@@ -304,26 +226,3 @@ class SmeRhsBiasPacker(Ukernel):
             None,
         )
         return out
-
-
-def read_rhs_bias_blocks(
-    rhs_u8: NDArray[np.uint8], n: int, k: int, nr: int, kr: int, elem: Any, bias_elem: Any
-) -> tuple[NDArray[Any], NDArray[Any]]:
-    """Decode a bias-led packed RHS: (bias[n], W[Kp, n]) for the first ceil(n/nr) blocks."""
-    elem, bias_elem = np.dtype(elem), np.dtype(bias_elem)
-    kp = roundup(k, kr)
-    nb = roundup(n, nr) // nr
-    stride = nr * (bias_elem.itemsize + kp * elem.itemsize)
-    raw = rhs_u8[: nb * stride].reshape(nb, stride)
-    nbias = nr * bias_elem.itemsize
-    bias = np.ascontiguousarray(raw[:, :nbias]).view(bias_elem).reshape(-1)[:n]
-    data = np.ascontiguousarray(raw[:, nbias:]).view(elem).reshape(nb, kp // kr, nr, kr)
-    return bias, unblock_rhs(data)[:, :n]
-
-
-def read_lhs_blocks(lhs_u8: NDArray[np.uint8], m: int, k: int, mr: int, kr: int, elem: Any) -> NDArray[Any]:
-    """Decode a blocked packed LHS: A[m, Kp]."""
-    elem = np.dtype(elem)
-    kp = roundup(k, kr)
-    nbytes = roundup(m, mr) * kp * elem.itemsize
-    return unblock_lhs(np.ascontiguousarray(lhs_u8[:nbytes]).view(elem), m, mr, kr)

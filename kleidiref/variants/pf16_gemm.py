@@ -24,10 +24,11 @@ from numpy.typing import NDArray
 from .._buffers import check_count, roundup
 from .._engine import f16_mla_chain, f16_pair_chain
 from ..kai.interface import Clamp, PackedLhsKernel, RawLhsKernel, TileParams
+from ..kai.layouts import SmeLhsLayout
 from ..numerics import canonical_nan_f16, fclamp, fmin_fmax, ftz16, rn16
 from ..targets import Target
 from ._float_common import BiasRhs, BiasRhsKernel, FloatVariant, PackedWeights
-from ._sme_packers import SmeLhsPacker, SmeRhsBiasPacker, read_lhs_blocks
+from ._sme_packers import SmeLhsPacker, SmeRhsBiasPacker
 
 __all__ = [
     "PackedWeights",
@@ -106,7 +107,7 @@ class _Pf16Kernel(BiasRhsKernel):
         cached = self._cached_rhs(rhs, n, k, _flushed if self.fz else None)
         if cached is not None:
             return BiasRhs(cached[0], cached[1])
-        bias, w = self._rhs_blocks(rhs, n, k)
+        bias, w = self.rhs_layout(n, k).block_view(rhs)
         return BiasRhs(bias, w, flush_w=self.fz)
 
     @abc.abstractmethod
@@ -158,13 +159,17 @@ class _Pf16Mopa(_Pf16Kernel, PackedLhsKernel):
     def get_lhs_packed_offset(self, m_idx: int, k: int) -> int:
         m_idx, k = check_count("m_idx", m_idx), check_count("k", k)
         self._assume(m_idx % self.get_mr() == 0, "m_idx % mr == 0", "get_lhs_packed_offset")
-        return m_idx * roundup(k, 2) * 2
+        return self.lhs_layout(0, k).offset(m_idx)
 
     def lhs_packed_size(self, m: int, k: int) -> int:
-        return roundup(m, self.get_mr()) * roundup(k, 2) * 2
+        return self.lhs_layout(m, k).size()
+
+    def lhs_layout(self, m: int, k: int) -> SmeLhsLayout:
+        """The packed LHS format this kernel reads (``x16p2vlx2``)."""
+        return SmeLhsLayout.for_svl(F16, 2, self.svl, m, k)
 
     def decode_lhs(self, lhs: NDArray[np.uint8], m: int, k: int) -> NDArray[np.float16]:
-        a: NDArray[np.float16] = read_lhs_blocks(lhs, m, k, self.get_mr(), 2, F16)
+        a: NDArray[np.float16] = self.lhs_layout(m, k).decode(lhs)
         return ftz16(a) if self.fz else a
 
     def accumulate(self, lhs: NDArray[np.float16], rhs: BiasRhs) -> NDArray[np.float32]:

@@ -19,13 +19,14 @@ from typing import ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from .._buffers import check_count, roundup
+from .._buffers import check_count
 from .._engine import flushed_row_lows, fma32_chain, row_lows
 from ..kai.interface import Clamp, PackedLhsKernel, RawLhsKernel, TileParams
+from ..kai.layouts import SmeLhsLayout
 from ..numerics import fclamp, fma32, fmin_fmax, ftz32
 from ..targets import Target
 from ._float_common import BiasRhs, BiasRhsKernel, FloatVariant, PackedWeights
-from ._sme_packers import SmeLhsPacker, SmeRhsBiasPacker, read_lhs_blocks
+from ._sme_packers import SmeLhsPacker, SmeRhsBiasPacker
 
 __all__ = [
     "PackedWeights",
@@ -103,7 +104,8 @@ class _Pf32Kernel(BiasRhsKernel):
         cached = self._cached_rhs(rhs_u8, n, k, flushed_row_lows if self.fz else _lows)
         if cached is not None:
             return BiasRhs(cached[0], cached[1], w_lows=cached[2])
-        bias, w = (self._read_rhs if decode else self._rhs_blocks)(rhs_u8, n, k)
+        fmt = self.rhs_layout(n, k)
+        bias, w = fmt.decode(rhs_u8) if decode else fmt.block_view(rhs_u8)
         return BiasRhs(bias, w)
 
     def epilogue(self, acc: NDArray[np.float32], clamp: Clamp) -> NDArray[np.float32]:
@@ -131,13 +133,17 @@ class _Pf32Mopa(_Pf32Kernel, PackedLhsKernel):
     def get_lhs_packed_offset(self, m_idx: int, k: int) -> int:
         m_idx, k = check_count("m_idx", m_idx), check_count("k", k)
         self._assume(m_idx % self.get_mr() == 0, "m_idx % mr == 0", "get_lhs_packed_offset")
-        return m_idx * k * 4
+        return self.lhs_layout(0, k).offset(m_idx)
 
     def lhs_packed_size(self, m: int, k: int) -> int:
-        return roundup(m, self.get_mr()) * k * 4
+        return self.lhs_layout(m, k).size()
+
+    def lhs_layout(self, m: int, k: int) -> SmeLhsLayout:
+        """The packed LHS format this kernel reads (``x32p2vlx1``)."""
+        return SmeLhsLayout.for_svl(F32, 1, self.svl, m, k)
 
     def decode_lhs(self, lhs: NDArray[np.uint8], m: int, k: int) -> NDArray[np.float32]:
-        out: NDArray[np.float32] = read_lhs_blocks(lhs, m, k, self.get_mr(), 1, F32)
+        out: NDArray[np.float32] = self.lhs_layout(m, k).decode(lhs)
         return out
 
     def decode_rhs(self, rhs: NDArray[np.uint8], n: int, k: int) -> BiasRhs:

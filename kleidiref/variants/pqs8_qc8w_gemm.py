@@ -44,6 +44,7 @@ from .._buffers import (
     writable_u8,
 )
 from ..kai.interface import RawLhsRow, RequantizingKernel, TileParams, Ukernel
+from ..kai.layouts import Qsi8cxp2vlx4sbLayout, SmeLhsLayout
 from ..numerics import frintn_fcvtzs, ftz32, wrap_i32
 from ..targets import Target, resolve_target, target_svl
 from ._int8_common import (
@@ -52,7 +53,7 @@ from ._int8_common import (
     kai_matmul_requantize32_params,
     kai_rhs_pack_qsi8cx_params,
 )
-from ._sme_packers import SmeLhsPacker, read_lhs_blocks
+from ._sme_packers import SmeLhsPacker
 
 __all__ = [
     "PackedWeights",
@@ -78,11 +79,6 @@ F32 = np.dtype(np.float32)
 I8 = np.dtype(np.int8)
 I32 = np.dtype(np.int32)
 KR = 4
-
-
-def _rhs_stride(k: int, nr: int) -> int:
-    """Bytes of one nr-column block: nr * (int32 bias + roundup(K, 4) int8 + f32 scale)."""
-    return nr * (4 + roundup(k, KR) + 4)
 
 
 class kai_lhs_pack_x8p2vlx4_x8_sme(SmeLhsPacker):
@@ -115,7 +111,11 @@ class kai_rhs_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme(Ukernel):
 
     def get_n_step(self) -> int:
         """nr = n_step = 2 * VLb / 4."""
-        return 2 * self.vlb // KR
+        return self.rhs_layout(0, 0).nr
+
+    def rhs_layout(self, n: int, k: int) -> Qsi8cxp2vlx4sbLayout:
+        """The packed format of an n x k RHS."""
+        return Qsi8cxp2vlx4sbLayout.for_svl(self.svl, n, k)
 
     def _check_n_idx(self, n_idx: int, fn: str) -> int:
         n_idx = check_count("n_idx", n_idx)
@@ -132,7 +132,7 @@ class kai_rhs_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme(Ukernel):
         return check_count("n_idx", n_idx) * 4
 
     def get_rhs_packed_stride(self, k: int) -> int:
-        return _rhs_stride(check_count("k", k), self.get_n_step())
+        return self.rhs_layout(0, check_count("k", k)).stride
 
     def get_rhs_packed_offset(self, n_idx: int, k: int) -> int:
         n_idx = self._check_n_idx(n_idx, "get_rhs_packed_offset")
@@ -186,8 +186,8 @@ class kai_rhs_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme(Ukernel):
         w_kn = read_matrix(as_u8(rhs, "rhs"), k, n, stride, I8, "rhs", src)
         b = read_matrix(as_u8(bias, "bias"), 1, n, 4 * n, I32, "bias", src)[0]
         sc = read_matrix(as_u8(scale, "scale"), 1, n, 4 * n, F32, "scale", src)[0]
-        nb = roundup(n, nr) // nr
-        k4 = roundup(k, KR)
+        fmt = self.rhs_layout(n, k)
+        nb, k4 = fmt.blocks, fmt.k4
         wp = np.zeros((k4, nb * nr), dtype=I8)
         wp[:k, :n] = w_kn
         # bias' = bias + (-izp) * colsum: SDOT with all-ones, negated izp, MLA (int32 wrap).
@@ -201,12 +201,8 @@ class kai_rhs_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme(Ukernel):
         scale_p = np.zeros(nb * nr, dtype=F32)
         with np.errstate(over="ignore", invalid="ignore"):
             scale_p[:n] = sc * np.float32(params.scale_multiplier)
-        blocks = out[:size].reshape(nb, _rhs_stride(k, nr))
-        if k > 0:
-            blocks[:, : 4 * nr] = bias_p.reshape(nb, nr).view(np.uint8)
-        data = wp.reshape(k4 // KR, KR, nb, nr).transpose(2, 0, 3, 1).reshape(nb, nr * k4)
-        blocks[:, 4 * nr : 4 * nr + nr * k4] = data.view(np.uint8)
-        blocks[:, 4 * nr + nr * k4 :] = scale_p.reshape(nb, nr).view(np.uint8)
+        # With K == 0 the bias slots are not written.
+        fmt.encode_into(out, bias_p if k > 0 else None, wp, scale_p)
 
     def pack(
         self,
@@ -254,15 +250,7 @@ def decode_qsi8cxp2vlx4sb(
 ) -> tuple[NDArray[np.int32], NDArray[np.float32], NDArray[np.float32]]:
     """Decode a packed pqs8 RHS: ``(bias'[n] int32, W[K4, n] as float32, scale'[n])``."""
     u8 = np.frombuffer(buf, dtype=np.uint8) if isinstance(buf, bytes) else buf
-    k4 = roundup(k, KR)
-    nb = roundup(n, nr) // nr
-    raw = u8[: nb * _rhs_stride(k, nr)].reshape(nb, -1)
-    bias: NDArray[np.int32] = np.ascontiguousarray(raw[:, : 4 * nr]).view(np.int32).reshape(-1)[:n]
-    w8 = raw[:, 4 * nr : 4 * nr + nr * k4].view(np.int8).reshape(nb, k4 // KR, nr, KR)
-    w = np.empty((k4, nb * nr), dtype=F32)
-    w.reshape(k4 // KR, KR, nb, nr)[...] = w8.transpose(1, 3, 0, 2)  # one strided astype
-    scale: NDArray[np.float32] = np.ascontiguousarray(raw[:, 4 * nr + nr * k4 :]).view(F32).reshape(-1)[:n]
-    return bias, w[:, :n], scale
+    return Qsi8cxp2vlx4sbLayout(nr, n, k).decode(u8)
 
 
 def requantize(
@@ -312,33 +300,38 @@ class Qsi8cxp2vlx4sbRhs:
 class _Pqs8Kernel(RequantizingKernel):
     """What the pqs8 kernels share: the packed RHS and the requantizing epilogue."""
 
+    def rhs_layout(self, n: int, k: int) -> Qsi8cxp2vlx4sbLayout:
+        """The packed RHS format this kernel reads (nr = 2 VL / 4)."""
+        return Qsi8cxp2vlx4sbLayout.for_svl(self.svl, n, k)
+
     def get_nr(self) -> int:
-        return 2 * self.vls
+        return self.rhs_layout(0, 0).nr
 
     def get_rhs_packed_offset(self, n_idx: int, k: int) -> int:
         n_idx, k = check_count("n_idx", n_idx), check_count("k", k)
-        nr = 2 * self.vls
-        if n_idx % nr:
+        fmt = self.rhs_layout(0, k)
+        if n_idx % fmt.nr:
             fn = f"kai_get_rhs_packed_offset_{self.name[4:]}"
             raise ValueError(f"KAI_ASSUME(n_idx % nr == 0) fails in {fn}")
-        return n_idx // nr * _rhs_stride(k, nr)
+        return fmt.offset(n_idx)
 
     def rhs_packed_size(self, n: int, k: int) -> int:
-        nr = 2 * self.vls
-        return roundup(n, nr) // nr * _rhs_stride(k, nr)
+        return self.rhs_layout(n, k).size()
 
     def decode_rhs(self, rhs: NDArray[np.uint8], n: int, k: int) -> Qsi8cxp2vlx4sbRhs:
-        nr = 2 * self.vls
-        found = packed_rhs_columns(rhs, _rhs_stride(k, nr), nr, n)
+        fmt = self.rhs_layout(n, k)
+        nr = fmt.nr
+        found = packed_rhs_columns(rhs, fmt.stride, nr, n)
         if found is not None:
             # Decoded once from the immutable bytes of this PackedRhs (cannot go stale).
             owner, full_n = found
             b, w, sc = owner.decoded(
-                ("qsi8cxp2vlx4sb", full_n, k, nr), lambda buf: decode_qsi8cxp2vlx4sb(buf, full_n, k, nr)
+                ("qsi8cxp2vlx4sb", full_n, k, nr),
+                lambda buf: Qsi8cxp2vlx4sbLayout(nr, full_n, k).decode(np.frombuffer(buf, np.uint8)),
             )
             amax = owner.decoded(("qsi8cxp2vlx4sb|W|", full_n, k, nr), lambda _: float(np.abs(w).max(initial=0)))
             return Qsi8cxp2vlx4sbRhs(b[:n], w[:, :n], sc[:n], amax)
-        return Qsi8cxp2vlx4sbRhs(*decode_qsi8cxp2vlx4sb(rhs, n, k, nr))
+        return Qsi8cxp2vlx4sbRhs(*fmt.decode(rhs))
 
     def accumulate(self, lhs: NDArray[Any], rhs: Qsi8cxp2vlx4sbRhs) -> NDArray[np.int32]:
         """ADDHA of ``bias'`` into a zeroed ZA, then SMOPA / SDOT of the int8 rows ``lhs`` [M, K or
@@ -367,13 +360,17 @@ class _Pqs8Mopa(_Pqs8Kernel):
     def get_lhs_packed_offset(self, m_idx: int, k: int) -> int:
         m_idx, k = check_count("m_idx", m_idx), check_count("k", k)
         self._assume(m_idx % self.get_mr() == 0, "m_idx % mr == 0", "get_lhs_packed_offset")
-        return m_idx * roundup(k, KR)
+        return self.lhs_layout(0, k).offset(m_idx)
 
     def lhs_packed_size(self, m: int, k: int) -> int:
-        return roundup(m, self.get_mr()) * roundup(k, KR)
+        return self.lhs_layout(m, k).size()
+
+    def lhs_layout(self, m: int, k: int) -> SmeLhsLayout:
+        """The packed LHS format this kernel reads (``x8p2vlx4``)."""
+        return SmeLhsLayout.for_svl(I8, KR, self.svl, m, k)
 
     def decode_lhs(self, lhs: NDArray[np.uint8], m: int, k: int) -> NDArray[np.int8]:
-        out: NDArray[np.int8] = read_lhs_blocks(lhs, m, k, self.get_mr(), KR, I8)
+        out: NDArray[np.int8] = self.lhs_layout(m, k).decode(lhs)
         return out
 
 

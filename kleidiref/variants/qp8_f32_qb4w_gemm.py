@@ -44,22 +44,20 @@ from .._buffers import (
     writable_u8,
 )
 from ..kai.interface import BlockwiseKernel, Clamp, TileParams, Ukernel
+from ..kai.layouts import Qai8dxpLayout, Qsi4c32pLayout
 from ..numerics import bf16_to_f32
 from ..quant import qb4
 from ..quant.qai8dx import quantize_qai8dx
 from ..targets import Target, resolve_target
-from ._qai8dxp import Qai8dxpRows, kai_lhs_quant_pack_qai8dxp_f32, read_qai8dxp
+from ._qai8dxp import Qai8dxpRows, kai_lhs_quant_pack_qai8dxp_f32
 from ._qb4w_common import (
     EpilogueKind,
     Layout,
     PreparedRhs,
     check_rhs_params,
-    kernel_rhs_stride,
-    pack_rhs,
     prepare_rhs,
     qb4w_matmul,
     rsum_chain,
-    unpack_rhs,
 )
 
 __all__ = [
@@ -140,7 +138,7 @@ class _Qsi4c32Packer(Ukernel):
 
     def get_rhs_packed_stride(self, k: int, nr: int, kr: int, sr: int, bl: int, scale_dt: str = "bf16") -> int:
         self._check(1, k, nr, kr, sr, bl, scale_dt, "get_rhs_packed_stride")
-        return kernel_rhs_stride(k, nr, bl)
+        return Qsi4c32pLayout(nr, bl, kr // sr, 0, k, self.layout).stride
 
     def get_rhs_packed_offset(
         self, n_idx: int, k: int, nr: int, kr: int, sr: int, bl: int, scale_dt: str = "bf16"
@@ -208,7 +206,7 @@ class _Qsi4c32Packer(Ukernel):
         d_pad = bf16_to_f32(scale_pad)
         rsum = self._rsum(w_pad, d_pad, bl, kr // sr)
         bias_pad = np.zeros(npad, dtype=F32) if bias is None else bias[src].astype(F32)
-        packed = pack_rhs(w_pad, scale_pad, rsum, bias_pad, nr=nr, bl=bl, layout=self.layout, bbl=kr // sr)
+        packed = Qsi4c32pLayout(nr, bl, kr // sr, n, k, self.layout).encode(w_pad, scale_pad, rsum, bias_pad)
         out = writable_u8(rhs_packed, "rhs_packed")
         require_bytes(out, packed.size, "rhs_packed", self._fn("get_rhs_packed_size"))
         out[: packed.size] = packed
@@ -424,8 +422,8 @@ def xnn_pack_kai_qb4_weights_and_biases(
     if bias is not None:
         if not isinstance(bias, np.ndarray) or bias.dtype != F32 or bias.shape != (n,):
             raise TypeError(f"bias must be a float32 array of shape ({n},) or None")
-        stride = kernel_rhs_stride(k, nr, bl)
-        g = roundup(n, nr) // nr
+        fmt = Qsi4c32pLayout(nr, bl, kr // sr, n, k, "qsi4c32p")
+        g, stride = fmt.blocks, fmt.stride
         view = out.reshape(g, stride)[:, stride - 4 * nr :]
         slots = np.zeros(g * nr, dtype="<f4")
         slots[:n] = bias
@@ -467,36 +465,41 @@ class _Qb4wKernel(BlockwiseKernel):
             n_step=ns * (v if s[3] else 1),
         )
 
-    def _lhs_stride(self, k: int) -> int:
-        return self.get_mr() * (roundup(k, 32) + 8)
-
     def get_lhs_packed_offset(self, m_idx: int, k: int) -> int:
         m_idx, k = check_count("m_idx", m_idx), check_count("k", k)
         self._assume(m_idx % self.get_mr() == 0, "(m_idx % mr) == 0", "get_lhs_packed_offset")
-        return (m_idx // self.get_mr()) * self._lhs_stride(k)
+        return self.lhs_layout(0, k).offset(m_idx)
 
     def get_rhs_packed_offset(self, n_idx: int, k: int, bl: int | None = None) -> int:
         n_idx, k = check_count("n_idx", n_idx), check_count("k", k)
         b = self.check_bl(bl, "get_rhs_packed_offset")
         self._assume(k % b == 0, "(k % bl) == 0", "get_rhs_packed_offset")
         self._assume(n_idx % self.get_nr() == 0, "(n_idx % nr) == 0", "get_rhs_packed_offset")
-        return (n_idx // self.get_nr()) * kernel_rhs_stride(k, self.get_nr(), b)
+        return self.rhs_layout(0, k, b).offset(n_idx)
 
     def lhs_packed_size(self, m: int, k: int) -> int:
-        return roundup(m, self.get_mr()) // self.get_mr() * self._lhs_stride(k)
+        return self.lhs_layout(m, k).size()
 
     def rhs_packed_size(self, n: int, k: int, bl: int | None = None) -> int:
         b = self.check_bl(bl, "get_rhs_packed_size")
-        return roundup(n, self.get_nr()) // self.get_nr() * kernel_rhs_stride(k, self.get_nr(), b)
+        return self.rhs_layout(n, k, b).size()
+
+    def lhs_layout(self, m: int, k: int) -> Qai8dxpLayout:
+        """The packed LHS format this kernel reads."""
+        p = self.tile_params()
+        return Qai8dxpLayout(p.mr, p.kr, p.sr, m, k)
+
+    def rhs_layout(self, n: int, k: int, bl: int) -> Qsi4c32pLayout:
+        """The packed RHS format this kernel reads (block depth ``rhs_bbl``)."""
+        return Qsi4c32pLayout(self.get_nr(), bl, self.rhs_bbl, n, k, self.layout)
 
     def decode_lhs(self, lhs: NDArray[np.uint8], m: int, k: int) -> Qai8dxpRows:
-        p = self.tile_params()
-        q, neg_zp, dq = read_qai8dxp(lhs, m, k, p.mr, p.kr, p.sr)
+        q, neg_zp, dq = self.lhs_layout(m, k).decode(lhs)
         return Qai8dxpRows(q[:, :k], neg_zp, dq)
 
     def decode_rhs(self, rhs: NDArray[np.uint8], n: int, k: int, bl: int | None = None) -> PreparedRhs:
         b = self.check_bl(bl, "run_matmul")
-        w, sc, rsum, bias = unpack_rhs(rhs, n, k, self.get_nr(), b, self.layout, self.rhs_bbl)
+        w, sc, rsum, bias = self.rhs_layout(n, k, b).decode(rhs)
         return prepare_rhs(w, sc, rsum, bias, b)
 
     def compute(self, lhs: Qai8dxpRows, rhs: PreparedRhs, epilogue: Clamp) -> NDArray[np.float32]:
@@ -732,7 +735,7 @@ def prepare_weights(
             nr=p.nr,
             transpose_weights=transpose_rhs,
         )
-    w, sc, rsum, b = unpack_rhs(packed, nn, kk, p.nr, bl, kern.layout, kern.rhs_bbl)
+    w, sc, rsum, b = kern.rhs_layout(nn, kk, bl).decode(packed)
     return PreparedQb4w((fam[0].name, fam[1].name), t.svl_bits, nn, kk, bl, packed, prepare_rhs(w, sc, rsum, b, bl))
 
 

@@ -66,6 +66,7 @@ from .._buffers import (
     writable_u8,
 )
 from ..kai.interface import Clamp, PackedLhsKernel, TileParams, Ukernel
+from ..kai.layouts import Qai8dxpLayout, Qsi8cxpLayout
 from ..numerics import wrap_i32
 from ..quant.qai8dx import quantize_qai8dx
 from ..targets import Target, resolve_target, target_svl
@@ -74,7 +75,7 @@ from ._int8_common import (
     kai_rhs_pack_qsi8cx_params,
     qai8dxp_epilogue,
 )
-from ._qai8dxp import Qai8dxpRows, kai_lhs_quant_pack_qai8dxp_f32, read_qai8dxp
+from ._qai8dxp import Qai8dxpRows, kai_lhs_quant_pack_qai8dxp_f32
 
 __all__ = [
     "PackedWeights",
@@ -104,20 +105,6 @@ VARIANT = "qp8_f32_qc8w_gemm"
 F32 = np.dtype(np.float32)
 I8 = np.dtype(np.int8)
 KR = 4
-
-
-def _k32(k: int) -> int:
-    return roundup(k, 32)
-
-
-def _rhs_stride(k: int, nr: int) -> int:
-    """Bytes of one nr-column block: nr * (K32 int8 + int32 rsum + f32 scale + f32 bias)."""
-    return nr * (_k32(k) + 4 + 4 + 4)
-
-
-def _lhs_stride(k: int, mr: int) -> int:
-    """Bytes of one mr-row block of the qai8dxp LHS: mr * (K32 int8 + int32 -zp + f32 dq)."""
-    return mr * (_k32(k) + 4 + 4)
 
 
 def _kai_assert(cond: bool, what: str, fn: str) -> None:
@@ -157,7 +144,7 @@ class _QsiRhsPacker(Ukernel):
         return n_idx * rhs_stride if self.layout == "nxk" else n_idx
 
     def get_rhs_packed_stride(self, k: int, nr: int, kr: int, sr: int) -> int:
-        return _rhs_stride(check_count("k", k), check_count("nr", nr, minimum=1))
+        return Qsi8cxpLayout(check_count("nr", nr, minimum=1), kr, 0, check_count("k", k)).stride
 
     def get_rhs_packed_offset(self, n_idx: int, k: int, nr: int, kr: int, sr: int) -> int:
         n_idx, nr = check_count("n_idx", n_idx), check_count("nr", nr, minimum=1)
@@ -196,7 +183,8 @@ class _QsiRhsPacker(Ukernel):
         _kai_assert(params is not None, "params != NULL", fn)
         if not isinstance(params, kai_rhs_pack_qsi8cx_params):
             raise TypeError("params must be a kai_rhs_pack_qsi8cx_params")
-        k32 = _k32(k)
+        fmt = Qsi8cxpLayout(nr, kr, n, k)
+        k32 = fmt.k32
         if k32 % kr:
             # Note: upstream does not check this; with kr not dividing roundup(k, 32) its loop
             # writes a layout no kernel reads, so the oracle refuses it.
@@ -220,20 +208,12 @@ class _QsiRhsPacker(Ukernel):
             if bias is None
             else read_matrix(as_u8(bias, "bias"), 1, n, 4 * n, F32, "bias", fn)[0]
         )
-        nb = roundup(n, nr) // nr
-        cols = np.minimum(np.arange(nb * nr), n - 1)  # columns past N replicate column N-1
-        wp = np.zeros((nb * nr, k32), dtype=I8)
+        cols = np.minimum(np.arange(fmt.blocks * nr), n - 1)  # columns past N replicate column N-1
+        wp = np.zeros((fmt.blocks * nr, k32), dtype=I8)
         wp[:, :k] = w_nk[cols]
         # rsum: int32 partial sums times lhs_zero_point, accumulated in int32 (wraps).
         rsum = wrap_i32(wp.sum(axis=1, dtype=np.int64) * params.lhs_zero_point)
-        packed = np.empty((nb, _rhs_stride(k, nr)), dtype=np.uint8)
-        data = wp.reshape(nb, nr, k32 // kr, kr).transpose(0, 2, 1, 3).reshape(nb, nr * k32)
-        packed[:, : nr * k32] = data.view(np.uint8)
-        base = nr * k32
-        packed[:, base : base + 4 * nr] = rsum.reshape(nb, nr).view(np.uint8)
-        packed[:, base + 4 * nr : base + 8 * nr] = sc[cols].reshape(nb, nr).view(np.uint8)
-        packed[:, base + 8 * nr : base + 12 * nr] = b[cols].reshape(nb, nr).view(np.uint8)
-        out[:size] = packed.reshape(-1)
+        out[:size] = fmt.encode(wp, rsum, sc[cols], b[cols])
 
     def pack(
         self,
@@ -315,20 +295,7 @@ def decode_qsi8cxp(
 ) -> tuple[NDArray[np.float32], NDArray[np.int32], NDArray[np.float32], NDArray[np.float32]]:
     """Decode a packed qsi8cxp RHS: ``(W[K32, n] as float32, rsum[n], scale[n], bias[n])``."""
     u8 = np.frombuffer(buf, dtype=np.uint8) if isinstance(buf, bytes) else buf
-    k32 = _k32(k)
-    nb = roundup(n, nr) // nr
-    stride = _rhs_stride(k, nr)
-    raw = u8[: nb * stride].reshape(nb, stride)
-    w8 = raw[:, : nr * k32].view(np.int8).reshape(nb, k32 // kr, nr, kr)
-    w = np.empty((k32, nb * nr), dtype=F32)
-    w.reshape(k32 // kr, kr, nb, nr)[...] = w8.transpose(1, 3, 0, 2)  # one strided astype
-    base = nr * k32
-
-    def tail(lo: int, dt: Any) -> NDArray[Any]:
-        arr: NDArray[Any] = np.ascontiguousarray(raw[:, lo : lo + 4 * nr]).view(dt).reshape(-1)[:n]
-        return arr
-
-    return w[:, :n], tail(base, np.int32), tail(base + 4 * nr, F32), tail(base + 8 * nr, F32)
+    return Qsi8cxpLayout(nr, kr, n, k).decode(u8)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -360,21 +327,19 @@ class _Qp8Kernel(PackedLhsKernel):
         m_idx, k = check_count("m_idx", m_idx), check_count("k", k)
         mr = self.get_mr()
         self._assume(m_idx % mr == 0, "(m_idx % mr) == 0", "get_lhs_packed_offset")
-        return (m_idx // mr) * _lhs_stride(k, mr)
+        return self.lhs_layout(0, k).offset(m_idx)
 
     def get_rhs_packed_offset(self, n_idx: int, k: int) -> int:
         n_idx, k = check_count("n_idx", n_idx), check_count("k", k)
         nr = self.get_nr()
         self._assume(n_idx % nr == 0, "(n_idx % nr) == 0", "get_rhs_packed_offset")
-        return (n_idx // nr) * _rhs_stride(k, nr)
+        return self.rhs_layout(0, k).offset(n_idx)
 
     def lhs_packed_size(self, m: int, k: int) -> int:
-        mr = self.get_mr()
-        return roundup(m, mr) // mr * _lhs_stride(k, mr)
+        return self.lhs_layout(m, k).size()
 
     def rhs_packed_size(self, n: int, k: int) -> int:
-        nr = self.get_nr()
-        return roundup(n, nr) // nr * _rhs_stride(k, nr)
+        return self.rhs_layout(n, k).size()
 
     def _check_problem(self, m: object, n: object, k: object) -> tuple[int, int, int]:
         m_, n_, k_ = super()._check_problem(m, n, k)
@@ -392,21 +357,33 @@ class _Qp8Kernel(PackedLhsKernel):
                 raise ValueError(f"KAI_ASSERT(n > 0) fails in kai_run_{self.name[4:]}")
         return m_, n_, k_
 
+    def lhs_layout(self, m: int, k: int) -> Qai8dxpLayout:
+        """The packed LHS format this kernel reads (mr, kr of its tiles, sr 1)."""
+        p = self.tile_params()
+        return Qai8dxpLayout(p.mr, p.kr, 1, m, k)
+
+    def rhs_layout(self, n: int, k: int) -> Qsi8cxpLayout:
+        """The packed RHS format this kernel reads (nr, kr of its tiles)."""
+        p = self.tile_params()
+        return Qsi8cxpLayout(p.nr, p.kr, n, k)
+
     def decode_lhs(self, lhs: NDArray[np.uint8], m: int, k: int) -> Qai8dxpRows:
-        return Qai8dxpRows(*read_qai8dxp(lhs, m, k, self.get_mr(), self.get_kr(), 1))
+        return Qai8dxpRows(*self.lhs_layout(m, k).decode(lhs))
 
     def decode_rhs(self, rhs: NDArray[np.uint8], n: int, k: int) -> Qsi8cxpRhs:
-        nr, kr = self.get_nr(), self.get_kr()
-        found = packed_rhs_columns(rhs, _rhs_stride(k, nr), nr, n)
+        fmt = self.rhs_layout(n, k)
+        nr, kr = fmt.nr, fmt.kr
+        found = packed_rhs_columns(rhs, fmt.stride, nr, n)
         if found is not None:
             # Decoded once from the immutable bytes of this PackedRhs (cannot go stale).
             owner, full_n = found
             w, rsum, sc, b = owner.decoded(
-                ("qsi8cxp", full_n, k, nr, kr), lambda buf: decode_qsi8cxp(buf, full_n, k, nr, kr)
+                ("qsi8cxp", full_n, k, nr, kr),
+                lambda buf: Qsi8cxpLayout(nr, kr, full_n, k).decode(np.frombuffer(buf, np.uint8)),
             )
             amax = owner.decoded(("qsi8cxp|W|", full_n, k, nr, kr), lambda _: float(np.abs(w).max(initial=0)))
             return Qsi8cxpRhs(w[:, :n], rsum[:n], sc[:n], b[:n], amax)
-        return Qsi8cxpRhs(*decode_qsi8cxp(rhs, n, k, nr, kr), 128.0)
+        return Qsi8cxpRhs(*fmt.decode(rhs), 128.0)
 
     def accumulate(self, lhs: Qai8dxpRows, rhs: Qsi8cxpRhs) -> NDArray[np.int32]:
         """The int32 accumulator (wraps): the integer dot products, then ``-zp * rsum``."""
