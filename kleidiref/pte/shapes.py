@@ -12,24 +12,23 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ..conv import conv_output_size
 from .flatbuffer import PteError
 from .xnngraph import XnnGraph, XnnNode
 
-__all__ = ["conv_output_size", "deconv_output_size", "runtime_shapes"]
+__all__ = ["deconv_output_size", "runtime_shapes"]
 
 Shape = tuple[int, ...]
-
-
-def conv_output_size(size: int, kernel: int, stride: int, dilation: int, pad_before: int, pad_after: int) -> int:
-    """A convolution or pooling output size (XNNPACK ``xnn_compute_convolution_output_dimension``)."""
-    effective = (kernel - 1) * dilation + 1
-    padded = size + pad_before + pad_after
-    return 0 if padded < effective else (padded - effective) // stride + 1
 
 
 def deconv_output_size(size: int, kernel: int, stride: int, dilation: int, adjustment: int, pads: int) -> int:
     """A deconvolution output size (XNNPACK ``xnn_compute_deconvolution_output_dimension``)."""
     return max(stride * (size - 1) + adjustment + (kernel - 1) * dilation + 1 - pads, 0)
+
+
+def _out(size: int, kernel: int, stride: int, dilation: int, pad_before: int, pad_after: int) -> int:
+    """One convolution or pooling output size (:func:`kleidiref.conv.conv_output_size` of the padded input)."""
+    return max(0, conv_output_size(size + pad_before + pad_after, kernel, dilation, stride))
 
 
 def _broadcast(a: Shape, b: Shape) -> Shape:
@@ -52,7 +51,7 @@ def _fc(f: Mapping[str, Any], s: Callable[[int], Shape]) -> Shape:
 
 def _conv(f: Mapping[str, Any], s: Callable[[int], Shape]) -> Shape:
     n, h, w, _ = s(f["input1_id"])
-    oh = conv_output_size(
+    oh = _out(
         h,
         f["kernel_height"],
         f["subsampling_height"],
@@ -60,9 +59,7 @@ def _conv(f: Mapping[str, Any], s: Callable[[int], Shape]) -> Shape:
         f["padding_top"],
         f["padding_bottom"],
     )
-    ow = conv_output_size(
-        w, f["kernel_width"], f["subsampling_width"], f["dilation_width"], f["padding_left"], f["padding_right"]
-    )
+    ow = _out(w, f["kernel_width"], f["subsampling_width"], f["dilation_width"], f["padding_left"], f["padding_right"])
     return (n, oh, ow, f["groups"] * f["group_output_channels"])
 
 
@@ -96,20 +93,16 @@ def _bmm(f: Mapping[str, Any], s: Callable[[int], Shape]) -> Shape:
 
 def _pool(f: Mapping[str, Any], s: Callable[[int], Shape]) -> Shape:
     n, h, w, c = s(f["input_id"])
-    oh = conv_output_size(
-        h, f["pooling_height"], f["stride_height"], f["dilation_height"], f["padding_top"], f["padding_bottom"]
-    )
-    ow = conv_output_size(
-        w, f["pooling_width"], f["stride_width"], f["dilation_width"], f["padding_left"], f["padding_right"]
-    )
+    oh = _out(h, f["pooling_height"], f["stride_height"], f["dilation_height"], f["padding_top"], f["padding_bottom"])
+    ow = _out(w, f["pooling_width"], f["stride_width"], f["dilation_width"], f["padding_left"], f["padding_right"])
     return (n, oh, ow, c)
 
 
 def _argmax_pool(f: Mapping[str, Any], s: Callable[[int], Shape]) -> Shape:
     n, h, w, c = s(f["input_id"])
     ph, pw = f["pooling_height"], f["pooling_width"]  # the stride is the pooling size
-    oh = conv_output_size(h, ph, ph, 1, f["padding_top"], f["padding_bottom"])
-    return (n, oh, conv_output_size(w, pw, pw, 1, f["padding_left"], f["padding_right"]), c)
+    oh = _out(h, ph, ph, 1, f["padding_top"], f["padding_bottom"])
+    return (n, oh, _out(w, pw, pw, 1, f["padding_left"], f["padding_right"]), c)
 
 
 def _reshape(f: Mapping[str, Any], s: Callable[[int], Shape]) -> Shape:
