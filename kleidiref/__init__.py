@@ -1,8 +1,8 @@
 """kleidiref: a bit-exact numpy reference of the KleidiAI SME/SME2 GEMM kernels XNNPACK runs.
 
 * :mod:`kleidiref.variants`: one module per XNNPACK variant (``pf32_gemm``, ``pf16_gemm``,
-  ``qp8_f32_qc8w_gemm``, ``pqs8_qc8w_gemm``, ``qp8_f32_qb4w_gemm``, and ``igemm`` for Conv2d), with
-  KleidiAI's packers and kernels under their exact names and a friendly ``gemm``;
+  ``qp8_f32_qc8w_gemm``, ``pqs8_qc8w_gemm``, ``qp8_f32_qb4w_gemm``, ``qp8_f32_qc4w_gemm``, and ``igemm``
+  for Conv2d), with KleidiAI's packers and kernels under their exact names and a friendly ``gemm``;
 * :mod:`kleidiref.numerics`: every rounding step, named; :mod:`kleidiref.quant`: the schemes;
 * :mod:`kleidiref.targets`: CPUs (features, SVL, flush-to-zero);
 * :mod:`kleidiref.dispatch` / :mod:`kleidiref.ops`: what XNNPACK runs for a node, and running it;
@@ -18,7 +18,15 @@ from .dispatch import Decision, NodeRejected, decide
 from .kai import get_ukernel, list_ukernels
 from .ops import batch_matrix_multiply, convolution_2d, fully_connected
 from .targets import APPLE_M4, GENERIC_SME1, NEON_ONLY, Target, get_target, set_target, svl, target
-from .variants import igemm, pf16_gemm, pf32_gemm, pqs8_qc8w_gemm, qp8_f32_qb4w_gemm, qp8_f32_qc8w_gemm
+from .variants import (
+    igemm,
+    pf16_gemm,
+    pf32_gemm,
+    pqs8_qc8w_gemm,
+    qp8_f32_qb4w_gemm,
+    qp8_f32_qc4w_gemm,
+    qp8_f32_qc8w_gemm,
+)
 
 __all__ = [
     "APPLE_M4",
@@ -43,6 +51,7 @@ __all__ = [
     "pf32_gemm",
     "pqs8_qc8w_gemm",
     "qp8_f32_qb4w_gemm",
+    "qp8_f32_qc4w_gemm",
     "qp8_f32_qc8w_gemm",
     "quant",
     "set_target",

@@ -1,8 +1,8 @@
 """XNNPACK's dispatcher for ``XNNFullyConnected``, ``XNNConv2d`` and ``XNNBatchMatrixMultiply``.
 
 Given a node (datatypes, shapes, flags, convolution parameters) and a :class:`~kleidiref.targets.Target`,
-:func:`decide` answers which XNNPACK GEMM config runs it, whether that is one of the five
-KleidiAI-backed variants (``pf32``, ``pf16``, ``pqs8_qc8w``, ``qp8_f32_qc8w``, ``qp8_f32_qb4w``), which
+:func:`decide` answers which XNNPACK GEMM config runs it, whether that is one of the
+KleidiAI-backed variants (:data:`VARIANT_NAMES`, named by their :mod:`kleidiref.variants` module), which
 micro-kernel type and kernel, and why. A node XNNPACK would refuse at definition or creation time
 raises :class:`NodeRejected` instead (a ``ValueError``): that is an error, not a fallback.
 
@@ -79,8 +79,15 @@ DTYPES: tuple[str, ...] = (
 )
 #: Node operations a CASE may describe.
 OPS: tuple[str, ...] = ("fully_connected", "convolution_2d", "batch_matrix_multiply")
-#: The five KleidiAI-backed variants (``Decision.variant``).
-VARIANT_NAMES: tuple[str, ...] = ("pf32", "pf16", "pqs8_qc8w", "qp8_f32_qc8w", "qp8_f32_qb4w")
+#: The KleidiAI-backed variants (``Decision.variant``), named by their ``kleidiref.variants`` module.
+VARIANT_NAMES: tuple[str, ...] = (
+    "pf32_gemm",
+    "pf16_gemm",
+    "pqs8_qc8w_gemm",
+    "qp8_f32_qc8w_gemm",
+    "qp8_f32_qb4w_gemm",
+    "qp8_f32_qc4w_gemm",
+)
 _FLAGS = ("transpose_weights", "transpose_b")
 Microkernel = Literal["gemm", "igemm", "dwconv", "vmulcaddc"]
 Platform = Literal["linux", "apple"]
@@ -946,7 +953,7 @@ def _check_qs8_scale(node: Node, n: int, why: list[str], *, kind: str = "qs8") -
 
 def _no_variant(kernel: str) -> str:
     if kernel.startswith("kai_"):
-        return "none of the five (a KleidiAI kernel outside them)"
+        return "none (a KleidiAI kernel outside the emulated variants)"
     return "none (generic XNNPACK kernel)"
 
 
@@ -1053,7 +1060,7 @@ def _packed_fc(hw: _Hw, node: Node, in_dt: str, k_dt: str, out_dt: str, why: lis
                     f"available ({lvl.upper()} + KleidiAI) -> input packed as pfp16"
                 )
                 return "pfp16"
-            why.append("pf16 not taken: " + _why_no_sme(hw, "pf16"))
+            why.append("pf16_gemm not taken: " + _why_no_sme(hw, "pf16_gemm"))
         elif out_dt == "fp16":
             from_conv = any(r.startswith("conv -> FC rewrite") for r in why)
             why.append(
@@ -1075,7 +1082,7 @@ def _packed_fc(hw: _Hw, node: Node, in_dt: str, k_dt: str, out_dt: str, why: lis
                     f"available ({lvl.upper()} + KleidiAI) -> input packed as pfp32"
                 )
                 return "pfp32"
-            why.append("pf32 not taken: " + _why_no_sme(hw, "pf32"))
+            why.append("pf32_gemm not taken: " + _why_no_sme(hw, "pf32_gemm"))
         return None
     if in_dt == "qint8":
         if out_dt == "qint8" and k_dt == "qcint8":
@@ -1088,7 +1095,7 @@ def _packed_fc(hw: _Hw, node: Node, in_dt: str, k_dt: str, out_dt: str, why: lis
                     f"config available ({lvl.upper()} + KleidiAI) -> input packed as pqint8"
                 )
                 return "pqint8"
-            why.append("pqs8_qc8w not taken: " + _why_no_sme(hw, "pqs8_qc8w"))
+            why.append("pqs8_qc8w_gemm not taken: " + _why_no_sme(hw, "pqs8_qc8w_gemm"))
         elif out_dt == "qint8" and k_dt == "qint8" and node.op != "batch_matrix_multiply":
             why.append(
                 "pqs8_qc8w needs a per-channel (qcint8) filter for a fully-connected node; this filter is "
@@ -1112,7 +1119,7 @@ def _packed_fc(hw: _Hw, node: Node, in_dt: str, k_dt: str, out_dt: str, why: lis
                 return None
             lvl4 = hw.qb4w_level
             if lvl4 is None:
-                why.append("qp8_f32_qb4w not taken: " + _why_no_neon_kai(hw, "qp8_f32_qb4w", qb4w=True))
+                why.append("qp8_f32_qb4w_gemm not taken: " + _why_no_neon_kai(hw, "qp8_f32_qb4w_gemm", qb4w=True))
                 return None
             why.append(
                 f"packed-LHS pass: qdint8 input, qbint4 filter (zero point 8), fp32 output with the "
@@ -1121,7 +1128,7 @@ def _packed_fc(hw: _Hw, node: Node, in_dt: str, k_dt: str, out_dt: str, why: lis
             )
             return "qpint8"
         if k_dt in ("qcint8", "qcint4"):
-            cfg = "qp8_f32_qc8w" if k_dt == "qcint8" else "qp8_f32_qc4w"
+            cfg = "qp8_f32_qc8w_gemm" if k_dt == "qcint8" else "qp8_f32_qc4w_gemm"
             lvl8 = hw.qp8_level
             if lvl8 is None:
                 why.append(f"{cfg} not taken: " + _why_no_neon_kai(hw, cfg, qb4w=False))
@@ -1236,8 +1243,7 @@ def _gemm_kernel(
             xnn, mr, nr = _XNN_QP8_QC4W_NEON[(lvl, kind)]
         why.append(
             ("M == 1: the 1-row qp8gemm[0] kernel" if gemv else f"M = {m} > 1: the qp8gemm[mr-1] kernel")
-            + f"; {lvl} branch: XNNPACK ukernel {xnn} (KleidiAI {kai}); qp8_f32_qc4w is a sixth "
-            "KleidiAI path (4-bit per-channel weights), not one of the five variants"
+            + f"; {lvl} branch: XNNPACK ukernel {xnn}"
         )
         return kai, xnn, mr, nr
     if cfg in ("f32_qc8w_gemm", "f32_qc4w_gemm"):
@@ -1352,7 +1358,7 @@ def _float_fallbacks(
     if "bf16" in (in_dt, out_dt, k_dt) and in_dt in ("bf16", "fp32") and out_dt in ("bf16", "fp32"):
         why.append(
             "bf16 node: XNNPACK rewrites bf16 nodes to fp32 with converts after the packed-LHS pass, so it "
-            "runs the generic f32 kernel (none of the five variants)"
+            "runs the generic f32 kernel (no KleidiAI variant)"
         )
         return "fp32", "fp32", "fp32"
     return in_dt, k_dt, out_dt
@@ -1370,7 +1376,7 @@ def _decide_gemm_like(hw: _Hw, node: Node, m: int, n: int, k: int, why: list[str
     floaty = out_dt in ("fp32", "fp16")
     if out_dt == "fp32" and in_dt == "fp32" and k_dt in ("fp32", "fp16"):
         if packed == "pfp32":
-            cfg, variant = "pf32_gemm", "pf32"
+            cfg = variant = "pf32_gemm"
             if k_dt == "fp16":
                 why.append(
                     "fp16 weights with fp32 activations: the operator converts the weights to fp32 at "
@@ -1397,7 +1403,7 @@ def _decide_gemm_like(hw: _Hw, node: Node, m: int, n: int, k: int, why: list[str
         }[k_dt]
         why.append(
             "fp16-output dynamically quantized FC without the pf16 config ("
-            + _why_no_sme(hw, "pf16")
+            + _why_no_sme(hw, "pf16_gemm")
             + "): XNNPACK's fp16 fallback (cvt_to_fp32) rewrites it to fp32 after the packed-LHS pass: "
             "the fp16 input is converted to fp32 (exact), quantized by XNNPACK's f32 qd8 quantizer, "
             f"run by {cfg} and the fp32 output converted to fp16 (RNE)"
@@ -1417,7 +1423,7 @@ def _decide_gemm_like(hw: _Hw, node: Node, m: int, n: int, k: int, why: list[str
                 "conversion to fp16)"
             )
         elif packed == "pfp16":
-            cfg, variant = "pf16_gemm", "pf16"
+            cfg = variant = "pf16_gemm"
         else:
             cfg = "f16_gemm"
             if k_dt == "fp32":
@@ -1436,7 +1442,7 @@ def _decide_gemm_like(hw: _Hw, node: Node, m: int, n: int, k: int, why: list[str
                 "qbint4": "qp8_f32_qb4w_gemm",
                 "qcint4": "qp8_f32_qc4w_gemm",
             }[k_dt]
-            variant = {"qcint8": "qp8_f32_qc8w", "qbint4": "qp8_f32_qb4w", "qcint4": None}[k_dt]
+            variant = cfg
         else:
             cfg = {
                 "qcint8": "qd8_f32_qc8w_gemm",
@@ -1470,7 +1476,7 @@ def _decide_gemm_like(hw: _Hw, node: Node, m: int, n: int, k: int, why: list[str
             )
     else:  # qint8
         cfg = "pqs8_qc8w_gemm" if packed == "pqint8" else "qs8_qc8w_gemm"
-        variant = "pqs8_qc8w" if packed == "pqint8" else None
+        variant = cfg if packed == "pqint8" else None
         if op == "fully_connected":
             _check_qs8_scale(node, n, why)
         if k_dt == "qint8":
@@ -1485,10 +1491,8 @@ def _decide_gemm_like(hw: _Hw, node: Node, m: int, n: int, k: int, why: list[str
             "always calls the nxk KleidiAI packer and ignores XNN_FLAG_TRANSPOSE_WEIGHTS, so XNNPACK "
             "would read a [K, N] filter as [N, K]"
         )
-    if cfg == "qp8_f32_qc4w_gemm":
-        why.append(f"result: KleidiAI kernel {kernel} runs (qp8_f32_qc4w, outside the five variants)")
-    elif variant is None:
-        why.append("result: a generic XNNPACK kernel runs (none of the five KleidiAI variants)")
+    if variant is None:
+        why.append("result: a generic XNNPACK kernel runs (none of the KleidiAI variants)")
     else:
         why.append(f"result: KleidiAI variant {variant} runs ({kernel})")
     kind = "Batch Matrix Multiply (NC, " if op == "batch_matrix_multiply" else "Fully Connected (NC, "
@@ -1682,7 +1686,10 @@ def _decide_conv(hw: _Hw, node: Node, why: list[str]) -> Decision:
             "(xnn_init_qu8_conv_minmax_rndnu_neon_params)"
         )
     elif in_dt in ("qint8", "fp32", "fp16"):
-        why.append("no packed type: " + _why_no_sme(hw, {"qint8": "pqs8_qc8w", "fp32": "pf32", "fp16": "pf16"}[in_dt]))
+        why.append(
+            "no packed type: "
+            + _why_no_sme(hw, {"qint8": "pqs8_qc8w_gemm", "fp32": "pf32_gemm", "fp16": "pf16_gemm"}[in_dt])
+        )
     conv_node = dataclasses.replace(node, input=node.input)  # datatypes may change below
     in_dt, k_dt, out_dt = _float_fallbacks(hw, conv_node, in_dt, k_dt, out_dt, packed, why)
     if in_dt == "fp32" and node.input.dtype in ("fp16", "bf16"):
@@ -1690,10 +1697,10 @@ def _decide_conv(hw: _Hw, node: Node, why: list[str]) -> Decision:
     floaty = out_dt in ("fp32", "fp16")
     variant: str | None
     if out_dt == "fp32" and in_dt == "fp32":
-        cfg, variant, fam = ("pf32_gemm", "pf32", "f32") if packed == "pfp32" else ("f32_igemm", None, "f32")
+        cfg, variant, fam = ("pf32_gemm", "pf32_gemm", "f32") if packed == "pfp32" else ("f32_igemm", None, "f32")
         opname = "PF32" if variant else "F32"
     elif out_dt == "fp16":
-        cfg, variant, fam = ("pf16_gemm", "pf16", "f16") if packed == "pfp16" else ("f16_gemm", None, "f16")
+        cfg, variant, fam = ("pf16_gemm", "pf16_gemm", "f16") if packed == "pfp16" else ("f16_gemm", None, "f16")
         opname = "PF16" if variant else "F16"
     elif in_dt == "quint8":
         cfg, variant, fam, opname = "qu8_gemm", None, "qu8", "QU8"
@@ -1706,7 +1713,7 @@ def _decide_conv(hw: _Hw, node: Node, why: list[str]) -> Decision:
         )
     else:
         if packed == "pqint8":
-            cfg, variant, fam = "pqs8_qc8w_gemm", "pqs8_qc8w", "qs8"
+            cfg, variant, fam = "pqs8_qc8w_gemm", "pqs8_qc8w_gemm", "qs8"
             opname = "PQS8, QS8, QC8W"
         else:
             cfg, variant, fam = "qs8_qc8w_gemm", None, "qs8"
@@ -1762,7 +1769,7 @@ def _decide_conv(hw: _Hw, node: Node, why: list[str]) -> Decision:
                 "nr = 8 (dispatch.md §4.5); kleidiref emulates the kernel-consistent layout"
             )
     if variant is None:
-        why.append("result: a generic XNNPACK kernel runs (none of the five KleidiAI variants)")
+        why.append("result: a generic XNNPACK kernel runs (none of the KleidiAI variants)")
     else:
         why.append(f"result: KleidiAI variant {variant} runs ({kernel}) through XNNPACK's IGEMM wrapper {xnn}")
     return Decision(

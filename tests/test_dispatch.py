@@ -100,7 +100,7 @@ def has(d: Decision | NodeRejected, text: str) -> bool:
 
 def test_pf32_fc_sme2_mopa_and_gemv() -> None:
     d = decide(fc(), SME2)
-    assert (d.variant, d.config, d.microkernel) == ("pf32", "pf32_gemm", "gemm")
+    assert (d.variant, d.config, d.microkernel) == ("pf32_gemm", "pf32_gemm", "gemm")
     assert d.kernel == "kai_matmul_clamp_f32_f32p2vlx1_f32p2vlx1biasf32_sme2_mopa"
     assert d.xnn_kernel == "xnn_pf32_gemm_minmax_ukernel_32x32__neonsme2"
     g = decide(fc(m=1), SME2)
@@ -132,8 +132,8 @@ def test_pf32_needs_kleidiai_and_arm64() -> None:
 
 def test_pf32_with_fp16_weights_and_transposed_weights() -> None:
     d = decide(fc(k_dt="fp16"), SME2)
-    assert d.variant == "pf32" and has(d, "converts the weights to fp32")
-    assert decide(fc(flags=("transpose_weights",)), SME2).variant == "pf32"
+    assert d.variant == "pf32_gemm" and has(d, "converts the weights to fp32")
+    assert decide(fc(flags=("transpose_weights",)), SME2).variant == "pf32_gemm"
 
 
 def test_f32_gemm_m1_and_mr() -> None:
@@ -176,7 +176,7 @@ def test_f32_nr2_switch(n: int, nr2: bool) -> None:
 
 def test_pf16_fc_and_names() -> None:
     d = decide(fc("fp16", "fp16", "fp16", bias="fp16"), SME2)
-    assert d.variant == "pf16" and d.kernel == "kai_matmul_clamp_f16_f16p2vlx2_f16p2vlx2_2vlx2vl_sme2_mopa"
+    assert d.variant == "pf16_gemm" and d.kernel == "kai_matmul_clamp_f16_f16p2vlx2_f16p2vlx2_2vlx2vl_sme2_mopa"
     assert d.xnn_kernel == "xnn_pf16_gemm_minmax_ukernel_32x32c2__neonsme2"
     g = decide(fc("fp16", "fp16", "fp16", m=1), SME1)
     assert g.kernel == "kai_matmul_clamp_f16_f16_f16p2vlx2b_1x8vl_sme_mla"
@@ -202,7 +202,7 @@ def test_fp16_1x1_conv_becomes_generic_fc() -> None:
 
 def test_fp16_3x3_conv_with_fp32_filter_is_pf16() -> None:
     d = decide(conv("fp16", "fp32", "fp16"), SME2)
-    assert (d.variant, d.microkernel, d.config) == ("pf16", "igemm", "pf16_gemm")
+    assert (d.variant, d.microkernel, d.config) == ("pf16_gemm", "igemm", "pf16_gemm")
     assert d.xnn_kernel == "xnn_pf16_f16_igemm_minmax_fp16_ukernel_32x32c2__neonsme2"
 
 
@@ -282,7 +282,10 @@ def test_bf16_runs_f32_gemm() -> None:
 
 def test_pqs8_fc_per_channel() -> None:
     d = decide(fc("qint8", "qcint8", "qint8", bias="qcint32"), SME2)
-    assert d.variant == "pqs8_qc8w" and d.kernel == "kai_matmul_clamp_qai8_qai8p2vlx4_qsi8cxpsb2vlx4_2vlx2vl_sme2_mopa"
+    assert (
+        d.variant == "pqs8_qc8w_gemm"
+        and d.kernel == "kai_matmul_clamp_qai8_qai8p2vlx4_qsi8cxpsb2vlx4_2vlx2vl_sme2_mopa"
+    )
     g = decide(fc("qint8", "qcint8", "qint8", m=1), SME2)
     assert g.kernel == "kai_matmul_clamp_qai8_qai8_qsi8cxp2vlx4sb_1x16vl_sme2_dot"
 
@@ -297,7 +300,7 @@ def test_per_tensor_fc_is_generic_but_per_tensor_conv_is_pqs8() -> None:
     d = decide(fc("qint8", "qint8", "qint8", bias="qint32"), SME2)
     assert d.variant is None and d.config == "qs8_qc8w_gemm" and has(d, "per-channel")
     c = decide(conv("qint8", "qint8", "qint8"), SME2)
-    assert c.variant == "pqs8_qc8w" and c.microkernel == "igemm"
+    assert c.variant == "pqs8_qc8w_gemm" and c.microkernel == "igemm"
 
 
 def test_qs8_generic_kernels_by_isa() -> None:
@@ -314,7 +317,7 @@ def test_qs8_requantization_scale_rejected() -> None:
         filter=T("qcint8", (32, 64), scale=(1.0,) * 32),
         output=T("qint8", (4, 32), scale=0.01),
     )
-    assert decide(ok, SME2).variant == "pqs8_qc8w"
+    assert decide(ok, SME2).variant == "pqs8_qc8w_gemm"
     bad = Node(
         op=node.op,
         input=T("qint8", (4, 64), scale=4.0),
@@ -339,7 +342,7 @@ def test_qs8_requantization_scale_rejected() -> None:
 )
 def test_qp8_qc8w_branch_order(t: Target, kernel: str) -> None:
     d = decide(fc("qdint8", "qcint8"), t)
-    assert d.variant == "qp8_f32_qc8w" and d.kernel == kernel and d.input_datatype == "qpint8"
+    assert d.variant == "qp8_f32_qc8w_gemm" and d.kernel == kernel and d.input_datatype == "qpint8"
 
 
 def test_qp8_qc8w_gemv() -> None:
@@ -361,9 +364,9 @@ def test_fp16_output_dynamic_fc_never_qp8() -> None:
     assert d.variant is None and d.config == "qd8_f16_qc8w_gemm" and has(d, "fp16 output")
 
 
-def test_qc4w_is_not_one_of_the_five() -> None:
+def test_qc4w_is_the_qp8_f32_qc4w_gemm_variant() -> None:
     d = decide(fc("qdint8", "qcint4", zero_point=8), SME2)
-    assert d.config == "qp8_f32_qc4w_gemm" and d.variant is None
+    assert d.config == d.variant == "qp8_f32_qc4w_gemm" and d.input_datatype == "qpint8"
 
 
 # ---- §3.5 qb4w ----------------------------------------------------------------------------------
@@ -371,7 +374,9 @@ def test_qc4w_is_not_one_of_the_five() -> None:
 
 def test_qb4w_has_no_sme_branch() -> None:
     d = decide(fc("qdint8", "qbint4", zero_point=8, block_size=32), SME2)
-    assert d.variant == "qp8_f32_qb4w" and d.kernel == "kai_matmul_clamp_f32_qai8dxp4x8_qsi4c32p4x8_16x4x32_neon_i8mm"
+    assert (
+        d.variant == "qp8_f32_qb4w_gemm" and d.kernel == "kai_matmul_clamp_f32_qai8dxp4x8_qsi4c32p4x8_16x4x32_neon_i8mm"
+    )
     g = decide(fc("qdint8", "qbint4", m=1, zero_point=8, block_size=32), DOT_ONLY)
     assert g.kernel == "kai_matmul_clamp_f32_qai8dxp1x4_qsi4c32p4x4_1x4_neon_dotprod"
     # SME without I8MM/DotProd: no qb4w KleidiAI path
@@ -416,10 +421,10 @@ def test_4bit_zero_point_rejected() -> None:
 
 
 def test_conv_1x1_rewrite_reaches_every_fc_variant() -> None:
-    assert decide(conv(kh=1, kw=1, pad=0), SME2).variant == "pf32"
+    assert decide(conv(kh=1, kw=1, pad=0), SME2).variant == "pf32_gemm"
     d = decide(conv("qdint8", "qcint8", "fp32", kh=1, kw=1, pad=0), SME2)
-    assert d.rewritten_to_fc and d.variant == "qp8_f32_qc8w" and d.m == 64
-    assert decide(conv("qint8", "qcint8", "qint8", kh=1, kw=1, pad=0), SME2).variant == "pqs8_qc8w"
+    assert d.rewritten_to_fc and d.variant == "qp8_f32_qc8w_gemm" and d.m == 64
+    assert decide(conv("qint8", "qcint8", "qint8", kh=1, kw=1, pad=0), SME2).variant == "pqs8_qc8w_gemm"
     # per-tensor 1x1 conv -> FC with a qint8 kernel -> generic
     assert decide(conv("qint8", "qint8", "qint8", kh=1, kw=1, pad=0), SME2).variant is None
 
@@ -427,7 +432,7 @@ def test_conv_1x1_rewrite_reaches_every_fc_variant() -> None:
 @pytest.mark.parametrize("kw", [dict(stride=2, pad=0), dict(pad=1), dict(groups=2)])
 def test_conv_1x1_without_rewrite(kw: dict[str, Any]) -> None:
     d = decide(conv(kh=1, kw=1, **{"pad": 0, **kw}), SME2)
-    assert not d.rewritten_to_fc and d.microkernel == "igemm" and d.variant == "pf32"
+    assert not d.rewritten_to_fc and d.microkernel == "igemm" and d.variant == "pf32_gemm"
     assert has(d, "no conv -> FC rewrite")
 
 
@@ -449,7 +454,7 @@ def test_depthwise_runs_generic_dwconv(k: int, tile: int) -> None:
 
 def test_depthwise_too_big_or_qd8_runs_igemm() -> None:
     d = decide(conv(cin=16, cout=16, groups=16, kh=7, kw=7, pad=3), SME2)
-    assert d.microkernel == "igemm" and d.variant == "pf32"
+    assert d.microkernel == "igemm" and d.variant == "pf32_gemm"
     q = decide(conv("qdint8", "qcint8", "fp32", cin=16, cout=16, groups=16), SME2)
     assert q.microkernel == "igemm" and q.config == "qd8_f32_qc8w_gemm"
     s = decide(conv("qint8", "qcint8", "qint8", cin=16, cout=16, groups=16, kh=2, kw=2, pad=0), SME2)
@@ -498,12 +503,12 @@ def test_conv_rejections() -> None:
 
 
 def test_bmm_tables() -> None:
-    assert decide(bmm(), SME2).variant == "pf32"
-    assert decide(bmm(tb=True), SME2).variant == "pf32"
-    assert decide(bmm("fp16"), SME2).variant == "pf16"
+    assert decide(bmm(), SME2).variant == "pf32_gemm"
+    assert decide(bmm(tb=True), SME2).variant == "pf32_gemm"
+    assert decide(bmm("fp16"), SME2).variant == "pf16_gemm"
     assert decide(bmm(), NEON_ONLY).config == "f32_gemm"
     q = decide(bmm("qdint8", "qcint8", "fp32"), SME2)
-    assert q.variant == "qp8_f32_qc8w"
+    assert q.variant == "qp8_f32_qc8w_gemm"
     s = decide(bmm("qint8"), SME2)
     assert s.variant is None and s.config == "qs8_qc8w_gemm"
 
@@ -616,7 +621,7 @@ def test_explain_case_returns_rejection() -> None:
 # ---- spec §5.1: the ExecuTorch recipe table, "SME2 + KleidiAI" column ------------------------------
 
 RECIPES: list[tuple[str, Node, str | None, str]] = [
-    ("fp32 linear", fc(), "pf32", "gemm"),
+    ("fp32 linear", fc(), "pf32_gemm", "gemm"),
     (
         "fp32 linear, non-static weights",
         Node(
@@ -625,37 +630,37 @@ RECIPES: list[tuple[str, Node, str | None, str]] = [
             filter=T("fp32", (32, 64), static=False),
             output=T("fp32", (4, 32)),
         ),
-        "pf32",
+        "pf32_gemm",
         "gemm",
     ),
-    ("fp32 x @ W", fc(flags=("transpose_weights",), bias=None), "pf32", "gemm"),
-    ("fp32 conv 1x1", conv(kh=1, kw=1, pad=0), "pf32", "gemm"),
-    ("fp32 conv 3x3", conv(), "pf32", "igemm"),
+    ("fp32 x @ W", fc(flags=("transpose_weights",), bias=None), "pf32_gemm", "gemm"),
+    ("fp32 conv 1x1", conv(kh=1, kw=1, pad=0), "pf32_gemm", "gemm"),
+    ("fp32 conv 3x3", conv(), "pf32_gemm", "igemm"),
     ("fp32 depthwise 3x3", conv(cin=32, cout=32, groups=32), None, "dwconv"),
-    ("fp32 bmm", bmm(), "pf32", "gemm"),
-    ("fp16 linear", fc("fp16", "fp16", "fp16", bias="fp16"), "pf16", "gemm"),
-    ("fp16 conv 3x3 (fp32 W)", conv("fp16", "fp32", "fp16"), "pf16", "igemm"),
+    ("fp32 bmm", bmm(), "pf32_gemm", "gemm"),
+    ("fp16 linear", fc("fp16", "fp16", "fp16", bias="fp16"), "pf16_gemm", "gemm"),
+    ("fp16 conv 3x3 (fp32 W)", conv("fp16", "fp32", "fp16"), "pf16_gemm", "igemm"),
     ("fp16 conv 1x1 (fp32 W)", conv("fp16", "fp32", "fp16", kh=1, kw=1, pad=0), None, "gemm"),
-    ("fp16 bmm", bmm("fp16"), "pf16", "gemm"),
+    ("fp16 bmm", bmm("fp16"), "pf16_gemm", "gemm"),
     ("bf16 linear", fc("bf16", "bf16", "bf16", bias="fp32"), None, "gemm"),
-    ("static per-channel linear", fc("qint8", "qcint8", "qint8", bias="qcint32"), "pqs8_qc8w", "gemm"),
-    ("static per-channel conv 3x3", conv("qint8", "qcint8", "qint8"), "pqs8_qc8w", "igemm"),
-    ("static per-channel conv 1x1", conv("qint8", "qcint8", "qint8", kh=1, kw=1, pad=0), "pqs8_qc8w", "gemm"),
+    ("static per-channel linear", fc("qint8", "qcint8", "qint8", bias="qcint32"), "pqs8_qc8w_gemm", "gemm"),
+    ("static per-channel conv 3x3", conv("qint8", "qcint8", "qint8"), "pqs8_qc8w_gemm", "igemm"),
+    ("static per-channel conv 1x1", conv("qint8", "qcint8", "qint8", kh=1, kw=1, pad=0), "pqs8_qc8w_gemm", "gemm"),
     ("static per-tensor linear", fc("qint8", "qint8", "qint8", bias="qint32"), None, "gemm"),
-    ("static per-tensor conv 3x3", conv("qint8", "qint8", "qint8"), "pqs8_qc8w", "igemm"),
+    ("static per-tensor conv 3x3", conv("qint8", "qint8", "qint8"), "pqs8_qc8w_gemm", "igemm"),
     ("static per-tensor conv 1x1", conv("qint8", "qint8", "qint8", kh=1, kw=1, pad=0), None, "gemm"),
-    ("dynamic per-channel linear", fc("qdint8", "qcint8"), "qp8_f32_qc8w", "gemm"),
+    ("dynamic per-channel linear", fc("qdint8", "qcint8"), "qp8_f32_qc8w_gemm", "gemm"),
     ("dynamic per-channel conv 3x3", conv("qdint8", "qcint8", "fp32"), None, "igemm"),
     (
         "dynamic per-channel conv 1x1",
         conv("qdint8", "qcint8", "fp32", kh=1, kw=1, pad=0),
-        "qp8_f32_qc8w",
+        "qp8_f32_qc8w_gemm",
         "gemm",
     ),
-    ("dynamic qc4w linear", fc("qdint8", "qcint4", zero_point=8), None, "gemm"),
-    ("8da4w PerGroup(32)", fc("qdint8", "qbint4", zero_point=8, block_size=32), "qp8_f32_qb4w", "gemm"),
-    ("8da4w PerAxis (gs = K)", fc("qdint8", "qbint4", zero_point=8, block_size=64), "qp8_f32_qb4w", "gemm"),
-    ("8da8w PerAxis", fc("qdint8", "qcint8"), "qp8_f32_qc8w", "gemm"),
+    ("dynamic qc4w linear", fc("qdint8", "qcint4", zero_point=8), "qp8_f32_qc4w_gemm", "gemm"),
+    ("8da4w PerGroup(32)", fc("qdint8", "qbint4", zero_point=8, block_size=32), "qp8_f32_qb4w_gemm", "gemm"),
+    ("8da4w PerAxis (gs = K)", fc("qdint8", "qbint4", zero_point=8, block_size=64), "qp8_f32_qb4w_gemm", "gemm"),
+    ("8da8w PerAxis", fc("qdint8", "qcint8"), "qp8_f32_qc8w_gemm", "gemm"),
     ("fp16 model + dynamic linear", fc("qdint8", "qcint8", "fp16"), None, "gemm"),
 ]
 

@@ -33,12 +33,12 @@ def test_json_one_line_per_file_in_order(capsys: pytest.CaptureFixture[str]) -> 
     lines = out.splitlines()
     assert len(lines) == 4
     objs = [json.loads(line) for line in lines]
-    assert set(objs[0]) == KEYS and objs[0]["variant"] == "pf32" and objs[0]["config"] == "pf32_gemm"
+    assert set(objs[0]) == KEYS and objs[0]["variant"] == "pf32_gemm" and objs[0]["config"] == "pf32_gemm"
     assert objs[0]["kernel"] == "kai_matmul_clamp_f32_f32p2vlx1_f32p2vlx1biasf32_sme2_mopa"
     assert set(objs[1]) == {"error"} and "block size" in objs[1]["error"]
     assert objs[2]["variant"] is None and objs[2]["config"] == "f16_gemm" and objs[2]["microkernel"] == "gemm"
     assert any("1x1 convolution" in r for r in objs[2]["reasons"])
-    assert objs[3]["variant"] == "pf16" and objs[3]["kernel"].endswith("_1x8vl_sme_mla")
+    assert objs[3]["variant"] == "pf16_gemm" and objs[3]["kernel"].endswith("_1x8vl_sme_mla")
     assert all(isinstance(r, str) for o in objs if "reasons" in o for r in o["reasons"])
 
 
@@ -59,7 +59,7 @@ def test_invalid_case_is_an_error_line(tmp_path: Path, capsys: pytest.CaptureFix
     lines = [json.loads(x) for x in out.splitlines()]
     assert len(lines) == 3
     assert "error" in lines[0] and "missing" in lines[0]["error"]
-    assert lines[1]["variant"] == "pf32"
+    assert lines[1]["variant"] == "pf32_gemm"
     assert "not JSON" in lines[2]["error"]
 
 
@@ -71,7 +71,7 @@ def test_subprocess_entry_point() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["variant"] == "pf32"
+    assert json.loads(proc.stdout)["variant"] == "pf32_gemm"
 
 
 def test_other_subcommands_still_parse(capsys: pytest.CaptureFixture[str]) -> None:

@@ -28,7 +28,7 @@ from kleidiref.quant.qd8_f16 import quantize_qd8_f16
 from kleidiref.targets import APPLE_M4, GENERIC_SME1
 from kleidiref.testing.strategies import channel_scales, int4_weights
 from kleidiref.variants import VARIANTS
-from kleidiref.variants import _qp8_f32_qc4w as Q4
+from kleidiref.variants import qp8_f32_qc4w_gemm as Q4
 
 SET = settings(max_examples=30, deadline=None)
 F32, F16 = np.float32, np.float16
@@ -368,3 +368,13 @@ def test_qp8_f32_qc4w_packed_scale_over_16_meets_fz() -> None:
     big = np.array([2.0**-100], F32)
     y4 = Q4.gemm(x, w, big, bias=b, target=fz, kernel=neon)
     np.testing.assert_array_equal(y4, Q4.gemm(x, w, big, bias=b, target=fz, kernel=sme2))
+
+
+def test_qp8_f32_qc4w_kernels_are_registered_ukernels() -> None:
+    from kleidiref import get_ukernel, list_ukernels
+
+    assert list_ukernels("qp8_f32_qc4w_gemm") == sorted(Q4.KERNELS)
+    for name, cls in Q4.KERNELS.items():
+        k = get_ukernel(name, 256)
+        assert type(k) is cls and getattr(Q4, name) is cls and k.variant == "qp8_f32_qc4w_gemm"
+        assert cls.isa == (cls.branch if cls.branch in ("sme2", "sme") else "neon")

@@ -45,7 +45,7 @@ X, W, B = randn(3, 40), randn(24, 40), randn(24)
 def test_fc_pf32_routes_to_the_variant_kernel() -> None:
     r = fully_connected(X, W, B, target=APPLE_M4)
     out, d = r
-    assert isinstance(r, OpResult) and d.variant == "pf32" and r.emulation == "variant:pf32_gemm"
+    assert isinstance(r, OpResult) and d.variant == "pf32_gemm" and r.emulation == "variant:pf32_gemm"
     eq(out, VARIANTS["pf32_gemm"].gemm(X, W, bias=B, target=APPLE_M4, kernel=d.kernel))
     r1 = fully_connected(X[:1], W, B, target=GENERIC_SME1)
     assert r1.decision.kernel.endswith("1x8vl_sme_mla")
@@ -87,7 +87,7 @@ def test_fc_flush_to_zero_is_a_target_setting() -> None:
 def test_fc_fp16_paths() -> None:
     x16, w16, b16 = X.astype(F16), W.astype(F16), B.astype(F16)
     r = fully_connected(x16, w16, b16, target=APPLE_M4)
-    assert r.decision.variant == "pf16"
+    assert r.decision.variant == "pf16_gemm"
     eq(r.output, VARIANTS["pf16_gemm"].gemm(x16, w16, bias=b16, target=APPLE_M4, kernel=r.decision.kernel))
     g = fully_connected(x16, W, B, target=APPLE_M4)  # fp32 filter: generic f16 FC, weights converted RNE
     assert g.decision.config == "f16_gemm" and g.emulation == "fallback:f16_gemm(6x16)"
@@ -147,7 +147,7 @@ WS = rng.uniform(0.001, 0.05, 24).astype(F32)
 
 def test_fc_dynamic_qc8w() -> None:
     r = fully_connected(X, WQ, B, dynamic=True, filter_quant=QuantParams(WS), target=APPLE_M4)
-    assert r.decision.variant == "qp8_f32_qc8w"
+    assert r.decision.variant == "qp8_f32_qc8w_gemm"
     eq(
         r.output,
         VARIANTS["qp8_f32_qc8w_gemm"].gemm(X, WQ, WS, bias=B, target=APPLE_M4, kernel=r.decision.kernel),
@@ -165,7 +165,7 @@ def test_fc_dynamic_qb4w() -> None:
     sc = f32_to_bf16_rne(rng.uniform(0.01, 0.1, (24, 2)).astype(F32))
     x = randn(2, 64)
     r = fully_connected(x, w4, B, dynamic=True, filter_quant=QuantParams(sc, 8, 32), target=APPLE_M4)
-    assert r.decision.variant == "qp8_f32_qb4w" and "neon_i8mm" in r.decision.kernel
+    assert r.decision.variant == "qp8_f32_qb4w_gemm" and "neon_i8mm" in r.decision.kernel
     eq(
         r.output,
         VARIANTS["qp8_f32_qb4w_gemm"].gemm(x, w4, sc, bl=32, bias=B, target=APPLE_M4, kernel=r.decision.kernel),
@@ -197,7 +197,7 @@ def test_fc_qs8_pqs8_equals_generic_fp32_requantization() -> None:
     )
     sme = fully_connected(xq, WQ, bq, target=APPLE_M4, **kw)
     gen = fully_connected(xq, WQ, bq, target=NEON_ONLY, **kw)
-    assert sme.decision.variant == "pqs8_qc8w" and gen.decision.config == "qs8_qc8w_gemm"
+    assert sme.decision.variant == "pqs8_qc8w_gemm" and gen.decision.config == "qs8_qc8w_gemm"
     eq(sme.output, gen.output)  # upstream tests pqs8 for exact equality with xnn_qs8_requantize_fp32
     per_tensor = fully_connected(xq, WQ, bq, target=APPLE_M4, **{**kw, "filter_quant": QuantParams(0.01)})
     assert per_tensor.decision.variant is None
@@ -213,7 +213,7 @@ XC = randn(2, 6, 5, 8)
 def test_conv_1x1_runs_through_fc() -> None:
     w = randn(16, 1, 1, 8)
     r = convolution_2d(XC, w, None, target=APPLE_M4)
-    assert r.decision.rewritten_to_fc and r.decision.variant == "pf32"
+    assert r.decision.rewritten_to_fc and r.decision.variant == "pf32_gemm"
     eq(
         r.output.reshape(-1, 16),
         fully_connected(XC.reshape(-1, 8), w.reshape(16, 8), None, target=APPLE_M4).output,
@@ -231,8 +231,8 @@ def test_conv_igemm_generic_and_kleidiai() -> None:
     assert g2.decision.config == "f32_igemm"
     eq(g2.output, F.f32_igemm(XC, w8, None, padding=(1, 1, 1, 1), groups=2, kernel="ld128"))
     k = convolution_2d(XC, w, b, padding=(1, 1, 1, 1), target=APPLE_M4)
-    assert k.decision.variant == "pf32" and k.decision.microkernel == "igemm"
-    assert k.emulation == "variant:igemm(pf32)"
+    assert k.decision.variant == "pf32_gemm" and k.decision.microkernel == "igemm"
+    assert k.emulation == "variant:igemm(pf32_gemm)"
     np.testing.assert_allclose(k.output, g.output, rtol=1e-5, atol=1e-5)
 
 
@@ -253,7 +253,7 @@ def test_conv_fp16_3x3_and_1x1() -> None:
     x16 = XC.astype(F16)
     w = randn(4, 3, 3, 8)  # ExecuTorch serializes fp32 conv filters in fp16 models
     r = convolution_2d(x16, w, None, padding=(1, 1, 1, 1), target=APPLE_M4)
-    assert r.decision.variant == "pf16" and r.output.dtype == F16
+    assert r.decision.variant == "pf16_gemm" and r.output.dtype == F16
     one = convolution_2d(x16, randn(4, 1, 1, 8), None, target=APPLE_M4)
     assert one.decision.variant is None and one.decision.config == "f16_gemm" and one.decision.rewritten_to_fc
 
@@ -266,7 +266,7 @@ def test_conv_dynamic_quant_per_image() -> None:
     q, a, zp = quantize_qd8(XC.reshape(2, -1), fz=True)
     eq(r.output, F.qd8_f32_qc8w_igemm(q.reshape(XC.shape), a, zp, wq, ws, None, padding=(1, 1, 1, 1)))
     one = convolution_2d(XC, wq[:, :1, :1], None, dynamic=True, filter_quant=QuantParams(ws), target=APPLE_M4)
-    assert one.decision.variant == "qp8_f32_qc8w"
+    assert one.decision.variant == "qp8_f32_qc8w_gemm"
 
 
 def test_conv_qs8() -> None:
@@ -280,7 +280,7 @@ def test_conv_qs8() -> None:
     )
     sme = convolution_2d(xq, wq, None, target=APPLE_M4, **kw)
     gen = convolution_2d(xq, wq, None, target=NEON_ONLY, **kw)
-    assert sme.decision.variant == "pqs8_qc8w" and gen.decision.variant is None
+    assert sme.decision.variant == "pqs8_qc8w_gemm" and gen.decision.variant is None
     eq(sme.output, gen.output)
     dw = convolution_2d(
         xq,
@@ -299,7 +299,7 @@ def test_conv_qs8() -> None:
 def test_bmm_routes_and_broadcasts() -> None:
     a, b = randn(2, 3, 16), randn(1, 16, 5)
     r = batch_matrix_multiply(a, b, target=APPLE_M4)
-    assert r.decision.variant == "pf32" and r.output.shape == (2, 3, 5)
+    assert r.decision.variant == "pf32_gemm" and r.output.shape == (2, 3, 5)
     for i in range(2):
         eq(
             r.output[i],
@@ -310,7 +310,7 @@ def test_bmm_routes_and_broadcasts() -> None:
     g = batch_matrix_multiply(a, b, target=NEON_ONLY)
     eq(g.output, np.stack([F.f32_gemm(a[i], np.ascontiguousarray(b[0].T)) for i in range(2)]))
     h = batch_matrix_multiply(a.astype(F16), b.astype(F16), target=APPLE_M4)
-    assert h.decision.variant == "pf16" and h.output.dtype == F16
+    assert h.decision.variant == "pf16_gemm" and h.output.dtype == F16
 
 
 def test_bmm_quantized() -> None:
@@ -401,10 +401,10 @@ def test_conv_kleidiai_igemm_routes_to_the_igemm_module() -> None:
     w, b = randn(4, 3, 3, 8), randn(4)
     pads = (1, 0, 2, 1)  # top, right, bottom, left (XNNPACK's define order)
     r = convolution_2d(XC, w, b, padding=pads, target=APPLE_M4)
-    assert r.emulation == "variant:igemm(pf32)"
+    assert r.emulation == "variant:igemm(pf32_gemm)"
     eq(r.output, mod.conv2d(XC, w, b, variant="pf32", padding=pads, target=APPLE_M4))
     h = convolution_2d(XC.astype(F16), w, None, padding=pads, target=GENERIC_SME1)
-    assert h.emulation == "variant:igemm(pf16)" and h.output.dtype == F16
+    assert h.emulation == "variant:igemm(pf16_gemm)" and h.output.dtype == F16
     xq = rng.integers(-128, 128, (1, 5, 5, 8)).astype(np.int8)
     wq = rng.integers(-127, 128, (4, 3, 3, 8)).astype(np.int8)
     kw: dict[str, Any] = dict(
@@ -414,10 +414,10 @@ def test_conv_kleidiai_igemm_routes_to_the_igemm_module() -> None:
         padding=pads,
     )
     sme = convolution_2d(xq, wq, None, target=APPLE_M4, **kw)
-    assert sme.emulation == "variant:igemm(pqs8_qc8w)"
+    assert sme.emulation == "variant:igemm(pqs8_qc8w_gemm)"
     eq(sme.output, convolution_2d(xq, wq, None, target=NEON_ONLY, **kw).output)  # pqs8 == exact fp32 requant
     grouped = convolution_2d(XC, randn(32, 3, 3, 4), None, padding=pads, groups=2, target=APPLE_M4)
-    assert grouped.decision.variant == "pf32" and grouped.emulation == "variant:igemm(pf32)"
+    assert grouped.decision.variant == "pf32_gemm" and grouped.emulation == "variant:igemm(pf32_gemm)"
 
 
 GROUPED_CASES = ["pf32", "pf16", "pf16-fp32-filter", "pqs8_qc8w"]
@@ -458,7 +458,7 @@ def test_grouped_kleidiai_conv_is_per_group_ungrouped_convs(kind: str, groups: i
     geo: dict[str, Any] = dict(padding=(1, 0, 2, 1), stride=(1, 2), output_min=-3.0, output_max=3.0)
     r = convolution_2d(x, w, b, groups=groups, target=t, **geo, **q)
     d = r.decision
-    variant = kind.split("-")[0]
+    variant = kind.split("-")[0] + "_gemm"
     assert d.variant == variant and d.microkernel == "igemm" and r.emulation == f"variant:igemm({variant})"
     assert "not emulated" not in r.emulation
     gi, go = x.shape[3] // groups, w.shape[0] // groups

@@ -14,7 +14,7 @@ from kleidiref.ops.registry import RUNNERS
 from kleidiref.quant.qd8 import quantize_qd8
 from kleidiref.quant.qd8_f16 import quantize_qd8_f16
 from kleidiref.targets import APPLE_M4, GENERIC_SME1, NEON_ONLY, Target
-from kleidiref.variants import _qp8_f32_qc4w as qc4w
+from kleidiref.variants import qp8_f32_qc4w_gemm as qc4w
 
 F32, F16 = np.float32, np.float16
 NO_KAI = Target(kleidiai=False)
@@ -83,11 +83,11 @@ QP8_TARGETS = [
 def test_fc_qp8_f32_qc4w_runs_the_kleidiai_kernel(t: Target, m: int) -> None:
     r = fully_connected(X[:m], W4, B, dynamic=True, filter_quant=Q4, output_min=-2.0, output_max=2.0, target=t)
     d = r.decision
-    assert d.config == "qp8_f32_qc4w_gemm" and d.variant is None and d.input_datatype == "qpint8"
-    assert r.emulation == "kleidiai:qp8_f32_qc4w_gemm"
+    assert d.config == d.variant == "qp8_f32_qc4w_gemm" and d.input_datatype == "qpint8"
+    assert r.emulation == "variant:qp8_f32_qc4w_gemm"
     kern = qc4w.select_kernel(t, m)
     assert d.kernel == kern.name and (d.xnn_kernel, d.mr, d.nr) == qc4w.xnn_kernel_name(t, m)
-    assert d.reasons[-1].startswith(f"result: KleidiAI kernel {kern.name}")
+    assert d.reasons[-1] == f"result: KleidiAI variant qp8_f32_qc4w_gemm runs ({kern.name})"
     eq(r.output, qc4w.gemm(X[:m], W4, S4, bias=B, clamp_min=-2.0, clamp_max=2.0, target=t, kernel=d.kernel))
     tr = fully_connected(
         X[:m],

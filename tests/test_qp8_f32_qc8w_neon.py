@@ -201,7 +201,7 @@ def test_gemm_and_fully_connected_on_neon(target: Target) -> None:
         if direct is not None:
             np.testing.assert_array_equal(bits(g), bits(direct))
         r = fully_connected(x, w, b, dynamic=True, filter_quant=QuantParams(s), target=target)
-        assert r.decision.kernel == cls.name and r.decision.variant == "qp8_f32_qc8w"
+        assert r.decision.kernel == cls.name and r.decision.variant == "qp8_f32_qc8w_gemm"
         assert "variant:qp8_f32_qc8w_gemm" in r.emulation
         np.testing.assert_array_equal(bits(r.output), bits(g))
 

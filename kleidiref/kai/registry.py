@@ -34,18 +34,20 @@ def _ukernel_modules() -> dict[str, ModuleType]:
         pf32_gemm,
         pqs8_qc8w_gemm,
         qp8_f32_qb4w_gemm,
+        qp8_f32_qc4w_gemm,
         qp8_f32_qc8w_gemm,
     )
 
-    mods = [_qai8dxp, pf32_gemm, pf16_gemm, qp8_f32_qc8w_gemm, pqs8_qc8w_gemm, qp8_f32_qb4w_gemm, igemm]
-    # Hook: the qp8_f32_qc4w kernels become registered classes in variants/qp8_f32_qc4w_gemm.py
-    # (issue 14, dispatch part); list the module here once it exists.
-    try:
-        from ..variants import qp8_f32_qc4w_gemm  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        pass
-    else:
-        mods.append(qp8_f32_qc4w_gemm)
+    mods = [
+        _qai8dxp,
+        pf32_gemm,
+        pf16_gemm,
+        qp8_f32_qc8w_gemm,
+        pqs8_qc8w_gemm,
+        qp8_f32_qb4w_gemm,
+        qp8_f32_qc4w_gemm,
+        igemm,
+    ]
     return {m.__name__.rsplit(".", 1)[-1].lstrip("_"): m for m in mods}
 
 

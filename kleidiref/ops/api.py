@@ -39,8 +39,7 @@ class OpResult:
 
     output: NDArray[Any]
     decision: Decision
-    #: ``variant:<module>``, ``kleidiai:qp8_f32_qc4w_gemm`` (the KleidiAI path outside the five
-    #: variants) or ``fallback:<function>(kernel)``; notes for approximations.
+    #: ``variant:<module>`` or ``fallback:<function>(kernel)``; notes for approximations.
     emulation: str
 
     def __iter__(self) -> Iterator[Any]:

@@ -91,13 +91,13 @@ def run_kai_igemm_pf32(c: Call) -> Result:
         clamp_max=c.hi,
         **_kai_igemm_geometry(c),
     )
-    return np.asarray(out), "variant:igemm(pf32)"
+    return np.asarray(out), "variant:igemm(pf32_gemm)"
 
 
 def run_kai_igemm_pf16(c: Call) -> Result:
     geo = _kai_igemm_geometry(c)
     out = igemm.conv2d(c.x, f16_of(c.w), opt_f16(c.bias), variant="pf16", clamp_min=c.lo, clamp_max=c.hi, **geo)
-    return np.asarray(out), "variant:igemm(pf16)"
+    return np.asarray(out), "variant:igemm(pf16_gemm)"
 
 
 def run_kai_igemm_pqs8(c: Call) -> Result:
@@ -114,7 +114,7 @@ def run_kai_igemm_pqs8(c: Call) -> Result:
         output_max=r.ymax,
         **_kai_igemm_geometry(c),
     )
-    return np.asarray(out), "variant:igemm(pqs8_qc8w)"
+    return np.asarray(out), "variant:igemm(pqs8_qc8w_gemm)"
 
 
 # ---- generic IGEMM ---------------------------------------------------------------------------------

@@ -19,11 +19,7 @@ from ..kai.registry import UKERNELS
 from ..quant.qd8 import quantize_qd8
 from ..quant.qd8_f16 import quantize_qd8_f16
 from ..targets import Target
-
-# Note: qp8_f32_qc4w is not one of the five variants and its module is still private (the only
-# private name ops imports); kai.registry expects it to become variants.qp8_f32_qc4w_gemm.
-from ..variants import _qp8_f32_qc4w as qp8_f32_qc4w
-from ..variants import pf16_gemm, pf32_gemm, pqs8_qc8w_gemm, qp8_f32_qb4w_gemm, qp8_f32_qc8w_gemm
+from ..variants import pf16_gemm, pf32_gemm, pqs8_qc8w_gemm, qp8_f32_qb4w_gemm, qp8_f32_qc4w_gemm, qp8_f32_qc8w_gemm
 from .operands import F16, Call, f16_of, opt_f16, opt_f32, qs8_requant, qu8_requant, to_f32
 
 __all__ = [
@@ -82,7 +78,7 @@ def x86_f16_kernel(d: Decision) -> X86F16Kernel:
     return cast(X86F16Kernel, key)
 
 
-# ---- KleidiAI: the five variants and qp8_f32_qc4w ----------------------------------------------
+# ---- KleidiAI: the variants (qp8_f32_qc4w_gemm from source) ----------------------------------------------
 
 
 def run_pf32(c: Call) -> Result:
@@ -160,8 +156,7 @@ def run_qp8_f32_qb4w(c: Call) -> Result:
 
 
 def run_qp8_f32_qc4w(c: Call) -> Result:
-    # Not one of the five variants: the private module emulates its KleidiAI kernels.
-    out = qp8_f32_qc4w.gemm(
+    out = qp8_f32_qc4w_gemm.gemm(
         to_f32(c.x),
         c.w,
         c.w_scale(),
@@ -171,7 +166,7 @@ def run_qp8_f32_qc4w(c: Call) -> Result:
         target=c.target,
         kernel=c.decision.kernel,
     )
-    return out, "kleidiai:qp8_f32_qc4w_gemm"
+    return out, "variant:qp8_f32_qc4w_gemm"
 
 
 # ---- generic float kernels ---------------------------------------------------------------------

@@ -23,7 +23,7 @@ Runner = Callable[[Call], Result]
 
 RUNNERS: Mapping[tuple[str, str], Runner] = {
     # GEMM (fully connected, a 1x1 convolution rewritten to FC, each BMM batch).
-    # KleidiAI: the five variants (kleidiref.variants.<config>) and qp8_f32_qc4w.
+    # KleidiAI: the variants (kleidiref.variants.<config>).
     ("gemm", "pf32_gemm"): G.run_pf32,
     ("gemm", "pf16_gemm"): G.run_pf16,
     ("gemm", "pqs8_qc8w_gemm"): G.run_pqs8_qc8w,

@@ -1,7 +1,6 @@
 """``qp8_f32_qc4w_gemm``: f32 activations x 4-bit per-channel weights -> f32, KleidiAI kernels (from source).
 
-A sixth KleidiAI path, not one of the five variants (so this module is private: the variant
-discovery, the golden vectors and ``selfcheck`` do not see it; there are no golden vectors).
+There are no golden vectors for this variant: everything here is from source.
 XNNPACK ``init_qp8_f32_qc4w_gemm_config`` (src/configs/gemm-config.c), branch order SME2 -> SME
 -> i8mm -> dotprod, wrappers in src/qp8-f32-qc4w-gemm/ around the KleidiAI kernels of
 kai/ukernels/matmul/matmul_clamp_f32_qai8dxp_qsi4cxp/ (KleidiAI ``495f6524d9``)::
@@ -47,77 +46,129 @@ The integer part is exact (float32 BLAS in K chunks whose partial sums stay belo
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .._buffers import check_float
+from ..kai.interface import Ukernel
 from ..numerics import wrap_i32
 from ..quant.qai8dx import quantize_qai8dx
 from ..targets import Target, resolve_target, target_svl
 from ._int8_common import int8_matmul, qai8dxp_epilogue
 
-__all__ = ["KERNELS", "Qc4wKernel", "gemm", "select_kernel", "xnn_kernel_name"]
+__all__ = [
+    "KERNELS",
+    "Qc4wKernel",
+    "branch_of",
+    "gemm",
+    "kai_matmul_clamp_f32_qai8dxp1vlx4_qsi4cxp4vlx4_1vlx4vl_sme_mopa",
+    "kai_matmul_clamp_f32_qai8dxp1vlx8_qsi4cxp4vlx8_1vlx4vl_sme2_mopa",
+    "kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4vlx4_1x4vl_sme2_sdot",
+    "kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4vlx4_1x4vl_sme_dot",
+    "kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4x4_1x4_neon_dotprod",
+    "kai_matmul_clamp_f32_qai8dxp1x8_qsi4cxp8x8_1x8x32_neon_dotprod",
+    "kai_matmul_clamp_f32_qai8dxp4x8_qsi4cxp4x4_16x4x32_neon_dotprod",
+    "kai_matmul_clamp_f32_qai8dxp4x8_qsi4cxp8x8_8x8x32_neon_i8mm",
+    "select_kernel",
+    "xnn_kernel_name",
+]
 
 F32 = np.float32
+VARIANT = "qp8_f32_qc4w_gemm"
 _SRC = "kai/ukernels/matmul/matmul_clamp_f32_qai8dxp_qsi4cxp/"
+Branch = Literal["sme2", "sme", "i8mm", "dotprod"]
 
 
-@dataclasses.dataclass(frozen=True)
-class Qc4wKernel:
-    """One KleidiAI qai8dxp x qsi4cxp kernel as XNNPACK's qp8_f32_qc4w config runs it."""
+class Qc4wKernel(Ukernel):
+    """One KleidiAI qai8dxp x qsi4cxp kernel as XNNPACK's qp8_f32_qc4w config runs it.
 
-    name: str
-    branch: Literal["sme2", "sme", "i8mm", "dotprod"]
-    gemv: bool
+    A registered ukernel (``kleidiref.get_ukernel``) describing the kernel; :func:`gemm` computes
+    its output bits (no packed-buffer interface: XNNPACK's packing is folded into ``gemm``).
+    Subclasses set ``branch``, ``gemv``, ``kr``, ``sr`` and ``ext``; the rest follows.
+    """
+
+    variant = VARIANT
+    branch: ClassVar[Branch]
+    gemv: ClassVar[bool]
+    kr: ClassVar[int]
+    sr: ClassVar[int]
     #: SME GEMVs: FMUL then FMLA (one rounding); else FMUL, FMUL, FADD.
-    fused: bool
-    clamp_kind: Literal["fclamp", "fmax_fmin"]
-    kr: int
-    sr: int
+    fused: ClassVar[bool]
+    clamp_kind: ClassVar[Literal["fclamp", "fmax_fmin"]]
     #: True: nibbles widened to 16*w, packed scale * 0.0625 (qsi4cxp_qs4cxs1s0 packers);
     #: False: LUTI4 to w, scale as given (qsi4cxps1s0_qsu4cxs1s0 packer).
-    x16: bool
-    packer: str
-    source: str
+    x16: ClassVar[bool]
+    packer: ClassVar[str]
 
-
-def _k(
-    name: str, branch: Literal["sme2", "sme", "i8mm", "dotprod"], gemv: bool, kr: int, sr: int, ext: str
-) -> Qc4wKernel:
-    sme = branch in ("sme2", "sme")
-    return Qc4wKernel(
-        name=name,
-        branch=branch,
-        gemv=gemv,
-        fused=sme and gemv,
-        clamp_kind="fclamp" if branch == "sme2" else "fmax_fmin",
-        kr=kr,
-        sr=sr,
-        x16=branch != "sme2",
-        packer=(
+    def __init_subclass__(cls, ext: str = ".c", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        sme = cls.branch in ("sme2", "sme")
+        cls.isa = cls.branch if sme else "neon"
+        cls.fused = sme and cls.gemv
+        cls.clamp_kind = "fclamp" if cls.branch == "sme2" else "fmax_fmin"
+        cls.x16 = cls.branch != "sme2"
+        cls.packer = (
             "kai_rhs_pack_nxk_qsi4cxps1s0_qsu4cxs1s0_neon"
-            if branch == "sme2"
+            if cls.branch == "sme2"
             else "kai_rhs_pack_nxk_qsi4cxp_qs4cxs1s0 (kxn sibling for transposed weights)"
-        ),
-        source=_SRC + name + ext,
-    )
+        )
+        cls.source = _SRC + cls.name + ext
 
 
-#: KleidiAI kernel name -> description; ``(branch, gemv)`` -> kernel in :data:`_BY_BRANCH`.
-KERNELS: dict[str, Qc4wKernel] = {
+class kai_matmul_clamp_f32_qai8dxp1vlx8_qsi4cxp4vlx8_1vlx4vl_sme2_mopa(Qc4wKernel):
+    name = "kai_matmul_clamp_f32_qai8dxp1vlx8_qsi4cxp4vlx8_1vlx4vl_sme2_mopa"
+    branch, gemv, kr, sr = "sme2", False, 4, 1
+
+
+class kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4vlx4_1x4vl_sme2_sdot(Qc4wKernel):
+    name = "kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4vlx4_1x4vl_sme2_sdot"
+    branch, gemv, kr, sr = "sme2", True, 4, 1
+
+
+class kai_matmul_clamp_f32_qai8dxp1vlx4_qsi4cxp4vlx4_1vlx4vl_sme_mopa(Qc4wKernel, ext="_asm.S"):
+    name = "kai_matmul_clamp_f32_qai8dxp1vlx4_qsi4cxp4vlx4_1vlx4vl_sme_mopa"
+    branch, gemv, kr, sr = "sme", False, 8, 2
+
+
+class kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4vlx4_1x4vl_sme_dot(Qc4wKernel, ext="_asm.S"):
+    name = "kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4vlx4_1x4vl_sme_dot"
+    branch, gemv, kr, sr = "sme", True, 8, 2
+
+
+class kai_matmul_clamp_f32_qai8dxp4x8_qsi4cxp8x8_8x8x32_neon_i8mm(Qc4wKernel, ext="_asm.S"):
+    name = "kai_matmul_clamp_f32_qai8dxp4x8_qsi4cxp8x8_8x8x32_neon_i8mm"
+    branch, gemv, kr, sr = "i8mm", False, 16, 2
+
+
+class kai_matmul_clamp_f32_qai8dxp1x8_qsi4cxp8x8_1x8x32_neon_dotprod(Qc4wKernel):
+    name = "kai_matmul_clamp_f32_qai8dxp1x8_qsi4cxp8x8_1x8x32_neon_dotprod"
+    branch, gemv, kr, sr = "i8mm", True, 16, 2
+
+
+class kai_matmul_clamp_f32_qai8dxp4x8_qsi4cxp4x4_16x4x32_neon_dotprod(Qc4wKernel, ext="_asm.S"):
+    name = "kai_matmul_clamp_f32_qai8dxp4x8_qsi4cxp4x4_16x4x32_neon_dotprod"
+    branch, gemv, kr, sr = "dotprod", False, 8, 2
+
+
+class kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4x4_1x4_neon_dotprod(Qc4wKernel):
+    name = "kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4x4_1x4_neon_dotprod"
+    branch, gemv, kr, sr = "dotprod", True, 8, 2
+
+
+#: KleidiAI kernel name -> kernel class.
+KERNELS: dict[str, type[Qc4wKernel]] = {
     k.name: k
     for k in (
-        _k("kai_matmul_clamp_f32_qai8dxp1vlx8_qsi4cxp4vlx8_1vlx4vl_sme2_mopa", "sme2", False, 4, 1, ".c"),
-        _k("kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4vlx4_1x4vl_sme2_sdot", "sme2", True, 4, 1, ".c"),
-        _k("kai_matmul_clamp_f32_qai8dxp1vlx4_qsi4cxp4vlx4_1vlx4vl_sme_mopa", "sme", False, 8, 2, "_asm.S"),
-        _k("kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4vlx4_1x4vl_sme_dot", "sme", True, 8, 2, "_asm.S"),
-        _k("kai_matmul_clamp_f32_qai8dxp4x8_qsi4cxp8x8_8x8x32_neon_i8mm", "i8mm", False, 16, 2, "_asm.S"),
-        _k("kai_matmul_clamp_f32_qai8dxp1x8_qsi4cxp8x8_1x8x32_neon_dotprod", "i8mm", True, 16, 2, ".c"),
-        _k("kai_matmul_clamp_f32_qai8dxp4x8_qsi4cxp4x4_16x4x32_neon_dotprod", "dotprod", False, 8, 2, "_asm.S"),
-        _k("kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4x4_1x4_neon_dotprod", "dotprod", True, 8, 2, ".c"),
+        kai_matmul_clamp_f32_qai8dxp1vlx8_qsi4cxp4vlx8_1vlx4vl_sme2_mopa,
+        kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4vlx4_1x4vl_sme2_sdot,
+        kai_matmul_clamp_f32_qai8dxp1vlx4_qsi4cxp4vlx4_1vlx4vl_sme_mopa,
+        kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4vlx4_1x4vl_sme_dot,
+        kai_matmul_clamp_f32_qai8dxp4x8_qsi4cxp8x8_8x8x32_neon_i8mm,
+        kai_matmul_clamp_f32_qai8dxp1x8_qsi4cxp8x8_1x8x32_neon_dotprod,
+        kai_matmul_clamp_f32_qai8dxp4x8_qsi4cxp4x4_16x4x32_neon_dotprod,
+        kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4x4_1x4_neon_dotprod,
     )
 }
 _BY_BRANCH = {(k.branch, k.gemv): k for k in KERNELS.values()}
@@ -130,7 +181,7 @@ _XNN_NEON = {
 }
 
 
-def branch_of(target: Target) -> Literal["sme2", "sme", "i8mm", "dotprod"] | None:
+def branch_of(target: Target) -> Branch | None:
     """The config branch taken on ``target`` (None: the config is NULL, XNNPACK runs qd8_f32_qc4w)."""
     if target.arch != "arm64" or not target.kleidiai:
         return None
@@ -145,7 +196,7 @@ def branch_of(target: Target) -> Literal["sme2", "sme", "i8mm", "dotprod"] | Non
     return None
 
 
-def select_kernel(target: Target, m: int) -> Qc4wKernel:
+def select_kernel(target: Target, m: int) -> type[Qc4wKernel]:
     """The kernel XNNPACK runs for M rows (``qp8gemm[0]`` when M == 1, else ``qp8gemm[mr - 1]``)."""
     b = branch_of(target)
     if b is None:
