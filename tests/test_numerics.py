@@ -506,3 +506,64 @@ def test_wrap_and_saturate(vs: list[int]) -> None:
     for dt, lo, hi in ((np.int8, -128, 127), (np.uint8, 0, 255), (np.int16, -32768, 32767), (ml_dtypes.int4, -8, 7)):
         got = nx.saturate(x, dt)
         assert got.dtype == np.int64 and got.tolist() == [min(max(v, lo), hi) for v in vs]
+
+
+def _x86_max(a: float, b: float) -> float:
+    return a if a > b else b  # MAXPS: NaN or equal (zeros of either sign) -> the second operand
+
+
+def _x86_min(a: float, b: float) -> float:
+    return a if a < b else b
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    xs=st.lists(st.sampled_from(_CLAMP_VALUES) | st.floats(width=32), min_size=1, max_size=9),
+    lo=st.sampled_from([v for v in _CLAMP_VALUES if not math.isnan(v)]),
+    hi=st.sampled_from([v for v in _CLAMP_VALUES if not math.isnan(v)]),
+    f16=st.booleans(),
+)
+def test_x86_clamps_match_maxps_minps(xs: list[float], lo: float, hi: float, f16: bool) -> None:
+    dt = F16 if f16 else F32
+    with np.errstate(over="ignore"):
+        x = np.array(xs, dtype=dt)
+        lo_d, hi_d = dt(lo), dt(hi)
+    lo_f, hi_f = float(lo_d), float(hi_d)
+    refs = {
+        Clamp.X86_MAX_MIN: lambda v: _x86_min(_x86_max(v, lo_f), hi_f),
+        Clamp.X86_MIN_MAX: lambda v: _x86_max(_x86_min(v, hi_f), lo_f),
+        Clamp.X86_BOUND_MAX_MIN: lambda v: _x86_min(hi_f, _x86_max(lo_f, v)),
+    }
+    ut = np.uint16 if f16 else np.uint32
+    nan_bits = nx.DEFAULT_NAN_F16_BITS if f16 else nx.DEFAULT_NAN_F32_BITS
+    for kind, ref in refs.items():
+        with np.errstate(over="ignore"):
+            want = np.array([ref(float(v)) for v in x], dtype=dt)
+        want_bits = np.where(np.isnan(want), ut(nan_bits), want.view(ut))
+        np.testing.assert_array_equal(nx.clamp(x, lo_d, hi_d, kind).view(ut), want_bits)
+    assert nx.maxps(np.array([-0.0], F32), F32(0.0))[0] == 0 and not np.signbit(nx.maxps(F32(-0.0), F32(0.0)))
+    assert np.signbit(nx.minps(F32(0.0), F32(-0.0)))
+
+
+def test_fma32_x86_tininess_after_rounding() -> None:
+    """MXCSR.FTZ flushes after rounding: a product just below FLT_MIN that rounds up to FLT_MIN
+    is kept (FPCR.FZ, tininess before rounding, flushes it); DAZ reads subnormal operands as 0."""
+    tmin = F32(nx.FLT_MIN)
+    a, b = F32((1 - 2.0**-13) * 2.0**-63), F32((1 + 2.0**-13) * 2.0**-63)  # a*b = FLT_MIN * (1 - 2**-26)
+    assert nx.fma32_x86(a, b, F32(0.0), ftz_daz=True) == tmin  # rounds (24 bits) up to FLT_MIN: kept
+    assert nx.fma32(a, b, F32(0.0), fz=True) == 0
+    y = F32(float(tmin) * (1 - 2.0**-22) / 2.0**-30)  # rounds to a value below FLT_MIN
+    assert same_bits(nx.fma32_x86(-y, F32(2.0**-30), F32(0.0), ftz_daz=True), F32(-0.0))
+    assert nx.fma32_x86(F32(1e-40), F32(1e30), F32(0.0), ftz_daz=True) == 0
+    rng = np.random.default_rng(9)
+    a, b, c = (rng.standard_normal(500).astype(F32) for _ in range(3))
+    _check(nx.fma32_x86(a, b, c, ftz_daz=True), nx.fma32(a, b, c))  # no tiny values: same as FMLA
+
+
+def test_frintn_biased_bits() -> None:
+    v = np.array([0.5, 1.5, 2.5, -0.5, -2.5, 4194303.5, -4194304.0, 7.49], F32)
+    want = np.rint(v.astype(np.float64)).astype(np.int64)
+    got = nx.frintn_biased_bits(v.copy())
+    assert got.dtype == np.int32 and (got.astype(np.int64) - nx.FRINTN_MAGIC_BITS).tolist() == want.tolist()
+    buf = np.array([1.25, -3.5], F32)
+    assert nx.round_half_even(buf, out=buf) is buf and buf.tolist() == [1.0, -4.0]

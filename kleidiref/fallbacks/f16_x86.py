@@ -49,13 +49,13 @@ rounded to fp16 at creation, :func:`kleidiref.numerics.rn16`).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .._engine import fma32_chain
-from ..numerics import canonical_nan_f16, fma32, rn16
+from ..numerics import Clamp, clamp, fma32, rn16
 from ._common import as_f16, fma16_chain
 from ._conv import grouped_conv, grouped_geometry
 
@@ -92,16 +92,6 @@ def f16_x86_ukernel(
     return key, f"xnn_{fam}_{op}_minmax_ukernel_{rows}x{nr}__{isa}_broadcast", rows, nr
 
 
-def _maxps(x: NDArray[Any], y: NDArray[Any]) -> NDArray[Any]:
-    """x86 MAX{PS,PH}(x, y): ``x > y ? x : y`` (NaN or equal zeros -> y)."""
-    return np.where(x > y, x, y)
-
-
-def _minps(x: NDArray[Any], y: NDArray[Any]) -> NDArray[Any]:
-    """x86 MIN{PS,PH}(x, y): ``x < y ? x : y`` (NaN or equal zeros -> y)."""
-    return np.where(x < y, x, y)
-
-
 def _bounds(clamp_min: float, clamp_max: float) -> tuple[np.float16, np.float16]:
     lo, hi = F16(F32(clamp_min)), F16(F32(clamp_max))
     # XNNPACK's f16 operators reject NaN bounds and min >= max after rounding to fp16.
@@ -135,8 +125,8 @@ def _run(
     """One GEMM ``rows`` [M, K] x ``wt`` [K, N] from the fp16 bias rows ``acc0`` [M, N]."""
     if kernel == "avx512fp16":
         acc16 = fma16_chain(acc0, rows, wt, fz=False)
-        out16: NDArray[np.float16] = _minps(np.asarray(hi, F16), _maxps(np.asarray(lo, F16), acc16)).astype(F16)
-        return canonical_nan_f16(out16)
+        out16: NDArray[np.float16] = clamp(acc16, lo, hi, Clamp.X86_BOUND_MAX_MIN)  # MINPH(max, MAXPH(min, acc))
+        return out16
     a32, w32 = rows.astype(F32), wt.astype(F32)
     acc = np.array(acc0, dtype=F32)
     if kernel == "avx2_f16acc":
@@ -144,7 +134,7 @@ def _run(
             acc = rn16(fma32(a32[:, k : k + 1], w32[k : k + 1, :], acc)).astype(F32)
     else:
         acc = fma32_chain(acc, a32, w32, fz=False)
-    acc = _minps(_maxps(acc, np.asarray(lo, F32)), np.asarray(hi, F32))
+    acc = clamp(acc, F32(lo), F32(hi), Clamp.X86_MAX_MIN)
     return rn16(acc.astype(F32))
 
 

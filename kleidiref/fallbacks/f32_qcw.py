@@ -74,7 +74,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._engine import fma32_chain
-from ..numerics import Clamp, canonical_nan_f32, clamp, fadd32, fmul32, ftz32, round_to_odd_sum
+from ..numerics import Clamp, canonical_nan_f32, clamp, fadd32, fma32_x86, fmul32, ftz32
 from ._common import as_f32
 
 __all__ = [
@@ -192,31 +192,6 @@ def _epilogue(
     return out
 
 
-def _x86_fma(a: Any, b: Any, c: Any, fz: bool) -> NDArray[np.float32]:
-    """VFMADD (and MULPS = ``fma(x, y, -0)``, ADDPS = ``fma(1, x, y)``) under MXCSR FTZ|DAZ.
-
-    DAZ: subnormal operands read as signed zeros. FTZ: a result whose value rounded to 24 bits
-    with an unbounded exponent is below FLT_MIN becomes a signed zero (tininess after rounding).
-    """
-    a32, b32, c32 = (np.asarray(v, dtype=F32) for v in (a, b, c))
-    if fz:
-        a32, b32, c32 = ftz32(a32), ftz32(b32), ftz32(c32)
-    a32, b32, c32 = np.broadcast_arrays(a32, b32, c32)
-    with np.errstate(over="ignore", invalid="ignore"):
-        p = a32.astype(np.float64).reshape(-1) * b32.astype(np.float64).reshape(-1)
-        sm = round_to_odd_sum(p, c32.astype(np.float64).reshape(-1)).reshape(a32.shape)
-        r = sm.astype(F32)
-        if fz:
-            small = np.abs(sm) < 2.0**-125
-            if np.any(small):
-                # x * 2**64 is exact and puts the tiny range among normals: one RN32 there is the
-                # unbounded-exponent rounding (sm is round-to-odd, so no double rounding).
-                ru = np.where(small, sm * 2.0**64, 1.0).astype(F32)
-                tiny = small & (np.abs(ru) < F32(2.0**-62))
-                r = np.where(tiny, np.copysign(F32(0), sm).astype(F32), r)
-    return canonical_nan_f32(r)
-
-
 def _tiny_possible(a: NDArray[np.float32], acc: NDArray[np.float32]) -> bool:
     """Whether some partial sum of ``acc + sum a*w`` (integer ``w``) could be tiny and nonzero.
 
@@ -246,25 +221,20 @@ def _x86_chain(
         return canonical_nan_f32(acc)
     for k in range(a.shape[1]):
         ak, wk = a[:, k : k + 1], wt[k : k + 1, :]
-        acc = _x86_fma(ak, wk, acc, fz) if fused else _x86_fma(F32(1), acc, _x86_fma(ak, wk, F32(-0.0), fz), fz)
+        if fused:
+            acc = fma32_x86(ak, wk, acc, ftz_daz=fz)
+        else:  # MULPS, then ADDPS
+            acc = fma32_x86(F32(1), acc, fma32_x86(ak, wk, F32(-0.0), ftz_daz=fz), ftz_daz=fz)
     return acc
 
 
 def _x86_epilogue(
     acc: NDArray[np.float32], s: NDArray[np.float32], lo: float, hi: float, fz: bool, kernel: str
 ) -> NDArray[np.float32]:
-    y = _x86_fma(acc, s[None, :], F32(-0.0), fz)  # MULPS by the scale
-    lo32, hi32 = np.asarray(lo, F32), np.asarray(hi, F32)
-    if fz:
-        lo32, hi32 = ftz32(lo32), ftz32(hi32)
-    # MAXPS(x, y) = x > y ? x : y and MINPS(x, y) = x < y ? x : y: a NaN or equal zeros give y.
-    if kernel == "x86_sse41":
-        y = np.where(y < hi32, y, hi32)
-        y = np.where(y > lo32, y, lo32)
-    else:
-        y = np.where(lo32 > y, lo32, y)
-        y = np.where(hi32 < y, hi32, y)
-    return canonical_nan_f32(y.astype(F32))
+    y = fma32_x86(acc, s[None, :], F32(-0.0), ftz_daz=fz)  # MULPS by the scale
+    kind = Clamp.X86_MIN_MAX if kernel == "x86_sse41" else Clamp.X86_BOUND_MAX_MIN
+    out: NDArray[np.float32] = clamp(y, F32(lo), F32(hi), kind, fz=fz)  # DAZ reads the bounds flushed
+    return out
 
 
 def _run(

@@ -21,11 +21,12 @@ from typing import ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
+from .. import numerics
 from .._buffers import check_count, roundup
 from .._engine import f16_mla_chain, f16_pair_chain
 from ..kai.interface import Clamp, PackedLhsKernel, RawLhsKernel, TileParams
 from ..kai.layouts import SmeLhsLayout
-from ..numerics import canonical_nan_f16, fclamp, fmin_fmax, ftz16, rn16
+from ..numerics import ftz16, rn16
 from ..targets import Target
 from ._float_common import BiasRhs, BiasRhsKernel, FloatVariant, PackedWeights
 from ._sme_packers import SmeLhsPacker, SmeRhsBiasPacker
@@ -144,11 +145,9 @@ class _Pf16Kernel(BiasRhsKernel):
         """:meth:`epilogue` step by step, as the kernels run it (the reference of its fast form)."""
         lo, hi = clamp
         # The wrappers narrow the float bounds with one FCVT; the clamp then runs in f16.
-        o, lo16, hi16 = rn16(acc), rn16(lo), rn16(hi)
-        if self.fz:  # FZ16: the f16 clamp reads its operands through the flush
-            o, lo16, hi16 = ftz16(o), ftz16(lo16), ftz16(hi16)
-        out = fclamp(o, lo16, hi16) if self.clamp_kind == "fclamp" else fmin_fmax(o, lo16, hi16)
-        return canonical_nan_f16(out)
+        # FZ16: the f16 clamp reads its operands through the flush.
+        out: NDArray[np.float16] = numerics.clamp(rn16(acc), rn16(lo), rn16(hi), self.clamp_kind, fz=self.fz)
+        return out
 
 
 class _Pf16Mopa(_Pf16Kernel, PackedLhsKernel):

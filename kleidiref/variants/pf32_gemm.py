@@ -19,11 +19,12 @@ from typing import ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
+from .. import numerics
 from .._buffers import check_count
 from .._engine import flushed_row_lows, fma32_chain, row_lows
 from ..kai.interface import Clamp, PackedLhsKernel, RawLhsKernel, TileParams
 from ..kai.layouts import SmeLhsLayout
-from ..numerics import fclamp, fma32, fmin_fmax, ftz32
+from ..numerics import fma32
 from ..targets import Target
 from ._float_common import BiasRhs, BiasRhsKernel, FloatVariant, PackedWeights
 from ._sme_packers import SmeLhsPacker, SmeRhsBiasPacker
@@ -111,11 +112,8 @@ class _Pf32Kernel(BiasRhsKernel):
     def epilogue(self, acc: NDArray[np.float32], clamp: Clamp) -> NDArray[np.float32]:
         """The clamp (FCLAMP or FMIN/FMAX; bounds flushed under FZ); NaNs: the default NaN."""
         lo, hi = clamp
-        lo_a, hi_a = (ftz32(lo), ftz32(hi)) if self.fz else (np.asarray(lo), np.asarray(hi))
-        out: NDArray[np.float32] = (
-            fclamp(acc, lo_a, hi_a) if self.clamp_kind == "fclamp" else fmin_fmax(acc, lo_a, hi_a)
-        )
-        return out  # NaNs: the default NaN (both clamps produce it)
+        out: NDArray[np.float32] = numerics.clamp(acc, lo, hi, self.clamp_kind, fz=self.fz)
+        return out
 
     @abc.abstractmethod
     def accumulate(self, lhs: NDArray[np.float32], rhs: BiasRhs) -> NDArray[np.float32]:
