@@ -133,6 +133,18 @@ def test_runtime_shapes_match_the_runtime_outputs(path: Path) -> None:
             assert shapes[v.id] == (n, h, w, c)
         else:
             assert shapes[v.id] == v.dims
+    # the same from the program's inputs, through the delegate call's arguments
+    by_program = pte.program_shapes(program, [io[f"input_{i}"].shape for i in range(len(program.plan().inputs))])
+    assert by_program == {0: shapes}
+
+
+def test_program_shapes_follow_new_input_shapes() -> None:
+    program = pte.load(FIXTURES / "conv3x3_p1_c16_o24__fp32.pte")
+    shapes = pte.program_shapes(program, [(2, 16, 10, 12)])[0]
+    graph = program.xnn_graphs[0]
+    assert shapes[graph.output_ids[0]] == (2, 24, 10, 12)
+    with pytest.raises(ValueError, match="input shapes"):
+        pte.program_shapes(program, [(1, 16, 8, 8), (1,)])
 
 
 def _dequantized(value: pte.XnnValue) -> np.ndarray:

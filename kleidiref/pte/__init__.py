@@ -19,7 +19,7 @@ from .program import (
     ProgramValue,
     load,
 )
-from .shapes import runtime_shapes
+from .shapes import program_shapes, runtime_shapes
 from .xnngraph import (
     DATATYPES,
     INVALID_ID,
@@ -51,6 +51,7 @@ __all__ = [
     "XnnNode",
     "XnnValue",
     "load",
+    "program_shapes",
     "runtime_shapes",
     "unpack_int4",
 ]

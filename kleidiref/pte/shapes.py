@@ -14,9 +14,10 @@ from typing import Any
 
 from ..conv import conv_output_size
 from .flatbuffer import PteError
-from .xnngraph import XnnGraph, XnnNode
+from .program import Program
+from .xnngraph import XnnGraph, XnnNode, XnnValue
 
-__all__ = ["deconv_output_size", "runtime_shapes"]
+__all__ = ["deconv_output_size", "program_shapes", "runtime_shapes"]
 
 Shape = tuple[int, ...]
 
@@ -224,3 +225,47 @@ def runtime_shapes(
             if node.type == "XNNArgMaxPooling2d":
                 shapes[node.fields["output_index_id"]] = out
     return tuple(shapes)
+
+
+def program_shapes(
+    program: Program,
+    input_shapes: Sequence[Sequence[int]] | None = None,
+    plan: str = "forward",
+) -> dict[int, tuple[Shape, ...]]:
+    """Runtime shapes of every XNNPACK delegate of a plan, from the program's input shapes.
+
+    Returns ``{delegate index: runtime_shapes(graph)}``. ``input_shapes`` are the plan's inputs in order
+    (default: the sizes stored in the program). A delegate call's argument ``e`` feeds the graph value whose
+    ``external_id`` is ``e`` (``backends/xnnpack/runtime/XNNExecutor.cpp`` ``prepare_args``); delegates are
+    followed in call order, so one delegate's outputs give the next one's inputs. An argument no delegate or
+    program input gives a shape to keeps the sizes stored in the program.
+    """
+    p = program.plan(plan)
+    known: dict[int, Shape] = {}
+    if input_shapes is not None:
+        if len(input_shapes) != len(p.inputs):
+            raise ValueError(f"{len(input_shapes)} input shapes for a plan of {len(p.inputs)} inputs")
+        known = {e: tuple(int(d) for d in s) for e, s in zip(p.inputs, input_shapes, strict=True)}
+    out: dict[int, tuple[Shape, ...]] = {}
+    for call in p.instructions:
+        if call.kind != "DelegateCall" or p.delegates[call.index].graph is None:
+            continue
+        graph = p.delegates[call.index].graph
+        assert graph is not None
+
+        def evalue(v: XnnValue, args: tuple[int, ...] = call.args) -> int:
+            if not 0 <= v.external_id < len(args) or not 0 <= args[v.external_id] < len(p.values):
+                raise PteError(f"XNNGraph value {v.id}: external id {v.external_id} names no delegate argument")
+            return args[v.external_id]
+
+        given = {}
+        for v in graph.values:
+            if v.is_external_input:
+                e = evalue(v)
+                given[v.id] = known.get(e, p.values[e].sizes or v.dims)
+        shapes = runtime_shapes(graph, given)
+        for v in graph.values:
+            if v.is_external_output:
+                known[evalue(v)] = shapes[v.id]
+        out[call.index] = shapes
+    return out
