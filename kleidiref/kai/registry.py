@@ -15,6 +15,13 @@ from collections.abc import Iterator, Mapping
 from types import ModuleType
 from typing import Any
 
+from . import (
+    matmul_clamp_f16_f16_f16p,
+    matmul_clamp_f16_f16p_f16p,
+    matmul_clamp_f32_f32_f32p,
+    matmul_clamp_f32_f32p_f32p,
+    pack,
+)
 from .interface import Ukernel
 
 __all__ = ["UKERNELS", "get_ukernel", "list_ukernels", "ukernels_of"]
@@ -23,9 +30,10 @@ __all__ = ["UKERNELS", "get_ukernel", "list_ukernels", "ukernels_of"]
 def _ukernel_modules() -> dict[str, ModuleType]:
     """Short module name -> module, for every module that defines ukernels.
 
-    Note: the imports run on the first lookup, not when :mod:`kleidiref.kai` is imported: the
-    kernel classes still live in the variant modules (a higher layer), which import
-    :mod:`kleidiref.kai.interface`; importing them here at load time would be an import cycle.
+    The KleidiAI mirror's own modules (:mod:`kleidiref.kai.pack`, ``kai.matmul_clamp_*``) are
+    imported with this module. Note: the variant modules that still define ukernels (a higher
+    layer, which imports :mod:`kleidiref.kai`) are imported on the first lookup, not when
+    :mod:`kleidiref.kai` is imported: importing them at load time would be an import cycle.
     """
     from ..variants import (
         _qai8dxp,
@@ -38,7 +46,15 @@ def _ukernel_modules() -> dict[str, ModuleType]:
         qp8_f32_qc8w_gemm,
     )
 
+    kai_mods = [
+        pack,
+        matmul_clamp_f32_f32p_f32p,
+        matmul_clamp_f32_f32_f32p,
+        matmul_clamp_f16_f16p_f16p,
+        matmul_clamp_f16_f16_f16p,
+    ]
     mods = [
+        *kai_mods,
         _qai8dxp,
         pf32_gemm,
         pf16_gemm,

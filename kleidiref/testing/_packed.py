@@ -24,10 +24,10 @@ def describer(layout: Any) -> Decoder:
 
 def _layout_of(packer: Ukernel, kwargs: dict[str, Any]) -> Any:
     """The layout of the buffer ``packer.pack(**kwargs)`` writes, or None for an unknown packer."""
+    from ..kai.pack import SmeLhsPacker, SmeRhsBiasPacker
     from ..variants import pqs8_qc8w_gemm as pqs8
     from ..variants import qp8_f32_qb4w_gemm as qb4w
     from ..variants import qp8_f32_qc8w_gemm as qc8w
-    from ..variants._sme_packers import SmeLhsPacker, SmeRhsBiasPacker
 
     if isinstance(packer, SmeLhsPacker):
         return packer.lhs_layout(*kwargs["lhs"].shape)

@@ -1,98 +1,25 @@
-"""What pf32_gemm and pf16_gemm share: the bias-led packed RHS, kernel choice, ``gemm`` and golden replay.
+"""What pf32_gemm and pf16_gemm share at the XNNPACK level: kernel choice, ``gemm`` and golden replay.
 
 Both variants have the same four kernels (SME2/SME1 MOPA on a packed LHS, SME2/SME1 GEMV on the raw
 row), the same packers up to the element type and kr, and the same XNNPACK call conventions; only the
-arithmetic in each kernel's ``_compute`` differs.
+arithmetic of each kernel (kleidiref.kai) differs.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .._buffers import PackedRhs, as_packed_rhs, check_count, check_dtype, packed_rhs_columns
-from .._engine import gather_rows
+from .._buffers import PackedRhs, as_packed_rhs, check_dtype
 from ..kai.interface import PackedLhsKernel, RawLhsKernel, TileParams
-from ..kai.layouts import SmeBiasRhsLayout
+from ..kai.pack import SmeLhsPacker, SmeRhsBiasPacker
 from ..targets import Target, resolve_target, target_svl
-from ._sme_packers import SmeLhsPacker, SmeRhsBiasPacker
 
-__all__ = ["BiasRhs", "BiasRhsKernel", "FloatVariant", "PackedWeights"]
-
-
-@dataclasses.dataclass(frozen=True)
-class BiasRhs:
-    """A bias-led packed RHS as the float kernels read it (their ``decode_rhs``)."""
-
-    #: [n], the bias element type.
-    bias: NDArray[Any]
-    #: [roundup(K, kr), n] decoded, or the packed blocks' zero-copy view [Kp/kr, kr, nb, nr].
-    w: NDArray[Any]
-    #: pf32: the per-row smallest magnitudes of W the chain reuses (``_engine.row_lows``), or None.
-    w_lows: NDArray[np.int64] | None = None
-    #: pf16 under FZ16: the chain reads W through the flush (W was not flushed once).
-    flush_w: bool = False
-
-
-class BiasRhsKernel:
-    """Mixin: offsets and decoding of the ``..p2vlx<kr>b`` RHS (an nr-wide bias row, then the data)."""
-
-    name: ClassVar[str]
-    #: Element type of weights and bias, and the kr of the layout.
-    elem: ClassVar[np.dtype[Any]]
-    layout_kr: ClassVar[int]
-    svl: int
-
-    def rhs_layout(self, n: int, k: int) -> SmeBiasRhsLayout:
-        """The packed RHS format this kernel reads (nr = 2 VL / kr)."""
-        return SmeBiasRhsLayout.for_svl(self.elem, self.elem, self.layout_kr, self.svl, n, k)
-
-    def get_rhs_packed_offset(self, n_idx: int, k: int) -> int:
-        n_idx, k = check_count("n_idx", n_idx), check_count("k", k)
-        fmt = self.rhs_layout(0, k)
-        if n_idx % fmt.nr:
-            raise ValueError(f"KAI_ASSUME(n_idx % nr == 0) fails in kai_get_rhs_packed_offset_{self.name[4:]}")
-        return fmt.offset(n_idx)
-
-    def rhs_packed_size(self, n: int, k: int) -> int:
-        return self.rhs_layout(n, k).size()
-
-    def _cached_rhs(
-        self,
-        rhs_u8: NDArray[np.uint8],
-        n: int,
-        k: int,
-        prepare: Callable[[NDArray[Any]], tuple[NDArray[Any], Any]] | None = None,
-    ) -> tuple[NDArray[Any], NDArray[Any], Any] | None:
-        """``(bias[n], W[Kp, n], extra)`` decoded once from the :class:`PackedRhs` that ``rhs_u8``
-        views whole, else None: read-only arrays, as many bytes again as the packing.
-
-        ``prepare(W) -> (W', extra)``, a named function of the decoded W (all of the buffer's
-        columns, not only the first n), also runs once: an input flush of W (not of the bias)
-        and what the chain can reuse, e.g. :func:`kleidiref._engine.row_lows`.
-        """
-        fmt = self.rhs_layout(n, k)
-        nr, kr = fmt.nr, fmt.kr
-        found = packed_rhs_columns(rhs_u8, fmt.stride, nr, n)
-        if found is None:
-            return None
-        owner, full_n = found
-
-        def decode(buf: bytes) -> tuple[NDArray[Any], NDArray[Any], Any]:
-            bias, view = self.rhs_layout(full_n, k).block_view(np.frombuffer(buf, np.uint8))
-            w = gather_rows(view, full_n)  # staged: ~3x faster than a transpose copy
-            w, extra = (w, None) if prepare is None else prepare(w)
-            bias.setflags(write=False)
-            w.setflags(write=False)
-            return bias, w, extra
-
-        key = ("bias-led rhs", self.elem.str, nr, kr, k, None if prepare is None else prepare.__qualname__)
-        bias, w, extra = owner.decoded(key, decode)
-        return bias[:n], w[:, :n], extra
+__all__ = ["FloatVariant", "PackedWeights"]
 
 
 @dataclasses.dataclass(frozen=True)

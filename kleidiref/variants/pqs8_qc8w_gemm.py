@@ -45,6 +45,7 @@ from .._buffers import (
 )
 from ..kai.interface import RawLhsRow, RequantizingKernel, TileParams, Ukernel
 from ..kai.layouts import Qsi8cxp2vlx4sbLayout, SmeLhsLayout
+from ..kai.pack import kai_lhs_pack_x8p2vlx4_x8_sme
 from ..numerics import frintn_fcvtzs, ftz32, wrap_i32
 from ..targets import Target, resolve_target, target_svl
 from ._int8_common import (
@@ -53,7 +54,6 @@ from ._int8_common import (
     kai_matmul_requantize32_params,
     kai_rhs_pack_qsi8cx_params,
 )
-from ._sme_packers import SmeLhsPacker
 
 __all__ = [
     "PackedWeights",
@@ -79,17 +79,6 @@ F32 = np.dtype(np.float32)
 I8 = np.dtype(np.int8)
 I32 = np.dtype(np.int32)
 KR = 4
-
-
-class kai_lhs_pack_x8p2vlx4_x8_sme(SmeLhsPacker):
-    """LHS packer: raw int8 rows in blocks of mr = 2 VLs rows, kr = 4 (kernels.md §8.1)."""
-
-    name = "kai_lhs_pack_x8p2vlx4_x8_sme"
-    variant = VARIANT
-    isa = "sme"
-    source = "kai/ukernels/matmul/pack/kai_lhs_pack_x8p2vlx4_x8_sme.c"
-    elem = I8
-    kr = KR
 
 
 class kai_rhs_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme(Ukernel):

@@ -144,6 +144,7 @@ class _QsiRhsPacker(Ukernel):
         return n_idx * rhs_stride if self.layout == "nxk" else n_idx
 
     def get_rhs_packed_stride(self, k: int, nr: int, kr: int, sr: int) -> int:
+        del sr  # the C signature's sr: the stride does not depend on it
         return Qsi8cxpLayout(check_count("nr", nr, minimum=1), kr, 0, check_count("k", k)).stride
 
     def get_rhs_packed_offset(self, n_idx: int, k: int, nr: int, kr: int, sr: int) -> int:

@@ -13,9 +13,9 @@ from numpy.typing import NDArray
 
 from ..._buffers import Buffer, as_u8, check_count, read_matrix, require_bytes, roundup, writable_u8
 from ...kai.interface import Ukernel
+from ...kai.pack import SmeRhsBiasPacker
 from ...kai.params import kai_rhs_pack_qsi8cx_params
 from .. import pf16_gemm, pf32_gemm, pqs8_qc8w_gemm
-from .._sme_packers import SmeRhsBiasPacker
 
 __all__ = [
     "F16",

@@ -1,0 +1,29 @@
+"""KleidiAI's packers (``kai/ukernels/matmul/pack/``), one module per packer family."""
+
+from __future__ import annotations
+
+from .lhs_pack_sme import (
+    SmeLhsPacker,
+    kai_lhs_pack_f32p2vlx1_f32_sme,
+    kai_lhs_pack_x8p2vlx4_x8_sme,
+    kai_lhs_pack_x16p2vlx2_x16_sme,
+)
+from .rhs_pack_bias_sme import (
+    SmeRhsBiasPacker,
+    kai_rhs_pack_kxn_f32p2vlx1biasf32_f32_f32_sme,
+    kai_rhs_pack_kxn_x16p2vlx2b_x16_x16_sme,
+    kai_rhs_pack_nxk_f32p2vlx1biasf32_f32_f32_sme,
+    kai_rhs_pack_nxk_x16p2vlx2b_x16_x16_sme,
+)
+
+__all__ = [
+    "SmeLhsPacker",
+    "SmeRhsBiasPacker",
+    "kai_lhs_pack_f32p2vlx1_f32_sme",
+    "kai_lhs_pack_x8p2vlx4_x8_sme",
+    "kai_lhs_pack_x16p2vlx2_x16_sme",
+    "kai_rhs_pack_kxn_f32p2vlx1biasf32_f32_f32_sme",
+    "kai_rhs_pack_kxn_x16p2vlx2b_x16_x16_sme",
+    "kai_rhs_pack_nxk_f32p2vlx1biasf32_f32_f32_sme",
+    "kai_rhs_pack_nxk_x16p2vlx2b_x16_x16_sme",
+]
