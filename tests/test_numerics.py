@@ -567,3 +567,20 @@ def test_frintn_biased_bits() -> None:
     assert got.dtype == np.int32 and (got.astype(np.int64) - nx.FRINTN_MAGIC_BITS).tolist() == want.tolist()
     buf = np.array([1.25, -3.5], F32)
     assert nx.round_half_even(buf, out=buf) is buf and buf.tolist() == [1.0, -4.0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    a=st.lists(st.integers(-(2**31), 2**31 - 1), min_size=1, max_size=8),
+    b=st.integers(-(2**31), 2**31 - 1),
+    shift=st.integers(1, 31),
+)
+def test_sqdmulh_srshr_clamp_int(a: list[int], b: int, shift: int) -> None:
+    """SQDMULH and SRSHL by a negative shift against their Arm ARM definitions (exact integers)."""
+    x = np.array(a, dtype=np.int32)
+    want = [max(-(2**31), min(2**31 - 1, (2 * v * b) >> 32)) for v in a]  # floor, then saturate
+    assert nx.sqdmulh(x, b).tolist() == want
+    assert nx.sqdmulh(np.array([-(2**31)], np.int32), -(2**31)).tolist() == [2**31 - 1]
+    assert nx.srshr(x, shift).tolist() == [(v + (1 << (shift - 1))) >> shift for v in a]
+    lo, hi = sorted((b, b // 3))
+    assert nx.clamp_int(x, lo, hi).tolist() == [min(max(v, lo), hi) for v in a]

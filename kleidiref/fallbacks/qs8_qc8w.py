@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..numerics import fcvtns, fmul32, saturate, wrap_i32
+from ..numerics import clamp_int, fcvtns, fmul32, saturate, wrap_i32
 from ._conv import grouped_conv, grouped_geometry
 from .qd8_f32_qc8w import int_dot
 
@@ -55,7 +55,7 @@ def qs8_requantize_fp32(
     r = fcvtns(f)  # vcvtnq_s32_f32
     r16 = saturate(saturate(r, np.int16) + zy, np.int16)  # vqmovn_s32, vqaddq_s16
     y = saturate(r16, np.int8)  # vqmovn_s16
-    res: NDArray[np.int8] = np.minimum(np.maximum(y, ymin), ymax).astype(np.int8)
+    res: NDArray[np.int8] = clamp_int(y, ymin, ymax).astype(np.int8)  # vmaxq_s8, vminq_s8
     return res
 
 

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..numerics import fmul32, round_half_even, saturate, wrap_i32
+from ..numerics import clamp_int, fmul32, round_half_even, saturate, sqdmulh, srshr, wrap_i32
 from ._conv import grouped_conv, grouped_geometry
 from .qd8_f32_qc8w import int_dot
 
@@ -82,11 +82,11 @@ def qu8_requantize_rndnu(
     pre, mult, post = rndnu_params(scale)
     a = wrap_i32(acc).astype(np.int64)
     a = saturate(a * (1 << pre), np.int32)  # SQSHL (|a| << pre < 2**63: pre <= 9)
-    a = (a * mult) >> 31  # SQDMULH: floor(2*a*mult / 2**32); |a*mult| < 2**62, never saturates
-    a = (a + (1 << (post - 1))) >> post  # SRSHL by -post: round half up
+    a = sqdmulh(a, mult)  # vqdmulhq_s32
+    a = srshr(a, post)  # vrshlq_s32 by -post: round half up
     y16 = saturate(saturate(a, np.int16) + zy, np.int16)  # VQMOVN, VQADD
     y = saturate(y16, np.uint8)  # VQMOVUN
-    out: NDArray[np.uint8] = np.minimum(np.maximum(y, ymin), ymax).astype(np.uint8)
+    out: NDArray[np.uint8] = clamp_int(y, ymin, ymax).astype(np.uint8)  # vmaxq_u8, vminq_u8
     return out
 
 
@@ -97,7 +97,7 @@ def qu8_requantize_fp32(
     f = fmul32(wrap_i32(acc).astype(F32), F32(scale))  # CVTDQ2PS, MULPS
     r = saturate(round_half_even(f.astype(np.float64)), np.int32)  # CVTPS2DQ: ties to even
     y = saturate(saturate(saturate(r, np.int16) + zy, np.int16), np.uint8)  # PACKSSDW, PADDSW, PACKUSWB
-    out: NDArray[np.uint8] = np.minimum(np.maximum(y, ymin), ymax).astype(np.uint8)
+    out: NDArray[np.uint8] = clamp_int(y, ymin, ymax).astype(np.uint8)
     return out
 
 

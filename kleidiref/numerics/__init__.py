@@ -31,6 +31,8 @@ helper                   instruction / upstream function it mirrors
 ``frintn_biased_bits``   FRINTN by the ``1.5 * 2**23`` magic add (XNNPACK ``fmagic`` requantization)
 ``wrap_i32``/``wrap_i16``  two's-complement wrap of an integer register (ADD/MLA/SDOT/SMOPA)
 ``saturate``             SQXTN/SQXTUN/SQADD (``vqmovn``, ``vqmovun``, ``vqadd``): clamp to a type
+``clamp_int``            SMAX then SMIN / SCLAMP: the integer output clamp
+``sqdmulh``/``srshr``    SQDMULH, SRSHL by a negative shift (XNNPACK's rndnu requantization)
 ``ftz32``/``ftz16``      FPCR.FZ / FPCR.FZ16 input flush (signed zero)
 =======================  ===========================================================================
 
@@ -90,7 +92,7 @@ from .floats import (
     has_subnormal,
     round_to_odd_sum,
 )
-from .integers import saturate, wrap_i16, wrap_i32
+from .integers import clamp_int, saturate, sqdmulh, srshr, wrap_i16, wrap_i32
 
 __all__ = [
     "DEFAULT_NAN_F16_BITS",
@@ -104,6 +106,7 @@ __all__ = [
     "canonical_nan_f16",
     "canonical_nan_f32",
     "clamp",
+    "clamp_int",
     "f16_pair_dot",
     "f32_to_bf16_rne",
     "fadd16",
@@ -134,6 +137,8 @@ __all__ = [
     "round_half_even",
     "round_to_odd_sum",
     "saturate",
+    "sqdmulh",
+    "srshr",
     "wrap_i16",
     "wrap_i32",
 ]

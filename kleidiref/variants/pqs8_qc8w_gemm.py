@@ -46,7 +46,7 @@ from .._buffers import (
 from ..kai.interface import RawLhsRow, RequantizingKernel, TileParams, Ukernel
 from ..kai.layouts import Qsi8cxp2vlx4sbLayout, SmeLhsLayout
 from ..kai.pack import kai_lhs_pack_x8p2vlx4_x8_sme
-from ..numerics import frintn_fcvtzs, ftz32, wrap_i32
+from ..numerics import clamp_int, frintn_fcvtzs, ftz32, wrap_i32
 from ..targets import Target, resolve_target, target_svl
 from ._int8_common import (
     check_i32,
@@ -267,7 +267,7 @@ def requantize(
     r = frintn_fcvtzs(y)
     o = r + np.int32(params.output_zero_point)  # int32 add wraps
     # SCLAMP (SME2) and SMAX-then-SMIN (SME1) agree: min(max(o, lo), hi).
-    clamped = np.minimum(np.maximum(o, np.int32(params.min_value)), np.int32(params.max_value))
+    clamped = clamp_int(o, np.int32(params.min_value), np.int32(params.max_value))
     out: NDArray[np.int8] = clamped.astype(np.int8)  # UZP1 narrowing keeps the low byte
     return out
 
