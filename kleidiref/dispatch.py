@@ -37,11 +37,22 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .configs import (
+    DWCONV,
+    KAI_CONFIGS,
+    VMULCADDC,
+    X86_ISA,
+    Branch,
+    GenericConfig,
+    f16_x86_choice,
+    f32_qcw_choice,
+    generic_config,
+    kai_branch,
+    kai_choice,
+)
 from .conv import conv_output_size
-from .fallbacks.f16_x86 import f16_x86_ukernel
-from .fallbacks.f32_qcw import X86Isa, f32_qcw_ukernel
 from .numerics import bf16_to_f32, f32_to_bf16_rne
-from .targets import Target, target_svl
+from .targets import Target
 
 __all__ = [
     "DTYPES",
@@ -436,41 +447,19 @@ class _Hw:
         return self.arm64 and self.t.kleidiai
 
     @property
-    def sme_level(self) -> str | None:
+    def sme_level(self) -> Branch | None:
         """'sme2' / 'sme' branch of the SME configs, None when neither (or no KleidiAI)."""
-        if not self.kai:
-            return None
-        if self.t.sme2:
-            return "sme2"
-        if self.t.sme:
-            return "sme"
-        return None
+        return kai_branch("pf32_gemm", self.t)
 
     @property
-    def qp8_level(self) -> str | None:
+    def qp8_level(self) -> Branch | None:
         """Branch of qp8_f32_qc8w / qp8_f32_qc4w: sme2 -> sme -> i8mm -> dotprod."""
-        if not self.kai:
-            return None
-        for lvl, ok in (
-            ("sme2", self.t.sme2),
-            ("sme", self.t.sme),
-            ("i8mm", self.t.i8mm),
-            ("dotprod", self.t.dotprod),
-        ):
-            if ok:
-                return lvl
-        return None
+        return kai_branch("qp8_f32_qc8w_gemm", self.t)
 
     @property
-    def qb4w_level(self) -> str | None:
+    def qb4w_level(self) -> Branch | None:
         """Branch of qp8_f32_qb4w: no SME branch; i8mm -> dotprod."""
-        if not self.kai:
-            return None
-        if self.t.i8mm:
-            return "i8mm"
-        if self.t.dotprod:
-            return "dotprod"
-        return None
+        return kai_branch("qp8_f32_qb4w_gemm", self.t)
 
     @property
     def f16_gemm(self) -> bool:
@@ -478,14 +467,6 @@ class _Hw:
         # AVX512-FP16 (else creating an fp16 FC fails "unsupported hardware"); the Target model
         # has no x86 ISA flags, so an x86_64 target is assumed to have AVX2 (X86_ISA).
         return self.t.fp16_arith if self.arm64 else True
-
-    @property
-    def vls(self) -> int:
-        return target_svl(self.t, "an SME config's tile") // 32
-
-    @property
-    def vlh(self) -> int:
-        return target_svl(self.t, "an SME config's tile") // 16
 
     def feature_summary(self) -> str:
         if not self.arm64:
@@ -513,339 +494,14 @@ class _Hw:
         return f"arm64 target with {', '.join(feats) or 'no optional features'}{svl}; {kai}"
 
 
-# --------------------------------------------------------------------------------------------
-# Kernel name tables
-# --------------------------------------------------------------------------------------------
-
-_KAI_PF32 = {
-    ("sme2", "mopa"): "kai_matmul_clamp_f32_f32p2vlx1_f32p2vlx1biasf32_sme2_mopa",
-    ("sme", "mopa"): "kai_matmul_clamp_f32_f32p2vlx1_f32p2vlx1b_2vlx2vl_sme_mopa",
-    ("sme2", "gemv"): "kai_matmul_clamp_f32_f32_f32p2vlx1b_1x16vl_sme2_mla",
-    ("sme", "gemv"): "kai_matmul_clamp_f32_f32_f32p2vlx1b_1x8vl_sme_mla",
-}
-_KAI_PF16 = {
-    ("sme2", "mopa"): "kai_matmul_clamp_f16_f16p2vlx2_f16p2vlx2_2vlx2vl_sme2_mopa",
-    ("sme", "mopa"): "kai_matmul_clamp_f16_f16p2vlx2_f16p2vlx2b_2vlx2vl_sme_mopa",
-    ("sme2", "gemv"): "kai_matmul_clamp_f16_f16_f16p2vlx2b_1x16vl_sme2_dot",
-    ("sme", "gemv"): "kai_matmul_clamp_f16_f16_f16p2vlx2b_1x8vl_sme_mla",
-}
-_KAI_PQS8 = {
-    ("sme2", "mopa"): "kai_matmul_clamp_qai8_qai8p2vlx4_qsi8cxpsb2vlx4_2vlx2vl_sme2_mopa",
-    ("sme", "mopa"): "kai_matmul_clamp_qai8_qai8p2vlx4_qsi8cxp2vlx4sb_2vlx2vl_sme_mopa",
-    ("sme2", "gemv"): "kai_matmul_clamp_qai8_qai8_qsi8cxp2vlx4sb_1x16vl_sme2_dot",
-}
-_KAI_QP8_QC8W = {
-    ("sme2", "mopa"): "kai_matmul_clamp_f32_qai8dxp1vlx4_qsi8cxp4vlx4_1vlx4vl_sme2_mopa",
-    ("sme", "mopa"): "kai_matmul_clamp_f32_qai8dxp1vlx4_qsi8cxp4vlx4_1vlx4vl_sme_mopa",
-    ("sme2", "gemv"): "kai_matmul_clamp_f32_qai8dxp1x4_qsi8cxp4vlx4_1x4vl_sme2_dot",
-    ("sme", "gemv"): "kai_matmul_clamp_f32_qai8dxp1x4_qsi8cxp4vlx4_1x4vl_sme_dot",
-    ("i8mm", "mopa"): "kai_matmul_clamp_f32_qai8dxp4x8_qsi8cxp4x8_16x4_neon_i8mm",
-    ("i8mm", "gemv"): "kai_matmul_clamp_f32_qai8dxp1x8_qsi8cxp4x8_1x4_neon_dotprod",
-    ("dotprod", "mopa"): "kai_matmul_clamp_f32_qai8dxp4x4_qsi8cxp4x4_16x4_neon_dotprod",
-    ("dotprod", "gemv"): "kai_matmul_clamp_f32_qai8dxp1x4_qsi8cxp4x4_1x4_neon_dotprod",
-}
-_XNN_QP8_QC8W_NEON = {
-    ("i8mm", "mopa"): ("xnn_qp8_f32_qc8w_gemm_minmax_ukernel_16x4c8__neoni8mm_mstep4", 16, 4),
-    ("i8mm", "gemv"): ("xnn_qp8_f32_qc8w_gemm_minmax_ukernel_1x4c8__aarch64_neondot", 1, 4),
-    ("dotprod", "mopa"): ("xnn_qp8_f32_qc8w_gemm_minmax_ukernel_16x4c4__aarch64_neondot_mstep4", 16, 4),
-    ("dotprod", "gemv"): ("xnn_qp8_f32_qc8w_gemm_minmax_ukernel_1x4c4__aarch64_neondot", 1, 4),
-}
-_QB4W = {
-    ("i8mm", "mopa"): (
-        "xnn_qp8_f32_qb4w_gemm_minmax_ukernel_16x4c16s2__neoni8mm_mstep4",
-        16,
-        4,
-        "kai_matmul_clamp_f32_qai8dxp4x8_qsi4c32p4x8_16x4x32_neon_i8mm",
-    ),
-    ("i8mm", "gemv"): (
-        "xnn_qp8_f32_qb4w_gemm_minmax_ukernel_1x4c16s2__aarch64_neondot",
-        1,
-        4,
-        "kai_matmul_clamp_f32_qai8dxp1x8_qsi4c32p4x8_1x4x32_neon_dotprod",
-    ),
-    ("dotprod", "mopa"): (
-        "xnn_qp8_f32_qb4w_gemm_minmax_ukernel_4x4c8s2__aarch64_neondot",
-        4,
-        4,
-        "kai_matmul_clamp_f32_qai8dxp4x4_qsi4c32p4x4_16x4_neon_dotprod",
-    ),
-    ("dotprod", "gemv"): (
-        "xnn_qp8_f32_qb4w_gemm_minmax_ukernel_1x4c8s2__aarch64_neondot",
-        1,
-        4,
-        "kai_matmul_clamp_f32_qai8dxp1x4_qsi4c32p4x4_1x4_neon_dotprod",
-    ),
-}
-
-#: ``init_qp8_f32_qc4w_gemm_config`` (gemm-config.c) and its wrappers (src/qp8-f32-qc4w-gemm/):
-#: (branch, kind) -> KleidiAI kernel; the NEON entries also carry (XNNPACK ukernel, mr, nr).
-_KAI_QP8_QC4W = {
-    ("sme2", "mopa"): "kai_matmul_clamp_f32_qai8dxp1vlx8_qsi4cxp4vlx8_1vlx4vl_sme2_mopa",
-    ("sme2", "gemv"): "kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4vlx4_1x4vl_sme2_sdot",
-    ("sme", "mopa"): "kai_matmul_clamp_f32_qai8dxp1vlx4_qsi4cxp4vlx4_1vlx4vl_sme_mopa",
-    ("sme", "gemv"): "kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4vlx4_1x4vl_sme_dot",
-    ("i8mm", "mopa"): "kai_matmul_clamp_f32_qai8dxp4x8_qsi4cxp8x8_8x8x32_neon_i8mm",
-    ("i8mm", "gemv"): "kai_matmul_clamp_f32_qai8dxp1x8_qsi4cxp8x8_1x8x32_neon_dotprod",
-    ("dotprod", "mopa"): "kai_matmul_clamp_f32_qai8dxp4x8_qsi4cxp4x4_16x4x32_neon_dotprod",
-    ("dotprod", "gemv"): "kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4x4_1x4_neon_dotprod",
-}
-_XNN_QP8_QC4W_NEON = {
-    ("i8mm", "mopa"): ("xnn_qp8_f32_qc4w_gemm_minmax_ukernel_8x8c16s2__neoni8mm_mstep2", 8, 8),
-    ("i8mm", "gemv"): ("xnn_qp8_f32_qc4w_gemm_minmax_ukernel_1x8c16s2__aarch64_neondot", 1, 8),
-    ("dotprod", "mopa"): ("xnn_qp8_f32_qc4w_gemm_minmax_ukernel_16x4c8s2__aarch64_neondot_mstep4", 16, 4),
-    ("dotprod", "gemv"): ("xnn_qp8_f32_qc4w_gemm_minmax_ukernel_1x4c8s2__aarch64_neondot", 1, 4),
-}
-
-#: Generic ARM64 configs (default uarch): {mr: ukernel} for gemm and igemm, and nr.
-_GENERIC: dict[str, dict[str, Any]] = {
-    "f32_gemm": {
-        "nr": 8,
-        "mr": 7,
-        "gemm": {
-            1: "xnn_f32_gemm_minmax_ukernel_1x8__asm_aarch64_neonfma_ld128_2",
-            4: "xnn_f32_gemm_minmax_ukernel_4x8__asm_aarch64_neonfma_ld128_2",
-            7: "xnn_f32_gemm_minmax_ukernel_7x8__asm_aarch64_neonfma_ld128_2",
-        },
-    },
-    "f32_gemm@apple": {
-        "nr": 8,
-        "mr": 6,
-        "gemm": {
-            1: "xnn_f32_gemm_minmax_ukernel_1x8__asm_aarch64_neonfma_ld128_acc4",
-            6: "xnn_f32_gemm_minmax_ukernel_6x8__asm_aarch64_neonfma_ld128",
-        },
-    },
-    "f32_igemm": {
-        "nr": 8,
-        "mr": 6,
-        "igemm": {
-            1: "xnn_f32_igemm_minmax_ukernel_1x8__asm_aarch64_neonfma_ld64",
-            4: "xnn_f32_igemm_minmax_ukernel_4x8__asm_aarch64_neonfma_ld128",
-            6: "xnn_f32_igemm_minmax_ukernel_6x8__asm_aarch64_neonfma_ld128",
-        },
-    },
-    "f32_igemm@apple": {
-        "nr": 8,
-        "mr": 6,
-        "igemm": {
-            1: "xnn_f32_igemm_minmax_ukernel_1x8__asm_aarch64_neonfma_ld64",
-            6: "xnn_f32_igemm_minmax_ukernel_6x8__asm_aarch64_neonfma_ld128",
-        },
-    },
-    "f32_gemm_nr2": {
-        "nr": 2,
-        "mr": 4,
-        "gemm": {4: "xnn_f32_gemm_minmax_ukernel_4x2__asm_aarch64_neonfma_ld128"},
-        "igemm": {4: "xnn_f32_igemm_minmax_ukernel_4x2__asm_aarch64_neonfma_cortex_a75_prfm"},
-    },
-    "f16_gemm": {
-        "nr": 16,
-        "mr": 6,
-        "gemm": {
-            1: "xnn_f16_gemm_minmax_ukernel_1x16__asm_aarch64_neonfp16arith_ld64",
-            6: "xnn_f16_gemm_minmax_ukernel_6x16__asm_aarch64_neonfp16arith_cortex_a75",
-        },
-        "igemm": {
-            1: "xnn_f16_igemm_minmax_ukernel_1x16__asm_aarch64_neonfp16arith_ld64",
-            6: "xnn_f16_igemm_minmax_ukernel_6x16__asm_aarch64_neonfp16arith_cortex_a75",
-        },
-    },
-}
-
-
-def _qd8_qc8w_table(t: Target) -> dict[str, Any]:
-    if t.i8mm:
-        s, c = "neoni8mm", "c8"
-        big = f"4x16{c}__{s}"
-    elif t.dotprod:
-        s, c = "neondot", "c4"
-        big = "4x16c4__asm_aarch64_neondot_ld128"
-    else:
-        return {
-            "nr": 8,
-            "mr": 2,
-            "gemm": {
-                1: "xnn_qd8_f32_qc8w_gemm_minmax_ukernel_1x8c2s4__neon_mlal",
-                2: "xnn_qd8_f32_qc8w_gemm_minmax_ukernel_2x8c2s4__neon_mlal",
-            },
-            "igemm": {
-                1: "xnn_qd8_f32_qc8w_igemm_minmax_ukernel_1x8c2s4__neon_mlal",
-                2: "xnn_qd8_f32_qc8w_igemm_minmax_ukernel_2x8c2s4__neon_mlal",
-            },
-        }
-    return {
-        "nr": 16,
-        "mr": 4,
-        "gemm": {
-            1: f"xnn_qd8_f32_qc8w_gemm_minmax_ukernel_1x16{c}__{s}",
-            4: f"xnn_qd8_f32_qc8w_gemm_minmax_ukernel_{big}",
-        },
-        "igemm": {
-            1: f"xnn_qd8_f32_qc8w_igemm_minmax_ukernel_1x16{c}__{s}",
-            4: f"xnn_qd8_f32_qc8w_igemm_minmax_ukernel_{big}",
-        },
-    }
-
-
-def _qs8_qc8w_table(t: Target) -> dict[str, Any]:
-    if t.i8mm:
-        one, big, nr, mr = "1x16c8__neoni8mm", "4x16c8__neoni8mm", 16, 4
-    elif t.dotprod:
-        one, big, nr, mr = "1x16c4__neondot", "4x16c4__asm_aarch64_neondot_ld128", 16, 4
-    else:
-        one, big, nr, mr = "1x8c8__asm_aarch64_neon_mlal", "2x8c8__asm_aarch64_neon_mlal", 8, 2
-    return {
-        "nr": nr,
-        "mr": mr,
-        "gemm": {
-            1: f"xnn_qs8_qc8w_gemm_minmax_fp32_ukernel_{one}",
-            mr: f"xnn_qs8_qc8w_gemm_minmax_fp32_ukernel_{big}",
-        },
-        "igemm": {
-            1: f"xnn_qs8_qc8w_igemm_minmax_fp32_ukernel_{one}",
-            mr: f"xnn_qs8_qc8w_igemm_minmax_fp32_ukernel_{big}",
-        },
-    }
-
-
-def _qd8_qb4w_table(t: Target) -> dict[str, Any]:
-    if t.i8mm:
-        return {
-            "nr": 16,
-            "mr": 4,
-            "gemm": {
-                1: "xnn_qd8_f32_qb4w_gemm_minmax_ukernel_1x16c8__neoni8mm",
-                4: "xnn_qd8_f32_qb4w_gemm_minmax_ukernel_4x16c8__neoni8mm",
-            },
-        }
-    if t.dotprod:
-        return {
-            "nr": 16,
-            "mr": 4,
-            "gemm": {
-                1: "xnn_qd8_f32_qb4w_gemm_minmax_ukernel_1x16c4__neondot",
-                4: "xnn_qd8_f32_qb4w_gemm_minmax_ukernel_4x16c4__neondot",
-            },
-        }
-    return {
-        "nr": 16,
-        "mr": 6,
-        "gemm": {
-            1: "xnn_qd8_f32_qb4w_gemm_minmax_ukernel_1x16__neon_mlal_lane",
-            6: "xnn_qd8_f32_qb4w_gemm_minmax_ukernel_6x16__neon_mlal_lane",
-        },
-    }
-
-
-def _qd8_f16_table(t: Target, w: str) -> dict[str, Any]:
-    """``init_qd8_f16_{qc8w,qc4w,qb4w}_gemm_config`` (gemm-config.c, ARM64, default uarch, assembly)."""
-    pre = f"xnn_qd8_f16_{w}_gemm_minmax_ukernel_"
-    if t.i8mm:
-        return {"nr": 16, "mr": 4, "gemm": {1: pre + "1x16c8__neoni8mm", 4: pre + "4x16c8__neoni8mm"}}
-    if t.dotprod and (t.fp16_arith or w == "qc4w"):
-        big = "4x16c4__asm_aarch64_neondotfp16arith_ld128" if w == "qc8w" else "4x16c4__neondotfp16arith"
-        return {"nr": 16, "mr": 4, "gemm": {1: pre + "1x16c4__neondotfp16arith", 4: pre + big}}
-    if w == "qc8w":
-        return {"nr": 8, "mr": 2, "gemm": {1: pre + "1x8c2s4__neonfp16arith", 2: pre + "2x8c2s4__neonfp16arith"}}
-    return {
-        "nr": 16,
-        "mr": 6,
-        "gemm": {1: pre + "1x16__neonfp16arith_mlal_lane", 6: pre + "6x16__neonfp16arith_mlal_lane"},
-    }
-
-
-def _qd8_qc4w_table(t: Target) -> dict[str, Any]:
-    """``init_qd8_f32_qc4w_gemm_config`` (gemm-config.c, XNN_ARCH_ARM64): i8mm -> dotprod -> neon_mlal_lane."""
-    if t.i8mm:
-        one, big, mr = "1x16c8__neoni8mm", "4x16c8__neoni8mm", 4
-    elif t.dotprod:
-        one, big, mr = "1x16c4__neondot", "4x16c4__neondot", 4
-    else:
-        one, big, mr = "1x16__neon_mlal_lane", "6x16__neon_mlal_lane", 6
-    return {
-        "nr": 16,
-        "mr": mr,
-        "gemm": {
-            1: f"xnn_qd8_f32_qc4w_gemm_minmax_ukernel_{one}",
-            mr: f"xnn_qd8_f32_qc4w_gemm_minmax_ukernel_{big}",
-        },
-    }
-
-
-#: ``init_qu8_gemm_config`` (gemm-config.c, ARM64, default uarch): rndnu requantization.
-_GENERIC["qu8_gemm"] = {
-    "nr": 16,
-    "mr": 4,
-    "gemm": {
-        1: "xnn_qu8_gemm_minmax_rndnu_ukernel_1x16__neon_mlal_lane",
-        4: "xnn_qu8_gemm_minmax_rndnu_ukernel_4x16__asm_aarch64_neon_mlal_lane_cortex_a75",
-    },
-    "igemm": {
-        1: "xnn_qu8_igemm_minmax_rndnu_ukernel_1x16__neon_mlal_lane",
-        4: "xnn_qu8_igemm_minmax_rndnu_ukernel_4x16__asm_aarch64_neon_mlal_lane_cortex_a75",
-    },
-}
-
-#: ARM64 dwconv configs: primary tile -> ukernel.
-_DWCONV: dict[str, dict[int, str]] = {
-    "f32": {
-        3: "xnn_f32_dwconv_minmax_ukernel_3p8c__neonfma",
-        4: "xnn_f32_dwconv_minmax_ukernel_4p8c__neonfma",
-        9: "xnn_f32_dwconv_minmax_ukernel_9p8c__neonfma",
-        25: "xnn_f32_dwconv_minmax_ukernel_25p8c__neonfma_acc2",
-    },
-    "f16": {
-        3: "xnn_f16_dwconv_minmax_ukernel_3p16c__neonfp16arith",
-        4: "xnn_f16_dwconv_minmax_ukernel_4p16c__neonfp16arith",
-        9: "xnn_f16_dwconv_minmax_ukernel_9p16c__neonfp16arith",
-        25: "xnn_f16_dwconv_minmax_ukernel_25p8c__neonfp16arith_acc2",
-    },
-    "qu8": {  # init_qu8_dwconv_config (src/configs/dwconv-config.c)
-        9: "xnn_qu8_dwconv_minmax_rndnu_ukernel_9p16c__neon_mul8",
-        25: "xnn_qu8_dwconv_minmax_rndnu_ukernel_25p8c__neon_mul8",
-    },
-    "qs8": {
-        3: "xnn_qs8_qc8w_dwconv_minmax_fp32_ukernel_3p16c__neonv8_mla8_ld128",
-        9: "xnn_qs8_qc8w_dwconv_minmax_fp32_ukernel_9p16c__neonv8_mla8_ld64",
-        25: "xnn_qs8_qc8w_dwconv_minmax_fp32_ukernel_25p16c__neonv8_mla8_ld64",
-    },
-}
-_VMULCADDC = {
-    "f32": "xnn_f32_vmulcaddc_minmax_ukernel_c4__neonfma_2x",
-    "f16": "xnn_f16_vmulcaddc_minmax_ukernel_c8__neonfp16arith_2x",
-}
-
-
 def _x86_name(config: str) -> str:
     return f"{config} x86-64 ukernel (ISA-specific; not named by kleidiref)"
 
 
-# Note: the Target model has no x86 ISA flags (AVX2, FMA3, AVX512SKX, AVX512-FP16, ...): an
-# x86_64 target is taken to be an AVX2 + FMA3 machine (no AVX-512) wherever kleidiref names an
-# x86 kernel (f32_qc8w / f32_qc4w, f16_gemm).
-X86_ISA: X86Isa = "avx2"
 _X86_ASSUMED = (
     "x86-64: the Target model has no x86 ISA flags; AVX2 + FMA3 (no AVX-512) is assumed, so "
     "XNNPACK's first matching config entry is the AVX2 one"
 )
-
-
-def f32_qcw_choice(cfg: str, m: int, t: Target, platform: Platform) -> tuple[str, str, int, int]:
-    """``(fallback kernel=, XNNPACK ukernel, mr, nr)`` of a weight-only f32_qc8w / f32_qc4w FC.
-
-    The one place dispatch and :mod:`kleidiref.ops` pick these kernels
-    (:func:`kleidiref.fallbacks.f32_qcw.f32_qcw_ukernel`), so they cannot disagree.
-    """
-    rows = m if m >= 1 else 2  # M = 0: XNNPACK skips the run; name the config's mr kernel
-    return f32_qcw_ukernel(cfg, rows, apple=platform == "apple", x86=None if t.arch == "arm64" else X86_ISA)
-
-
-def f16_x86_choice(m: int, *, igemm: bool) -> tuple[str, str, int, int]:
-    """``(fallback kernel=, XNNPACK ukernel, mr, nr)`` of the x86-64 f16_gemm config (AVX2 assumed).
-
-    ``m`` = 1 selects the 1-row kernel; any other value the config's mr kernel.
-    """
-    return f16_x86_ukernel(m if m >= 1 else 2, igemm=igemm)  # M = 0: the config's mr kernel
 
 
 # --------------------------------------------------------------------------------------------
@@ -1018,37 +674,6 @@ def _fc_combo(in_dt: str, k_dt: str, out_dt: str, op: str, why: list[str]) -> No
         )
 
 
-def _sme_name_pf32(hw: _Hw, lvl: str, gemv: bool, igemm: bool) -> tuple[str, int, int]:
-    v = 2 * hw.vls
-    isa = "neonsme2" if lvl == "sme2" else "neonsme"
-    if igemm:
-        return f"xnn_pf32_igemm_minmax_ukernel_{v}x{v}__{isa}", v, v
-    if gemv:
-        return f"xnn_pf32_gemm_minmax_ukernel_1x{v}__{isa}", 1, v
-    return f"xnn_pf32_gemm_minmax_ukernel_{v}x{v}__{isa}", v, v
-
-
-def _sme_name_pf16(hw: _Hw, lvl: str, gemv: bool, igemm: bool) -> tuple[str, int, int]:
-    # Names carry the kernel tile (VLh = 32 at SVL 512); the config nr is max(kernel nr, 16).
-    v, nr = hw.vlh, max(hw.vlh, 16)
-    isa = "neonsme2" if lvl == "sme2" else "neonsme"
-    if igemm:
-        return f"xnn_pf16_f16_igemm_minmax_fp16_ukernel_{v}x{v}c2__{isa}", v, nr
-    if gemv:
-        return f"xnn_pf16_gemm_minmax_ukernel_1x{v}c2__{isa}", 1, nr
-    return f"xnn_pf16_gemm_minmax_ukernel_{v}x{v}c2__{isa}", v, nr
-
-
-def _sme_name_pqs8(hw: _Hw, lvl: str, gemv: bool, igemm: bool) -> tuple[str, int, int]:
-    v = 2 * hw.vls
-    isa = "neonsme2" if lvl == "sme2" else "neonsme"
-    if igemm:
-        return f"xnn_pqs8_qc8w_igemm_minmax_fp32_ukernel_{v}x{v}c4__{isa}", v, v
-    if gemv:
-        return f"xnn_pqs8_qc8w_gemm_minmax_ukernel_1x{v}c4__{isa}", 1, v
-    return f"xnn_pqs8_qc8w_gemm_minmax_ukernel_{v}x{v}c4__{isa}", v, v
-
-
 def _packed_fc(hw: _Hw, node: Node, in_dt: str, k_dt: str, out_dt: str, why: list[str]) -> str | None:
     """The packed-LHS pass for FC/BMM nodes (dispatch.md §4.3)."""
     lvl = hw.sme_level
@@ -1167,85 +792,45 @@ def _why_no_neon_kai(hw: _Hw, cfg: str, *, qb4w: bool) -> str:
     )
 
 
-def _gemm_kernel(
-    hw: _Hw,
-    cfg: str,
-    m: int,
-    n: int,
-    why: list[str],
-    *,
-    dynamic_b: bool = False,
-) -> tuple[str, str, int, int]:
-    """(kernel, xnn_kernel, mr, nr) for a GEMM config, with the M == 1 rule (dispatch.md §4.8)."""
+_GEMV_WHY = {
+    "qp8_f32_qc8w_gemm": "M == 1: the 1-row qp8gemm[0] kernel (LHS still quantized and packed with mr = 1)",
+    "qp8_f32_qb4w_gemm": "M == 1: the 1-row qp8gemm_bl[0] kernel",
+    "qp8_f32_qc4w_gemm": "M == 1: the 1-row qp8gemm[0] kernel",
+}
+
+
+def _kai_gemm_kernel(hw: _Hw, cfg: str, m: int, why: list[str]) -> tuple[str, str, int, int]:
+    """(kernel, xnn_kernel, mr, nr) of a KleidiAI config (:func:`kleidiref.configs.kai_choice`)."""
+    c = kai_choice(cfg, hw.t, m)
+    assert c is not None
+    lvl = c.branch
+    if cfg in ("qp8_f32_qc8w_gemm", "qp8_f32_qb4w_gemm", "qp8_f32_qc4w_gemm"):
+        many = "qp8gemm_bl[mr-1]" if cfg == "qp8_f32_qb4w_gemm" else "qp8gemm[mr-1]"
+        head = _GEMV_WHY[cfg] if c.kind == "gemv" else f"M = {m} > 1: the {many} kernel"
+        why.append(head + f"; {lvl} branch: XNNPACK ukernel {c.xnn_kernel}")
+        return c.kernel, c.xnn_kernel, c.mr, c.nr
+    if c.no_gemv:
+        why.append(
+            "M == 1 but the SME1 pqs8 config registers no 1-row kernel: the MOPA kernel runs on a packed single-row LHS"
+        )
+    elif c.kind == "gemv":
+        why.append("M == 1: the 1-row kernel runs on the unpacked LHS row (gemm[0]; gemv_noop, no LHS packing)")
+    else:
+        why.append(f"M = {m} > 1: the {lvl.upper()} MOPA kernel on an LHS packed by the KleidiAI SME packer")
+    why.append(
+        f"{lvl.upper()} branch taken "
+        + ("(SME2 is preferred over SME)" if lvl == "sme2" else "(no SME2 on the target)")
+        + f": XNNPACK ukernel {c.xnn_kernel}"
+        + f" (tile numbers for SVL {hw.t.svl_bits})"
+    )
+    return c.kernel, c.xnn_kernel, c.mr, c.nr
+
+
+def _gemm_kernel(hw: _Hw, cfg: str, m: int, why: list[str]) -> tuple[str, str, int, int]:
+    """(kernel, xnn_kernel, mr, nr) for a GEMM config, with the M == 1 rule (gemm[0] when it exists)."""
     gemv = m == 1
-    if cfg in ("pf32_gemm", "pf16_gemm", "pqs8_qc8w_gemm"):
-        lvl = hw.sme_level
-        assert lvl is not None
-        table = {"pf32_gemm": _KAI_PF32, "pf16_gemm": _KAI_PF16, "pqs8_qc8w_gemm": _KAI_PQS8}[cfg]
-        namer = {"pf32_gemm": _sme_name_pf32, "pf16_gemm": _sme_name_pf16, "pqs8_qc8w_gemm": _sme_name_pqs8}[cfg]
-        if gemv and (lvl, "gemv") not in table:
-            why.append(
-                "M == 1 but the SME1 pqs8 config registers no 1-row kernel: the MOPA kernel runs on a "
-                "packed single-row LHS"
-            )
-            gemv = False
-        elif gemv:
-            why.append("M == 1: the 1-row kernel runs on the unpacked LHS row (gemm[0]; gemv_noop, no LHS packing)")
-        else:
-            why.append(f"M = {m} > 1: the {lvl.upper()} MOPA kernel on an LHS packed by the KleidiAI SME packer")
-        xnn, mr, nr = namer(hw, lvl, gemv, False)
-        why.append(
-            f"{lvl.upper()} branch taken "
-            + ("(SME2 is preferred over SME)" if lvl == "sme2" else "(no SME2 on the target)")
-            + f": XNNPACK ukernel {xnn}"
-            + f" (tile numbers for SVL {hw.t.svl_bits})"
-        )
-        return table[(lvl, "gemv" if gemv else "mopa")], xnn, mr, nr
-    if cfg == "qp8_f32_qc8w_gemm":
-        lvl = hw.qp8_level
-        assert lvl is not None
-        kind = "gemv" if gemv else "mopa"
-        kai = _KAI_QP8_QC8W[(lvl, kind)]
-        if lvl in ("sme2", "sme"):
-            isa = "neonsme2" if lvl == "sme2" else "neonsme"
-            mr, nr = (1 if gemv else hw.vls), 4 * hw.vls
-            xnn = f"xnn_qp8_f32_qc8w_gemm_minmax_ukernel_{mr}x{nr}c4__{isa}"
-        else:
-            xnn, mr, nr = _XNN_QP8_QC8W_NEON[(lvl, kind)]
-        why.append(
-            (
-                "M == 1: the 1-row qp8gemm[0] kernel (LHS still quantized and packed with mr = 1)"
-                if gemv
-                else f"M = {m} > 1: the qp8gemm[mr-1] kernel"
-            )
-            + f"; {lvl} branch: XNNPACK ukernel {xnn}"
-        )
-        return kai, xnn, mr, nr
-    if cfg == "qp8_f32_qb4w_gemm":
-        lvl = hw.qb4w_level
-        assert lvl is not None
-        xnn, mr, nr, kai = _QB4W[(lvl, "gemv" if gemv else "mopa")]
-        why.append(
-            ("M == 1: the 1-row qp8gemm_bl[0] kernel" if gemv else f"M = {m} > 1: the qp8gemm_bl[mr-1] kernel")
-            + f"; {lvl} branch: XNNPACK ukernel {xnn}"
-        )
-        return kai, xnn, mr, nr
-    if cfg == "qp8_f32_qc4w_gemm":
-        lvl = hw.qp8_level
-        assert lvl is not None
-        kind = "gemv" if gemv else "mopa"
-        kai = _KAI_QP8_QC4W[(lvl, kind)]
-        if lvl in ("sme2", "sme"):
-            isa = "neonsme2" if lvl == "sme2" else "neonsme"
-            mr, nr = (1 if gemv else hw.vls), 4 * hw.vls
-            xnn = f"xnn_qp8_f32_qc4w_gemm_minmax_ukernel_{mr}x{nr}c4__{isa}"
-        else:
-            xnn, mr, nr = _XNN_QP8_QC4W_NEON[(lvl, kind)]
-        why.append(
-            ("M == 1: the 1-row qp8gemm[0] kernel" if gemv else f"M = {m} > 1: the qp8gemm[mr-1] kernel")
-            + f"; {lvl} branch: XNNPACK ukernel {xnn}"
-        )
-        return kai, xnn, mr, nr
+    if cfg in KAI_CONFIGS:
+        return _kai_gemm_kernel(hw, cfg, m, why)
     if cfg in ("f32_qc8w_gemm", "f32_qc4w_gemm"):
         _, xnn, mr, nr = f32_qcw_choice(cfg, m, hw.t, hw.platform)
         if gemv:
@@ -1274,8 +859,8 @@ def _gemm_kernel(
     if tbl is None:
         name = f"xnn_{cfg} (no ARM64 ukernel table in kleidiref)"
         return name, name, 0, 0
-    kernels: dict[int, str] = tbl["gemm"]
-    mr = 1 if gemv and 1 in kernels else int(tbl["mr"])
+    kernels = tbl.gemm
+    mr = 1 if gemv and 1 in kernels else tbl.mr
     if gemv and 1 in kernels:
         why.append(f"M == 1: gemm[0] exists, so the 1-row kernel {kernels[1]} runs")
     elif gemv:
@@ -1288,8 +873,8 @@ def _gemm_kernel(
             "x86-64: the config's kernels are ISA-specific (SSE/AVX/AVX-512); kleidiref uses the ARM64 "
             "kernel shapes and accumulation order of the same config"
         )
-        return name, name, mr, int(tbl["nr"])
-    return kernels[mr], kernels[mr], mr, int(tbl["nr"])
+        return name, name, mr, tbl.nr
+    return kernels[mr], kernels[mr], mr, tbl.nr
 
 
 def _x86_f16_reasons() -> list[str]:
@@ -1301,22 +886,8 @@ def _x86_f16_reasons() -> list[str]:
     ]
 
 
-def _generic_table(hw: _Hw, cfg: str) -> dict[str, Any] | None:
-    if cfg in ("f32_gemm", "f32_igemm") and hw.platform == "apple":
-        return _GENERIC[cfg + "@apple"]
-    if cfg in _GENERIC:
-        return _GENERIC[cfg]
-    if cfg == "qd8_f32_qc8w_gemm":
-        return _qd8_qc8w_table(hw.t)
-    if cfg == "qs8_qc8w_gemm":
-        return _qs8_qc8w_table(hw.t)
-    if cfg == "qd8_f32_qb4w_gemm":
-        return _qd8_qb4w_table(hw.t)
-    if cfg == "qd8_f32_qc4w_gemm":
-        return _qd8_qc4w_table(hw.t)
-    if cfg.startswith("qd8_f16_"):
-        return _qd8_f16_table(hw.t, cfg.split("_")[2])
-    return None
+def _generic_table(hw: _Hw, cfg: str) -> GenericConfig | None:
+    return generic_config(cfg, hw.t, hw.platform)
 
 
 _OPNAME = {
@@ -1483,7 +1054,7 @@ def _decide_gemm_like(hw: _Hw, node: Node, m: int, n: int, k: int, why: list[str
             why.append("per-tensor qint8 filter: the qs8 operator broadcasts the scale and uses the qs8_qc8w config")
             opname_override = "QS8"
     why += _fz_reason(hw, floaty)
-    kernel, xnn, mr, nr = _gemm_kernel(hw, cfg, m, n, why)
+    kernel, xnn, mr, nr = _gemm_kernel(hw, cfg, m, why)
     if cfg == "qp8_f32_qc4w_gemm" and hw.qp8_level == "sme2" and "transpose_weights" in node.flags:
         # Note: inferred from source, not run: kleidiref computes the transposed product.
         why.append(
@@ -1724,13 +1295,13 @@ def _decide_conv(hw: _Hw, node: Node, why: list[str]) -> Decision:
     taps = kh * kw
     depthwise = gic == 1 and goc == 1
     vm_ok = fam in ("f32", "f16") and (fam == "f32" or hw.f16_gemm) and hw.arm64
-    dw_tbl = _DWCONV.get(fam) if hw.arm64 and not (fam == "f16" and not hw.t.fp16_arith) else None
+    dw_tbl = DWCONV.get(fam) if hw.arm64 and not (fam == "f16" and not hw.t.fp16_arith) else None
     tile = min((t for t in dw_tbl if t >= taps), default=None) if dw_tbl else None
     mk: Microkernel
     dwtile: int | None = None
     if depthwise and taps == 1 and (sh, sw) == (1, 1) and c.padding == (0, 0, 0, 0) and vm_ok:
         mk = "vmulcaddc"
-        kernel = _VMULCADDC[fam]
+        kernel = VMULCADDC[fam]
         why.append(
             "depthwise-like 1x1 (1 input and 1 output channel per group, stride 1, no padding): the generic "
             f"vmulcaddc kernel {kernel} runs, even with a {opname} operator"
@@ -1756,10 +1327,10 @@ def _decide_conv(hw: _Hw, node: Node, why: list[str]) -> Decision:
                 + (" (qd8 has no dwconv kernel)" if fam == "qd8" else "")
                 + ": IGEMM"
             )
-        kernel, xnn, mr, nr = _igemm_kernel(hw, cfg, hout * wout, goc, why)
+        kernel, xnn, mr, nr = _igemm_kernel(hw, cfg, hout * wout, why)
         if cfg == "f32_igemm" and hw.arm64 and goc < 8:
             cfg = "f32_gemm_nr2"
-            kernel = xnn = _GENERIC["f32_gemm_nr2"]["igemm"][4]
+            kernel = xnn = _generic_table(hw, "f32_gemm_nr2").igemm[4]  # type: ignore[union-attr]
             mr, nr = 4, 2
             why.append(f"group output channels {goc} < f32_igemm nr 8: the f32_gemm_nr2 config's 4x2 IGEMM replaces it")
         if cfg == "pf16_gemm" and hw.t.svl_bits == 128:
@@ -1807,21 +1378,18 @@ def _why_not_fc(c: ConvParams, gic: int, goc: int) -> str:
     return "no conv -> FC rewrite (" + ", ".join(fails) + "): the convolution operator runs"
 
 
-def _igemm_kernel(hw: _Hw, cfg: str, m: int, nc: int, why: list[str]) -> tuple[str, str, int, int]:
-    if cfg in ("pf32_gemm", "pf16_gemm", "pqs8_qc8w_gemm"):
-        lvl = hw.sme_level
-        assert lvl is not None
-        namer = {"pf32_gemm": _sme_name_pf32, "pf16_gemm": _sme_name_pf16, "pqs8_qc8w_gemm": _sme_name_pqs8}[cfg]
-        table = {"pf32_gemm": _KAI_PF32, "pf16_gemm": _KAI_PF16, "pqs8_qc8w_gemm": _KAI_PQS8}[cfg]
-        xnn, mr, nr = namer(hw, lvl, False, True)
+def _igemm_kernel(hw: _Hw, cfg: str, m: int, why: list[str]) -> tuple[str, str, int, int]:
+    if cfg in KAI_CONFIGS:
+        c = kai_choice(cfg, hw.t, m, igemm=True)
+        assert c is not None
         why.append(
-            f"SME configs register only igemm[mr-1]: the {lvl.upper()} MOPA kernel runs with the full mr "
-            f"= {mr} on an LHS packed per tile (x32/x16/x8_igemm_pack_lh), K' = taps x channels"
+            f"SME configs register only igemm[mr-1]: the {c.branch.upper()} MOPA kernel runs with the full mr "
+            f"= {c.mr} on an LHS packed per tile (x32/x16/x8_igemm_pack_lh), K' = taps x channels"
         )
-        return table[(lvl, "mopa")], xnn, mr, nr
+        return c.kernel, c.xnn_kernel, c.mr, c.nr
     tbl = _generic_table(hw, cfg)
     assert tbl is not None
-    kernels: dict[int, str] = tbl["igemm"]
+    kernels = tbl.igemm
     if cfg == "f16_gemm" and not hw.arm64:
         big, nr = f16_x86_choice(2, igemm=True)[2:]
         mr = _heuristic_mr(m, big, nr, (1, big))
@@ -1829,12 +1397,12 @@ def _igemm_kernel(hw: _Hw, cfg: str, m: int, nc: int, why: list[str]) -> tuple[s
         why.append(f"IGEMM mr heuristic (xnn_get_heuristic_mr_igemm) for {m} output pixels: mr = {mr} -> {xnn}")
         why += _x86_f16_reasons()
         return xnn, xnn, mr, nr
-    mr = _heuristic_mr(m, int(tbl["mr"]), int(tbl["nr"]), sorted(kernels))
+    mr = _heuristic_mr(m, tbl.mr, tbl.nr, sorted(kernels))
     if not hw.arm64:
         name = _x86_name(cfg)
-        return name, name, mr, int(tbl["nr"])
+        return name, name, mr, tbl.nr
     why.append(f"IGEMM mr heuristic (xnn_get_heuristic_mr_igemm) for {m} output pixels: mr = {mr} -> {kernels[mr]}")
-    return kernels[mr], kernels[mr], mr, int(tbl["nr"])
+    return kernels[mr], kernels[mr], mr, tbl.nr
 
 
 def decide(node: Node, target: Target, *, platform: Platform = "linux") -> Decision:

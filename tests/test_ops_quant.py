@@ -104,15 +104,6 @@ def test_fc_qp8_f32_qc4w_runs_the_kleidiai_kernel(t: Target, m: int) -> None:
     assert any("ignores XNN_FLAG_TRANSPOSE_WEIGHTS" in s for s in tr.decision.reasons) == (t.sme2 is True)
 
 
-def test_dispatch_and_module_name_the_same_qc4w_kernels() -> None:
-    from kleidiref import dispatch
-
-    assert set(dispatch._KAI_QP8_QC4W.values()) == set(qc4w.KERNELS)
-    for (lvl, kind), name in dispatch._KAI_QP8_QC4W.items():
-        k = qc4w.KERNELS[name]
-        assert (k.branch, k.gemv) == (lvl, kind == "gemv")
-
-
 # ---- fp16-output dynamic FC (qd8_f16_*, or qd8_f32_* after XNNPACK's fp16 -> fp32 rewrite) --------
 
 X16 = rng.standard_normal((3, 64)).astype(F16)

@@ -14,7 +14,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .. import fallbacks as F
-from ..dispatch import Decision, f16_x86_choice, f32_qcw_choice
+from ..configs import f16_x86_choice, f32_qcw_choice
+from ..dispatch import Decision
 from ..kai.registry import UKERNELS
 from ..quant.qd8 import quantize_qd8
 from ..quant.qd8_f16 import quantize_qd8_f16

@@ -15,7 +15,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._buffers import PackedRhs, as_packed_rhs, check_dtype
-from ..kai.interface import PackedLhsKernel, RawLhsKernel, TileParams
+from ..configs import select_kai_kernel
+from ..kai.interface import MatmulKernel, PackedLhsKernel, RawLhsKernel, TileParams
 from ..kai.pack import SmeLhsPacker, SmeRhsBiasPacker
 from ..targets import Target, resolve_target, target_svl
 
@@ -56,14 +57,9 @@ class FloatVariant:
 
     def select_kernel(self, target: Target, m: int) -> type[PackedLhsKernel] | type[RawLhsKernel]:
         """What XNNPACK's config runs: SME2 before SME; the 1-row kernel when M == 1."""
-        if not target.has_sme:
-            raise ValueError(
-                f"{self.name} runs KleidiAI SME kernels; target {target.name!r} has no SME "
-                f"(XNNPACK falls back to {self.fallback} there: see kleidiref.dispatch)"
-            )
-        if target.sme2:
-            return self.sme2_gemv if m == 1 else self.sme2_mopa
-        return self.sme1_gemv if m == 1 else self.sme1_mopa
+        cls = select_kai_kernel(self.name, target, m, MatmulKernel, self.fallback)
+        assert issubclass(cls, (PackedLhsKernel, RawLhsKernel))
+        return cls
 
     def _kernel_by_name(self, kernel: str) -> type[PackedLhsKernel] | type[RawLhsKernel]:
         for found in (self.sme2_mopa, self.sme1_mopa, self.sme2_gemv, self.sme1_gemv):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from ..configs import alias
 from ..kai.interface import PackedLhsKernel, RawLhsKernel
 from ..kai.matmul_clamp_f16_f16_f16p import (
     kai_matmul_clamp_f16_f16_f16p2vlx2b_1x8vl_sme_mla,
@@ -54,10 +55,11 @@ VARIANT = "pf16_gemm"
 F16 = np.dtype(np.float16)
 
 
-SME2_MOPA = kai_matmul_clamp_f16_f16p2vlx2_f16p2vlx2_2vlx2vl_sme2_mopa
-SME1_MOPA = kai_matmul_clamp_f16_f16p2vlx2_f16p2vlx2b_2vlx2vl_sme_mopa
-SME2_GEMV = kai_matmul_clamp_f16_f16_f16p2vlx2b_1x16vl_sme2_dot
-SME1_GEMV = kai_matmul_clamp_f16_f16_f16p2vlx2b_1x8vl_sme_mla
+# The config's kernels, by the names kleidiref.configs gives them.
+SME2_MOPA = alias(globals(), VARIANT, "sme2", "mopa", PackedLhsKernel)
+SME1_MOPA = alias(globals(), VARIANT, "sme", "mopa", PackedLhsKernel)
+SME2_GEMV = alias(globals(), VARIANT, "sme2", "gemv", RawLhsKernel)
+SME1_GEMV = alias(globals(), VARIANT, "sme", "gemv", RawLhsKernel)
 
 
 SPEC = FloatVariant(

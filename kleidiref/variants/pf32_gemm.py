@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from ..configs import alias
 from ..kai.interface import PackedLhsKernel, RawLhsKernel
 from ..kai.matmul_clamp_f32_f32_f32p import (
     kai_matmul_clamp_f32_f32_f32p2vlx1b_1x8vl_sme_mla,
@@ -52,10 +53,11 @@ VARIANT = "pf32_gemm"
 F32 = np.dtype(np.float32)
 
 
-SME2_MOPA = kai_matmul_clamp_f32_f32p2vlx1_f32p2vlx1biasf32_sme2_mopa
-SME1_MOPA = kai_matmul_clamp_f32_f32p2vlx1_f32p2vlx1b_2vlx2vl_sme_mopa
-SME2_GEMV = kai_matmul_clamp_f32_f32_f32p2vlx1b_1x16vl_sme2_mla
-SME1_GEMV = kai_matmul_clamp_f32_f32_f32p2vlx1b_1x8vl_sme_mla
+# The config's kernels, by the names kleidiref.configs gives them.
+SME2_MOPA = alias(globals(), VARIANT, "sme2", "mopa", PackedLhsKernel)
+SME1_MOPA = alias(globals(), VARIANT, "sme", "mopa", PackedLhsKernel)
+SME2_GEMV = alias(globals(), VARIANT, "sme2", "gemv", RawLhsKernel)
+SME1_GEMV = alias(globals(), VARIANT, "sme", "gemv", RawLhsKernel)
 
 
 SPEC = FloatVariant(

@@ -43,6 +43,7 @@ from .._buffers import (
     roundup,
     writable_u8,
 )
+from ..configs import alias, select_kai_kernel
 from ..kai.interface import RawLhsRow, RequantizingKernel, TileParams, Ukernel
 from ..kai.layouts import Qsi8cxp2vlx4sbLayout, SmeLhsLayout
 from ..kai.pack import kai_lhs_pack_x8p2vlx4_x8_sme
@@ -405,22 +406,16 @@ class kai_matmul_clamp_qai8_qai8_qsi8cxp2vlx4sb_1x16vl_sme2_dot(RawLhsRow, _Pqs8
         return self.raw_row(lhs, m, k)
 
 
-SME2_MOPA = kai_matmul_clamp_qai8_qai8p2vlx4_qsi8cxpsb2vlx4_2vlx2vl_sme2_mopa
-SME1_MOPA = kai_matmul_clamp_qai8_qai8p2vlx4_qsi8cxp2vlx4sb_2vlx2vl_sme_mopa
-SME2_GEMV = kai_matmul_clamp_qai8_qai8_qsi8cxp2vlx4sb_1x16vl_sme2_dot
+# The config's kernels, by the names kleidiref.configs gives them.
+SME2_MOPA = alias(globals(), VARIANT, "sme2", "mopa", _Pqs8Mopa)
+SME1_MOPA = alias(globals(), VARIANT, "sme", "mopa", _Pqs8Mopa)
+SME2_GEMV = alias(globals(), VARIANT, "sme2", "gemv", kai_matmul_clamp_qai8_qai8_qsi8cxp2vlx4sb_1x16vl_sme2_dot)
 
 
-def select_kernel(target: Target, m: int) -> type[_Pqs8Mopa] | type[SME2_GEMV]:
-    """XNNPACK's pqs8 config: SME2 MOPA, or the SME2 GEMV when M == 1; SME1 MOPA for every M."""
-    if not target.has_sme:
-        raise ValueError(
-            f"pqs8_qc8w_gemm runs KleidiAI SME kernels; target {target.name!r} has no SME "
-            "(XNNPACK runs qs8_qc8w there: see kleidiref.dispatch)"
-        )
-    if target.sme2:
-        return SME2_GEMV if m == 1 else SME2_MOPA
-    # Note: the SME1 config registers no gemm[0]; M == 1 runs the MOPA on a packed LHS.
-    return SME1_MOPA
+def select_kernel(target: Target, m: int) -> type[_Pqs8Kernel]:
+    """XNNPACK's pqs8 config (:mod:`kleidiref.configs`): SME2 MOPA, or the SME2 GEMV when M == 1;
+    SME1 MOPA for every M (the SME1 config registers no ``gemm[0]``)."""
+    return select_kai_kernel(VARIANT, target, m, _Pqs8Kernel, "qs8_qc8w_gemm")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -520,7 +515,7 @@ def gemm_packed(
         if found is None:
             raise ValueError(f"{kernel!r} is not a pqs8_qc8w_gemm kernel")
         kcls = found
-    kern = kcls(t.svl_bits, fz=t.flush_to_zero)
+    kern = kcls(target_svl(t, kcls.name), fz=t.flush_to_zero)
     row = np.ascontiguousarray(a)
     if isinstance(kern, SME2_GEMV):
         if m != 1:

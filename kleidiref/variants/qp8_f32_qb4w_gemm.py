@@ -43,6 +43,7 @@ from .._buffers import (
     roundup,
     writable_u8,
 )
+from ..configs import alias, select_kai_kernel
 from ..kai.interface import BlockwiseKernel, Clamp, TileParams, Ukernel
 from ..kai.layouts import Qai8dxpLayout, Qsi4c32pLayout
 from ..numerics import bf16_to_f32
@@ -601,10 +602,12 @@ class kai_matmul_clamp_f32_qai8dxp1x4_qsi4c32p4x4_1x4_neon_dotprod(_NeonQb4w):
 
 SME2_MOPA = kai_matmul_clamp_f32_qai8dxp1vlx4_qsi4c32p4vlx4_1vlx4vl_sme2_mopa
 SME2_DOT = kai_matmul_clamp_f32_qai8dxp1x4_qsi4c32p4vlx4_1x4vl_sme2_dot
-NEON_I8MM = kai_matmul_clamp_f32_qai8dxp4x8_qsi4c32p4x8_16x4x32_neon_i8mm
-NEON_I8MM_GEMV = kai_matmul_clamp_f32_qai8dxp1x8_qsi4c32p4x8_1x4x32_neon_dotprod
-NEON_DOT = kai_matmul_clamp_f32_qai8dxp4x4_qsi4c32p4x4_16x4_neon_dotprod
-NEON_DOT_GEMV = kai_matmul_clamp_f32_qai8dxp1x4_qsi4c32p4x4_1x4_neon_dotprod
+# The config's kernels, by the names kleidiref.configs gives them (the SME2 ones above are in no
+# XNNPACK config).
+NEON_I8MM = alias(globals(), VARIANT, "i8mm", "mopa", _Qb4wKernel)
+NEON_I8MM_GEMV = alias(globals(), VARIANT, "i8mm", "gemv", _Qb4wKernel)
+NEON_DOT = alias(globals(), VARIANT, "dotprod", "mopa", _Qb4wKernel)
+NEON_DOT_GEMV = alias(globals(), VARIANT, "dotprod", "gemv", _Qb4wKernel)
 
 #: Kernel -> its sibling for the other M regime (same packed RHS).
 _FAMILY: dict[type[_Qb4wKernel], tuple[type[_Qb4wKernel], type[_Qb4wKernel]]] = {
@@ -622,14 +625,7 @@ def select_kernel(target: Target, m: int) -> type[_Qb4wKernel]:
     # only by name (``gemm(..., kernel=...)``).
     """
     m = check_count("m", m, minimum=1)
-    if target.arch != "arm64" or not target.kleidiai or not target.dotprod:
-        raise ValueError(
-            f"target {target.name!r}: XNNPACK's qp8_f32_qb4w config is NULL without arm64 + KleidiAI + "
-            "FEAT_DotProd (init_qp8_f32_qb4w_gemm_config); XNNPACK then runs qd8_f32_qb4w, not emulated here"
-        )
-    if target.i8mm:
-        return NEON_I8MM_GEMV if m == 1 else NEON_I8MM
-    return NEON_DOT_GEMV if m == 1 else NEON_DOT
+    return select_kai_kernel(VARIANT, target, m, _Qb4wKernel, "qd8_f32_qb4w_gemm")
 
 
 def emulated_path(target: Target, m: int) -> str:

@@ -52,10 +52,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._buffers import check_float
+from ..configs import Branch, kai_branch, kai_choice, select_kai_kernel
 from ..kai.interface import Ukernel
 from ..numerics import wrap_i32
 from ..quant.qai8dx import quantize_qai8dx
-from ..targets import Target, resolve_target, target_svl
+from ..targets import Target, resolve_target
 from ._int8_common import int8_matmul, qai8dxp_epilogue
 
 __all__ = [
@@ -78,7 +79,6 @@ __all__ = [
 F32 = np.float32
 VARIANT = "qp8_f32_qc4w_gemm"
 _SRC = "kai/ukernels/matmul/matmul_clamp_f32_qai8dxp_qsi4cxp/"
-Branch = Literal["sme2", "sme", "i8mm", "dotprod"]
 
 
 class Qc4wKernel(Ukernel):
@@ -171,51 +171,25 @@ KERNELS: dict[str, type[Qc4wKernel]] = {
         kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4x4_1x4_neon_dotprod,
     )
 }
-_BY_BRANCH = {(k.branch, k.gemv): k for k in KERNELS.values()}
-#: NEON wrappers: (branch, gemv) -> (XNNPACK ukernel, config mr, nr).
-_XNN_NEON = {
-    ("i8mm", False): ("xnn_qp8_f32_qc4w_gemm_minmax_ukernel_8x8c16s2__neoni8mm_mstep2", 8, 8),
-    ("i8mm", True): ("xnn_qp8_f32_qc4w_gemm_minmax_ukernel_1x8c16s2__aarch64_neondot", 1, 8),
-    ("dotprod", False): ("xnn_qp8_f32_qc4w_gemm_minmax_ukernel_16x4c8s2__aarch64_neondot_mstep4", 16, 4),
-    ("dotprod", True): ("xnn_qp8_f32_qc4w_gemm_minmax_ukernel_1x4c8s2__aarch64_neondot", 1, 4),
-}
 
 
 def branch_of(target: Target) -> Branch | None:
     """The config branch taken on ``target`` (None: the config is NULL, XNNPACK runs qd8_f32_qc4w)."""
-    if target.arch != "arm64" or not target.kleidiai:
-        return None
-    if target.sme2:
-        return "sme2"
-    if target.sme:
-        return "sme"
-    if target.i8mm:
-        return "i8mm"
-    if target.dotprod:
-        return "dotprod"
-    return None
+    return kai_branch(VARIANT, target)
 
 
 def select_kernel(target: Target, m: int) -> type[Qc4wKernel]:
     """The kernel XNNPACK runs for M rows (``qp8gemm[0]`` when M == 1, else ``qp8gemm[mr - 1]``)."""
-    b = branch_of(target)
-    if b is None:
-        raise ValueError(
-            f"target {target.name!r}: XNNPACK's qp8_f32_qc4w config is NULL (needs arm64 + KleidiAI + SME2, "
-            "SME, I8MM or DotProd); it runs qd8_f32_qc4w (see kleidiref.dispatch)"
-        )
-    return _BY_BRANCH[(b, m == 1)]
+    return select_kai_kernel(VARIANT, target, m, Qc4wKernel, "qd8_f32_qc4w_gemm")
 
 
 def xnn_kernel_name(target: Target, m: int) -> tuple[str, int, int]:
     """``(XNNPACK ukernel, mr, nr)``; SME tiles scale with the SVL (names as at that SVL)."""
-    k = select_kernel(target, m)
-    if k.branch in ("sme2", "sme"):
-        vls = target_svl(target, k.name) // 32
-        mr, nr = (1 if k.gemv else vls), 4 * vls
-        isa = "neonsme2" if k.branch == "sme2" else "neonsme"
-        return f"xnn_qp8_f32_qc4w_gemm_minmax_ukernel_{mr}x{nr}c4__{isa}", mr, nr
-    return _XNN_NEON[(k.branch, k.gemv)]
+    choice = kai_choice(VARIANT, target, m)
+    if choice is None:
+        select_kernel(target, m)  # raises, naming the missing branch
+        raise AssertionError  # pragma: no cover
+    return choice.xnn_kernel, choice.mr, choice.nr
 
 
 def _check(

@@ -65,6 +65,7 @@ from .._buffers import (
     roundup,
     writable_u8,
 )
+from ..configs import alias, select_kai_kernel
 from ..kai.interface import Clamp, PackedLhsKernel, TileParams, Ukernel
 from ..kai.layouts import Qai8dxpLayout, Qsi8cxpLayout
 from ..numerics import wrap_i32
@@ -519,37 +520,26 @@ class kai_matmul_clamp_f32_qai8dxp1x4_qsi8cxp4x4_1x4_neon_dotprod(_NeonQp8):
     neon_tiles = (1, 4, 4, 1, 4)
 
 
-SME2_MOPA = kai_matmul_clamp_f32_qai8dxp1vlx4_qsi8cxp4vlx4_1vlx4vl_sme2_mopa
-SME1_MOPA = kai_matmul_clamp_f32_qai8dxp1vlx4_qsi8cxp4vlx4_1vlx4vl_sme_mopa
-SME2_GEMV = kai_matmul_clamp_f32_qai8dxp1x4_qsi8cxp4vlx4_1x4vl_sme2_dot
-SME1_GEMV = kai_matmul_clamp_f32_qai8dxp1x4_qsi8cxp4vlx4_1x4vl_sme_dot
-NEON_I8MM = kai_matmul_clamp_f32_qai8dxp4x8_qsi8cxp4x8_16x4_neon_i8mm
-NEON_I8MM_GEMV = kai_matmul_clamp_f32_qai8dxp1x8_qsi8cxp4x8_1x4_neon_dotprod
-NEON_DOT = kai_matmul_clamp_f32_qai8dxp4x4_qsi8cxp4x4_16x4_neon_dotprod
-NEON_DOT_GEMV = kai_matmul_clamp_f32_qai8dxp1x4_qsi8cxp4x4_1x4_neon_dotprod
+# The config's kernels, by the names kleidiref.configs gives them.
+SME2_MOPA = alias(globals(), VARIANT, "sme2", "mopa", _Qp8Kernel)
+SME1_MOPA = alias(globals(), VARIANT, "sme", "mopa", _Qp8Kernel)
+SME2_GEMV = alias(globals(), VARIANT, "sme2", "gemv", _Qp8Kernel)
+SME1_GEMV = alias(globals(), VARIANT, "sme", "gemv", _Qp8Kernel)
+NEON_I8MM = alias(globals(), VARIANT, "i8mm", "mopa", _Qp8Kernel)
+NEON_I8MM_GEMV = alias(globals(), VARIANT, "i8mm", "gemv", _Qp8Kernel)
+NEON_DOT = alias(globals(), VARIANT, "dotprod", "mopa", _Qp8Kernel)
+NEON_DOT_GEMV = alias(globals(), VARIANT, "dotprod", "gemv", _Qp8Kernel)
 _KERNELS: dict[str, type[_Qp8Kernel]] = {
     c.name: c for c in (SME2_MOPA, SME1_MOPA, SME2_GEMV, SME1_GEMV, NEON_I8MM, NEON_I8MM_GEMV, NEON_DOT, NEON_DOT_GEMV)
 }
 
 
 def select_kernel(target: Target, m: int) -> type[_Qp8Kernel]:
-    """The kernel XNNPACK's qp8_f32_qc8w config runs; the GEMV when M == 1.
+    """The kernel XNNPACK's qp8_f32_qc8w config runs (:mod:`kleidiref.configs`); the GEMV when M == 1.
 
     Branch order of ``init_qp8_f32_qc8w_gemm_config``: SME2 -> SME -> i8mm -> dotprod.
     """
-    if target.sme2:
-        return SME2_GEMV if m == 1 else SME2_MOPA
-    if target.has_sme:
-        return SME1_GEMV if m == 1 else SME1_MOPA
-    if target.arch == "arm64" and target.kleidiai and target.i8mm:
-        return NEON_I8MM_GEMV if m == 1 else NEON_I8MM
-    if target.arch == "arm64" and target.kleidiai and target.dotprod:
-        return NEON_DOT_GEMV if m == 1 else NEON_DOT
-    raise ValueError(
-        f"target {target.name!r} has no SME and no usable i8mm/dotprod branch (arm64 + KleidiAI + "
-        "FEAT_I8MM or FEAT_DotProd): XNNPACK's qp8_f32_qc8w config is NULL and it runs qd8_f32_qc8w "
-        "(see kleidiref.dispatch)"
-    )
+    return select_kai_kernel(VARIANT, target, m, _Qp8Kernel, "qd8_f32_qc8w_gemm")
 
 
 # ---------------------------------------------------------------------------------------------
