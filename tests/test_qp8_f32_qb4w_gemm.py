@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 
 from kleidiref.golden import bundled_golden_dir, check_file
 from kleidiref.kai.layouts import Qsi4c32pLayout
+from kleidiref.kai.pack import kai_lhs_quant_pack_qai8dxp_f32
 from kleidiref.numerics import bf16_to_f32
 from kleidiref.quant import qb4
 from kleidiref.quant.qai8dx import _quantize_literal, quantize_qai8dx
@@ -21,7 +22,6 @@ from kleidiref.targets import NEON_ONLY, SUPPORTED_SVLS, Target
 from kleidiref.testing.strategies import activations, block_scales_bf16, int4_weights
 from kleidiref.variants import _qb4w_common as common
 from kleidiref.variants import qp8_f32_qb4w_gemm as q
-from kleidiref.variants._qai8dxp import kai_lhs_quant_pack_qai8dxp_f32
 
 GOLDEN_SME2 = sorted(bundled_golden_dir().glob("qp8_f32_qb4w_gemm__*.npz"))
 GOLDEN_NEON = sorted(bundled_golden_dir().glob("qp8_f32_qb4w_gemm_neon__*.npz"))

@@ -15,12 +15,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
+from kleidiref.kai.pack import kai_lhs_quant_pack_qai8dxp_f32
 from kleidiref.ops import QuantParams, fully_connected
 from kleidiref.quant.qai8dx import quantize_qai8dx
 from kleidiref.targets import Target
 from kleidiref.testing.strategies import GemmProblem, gemm_problems
 from kleidiref.variants import qp8_f32_qc8w_gemm as q
-from kleidiref.variants._qai8dxp import kai_lhs_quant_pack_qai8dxp_f32
 
 F32 = np.float32
 I8MM = Target(sme2=False, sme=False, i8mm=True, dotprod=True, flush_to_zero=False, name="neon-i8mm")

@@ -13,13 +13,13 @@ from hypothesis import HealthCheck, given, settings
 
 import kleidiref as kr
 import kleidiref.testing as kt
+from kleidiref.kai.pack import kai_lhs_quant_pack_qai8dxp_f32
 from kleidiref.numerics import fma32, fmin_fmax
 from kleidiref.quant.qai8dx import qai8dx_params, quantize_qai8dx
 from kleidiref.quant.qd8 import quantize_qd8
 from kleidiref.testing import assert_matches, assert_packed_matches, error_bound, exact_result, explain_mismatch
 from kleidiref.testing.strategies import GemmProblem, gemm_problems
 from kleidiref.variants import pf32_gemm, pqs8_qc8w_gemm, qp8_f32_qc8w_gemm
-from kleidiref.variants._qai8dxp import kai_lhs_quant_pack_qai8dxp_f32
 
 F32 = np.float32
 T128 = kr.Target(svl_bits=128, flush_to_zero=False)

@@ -36,7 +36,6 @@ def _ukernel_modules() -> dict[str, ModuleType]:
     :mod:`kleidiref.kai` is imported: importing them at load time would be an import cycle.
     """
     from ..variants import (
-        _qai8dxp,
         igemm,
         pf16_gemm,
         pf32_gemm,
@@ -55,7 +54,6 @@ def _ukernel_modules() -> dict[str, ModuleType]:
     ]
     mods = [
         *kai_mods,
-        _qai8dxp,
         pf32_gemm,
         pf16_gemm,
         qp8_f32_qc8w_gemm,

@@ -46,11 +46,11 @@ from .._buffers import (
 from ..configs import alias, select_kai_kernel
 from ..kai.interface import BlockwiseKernel, Clamp, TileParams, Ukernel
 from ..kai.layouts import Qai8dxpLayout, Qsi4c32pLayout
+from ..kai.pack import Qai8dxpRows, kai_lhs_quant_pack_qai8dxp_f32
 from ..numerics import bf16_to_f32
 from ..quant import qb4
 from ..quant.qai8dx import quantize_qai8dx
 from ..targets import Target, resolve_target
-from ._qai8dxp import Qai8dxpRows, kai_lhs_quant_pack_qai8dxp_f32
 from ._qb4w_common import (
     EpilogueKind,
     Layout,

@@ -8,6 +8,7 @@ from .lhs_pack_sme import (
     kai_lhs_pack_x8p2vlx4_x8_sme,
     kai_lhs_pack_x16p2vlx2_x16_sme,
 )
+from .lhs_quant_pack_qai8dxp_f32 import Qai8dxpRows, kai_lhs_quant_pack_qai8dxp_f32, read_qai8dxp
 from .rhs_pack_bias_sme import (
     SmeRhsBiasPacker,
     kai_rhs_pack_kxn_f32p2vlx1biasf32_f32_f32_sme,
@@ -15,15 +16,28 @@ from .rhs_pack_bias_sme import (
     kai_rhs_pack_nxk_f32p2vlx1biasf32_f32_f32_sme,
     kai_rhs_pack_nxk_x16p2vlx2b_x16_x16_sme,
 )
+from .rhs_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme import kai_rhs_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme
+from .rhs_pack_qsi8cxp_qsi8cx_neon import (
+    Qsi8cxpRhsPacker,
+    kai_rhs_pack_kxn_qsi8cxp_qsi8cx_neon,
+    kai_rhs_pack_nxk_qsi8cxp_qsi8cx_neon,
+)
 
 __all__ = [
+    "Qai8dxpRows",
+    "Qsi8cxpRhsPacker",
     "SmeLhsPacker",
     "SmeRhsBiasPacker",
     "kai_lhs_pack_f32p2vlx1_f32_sme",
     "kai_lhs_pack_x8p2vlx4_x8_sme",
     "kai_lhs_pack_x16p2vlx2_x16_sme",
+    "kai_lhs_quant_pack_qai8dxp_f32",
     "kai_rhs_pack_kxn_f32p2vlx1biasf32_f32_f32_sme",
+    "kai_rhs_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme",
+    "kai_rhs_pack_kxn_qsi8cxp_qsi8cx_neon",
     "kai_rhs_pack_kxn_x16p2vlx2b_x16_x16_sme",
     "kai_rhs_pack_nxk_f32p2vlx1biasf32_f32_f32_sme",
+    "kai_rhs_pack_nxk_qsi8cxp_qsi8cx_neon",
     "kai_rhs_pack_nxk_x16p2vlx2b_x16_x16_sme",
+    "read_qai8dxp",
 ]

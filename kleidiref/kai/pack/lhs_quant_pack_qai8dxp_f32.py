@@ -12,10 +12,10 @@ import dataclasses
 import numpy as np
 from numpy.typing import NDArray
 
-from .._buffers import Buffer, as_u8, check_count, read_matrix, require_bytes, writable_u8
-from ..kai.interface import Ukernel
-from ..kai.layouts import Qai8dxpLayout
-from ..quant.qai8dx import quantize_qai8dx
+from ..._buffers import Buffer, as_u8, check_count, read_matrix, require_bytes, writable_u8
+from ...quant.qai8dx import quantize_qai8dx
+from ..interface import Ukernel
+from ..layouts import Qai8dxpLayout
 
 __all__ = ["Qai8dxpRows", "kai_lhs_quant_pack_qai8dxp_f32", "read_qai8dxp"]
 
