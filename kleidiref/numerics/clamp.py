@@ -49,12 +49,15 @@ def clamp(
     kind: Clamp | str,
     *,
     fz: bool = False,
+    flushed: bool = False,
     out: NDArray[Any] | None = None,
 ) -> NDArray[Any]:
     """``x`` clamped to [``lo``, ``hi``] the way ``kind`` (:class:`Clamp`) does it.
 
     ``fz=True`` (FPCR.FZ / FZ16, by ``x``'s dtype): every operand, bounds included, is read
-    through the input flush. ``out`` (of the broadcast shape; may be ``x``) receives the result.
+    through the input flush; ``flushed=True`` promises that ``x`` holds no subnormal (an FZ
+    result never does), skipping its scan. ``out`` (of the broadcast shape; may be ``x``)
+    receives the result.
 
     Without NaNs numpy's maximum/minimum are the true steps except when a zero meets a zero of
     the other sign, so only a zero bound can leave a wrong-signed zero, and only zero results
@@ -65,7 +68,7 @@ def clamp(
     dt = xa.dtype
     lo_a, hi_a = np.asarray(lo, dtype=dt), np.asarray(hi, dtype=dt)
     if fz:
-        xa, lo_a, hi_a = ftz(xa), ftz(lo_a), ftz(hi_a)
+        xa, lo_a, hi_a = (xa if flushed else ftz(xa)), ftz(lo_a), ftz(hi_a)
     if k in _X86:
         r = _X86[k](xa, lo_a, hi_a)
         res = np.where(np.isnan(r), default_nan(dt), r).astype(dt)
@@ -87,10 +90,15 @@ def _minmax(
     exact: Callable[[NDArray[Any], NDArray[Any], NDArray[Any]], NDArray[Any]],
     out: NDArray[Any] | None,
 ) -> NDArray[Any]:
-    """The NaN-free clamp: numpy's maximum/minimum, zero results redone when a bound is zero."""
+    """The NaN-free clamp: numpy's maximum/minimum, zero results redone when a bound is zero.
+
+    A lower bound of +0 (ReLU) needs no redo: ``FPMax(t, +0)`` is +0 for every ``t <= 0``, and
+    adding +0 (``-0 + 0 = +0`` in RNE, any other value unchanged) makes every zero +0.
+    """
     shape = np.broadcast_shapes(xa.shape, lo_a.shape, hi_a.shape)
     xb = np.broadcast_to(xa, shape)
-    zero_bound = bool((lo_a == 0).any() or (hi_a == 0).any())
+    relu = lo_a.ndim == 0 and lo_a == 0 and not np.signbit(lo_a)
+    zero_bound = bool((hi_a == 0).any() or (not relu and (lo_a == 0).any()))
     if zero_bound and out is not None and np.shares_memory(out, xa):
         out = None  # the redo reads x: compute aside, the caller copies into out
     t: NDArray[Any] = xb
@@ -99,8 +107,14 @@ def _minmax(
         if not (bound.ndim == 0 and np.isinf(bound) and (bound < 0) == (op is np.maximum)):
             # an infinite bound on its own side changes nothing: skipped
             t = np.asarray(op(t, bound, out=out if t is xb else t))
+            if relu and op is np.maximum:
+                np.add(t, 0, out=t)
     if t is xb:
-        return xb.astype(xa.dtype, copy=True)
+        if out is None:
+            return xb.astype(xa.dtype, copy=True)
+        if out is not xa:
+            np.copyto(out, xb)
+        return out
     if zero_bound:
         zero = t == 0
         if zero.any():

@@ -118,7 +118,7 @@ def qai8dxp_epilogue(
             y = np.multiply(sc, f, dtype=F32)
         # FADD y + bias: the second rounding (bias already flushed under FZ).
         y = fadd32(y, bias[None, :], fz=fz, flushed=True, out=y)
-    return clamp(y, lo, hi, clamp_kind, fz=fz, out=y)
+    return clamp(y, lo, hi, clamp_kind, fz=fz, flushed=True, out=y)  # y is an FZ result
 
 
 def check_k(k: object) -> int:

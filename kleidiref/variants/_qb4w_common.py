@@ -294,4 +294,5 @@ def _tile(
     # Note: a NaN reaching the NEON FMAX/FMIN keeps its payload there (FPCR.DN = 0); NaNs here
     # are generated (0 * inf, inf - inf) or come from a NaN bias; they are returned as the
     # default NaN 0x7FC00000 (a NaN bias with another payload would keep it on silicon).
-    return clamp(y, clamp_min, clamp_max, Clamp.FMAX_FMIN if kind == "neon" else Clamp.FCLAMP, fz=fz, out=y)
+    kind_ = Clamp.FMAX_FMIN if kind == "neon" else Clamp.FCLAMP
+    return clamp(y, clamp_min, clamp_max, kind_, fz=fz, flushed=True, out=y)  # y is an FZ result
