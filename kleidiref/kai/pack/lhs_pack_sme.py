@@ -116,7 +116,7 @@ class SmeLhsPacker(Ukernel):
 
 
 class kai_lhs_pack_f32p2vlx1_f32_sme(SmeLhsPacker):
-    """LHS packer: mr = 2 * VLs rows per block, kr = sr = 1 (kernels.md §4.1)."""
+    """LHS packer: mr = 2 * VLs rows per block, kr = sr = 1."""
 
     name = "kai_lhs_pack_f32p2vlx1_f32_sme"
     variant = "pf32_gemm"
@@ -127,7 +127,7 @@ class kai_lhs_pack_f32p2vlx1_f32_sme(SmeLhsPacker):
 
 
 class kai_lhs_pack_x16p2vlx2_x16_sme(SmeLhsPacker):
-    """LHS packer: mr = VLh rows per block, kr = 2 (K padded to even with 0) (§5.1)."""
+    """LHS packer: mr = VLh rows per block, kr = 2 (K padded to even with 0)."""
 
     name = "kai_lhs_pack_x16p2vlx2_x16_sme"
     variant = "pf16_gemm"
@@ -138,7 +138,7 @@ class kai_lhs_pack_x16p2vlx2_x16_sme(SmeLhsPacker):
 
 
 class kai_lhs_pack_x8p2vlx4_x8_sme(SmeLhsPacker):
-    """LHS packer: raw int8 rows in blocks of mr = 2 VLs rows, kr = 4 (kernels.md §8.1)."""
+    """LHS packer: raw int8 rows in blocks of mr = 2 VLs rows, kr = 4."""
 
     name = "kai_lhs_pack_x8p2vlx4_x8_sme"
     variant = "pqs8_qc8w_gemm"

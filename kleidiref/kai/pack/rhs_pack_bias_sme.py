@@ -106,7 +106,7 @@ class SmeRhsBiasPacker(Ukernel):
                 raise TypeError(f"{label} must be {dt} for {self.name}, got {arr.dtype}")
         stride = check_count("rhs_stride", rhs_stride)
         src = as_u8(rhs, "rhs")
-        # A view, not a copy: write_rhs_blocks reads it once (zero padding copies it only if needed).
+        # A view, not a copy: the layout's encode reads it once (zero padding copies it only if needed).
         if self.layout == "nxk":
             w_kn = matrix_view(src, n, k, stride, self.elem, "rhs", f"kai_run_{self.name}").T
         else:
@@ -150,7 +150,7 @@ class SmeRhsBiasPacker(Ukernel):
 
 
 class kai_rhs_pack_nxk_f32p2vlx1biasf32_f32_f32_sme(SmeRhsBiasPacker):
-    """RHS packer, weights N x K (XNNPACK's default): nr = 2 * VLs, f32 bias row (§4.2)."""
+    """RHS packer, weights N x K (XNNPACK's default): nr = 2 * VLs, f32 bias row."""
 
     name = "kai_rhs_pack_nxk_f32p2vlx1biasf32_f32_f32_sme"
     variant = "pf32_gemm"
@@ -176,7 +176,7 @@ class kai_rhs_pack_kxn_f32p2vlx1biasf32_f32_f32_sme(SmeRhsBiasPacker):
 
 
 class kai_rhs_pack_nxk_x16p2vlx2b_x16_x16_sme(SmeRhsBiasPacker):
-    """RHS packer, weights N x K: nr = VLh, kr = 2, f16 bias row (§5.2)."""
+    """RHS packer, weights N x K: nr = VLh, kr = 2, f16 bias row."""
 
     name = "kai_rhs_pack_nxk_x16p2vlx2b_x16_x16_sme"
     variant = "pf16_gemm"

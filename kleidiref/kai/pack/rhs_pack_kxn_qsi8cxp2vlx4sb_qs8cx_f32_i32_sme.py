@@ -23,7 +23,7 @@ KR = 4
 
 
 class kai_rhs_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme(Ukernel):
-    """RHS packer, K x N int8 weights, nr = 2 VLs, kr = 4 (kernels.md §8.2).
+    """RHS packer, K x N int8 weights, nr = 2 VLs, kr = 4.
 
     Block g of nr columns (``K4 = roundup(K, 4)``; columns past N and k past K are zero)::
 

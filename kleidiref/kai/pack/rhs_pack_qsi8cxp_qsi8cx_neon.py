@@ -30,7 +30,7 @@ def _kai_assert(cond: bool, what: str, fn: str) -> None:
 
 
 class Qsi8cxpRhsPacker(Ukernel):
-    """``kai_rhs_pack_{nxk,kxn}_qsi8cxp_qsi8cx_neon`` (kernels.md §7.1).
+    """``kai_rhs_pack_{nxk,kxn}_qsi8cxp_qsi8cx_neon``.
 
     Block g of nr columns, with ``K32 = roundup(K, 32)`` and ``n' = min(g*nr + j, N - 1)``::
 
