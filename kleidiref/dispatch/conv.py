@@ -1,0 +1,344 @@
+"""Convolution: the conv -> FC rewrite, the conv packed-LHS rule, the config and the micro-kernel type.
+
+Mirrors ``xnn_define_convolution_2d`` (src/subgraph/convolution-2d.c: datatype checks, the 1x1
+rewrite to fully connected at L1382-1397), the convolution operator tables of
+src/operators/convolution-nhwc.c, ``select_microkernel_type`` (convolution-nhwc.c L563-589:
+vmulcaddc, then dwconv, else IGEMM) and ``xnn_get_heuristic_mr_igemm`` (src/operator-utils.c).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from ..configs import DWCONV, KAI_CONFIGS, VMULCADDC, f16_x86_choice, kai_choice
+from ..conv import conv_output_size
+from .case import ConvParams, Node
+from .cpu import Hw, fz_reason, generic_table, why_no_sme, x86_f16_reasons, x86_name
+from .decision import Decision, Microkernel, NodeRejected
+from .gemm import decide_fc, float_fallbacks
+from .rules import check_conv_combo, check_conv_define_datatypes, check_qs8_scale
+
+__all__ = ["decide_conv"]
+
+
+def _heuristic_mr(m: int, max_mr: int, nr: int, available: Sequence[int]) -> int:
+    """``xnn_get_heuristic_mr_igemm`` (src/operator-utils.c L130-157)."""
+    if m <= max_mr and m in available:
+        return m
+    best, best_cost = max_mr, None
+    for mr in sorted(available):
+        cost = -(-m // mr) * (3 * (mr + nr) + mr * nr)
+        if best_cost is None or cost <= best_cost:
+            best, best_cost = mr, cost
+    return best
+
+
+def _conv_out(h: int, pad: int, kk: int, dil: int, s: int) -> int:
+    return max(0, conv_output_size(h + pad, kk, dil, s))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Shape:
+    """A checked convolution: NHWC input, [O, kh, kw, I/groups] filter, output size."""
+
+    c: ConvParams
+    x: tuple[int, ...]
+    cin: int
+    cout: int
+    gic: int
+    goc: int
+    hout: int
+    wout: int
+
+    @property
+    def taps(self) -> int:
+        return self.c.kernel[0] * self.c.kernel[1]
+
+    @property
+    def depthwise(self) -> bool:
+        return self.gic == 1 and self.goc == 1
+
+    @property
+    def unit(self) -> bool:
+        """Stride 1 and no padding."""
+        return self.c.stride == (1, 1) and self.c.padding == (0, 0, 0, 0)
+
+
+def _check_filter(node: Node, c: ConvParams, why: list[str]) -> tuple[int, int, int, int]:
+    """``(cin, cout, gic, goc)`` of a 4-D NHWC input and [O, kh, kw, I/groups] filter."""
+    x, f = node.input.shape, node.filter.shape
+    if len(x) != 4:
+        raise NodeRejected(f"convolution input must be NHWC (4-D), got {list(x)}", why)
+    if len(f) != 4:
+        raise NodeRejected(f"convolution filter must be [O, kh, kw, I/groups] (4-D), got {list(f)}", why)
+    kh, kw = c.kernel
+    if (f[1], f[2]) != (kh, kw):
+        raise NodeRejected(f"filter spatial dims {f[1]}x{f[2]} do not match kernel {kh}x{kw}", why)
+    g = c.groups
+    cin, cout = x[3], f[0]
+    if cin % g or cout % g:
+        raise NodeRejected(f"groups = {g} must divide input channels {cin} and output channels {cout}", why)
+    gic, goc = cin // g, cout // g
+    if f[3] != gic:
+        raise NodeRejected(f"filter's last dim must be I/groups = {gic}, got {f[3]}", why)
+    return cin, cout, gic, goc
+
+
+def _conv_shape(node: Node, why: list[str]) -> _Shape:
+    c = node.convolution
+    assert c is not None
+    cin, cout, gic, goc = _check_filter(node, c, why)
+    x = node.input.shape
+    kh, kw = c.kernel
+    sh, sw = c.stride
+    pt, pr, pb, pl = c.padding
+    hout = _conv_out(x[1], pt + pb, kh, c.dilation[0], sh)
+    wout = _conv_out(x[2], pl + pr, kw, c.dilation[1], sw)
+    out = node.output.shape
+    if out and tuple(out) != (x[0], hout, wout, cout):
+        raise NodeRejected(
+            f"output shape must be {[x[0], hout, wout, cout]} for these parameters, got {list(out)}", why
+        )
+    if node.bias is not None and node.bias.shape not in ((cout,), ()):
+        raise NodeRejected(f"bias must have shape [{cout}], got {list(node.bias.shape)}", why)
+    return _Shape(c, tuple(x), cin, cout, gic, goc, hout, wout)
+
+
+def _rewrite_to_fc(hw: Hw, node: Node, s: _Shape, why: list[str]) -> Decision:
+    """The 1x1 convolution XNNPACK defines as a fully-connected node (convolution-2d.c L1382-1397)."""
+    why.append(
+        "conv -> FC rewrite: groups 1, 1x1 kernel, stride 1, no padding and Cin + Cout > 2, so "
+        "xnn_define_convolution_2d defines a fully-connected node (filter [O,1,1,I] read as [O,I], "
+        "flags 0" + ("; qdint8 input re-quantized per pixel row" if node.input.dtype == "qdint8" else "") + ")"
+    )
+    x = s.x
+    fc = Node(
+        op="fully_connected",
+        input=dataclasses.replace(node.input, shape=(x[0] * x[1] * x[2], s.cin)),
+        filter=dataclasses.replace(node.filter, shape=(s.cout, s.cin)),
+        output=dataclasses.replace(node.output, shape=(x[0] * x[1] * x[2], s.cout)),
+        bias=node.bias,
+        flags=(),
+    )
+    return decide_fc(hw, fc, why, rewritten=True)
+
+
+def _why_not_fc(c: ConvParams, gic: int, goc: int) -> str:
+    fails = []
+    if c.groups != 1:
+        fails.append(f"groups = {c.groups}")
+    if c.kernel != (1, 1):
+        fails.append(f"kernel {c.kernel[0]}x{c.kernel[1]}")
+    if c.stride != (1, 1):
+        fails.append(f"stride {c.stride}")
+    if c.padding != (0, 0, 0, 0):
+        fails.append("padding")
+    if c.groups == 1 and c.kernel == (1, 1) and gic + goc <= 2:
+        fails.append("Cin + Cout <= 2")
+    return "no conv -> FC rewrite (" + ", ".join(fails) + "): the convolution operator runs"
+
+
+def _conv_packed(hw: Hw, in_dt: str, k_dt: str, why: list[str]) -> str | None:
+    """The packed-LHS pass for convolutions (a qint8 filter qualifies too; never qdint8)."""
+    lvl = hw.sme_level
+    if in_dt == "qint8" and lvl is not None:
+        why.append(
+            f"packed-LHS pass (conv): qint8 input, {k_dt} filter, qint8 output, pqs8_qc8w available "
+            f"({lvl.upper()}) -> pqint8 (the conv rule accepts a per-tensor qint8 filter too)"
+        )
+        return "pqint8"
+    if in_dt == "fp32" and lvl is not None:
+        why.append(f"packed-LHS pass (conv): fp32 input/output, {k_dt} filter, pf32 available ({lvl.upper()}) -> pfp32")
+        return "pfp32"
+    if in_dt == "fp16" and lvl is not None:
+        why.append(
+            f"packed-LHS pass (conv): fp16 input/output, {k_dt} filter (the conv rule accepts an fp32 "
+            f"filter), pf16 available ({lvl.upper()}) -> pfp16"
+        )
+        return "pfp16"
+    if in_dt == "qdint8":
+        why.append("a dynamically quantized convolution never gets a packed type (no qp8 for conv): qd8 IGEMM")
+    elif in_dt == "quint8":
+        why.append(
+            "quint8 convolution: XNNPACK's generic qu8 operator (never KleidiAI), rndnu requantization "
+            "(xnn_init_qu8_conv_minmax_rndnu_neon_params)"
+        )
+    elif in_dt in ("qint8", "fp32", "fp16"):
+        why.append(
+            "no packed type: "
+            + why_no_sme(hw, {"qint8": "pqs8_qc8w_gemm", "fp32": "pf32_gemm", "fp16": "pf16_gemm"}[in_dt])
+        )
+    return None
+
+
+@dataclasses.dataclass
+class _ConvConfig:
+    """The convolution operator: config, variant, kernel family and operator name."""
+
+    cfg: str
+    variant: str | None
+    fam: str
+    opname: str
+
+
+def _conv_config(node: Node, in_dt: str, k_dt: str, out_dt: str, packed: str | None, why: list[str]) -> _ConvConfig:
+    """The convolution-nhwc.c operator for the (rewritten) datatypes."""
+    cout = node.filter.shape[0]
+    if out_dt == "fp32" and in_dt == "fp32":
+        if packed == "pfp32":
+            return _ConvConfig("pf32_gemm", "pf32_gemm", "f32", "PF32")
+        return _ConvConfig("f32_igemm", None, "f32", "F32")
+    if out_dt == "fp16":
+        if packed == "pfp16":
+            return _ConvConfig("pf16_gemm", "pf16_gemm", "f16", "PF16")
+        return _ConvConfig("f16_gemm", None, "f16", "F16")
+    if in_dt == "quint8":
+        check_qs8_scale(node, cout, why, kind="qu8")
+        return _ConvConfig("qu8_gemm", None, "qu8", "QU8")
+    if in_dt == "qdint8":
+        why.append(
+            "dynamic quantization per image (num_nonbatch_dims = 3 from ExecuTorch) by XNNPACK's qd8 "
+            "convert; padding reads the image's zero point"
+        )
+        return _ConvConfig("qd8_f32_qc8w_gemm", None, "qd8", "QD8, F32, QC8W")
+    if packed == "pqint8":
+        choice = _ConvConfig("pqs8_qc8w_gemm", "pqs8_qc8w_gemm", "qs8", "PQS8, QS8, QC8W")
+    else:
+        choice = _ConvConfig("qs8_qc8w_gemm", None, "qs8", "QS8" if k_dt == "qint8" else "QC8")
+    check_qs8_scale(node, cout, why)
+    return choice
+
+
+def _igemm_kernel(hw: Hw, cfg: str, m: int, why: list[str]) -> tuple[str, str, int, int]:
+    """(kernel, xnn_kernel, mr, nr) of the IGEMM: SME configs the full mr, else the mr heuristic."""
+    if cfg in KAI_CONFIGS:
+        c = kai_choice(cfg, hw.t, m, igemm=True)
+        assert c is not None
+        why.append(
+            f"SME configs register only igemm[mr-1]: the {c.branch.upper()} MOPA kernel runs with the full mr "
+            f"= {c.mr} on an LHS packed per tile (x32/x16/x8_igemm_pack_lh), K' = taps x channels"
+        )
+        return c.kernel, c.xnn_kernel, c.mr, c.nr
+    if cfg == "f16_gemm" and not hw.arm64:
+        big, nr = f16_x86_choice(2, igemm=True)[2:]
+        mr = _heuristic_mr(m, big, nr, (1, big))
+        xnn = f16_x86_choice(mr, igemm=True)[1]
+        why.append(f"IGEMM mr heuristic (xnn_get_heuristic_mr_igemm) for {m} output pixels: mr = {mr} -> {xnn}")
+        why += x86_f16_reasons()
+        return xnn, xnn, mr, nr
+    tbl = generic_table(hw, cfg)
+    assert tbl is not None
+    kernels = tbl.igemm
+    mr = _heuristic_mr(m, tbl.mr, tbl.nr, sorted(kernels))
+    if not hw.arm64:
+        name = x86_name(cfg)
+        return name, name, mr, tbl.nr
+    why.append(f"IGEMM mr heuristic (xnn_get_heuristic_mr_igemm) for {m} output pixels: mr = {mr} -> {kernels[mr]}")
+    return kernels[mr], kernels[mr], mr, tbl.nr
+
+
+@dataclasses.dataclass
+class _Kernel:
+    """The micro-kernel a convolution runs."""
+
+    microkernel: Microkernel
+    cfg: str
+    variant: str | None
+    kernel: str
+    xnn: str
+    mr: int
+    nr: int
+    dwconv_tile: int | None = None
+
+
+def _dwconv_tile(hw: Hw, fam: str, taps: int) -> int | None:
+    """The smallest unipass dwconv tile >= taps of the family's ARM64 dwconv config, if any."""
+    if not hw.arm64 or (fam == "f16" and not hw.t.fp16_arith):
+        return None
+    tiles = DWCONV.get(fam, {})
+    return min((t for t in tiles if t >= taps), default=None)
+
+
+def _igemm(hw: Hw, s: _Shape, cc: _ConvConfig, why: list[str]) -> _Kernel:
+    if s.depthwise:
+        why.append(
+            f"depthwise shape but no dwconv kernel for {s.taps} taps"
+            + (" (qd8 has no dwconv kernel)" if cc.fam == "qd8" else "")
+            + ": IGEMM"
+        )
+    kernel, xnn, mr, nr = _igemm_kernel(hw, cc.cfg, s.hout * s.wout, why)
+    k = _Kernel("igemm", cc.cfg, cc.variant, kernel, xnn, mr, nr)
+    nr2 = generic_table(hw, "f32_gemm_nr2")
+    if cc.cfg == "f32_igemm" and hw.arm64 and s.goc < 8 and nr2 is not None:
+        k = _Kernel("igemm", "f32_gemm_nr2", None, nr2.igemm[4], nr2.igemm[4], 4, 2)
+        why.append(f"group output channels {s.goc} < f32_igemm nr 8: the f32_gemm_nr2 config's 4x2 IGEMM replaces it")
+    if cc.cfg == "pf16_gemm" and hw.t.svl_bits == 128:
+        why.append(
+            "upstream hazard: at SVL 128 XNNPACK packs pf16 conv weights with nr = 16 while the "
+            "kernel reads nr = 8; kleidiref emulates the kernel-consistent layout"
+        )
+    return k
+
+
+def _microkernel(hw: Hw, s: _Shape, cc: _ConvConfig, why: list[str]) -> _Kernel:
+    """``select_microkernel_type`` (convolution-nhwc.c L563-589): vmulcaddc, dwconv, else IGEMM."""
+    fam = cc.fam
+    vm_ok = fam in ("f32", "f16") and (fam == "f32" or hw.f16_gemm) and hw.arm64
+    if s.depthwise and s.taps == 1 and s.unit and vm_ok:
+        kernel = VMULCADDC[fam]
+        why.append(
+            "depthwise-like 1x1 (1 input and 1 output channel per group, stride 1, no padding): the generic "
+            f"vmulcaddc kernel {kernel} runs, even with a {cc.opname} operator"
+        )
+        return _Kernel("vmulcaddc", f"{fam}_vmulcaddc", None, kernel, kernel, 1, 0)
+    tile = _dwconv_tile(hw, fam, s.taps)
+    if s.depthwise and tile is not None:
+        kernel = DWCONV[fam][tile]
+        why.append(
+            f"depthwise shape (1 input and 1 output channel per group): the generic dwconv kernel with the "
+            f"smallest primary tile >= {s.taps} taps runs ({kernel}), not a KleidiAI kernel"
+        )
+        cfg = {"qs8": "qs8_qc8w_dwconv", "qu8": "qu8_dwconv"}.get(fam, f"{fam}_dwconv")
+        return _Kernel("dwconv", cfg, None, kernel, kernel, 1, 0, tile)
+    return _igemm(hw, s, cc, why)
+
+
+def decide_conv(hw: Hw, node: Node, why: list[str]) -> Decision:
+    """The decision for a ``convolution_2d`` node (rewritten to FC when XNNPACK does)."""
+    s = _conv_shape(node, why)
+    check_conv_define_datatypes(node, why)
+    c = s.c
+    if c.groups == 1 and s.taps == 1 and s.unit and s.gic + s.goc > 2:
+        return _rewrite_to_fc(hw, node, s, why)
+    why.append(_why_not_fc(c, s.gic, s.goc))
+    check_conv_combo(node.input.dtype, node.filter.dtype, node.output.dtype, why)
+    packed = _conv_packed(hw, node.input.dtype, node.filter.dtype, why)
+    in_dt, k_dt, out_dt = float_fallbacks(hw, node.input.dtype, node.filter.dtype, node.output.dtype, packed, why)
+    if in_dt == "fp32" and node.input.dtype in ("fp16", "bf16"):
+        packed = None
+    cc = _conv_config(node, in_dt, k_dt, out_dt, packed, why)
+    why += fz_reason(hw, out_dt in ("fp32", "fp16"))
+    k = _microkernel(hw, s, cc, why)
+    if k.variant is None:
+        why.append("result: a generic XNNPACK kernel runs (none of the KleidiAI variants)")
+    else:
+        why.append(f"result: KleidiAI variant {k.variant} runs ({k.kernel}) through XNNPACK's IGEMM wrapper {k.xnn}")
+    return Decision(
+        variant=k.variant,
+        config=k.cfg,
+        microkernel=k.microkernel,
+        kernel=k.kernel,
+        reasons=tuple(why),
+        xnn_kernel=k.xnn,
+        operator=f"Convolution (NHWC, {cc.opname})",
+        op="convolution_2d",
+        m=s.x[0] * s.hout * s.wout,
+        mr=k.mr,
+        nr=k.nr,
+        input_datatype=packed or in_dt,
+        rewritten_to_fc=False,
+        flush_to_zero=hw.t.flush_to_zero,
+        dwconv_tile=k.dwconv_tile,
+        platform=hw.platform,
+    )
