@@ -247,3 +247,12 @@ def test_stages_compose_to_run_matmul(cls: type[MatmulKernel]) -> None:
         epi = (np.float32(-20.0), np.float32(20.0))
     got = np.ascontiguousarray(kern.compute(lhs, rhs, epi).astype(kern.dst_dtype)).view(np.uint8)
     assert np.array_equal(got.reshape(case.m, -1), case.whole())
+
+
+def test_every_variant_lists_its_ukernels() -> None:
+    """``list_ukernels(variant)`` for every variant module name, and every ukernel is some variant's."""
+    from kleidiref import list_ukernels
+
+    names = {v: set(list_ukernels(v)) for v in VARIANTS}
+    assert all(names.values()), [v for v, n in names.items() if not n]
+    assert set(list_ukernels()) == set().union(*names.values())
