@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from ..kai.interface import MatmulKernel, TileParams
 from ..kai.registry import UKERNELS, list_ukernels
-from ..targets import Target, get_target
+from ..targets import Target, resolve_target
 
 __all__ = ["VARIANT_NAMES", "Problem", "kernels_of"]
 
@@ -65,7 +65,7 @@ class Problem:
     def build(cls, *, variant: str, target: Target | None, kernel: str | None, **inputs: Any) -> Problem:
         if variant not in VARIANT_NAMES:
             raise ValueError(f"variant must be one of {VARIANT_NAMES}, got {variant!r}")
-        t = get_target() if target is None else target
+        t = resolve_target(target)
         lhs = inputs["lhs"]
         if not isinstance(lhs, np.ndarray) or lhs.ndim != 2:
             raise TypeError("lhs must be a 2-D numpy array [M, K]")

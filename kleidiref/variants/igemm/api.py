@@ -27,7 +27,7 @@ from ...conv import (
 )
 from ...kai.params import check_i32, kai_matmul_requantize32_params
 from ...numerics import rn16
-from ...targets import Target, get_target
+from ...targets import Target, resolve_target
 from .configs import CONFIGS, IgemmConfig, Variant
 from .packers import F32, I32
 from .plans import FloatPlan, GroupPlan, KernelPathPlan, Pqs8Plan
@@ -303,9 +303,7 @@ def _check_options(
     """The variant, target and flags, checked in :func:`conv2d`'s order: (config, target, groups)."""
     if variant not in CONFIGS:
         raise ValueError(f"variant must be one of {sorted(CONFIGS)}, got {variant!r}")
-    t = get_target() if target is None else target
-    if not isinstance(t, Target):
-        raise TypeError(f"target must be a kleidiref Target, got {type(t).__name__}")
+    t = resolve_target(target)
     if not t.has_sme:
         raise ValueError(
             f"the KleidiAI IGEMM path needs SME; target {t.name!r} has none (XNNPACK runs its generic "
