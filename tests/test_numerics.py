@@ -584,3 +584,24 @@ def test_sqdmulh_srshr_clamp_int(a: list[int], b: int, shift: int) -> None:
     assert nx.srshr(x, shift).tolist() == [(v + (1 << (shift - 1))) >> shift for v in a]
     lo, hi = sorted((b, b // 3))
     assert nx.clamp_int(x, lo, hi).tolist() == [min(max(v, lo), hi) for v in a]
+
+
+_f32_any = st.floats(width=32, allow_nan=False) | st.sampled_from(
+    [0.0, -0.0, 1e-40, -1e-40, 1.1754942e-38, 1.1754944e-38, 2.0**-63, 2.0**-64, -(2.0**-63)]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(a=_f32_any, b=_f32_any, fz=st.booleans())
+def test_fmul_fadd_match_fma32_oracle(a: float, b: float, fz: bool) -> None:
+    """fmul32/fadd32 (FMUL/FADD with FPCR.FZ) agree with numerics.fma32 used as FPMulAdd."""
+    x, y = np.array([a], np.float32), np.array([b], np.float32)
+    mul = nx.fmul32(x, y, fz=fz)
+    add = nx.fadd32(x, y, fz=fz)
+    ref_mul = nx.fma32(x, y, np.float32(-0.0), fz=fz)  # a*b + (-0) == a*b, signed zeros kept
+    ref_add = nx.fma32(np.float32(1.0), x, y, fz=fz)
+    for got, ref in ((mul, ref_mul), (add, ref_add)):
+        if np.isnan(ref[0]):
+            assert np.isnan(got[0])
+        else:
+            assert got.view(np.uint32)[0] == ref.view(np.uint32)[0]

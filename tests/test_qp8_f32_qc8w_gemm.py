@@ -242,29 +242,6 @@ def test_kernels_agree_with_integer_model(m: int, n: int, k: int, svl: int, seed
     assert np.array_equal(out.view(np.uint32), ref.view(np.uint32))
 
 
-_f32_any = st.floats(width=32, allow_nan=False) | st.sampled_from(
-    [0.0, -0.0, 1e-40, -1e-40, 1.1754942e-38, 1.1754944e-38, 2.0**-63, 2.0**-64, -(2.0**-63)]
-)
-
-
-@settings(max_examples=300, deadline=None)
-@given(a=_f32_any, b=_f32_any, fz=st.booleans())
-def test_fmul_fadd_match_fma32_oracle(a: float, b: float, fz: bool) -> None:
-    """fmul32/fadd32 (FMUL/FADD with FPCR.FZ) agree with numerics.fma32 used as FPMulAdd."""
-    from kleidiref.numerics import fadd32, fma32, fmul32
-
-    x, y = np.array([a], np.float32), np.array([b], np.float32)
-    mul = fmul32(x, y, fz=fz)
-    add = fadd32(x, y, fz=fz)
-    ref_mul = fma32(x, y, np.float32(-0.0), fz=fz)  # a*b + (-0) == a*b, signed zeros kept
-    ref_add = fma32(np.float32(1.0), x, y, fz=fz)
-    for got, ref in ((mul, ref_mul), (add, ref_add)):
-        if np.isnan(ref[0]):
-            assert np.isnan(got[0])
-        else:
-            assert got.view(np.uint32)[0] == ref.view(np.uint32)[0]
-
-
 @settings(max_examples=40, deadline=None)
 @given(
     m=st.integers(1, 35),
