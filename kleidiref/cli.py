@@ -4,6 +4,7 @@
 ``kleidiref golden check PATH...``            reproduce and compare files or directories
 ``kleidiref golden reproduce --out-dir D F..`` write the recomputed arrays to D/<same name>
 ``kleidiref explain [--json] CASE.json...``   XNNPACK's dispatch decision for each node (docs/dispatch.md)
+``kleidiref layout|where ...``                 SME tiling from the real kernels (docs/sme-tiling.md)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import dispatch, golden
+from .teach import cli as teach_cli
 
 __all__ = ["main"]
 
@@ -111,7 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ex = sub.add_parser("explain", help="which XNNPACK kernel runs a node on a target, and why")
     ex.add_argument("--json", action="store_true", help="one JSON object per CASE file, one per line")
     ex.add_argument("cases", nargs="+", metavar="CASE.json")
+    teach_cli.add_parsers(sub)
     args = parser.parse_args(argv)
+    if args.cmd in teach_cli.VERBS:
+        return teach_cli.run(args)
     if args.cmd == "explain":
         return _explain(args.cases, args.json)
     if args.cmd == "selfcheck":

@@ -1,0 +1,93 @@
+"""The teaching verbs of the ``kleidiref`` command: ``layout``, ``where`` (and ``trace``, ``why``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .views import layout_text, svl_table, where
+
+__all__ = ["VERBS", "add_parsers", "run"]
+
+VERBS = ("layout", "where")
+
+
+def _pair(text: str) -> tuple[int, int]:
+    a, _, b = text.partition(",")
+    try:
+        return int(a), int(b)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two integers 'i,j', got {text!r}") from None
+
+
+def _svls(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected SVL bits like 512 or 256,512, got {text!r}") from None
+
+
+def _problem(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "kernel", metavar="VARIANT|KERNEL", help="a variant (pf32_gemm ...) or an exact KleidiAI kernel name"
+    )
+    p.add_argument("--svl", type=_svls, default=[512], help="SVL in bits; several (256,512) side by side")
+    p.add_argument("--m", type=int, default=3)
+    p.add_argument("--n", type=int, default=5)
+    p.add_argument("--k", type=int, default=8)
+    p.add_argument("--bl", type=int, default=32, help="quant block length (qb4w)")
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the teaching verbs to the command's subparsers."""
+    lay = sub.add_parser("layout", help="the packed LHS/RHS of a problem, byte by byte, and the name grammar")
+    _problem(lay)
+    lay.add_argument("--format", choices=["text"], default="text")
+    lay.add_argument("--max-lines", type=int, default=200, help="lines per operand map")
+    wh = sub.add_parser("where", help="packed byte -> element, or element -> packed bytes")
+    _problem(wh)
+    wh.add_argument("--lhs-offset", type=int)
+    wh.add_argument("--rhs-offset", type=int)
+    wh.add_argument("--element", type=_pair, metavar="M,K", help="LHS element (row m, k)")
+    wh.add_argument("--rhs-element", type=_pair, metavar="N,K", help="RHS element (column n, k)")
+
+
+def _layout(args: argparse.Namespace) -> str:
+    if len(args.svl) > 1:
+        return svl_table(args.kernel, args.svl, m=args.m, n=args.n, k=args.k, bl=args.bl) + "\n"
+    colour = sys.stdout.isatty()
+    return layout_text(
+        args.kernel, svl=args.svl[0], m=args.m, n=args.n, k=args.k, bl=args.bl, colour=colour, max_lines=args.max_lines
+    )
+
+
+def _where(args: argparse.Namespace) -> str:
+    asks = (args.lhs_offset, args.rhs_offset, args.element, args.rhs_element)
+    if all(a is None for a in asks):
+        raise ValueError("where: give --lhs-offset, --rhs-offset, --element or --rhs-element")
+    return (
+        where(
+            args.kernel,
+            svl=args.svl[0],
+            m=args.m,
+            n=args.n,
+            k=args.k,
+            bl=args.bl,
+            lhs_offset=args.lhs_offset,
+            rhs_offset=args.rhs_offset,
+            element=args.element,
+            rhs_element=args.rhs_element,
+        )
+        + "\n"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one teaching verb: 0, or 2 with the reason on stderr for a bad request."""
+    try:
+        text = _layout(args) if args.cmd == "layout" else _where(args)
+    except ValueError as exc:
+        print(f"kleidiref {args.cmd}: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(text)
+    return 0

@@ -1,0 +1,77 @@
+"""The text views the CLI prints: layout maps, ``where`` answers and the SVL side-by-side table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .kernels import grammar, operands, resolve_kernel
+from .layout_map import element_offsets, format_map, summarize, token, where_offset
+
+__all__ = ["layout_text", "svl_table", "where"]
+
+
+def layout_text(
+    name: str, *, svl: int, m: int, n: int, k: int, bl: int = 32, colour: bool = False, max_lines: int = 200
+) -> str:
+    """The name grammar at ``svl``, then the packed LHS and RHS maps of an m x n x k problem."""
+    exact, kernel = resolve_kernel(name, svl)
+    ops = operands(kernel, exact, m, n, k, bl)
+    parts = ["\n".join(grammar(kernel, exact, ops)), ""]
+    for op in ops:
+        parts += [format_map(op, kernel.vlb, colour=colour, max_lines=max_lines), ""]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def where(
+    name: str,
+    *,
+    svl: int,
+    m: int,
+    n: int,
+    k: int,
+    bl: int = 32,
+    lhs_offset: int | None = None,
+    rhs_offset: int | None = None,
+    element: tuple[int, int] | None = None,
+    rhs_element: tuple[int, int] | None = None,
+) -> str:
+    """Byte -> element (``lhs_offset`` / ``rhs_offset``) or element -> bytes (``element`` = (m, k)
+    of the LHS, ``rhs_element`` = (n, k) of the RHS), one line each."""
+    exact, kernel = resolve_kernel(name, svl)
+    lhs, rhs = operands(kernel, exact, m, n, k, bl)
+    out = []
+    for op, off in ((lhs, lhs_offset), (rhs, rhs_offset)):
+        if off is None:
+            continue
+        if op.layout is None:
+            raise ValueError(f"{exact}: the {op.role} is not packed ({op.note})")
+        out.append(f"{op.role} byte {off} (0x{off:x}) of {op.fmt}: {where_offset(op.layout, off)}")
+    for op, el in ((lhs, element), (rhs, rhs_element)):
+        if el is None:
+            continue
+        if op.layout is None:
+            raise ValueError(f"{exact}: the {op.role} is not packed ({op.note})")
+        found = element_offsets(op.layout, el[0], el[1])
+        what = f"({'m' if op.role == 'LHS' else 'n'} {el[0]}, k {el[1]})"
+        if not found:
+            out.append(f"{op.role} element {what}: not in the packed buffer of this problem")
+        for r in found:
+            out.append(
+                f"{op.role} element {what} of {op.fmt}: bytes {r.offset}..{r.offset + r.size - 1} ({token(r.info)})"
+            )
+    return "\n".join(out)
+
+
+def svl_table(name: str, svls: Sequence[int], *, m: int, n: int, k: int, bl: int = 32) -> str:
+    """The same problem at several SVLs: mr/nr, tiles, packed sizes and padding bytes."""
+    head = f"{'SVL':>5} {'mr':>4} {'nr':>4} {'kr':>3} {'m_step':>6} {'n_step':>6} {'tiles':>5} "
+    head += f"{'LHS bytes':>10} {'pad':>8} {'RHS bytes':>10} {'pad':>8}"
+    lines = [f"{name}, m {m} n {n} k {k}", head]
+    for s in svls:
+        exact, kernel = resolve_kernel(name, s)
+        r = summarize(kernel, operands(kernel, exact, m, n, k, bl), m, n)
+        lines.append(
+            f"{r.svl:>5} {r.mr:>4} {r.nr:>4} {r.kr:>3} {r.m_step:>6} {r.n_step:>6} {r.tiles:>5} "
+            f"{r.lhs_bytes:>10} {r.lhs_padding:>8} {r.rhs_bytes:>10} {r.rhs_padding:>8}"
+        )
+    return "\n".join(lines)
