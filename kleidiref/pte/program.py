@@ -178,13 +178,13 @@ class Program:
     named_data: tuple[tuple[str, int], ...]
 
     def plan(self, name: str = "forward") -> ExecutionPlan:
-        """The execution plan called ``name`` (the only one if there is just one)."""
+        """The execution plan called ``name`` (the only one if there is just one); a :class:`PteError` if none."""
         for p in self.plans:
             if p.name == name:
                 return p
         if len(self.plans) == 1:
             return self.plans[0]
-        raise KeyError(f"no execution plan {name!r} (have {[p.name for p in self.plans]})")
+        raise PteError(f"the program has no execution plan {name!r} (it has {[p.name for p in self.plans]})")
 
     @property
     def delegates(self) -> tuple[Delegate, ...]:
