@@ -74,7 +74,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._engine import fma32_chain
-from ..numerics import Clamp, canonical_nan_f32, clamp, fadd32, fma32_x86, fmul32, ftz32
+from ..numerics import FLT_MIN, Clamp, canonical_nan_f32, clamp, fadd32, fma32_x86, fmul32, ftz32
 from ._common import as_f32
 
 __all__ = [
@@ -175,7 +175,7 @@ def _check_common(
         raise ValueError("K and N must be >= 1")
     s = as_f32("scale", scale, shape=(n,))
     # XNNPACK check_kernel_scale_f32 (fully-connected-nc.c): finite, normal and > 0.
-    if not np.all(np.isfinite(s) & (s >= np.finfo(F32).tiny)):
+    if not np.all(np.isfinite(s) & (s >= F32(FLT_MIN))):
         raise ValueError("every per-channel scale must be finite, normal and > 0 (XNNPACK rejects it)")
     b = np.zeros(n, F32) if bias is None else as_f32("bias", bias, shape=(n,))
     # XNNPACK check_output_bounds_f32: no NaN, min < max.
@@ -200,7 +200,7 @@ def _tiny_possible(a: NDArray[np.float32], acc: NDArray[np.float32]) -> bool:
     """
     for x in (a, acc):
         nz = np.abs(x[(x != 0) & np.isfinite(x)])
-        if nz.size and np.spacing(nz.min()) < np.finfo(F32).tiny:
+        if nz.size and np.spacing(nz.min()) < F32(FLT_MIN):
             return True
     return False
 

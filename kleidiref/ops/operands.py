@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from .. import fallbacks as F
 from ..dispatch import ConvParams, Decision, TensorSpec
-from ..numerics import f32_to_bf16_rne, rn16
+from ..numerics import bf16_to_f32, f32_to_bf16_rne, rn16
 from ..targets import Target
 
 __all__ = [
@@ -189,7 +189,7 @@ def scale_tuple(q: QuantParams | None) -> float | tuple[float, ...] | None:
         return None
     s = np.asarray(q.scale)
     if s.dtype == np.uint16:  # bf16 bits
-        return tuple(float(v) for v in np.asarray(s.astype(np.uint32) << 16).view(F32).reshape(-1))
+        return tuple(float(v) for v in bf16_to_f32(s).reshape(-1))
     return float(s) if s.ndim == 0 else tuple(float(v) for v in s.reshape(-1))
 
 
