@@ -322,3 +322,43 @@ def test_errors_are_value_errors() -> None:
     assert issubclass(PteError, ValueError)
     with pytest.raises(ValueError, match="outside"):
         pte.load(b"\x00" * 7)
+
+
+def _conv_nhwc(x: np.ndarray, w: np.ndarray, b: np.ndarray, pad: int, groups: int) -> np.ndarray:
+    """A direct stride-1 convolution: x [N, H, W, C], w [Cout, kh, kw, C / groups]."""
+    n, h, wd, _ = x.shape
+    cout, kh, kw, gic = w.shape
+    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    oh, ow = h + 2 * pad - kh + 1, wd + 2 * pad - kw + 1
+    y = np.zeros((n, oh, ow, cout), np.float64)
+    goc = cout // groups
+    for g in range(groups):
+        xs = xp[..., g * gic : (g + 1) * gic]
+        for i in range(kh):
+            for j in range(kw):
+                patch = xs[:, i : i + oh, j : j + ow, :]
+                y[..., g * goc : (g + 1) * goc] += patch @ w[g * goc : (g + 1) * goc, i, j, :].T.astype(np.float64)
+    return y + b
+
+
+@pytest.mark.parametrize("model", ["conv3x3_p1_c16_o24", "dwconv3x3_c32", "convT_k2s2_c16_o8"])
+def test_conv_weights_recompute_the_output(model: str) -> None:
+    """Filter layouts: conv [Cout, kh, kw, Cin], depthwise [1, kh, kw, C], deconv [Cout, kh, kw, Cin]."""
+    path = FIXTURES / f"{model}__fp32.pte"
+    graph = pte.load(path).xnn_graphs[0]
+    node = next(n for n in graph.nodes if n.type.endswith(("Conv2d", "ConvTranspose2d")))
+    f = node.fields
+    w, b = graph.value(f["filter_id"]).data, graph.value(f["bias_id"]).data
+    assert w is not None and b is not None
+    io = np.load(path.with_suffix(".io.npz"))
+    x = io["input_0"].transpose(0, 2, 3, 1).astype(np.float64)
+    if node.type == "XNNDepthwiseConv2d":
+        y = _conv_nhwc(x, w.transpose(3, 1, 2, 0), b, f["padding_top"], f["groups"])
+    elif node.type == "XNNConv2d":
+        y = _conv_nhwc(x, w, b, f["padding_top"], f["groups"])
+    else:  # stride 2, kernel 2, no padding: each input pixel writes its own 2x2 output block
+        n, h, wd, _ = x.shape
+        s = f["subsampling_height"]
+        y = np.einsum("nhwc,okjc->nhkwjo", x, w).reshape(n, h * s, wd * s, w.shape[0]) + b
+    expected = io["output_0"].transpose(0, 2, 3, 1)
+    assert np.abs(y - expected).max() < 1e-4
