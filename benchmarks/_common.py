@@ -76,7 +76,7 @@ def machine() -> str:
     """One line: CPU count, Python, numpy and its BLAS."""
     blas = "?"
     try:
-        cfg: Any = np.show_config(mode="dicts")  # type: ignore[call-arg]
+        cfg: Any = np.show_config(mode="dicts")
         info = cfg["Build Dependencies"]["blas"]
         blas = f"{info.get('name', '?')} {info.get('version', '')}".strip()
     except Exception:

@@ -94,7 +94,7 @@ def _cases(variant: str, m: int, n: int, k: int, svl: int, fz: bool) -> dict[str
         acc16 = np.broadcast_to(bias.astype(np.float32), (m, n))
 
         def run_chain() -> None:
-            _engine.f16_pair_chain(acc16, lhs, w_t)
+            _engine.f16_pair_chain(acc16, lhs.view(np.float16), w_t.view(np.float16))
 
     target = get_target().replace(svl_bits=svl, flush_to_zero=fz)
 
