@@ -28,16 +28,18 @@ from ..targets import Target
 from ._diagnose import KLEIDIAI_TOLERANCES, diagnose, kleidiai_tolerance_ok, ulp_distance
 from ._errors import model
 from ._packed import compare_packed, pack_reference, packer_decoder
-from ._problem import VARIANT_NAMES, Problem
+from ._problem import VARIANT_NAMES, Problem, kernels_of
 
 __all__ = [
     "KLEIDIAI_TOLERANCES",
     "VARIANT_NAMES",
+    "Problem",
     "assert_matches",
     "assert_packed_matches",
     "error_bound",
     "exact_result",
     "explain_mismatch",
+    "kernels_of",
     "kleidiai_tolerance_ok",
     "reference",
     "ulp_distance",
