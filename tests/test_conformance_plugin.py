@@ -30,9 +30,9 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _suite(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _suite(tmp: Path, *args: str, examples: int = 3) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "kleidiref.conformance.plugin"]
-    cmd += ["--pyargs", "kleidiref.conformance", "--kleidiref-max-examples", "3", *args]
+    cmd += ["--pyargs", "kleidiref.conformance", "--kleidiref-max-examples", str(examples), *args]
     return subprocess.run(cmd, cwd=tmp, env=_env(), capture_output=True, text=True, timeout=600, check=False)
 
 
@@ -93,7 +93,9 @@ def test_broken_implementation_fails_writes_bundles_and_honours_skip_files(tmp_p
 @pytest.mark.slow
 def test_broken_implementation_fails_its_property_test(tmp_path: Path) -> None:
     repro = tmp_path / "repro"
-    r = _suite(tmp_path, "--kleidiref-impl", "_conformance_impls:broken", "--kleidiref-repro-dir", str(repro))
+    r = _suite(
+        tmp_path, "--kleidiref-impl", "_conformance_impls:broken", "--kleidiref-repro-dir", str(repro), examples=100
+    )
     assert r.returncode == 1 and "test_property[" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
     assert any("test_property" in p.name for p in repro.iterdir())
     _check_bundles(repro)
