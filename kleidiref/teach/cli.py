@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .views import layout_text, svl_table, where
+from .views import layout_text, svl_table, trace_text, where, why_text
 
 __all__ = ["VERBS", "add_parsers", "run"]
 
-VERBS = ("layout", "where")
+VERBS = ("layout", "where", "trace", "why")
 
 
 def _pair(text: str) -> tuple[int, int]:
@@ -50,6 +50,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     wh.add_argument("--rhs-offset", type=int)
     wh.add_argument("--element", type=_pair, metavar="M,K", help="LHS element (row m, k)")
     wh.add_argument("--rhs-element", type=_pair, metavar="N,K", help="RHS element (column n, k)")
+    add_trace_parsers(sub)
 
 
 def _layout(args: argparse.Namespace) -> str:
@@ -82,12 +83,51 @@ def _where(args: argparse.Namespace) -> str:
     )
 
 
+def _trace(args: argparse.Namespace) -> str:
+    return trace_text(
+        args.kernel,
+        svl=args.svl[0],
+        m=args.m,
+        n=args.n,
+        k=args.k,
+        seed=args.seed,
+        inputs=args.inputs,
+        rows=args.rows,
+        cols=args.cols,
+        hexa=args.hex,
+    )
+
+
+def _why(args: argparse.Namespace) -> str:
+    i, j = args.element
+    return why_text(
+        args.kernel, svl=args.svl[0], m=args.m, n=args.n, k=args.k, seed=args.seed, inputs=args.inputs, i=i, j=j
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     """Run one teaching verb: 0, or 2 with the reason on stderr for a bad request."""
     try:
-        text = _layout(args) if args.cmd == "layout" else _where(args)
+        text = {"layout": _layout, "where": _where, "trace": _trace, "why": _why}[args.cmd](args)
     except ValueError as exc:
         print(f"kleidiref {args.cmd}: {exc}", file=sys.stderr)
         return 2
     sys.stdout.write(text)
     return 0
+
+
+def add_trace_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """``trace`` and ``why``: the k loop on real data, and one output's provenance."""
+    for verb, helptext in (
+        ("trace", "the kernel's k loop step by step with the bit-exact accumulator contents"),
+        ("why", "one output's packed bytes, ZA place, k order and rounding events"),
+    ):
+        p = sub.add_parser(verb, help=helptext)
+        _problem(p)
+        p.add_argument("--inputs", metavar="FILE.npz", help="a golden file (its packed operands and epilogue)")
+        p.add_argument("--seed", type=int, default=0, help="seeded random operands packed by the kernel's layouts")
+        p.add_argument("--hex", action="store_true", help="values with their bits in hex")
+        p.add_argument("--rows", type=int, default=4)
+        p.add_argument("--cols", type=int, default=6)
+        if verb == "why":
+            p.add_argument("--element", type=_pair, metavar="I,J", required=True, help="the output C[i, j]")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+from .explain import format_trace, provenance
 from .kernels import grammar, operands, resolve_kernel
 from .layout_map import element_offsets, format_map, summarize, token, where_offset
+from .trace import Trace, random_problem, trace, trace_file
 
-__all__ = ["layout_text", "svl_table", "where"]
+__all__ = ["layout_text", "svl_table", "trace_text", "where", "why_text"]
 
 
 def layout_text(
@@ -75,3 +78,41 @@ def svl_table(name: str, svls: Sequence[int], *, m: int, n: int, k: int, bl: int
             f"{r.lhs_bytes:>10} {r.lhs_padding:>8} {r.rhs_bytes:>10} {r.rhs_padding:>8}"
         )
     return "\n".join(lines)
+
+
+def _traced(name: str, svl: int, m: int, n: int, k: int, seed: int, inputs: str | None) -> Trace:
+    if inputs is not None:
+        t, _ = trace_file(inputs, None if name == "-" else name, max_steps=512)
+        return t
+    _, kernel = resolve_kernel(name, svl)
+    if kernel.tile_params().m_step == 1 and m != 1:
+        raise ValueError(f"{kernel.name} is a GEMV: it runs m = 1 only (give --m 1)")
+    lhs, rhs, params = random_problem(kernel, m, n, k, seed)
+    return trace(kernel, lhs, rhs, m, n, k, params, max_steps=512)
+
+
+def trace_text(
+    name: str,
+    *,
+    svl: int,
+    m: int,
+    n: int,
+    k: int,
+    seed: int = 0,
+    inputs: str | None = None,
+    rows: int = 4,
+    cols: int = 6,
+    hexa: bool = False,
+) -> str:
+    """The k loop of ``name`` on a golden file's operands (``inputs``) or on seeded random ones."""
+    return format_trace(_traced(name, svl, m, n, k, seed, inputs), rows=rows, cols=cols, hexa=hexa) + "\n"
+
+
+def why_text(
+    name: str, *, svl: int, m: int, n: int, k: int, i: int, j: int, seed: int = 0, inputs: str | None = None
+) -> str:
+    """Where output C[i, j] came from (see :func:`~kleidiref.teach.explain.provenance`)."""
+    t = _traced(name, svl, m, n, k, seed, inputs)
+    kk: Any = t.kernel
+    lhs_layout = kk.lhs_layout(t.m, t.k) if t.kernel.lhs_packed else None
+    return "\n".join(provenance(t, i, j, lhs_layout=lhs_layout, rhs_layout=kk.rhs_layout(t.n, t.k))) + "\n"
