@@ -347,7 +347,8 @@ def test_error_bound_holds_and_is_tight(variant: str, record_property: Any) -> N
         out = p.reference().astype(np.float64)
         e, x = error_bound(**p.kwargs()), exact_result(**p.kwargs())
         fin = np.isfinite(e) & np.isfinite(out)
-        d = np.abs(out - x)[fin]
+        with np.errstate(invalid="ignore"):  # NaN/Inf elements (the strategies draw them) are out of model
+            d = np.abs(out - x)[fin]
         assert (d <= e[fin]).all(), p
         if d.size:
             worst[0] = max(worst[0], float((d / e[fin]).max()))
@@ -370,7 +371,8 @@ def test_error_bound_holds_long(variant: str) -> None:
         out = p.reference().astype(np.float64)
         e, x = error_bound(**p.kwargs()), exact_result(**p.kwargs())
         fin = np.isfinite(e) & np.isfinite(out)
-        assert (np.abs(out - x)[fin] <= e[fin]).all(), p
+        with np.errstate(invalid="ignore"):
+            assert (np.abs(out - x)[fin] <= e[fin]).all(), p
 
     check()
 

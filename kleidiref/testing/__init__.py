@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..targets import Target
-from ._diagnose import KLEIDIAI_TOLERANCES, diagnose, kleidiai_tolerance_ok, ulp_distance
+from ._diagnose import KLEIDIAI_TOLERANCES, KernelMismatch, diagnose, kleidiai_tolerance_ok, mismatch, ulp_distance
 from ._errors import model
 from ._packed import compare_packed, pack_reference, packer_decoder
 from ._problem import VARIANT_NAMES, Problem, kernels_of
@@ -33,6 +33,7 @@ from ._problem import VARIANT_NAMES, Problem, kernels_of
 __all__ = [
     "KLEIDIAI_TOLERANCES",
     "VARIANT_NAMES",
+    "KernelMismatch",
     "Problem",
     "assert_matches",
     "assert_packed_matches",
@@ -143,21 +144,11 @@ def assert_matches(
         >>> assert_matches(out, variant="pf32_gemm", lhs=a, rhs=w, target=kr.APPLE_M4)
     """
     __tracebackhide__ = True  # pytest: show the caller's line, not ours
-    msg = explain_mismatch(
-        actual,
-        variant=variant,
-        lhs=lhs,
-        rhs=rhs,
-        target=target,
-        kernel=kernel,
-        lhs_packed=lhs_packed,
-        rhs_packed=rhs_packed,
-        exact=exact,
-        nan_payloads=nan_payloads,
-        **inputs,
-    )
-    if msg is not None:
-        raise AssertionError(msg)
+    p = _problem(variant, target, kernel, {"lhs": lhs, "rhs": rhs, **inputs})
+    # The cheap verdict now; the explanation only when the error is shown (once, after shrinking).
+    err = mismatch(actual, p, lhs_packed=lhs_packed, rhs_packed=rhs_packed, exact=exact, nan_payloads=nan_payloads)
+    if err is not None:
+        raise err
 
 
 def assert_packed_matches(

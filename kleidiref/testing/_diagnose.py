@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ..kai.layouts import Qai8dxpLayout
-from ._candidates import candidates
+from ._candidates import Candidate, candidates
 from ._errors import model
 from ._packed import compare_packed, describer, packer_decoder
 from ._problem import Problem
 
-__all__ = ["KLEIDIAI_TOLERANCES", "diagnose", "equal_mask", "kleidiai_tolerance_ok", "packed_messages", "ulp_distance"]
+__all__ = [
+    "KLEIDIAI_TOLERANCES",
+    "KernelMismatch",
+    "diagnose",
+    "equal_mask",
+    "kleidiai_tolerance_ok",
+    "mismatch",
+    "packed_messages",
+    "ulp_distance",
+]
 
-#: KleidiAI's DefaultMismatchHandler(abs_thr, rel_thr, abs_cnt, rel_cnt) per variant (kernels.md §13).
+#: KleidiAI's DefaultMismatchHandler(abs_thr, rel_thr, abs_cnt, rel_cnt) per variant, as its matmul tests
+#: (test/tests/matmul_clamp_*_test.cpp, test/common/compare.hpp) construct it.
 KLEIDIAI_TOLERANCES: dict[str, tuple[float, float, int, float]] = {
     "pf32_gemm": (0.0, 0.1, 0, 0.1),
     "pf16_gemm": (0.0, 0.1, 0, 0.1),
@@ -280,6 +291,73 @@ def _value_stage(p: Problem, actual: NDArray[Any], ref: NDArray[Any], bad: NDArr
     return msg
 
 
+def _named_causes(p: Problem, act: NDArray[Any], dtype: Any, nan_payloads: bool) -> list[str]:
+    """Every known wrong-but-close reference ``act`` equals: specific ones; generic ones only if none is."""
+    specific: list[Candidate] = []
+    generic: list[Candidate] = []
+    for c in candidates(p):
+        try:
+            with np.errstate(all="ignore"):
+                alt = np.asarray(c.compute()).astype(dtype)
+        except Exception:
+            # Note: a candidate that cannot run on these inputs (e.g. a kernel's asserts) is
+            # skipped; the report about the actual mismatch must never be lost to it.
+            continue
+        if alt.shape == act.shape and equal_mask(act, alt, nan_payloads=nan_payloads).all():
+            (generic if c.generic else specific).append(c)
+    named = specific or generic
+    out = []
+    for n, c in enumerate(named[:3]):  # nearest first (see candidates()); the rest by name only
+        head = "actual matches a known wrong-but-close reference" if n == 0 else "it also matches"
+        out.append(f"  {head}: {c.name}\n    why it differs: {c.why}")
+    if len(named) > 3:
+        out.append(f"  {len(named) - 3} more also match: " + "; ".join(c.name for c in named[3:]))
+    if not named:
+        out.append("  no known wrong-but-close reference matches every element")
+    return out
+
+
+class KernelMismatch(AssertionError):
+    """The output differs from kleidiref's; the full report is computed once, when first shown.
+
+    A property-based test framework catches and replays many failing examples while it shrinks;
+    only the final one is printed, so the (costly) explanation waits until then.
+    """
+
+    def __init__(self, explain: Callable[[], str]) -> None:
+        super().__init__()
+        self._explain: Callable[[], str] | None = explain
+        self._text = ""
+
+    def __str__(self) -> str:
+        if self._explain is not None:
+            self._text, self._explain = self._explain(), None
+        return self._text
+
+
+def mismatch(
+    actual: Any,
+    p: Problem,
+    *,
+    lhs_packed: Any = None,
+    rhs_packed: Any = None,
+    exact: bool = True,
+    nan_payloads: bool = False,
+) -> KernelMismatch | None:
+    """The cheap verdict: None when ``actual`` matches, else an error that explains itself lazily."""
+    if lhs_packed is None and rhs_packed is None:
+        ref = p.run()
+        act = np.array(actual, copy=True)  # a snapshot: the report may be shown later
+        if act.shape == ref.shape and act.dtype == ref.dtype and equal_mask(act, ref, nan_payloads=nan_payloads).all():
+            return None
+        if exact and act.shape == ref.shape and act.dtype == ref.dtype:
+            return KernelMismatch(
+                lambda: diagnose(act, p, exact=exact, nan_payloads=nan_payloads, _ref=ref) or "kleidiref: match"
+            )
+    msg = diagnose(actual, p, lhs_packed=lhs_packed, rhs_packed=rhs_packed, exact=exact, nan_payloads=nan_payloads)
+    return None if msg is None else KernelMismatch(lambda: msg)
+
+
 def diagnose(
     actual: Any,
     p: Problem,
@@ -288,9 +366,10 @@ def diagnose(
     rhs_packed: Any = None,
     exact: bool = True,
     nan_payloads: bool = False,
+    _ref: NDArray[Any] | None = None,
 ) -> str | None:
     """None when ``actual`` matches (bit-exact, or within ``2*error_bound`` if not ``exact``), else a report."""
-    ref = p.run()
+    ref = p.run() if _ref is None else _ref
     lines = [f"kleidiref: actual output differs from the reference for {p.describe()}"]
     packed = packed_messages(p, lhs_packed, rhs_packed)
     act = np.asarray(actual)
@@ -326,21 +405,7 @@ def diagnose(
         )
         stage = _tiling(p, act, ref, eq) or _clamp_stage(p, act, ref, bad) or _value_stage(p, act, ref, bad)
         lines.append(f"  stage: {stage}")
-        named = 0
-        for c in candidates(p):
-            try:
-                with np.errstate(all="ignore"):
-                    alt = np.asarray(c.compute()).astype(ref.dtype)
-            except Exception:
-                # Note: a candidate that cannot run on these inputs (e.g. a kernel's asserts) is
-                # skipped; the report about the actual mismatch must never be lost to it.
-                continue
-            if alt.shape == act.shape and equal_mask(act, alt, nan_payloads=nan_payloads).all():
-                head = "actual matches a known wrong-but-close reference" if not named else "it also matches"
-                lines.append(f"  {head}: {c.name}\n    why it differs: {c.why}")
-                named += 1
-                if named == 2:
-                    break
+        lines += _named_causes(p, act, ref.dtype, nan_payloads)
         ok = kleidiai_tolerance_ok(p.variant, act, ref)
         thr = KLEIDIAI_TOLERANCES[p.variant]
         lines.append(
