@@ -118,3 +118,14 @@ def test_cli_layout_and_where(capsys: pytest.CaptureFixture[str]) -> None:
     assert "bytes" in capsys.readouterr().out
     assert cli.main(["where", "pf32_gemm"]) == 2
     assert "give --lhs-offset" in capsys.readouterr().err
+
+
+def test_cli_pictures(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["layout", "qp8_f32_qb4w_gemm", "--svl", "128", "--k", "32", "--format", "svg"]) == 0
+    svg = capsys.readouterr().out
+    assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>") and "int4 pair" in svg
+    assert cli.main(["layout", "pf32_gemm", "--format", "html"]) == 0
+    assert "<svg" in capsys.readouterr().out
+    assert cli.main(["trace", "pf16_gemm", "--svl", "256", "--k", "4", "--format", "html"]) == 0
+    page = capsys.readouterr().out
+    assert page.startswith("<!DOCTYPE html>") and 'id="trace-data"' in page

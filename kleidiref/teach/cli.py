@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .views import layout_text, svl_table, trace_text, where, why_text
+from .views import layout_picture, layout_text, svl_table, trace_page, trace_text, where, why_text
 
 __all__ = ["VERBS", "add_parsers", "run"]
 
@@ -42,7 +42,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     """Add the teaching verbs to the command's subparsers."""
     lay = sub.add_parser("layout", help="the packed LHS/RHS of a problem, byte by byte, and the name grammar")
     _problem(lay)
-    lay.add_argument("--format", choices=["text"], default="text")
+    lay.add_argument("--format", choices=["text", "svg", "html"], default="text")
     lay.add_argument("--max-lines", type=int, default=200, help="lines per operand map")
     wh = sub.add_parser("where", help="packed byte -> element, or element -> packed bytes")
     _problem(wh)
@@ -56,6 +56,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 def _layout(args: argparse.Namespace) -> str:
     if len(args.svl) > 1:
         return svl_table(args.kernel, args.svl, m=args.m, n=args.n, k=args.k, bl=args.bl) + "\n"
+    if args.format != "text":
+        return layout_picture(args.kernel, svl=args.svl[0], m=args.m, n=args.n, k=args.k, bl=args.bl, fmt=args.format)
     colour = sys.stdout.isatty()
     return layout_text(
         args.kernel, svl=args.svl[0], m=args.m, n=args.n, k=args.k, bl=args.bl, colour=colour, max_lines=args.max_lines
@@ -84,6 +86,10 @@ def _where(args: argparse.Namespace) -> str:
 
 
 def _trace(args: argparse.Namespace) -> str:
+    if args.format == "html":
+        return trace_page(
+            args.kernel, svl=args.svl[0], m=args.m, n=args.n, k=args.k, seed=args.seed, inputs=args.inputs
+        )
     return trace_text(
         args.kernel,
         svl=args.svl[0],
@@ -100,6 +106,10 @@ def _trace(args: argparse.Namespace) -> str:
 
 def _why(args: argparse.Namespace) -> str:
     i, j = args.element
+    if args.format == "html":  # the trace page; hovering C[i, j] shows its provenance
+        return trace_page(
+            args.kernel, svl=args.svl[0], m=args.m, n=args.n, k=args.k, seed=args.seed, inputs=args.inputs
+        )
     return why_text(
         args.kernel, svl=args.svl[0], m=args.m, n=args.n, k=args.k, seed=args.seed, inputs=args.inputs, i=i, j=j
     )
@@ -129,5 +139,6 @@ def add_trace_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[
         p.add_argument("--hex", action="store_true", help="values with their bits in hex")
         p.add_argument("--rows", type=int, default=4)
         p.add_argument("--cols", type=int, default=6)
+        p.add_argument("--format", choices=["text", "html"], default="text", help="html: one self-contained page")
         if verb == "why":
             p.add_argument("--element", type=_pair, metavar="I,J", required=True, help="the output C[i, j]")

@@ -8,9 +8,10 @@ from typing import Any
 from .explain import format_trace, provenance
 from .kernels import grammar, operands, resolve_kernel
 from .layout_map import element_offsets, format_map, summarize, token, where_offset
+from .render import layout_svg, trace_html
 from .trace import Trace, random_problem, trace, trace_file
 
-__all__ = ["layout_text", "svl_table", "trace_text", "where", "why_text"]
+__all__ = ["layout_picture", "layout_text", "svl_table", "trace_page", "trace_text", "where", "why_text"]
 
 
 def layout_text(
@@ -23,6 +24,18 @@ def layout_text(
     for op in ops:
         parts += [format_map(op, kernel.vlb, colour=colour, max_lines=max_lines), ""]
     return "\n".join(parts).rstrip() + "\n"
+
+
+def layout_picture(name: str, *, svl: int, m: int, n: int, k: int, bl: int = 32, fmt: str = "svg") -> str:
+    """The packed LHS and RHS as an SVG picture (``fmt="html"``: the SVG in a page)."""
+    exact, kernel = resolve_kernel(name, svl)
+    ops = operands(kernel, exact, m, n, k, bl)
+    svg = layout_svg(ops, kernel.vlb, f"{exact} at SVL {svl}: m {m}, n {n}, k {k} (one row = one vector register)")
+    if fmt == "svg":
+        return svg
+    return (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{exact}</title></head><body>\n{svg}</body></html>\n'
+    )
 
 
 def where(
@@ -116,3 +129,11 @@ def why_text(
     kk: Any = t.kernel
     lhs_layout = kk.lhs_layout(t.m, t.k) if t.kernel.lhs_packed else None
     return "\n".join(provenance(t, i, j, lhs_layout=lhs_layout, rhs_layout=kk.rhs_layout(t.n, t.k))) + "\n"
+
+
+def trace_page(name: str, *, svl: int, m: int, n: int, k: int, seed: int = 0, inputs: str | None = None) -> str:
+    """The trace as one self-contained HTML file (:func:`~kleidiref.teach.render.trace_html`)."""
+    t = _traced(name, svl, m, n, k, seed, inputs)
+    kk: Any = t.kernel
+    lhs_layout = kk.lhs_layout(t.m, t.k) if t.kernel.lhs_packed else None
+    return trace_html(t, lhs_layout=lhs_layout, rhs_layout=kk.rhs_layout(t.n, t.k))
