@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .interface import (
     BlockwiseKernel,
-    Clamp,
+    ClampBounds,
     MatmulKernel,
     PackedLhsKernel,
     RawLhsKernel,
@@ -25,7 +25,7 @@ from .registry import UKERNELS, get_ukernel, list_ukernels, ukernels_of
 __all__ = [
     "UKERNELS",
     "BlockwiseKernel",
-    "Clamp",
+    "ClampBounds",
     "MatmulKernel",
     "PackedLhsKernel",
     "RawLhsKernel",

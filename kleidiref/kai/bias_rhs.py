@@ -20,7 +20,7 @@ from .. import numerics
 from .._buffers import check_count, packed_rhs_columns
 from .._engine import flushed_row_lows, gather_rows, row_lows
 from ..numerics import ftz16, rn16
-from .interface import Clamp
+from .interface import ClampBounds
 from .layouts import SmeBiasRhsLayout
 
 __all__ = ["BiasRhs", "BiasRhsKernel", "Pf16Kernel", "Pf32Kernel"]
@@ -124,7 +124,7 @@ class Pf32Kernel(BiasRhsKernel):
         bias, w = fmt.decode(rhs_u8) if decode else fmt.block_view(rhs_u8)
         return BiasRhs(bias, w)
 
-    def epilogue(self, acc: NDArray[np.float32], clamp: Clamp) -> NDArray[np.float32]:
+    def epilogue(self, acc: NDArray[np.float32], clamp: ClampBounds) -> NDArray[np.float32]:
         """The clamp (FCLAMP or FMIN/FMAX; bounds flushed under FZ); NaNs: the default NaN."""
         lo, hi = clamp
         out: NDArray[np.float32] = numerics.clamp(acc, lo, hi, self.clamp_kind, fz=self.fz)
@@ -134,7 +134,7 @@ class Pf32Kernel(BiasRhsKernel):
     def accumulate(self, lhs: NDArray[np.float32], rhs: BiasRhs) -> NDArray[np.float32]:
         """The binary32 accumulator: one fused multiply-add per k from the bias (see each kernel)."""
 
-    def compute(self, lhs: NDArray[np.float32], rhs: BiasRhs, epilogue: Clamp) -> NDArray[np.float32]:
+    def compute(self, lhs: NDArray[np.float32], rhs: BiasRhs, epilogue: ClampBounds) -> NDArray[np.float32]:
         return self.epilogue(self.accumulate(lhs, rhs), epilogue)
 
 
@@ -166,10 +166,10 @@ class Pf16Kernel(BiasRhsKernel):
     def accumulate(self, lhs: NDArray[np.float16], rhs: BiasRhs) -> NDArray[np.float32]:
         """The binary32 accumulator from the bias (see each kernel)."""
 
-    def compute(self, lhs: NDArray[np.float16], rhs: BiasRhs, epilogue: Clamp) -> NDArray[np.float16]:
+    def compute(self, lhs: NDArray[np.float16], rhs: BiasRhs, epilogue: ClampBounds) -> NDArray[np.float16]:
         return self.epilogue(self.accumulate(lhs, rhs), epilogue)
 
-    def epilogue(self, acc: NDArray[np.float32], clamp: Clamp) -> NDArray[np.float16]:
+    def epilogue(self, acc: NDArray[np.float32], clamp: ClampBounds) -> NDArray[np.float16]:
         """RN16, then the f16 clamp (operands through FZ16 when set), default NaN: :meth:`epilogue_exact`.
 
         Fast form: RN16 is monotonic and the (flushed) f16 bounds L <= H lie on the f16 grid, so
@@ -192,7 +192,7 @@ class Pf16Kernel(BiasRhsKernel):
             res[redo] = self.epilogue_exact(acc[redo], clamp)
         return res
 
-    def epilogue_exact(self, acc: NDArray[np.float32], clamp: Clamp) -> NDArray[np.float16]:
+    def epilogue_exact(self, acc: NDArray[np.float32], clamp: ClampBounds) -> NDArray[np.float16]:
         """:meth:`epilogue` step by step, as the kernels run it (the reference of its fast form)."""
         lo, hi = clamp
         # The wrappers narrow the float bounds with one FCVT; the clamp then runs in f16.

@@ -46,7 +46,7 @@ from .params import kai_matmul_requantize32_params
 
 __all__ = [
     "BlockwiseKernel",
-    "Clamp",
+    "ClampBounds",
     "MatmulKernel",
     "PackedLhsKernel",
     "RawLhsKernel",
@@ -58,7 +58,7 @@ __all__ = [
 
 
 #: The float kernels' epilogue argument: ``(clamp_min, clamp_max)`` as float32.
-Clamp: TypeAlias = "tuple[np.float32, np.float32]"
+ClampBounds: TypeAlias = "tuple[np.float32, np.float32]"
 
 
 @dataclasses.dataclass(frozen=True)

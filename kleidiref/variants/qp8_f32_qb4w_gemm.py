@@ -44,7 +44,7 @@ from .._buffers import (
     writable_u8,
 )
 from ..configs import alias, select_kai_kernel
-from ..kai.interface import BlockwiseKernel, Clamp, TileParams, Ukernel
+from ..kai.interface import BlockwiseKernel, ClampBounds, TileParams, Ukernel
 from ..kai.layouts import Qai8dxpLayout, Qsi4c32pLayout
 from ..kai.pack import Qai8dxpRows, kai_lhs_quant_pack_qai8dxp_f32
 from ..numerics import bf16_to_f32
@@ -503,7 +503,7 @@ class _Qb4wKernel(BlockwiseKernel):
         w, sc, rsum, bias = self.rhs_layout(n, k, b).decode(rhs)
         return prepare_rhs(w, sc, rsum, bias, b)
 
-    def compute(self, lhs: Qai8dxpRows, rhs: PreparedRhs, epilogue: Clamp) -> NDArray[np.float32]:
+    def compute(self, lhs: Qai8dxpRows, rhs: PreparedRhs, epilogue: ClampBounds) -> NDArray[np.float32]:
         """The blockwise accumulation, the zero-point and scale steps and the clamp (:func:`qb4w_matmul`)."""
         lo, hi = epilogue
         return qb4w_matmul(lhs.q, lhs.neg_zp, lhs.dq, rhs, self.kind, lo, hi, fz=self.fz)

@@ -60,7 +60,7 @@ from .._buffers import (
     packed_rhs_columns,
 )
 from ..configs import alias, select_kai_kernel
-from ..kai.interface import Clamp, PackedLhsKernel, TileParams
+from ..kai.interface import ClampBounds, PackedLhsKernel, TileParams
 from ..kai.layouts import Qai8dxpLayout, Qsi8cxpLayout
 from ..kai.pack import (
     Qai8dxpRows,
@@ -227,7 +227,7 @@ class _Qp8Kernel(PackedLhsKernel):
         return acc
 
     def epilogue(
-        self, acc: NDArray[np.int32], dq: NDArray[np.float32], rhs: Qsi8cxpRhs, clamp: Clamp
+        self, acc: NDArray[np.int32], dq: NDArray[np.float32], rhs: Qsi8cxpRhs, clamp: ClampBounds
     ) -> NDArray[np.float32]:
         """SCVTF, the scale/bias steps (``fused`` or not) and the clamp."""
         lo, hi = clamp
@@ -235,7 +235,7 @@ class _Qp8Kernel(PackedLhsKernel):
             acc, dq, rhs.scale, rhs.bias, lo, hi, fused=self.fused, fz=self.fz, clamp_kind=self.clamp_kind
         )
 
-    def compute(self, lhs: Qai8dxpRows, rhs: Qsi8cxpRhs, epilogue: Clamp) -> NDArray[np.float32]:
+    def compute(self, lhs: Qai8dxpRows, rhs: Qsi8cxpRhs, epilogue: ClampBounds) -> NDArray[np.float32]:
         return self.epilogue(self.accumulate(lhs, rhs), lhs.dq, rhs, epilogue)
 
 
