@@ -250,9 +250,9 @@ def test_qd8_f16_qc8w_matches_documented_steps(data: Any, mnk: tuple[int, int, i
         w,
         ws,
         b,
-        kernel=kernel,
+        kernel=kernel,  # type: ignore[arg-type]
         clamp_min=-30.0,
-        clamp_max=30.0,  # type: ignore[arg-type]
+        clamp_max=30.0,
         fz=fz,
     )
     assert out.dtype == F16

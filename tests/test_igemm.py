@@ -210,7 +210,7 @@ def _sme_and_generic_conv(variant: str, pad: Any, fast: bool) -> tuple[NDArray[A
     dt = np.float32 if variant == "pf32" else np.float16
     xd, fd = x.astype(dt), f.astype(dt)
     got = ig.conv2d(xd, fd, None, variant="pf32" if variant == "pf32" else "pf16", target=NOFZ, fast=fast, **geo)
-    return got, (F.f32_igemm(xd, fd, None, **geo) if variant == "pf32" else F.f16_igemm(xd, fd, None, **geo))
+    return got, (F.f32_igemm(xd, fd, None, **geo) if variant == "pf32" else F.f16_igemm(xd, fd, None, **geo))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("fast", [True, False])

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from numpy.typing import ArrayLike
 
 from kleidiref import numerics as nx
 from kleidiref.numerics import Clamp
@@ -38,14 +39,14 @@ def round_fraction(v: Fraction, mant_bits: int, emin: int, emax: int) -> float:
 
 
 def to_f32(v: Fraction) -> np.float32:
-    return F32(round_fraction(v, 23, -126, 127))
+    return F32(round_fraction(v, 23, -126, 127))  # type: ignore[no-any-return]
 
 
 def to_f16(v: Fraction) -> np.float16:
-    return F16(round_fraction(v, 10, -14, 15))
+    return F16(round_fraction(v, 10, -14, 15))  # type: ignore[no-any-return]
 
 
-def same_bits(x: np.floating, y: np.floating) -> bool:
+def same_bits(x: ArrayLike, y: ArrayLike) -> bool:
     return bool(
         np.asarray(x).view(np.uint32 if np.asarray(x).dtype == F32 else np.uint16)
         == np.asarray(y).view(np.uint32 if np.asarray(y).dtype == F32 else np.uint16)
@@ -64,7 +65,7 @@ def oracle_fma32(a: np.float32, b: np.float32, c: np.float32) -> np.float32:
     v = exact_fma(a, b, c)
     r = to_f32(v)
     if r == 0:  # the sign of an exact zero sum follows IEEE RNE
-        return F32(float(a) * float(b) + float(c)) if v == 0 else F32(math.copysign(0.0, v))
+        return F32(float(a) * float(b) + float(c)) if v == 0 else F32(math.copysign(0.0, v))  # type: ignore[no-any-return]
     return r
 
 
@@ -229,7 +230,7 @@ def _num(op: object, a: float, b: float) -> float:
         return b
     if math.isnan(b):
         return a
-    return op(a, b)  # type: ignore[operator]
+    return op(a, b)  # type: ignore[no-any-return,operator]
 
 
 def _prop(op: object, a: float, b: float) -> float:
@@ -265,7 +266,7 @@ def test_clamps_match_the_arm_pseudocode(xs: list[float], lo: float, hi: float, 
     for fn, ref in refs.items():
         got = fn(x, lo_d, hi_d)
         assert got.dtype == dt and got.shape == x.shape
-        want = np.array([ref(float(v)) for v in x], dtype=dt)
+        want = np.array([ref(float(v)) for v in x], dtype=dt)  # type: ignore[no-untyped-call]
         want_bits = np.where(np.isnan(want), ut(nan_bits), want.view(ut))
         np.testing.assert_array_equal(got.view(ut), want_bits)
 
@@ -347,7 +348,7 @@ def test_fma32_fast_path_matches_round_to_odd(fz: bool) -> None:
         np.testing.assert_array_equal(got2.view(np.uint32), want.view(np.uint32))
     # Broadcasting: a column times a row plus a matrix.
     a2, b2, c2 = a[:64, None], b[None, :50], c[: 64 * 50].reshape(64, 50)
-    want2 = _fma32_round_to_odd(*np.broadcast_arrays(a2, b2, c2), fz=fz)
+    want2 = _fma32_round_to_odd(*np.broadcast_arrays(a2, b2, c2), fz=fz)  # type: ignore[arg-type,misc]
     np.testing.assert_array_equal(nx.fma32(a2, b2, c2, fz=fz).view(np.uint32), want2.view(np.uint32))
 
 
@@ -360,7 +361,7 @@ _TINY16 = [0.0, -0.0, 6e-8, -6e-8, 6.1e-5, 2.0**-7, -(2.0**-8), 65504.0, 1.0]
 
 def _operands(dt: type) -> st.SearchStrategy[float]:
     width, extra = (32, _TINY32) if dt is F32 else (16, _TINY16)
-    return st.floats(width=width, allow_nan=False, allow_infinity=False) | st.sampled_from(extra)
+    return st.floats(width=width, allow_nan=False, allow_infinity=False) | st.sampled_from(extra)  # type: ignore[arg-type]
 
 
 def _rd(v: np.floating, fz: bool) -> Fraction:
@@ -373,7 +374,7 @@ def _neg(v: np.floating) -> bool:
 
 
 def _want(x: Fraction, dt: type, fz: bool, neg_zero: bool) -> np.ndarray:
-    return np.array([_exact.rnd(x, _FMT[dt], fz, neg_zero)], dtype=dt)
+    return np.array([_exact.rnd(x, _FMT[dt], fz, neg_zero)], dtype=dt)  # type: ignore[index]
 
 
 def _check(got: np.ndarray, want: np.ndarray) -> None:
@@ -391,7 +392,7 @@ def test_fmul_fadd_fma_match_exact_rounding(data: st.DataObject, dt: type, fz: b
     ra, rb, rc = _rd(a, fz), _rd(b, fz), _rd(c, fz)
     na, nb, nc = _neg(a), _neg(b), _neg(c)
     mul, add, fma = (nx.fmul32, nx.fadd32, nx.fma32) if dt is F32 else (nx.fmul16, nx.fadd16, nx.fma16)
-    arr = [np.array([v], dtype=dt) for v in (a, b, c)]
+    arr = [np.array([v], dtype=dt) for v in (a, b, c)]  # type: ignore[var-annotated]
     with np.errstate(over="ignore"):
         _check(mul(arr[0], arr[1], fz=fz), _want(ra * rb, dt, fz, na != nb))
         _check(add(arr[0], arr[1], fz=fz), _want(ra + rb, dt, fz, na and nb))
@@ -467,7 +468,7 @@ def _cvt_model(v: float, rounding: str, bits: int) -> int:
         return 0
     lim = 2 ** (bits - 1)
     if math.isinf(v):
-        return lim - 1 if v > 0 else -lim
+        return lim - 1 if v > 0 else -lim  # type: ignore[no-any-return]
     f = Fraction(v)
     if rounding == "zero":
         r = math.trunc(f)
@@ -475,7 +476,7 @@ def _cvt_model(v: float, rounding: str, bits: int) -> int:
         r = round(f)  # Fraction rounds half to even
     else:
         r = math.floor(abs(f) + Fraction(1, 2)) * (1 if f >= 0 else -1)
-    return max(-lim, min(lim - 1, r))
+    return max(-lim, min(lim - 1, r))  # type: ignore[no-any-return]
 
 
 _CVT_VALUES = [0.5, 1.5, 2.5, -0.5, -2.5, 0.49999997, -1.5, 2.0**31, -(2.0**31), 2.0**31 - 128, 3e9, -3e9, 32767.5]
@@ -538,7 +539,7 @@ def test_x86_clamps_match_maxps_minps(xs: list[float], lo: float, hi: float, f16
     nan_bits = nx.DEFAULT_NAN_F16_BITS if f16 else nx.DEFAULT_NAN_F32_BITS
     for kind, ref in refs.items():
         with np.errstate(over="ignore"):
-            want = np.array([ref(float(v)) for v in x], dtype=dt)
+            want = np.array([ref(float(v)) for v in x], dtype=dt)  # type: ignore[no-untyped-call]
         want_bits = np.where(np.isnan(want), ut(nan_bits), want.view(ut))
         np.testing.assert_array_equal(nx.clamp(x, lo_d, hi_d, kind).view(ut), want_bits)
     assert nx.maxps(np.array([-0.0], F32), F32(0.0))[0] == 0 and not np.signbit(nx.maxps(F32(-0.0), F32(0.0)))

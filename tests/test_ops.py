@@ -468,7 +468,7 @@ def test_grouped_kleidiai_conv_is_per_group_ungrouped_convs(kind: str, groups: i
         p = convolution_2d(
             np.ascontiguousarray(x[..., g * gi : (g + 1) * gi]),
             w[sl],
-            b[sl],
+            b[sl],  # type: ignore[index]
             target=t,
             **geo,
             **_slice_quant(q, g * go, (g + 1) * go),

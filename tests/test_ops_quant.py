@@ -200,8 +200,8 @@ def test_conv_qu8_igemm_dwconv_and_1x1() -> None:
         eq(r.output, ref)
     assert (
         "25p8c"
-        in convolution_2d(xc, cases[2][0], None, padding=(2, 2, 2, 2), groups=8, target=APPLE_M4, **QU).decision.kernel
-    )  # type: ignore[arg-type]
+        in convolution_2d(xc, cases[2][0], None, padding=(2, 2, 2, 2), groups=8, target=APPLE_M4, **QU).decision.kernel  # type: ignore[arg-type]
+    )
 
 
 def test_qu8_api_checks() -> None:

@@ -212,13 +212,13 @@ def test_bad_svl() -> None:
 def test_gemm_input_errors() -> None:
     a = np.ones((2, 3), np.float32)
     with pytest.raises(TypeError, match="float32"):
-        pf32_gemm.gemm(a.astype(np.float64), np.ones((4, 3), np.float32))  # type: ignore[arg-type]
+        pf32_gemm.gemm(a.astype(np.float64), np.ones((4, 3), np.float32))
     with pytest.raises(ValueError, match="K mismatch"):
         pf32_gemm.gemm(a, np.ones((4, 5), np.float32))
     with pytest.raises(ValueError, match="bias"):
         pf32_gemm.gemm(a, np.ones((4, 3), np.float32), bias=np.ones(3, np.float32))
     with pytest.raises(TypeError, match="float16"):
-        pf16_gemm.gemm(a.astype(np.float16), np.ones((4, 3), np.float16), bias=np.ones(4, np.float32))  # type: ignore[arg-type]
+        pf16_gemm.gemm(a.astype(np.float16), np.ones((4, 3), np.float16), bias=np.ones(4, np.float32))
     with pytest.raises(ValueError, match="not a pf32_gemm kernel"):
         pf32_gemm.gemm(a, np.ones((4, 3), np.float32), kernel=pf16_gemm.SME2_MOPA.name)
 
@@ -387,8 +387,8 @@ def test_pf16_output_fast_equals_exact(acc: list[float], lo: float, hi: float, s
     cls = pf16_gemm.SME1_MOPA if sme1 else pf16_gemm.SME2_MOPA
     kern = cls(512, fz=fz)
     a = np.array(acc, dtype=np.float32).reshape(1, -1)
-    got = kern.epilogue(a, (np.float32(lo), np.float32(hi)))
-    want = kern.epilogue_exact(a, (np.float32(lo), np.float32(hi)))
+    got = kern.epilogue(a, (np.float32(lo), np.float32(hi)))  # type: ignore[attr-defined]
+    want = kern.epilogue_exact(a, (np.float32(lo), np.float32(hi)))  # type: ignore[attr-defined]
     np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
 
 
@@ -493,7 +493,7 @@ def test_gemm_packed_errors() -> None:
     with pytest.raises(ValueError, match=r"lhs must be \[M, 3\]"):
         pf32_gemm.gemm_packed(np.ones((2, 4), np.float32), pw, target=Target(svl_bits=512))
     with pytest.raises(TypeError, match="float32"):
-        pf32_gemm.gemm_packed(a.astype(np.float64), pw, target=Target(svl_bits=512))  # type: ignore[arg-type]
+        pf32_gemm.gemm_packed(a.astype(np.float64), pw, target=Target(svl_bits=512))
     with pytest.raises(ValueError, match="bias"):
         pf32_gemm.pack_weights(np.ones((4, 3), np.float32), bias=np.ones(3, np.float32))
     with pytest.raises(ValueError, match="2-D"):

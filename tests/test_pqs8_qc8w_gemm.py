@@ -38,7 +38,7 @@ def _reference(d: dict[str, Any], lo: int = -128, hi: int = 127) -> NDArray[np.i
     centred = d["lhs"].astype(np.int64) - d["input_zero_point"]
     acc = d["bias"].astype(np.int64) + centred @ d["rhs"].T.astype(np.int64)
     y = (acc.astype(np.float32) * d["requant_scale"]).astype(np.float32)
-    return np.clip(np.rint(y).astype(np.int64) + d["output_zero_point"], lo, hi).astype(np.int8)
+    return np.clip(np.rint(y).astype(np.int64) + d["output_zero_point"], lo, hi).astype(np.int8)  # type: ignore[no-any-return]
 
 
 def test_golden_file_count() -> None:
@@ -330,7 +330,7 @@ def test_packed_rhs_cache_only_for_the_whole_object() -> None:
     assert owner_packed_rhs(full[4:]) is None
     assert owner_packed_rhs(np.frombuffer(pr[4:], np.uint8)) is None  # bytes slice: a plain copy
     assert owner_packed_rhs(full.copy()) is None
-    assert pr.decoded("x", lambda b: len(b)) == 64 and pr.decoded("x", lambda b: -1) == 64
+    assert pr.decoded("x", lambda b: len(b)) == 64 and pr.decoded("x", lambda _b: -1) == 64
     assert packed_rhs_columns(full, 16, 4, 16) == (pr, 16)  # 4 blocks of 4 columns
     assert packed_rhs_columns(full, 16, 4, 17) is None  # fewer columns than n
     assert packed_rhs_columns(full, 24, 4, 1) is None  # not whole blocks

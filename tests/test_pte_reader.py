@@ -338,7 +338,7 @@ def _conv_nhwc(x: np.ndarray, w: np.ndarray, b: np.ndarray, pad: int, groups: in
             for j in range(kw):
                 patch = xs[:, i : i + oh, j : j + ow, :]
                 y[..., g * goc : (g + 1) * goc] += patch @ w[g * goc : (g + 1) * goc, i, j, :].T.astype(np.float64)
-    return y + b
+    return y + b  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize("model", ["conv3x3_p1_c16_o24", "dwconv3x3_c32", "convT_k2s2_c16_o8"])

@@ -42,7 +42,7 @@ def _with_kind(rows: NDArray[np.float32], kind: str) -> NDArray[np.float32]:
         x[0] = -np.abs(x[0]) - F32(1)
     elif kind == "outlier":
         x[0, -1] = F32(3e6)
-    return x
+    return x  # type: ignore[no-any-return]
 
 
 KINDS = st.sampled_from(["plain", "zero", "constant", "negative", "outlier"])
@@ -174,13 +174,13 @@ def test_qai8_properties(lo: float, hi: float, x: NDArray[np.float32]) -> None:
     assert s > 0 and -128 <= zp <= 127
     rlo, rhi = (-128 - zp) * float(s), (127 - zp) * float(s)
     assert rlo <= 0 <= rhi  # range contains 0
-    assert quantize_qai8(np.zeros(3, F32), s, zp).tolist() == [zp] * 3  # zero exactly representable
-    assert np.all(dequantize_qai8(np.array([zp], np.int8), s, zp) == 0)
+    assert quantize_qai8(np.zeros(3, F32), float(s), zp).tolist() == [zp] * 3  # zero exactly representable
+    assert np.all(dequantize_qai8(np.array([zp], np.int8), float(s), zp) == 0)
     x = np.clip(x, F32(rlo), F32(rhi)).astype(F32)
-    q = quantize_qai8(x, s, zp)
-    err = np.abs(x.astype(np.float64) - dequantize_qai8(q, s, zp).astype(np.float64))
+    q = quantize_qai8(x, float(s), zp)
+    err = np.abs(x.astype(np.float64) - dequantize_qai8(q, float(s), zp).astype(np.float64))
     assert np.all(err <= 0.5 * float(s) * (1 + 2**-18) + np.abs(x) * 2**-21)
-    assert np.array_equal(quantize_qai8(dequantize_qai8(q, s, zp), s, zp), q)  # idempotent
+    assert np.array_equal(quantize_qai8(dequantize_qai8(q, float(s), zp), float(s), zp), q)  # idempotent
 
 
 def test_qai8_ties_to_even_and_nan() -> None:
@@ -226,4 +226,4 @@ def test_qai8dx_fast_path_matches_literal(x: NDArray[np.float32], kind: str, kbl
     got = quantize_qai8dx(x, k_block_len=kbl)
     want = _quantize_literal(x, k_block_len=kbl)
     for g, w in zip(got, want, strict=True):
-        assert g.dtype == w.dtype and np.array_equal(g, w)
+        assert g.dtype == w.dtype and np.array_equal(g, w)  # type: ignore[arg-type,attr-defined]

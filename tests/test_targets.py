@@ -175,15 +175,19 @@ def test_public_entry_points_refuse_a_non_target() -> None:
     a, w = np.ones((2, 3), np.float32), np.ones((4, 3), np.float32)
     w8, s = np.ones((4, 3), np.int8), np.ones(4, np.float32)
     calls = [
-        lambda: pf32_gemm.gemm(a, w, target="apple-m4"),
-        lambda: pf16_gemm.gemm(a.astype(np.float16), w.astype(np.float16), target="apple-m4"),
-        lambda: qp8_f32_qc8w_gemm.gemm(a, w8, s, target="apple-m4"),
-        lambda: qp8_f32_qc4w_gemm.gemm(a, w8, s, target="apple-m4"),
+        lambda: pf32_gemm.gemm(a, w, target="apple-m4"),  # type: ignore[arg-type]
+        lambda: pf16_gemm.gemm(a.astype(np.float16), w.astype(np.float16), target="apple-m4"),  # type: ignore[arg-type]
+        lambda: qp8_f32_qc8w_gemm.gemm(a, w8, s, target="apple-m4"),  # type: ignore[arg-type]
+        lambda: qp8_f32_qc4w_gemm.gemm(a, w8, s, target="apple-m4"),  # type: ignore[arg-type]
         lambda: igemm.conv2d(
-            np.ones((1, 3, 3, 2), np.float32), np.ones((2, 1, 1, 2), np.float32), None, variant="pf32", target="m4"
+            np.ones((1, 3, 3, 2), np.float32),
+            np.ones((2, 1, 1, 2), np.float32),
+            None,
+            variant="pf32",
+            target="m4",  # type: ignore[arg-type]
         ),
-        lambda: fully_connected(a, w, target="apple-m4"),
+        lambda: fully_connected(a, w, target="apple-m4"),  # type: ignore[arg-type]
     ]
     for call in calls:
         with pytest.raises(TypeError, match="Target"):
-            call()
+            call()  # type: ignore[no-untyped-call]

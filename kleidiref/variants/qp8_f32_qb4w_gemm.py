@@ -295,7 +295,7 @@ class kai_rhs_pack_nxk_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon(_Qsi4c32Packer):
     order = "nxk"
     strict_groups = False
 
-    def _rsum(self, w_pad: NDArray[np.int8], d_pad: NDArray[np.float32], bl: int, bbl: int) -> NDArray[np.float32]:
+    def _rsum(self, w_pad: NDArray[np.int8], d_pad: NDArray[np.float32], bl: int, bbl: int) -> NDArray[np.float32]:  # noqa: ARG002 (the ps1s0nrx4 sums do not depend on bbl)
         return rsum_chain(_psum_chunks(w_pad, 32), _d_chunks(d_pad, bl, 32), fused=True)
 
 
@@ -336,7 +336,7 @@ class kai_rhs_pack_kxn_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon(_Qsi4c32Packer):
         out: NDArray[np.int8] = (u.astype(np.int8) - np.int8(8)).astype(np.int8)
         return out
 
-    def _rsum(self, w_pad: NDArray[np.int8], d_pad: NDArray[np.float32], bl: int, bbl: int) -> NDArray[np.float32]:
+    def _rsum(self, w_pad: NDArray[np.int8], d_pad: NDArray[np.float32], bl: int, bbl: int) -> NDArray[np.float32]:  # noqa: ARG002 (the ps1s0nrx4 sums do not depend on bbl)
         return rsum_chain(_psum_chunks(w_pad, 4), _d_chunks(d_pad, bl, 4), fused=True)
 
 
