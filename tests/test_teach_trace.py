@@ -81,14 +81,14 @@ def _float_prefix_run(variant: str, svl: int, kp: int) -> tuple[np.ndarray, np.n
     rng = np.random.default_rng(7)
     a, w, b = (rng.standard_normal(s).astype(dt) for s in ((m, k), (k, n), (n,)))
     inf = (np.float32(-np.inf), np.float32(np.inf))
-    t = trace(kern, kern.lhs_layout(m, k).encode(a), kern.rhs_layout(n, k).encode(w, b), m, n, k, inf)
+    t = trace(kern, kern.lhs_layout(m, k).encode(a), kern.rhs_layout(n, k).encode(w, b), m, n, k, inf)  # type: ignore[attr-defined]
     kr = kern.get_kr()
     kk = min(kp * kr, k)
     dst = np.zeros((m, n), dt)
-    lhs = kern.lhs_layout(m, kk).encode(a[:, :kk])
-    rhs = kern.rhs_layout(n, kk).encode(w[:kk], b)
+    lhs = kern.lhs_layout(m, kk).encode(a[:, :kk])  # type: ignore[attr-defined]
+    rhs = kern.rhs_layout(n, kk).encode(w[:kk], b)  # type: ignore[attr-defined]
     kern.run_matmul(m, n, kk, lhs, rhs, dst, n * dst.itemsize, dst.itemsize, -np.inf, np.inf)
-    return kern.epilogue(t.state(kp), inf), dst
+    return kern.epilogue(t.state(kp), inf), dst  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("variant", ["pf32_gemm", "pf16_gemm"])
@@ -149,7 +149,7 @@ def test_why_names_bytes_steps_and_events() -> None:
     path = bundled_golden_dir() / "pf16_gemm_fz__m7_n13_k5_subnormal_products__svl1024.npz"
     t, _ = trace_file(path)
     kk = t.kernel
-    lines = provenance(t, 1, 2, lhs_layout=kk.lhs_layout(t.m, t.k), rhs_layout=kk.rhs_layout(t.n, t.k))
+    lines = provenance(t, 1, 2, lhs_layout=kk.lhs_layout(t.m, t.k), rhs_layout=kk.rhs_layout(t.n, t.k))  # type: ignore[attr-defined]
     text = "\n".join(lines)
     assert "ZA0.s horizontal slice 1, lane 2" in text
     assert "r1k0@" in text and "b2@" in text and "step 3 (k 4..4)" in text
