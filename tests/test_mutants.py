@@ -243,7 +243,7 @@ def hunt(mut: Mutant, *, max_examples: int = 100) -> Kill:
     @given(gemm_problems(mut.variant, target=tgt))
     def prop(p: GemmProblem) -> None:
         if seen["first"] is None:
-            seen["n"] += 1
+            seen["n"] += 1  # type: ignore[operator]
         with np.errstate(all="ignore"):
             out = mut.port(p)
         try:
