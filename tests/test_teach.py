@@ -129,3 +129,10 @@ def test_cli_pictures(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["trace", "pf16_gemm", "--svl", "256", "--k", "4", "--format", "html"]) == 0
     page = capsys.readouterr().out
     assert page.startswith("<!DOCTYPE html>") and 'id="trace-data"' in page
+
+
+def test_cli_igemm_indirection(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["layout", "pqs8_qc8w_igemm", "--svl", "128", "--conv", "3,3,3,3,3"]) == 0
+    out = capsys.readouterr().out
+    assert "K = 9 taps x roundup(3, kr 4) = 36" in out
+    assert "      4  0    1    2    3    4    5    6    7    8" in out  # the centre pixel sees every tap

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .views import layout_picture, layout_text, svl_table, trace_page, trace_text, where, why_text
+from .views import indirection_text, layout_picture, layout_text, svl_table, trace_page, trace_text, where, why_text
 
 __all__ = ["VERBS", "add_parsers", "run"]
 
@@ -44,6 +44,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     _problem(lay)
     lay.add_argument("--format", choices=["text", "svg", "html"], default="text")
     lay.add_argument("--max-lines", type=int, default=200, help="lines per operand map")
+    lay.add_argument("--conv", metavar="H,W,CIN,KH,KW", help="IGEMM: the indirection of a padded (1) convolution")
     wh = sub.add_parser("where", help="packed byte -> element, or element -> packed bytes")
     _problem(wh)
     wh.add_argument("--lhs-offset", type=int)
@@ -56,6 +57,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 def _layout(args: argparse.Namespace) -> str:
     if len(args.svl) > 1:
         return svl_table(args.kernel, args.svl, m=args.m, n=args.n, k=args.k, bl=args.bl) + "\n"
+    if args.conv:
+        h, w, cin, kh, kw = (int(x) for x in args.conv.split(","))
+        return indirection_text(args.kernel, svl=args.svl[0], h=h, w=w, cin=cin, kh=kh, kw=kw)
     if args.format != "text":
         return layout_picture(args.kernel, svl=args.svl[0], m=args.m, n=args.n, k=args.k, bl=args.bl, fmt=args.format)
     colour = sys.stdout.isatty()

@@ -70,7 +70,7 @@ def layout_svg(ops: list[Operand], line_bytes: int, title: str, *, max_lines: in
     for op in ops:
         more, y = _operand_svg(op, line_bytes, y, max_lines)
         parts += more
-    width = 80 + line_bytes * _CELL
+    width = max(80 + line_bytes * _CELL, 7 * len(title) + 10)
     head = (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y}" font-family="monospace" font-size="11">'
     )

@@ -5,13 +5,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .._buffers import roundup
+from ..conv import conv_geometry, indirection_conv2d
 from .explain import format_trace, provenance
 from .kernels import grammar, operands, resolve_kernel
 from .layout_map import element_offsets, format_map, summarize, token, where_offset
 from .render import layout_svg, trace_html
 from .trace import Trace, random_problem, trace, trace_file
 
-__all__ = ["layout_picture", "layout_text", "svl_table", "trace_page", "trace_text", "where", "why_text"]
+__all__ = [
+    "indirection_text",
+    "layout_picture",
+    "layout_text",
+    "svl_table",
+    "trace_page",
+    "trace_text",
+    "where",
+    "why_text",
+]
 
 
 def layout_text(
@@ -26,11 +37,14 @@ def layout_text(
     return "\n".join(parts).rstrip() + "\n"
 
 
-def layout_picture(name: str, *, svl: int, m: int, n: int, k: int, bl: int = 32, fmt: str = "svg") -> str:
+def layout_picture(
+    name: str, *, svl: int, m: int, n: int, k: int, bl: int = 32, fmt: str = "svg", max_lines: int = 64
+) -> str:
     """The packed LHS and RHS as an SVG picture (``fmt="html"``: the SVG in a page)."""
     exact, kernel = resolve_kernel(name, svl)
     ops = operands(kernel, exact, m, n, k, bl)
-    svg = layout_svg(ops, kernel.vlb, f"{exact} at SVL {svl}: m {m}, n {n}, k {k} (one row = one vector register)")
+    title = f"{exact} at SVL {svl}: m {m}, n {n}, k {k} (one row = one vector register)"
+    svg = layout_svg(ops, kernel.vlb, title, max_lines=max_lines)
     if fmt == "svg":
         return svg
     return (
@@ -137,3 +151,36 @@ def trace_page(name: str, *, svl: int, m: int, n: int, k: int, seed: int = 0, in
     kk: Any = t.kernel
     lhs_layout = kk.lhs_layout(t.m, t.k) if t.kernel.lhs_packed else None
     return trace_html(t, lhs_layout=lhs_layout, rhs_layout=kk.rhs_layout(t.n, t.k))
+
+
+def indirection_text(
+    name: str,
+    *,
+    svl: int,
+    h: int,
+    w: int,
+    cin: int,
+    kh: int,
+    kw: int,
+    padding: tuple[int, int, int, int] = (1, 1, 1, 1),
+) -> str:
+    """IGEMM: which input pixel each packed LHS row reads per kernel tap (``kleidiref.conv``'s
+    indirection buffer, tiled by the kernel's m_step), and how the packed k decodes into
+    (tap, channel): ``k = tap * roundup(cin, kr) + channel``."""
+    exact, kernel = resolve_kernel(name, svl)
+    p = kernel.tile_params()
+    geom = conv_geometry(h, w, kh, kw, padding=padding)
+    ind = indirection_conv2d(geom, p.m_step).reshape(-1, geom.ks, p.m_step)  # [m tile][tap][row]
+    kc = roundup(cin, p.kr)
+    lines = [
+        f"{exact} at SVL {svl}: {h}x{w}x{cin} input, {kh}x{kw} kernel, padding (top, right, bottom, left) {padding}",
+        f"  GEMM view: M = {geom.m} output pixels, K = {geom.ks} taps x roundup({cin}, kr {p.kr}) = {geom.ks * kc}",
+        f"  packed k = tap * {kc} + channel (channels {cin}..{kc - 1} of a tap, if any, are the packer's zero padding)",
+        f"  indirection (m tile 0, rows 0..{min(p.m_step, geom.m) - 1}): input pixel per tap, '-' = XNNPACK's "
+        "padding buffer (zeros; the input zero point for pqs8)",
+        ("    row  " + " ".join(f"t{t:<3}" for t in range(geom.ks))).rstrip(),
+    ]
+    for i in range(min(p.m_step, geom.m)):
+        cells = ["-" if v < 0 else str(v) for v in ind[0, :, i]]
+        lines.append((f"    {i:>3}  " + " ".join(f"{c:<4}" for c in cells)).rstrip())
+    return "\n".join(lines) + "\n"
