@@ -10,6 +10,9 @@ only a few elements are drawn individually, the rest take the fill value.
 
 This module imports hypothesis (a test-time dependency); :mod:`kleidiref` itself does not.
 
+Long module: one strategy per kind of operand, and the hard-value catalogues each draws from,
+side by side so a reader sees what every draw can provoke.
+
 Example::
 
     >>> from hypothesis import given

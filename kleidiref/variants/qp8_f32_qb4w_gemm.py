@@ -22,6 +22,9 @@ Per output element, in kernel order (binary32; details in ``_qb4w_common.qb4w_ma
     y       = RN32(RN32(facc * dq[m]) + bias[n])       NEON, SME2 MOPA (unfused)
             = fma32(facc, dq[m], bias[n])              SME2 GEMV (fused)
     out     = FMIN(FMAX(y, min), max)  NEON (NaN propagates) | FCLAMP(y, min, max)  SME2
+
+Long module: it still holds the qb4w packers and kernels (KleidiAI's NEON and SME2 families)
+beside the friendly API; they move to ``kleidiref.kai`` together with their numeric helpers.
 """
 
 from __future__ import annotations
