@@ -17,10 +17,50 @@ from pathlib import Path
 
 import numpy as np
 
-from . import dispatch, golden
+from . import __version__, dispatch, golden
 from .teach import cli as teach_cli
 
-__all__ = ["main"]
+__all__ = ["CASE_HELP", "main"]
+
+#: ``kleidiref explain --help``: the CASE.json contract (parsed by kleidiref.dispatch.parse_case).
+CASE_HELP = """\
+A CASE.json file describes one XNNPACK node and the CPU it runs on:
+
+  {"target": {"arch": "arm64", "kleidiai": true, "sme2": true, "sme": true, "i8mm": true,
+              "dotprod": true, "fp16_arith": true, "svl_bits": 512},
+   "node": {"op": "fully_connected",
+            "input":  {"dtype": "qdint8", "shape": [1, 2048]},
+            "filter": {"dtype": "qcint8", "shape": [512, 2048], "static": true},
+            "bias":   {"dtype": "fp32", "shape": [512]},
+            "output": {"dtype": "fp32", "shape": [1, 512]},
+            "flags": []}}
+
+target (required: arch, kleidiai, sme2, sme, i8mm, dotprod, fp16_arith, svl_bits)
+  arch          "arm64" or "x86_64"
+  kleidiai      XNNPACK built with KleidiAI (XNN_ENABLE_KLEIDIAI)
+  sme2, sme, i8mm, dotprod, fp16_arith
+                the CPU features XNNPACK's hardware config detects (true/false)
+  svl_bits      streaming vector length in bits (128..2048); may be omitted, null or 0
+                when sme2 and sme are false
+  flush_to_zero optional, default true (XNNPACK runs with FPCR.FZ = FZ16 = 1)
+  platform      optional, "linux" (default; Linux/Android builds) or "apple" (iOS/macOS)
+  name          optional label
+node
+  op            "fully_connected", "convolution_2d" or "batch_matrix_multiply"
+  input, filter, output (required), bias (optional): tensors with
+    dtype       fp32 fp16 bf16 qint8 quint8 qcint8 qdint8 qbint4 qcint4 qint32 qcint32
+    shape       list of ints (fully_connected: input [.., K], filter [N, K], output [.., N])
+    static      optional, true for weights known at creation (packed once)
+    zero_point, scale, block_size
+                optional quantization parameters; when given, XNNPACK's creation checks run
+                (qs8 requantization scale < 256, qbint4 bf16 scales normal and > 0, bl % 32)
+  flags         optional list: "transpose_weights" (fully_connected filter [K, N]),
+                "transpose_b" (batch_matrix_multiply input2 [.., N, K])
+  convolution   for convolution_2d: {"kernel": [kh, kw], "stride": [1, 1],
+                "dilation": [1, 1], "padding": [top, left, bottom, right], "groups": 1}
+For batch_matrix_multiply, input is input1 [.., M, K] and filter is input2 [.., K, N].
+More in docs/dispatch.md.
+"""
 
 
 def _check(paths: Sequence[str | Path]) -> int:
@@ -101,6 +141,7 @@ def _explain(files: Sequence[str], as_json: bool) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     desc = __doc__.splitlines()[0] if __doc__ else None
     parser = argparse.ArgumentParser(prog="kleidiref", description=desc)
+    parser.add_argument("--version", action="version", version=f"kleidiref {__version__}")
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("selfcheck", help="reproduce every bundled golden vector bit-exactly")
     g = sub.add_parser("golden", help="golden-vector tools")
@@ -110,7 +151,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     gr = gsub.add_parser("reproduce", help="write recomputed arrays under the golden field names")
     gr.add_argument("--out-dir", required=True, type=Path)
     gr.add_argument("files", nargs="+")
-    ex = sub.add_parser("explain", help="which XNNPACK kernel runs a node on a target, and why")
+    ex = sub.add_parser(
+        "explain",
+        help="which XNNPACK kernel runs a node on a target, and why",
+        description="Which XNNPACK kernel runs each CASE.json node on its target, and why.",
+        epilog=CASE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ex.add_argument("--json", action="store_true", help="one JSON object per CASE file, one per line")
     ex.add_argument("cases", nargs="+", metavar="CASE.json")
     teach_cli.add_parsers(sub)

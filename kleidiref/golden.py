@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from .limits import check_bytes
 
 __all__ = [
+    "TABLE_LEGEND",
     "FieldResult",
     "FileResult",
     "GoldenInputs",
@@ -314,6 +315,15 @@ def bundled_golden_dir() -> Path:
     return Path(str(importlib.resources.files("kleidiref") / "golden_data"))
 
 
+#: What the columns of :func:`format_table` count (printed under the table).
+TABLE_LEGEND: tuple[str, ...] = (
+    "  files: golden files of the variant; match: every result field reproduced bit for bit;",
+    "  differ: some field differs (listed below); n/a: no reproducer for the variant;",
+    "  packed bytes: packed-buffer bytes compared (those the real packer wrote);",
+    "  values: output elements and kernel parameters compared (bitwise, NaN payloads included).",
+)
+
+
 def format_table(results: list[FileResult]) -> str:
     """A per-variant summary table, then one line per file that did not match."""
     rows: dict[str, dict[str, int]] = {}
@@ -333,6 +343,7 @@ def format_table(results: list[FileResult]) -> str:
         )
     total_ok = sum(r.ok for r in results)
     lines.append("-" * len(head))
+    lines.extend(TABLE_LEGEND)
     lines.append(f"{len(results)} files: {total_ok} bit-exact, {len(results) - total_ok} not")
     for r in results:
         if not r.ok:

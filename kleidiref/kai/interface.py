@@ -116,10 +116,14 @@ class Ukernel:
     def __repr__(self) -> str:
         return f"{self.name}(svl={self._svl})"
 
+    def c_name(self, fn: str) -> str:
+        """The C function ``kai_<fn>_<name without kai_>``: ``c_name("run")`` is ``kai_run_matmul_clamp_...``."""
+        return f"kai_{fn}_{self.name.removeprefix('kai_')}"
+
     def _assume(self, cond: bool, what: str, fn: str) -> None:
         """KAI_ASSUME(what) in kai_<fn>_<name>, as a ValueError."""
         if not cond:
-            raise ValueError(f"KAI_ASSUME({what}) fails in kai_{fn}_{self.name.removeprefix('kai_')}")
+            raise ValueError(f"KAI_ASSUME({what}) fails in {self.c_name(fn)}")
 
 
 class MatmulKernel(Ukernel, abc.ABC):
@@ -256,9 +260,9 @@ class MatmulKernel(Ukernel, abc.ABC):
             raise TypeError(f"lhs must be {lhs_dtype} for {self.name}, got {lhs.dtype}")
         lhs_u8 = as_u8(lhs, lhs_name)
         rhs_u8 = as_u8(rhs_packed, "rhs_packed")
-        where = f"kai_run_{self.name}(k={k})" if raw_lhs else f"kai_run_{self.name}(m={m}, k={k})"
+        where = f"{self.c_name('run')}(k={k})" if raw_lhs else f"{self.c_name('run')}(m={m}, k={k})"
         require_bytes(lhs_u8, self.lhs_packed_size(m, k), lhs_name, where)
-        require_bytes(rhs_u8, self.rhs_packed_size(n, k), "rhs_packed", f"kai_run_{self.name}(n={n}, k={k})")
+        require_bytes(rhs_u8, self.rhs_packed_size(n, k), "rhs_packed", f"{self.c_name('run')}(n={n}, k={k})")
         return m, n, k, lhs_u8, rhs_u8, row, col
 
     def _run(
@@ -281,7 +285,7 @@ class MatmulKernel(Ukernel, abc.ABC):
 
     def _store(self, dst: Buffer, values: NDArray[Any], row: int, col: int) -> None:
         out = writable_u8(dst, "dst")
-        write_matrix(out, values.astype(self.dst_dtype, copy=False), row, col, "dst", f"kai_run_{self.name}")
+        write_matrix(out, values.astype(self.dst_dtype, copy=False), row, col, "dst", self.c_name("run"))
 
 
 class PackedLhsKernel(MatmulKernel):
@@ -410,7 +414,7 @@ class BlockwiseKernel(MatmulKernel):
     def check_bl(self, bl: object, fn: str) -> int:
         """``bl`` as the C asserts it: given, and a multiple of 32 (``kai_bl``)."""
         if bl is None:
-            raise TypeError(f"kai_{fn}_{self.name[4:]} needs bl (the quant block length)")
+            raise TypeError(f"{self.c_name(fn)} needs bl (the quant block length)")
         b = check_count("bl", bl, minimum=1)
         self._assume(b % 32 == 0, "(bl % kai_bl) == 0", fn)
         return b
@@ -452,7 +456,7 @@ class BlockwiseKernel(MatmulKernel):
         rhs_u8 = as_u8(rhs_packed, "rhs_packed")
         if m == 0 or n == 0:
             return
-        require_bytes(lhs_u8, self.lhs_packed_size(m, k), "lhs_packed", f"kai_run_{self.name}(m={m}, k={k})")
-        require_bytes(rhs_u8, self.rhs_packed_size(n, k, b), "rhs_packed", f"kai_run_{self.name}(n={n}, k={k})")
+        require_bytes(lhs_u8, self.lhs_packed_size(m, k), "lhs_packed", f"{self.c_name('run')}(m={m}, k={k})")
+        require_bytes(rhs_u8, self.rhs_packed_size(n, k, b), "rhs_packed", f"{self.c_name('run')}(n={n}, k={k})")
         res = self.compute(self.decode_lhs(lhs_u8, m, k), self.decode_rhs(rhs_u8, n, k, b), (lo, hi))
         self._store(dst, res, row, col)

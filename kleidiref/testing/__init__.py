@@ -73,6 +73,49 @@ def _problem(variant: str, target: Target | None, kernel: str | None, inputs: di
     return Problem.build(variant=variant, target=target, kernel=kernel, **given)
 
 
+#: Per-output-channel inputs, sliced with the columns of a sub-tile.
+_PER_CHANNEL = ("bias", "scale", "scales_bf16", "requant_scale")
+
+
+def _subtile(p: Problem, actual: Any, m_idx: int | None, n_idx: int | None) -> tuple[Problem, str]:
+    """The problem of the rows/columns ``actual`` covers from (m_idx, n_idx), and a line saying so.
+
+    Every output element depends only on its LHS row (quantized per row) and its RHS channel,
+    so the sub-tile of the whole result is the whole result of the sliced problem; the kernel
+    stays the one the whole problem selects (e.g. the GEMV for M = 1).
+    """
+    shape = np.shape(actual)
+    if len(shape) != 2:
+        raise ValueError(f"with m_idx/n_idx, actual must be a 2-D tile [rows, cols] (a view of dst), got shape {shape}")
+    m0, n0 = int(m_idx or 0), int(n_idx or 0)
+    ms, ns = shape
+    if m0 < 0 or n0 < 0 or m0 + ms > p.m or n0 + ns > p.n:
+        raise ValueError(
+            f"a {ms} x {ns} tile at (m_idx={m0}, n_idx={n0}) does not fit the {p.m} x {p.n} output of these operands"
+        )
+    cut: dict[str, Any] = {"lhs": p.lhs[m0 : m0 + ms], "rhs": p.rhs[n0 : n0 + ns]}
+    for name in _PER_CHANNEL:
+        v = getattr(p, name)
+        if v is not None:
+            cut[name] = v[n0 : n0 + ns]
+    where = (
+        f"  sub-tile: rows {m0}..{m0 + ms - 1}, cols {n0}..{n0 + ns - 1} of the {p.m} x {p.n} output"
+        " (indices below are within the tile)"
+    )
+    return p.with_(**cut), where
+
+
+def _no_packed_subtile(lhs_packed: Any, rhs_packed: Any) -> None:
+    if lhs_packed is not None or rhs_packed is not None:
+        raise TypeError("lhs_packed/rhs_packed hold the whole operands: check them without m_idx/n_idx")
+
+
+def _with_where(msg: str, where: str) -> str:
+    """The report with the sub-tile line after its headline."""
+    head, _, rest = msg.partition("\n")
+    return f"{head}\n{where}\n{rest}" if rest else f"{head}\n{where}"
+
+
 def reference(
     *,
     variant: str,
@@ -104,11 +147,18 @@ def explain_mismatch(
     rhs_packed: Any = None,
     exact: bool = True,
     nan_payloads: bool = False,
+    m_idx: int | None = None,
+    n_idx: int | None = None,
     **inputs: Any,
 ) -> str | None:
     """The report :func:`assert_matches` would raise, or None when ``actual`` matches."""
     p = _problem(variant, target, kernel, {"lhs": lhs, "rhs": rhs, **inputs})
-    return diagnose(actual, p, lhs_packed=lhs_packed, rhs_packed=rhs_packed, exact=exact, nan_payloads=nan_payloads)
+    if m_idx is None and n_idx is None:
+        return diagnose(actual, p, lhs_packed=lhs_packed, rhs_packed=rhs_packed, exact=exact, nan_payloads=nan_payloads)
+    _no_packed_subtile(lhs_packed, rhs_packed)
+    sub, where = _subtile(p, actual, m_idx, n_idx)
+    msg = diagnose(actual, sub, exact=exact, nan_payloads=nan_payloads)
+    return None if msg is None else _with_where(msg, where)
 
 
 def assert_matches(
@@ -123,6 +173,8 @@ def assert_matches(
     rhs_packed: Any = None,
     exact: bool = True,
     nan_payloads: bool = False,
+    m_idx: int | None = None,
+    n_idx: int | None = None,
     **inputs: Any,
 ) -> None:
     """Assert that ``actual`` is what the KleidiAI kernel computes; explain the difference if not.
@@ -135,6 +187,12 @@ def assert_matches(
     (your kernel shares the integer stage and rounds its float stages differently). NaNs compare
     equal whatever their payload unless ``nan_payloads=True`` (the kernels write the default NaN).
 
+    Sub-tiles: with ``m_idx`` and/or ``n_idx`` (default 0), ``actual`` is a 2-D tile (e.g. the
+    view ``dst[m_idx:m_idx + rows, n_idx:n_idx + cols]`` of a strided destination, as a kernel
+    called at KleidiAI's offsets writes it) of the output of the whole operands ``lhs`` / ``rhs``
+    (and per-channel inputs of all N channels); it is compared with that tile of the result of
+    the kernel the whole problem selects. Report indices are within the tile.
+
     Example::
 
         >>> import numpy as np, kleidiref as kr
@@ -142,11 +200,19 @@ def assert_matches(
         >>> a = np.ones((3, 5), np.float32); w = np.ones((4, 5), np.float32)
         >>> out = reference(variant="pf32_gemm", lhs=a, rhs=w, target=kr.APPLE_M4)
         >>> assert_matches(out, variant="pf32_gemm", lhs=a, rhs=w, target=kr.APPLE_M4)
+        >>> assert_matches(out[1:, 2:], variant="pf32_gemm", lhs=a, rhs=w, target=kr.APPLE_M4, m_idx=1, n_idx=2)
     """
     __tracebackhide__ = True  # pytest: show the caller's line, not ours
     p = _problem(variant, target, kernel, {"lhs": lhs, "rhs": rhs, **inputs})
+    where = None
+    if m_idx is not None or n_idx is not None:
+        _no_packed_subtile(lhs_packed, rhs_packed)
+        p, where = _subtile(p, actual, m_idx, n_idx)
     # The cheap verdict now; the explanation only when the error is shown (once, after shrinking).
     err = mismatch(actual, p, lhs_packed=lhs_packed, rhs_packed=rhs_packed, exact=exact, nan_payloads=nan_payloads)
+    if err is not None and where is not None:
+        inner = err
+        err = KernelMismatch(lambda: _with_where(str(inner), where))
     if err is not None:
         raise err
 

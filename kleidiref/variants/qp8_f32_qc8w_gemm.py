@@ -180,13 +180,13 @@ class _Qp8Kernel(PackedLhsKernel):
             # column loop still runs once and stores one element per row from the first RHS
             # block; XNNPACK never calls them so, and the oracle refuses it instead of guessing.
             if m_ > 0 and n_ == 0:
-                raise ValueError(f"n == 0 with m > 0: kai_run_{self.name[4:]} would store one element per row")
+                raise ValueError(f"n == 0 with m > 0: {self.c_name('run')} would store one element per row")
             return m_, n_, k_
         if not self.gemv:
             if m_ == 0:
-                raise ValueError(f"KAI_ASSERT(m > 0) fails in kai_run_{self.name[4:]}")
+                raise ValueError(f"KAI_ASSERT(m > 0) fails in {self.c_name('run')}")
             if n_ == 0:
-                raise ValueError(f"KAI_ASSERT(n > 0) fails in kai_run_{self.name[4:]}")
+                raise ValueError(f"KAI_ASSERT(n > 0) fails in {self.c_name('run')}")
         return m_, n_, k_
 
     def lhs_layout(self, m: int, k: int) -> Qai8dxpLayout:

@@ -96,7 +96,7 @@ class SmeLhsPacker(Ukernel):
             check_count("lhs_stride_row", lhs_stride_row),
             self.elem,
             "lhs",
-            f"kai_run_{self.name}",
+            f"{self.c_name('run')}",
         )
         out = writable_u8(lhs_packed, "lhs_packed")
         data = self.lhs_layout(m, k).encode(a)

@@ -78,7 +78,7 @@ class kai_lhs_quant_pack_qai8dxp_f32(Ukernel):
         if m == 0:
             return
         x = read_matrix(
-            as_u8(lhs, "lhs"), m, k, check_count("lhs_stride", lhs_stride), np.float32, "lhs", f"kai_run_{self.name}"
+            as_u8(lhs, "lhs"), m, k, check_count("lhs_stride", lhs_stride), np.float32, "lhs", f"{self.c_name('run')}"
         )
         fmt = Qai8dxpLayout(mr, kr, sr, start + m, k)
         if fmt.k32 % fmt.kbl:

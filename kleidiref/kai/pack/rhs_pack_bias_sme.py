@@ -108,11 +108,11 @@ class SmeRhsBiasPacker(Ukernel):
         src = as_u8(rhs, "rhs")
         # A view, not a copy: the layout's encode reads it once (zero padding copies it only if needed).
         if self.layout == "nxk":
-            w_kn = matrix_view(src, n, k, stride, self.elem, "rhs", f"kai_run_{self.name}").T
+            w_kn = matrix_view(src, n, k, stride, self.elem, "rhs", f"{self.c_name('run')}").T
         else:
-            w_kn = matrix_view(src, k, n, stride, self.elem, "rhs", f"kai_run_{self.name}")
+            w_kn = matrix_view(src, k, n, stride, self.elem, "rhs", f"{self.c_name('run')}")
         b = read_matrix(
-            as_u8(bias, "bias"), 1, n, n * self.bias_elem.itemsize, self.bias_elem, "bias", f"kai_run_{self.name}"
+            as_u8(bias, "bias"), 1, n, n * self.bias_elem.itemsize, self.bias_elem, "bias", f"{self.c_name('run')}"
         )[0]
         out = writable_u8(rhs_packed, "rhs_packed")
         fmt = self.rhs_layout(n, k)

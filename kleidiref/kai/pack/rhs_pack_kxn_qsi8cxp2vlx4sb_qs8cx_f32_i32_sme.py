@@ -112,7 +112,7 @@ class kai_rhs_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme(Ukernel):
         require_bytes(out, size, "rhs_packed", f"kai_get_rhs_packed_size_{self.name[4:]}")
         if n == 0:
             return
-        src = f"kai_run_{self.name}"
+        src = f"{self.c_name('run')}"
         w_kn = read_matrix(as_u8(rhs, "rhs"), k, n, stride, I8, "rhs", src)
         b = read_matrix(as_u8(bias, "bias"), 1, n, 4 * n, I32, "bias", src)[0]
         sc = read_matrix(as_u8(scale, "scale"), 1, n, 4 * n, F32, "scale", src)[0]

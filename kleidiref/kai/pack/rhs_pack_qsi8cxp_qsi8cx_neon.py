@@ -84,7 +84,7 @@ class Qsi8cxpRhsPacker(Ukernel):
         params: kai_rhs_pack_qsi8cx_params | None,
     ) -> None:
         """``kai_run_<packer>``: ``rhs`` is N x K (nxk, row stride K) or K x N (kxn, row stride N)."""
-        fn = f"kai_run_{self.name[4:]}"
+        fn = f"{self.c_name('run')}"
         n, k = check_count("n", n), check_count("k", k)
         nr, kr, sr = check_count("nr", nr, minimum=1), check_count("kr", kr, minimum=1), check_count("sr", sr)
         _kai_assert(check_count("num_groups", num_groups) == 1, "num_groups == 1", fn)

@@ -117,7 +117,7 @@ class ImatmulLhsPacker(Ukernel):
         need = self.required_ptrs(m, kcc)
         if ptrs.size < need:
             raise ValueError(
-                f"lhs_ptrs holds {ptrs.size} pointers but kai_run_{self.name}(m={m}, "
+                f"lhs_ptrs holds {ptrs.size} pointers but {self.c_name('run')}(m={m}, "
                 f"k_chunk_count={kcc}) reads {need} (per m-block k_chunk_count groups of "
                 f"mr = {self.get_m_step()}, as XNNPACK's indirection buffer is padded to whole tiles)"
             )
@@ -145,7 +145,7 @@ class ImatmulLhsPacker(Ukernel):
                 bad = lo if lo < 0 else hi
                 raise ValueError(
                     f"a row pointer (byte {bad}, offset included) reads {nbytes} bytes outside the "
-                    f"{mem.size}-byte memory in kai_run_{self.name}"
+                    f"{mem.size}-byte memory in {self.c_name('run')}"
                 )
         vals = np.zeros((nb, kcc, mr, kc * e), dtype=np.uint8) if kc != kcl or not nbytes else None
         if nbytes:
@@ -251,7 +251,7 @@ class ImatmulRhsPacker(Ukernel):
         if isinstance(rhs, np.ndarray) and rhs.dtype != self.elem:
             raise TypeError(f"rhs must be {self.elem} for {self.name}, got {rhs.dtype}")
         stride = check_count("rhs_stride_row", rhs_stride_row)
-        return read_matrix(as_u8(rhs, "rhs"), kcc * kcl, n, stride, self.elem, "rhs", f"kai_run_{self.name}")
+        return read_matrix(as_u8(rhs, "rhs"), kcc * kcl, n, stride, self.elem, "rhs", f"{self.c_name('run')}")
 
 
 class ImatmulRhsBiasPacker(ImatmulRhsPacker):
@@ -300,7 +300,7 @@ class ImatmulRhsBiasPacker(ImatmulRhsPacker):
         if isinstance(bias, np.ndarray) and bias.dtype != self.elem:
             raise TypeError(f"bias must be {self.elem} for {self.name}, got {bias.dtype}")
         w = _chunk_pad(self._read_kxn(n, kcc, kcl, rhs_stride_row, rhs), kcc, kcl, self.kr)
-        b = read_matrix(as_u8(bias, "bias"), 1, n, n * self.elem.itemsize, self.elem, "bias", f"kai_run_{self.name}")
+        b = read_matrix(as_u8(bias, "bias"), 1, n, n * self.elem.itemsize, self.elem, "bias", f"{self.c_name('run')}")
         plain = self.plain(self.svl)
         k = w.shape[0]
         tmp = np.zeros(plain.get_rhs_packed_size(n, k), dtype=np.uint8)
