@@ -11,6 +11,7 @@ import pytest
 import kleidiref
 from kleidiref import cli, golden
 from kleidiref.dispatch import parse_case
+from kleidiref.kai.interface import MatmulKernel
 from kleidiref.kai.registry import UKERNELS
 
 
@@ -47,7 +48,8 @@ def test_table_legend_sits_between_table_and_totals() -> None:
 
 def test_c_function_names_have_one_prefix() -> None:
     name = "kai_matmul_clamp_f32_f32p2vlx1_f32p2vlx1biasf32_sme2_mopa"
-    kern = UKERNELS[name](512)  # type: ignore[call-arg]
+    kern = UKERNELS[name](512)
+    assert isinstance(kern, MatmulKernel)
     assert kern.c_name("run") == "kai_run_matmul_clamp_f32_f32p2vlx1_f32p2vlx1biasf32_sme2_mopa"
     dst = np.zeros(4, np.float32)
     with pytest.raises(ValueError, match=r"kai_run_matmul_clamp_f32_f32p2vlx1") as e:
