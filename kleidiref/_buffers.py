@@ -38,8 +38,17 @@ def roundup(x: int, m: int) -> int:
     return ((x + m - 1) // m) * m
 
 
+def _check_plain(buf: Buffer, name: str) -> None:
+    """A buffer of plain bytes: no Python objects in it, one contiguous block of memory."""
+    if isinstance(buf, np.ndarray) and buf.dtype.hasobject:
+        raise TypeError(f"{name} must hold plain numbers, not Python objects (dtype {buf.dtype})")
+    if isinstance(buf, memoryview) and not buf.c_contiguous:
+        raise ValueError(f"{name} must be a C-contiguous memoryview (the kernel reads raw bytes)")
+
+
 def as_u8(buf: Buffer, name: str) -> NDArray[np.uint8]:
     """A read-only flat uint8 view of ``buf``'s bytes."""
+    _check_plain(buf, name)
     if isinstance(buf, np.ndarray):
         if not buf.flags.c_contiguous:
             raise ValueError(f"{name} must be C-contiguous (the kernel reads raw bytes)")
@@ -51,6 +60,7 @@ def as_u8(buf: Buffer, name: str) -> NDArray[np.uint8]:
 
 def writable_u8(buf: Buffer, name: str) -> NDArray[np.uint8]:
     """A writable flat uint8 view of ``buf``'s bytes (what a ``void* dst`` points at)."""
+    _check_plain(buf, name)
     if isinstance(buf, np.ndarray):
         if not buf.flags.c_contiguous or not buf.flags.writeable:
             raise ValueError(f"{name} must be a writable C-contiguous array")

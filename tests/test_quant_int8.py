@@ -211,6 +211,9 @@ def test_requantization_scale_limit() -> None:
     with pytest.raises(ValueError, match="init_requantization_scale"):
         requantization_scale(16.0, np.array([16.0], F32), 1.0)
     with pytest.raises(ValueError, match=">= 256"):
+        requantization_scale(1.0, np.array([1.0, 300.0], F32), 1.0)
+    # An infinite channel scale is refused earlier, as xnn_define_channelwise_quantized_tensor_value does.
+    with pytest.raises(ValueError, match="finite, > 0 and normal"):
         requantization_scale(1.0, np.array([1.0, np.inf], F32), 1.0)
     with pytest.raises(TypeError):
         requantization_scale(1.0, np.array([1.0]), 1.0)

@@ -265,6 +265,23 @@ class MatmulKernel(Ukernel, abc.ABC):
         require_bytes(rhs_u8, self.rhs_packed_size(n, k), "rhs_packed", f"{self.c_name('run')}(n={n}, k={k})")
         return m, n, k, lhs_u8, rhs_u8, row, col
 
+    def _check_dst(self, dst: Buffer, m: int, n: int, row: int) -> None:
+        """The destination, before anything is computed: typed as the kernel's output (or raw
+        bytes), rows that do not overlap, and room for every element the strides address."""
+        if isinstance(dst, np.ndarray) and dst.dtype not in (self.dst_dtype, np.dtype(np.uint8)):
+            raise TypeError(
+                f"dst must be {self.dst_dtype} (the kernel's output) or uint8 bytes, got {dst.dtype}: "
+                "the kernel's bits would be reinterpreted"
+            )
+        out = writable_u8(dst, "dst")
+        item = self.dst_dtype.itemsize
+        if m > 1 and n > 0 and row < n * item:
+            raise ValueError(
+                f"dst_stride_row {row} is smaller than one row of {n} elements ({n * item} bytes): rows would overlap"
+            )
+        if m and n:
+            require_bytes(out, (m - 1) * row + n * item, "dst", f"kai_run_{self.name}(m={m}, n={n})")
+
     def _run(
         self,
         m: int,
@@ -278,6 +295,7 @@ class MatmulKernel(Ukernel, abc.ABC):
         col: int,
     ) -> None:
         """Chain the stages and store the result (nothing to do for an empty result)."""
+        self._check_dst(dst, m, n, row)
         if m == 0 or n == 0:
             return
         res = self.compute(self.decode_lhs(lhs_u8, m, k), self.decode_rhs(rhs_u8, n, k), epilogue)
@@ -454,6 +472,7 @@ class BlockwiseKernel(MatmulKernel):
             self._assume(m == 1 if self.gemv else m > 0, "m == 1" if self.gemv else "m > 0", "run_matmul")
         lhs_u8 = as_u8(lhs_packed, "lhs_packed")
         rhs_u8 = as_u8(rhs_packed, "rhs_packed")
+        self._check_dst(dst, m, n, row)
         if m == 0 or n == 0:
             return
         require_bytes(lhs_u8, self.lhs_packed_size(m, k), "lhs_packed", f"{self.c_name('run')}(m={m}, k={k})")

@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from ..conv import conv_output_size
 from ..dispatch import ConvParams, Decision, Node, Platform, TensorSpec, decide
 from ..targets import Target, resolve_target
+from ..validate import check_alloc, check_bool, check_output_range
 from .operands import (
     Call,
     QuantParams,
@@ -63,6 +64,19 @@ def _check_out_quant(out_dt: str, output_quant: QuantParams | None, what: str) -
         raise ValueError(f"a {out_dt} {what} needs output_quant=QuantParams(scale, zero_point)")
 
 
+def _check_node_size(node: Node) -> None:
+    """Refuse a node whose run would allocate above the memory limit (:mod:`kleidiref.limits`):
+    the output and the kernels' temporaries (a few float32/int32 copies of it), the packed and
+    decoded weights, and for a convolution the gathered input patches (one per output pixel)."""
+    out = tuple(node.output.shape)
+    parts: list[tuple[tuple[int, ...], Any]] = [(out, np.float64), (out, np.float64)]
+    parts.append(((3, *node.filter.shape), np.float32))
+    if node.convolution is not None:
+        kh, kw = node.convolution.kernel
+        parts.append(((*out[:-1], kh * kw, int(node.input.shape[-1])), np.float32))
+    check_alloc(f"{node.op} with output {out}", *parts)
+
+
 def _filter_spec(k_dt: str, w: NDArray[Any], quant: QuantParams | None) -> TensorSpec:
     zp = quant.zero_point if quant is not None and k_dt in ("qbint4", "qcint4") else None
     block = None if quant is None else quant.block_size
@@ -86,9 +100,11 @@ def fully_connected(
 ) -> OpResult:
     """``XNNFullyConnected``: ``input`` [..., K] x ``filter`` [N, K] ([K, N] with ``transpose_weights``)."""
     t = resolve_target(target)
+    check_output_range(output_min, output_max, op="xnn_define_fully_connected")
+    transpose_weights = check_bool("transpose_weights", transpose_weights)
     x, w = check_array("input", input), check_array("filter", filter)
     b = None if bias is None else check_array("bias", bias)
-    in_dt = act_dtype(x, input_quant, dynamic)
+    in_dt = act_dtype(x, input_quant, check_bool("dynamic", dynamic))
     k_dt = filter_dtype(w, filter_quant)
     out_dt = out_dtype(in_dt, x)
     _check_out_quant(out_dt, output_quant, "fully-connected node")
@@ -101,6 +117,7 @@ def fully_connected(
         bias=bias_spec(b),
         flags=("transpose_weights",) if transpose_weights else (),
     )
+    _check_node_size(node)
     d = decide(node, t, platform=platform)
     w2 = np.ascontiguousarray(w.T) if transpose_weights else w
     c = Call(d, t, x.reshape(-1, x.shape[-1]), w2, b, input_quant, filter_quant, output_quant, output_min, output_max)
@@ -156,11 +173,12 @@ def convolution_2d(
     per image otherwise (ExecuTorch's ``num_nonbatch_dims = 3``).
     """
     t = resolve_target(target)
+    check_output_range(output_min, output_max, op="xnn_define_convolution_2d")
     x, w = check_array("input", input), check_array("filter", filter)
     b = None if bias is None else check_array("bias", bias)
     if x.ndim != 4 or w.ndim != 4:
         raise ValueError(f"input must be NHWC and filter [O, kh, kw, C/groups]; got {x.shape}, {w.shape}")
-    in_dt = act_dtype(x, input_quant, dynamic)
+    in_dt = act_dtype(x, input_quant, check_bool("dynamic", dynamic))
     k_dt = filter_dtype(w, filter_quant)
     if k_dt == "qbint4":
         raise ValueError("4-bit block-wise filters are fully-connected only")
@@ -175,6 +193,7 @@ def convolution_2d(
         bias=bias_spec(b),
         convolution=conv,
     )
+    _check_node_size(node)
     d = decide(node, t, platform=platform)
     quants = (input_quant, filter_quant, output_quant)
     if d.rewritten_to_fc:
@@ -209,10 +228,11 @@ def batch_matrix_multiply(
     """``XNNBatchMatrixMultiply``: ``input1`` [..., M, K] x ``input2`` [..., K, N] ([..., N, K] with
     ``transpose_b``); batch dimensions broadcast; no bias, no clamp."""
     t = resolve_target(target)
+    transpose_b, static_b = check_bool("transpose_b", transpose_b), check_bool("static_b", static_b)
     a, bm = check_array("input1", input1), check_array("input2", input2)
     if a.ndim < 2 or bm.ndim < 2:
         raise ValueError(f"inputs must have rank >= 2, got {a.shape} and {bm.shape}")
-    in_dt = act_dtype(a, input1_quant, dynamic)
+    in_dt = act_dtype(a, input1_quant, check_bool("dynamic", dynamic))
     k_dt = filter_dtype(bm, input2_quant)
     out_dt = out_dtype(in_dt, a)
     n = bm.shape[-2] if transpose_b else bm.shape[-1]
@@ -224,6 +244,7 @@ def batch_matrix_multiply(
         output=TensorSpec(out_dt, (*batch, a.shape[-2], n), scale=scale_tuple(output_quant)),
         flags=("transpose_b",) if transpose_b else (),
     )
+    _check_node_size(node)
     d = decide(node, t, platform=platform)
     aa = np.broadcast_to(a, (*batch, *a.shape[-2:]))
     bb = np.broadcast_to(bm, (*batch, *bm.shape[-2:]))

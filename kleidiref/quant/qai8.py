@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..numerics import Clamp, clamp, round_half_even, saturate
+from ..validate import check_alloc, check_scales
 
 __all__ = [
     "choose_qai8_params",
@@ -48,6 +49,13 @@ def _scalar_f32(name: str, v: object) -> np.float32:
     return out
 
 
+def _scale(name: str, v: object) -> np.float32:
+    """A quantization scale: finite, > 0 and normal (``xnn_define_quantized_tensor_value``)."""
+    s = _scalar_f32(name, v)
+    check_scales(name, s, source="a qint8 scale")
+    return s
+
+
 def _check_zp(zero_point: object) -> int:
     if isinstance(zero_point, bool) or not isinstance(zero_point, (int, np.integer)):
         raise TypeError("zero_point must be an integer")
@@ -62,10 +70,9 @@ def quantize_qai8(x: ArrayLike, scale: float, zero_point: int) -> NDArray[np.int
     xa = np.asarray(x)
     if xa.dtype != F32:
         raise TypeError(f"qai8 quantizes float32 values, got {xa.dtype}")
-    s = _scalar_f32("scale", scale)
-    if not (np.isfinite(s) and s > 0):
-        raise ValueError(f"scale must be finite and > 0, got {scale!r}")
+    s = _scale("scale", scale)
     zp = _check_zp(zero_point)
+    check_alloc(f"qai8 quantization of {xa.shape}", (xa.shape, F32), factor=3)
     with np.errstate(over="ignore", invalid="ignore"):
         t = ((xa / s).astype(F32) + F32(zp)).astype(F32)
         t = clamp(t, F32(-128), F32(127), Clamp.FCLAMP)  # fmaxf/fminf: a NaN operand is ignored
@@ -76,8 +83,9 @@ def dequantize_qai8(q: NDArray[np.int8], scale: float, zero_point: int) -> NDArr
     """``(float(q) - zp) * s`` rounded to binary32 (XNNPACK's reference ``dequantize``)."""
     if not isinstance(q, np.ndarray) or q.dtype != np.int8:
         raise TypeError("q must be an int8 array")
-    s = _scalar_f32("scale", scale)
+    s = _scale("scale", scale)
     zp = _check_zp(zero_point)
+    check_alloc(f"qai8 dequantization of {q.shape}", (q.shape, np.int32), factor=3)
     diff = (q.astype(np.int32) - zp).astype(F32)  # exact: |q - zp| <= 255
     out: NDArray[np.float32] = (diff * s).astype(F32)
     return out
@@ -90,13 +98,11 @@ def requantization_scale(input_scale: float, kernel_scale: ArrayLike, output_sca
     ``init_requantization_scale_qx8_qc8w``: "requantization scale ... is greater or equal to
     256.0", ``xnn_status_unsupported_parameter``).
     """
-    s_in, s_out = _scalar_f32("input_scale", input_scale), _scalar_f32("output_scale", output_scale)
+    s_in, s_out = _scale("input_scale", input_scale), _scale("output_scale", output_scale)
     sw = np.asarray(kernel_scale)
     if sw.dtype != F32:
         raise TypeError(f"kernel_scale must be float32, got {sw.dtype}")
-    for name, v in (("input_scale", s_in), ("output_scale", s_out)):
-        if not (np.isfinite(v) and v > 0):
-            raise ValueError(f"{name} must be finite and > 0, got {v!r}")
+    check_scales("kernel_scale", sw, source="xnn_define_channelwise_quantized_tensor_value")
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         s: NDArray[np.float32] = ((s_in * sw).astype(F32) / s_out).astype(F32)
     bad = ~(s < F32(256))
@@ -112,12 +118,13 @@ def requantization_scale(input_scale: float, kernel_scale: ArrayLike, output_sca
 
 def choose_qai8_params(min_val: float, max_val: float) -> tuple[np.float32, int]:
     """``(scale, zero_point)`` for values in [min_val, max_val] (PyTorch per-tensor affine int8)."""
-    lo = min(_scalar_f32("min_val", min_val), F32(0))
-    hi = max(_scalar_f32("max_val", max_val), F32(0))
-    if not (np.isfinite(lo) and np.isfinite(hi)):
+    mn, mx = _scalar_f32("min_val", min_val), _scalar_f32("max_val", max_val)
+    if not (np.isfinite(mn) and np.isfinite(mx)):
         raise ValueError("min_val and max_val must be finite")
-    if lo > hi:
-        raise ValueError(f"min_val {min_val!r} > max_val {max_val!r}")
+    # Compared before widening to 0: after lo <= 0 <= hi the test could never fire.
+    if mn > mx:
+        raise ValueError(f"min_val {min_val!r} > max_val {max_val!r} (PyTorch's observer asserts min_val <= max_val)")
+    lo, hi = min(mn, F32(0)), max(mx, F32(0))
     with np.errstate(over="ignore"):
         s = F32(F32(hi - lo) / F32(255))
     s = max(s, _EPS)

@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..numerics import Clamp, clamp, fcvtas, fmul32, round_half_even, saturate, wrap_i16, wrap_i32
+from ..validate import check_alloc
 
 __all__ = ["dequantize_qai8dx", "qai8dx_params", "quantize_qai8dx"]
 
@@ -36,7 +37,17 @@ def _check(x: object) -> NDArray[np.float32]:
         raise TypeError("qai8dx quantizes a 2-D float32 array [rows, K] (kai_lhs_quant_pack_qai8dxp_f32 reads f32)")
     if x.shape[1] < 1:
         raise ValueError("qai8dx needs K >= 1")
+    check_alloc(f"qai8dx quantization of {x.shape}", (x.shape, np.float64), factor=3)
     return x
+
+
+def _check_kbl(k_block_len: object) -> int:
+    """kr / sr of the packing: a positive int (4 and 8 take the NEON paths, others the scalar one)."""
+    if isinstance(k_block_len, (bool, np.bool_)) or not isinstance(k_block_len, (int, np.integer)):
+        raise TypeError(f"k_block_len must be an int (kr / sr of the packing), got {type(k_block_len).__name__}")
+    if int(k_block_len) < 1:
+        raise ValueError(f"k_block_len must be >= 1 (kr / sr, KAI_ASSERT((kr % sr) == 0)), got {k_block_len}")
+    return int(k_block_len)
 
 
 def qai8dx_params(x: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.int32]]:
@@ -83,6 +94,7 @@ def quantize_qai8dx(
     which equals both paths when every input and every row's scale0 is finite; otherwise they
     are emulated literally.
     """
+    k_block_len = _check_kbl(k_block_len)
     scale0, dq, zp = qai8dx_params(x)
     # A row of tiny values overflows 255 / (rmax - rmin) to Inf: x * Inf is then +-Inf or NaN
     # (for x = 0), which FCVTAS saturates or takes to 0: the literal path.
@@ -101,6 +113,7 @@ def _quantize_literal(
     x: NDArray[np.float32], *, k_block_len: int
 ) -> tuple[NDArray[np.int8], NDArray[np.float32], NDArray[np.int32]]:
     """The packer's NEON and scalar element paths emulated step by step (any input)."""
+    k_block_len = _check_kbl(k_block_len)
     scale0, dq, zp = qai8dx_params(x)
     return _literal_codes(x, scale0, zp, k_block_len), dq, zp
 

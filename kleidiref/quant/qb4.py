@@ -38,6 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..numerics import bf16_to_f32, f32_to_bf16_rne, round_half_even, saturate
+from ..validate import check_alloc
 
 __all__ = [
     "XNN_MIN_BLOCKSIZE",
@@ -86,6 +87,8 @@ def check_block_size(k: int, bl: int, *, kr: int | None = None) -> None:
             f"K={k} must be a positive multiple of the block size bl={bl} "
             "(check_block_size: input_channels % block_size == 0; KAI_ASSERT((k % bl) == 0))"
         )
+    if kr is not None and _int("kr", kr) < 1:
+        raise ValueError(f"kr={kr} must be >= 1 (a kernel's k-block length)")
     if kr is not None and bl % _int("kr", kr):
         raise ValueError(f"bl={bl} must be a multiple of kr={kr} (KAI_ASSERT((bl % kr) == 0) in the RHS packer)")
 
@@ -171,6 +174,7 @@ def quantize_qb4(w: NDArray[np.floating[Any]], bl: int) -> tuple[NDArray[np.int8
         raise TypeError("quantize_qb4 takes a 2-D floating-point array [N, K]")
     n, k = w.shape
     check_block_size(k, bl)
+    check_alloc(f"qb4 quantization of {w.shape}", (w.shape, F64), factor=4)
     x = w.astype(F64)
     if not np.all(np.isfinite(x)):
         raise ValueError("quantize_qb4: weights must be finite")
@@ -193,6 +197,7 @@ def dequantize_qb4(codes: NDArray[np.int8], scales: NDArray[np.uint16], bl: int)
         raise TypeError("codes must be a 2-D int8 array [N, K] with values in [-8, 7]")
     n, k = codes.shape
     check_block_size(k, bl)
+    check_alloc(f"qb4 dequantization of {codes.shape}", (codes.shape, F32), factor=3)
     if np.any(codes < -8) or np.any(codes > 7):
         raise ValueError("codes must lie in [-8, 7] (signed 4-bit)")
     if not isinstance(scales, np.ndarray) or scales.dtype != np.uint16:

@@ -24,6 +24,8 @@ the same ``s``, ``zp`` and ``a`` for finite rows but rounds ``x*s`` half *away* 
 With ``fz=True`` (FPCR.FZ, set by XNNPACK's threadpool) subnormal inputs read as signed zeros in
 the reduce and the convert, and tiny products flush.
 
+# Note: a row with +-Inf gets XNNPACK's own parameters (s = 0, a = +Inf; zero point -128 for
+# +Inf, as math_max_f32 ignores the NaN zero point; see qd8_params).
 # Note: rows containing NaN are not specified upstream (dispatch.md §9 q.6); here the reduce
 # propagates NaN (NEON FMIN/FMAX) and the convert maps NaN to 0 (FCVTNS), as the NEON code does.
 """
@@ -36,6 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..numerics import Clamp, clamp, fcvtns, fmul32, ftz32, round_half_even, saturate
+from ..validate import check_alloc
 
 __all__ = ["dequantize_qd8", "qd8_params", "quantize_qd8"]
 
@@ -47,6 +50,7 @@ def _check(x: object) -> NDArray[np.float32]:
         raise TypeError("qd8 quantizes a 2-D float32 array [groups, elements] (one parameter set per row)")
     if x.shape[1] < 1:
         raise ValueError("qd8 needs at least one element per group")
+    check_alloc(f"qd8 quantization of {x.shape}", (x.shape, F32), factor=4)  # products and codes
     return x
 
 
@@ -67,7 +71,10 @@ def qd8_params(
         dmax = fmul32(rmax, s, fz=fz)
         t = (F32(-128) + dmin) + (F32(127) + dmax)
         zpf = np.where(t > 0, F32(-128) - dmin, F32(127) - dmax).astype(F32)
-        zpf = clamp(zpf, F32(-128), F32(127), Clamp.FMAX_FMIN)
+        # Note: math_max_f32/math_min_f32 (fmaxf/fminf, or `b < a ? a : b`) ignore a NaN zpf, which a
+        # row with +-Inf gives (Inf * 0): XNNPACK's zero point is then -128; FCLAMP's NaN -> lo is
+        # exactly that (equal to FMAX_FMIN on every non-NaN value).
+        zpf = clamp(zpf, F32(-128), F32(127), Clamp.FCLAMP)
         zp = round_half_even(zpf).astype(np.int32)  # lrintf
         a = (F32(1) / s).astype(F32)
     return s.astype(F32), a, zp
@@ -89,4 +96,10 @@ def dequantize_qd8(q: NDArray[np.int8], a: NDArray[np.float32], zp: NDArray[np.i
     """``(q - zp) * a`` per row, in float64 (exact: |q - zp| <= 255 and ``a`` is binary32)."""
     if not isinstance(q, np.ndarray) or q.dtype != np.int8 or q.ndim != 2:
         raise TypeError("q must be a 2-D int8 array")
+    for name, v in (("a", a), ("zp", zp)):
+        if not isinstance(v, np.ndarray) or v.dtype.kind not in "fiu":
+            raise TypeError(f"{name} must be a numpy array of one number per row")
+        if v.shape != (q.shape[0],):
+            raise ValueError(f"{name} must have shape ({q.shape[0]},) (one per row of q), got {v.shape}")
+    check_alloc(f"qd8 dequantization of {q.shape}", (q.shape, np.float64), factor=2)
     return (q.astype(np.float64) - zp.astype(np.float64)[:, None]) * a.astype(np.float64)[:, None]

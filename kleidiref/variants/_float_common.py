@@ -19,6 +19,7 @@ from ..configs import select_kai_kernel
 from ..kai.interface import MatmulKernel, PackedLhsKernel, RawLhsKernel, TileParams
 from ..kai.pack import SmeLhsPacker, SmeRhsBiasPacker
 from ..targets import Target, resolve_target, target_svl
+from ..validate import check_alloc, check_bool, check_output_range
 
 __all__ = ["FloatVariant", "PackedWeights"]
 
@@ -55,6 +56,10 @@ class FloatVariant:
     #: The generic XNNPACK config used when there is no SME (for error messages).
     fallback: str
 
+    @property
+    def _create(self) -> str:
+        return f"xnn_create_fully_connected_nc_{'f16' if self.dtype == np.float16 else 'f32'}"
+
     def select_kernel(self, target: Target, m: int) -> type[PackedLhsKernel] | type[RawLhsKernel]:
         """What XNNPACK's config runs: SME2 before SME; the 1-row kernel when M == 1."""
         cls = select_kai_kernel(self.name, target, m, MatmulKernel, self.fallback)
@@ -72,12 +77,15 @@ class FloatVariant:
     ) -> tuple[NDArray[Any], int, int]:
         """``(rhs, N, K)`` of checked weights ([N, K], or [K, N] with ``transpose_rhs``) and bias."""
         what = self.dtype.name
+        transpose_rhs = check_bool("transpose_rhs", transpose_rhs)
         w = check_dtype("rhs", rhs, self.dtype, f"{self.name} weights are {what}")
         if w.ndim != 2:
             raise ValueError(f"rhs must be 2-D, got shape {w.shape}")
         n, k = w.shape[::-1] if transpose_rhs else w.shape
         if k < 1:
             raise ValueError("K must be >= 1")
+        # The packed RHS, a contiguous copy of a (possibly broadcast) view and the kernels' decoding.
+        check_alloc(f"packing {self.name} weights [{n}, {k}]", ((n + 1, k), self.dtype), factor=3)
         if bias is not None:
             check_dtype("bias", bias, self.dtype, f"{self.name} bias is {what}")
             if bias.shape != (n,):
@@ -98,6 +106,7 @@ class FloatVariant:
     ) -> NDArray[Any]:
         """Validate, pack with the kernel's parameters and run, as XNNPACK does (docs: the variants)."""
         t = resolve_target(target)
+        lo, hi = check_output_range(clamp_min, clamp_max, op=self._create, f16=self.dtype == np.float16)
         a = check_dtype("lhs", lhs, self.dtype, f"{self.name} activations are {self.dtype.name}")
         w, n, k = self._check_rhs(rhs, bias, transpose_rhs)
         if a.ndim != 2:
@@ -106,7 +115,7 @@ class FloatVariant:
             raise ValueError(f"K mismatch: lhs is {a.shape}, rhs is {w.shape} (transpose_rhs={transpose_rhs})")
         # A plain buffer: one call gathers the packed blocks as it goes (no decoded copy is kept).
         return self._run(
-            a, self._pack(w, bias, transpose_rhs, target_svl(t, self.name)), n, clamp_min, clamp_max, t, kernel
+            a, self._pack(w, bias, transpose_rhs, target_svl(t, self.name)), n, float(lo), float(hi), t, kernel
         )
 
     def pack_weights(
@@ -137,6 +146,7 @@ class FloatVariant:
     ) -> NDArray[Any]:
         """:meth:`gemm` on weights packed once by :meth:`pack_weights` (same SVL as ``target``)."""
         t = resolve_target(target)
+        lo, hi = check_output_range(clamp_min, clamp_max, op=self._create, f16=self.dtype == np.float16)
         if not isinstance(weights, PackedWeights) or weights.variant != self.name:
             raise TypeError(f"weights must come from {self.name}.pack_weights()")
         if weights.svl != t.svl_bits:
@@ -144,7 +154,7 @@ class FloatVariant:
         a = check_dtype("lhs", lhs, self.dtype, f"{self.name} activations are {self.dtype.name}")
         if a.ndim != 2 or a.shape[1] != weights.k:
             raise ValueError(f"lhs must be [M, {weights.k}], got shape {a.shape}")
-        return self._run(a, weights.rhs_packed, weights.n, clamp_min, clamp_max, t, kernel)
+        return self._run(a, weights.rhs_packed, weights.n, float(lo), float(hi), t, kernel)
 
     def _run(
         self,
@@ -158,6 +168,10 @@ class FloatVariant:
     ) -> NDArray[Any]:
         """Run the kernel XNNPACK picks on ``t`` (or ``kernel``) on a checked [M, K] LHS."""
         m, k = a.shape
+        # The output, the packed LHS and the kernels' [M, N] temporaries (a few at a time).
+        check_alloc(
+            f"{self.name} gemm [{m}, {k}] x [{k}, {n}]", ((m, n), self.dtype), ((m + 1, k), self.dtype), factor=4
+        )
         kcls = self.select_kernel(t, m) if kernel is None else self._kernel_by_name(kernel)
         svl = target_svl(t, kcls.name)
         item = self.dtype.itemsize

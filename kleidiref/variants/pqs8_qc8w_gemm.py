@@ -43,6 +43,7 @@ from ..kai.layouts import Qsi8cxp2vlx4sbLayout, SmeLhsLayout
 from ..kai.pack import kai_lhs_pack_x8p2vlx4_x8_sme, kai_rhs_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme
 from ..numerics import clamp_int, frintn_fcvtzs, ftz32
 from ..targets import Target, resolve_target, target_svl
+from ..validate import check_alloc, check_bool
 from ._int8_common import (
     check_i32,
     int8_matmul,
@@ -74,6 +75,8 @@ F32 = np.dtype(np.float32)
 I8 = np.dtype(np.int8)
 I32 = np.dtype(np.int32)
 KR = 4
+#: Bytes of one int32 [rows, N] temporary of a row block (pqs8 computes blocks of rows).
+_ROW_BLOCK_BYTES = 64 << 20
 
 
 def decode_qsi8cxp2vlx4sb(
@@ -180,7 +183,16 @@ class _Pqs8Kernel(RequantizingKernel):
     def compute(
         self, lhs: NDArray[Any], rhs: Qsi8cxp2vlx4sbRhs, epilogue: kai_matmul_requantize32_params
     ) -> NDArray[np.int8]:
-        return self.epilogue(self.accumulate(lhs, rhs), rhs.scale, epilogue)
+        # Rows are independent and exact: a block of rows at a time keeps the int32/float32
+        # temporaries (several times the int8 output) to about _ROW_BLOCK_BYTES each.
+        m, n = lhs.shape[0], rhs.scale.shape[0]
+        step = max(1, _ROW_BLOCK_BYTES // max(1, 4 * max(n, lhs.shape[1])))
+        if m <= step:
+            return self.epilogue(self.accumulate(lhs, rhs), rhs.scale, epilogue)
+        out = np.empty((m, n), dtype=np.int8)
+        for r0 in range(0, m, step):
+            out[r0 : r0 + step] = self.epilogue(self.accumulate(lhs[r0 : r0 + step], rhs), rhs.scale, epilogue)
+        return out
 
 
 class _Pqs8Mopa(_Pqs8Kernel):
@@ -294,9 +306,13 @@ def pack_weights(
     params ``{lhs_zero_point = input_zero_point, scale_multiplier = 1.0}``.
     """
     t = resolve_target(target)
+    transpose_rhs = check_bool("transpose_rhs", transpose_rhs)
     w = check_dtype("rhs", rhs, I8, "qc8w weights are int8")
     if w.ndim != 2:
         raise ValueError(f"rhs must be 2-D, got shape {w.shape}")
+    # The transposed copy, the packed bytes and the kernels' float32 decoding.
+    check_alloc(f"packing pqs8 weights {w.shape}", (w.shape, I8), factor=2)
+    check_alloc(f"packing pqs8 weights {w.shape}", ((w.shape[0] + 1, w.shape[1]), F32))
     w_kn = np.ascontiguousarray(w if transpose_rhs else w.T)  # XNNPACK's transpose_weights_x8
     k, n = w_kn.shape
     if k < 1:
@@ -334,11 +350,16 @@ def gemm_packed(
     kernel's ``run_matmul``; the default feeds the same rows to the same arithmetic directly.
     """
     t = resolve_target(target)
+    fast = check_bool("fast", fast)
     a = check_dtype("lhs", lhs, I8, "pqs8 activations are int8")
     if not isinstance(weights, PackedWeights):
         raise TypeError("weights must come from pack_weights()")
     if a.ndim != 2 or a.shape[1] != weights.k:
         raise ValueError(f"lhs must be [M, {weights.k}], got shape {a.shape}")
+    # The int8 output and LHS copy; the int32/float32 temporaries are bounded by row blocks.
+    check_alloc(
+        f"pqs8 gemm {a.shape} x [{weights.k}, {weights.n}]", ((a.shape[0], weights.n), I8), (a.shape, I8), factor=2
+    )
     if weights.svl != t.svl_bits:
         raise ValueError(f"weights were packed for SVL {weights.svl}, the target has SVL {t.svl_bits}")
     lo, hi = _check_int8("output_min", output_min), _check_int8("output_max", output_max)

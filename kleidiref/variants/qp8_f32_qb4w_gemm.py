@@ -40,7 +40,6 @@ from .._buffers import (
     Buffer,
     as_u8,
     check_count,
-    check_float,
     read_matrix,
     require_bytes,
     roundup,
@@ -54,6 +53,7 @@ from ..numerics import bf16_to_f32
 from ..quant import qb4
 from ..quant.qai8dx import quantize_qai8dx
 from ..targets import Target, resolve_target
+from ..validate import check_alloc, check_bool, check_output_range
 from ._qb4w_common import (
     EpilogueKind,
     Layout,
@@ -703,7 +703,12 @@ def prepare_weights(
     the SME2 kernels with ``kai_rhs_pack_{nxk,kxn}_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon``.
     """
     t = resolve_target(target)
+    transpose_rhs = check_bool("transpose_rhs", transpose_rhs)
     qb4.check_kernel_zero_point(kernel_zero_point)
+    if isinstance(rhs, np.ndarray) and rhs.ndim == 2:
+        # The codes, the packed bytes and the decoded int8 weights and float32 block terms
+        # (a uint8 rhs holds two codes a byte: twice the factor).
+        check_alloc(f"packing qb4w weights {rhs.shape}", (rhs.shape, F32), factor=3 if rhs.dtype == np.int8 else 6)
     u, nn, kk = _as_codes(rhs, transpose_rhs, n)
     qb4.check_block_size(kk, bl)
     qb4.check_scales_bf16(scales_bf16, n=nn, num_blocks=kk // bl)
@@ -765,6 +770,7 @@ def gemm(
     raise ValueError before anything is packed. Arithmetic: see the module docstring.
     """
     t = resolve_target(target)
+    lo, hi = check_output_range(clamp_min, clamp_max, op="xnn_create_fully_connected_nc_qp8_f32_qb4w")
     if not isinstance(lhs, np.ndarray) or lhs.dtype != F32:
         raise TypeError("lhs must be a float32 array [M, K] (qp8 activations are f32)")
     if lhs.ndim != 2:
@@ -772,6 +778,9 @@ def gemm(
     m, k = lhs.shape
     if m < 1:
         raise ValueError("M must be >= 1")
+    if isinstance(rhs, PreparedQb4w):
+        # The quantized rows and the output with the kernels' [M, N] temporaries.
+        check_alloc(f"qb4w gemm [{m}, {k}] x [{k}, {rhs.n}]", ((m, rhs.n), F32), ((m, k), F32), factor=4)
     if isinstance(rhs, PreparedQb4w):
         if scales_bf16 is not None or bias is not None or (bl is not None and bl != rhs.bl):
             raise ValueError("scales_bf16, bias and bl are part of the PreparedQb4w weights")
@@ -804,7 +813,7 @@ def gemm(
         raise ValueError(f"{kcls.name} computes one row (XNNPACK uses it for M == 1); M = {m}")
     kern = kcls(t.svl_bits, fz=t.flush_to_zero)
     p = kern.tile_params()
-    lo, hi = check_float("clamp_min", clamp_min), check_float("clamp_max", clamp_max)
+    check_alloc(f"qb4w gemm [{m}, {k}] x [{k}, {prep.n}]", ((m, prep.n), F32), ((m, k), F32), factor=4)
     q, dq, zp = quantize_qai8dx(np.ascontiguousarray(lhs), k_block_len=p.kr // p.sr)
     neg_zp = (-zp.astype(np.int64)).astype(np.int32)
     return kern.compute(Qai8dxpRows(q, neg_zp, dq), prep.operand, (lo, hi))

@@ -51,12 +51,12 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from .._buffers import check_float
 from ..configs import Branch, kai_branch, kai_choice, select_kai_kernel
 from ..kai.interface import Ukernel
 from ..numerics import wrap_i32
 from ..quant.qai8dx import quantize_qai8dx
 from ..targets import Target, resolve_target
+from ..validate import check_alloc, check_bool, check_output_range
 from ._int8_common import int8_matmul, qai8dxp_epilogue
 
 __all__ = [
@@ -236,16 +236,19 @@ def gemm(
     ``kernel`` names a KleidiAI kernel of :data:`KERNELS`; by default the one ``target`` selects.
     """
     t = resolve_target(target)
-    w_in = rhs.T if transpose_rhs and isinstance(rhs, np.ndarray) else rhs
+    lo, hi = check_output_range(clamp_min, clamp_max, op="xnn_create_fully_connected_nc_qp8_f32_qc4w")
+    w_in = rhs.T if check_bool("transpose_rhs", transpose_rhs) and isinstance(rhs, np.ndarray) else rhs
     a, w, sc_in, bias32 = _check(lhs, w_in, scale, bias)
     m, n = a.shape[0], w.shape[0]
+    # The weights as float32 (twice), the quantized rows and the output with its temporaries.
+    check_alloc(f"qc4w gemm [{m}, {a.shape[1]}] x [{a.shape[1]}, {n}]", ((n, a.shape[1]), F32), factor=3)
+    check_alloc(f"qc4w gemm [{m}, {a.shape[1]}] x [{a.shape[1]}, {n}]", ((m, n), F32), ((m, a.shape[1]), F32), factor=4)
     if kernel is None:
         kern = select_kernel(t, max(m, 1))
     elif kernel in KERNELS:
         kern = KERNELS[kernel]
     else:
         raise ValueError(f"{kernel!r} is not a qp8_f32_qc4w KleidiAI kernel (one of {', '.join(KERNELS)})")
-    lo, hi = check_float("clamp_min", clamp_min), check_float("clamp_max", clamp_max)
     if m == 0 or n == 0:
         return np.zeros((m, n), F32)
     fz = t.flush_to_zero

@@ -56,7 +56,6 @@ from .._buffers import (
     as_packed_rhs,
     check_count,
     check_dtype,
-    check_float,
     packed_rhs_columns,
 )
 from ..configs import alias, select_kai_kernel
@@ -71,6 +70,7 @@ from ..kai.pack import (
 )
 from ..quant.qai8dx import quantize_qai8dx
 from ..targets import Target, resolve_target, target_svl
+from ..validate import check_alloc, check_bool, check_output_range
 from ._int8_common import (
     int8_matmul,
     kai_rhs_pack_qsi8cx_params,
@@ -428,12 +428,15 @@ def pack_weights(
     scale_multiplier = 1.0}`` (``setup_packing_params_qs8_qc8w``).
     """
     t = resolve_target(target)
+    transpose_rhs = check_bool("transpose_rhs", transpose_rhs)
     w = check_dtype("rhs", rhs, I8, "qc8w weights are int8")
     if w.ndim != 2:
         raise ValueError(f"rhs must be 2-D, got shape {w.shape}")
     n, k = w.shape[::-1] if transpose_rhs else w.shape
     if k < 1:
         raise ValueError("K must be >= 1")
+    # The packed bytes and the kernels' float32 decoding of them.
+    check_alloc(f"packing qc8w weights [{n}, {k}]", ((n + 1, k), F32), factor=2)
     packer: Qsi8cxpRhsPacker = (
         kai_rhs_pack_kxn_qsi8cxp_qsi8cx_neon(t.svl_bits)
         if transpose_rhs
@@ -470,12 +473,16 @@ def gemm_packed(
     inputs (bit-identical; see the tests).
     """
     t = resolve_target(target)
+    lo, hi = check_output_range(clamp_min, clamp_max, op="xnn_create_fully_connected_nc_qp8_f32_qc8w")
+    fast = check_bool("fast", fast)
     a = check_dtype("lhs", lhs, F32, "qp8 activations are float32 (quantized per row by the kernel path)")
     if not isinstance(weights, PackedWeights):
         raise TypeError("weights must come from pack_weights()")
     if a.ndim != 2 or a.shape[1] != weights.k:
         raise ValueError(f"lhs must be [M, {weights.k}], got shape {a.shape}")
     m, k, n = a.shape[0], weights.k, weights.n
+    # The quantized rows and the output with the kernels' [M, N] temporaries.
+    check_alloc(f"qc8w gemm [{m}, {k}] x [{k}, {n}]", ((m, n), F32), ((m + 1, k), F32), factor=4)
     kcls = _resolve_kernel(kernel, t, max(m, 1))
     if kcls.neon_tiles is None and weights.svl != t.svl_bits:
         raise ValueError(f"weights were packed for SVL {weights.svl}, the target has SVL {t.svl_bits}")
@@ -492,13 +499,12 @@ def gemm_packed(
         # XNNPACK packs the LHS with the kernel's mr (mr = 1 for the GEMV).
         dst = np.empty((m, n), dtype=np.float32)  # every element is written by the kernel
         lhs_packed = kai_lhs_quant_pack_qai8dxp_f32(t.svl_bits).pack(row, mr=kern.get_mr(), kr=kern.get_kr(), sr=1)
-        kern.run_matmul(m, n, k, lhs_packed, weights.rhs_packed, dst, n * 4, 4, clamp_min, clamp_max)
+        kern.run_matmul(m, n, k, lhs_packed, weights.rhs_packed, dst, n * 4, 4, float(lo), float(hi))
         return dst
     # Note: fast path, same bits: the codes, -zp and dq the packer would store (finite rows), fed
     # to the same kernel arithmetic without the packed-layout round trip. The K32 padding is
     # skipped: it meets the packer's zero RHS padding and adds 0.
     q, dq, zp = quantize_qai8dx(row, k_block_len=kern.get_kr())
-    lo, hi = check_float("clamp_min", clamp_min), check_float("clamp_max", clamp_max)
     rows = Qai8dxpRows(q, (-zp).astype(np.int32), dq)
     return kern.compute(rows, kern.decode_rhs(np.frombuffer(weights.rhs_packed, np.uint8), n, k), (lo, hi))
 

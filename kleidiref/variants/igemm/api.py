@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..._buffers import check_count, check_dtype, check_float
+from ..._buffers import check_count, check_dtype
 from ...conv import (
     NO_PADDING,
     ConvGeometry,
@@ -28,6 +28,7 @@ from ...conv import (
 from ...kai.params import check_i32, kai_matmul_requantize32_params
 from ...numerics import rn16
 from ...targets import Target, resolve_target
+from ...validate import check_alloc, check_output_range
 from .configs import CONFIGS, IgemmConfig, Variant
 from .packers import F32, I32
 from .plans import FloatPlan, GroupPlan, KernelPathPlan, Pqs8Plan
@@ -355,18 +356,10 @@ def _pqs8_params(
 
 
 def _float_bounds(variant: Variant, clamp_min: float, clamp_max: float) -> tuple[np.float32, np.float32]:
-    """pf32/pf16 clamp bounds, checked as ``check_output_range_f32/_f16`` do."""
-    # The C arguments are floats: a bound that binary32 cannot hold is refused, not rounded.
-    lo, hi = float(check_float("clamp_min", clamp_min)), float(check_float("clamp_max", clamp_max))
-    if np.isnan(lo) or np.isnan(hi):
-        raise ValueError("clamp bounds must be non-NaN (xnn_create_convolution2d_nhwc: check_output_range_f32)")
-    if lo > hi:
-        raise ValueError(f"clamp_min {lo} must be <= clamp_max {hi} (check_output_range_f32)")
-    if variant == "pf16" and not float(rn16(np.float32(lo))) < float(rn16(np.float32(hi))):
-        raise ValueError(
-            f"[{lo}, {hi}] rounded to f16 is empty: check_output_range_f16 needs rounded min < rounded max"
-        )
-    return np.float32(lo), np.float32(hi)
+    """pf32/pf16 clamp bounds, checked as ``xnn_create_convolution2d_nhwc_f32/_f16`` do."""
+    return check_output_range(
+        clamp_min, clamp_max, op=f"xnn_create_convolution2d_nhwc_{variant[1:]}", f16=variant == "pf16"
+    )
 
 
 class PreparedConv2d:
@@ -508,6 +501,12 @@ class PreparedConv2d:
         """The per-inference work on a checked input: per group, the prepared plan's route."""
         n_img = x.shape[0]
         cout, ng = self._filter_shape[0], self._groups
+        _, kh, kw, fcin = self._filter_shape
+        pixels = (n_img, geom.hout, geom.wout)
+        # The output with the kernels' float32/int32 temporaries and the gathered input patches.
+        check_alloc(
+            f"conv2d output {(*pixels, cout)}", ((*pixels, cout), F32), ((*pixels, kh * kw * fcin), F32), factor=4
+        )
         # Note: empty, not zeros: every route writes every output element (no zeroing pass).
         out = np.empty((n_img, geom.hout, geom.wout, cout), dtype=self._kern.dst_dtype)
         if n_img == 0:
