@@ -21,6 +21,7 @@ PKG = Path(__file__).resolve().parents[1] / "kleidiref"
 LAYERS: dict[str, int] = {
     # 0: foundations: memory limit, byte buffers, targets (CPU, SVL), the named numeric steps
     "limits": 0,
+    "validate": 0,
     "_buffers": 0,
     "targets": 0,
     "numerics": 0,
