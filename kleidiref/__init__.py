@@ -6,6 +6,7 @@
 * :mod:`kleidiref.numerics`: every rounding step, named; :mod:`kleidiref.quant`: the schemes;
 * :mod:`kleidiref.targets`: CPUs (features, SVL, flush-to-zero);
 * :mod:`kleidiref.dispatch` / :mod:`kleidiref.ops`: what XNNPACK runs for a node, and running it;
+* :func:`kleidiref.inspect` (:mod:`kleidiref.inspection`): per node of a real ExecuTorch ``.pte``, what runs;
 * :mod:`kleidiref.golden`: reproduce the real kernels' golden vectors;
 * :mod:`kleidiref.testing` (and ``kleidiref.testing.strategies``, which needs hypothesis):
   ``assert_matches`` with stage-by-stage diagnosis, error bounds, hypothesis strategies.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from . import dispatch, golden, numerics, ops, quant, targets
 from .dispatch import Decision, NodeRejected, decide
+from .inspection import inspect
 from .kai import get_ukernel, list_ukernels
 from .ops import batch_matrix_multiply, convolution_2d, fully_connected
 from .targets import APPLE_M4, GENERIC_SME1, NEON_ONLY, Target, get_target, set_target, svl, target
@@ -44,6 +46,7 @@ __all__ = [
     "get_ukernel",
     "golden",
     "igemm",
+    "inspect",
     "list_ukernels",
     "numerics",
     "ops",

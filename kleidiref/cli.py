@@ -5,6 +5,7 @@
 ``kleidiref golden reproduce --out-dir D F..`` write the recomputed arrays to D/<same name>
 ``kleidiref explain [--json] CASE.json...``   XNNPACK's dispatch decision for each node (docs/dispatch.md)
 ``kleidiref layout|where ...``                 SME tiling from the real kernels (docs/sme-tiling.md)
+``kleidiref inspect [--cpu C]... [--json] P.pte`` per node of a real program, what XNNPACK runs (docs/inspect.md)
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from . import __version__, dispatch, golden
+from . import __version__, dispatch, golden, inspection
 from .teach import cli as teach_cli
 
 __all__ = ["CASE_HELP", "main"]
@@ -138,6 +140,59 @@ def _explain(files: Sequence[str], as_json: bool) -> int:
     return status
 
 
+def _observed(path: str) -> list[str]:
+    text = Path(path).read_text()
+    try:
+        obj: object = json.loads(text)
+    except json.JSONDecodeError:
+        obj = text
+    return inspection.observed_operator_names(obj)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    """Inspect each program; exit 1 if ``--etdump`` names differ, 2 on unreadable input."""
+    cpus = args.cpu or ["sme2"]
+    try:
+        observed = None if args.etdump is None else _observed(args.etdump)
+        results = [inspection.inspect(f, cpus, svl=args.svl) for f in args.programs]
+    except (OSError, ValueError) as exc:  # PteError is a ValueError
+        print(f"kleidiref inspect: {exc}", file=sys.stderr)
+        return 2
+    status = 0
+    for i, r in enumerate(results):
+        if args.json:
+            print(json.dumps(r.to_json()), flush=True)
+        else:
+            print(("\n" if i else "") + r.table(reasons=not args.no_reasons))
+        if observed is not None:
+            diffs = inspection.compare_operator_names(r.operator_names(r.cpus[0]), observed)
+            status |= 1 if diffs else 0
+            head = f"--etdump {args.etdump} vs [{r.cpus[0]}]: "
+            print(head + (f"{len(diffs)} difference(s)" if diffs else "all operator names match"), file=sys.stderr)
+            for d in diffs:
+                print("  " + d, file=sys.stderr)
+    return status
+
+
+def _add_inspect(sub: Any) -> None:
+    ins = sub.add_parser("inspect", help="which XNNPACK operator / KleidiAI kernel runs each node of a .pte")
+    ins.add_argument("programs", nargs="+", metavar="MODEL.pte")
+    ins.add_argument(
+        "--cpu",
+        action="append",
+        help=f"{', '.join(inspection.CPU_NAMES)} or a CPU .json (repeat for a side-by-side table; default sme2)",
+    )
+    ins.add_argument("--svl", type=int, default=None, help="SVL in bits of SME CPUs (default 512)")
+    ins.add_argument("--json", action="store_true", help="one JSON object per program (docs/inspect.md)")
+    ins.add_argument("--no-reasons", action="store_true", help="the table only")
+    ins.add_argument(
+        "--etdump",
+        metavar="NAMES",
+        help="observed operator names (JSON list, {operator_names: [...]}, or one per line) to compare with "
+        "the first --cpu",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     desc = __doc__.splitlines()[0] if __doc__ else None
     parser = argparse.ArgumentParser(prog="kleidiref", description=desc)
@@ -161,7 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ex.add_argument("--json", action="store_true", help="one JSON object per CASE file, one per line")
     ex.add_argument("cases", nargs="+", metavar="CASE.json")
     teach_cli.add_parsers(sub)
+    _add_inspect(sub)
     args = parser.parse_args(argv)
+    if args.cmd == "inspect":
+        return _inspect(args)
     if args.cmd in teach_cli.VERBS:
         return teach_cli.run(args)
     if args.cmd == "explain":

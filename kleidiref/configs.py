@@ -34,6 +34,7 @@ __all__ = [
     "KAI_CONFIGS",
     "KAI_KERNELS",
     "VMULCADDC",
+    "X86_DWCONV_TILES",
     "X86_ISA",
     "Branch",
     "GenericConfig",
@@ -412,7 +413,18 @@ def _qd8_f16(t: Target, w: str) -> GenericConfig:
     return _pair(g, "1x16__neonfp16arith_mlal_lane", "6x16__neonfp16arith_mlal_lane", 6, 16)
 
 
+def _qd8_f16_qc8w_igemm(t: Target) -> GenericConfig:
+    """``init_qd8_f16_qc8w_igemm_config`` (ARM64 Linux, default uarch, assembly)."""
+    g = "xnn_qd8_f16_qc8w_igemm_minmax_ukernel_"
+    if t.i8mm:
+        return _pair(g, "1x16c8__neoni8mm", "4x16c8__neoni8mm", 4, 16, igemm_pre=g)
+    if t.dotprod and t.fp16_arith:
+        return _pair(g, "1x16c4__neondotfp16arith", "4x16c4__asm_aarch64_neondotfp16arith_ld128", 4, 16, igemm_pre=g)
+    return _pair(g, "1x8c2s4__neonfp16arith", "2x8c2s4__neonfp16arith", 2, 8, igemm_pre=g)
+
+
 _BY_FEATURES = {
+    "qd8_f16_qc8w_igemm": _qd8_f16_qc8w_igemm,
     "qd8_f32_qc8w_gemm": _qd8_qc8w,
     "qs8_qc8w_gemm": _qs8_qc8w,
     "qd8_f32_qb4w_gemm": _qd8_qb4w,
@@ -459,6 +471,14 @@ DWCONV: Mapping[str, Mapping[int, str]] = {
         9: "xnn_qs8_qc8w_dwconv_minmax_fp32_ukernel_9p16c__neonv8_mla8_ld64",
         25: "xnn_qs8_qc8w_dwconv_minmax_fp32_ukernel_25p16c__neonv8_mla8_ld64",
     },
+}
+#: x86-64 dwconv primary tiles (``src/configs/dwconv-config.c``, the AVX512F / FMA3 / AVX2 entries agree on the
+#: tiles): family -> tiles. kleidiref does not name the x86 ukernels.
+X86_DWCONV_TILES: Mapping[str, tuple[int, ...]] = {
+    "f32": (3, 4, 9, 25),
+    "f16": (3, 4, 9, 25),
+    "qs8": (3, 9, 25),
+    "qu8": (9, 25),
 }
 #: ARM64 vmulcaddc configs (``src/configs/vmulcaddc-config.c``).
 VMULCADDC: Mapping[str, str] = {

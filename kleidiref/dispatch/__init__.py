@@ -1,4 +1,5 @@
-"""XNNPACK's dispatcher for ``XNNFullyConnected``, ``XNNConv2d`` and ``XNNBatchMatrixMultiply``.
+"""XNNPACK's dispatcher for ``XNNFullyConnected``, ``XNNConv2d``, ``XNNDepthwiseConv2d``, ``XNNConvTranspose2d``
+and ``XNNBatchMatrixMultiply``.
 
 Given a node (datatypes, shapes, flags, convolution parameters) and a :class:`~kleidiref.targets.Target`,
 :func:`decide` answers which XNNPACK GEMM config runs it, whether that is one of the
@@ -23,6 +24,10 @@ configs), one module each::
     7. micro-kernel            conv: vmulcaddc / dwconv / igemm (select_microkernel_type);
                                M == 1 -> the 1-row kernel when the config has one
 
+Depthwise nodes (``depthwise_convolution_2d``) never get a packed type; deconvolutions (``deconvolution_2d``)
+follow src/subgraph/deconvolution-2d.c and src/operators/deconvolution-nhwc.c (subconv2d or IGEMM). x86-64 qdu8
+and configs XNNPACK never enables: :mod:`.hardware`.
+
 Modules: :mod:`.case` (the node, the target, the JSON CASE), :mod:`.decision` (the answer),
 :mod:`.cpu` (the target's ISA branches), :mod:`.rules` (what XNNPACK refuses), :mod:`.gemm`
 (FC / BMM), :mod:`.conv` (convolution); the kernel tables are :mod:`kleidiref.configs`.
@@ -35,13 +40,14 @@ from __future__ import annotations
 from ..configs import X86_ISA, Platform, f16_x86_choice, f32_qcw_choice
 from ..targets import Target
 from .case import DTYPES, OPS, ConvParams, Node, TensorSpec, load_case, parse_case, target_from_json
-from .conv import decide_conv
+from .conv import decide_conv, decide_deconv
 from .cpu import Hw
-from .decision import VARIANT_NAMES, CaseError, Decision, Microkernel, NodeRejected
+from .decision import MICROKERNEL_NAMES, VARIANT_NAMES, CaseError, Decision, Microkernel, NodeRejected
 from .gemm import decide_bmm, decide_fc
 
 __all__ = [
     "DTYPES",
+    "MICROKERNEL_NAMES",
     "OPS",
     "VARIANT_NAMES",
     "X86_ISA",
@@ -80,6 +86,8 @@ def decide(node: Node, target: Target, *, platform: Platform = "linux") -> Decis
         return decide_fc(hw, node, why)
     if node.op == "batch_matrix_multiply":
         return decide_bmm(hw, node, why)
+    if node.op == "deconvolution_2d":
+        return decide_deconv(hw, node, why)
     return decide_conv(hw, node, why)
 
 

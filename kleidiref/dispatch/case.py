@@ -13,6 +13,7 @@ from ..targets import Target
 from .decision import CaseError
 
 __all__ = [
+    "CONV_OPS",
     "DTYPES",
     "OPS",
     "ConvParams",
@@ -42,7 +43,15 @@ DTYPES: tuple[str, ...] = (
 
 
 #: Node operations a CASE may describe.
-OPS: tuple[str, ...] = ("fully_connected", "convolution_2d", "batch_matrix_multiply")
+OPS: tuple[str, ...] = (
+    "fully_connected",
+    "convolution_2d",
+    "batch_matrix_multiply",
+    "depthwise_convolution_2d",
+    "deconvolution_2d",
+)
+#: The node kinds that carry ``convolution`` parameters (a deconvolution's stride is its upsampling).
+CONV_OPS: tuple[str, ...] = ("convolution_2d", "depthwise_convolution_2d", "deconvolution_2d")
 _FLAGS = ("transpose_weights", "transpose_b")
 
 
@@ -179,8 +188,8 @@ class Node:
         for f in self.flags:
             if f not in _FLAGS:
                 raise CaseError(f"unknown flag {f!r} (known: {', '.join(_FLAGS)})")
-        if self.op == "convolution_2d" and self.convolution is None:
-            raise CaseError("a convolution_2d node needs 'convolution' parameters")
+        if self.op in CONV_OPS and self.convolution is None:
+            raise CaseError(f"a {self.op} node needs 'convolution' parameters")
 
     @classmethod
     def from_json(cls, obj: object) -> Node:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from ..configs import DWCONV, KAI_CONFIGS, VMULCADDC, f16_x86_choice, kai_choice
+from ..configs import DWCONV, KAI_CONFIGS, VMULCADDC, X86_DWCONV_TILES, f16_x86_choice, kai_choice
 from ..conv import conv_output_size
 from .case import ConvParams, Node
 from .cpu import Hw, fz_reason, generic_table, why_no_sme, x86_f16_reasons, x86_name
@@ -19,7 +19,7 @@ from .decision import Decision, Microkernel, NodeRejected
 from .gemm import decide_fc, float_fallbacks
 from .rules import check_conv_combo, check_conv_define_datatypes, check_qs8_scale
 
-__all__ = ["decide_conv"]
+__all__ = ["decide_conv", "decide_deconv"]
 
 
 def _heuristic_mr(m: int, max_mr: int, nr: int, available: Sequence[int]) -> int:
@@ -189,6 +189,11 @@ def _conv_config(node: Node, in_dt: str, k_dt: str, out_dt: str, packed: str | N
         if packed == "pfp32":
             return _ConvConfig("pf32_gemm", "pf32_gemm", "f32", "PF32")
         return _ConvConfig("f32_igemm", None, "f32", "F32")
+    if in_dt == "qdint8" and out_dt == "fp16":
+        # convolution-2d.c accepts qdint8 x qcint8 -> fp16 and creates it with
+        # xnn_create_convolution2d_nhwc_qd8_f16_qc8w (the qd8_f16_qc8w IGEMM config).
+        why.append("fp16-output dynamically quantized convolution: qd8_f16_qc8w IGEMM (never a packed type)")
+        return _ConvConfig("qd8_f16_qc8w_igemm", None, "qd8", "QD8, F16, QC8W")
     if out_dt == "fp16":
         if packed == "pfp16":
             return _ConvConfig("pf16_gemm", "pf16_gemm", "f16", "PF16")
@@ -253,8 +258,10 @@ class _Kernel:
 
 
 def _dwconv_tile(hw: Hw, fam: str, taps: int) -> int | None:
-    """The smallest unipass dwconv tile >= taps of the family's ARM64 dwconv config, if any."""
-    if not hw.arm64 or (fam == "f16" and not hw.t.fp16_arith):
+    """The smallest unipass dwconv tile >= taps of the family's dwconv config, if any."""
+    if not hw.arm64:
+        return min((t for t in X86_DWCONV_TILES.get(fam, ()) if t >= taps), default=None)
+    if fam == "f16" and not hw.t.fp16_arith:
         return None
     tiles = DWCONV.get(fam, {})
     return min((t for t in tiles if t >= taps), default=None)
@@ -294,14 +301,23 @@ def _microkernel(hw: Hw, s: _Shape, cc: _ConvConfig, why: list[str]) -> _Kernel:
         return _Kernel("vmulcaddc", f"{fam}_vmulcaddc", None, kernel, kernel, 1, 0)
     tile = _dwconv_tile(hw, fam, s.taps)
     if s.depthwise and tile is not None:
-        kernel = DWCONV[fam][tile]
+        cfg = {"qs8": "qs8_qc8w_dwconv", "qu8": "qu8_dwconv"}.get(fam, f"{fam}_dwconv")
+        kernel = DWCONV[fam][tile] if hw.arm64 else x86_name(cfg)
         why.append(
             f"depthwise shape (1 input and 1 output channel per group): the generic dwconv kernel with the "
-            f"smallest primary tile >= {s.taps} taps runs ({kernel}), not a KleidiAI kernel"
+            f"smallest primary tile ({tile}) >= {s.taps} taps runs ({kernel}), not a KleidiAI kernel"
         )
-        cfg = {"qs8": "qs8_qc8w_dwconv", "qu8": "qu8_dwconv"}.get(fam, f"{fam}_dwconv")
         return _Kernel("dwconv", cfg, None, kernel, kernel, 1, 0, tile)
     return _igemm(hw, s, cc, why)
+
+
+_DEPTHWISE_WHY = (
+    "depthwise node (xnn_define_depthwise_convolution_2d): the packed-LHS pass "
+    "(xnn_subgraph_optimize_packed_lhs, src/subgraph.c) visits only fully-connected, batch-matmul, "
+    "convolution and deconvolution nodes, so it never gets a packed type; "
+    "src/subgraph/depthwise-convolution-2d.c creates a generic convolution operator "
+    "(XNN_FLAG_DEPTHWISE_CONVOLUTION): dwconv, vmulcaddc or IGEMM by select_microkernel_type"
+)
 
 
 def decide_conv(hw: Hw, node: Node, why: list[str]) -> Decision:
@@ -309,11 +325,15 @@ def decide_conv(hw: Hw, node: Node, why: list[str]) -> Decision:
     s = _conv_shape(node, why)
     check_conv_define_datatypes(node, why)
     c = s.c
-    if c.groups == 1 and s.taps == 1 and s.unit and s.gic + s.goc > 2:
+    if node.op == "convolution_2d" and c.groups == 1 and s.taps == 1 and s.unit and s.gic + s.goc > 2:
         return _rewrite_to_fc(hw, node, s, why)
     why.append(_why_not_fc(c, s.gic, s.goc))
     check_conv_combo(node.input.dtype, node.filter.dtype, node.output.dtype, why)
-    packed = _conv_packed(hw, node.input.dtype, node.filter.dtype, why)
+    if node.op == "depthwise_convolution_2d":
+        why.append(_DEPTHWISE_WHY)
+        packed = None
+    else:
+        packed = _conv_packed(hw, node.input.dtype, node.filter.dtype, why)
     in_dt, k_dt, out_dt = float_fallbacks(hw, node.input.dtype, node.filter.dtype, node.output.dtype, packed, why)
     if in_dt == "fp32" and node.input.dtype in ("fp16", "bf16"):
         packed = None
@@ -332,7 +352,7 @@ def decide_conv(hw: Hw, node: Node, why: list[str]) -> Decision:
         reasons=tuple(why),
         xnn_kernel=k.xnn,
         operator=f"Convolution (NHWC, {cc.opname})",
-        op="convolution_2d",
+        op=node.op,
         m=s.x[0] * s.hout * s.wout,
         mr=k.mr,
         nr=k.nr,
@@ -340,5 +360,108 @@ def decide_conv(hw: Hw, node: Node, why: list[str]) -> Decision:
         rewritten_to_fc=False,
         flush_to_zero=hw.t.flush_to_zero,
         dwconv_tile=k.dwconv_tile,
+        platform=hw.platform,
+    )
+
+
+# ---- deconvolution (ConvTranspose2d) ------------------------------------------------------------
+
+#: Deconvolution operators (src/subgraph/deconvolution-2d.c datatype validation, create_deconvolution_operator):
+#: (input, filter, output) -> (config, ETDump operator name from src/xnnpack/operator-type-defs.inc).
+_DECONV_OPS: dict[tuple[str, str, str], tuple[str, str]] = {
+    ("fp32", "fp32", "fp32"): ("f32_igemm", "Deconvolution (NHWC, F32)"),
+    ("fp16", "fp16", "fp16"): ("f16_gemm", "Deconvolution (NHWC, F16)"),
+    ("fp16", "fp32", "fp16"): ("f16_gemm", "Deconvolution (NHWC, F16)"),
+    ("qdint8", "qcint8", "fp32"): ("qd8_f32_qc8w_gemm", "Deconvolution (NHWC, QD8, F32, QC8W)"),
+    ("qint8", "qint8", "qint8"): ("qs8_qc8w_gemm", "Deconvolution (NHWC, QS8)"),
+    # Note: upstream spells this operator type "NC", not "NHWC" (operator-type-defs.inc); ETDump shows it so.
+    ("qint8", "qcint8", "qint8"): ("qs8_qc8w_gemm", "Deconvolution (NC, QS8, QC8W)"),
+    ("quint8", "quint8", "quint8"): ("qu8_gemm", "Deconvolution (NHWC, QU8)"),
+}
+
+
+def _is_subconv2d(c: ConvParams, packed: bool) -> bool:
+    """``is_subconv2d`` (src/operators/deconvolution-nhwc.c): strided, undilated, stride <= kernel, not packed."""
+    return (
+        max(c.stride) > 1
+        and max(c.dilation) == 1
+        and c.stride[0] <= c.kernel[0]
+        and c.stride[1] <= c.kernel[1]
+        and not packed
+    )
+
+
+def _deconv_packed(hw: Hw, in_dt: str, k_dt: str, out_dt: str, why: list[str]) -> bool:
+    """The packed-LHS pass for deconvolution (src/subgraph.c, xnn_node_type_deconvolution_2d case)."""
+    lvl = hw.sme_level
+    if in_dt == "qint8" and out_dt == "qint8" and k_dt in ("qcint8", "qint8") and lvl is not None:
+        why.append(
+            f"packed-LHS pass (deconv): qint8 input/output, {k_dt} filter, pqs8_qc8w available ({lvl.upper()}) "
+            "-> pqint8 with XNN_FLAG_INLINE_LHS_PACKING (per-tensor filters too): "
+            "xnn_create_deconvolution2d_nhwc_pqs8_qs8_qc8w"
+        )
+        return True
+    if in_dt == "fp32" and lvl is not None:
+        why.append(
+            "packed-LHS pass (deconv): the node is marked pfp32 but without XNN_FLAG_INLINE_LHS_PACKING "
+            "(set for convolutions only), and deconvolution-2d.c creates the generic f32 operator"
+        )
+    return False
+
+
+def _deconv_kernel(hw: Hw, cfg: str, m: int, why: list[str]) -> tuple[str, str, int, int]:
+    if cfg == "f16_gemm" and not hw.arm64:
+        return _igemm_kernel(hw, cfg, m, why)
+    if not hw.arm64 or generic_table(hw, cfg) is None:
+        name = x86_name(cfg) if not hw.arm64 else f"{cfg} IGEMM ukernel (not named by kleidiref)"
+        return name, name, 0, 0
+    return _igemm_kernel(hw, cfg, m, why)
+
+
+def decide_deconv(hw: Hw, node: Node, why: list[str]) -> Decision:
+    """The decision for a ``deconvolution_2d`` (ConvTranspose2d) node; ``convolution.stride`` is the upsampling."""
+    c = node.convolution
+    assert c is not None
+    dts = (node.input.dtype, node.filter.dtype, node.output.dtype)
+    if dts not in _DECONV_OPS:
+        raise NodeRejected(
+            f"XNNPACK has no deconvolution operator for input {dts[0]}, filter {dts[1]}, output {dts[2]}", why
+        )
+    packed = _deconv_packed(hw, *dts, why)
+    in_dt, k_dt, out_dt = float_fallbacks(hw, *dts, None, why)
+    cfg, opname = _DECONV_OPS[(in_dt, k_dt, out_dt)]
+    variant: str | None = None
+    if packed:
+        cfg, variant, opname = "pqs8_qc8w_gemm", "pqs8_qc8w_gemm", "Deconvolution (NHWC, PQS8, QS8, QC8W)"
+    elif in_dt in ("qint8", "quint8"):
+        check_qs8_scale(node, node.filter.shape[0], why, kind="qs8" if in_dt == "qint8" else "qu8")
+    out = node.output.shape
+    m = out[0] * out[1] * out[2] if len(out) == 4 else 0
+    sub = _is_subconv2d(c, packed)
+    why.append(
+        "subconv2d: stride > 1, no dilation, stride <= kernel and no inline LHS packing (is_subconv2d)"
+        if sub
+        else "IGEMM over the upsampled input (is_subconv2d does not hold)"
+    )
+    if cfg in KAI_CONFIGS:
+        kernel, xnn, mr, nr = _igemm_kernel(hw, cfg, m, why)
+    else:
+        kernel, xnn, mr, nr = _deconv_kernel(hw, cfg, m, why)
+    why += fz_reason(hw, out_dt in ("fp32", "fp16"))
+    return Decision(
+        variant=variant,
+        config=cfg,
+        microkernel="subconv2d" if sub else "igemm",
+        kernel=kernel,
+        reasons=tuple(why),
+        xnn_kernel=xnn,
+        operator=opname,
+        op="deconvolution_2d",
+        m=m,
+        mr=mr,
+        nr=nr,
+        input_datatype="pqint8" if packed else in_dt,
+        rewritten_to_fc=False,
+        flush_to_zero=hw.t.flush_to_zero,
         platform=hw.platform,
     )

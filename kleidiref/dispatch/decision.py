@@ -11,7 +11,15 @@ from typing import Any, Literal
 
 from ..configs import Platform
 
-__all__ = ["VARIANT_NAMES", "CaseError", "Decision", "Microkernel", "NodeRejected", "no_variant"]
+__all__ = [
+    "MICROKERNEL_NAMES",
+    "VARIANT_NAMES",
+    "CaseError",
+    "Decision",
+    "Microkernel",
+    "NodeRejected",
+    "no_variant",
+]
 
 #: The KleidiAI-backed variants (``Decision.variant``), named by their ``kleidiref.variants`` module.
 VARIANT_NAMES: tuple[str, ...] = (
@@ -22,7 +30,17 @@ VARIANT_NAMES: tuple[str, ...] = (
     "qp8_f32_qb4w_gemm",
     "qp8_f32_qc4w_gemm",
 )
-Microkernel = Literal["gemm", "igemm", "dwconv", "vmulcaddc"]
+Microkernel = Literal["gemm", "igemm", "dwconv", "vmulcaddc", "subconv2d"]
+
+#: How XNNPACK's profiling API (and so ETDump) spells each micro-kernel type after the operator name
+#: (src/xnnpack/microkernel-type-defs.inc).
+MICROKERNEL_NAMES: dict[str, str] = {
+    "gemm": "GEMM",
+    "igemm": "IGEMM",
+    "dwconv": "DWConv",
+    "vmulcaddc": "VMulCAddC",
+    "subconv2d": "Subconv2D",
+}
 
 
 class CaseError(ValueError):
@@ -86,9 +104,14 @@ class Decision:
             "reasons": list(self.reasons),
         }
 
+    @property
+    def operator_name(self) -> str:
+        """The operator as ETDump names it, without the `` #n`` suffix (``Fully Connected (NC, PF32) GEMM``)."""
+        return f"{self.operator} {MICROKERNEL_NAMES[self.microkernel]}"
+
     def describe(self) -> str:
         """A readable multi-line explanation."""
-        mk = {"igemm": "IGEMM", "dwconv": "DWConv", "vmulcaddc": "VMulCAddC", "gemm": "GEMM"}[self.microkernel]
+        mk = MICROKERNEL_NAMES[self.microkernel]
         head = f"{self.op}: {self.operator} {mk} -> config {self.config}"
         lines = [
             head,

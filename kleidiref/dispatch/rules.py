@@ -169,6 +169,7 @@ _CONV_COMBOS = {
     ("fp16", "fp16", "fp16"),
     ("fp16", "fp32", "fp16"),
     ("qdint8", "qcint8", "fp32"),
+    ("qdint8", "qcint8", "fp16"),  # xnn_create_convolution2d_nhwc_qd8_f16_qc8w (convolution-2d.c)
     ("qint8", "qint8", "qint8"),
     ("quint8", "quint8", "quint8"),
     ("qint8", "qcint8", "qint8"),

@@ -33,14 +33,14 @@ GEMM_NODE_TYPES: tuple[str, ...] = (
     "XNNConvTranspose2d",
     "XNNBatchMatrixMultiply",
 )
-_CONV_TYPES = ("XNNConv2d", "XNNDepthwiseConv2d")
+#: XNNGraph convolution kinds -> the dispatcher's node kind.
+_CONV_OPS = {
+    "XNNConv2d": "convolution_2d",
+    "XNNDepthwiseConv2d": "depthwise_convolution_2d",
+    "XNNConvTranspose2d": "deconvolution_2d",
+}
 _FLAG_TRANSPOSE = 1  # XNN_FLAG_TRANSPOSE_WEIGHTS (FC) and XNN_FLAG_TRANSPOSE_B (BMM) share the bit
 _INT4 = ("qcint4", "qbint4")
-_DEPTHWISE_CAVEAT = (
-    "described as a grouped convolution (groups = channels): the dispatcher has no depthwise node kind yet, "
-    "while XNNPACK defines a depthwise node (xnn_define_depthwise_convolution_2d) that its packed-LHS pass "
-    "never visits, so decisions that pick a packed (PF32/PF16/PQS8) config for it do not hold"
-)
 
 
 @dataclass(frozen=True)
@@ -121,10 +121,12 @@ def to_dispatch_node(graph: XnnGraph, node: XnnNode, shapes: Sequence[Sequence[i
         return Node(
             "batch_matrix_multiply", spec(f["input1_id"]), spec(f["input2_id"]), spec(f["output_id"]), None, flags
         )
-    if node.type in _CONV_TYPES:
+    if node.type in _CONV_OPS:
         filt = spec(f["filter_id"])
         # Note: a depthwise filter is stored [1, kh, kw, C * multiplier] (XNNPACK's depthwise layout); the
-        # node description uses the convolution layout [groups * group_output_channels, kh, kw, group_input_channels].
+        # node description uses the convolution layout [groups * group_output_channels, kh, kw, group_input_channels]
+        # for every convolution kind (a deconvolution's subsampling is its stride, its adjustment is in the
+        # output shape).
         shape = (
             f["groups"] * f["group_output_channels"],
             f["kernel_height"],
@@ -132,7 +134,8 @@ def to_dispatch_node(graph: XnnGraph, node: XnnNode, shapes: Sequence[Sequence[i
             f["group_input_channels"],
         )
         filt = TensorSpec(filt.dtype, shape, filt.static, filt.zero_point, filt.block_size, filt.scale)
-        return Node("convolution_2d", spec(f["input1_id"]), filt, spec(f["output_id"]), bias, (), _conv_params(f))
+        op = _CONV_OPS[node.type]
+        return Node(op, spec(f["input1_id"]), filt, spec(f["output_id"]), bias, (), _conv_params(f))
     raise CaseError(f"{node.type} is not described by the dispatcher's node kinds")
 
 
@@ -167,6 +170,5 @@ def gemm_nodes(
                 why = None
             except CaseError as exc:
                 desc, why = None, str(exc)
-            caveat = _DEPTHWISE_CAVEAT if node.type == "XNNDepthwiseConv2d" and desc is not None else None
-            out.append(GemmNode(k, node.index, node.type, node.debug_handle, producer, src, desc, why, caveat))
+            out.append(GemmNode(k, node.index, node.type, node.debug_handle, producer, src, desc, why))
     return tuple(out)
