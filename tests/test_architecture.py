@@ -46,7 +46,7 @@ LAYERS: dict[str, int] = {
     "conformance": 8,
     "pte": 7,
     "teach": 7,
-    "inspect": 8,
+    "inspection": 8,
     "kernel": 7,  # compatibility alias of kai's interface and registry
     # 9: entry points
     "cli": 9,
