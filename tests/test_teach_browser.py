@@ -86,3 +86,17 @@ def test_screenshot_is_not_blank(page: Path, tmp_path: Path) -> None:
     assert res.returncode == 0 and shot.exists(), res.stderr[-2000:]
     pixels = _png_pixels(shot)
     assert len(set(pixels)) > 20  # a blank page compresses to a handful of byte values
+
+
+def test_hover_highlights_the_same_element_everywhere(page: Path, tmp_path: Path) -> None:
+    """C[5, 6] (block (0, 0) at SVL 128: ZA3.s slice 1, lane 2): its accumulator and output cells,
+    LHS row 5's packed runs and RHS column 6's packed runs are highlighted, nothing else."""
+    res = _chromium(tmp_path, "--dump-dom", f"{page.as_uri()}#step=1&hover=5,6")
+    assert _console(res.stderr) == [], _console(res.stderr)
+    tags = [t for t in re.findall(r"<td([^>]*)>", res.stdout) if re.search(r'class="[^"]*\bhover\b', t)]
+    cells = [re.search(r'data-i="(\d+)" data-j="(\d+)"', t).groups() for t in tags]  # type: ignore[union-attr]
+    assert cells == [("5", "6"), ("5", "6")]  # the accumulator and the output
+    runs = re.findall(r'<div class="run [^"]*hover[^"]*"[^>]*>([^<]*)<', res.stdout)
+    assert runs and all(t.startswith(("r5k", "n6k", "b6")) for t in runs)
+    assert {"r5k0", "r5k1", "r5k2", "n6k0", "b6"} <= set(runs)
+    assert "ZA3.s horizontal slice 1, lane 2" in res.stdout

@@ -184,13 +184,14 @@ document.getElementById('back').onclick=()=>show(cur-1);
 document.getElementById('step').onclick=()=>show(cur+1);
 document.getElementById('play').onclick=play;
 const m=/step=(\d+)/.exec(location.hash); show(m ? D.steps.indexOf(+m[1]) : 0);
+const h=/hover=(\d+),(\d+)/.exec(location.hash); if(h) highlight(+h[1], +h[2], true);
 """
 
 
 def trace_html(t: Trace, *, lhs_layout: Any = None, rhs_layout: Any = None) -> str:
     """One self-contained HTML page: step / play / back through the trace; hovering an output or
     accumulator cell highlights it and the packed LHS row and RHS column bytes that fed it.
-    ``#step=N`` in the URL opens at step N."""
+    ``#step=N`` in the URL opens at step N; ``#hover=i,j`` starts with C[i, j] highlighted."""
     data = json.dumps(_trace_data(t, lhs_layout, rhs_layout)).replace("</", "<\\/")
     body = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>kleidiref trace</title><style>{_STYLE}</style></head>

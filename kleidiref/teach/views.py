@@ -92,17 +92,28 @@ def where(
     return "\n".join(out)
 
 
+def _byte_of(layout: Any, index: int, k: int) -> str:
+    found = element_offsets(layout, index, k) if layout is not None else []
+    return str(found[0].offset) if found else "-"
+
+
 def svl_table(name: str, svls: Sequence[int], *, m: int, n: int, k: int, bl: int = 32) -> str:
-    """The same problem at several SVLs: mr/nr, tiles, packed sizes and padding bytes."""
+    """The same problem at several SVLs: mr/nr, tiles, packed sizes, padding bytes, and where one
+    LHS and one RHS element (row/column 1, k 1) sit: what the SVL moves."""
+    i, kk = min(1, m - 1), min(1, k - 1)
     head = f"{'SVL':>5} {'mr':>4} {'nr':>4} {'kr':>3} {'m_step':>6} {'n_step':>6} {'tiles':>5} "
-    head += f"{'LHS bytes':>10} {'pad':>8} {'RHS bytes':>10} {'pad':>8}"
+    head += (
+        f"{'LHS bytes':>10} {'pad':>8} {'RHS bytes':>10} {'pad':>8} {f'r{i}k{kk}@':>8} {f'n{min(1, n - 1)}k{kk}@':>8}"
+    )
     lines = [f"{name}, m {m} n {n} k {k}", head]
     for s in svls:
         exact, kernel = resolve_kernel(name, s)
-        r = summarize(kernel, operands(kernel, exact, m, n, k, bl), m, n)
+        ops = operands(kernel, exact, m, n, k, bl)
+        r = summarize(kernel, ops, m, n)
         lines.append(
             f"{r.svl:>5} {r.mr:>4} {r.nr:>4} {r.kr:>3} {r.m_step:>6} {r.n_step:>6} {r.tiles:>5} "
-            f"{r.lhs_bytes:>10} {r.lhs_padding:>8} {r.rhs_bytes:>10} {r.rhs_padding:>8}"
+            f"{r.lhs_bytes:>10} {r.lhs_padding:>8} {r.rhs_bytes:>10} {r.rhs_padding:>8} "
+            f"{_byte_of(ops[0].layout, i, kk):>8} {_byte_of(ops[1].layout, min(1, n - 1), kk):>8}"
         )
     return "\n".join(lines)
 
