@@ -175,6 +175,8 @@ def test_cli_trace_and_why(capsys: pytest.CaptureFixture[str]) -> None:
     assert "after step 3 (k 2..2)" in out and "(0x" in out and "output (= run_matmul)" in out
     f = str(bundled_golden_dir() / "pqs8_qc8w_gemm__m6_n8_k24_saturate__svl1024.npz")
     assert cli.main(["why", "pqs8_qc8w_gemm", "--inputs", f, "--element", "0,0"]) == 0
-    assert "SMOPA" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "SMOPA" in out and "FRINTN, FCVTZS: -3442 (0xfffff28e)" in out
+    assert "+ output zero point: -3570 (0xfffff20e)  <- clamped" in out and "output: -128 (0x80)" in out
     assert cli.main(["trace", "kai_matmul_clamp_f32_f32_f32p2vlx1b_1x16vl_sme2_mla", "--m", "2"]) == 2
     assert "GEMV" in capsys.readouterr().err

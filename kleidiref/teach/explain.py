@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..kai.interface import RequantizingKernel
+from ..numerics import frintn_fcvtzs, ftz32
 from .layout_map import Run, runs, token
 from .trace import Trace, instruction, za_position
 
@@ -161,14 +162,32 @@ def _float_note(acc: float, out: Any, fz: bool) -> str:
     return "  <- clamped"
 
 
+def _requant_events(t: Trace, j: int, acc: Any) -> list[str]:
+    """The pqs8 output stage of one value, step by step with the numerics steps the kernel uses."""
+    scale = np.float32(t.rhs.scale[j])
+    if t.kernel.fz:
+        scale = ftz32(scale)
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = np.multiply(np.float32(acc), scale, dtype=np.float32)  # SCVTF then FMUL: the kernel's order
+    r = frintn_fcvtzs(np.asarray([y], np.float32))[0]
+    sat = "  <- saturated (outside int32)" if np.isfinite(y) and abs(float(np.rint(y))) >= 2**31 else ""
+    p = t.params
+    o = np.int32(r) + np.int32(p.output_zero_point)
+    clamped = "  <- clamped" if not p.min_value <= int(o) <= p.max_value else ""
+    return [
+        f"  SCVTF, FMUL by scale' {value_text(scale)}: {value_text(y)}",
+        f"  FRINTN, FCVTZS: {value_text(np.int32(r))}{sat}",
+        f"  + output zero point: {value_text(o)}{clamped}",
+    ]
+
+
 def _epilogue_events(t: Trace, i: int, j: int) -> list[str]:
     acc, out = t.acc[i, j], t.out[i, j]
     lines = [f"  accumulator the epilogue reads: {value_text(acc)}"]
     lines += [f"  epilogue: {s}" for s in t.epilogue]
     note = ""
     if isinstance(t.kernel, RequantizingKernel):
-        if int(out) in (-128, 127):
-            note = "  <- at the int8 range's end: saturated or clamped"
+        lines += _requant_events(t, j, acc)
     elif acc.dtype.kind == "f":
         note = _float_note(float(acc), out, t.kernel.fz)
     lines.append(f"  output: {value_text(out)}{note}")

@@ -12,7 +12,7 @@ import dataclasses
 import re
 from typing import Any
 
-from ..kai.interface import MatmulKernel
+from ..kai.interface import BlockwiseKernel, MatmulKernel
 from ..kai.registry import UKERNELS, list_ukernels
 
 __all__ = ["Operand", "grammar", "operands", "resolve_kernel", "teachable_variants"]
@@ -92,8 +92,7 @@ def operands(kernel: MatmulKernel, name: str, m: int, n: int, k: int, bl: int = 
     else:
         lhs = Operand("LHS", lhs_tok, None, f"unpacked row of {k} elements (the GEMV reads A directly)")
     rhs_layout = kernel.rhs_layout  # type: ignore[attr-defined]
-    takes_bl = "bl" in rhs_layout.__code__.co_varnames[: rhs_layout.__code__.co_argcount]
-    rhs = Operand("RHS", rhs_tok, rhs_layout(n, k, bl) if takes_bl else rhs_layout(n, k))
+    rhs = Operand("RHS", rhs_tok, rhs_layout(n, k, bl) if isinstance(kernel, BlockwiseKernel) else rhs_layout(n, k))
     return [lhs, rhs]
 
 

@@ -115,6 +115,8 @@ class Trace:
     #: The decoded operands (the kernel's ``decode_lhs`` / ``decode_rhs``) and the packed bytes.
     lhs: Any = None
     rhs: Any = None
+    #: The epilogue argument (clamp bounds or requantization parameters).
+    params: Any = None
     lhs_bytes: NDArray[np.uint8] | None = None
     rhs_bytes: NDArray[np.uint8] | None = None
 
@@ -204,7 +206,7 @@ def trace(
     wanted = sorted({s for s in (record or range(nsteps + 1)) if 0 <= s <= nsteps} | {nsteps})
     states = [k_acc.accumulate(_prefix_lhs(lhs, s * kr), _prefix_rhs(rhs, s * kr, kr)) for s in wanted]
     acc, out, steps = _epilogue(kernel, lhs, rhs, states[-1], params)
-    return Trace(kernel, m, n, k, kr, np.stack(states), acc, out, steps, wanted, lhs, rhs, lhs_u8, rhs_u8)
+    return Trace(kernel, m, n, k, kr, np.stack(states), acc, out, steps, wanted, lhs, rhs, params, lhs_u8, rhs_u8)
 
 
 # ---------------------------------------------------------------------------------------------
