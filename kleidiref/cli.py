@@ -112,7 +112,8 @@ def _explain(files: Sequence[str], as_json: bool) -> int:
     for i, f in enumerate(files):
         try:
             node, tgt, platform = dispatch.load_case(f)
-        except dispatch.CaseError as exc:
+        # Note: one bad CASE never stops the others: whatever it raises is reported and the run goes on.
+        except (dispatch.CaseError, ValueError, TypeError, OverflowError, RecursionError) as exc:
             status = 2
             if as_json:
                 print(json.dumps({"error": f"invalid CASE {f}: {exc}"}), flush=True)
@@ -131,6 +132,13 @@ def _explain(files: Sequence[str], as_json: bool) -> int:
                     print("  rules applied before the refusal:")
                     for r in exc.reasons:
                         print(f"    - {r}")
+            continue
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+            status = 2
+            if as_json:
+                print(json.dumps({"error": f"invalid CASE {f}: {exc}"}), flush=True)
+            else:
+                print(f"{f}: invalid CASE: {exc}", file=sys.stderr)
             continue
         if as_json:
             print(json.dumps(d.to_json()), flush=True)

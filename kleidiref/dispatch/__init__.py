@@ -44,6 +44,7 @@ from .conv import decide_conv, decide_deconv
 from .cpu import Hw
 from .decision import MICROKERNEL_NAMES, VARIANT_NAMES, CaseError, Decision, Microkernel, NodeRejected
 from .gemm import decide_bmm, decide_fc
+from .rules import check_quant_params
 
 __all__ = [
     "DTYPES",
@@ -82,6 +83,7 @@ def decide(node: Node, target: Target, *, platform: Platform = "linux") -> Decis
         raise ValueError("platform must be 'linux' or 'apple'")
     hw = Hw(target, platform)
     why = [hw.feature_summary()]
+    check_quant_params(node, why)  # xnn_define_*_tensor_value: before any operator rule
     if node.op == "fully_connected":
         return decide_fc(hw, node, why)
     if node.op == "batch_matrix_multiply":

@@ -15,6 +15,7 @@ from .decision import CaseError
 __all__ = [
     "CONV_OPS",
     "DTYPES",
+    "MAX_CASE_BYTES",
     "OPS",
     "ConvParams",
     "Node",
@@ -53,6 +54,13 @@ OPS: tuple[str, ...] = (
 #: The node kinds that carry ``convolution`` parameters (a deconvolution's stride is its upsampling).
 CONV_OPS: tuple[str, ...] = ("convolution_2d", "depthwise_convolution_2d", "deconvolution_2d")
 _FLAGS = ("transpose_weights", "transpose_b")
+
+
+def _as_float(v: float, where: str) -> float:
+    try:
+        return float(v)
+    except OverflowError:
+        raise CaseError(f"{where}.scale {str(v)[:20]}... is too large for a float") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,11 +109,11 @@ class TensorSpec:
         if isinstance(scale, list):
             if not all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in scale):
                 raise CaseError(f"{where}.scale must be a number or a list of numbers")
-            scale = tuple(float(s) for s in scale)
+            scale = tuple(_as_float(s, where) for s in scale)
         elif scale is not None:
             if isinstance(scale, bool) or not isinstance(scale, (int, float)):
                 raise CaseError(f"{where}.scale must be a number or a list of numbers")
-            scale = float(scale)
+            scale = _as_float(scale, where)
         try:
             return cls(
                 dtype=str(obj["dtype"]),
@@ -276,16 +284,31 @@ def parse_case(obj: object) -> tuple[Node, Target, Platform]:
     return Node.from_json(obj["node"]), t, platform
 
 
+#: A CASE file describes one node: anything larger is refused before it is read.
+MAX_CASE_BYTES = 1 << 20
+
+
 def load_case(path: str | Path) -> tuple[Node, Target, Platform]:
-    """Read and parse a CASE file."""
+    """Read and parse a CASE file; anything wrong with it is a :class:`CaseError`."""
     try:
-        text = Path(path).read_text()
+        with Path(path).open("rb") as fh:
+            raw = fh.read(MAX_CASE_BYTES + 1)
     except OSError as exc:
         raise CaseError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CASE_BYTES:
+        raise CaseError(f"{path}: larger than {MAX_CASE_BYTES:,} bytes (a CASE describes one node)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CaseError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CaseError(f"{path}: not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise CaseError(f"{path}: JSON nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise CaseError(f"{path}: not usable JSON ({exc})") from None
     return parse_case(obj)
 
 

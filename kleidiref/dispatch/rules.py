@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..numerics import bf16_to_f32, f32_to_bf16_rne
-from .case import Node, an
+from .case import Node, an, bname
 from .decision import NodeRejected
 
 __all__ = [
@@ -19,8 +19,93 @@ __all__ = [
     "check_fc_datatypes",
     "check_qb4w",
     "check_qs8_scale",
+    "check_quant_params",
     "check_zero_points",
 ]
+
+
+#: Zero-point range of each per-tensor quantized datatype (``xnn_define_quantized_tensor_value``).
+_ZP_RANGE = {"qint8": (-128, 127), "quint8": (0, 255), "qint32": (0, 0)}
+_CHANNELWISE = ("qcint8", "qcint4", "qcint32")
+_TINY = float(np.finfo(np.float32).tiny)
+
+
+def _channels(node: Node) -> int | None:
+    """The filter's channel count (the dimension its per-channel scales run along), if the rank allows."""
+    shape, flags = node.filter.shape, node.flags
+    if len(shape) < 2:
+        return None
+    if node.op == "batch_matrix_multiply":
+        return shape[-2] if "transpose_b" in flags else shape[-1]
+    if node.op == "fully_connected" and "transpose_weights" in flags:
+        return shape[1]
+    return shape[0]
+
+
+def _check_scale_values(where: str, dtype: str, scale: float | tuple[float, ...], why: list[str]) -> None:
+    values = scale if isinstance(scale, tuple) else (scale,)
+    with np.errstate(over="ignore"):
+        s = np.asarray(values, dtype=np.float64).astype(np.float32)
+    bad = ~(np.isfinite(s) & (s >= np.float32(_TINY)))
+    if np.any(bad):
+        i = int(np.argmax(bad))
+        raise NodeRejected(
+            f"{where} scale #{i} = {values[i]!r} is rejected at definition: a {dtype} scale must be finite, "
+            "normal and > 0 (xnn_define_quantized_tensor_value / xnn_define_channelwise_quantized_tensor_value / "
+            "xnn_define_blockwise_quantized_tensor_value: scale <= 0 or !isnormal(scale))",
+            why,
+        )
+
+
+def _check_scale_count(node: Node, why: list[str]) -> None:
+    """How many scales each kind of tensor carries: one, one per channel, one per block."""
+    f, n = node.filter, _channels(node)
+    for role in ("input", "output"):
+        spec = getattr(node, role)
+        if spec.dtype in _ZP_RANGE and isinstance(spec.scale, tuple) and len(spec.scale) != 1:
+            raise NodeRejected(
+                f"{an(spec.dtype)} {role} is quantized per tensor: one scale, got {len(spec.scale)}", why
+            )
+    if not isinstance(f.scale, tuple) or len(f.scale) == 1 or n is None:
+        return
+    want = n
+    if f.dtype == "qbint4" and f.block_size and len(f.shape) == 2:
+        k = f.shape[0] if "transpose_weights" in node.flags else f.shape[1]
+        want = n * (k // f.block_size) if f.block_size > 0 and k % f.block_size == 0 else len(f.scale)
+    elif f.dtype not in _CHANNELWISE:
+        want = 1
+    if len(f.scale) != want:
+        raise NodeRejected(
+            f"{bname(node)} ({f.dtype}) has {len(f.scale)} scales, expected {want} "
+            f"({'one per block: N * K / block_size' if f.dtype == 'qbint4' else 'one per output channel'}; "
+            "xnn_define_channelwise/blockwise_quantized_tensor_value)",
+            why,
+        )
+
+
+def check_quant_params(node: Node, why: list[str]) -> None:
+    """What XNNPACK's tensor definitions refuse, before any operator rule: scales finite, > 0 and
+    normal; zero points inside the datatype; as many scales as channels (or blocks)."""
+    for role in ("input", "filter", "output", "bias"):
+        spec = getattr(node, role)
+        if spec is None:
+            continue
+        if spec.scale is not None:
+            _check_scale_values(role if role != "filter" else bname(node), spec.dtype, spec.scale, why)
+        lohi = _ZP_RANGE.get(spec.dtype)
+        if lohi is not None and spec.zero_point is not None and not lohi[0] <= spec.zero_point <= lohi[1]:
+            raise NodeRejected(
+                f"{role} zero point {spec.zero_point} is outside the {spec.dtype} range [{lohi[0]}, {lohi[1]}] "
+                "(xnn_define_quantized_tensor_value: xnn_status_invalid_parameter)",
+                why,
+            )
+        if spec.dtype == "qcint8" and spec.zero_point not in (None, 0):
+            raise NodeRejected(
+                f"{role} zero point {spec.zero_point}: qcint8 is symmetric (zero point 0; "
+                "xnn_define_channelwise_quantized_tensor_value has none)",
+                why,
+            )
+    _check_scale_count(node, why)
 
 
 def check_zero_points(node: Node, why: list[str]) -> None:

@@ -64,6 +64,15 @@ def _check_out_quant(out_dt: str, output_quant: QuantParams | None, what: str) -
         raise ValueError(f"a {out_dt} {what} needs output_quant=QuantParams(scale, zero_point)")
 
 
+def _zp_of(q: QuantParams | None) -> int | None:
+    """An activation's zero point as the node's tensor definition carries it (checked there)."""
+    if q is None:
+        return None
+    if isinstance(q.zero_point, (bool, np.bool_)) or not isinstance(q.zero_point, (int, np.integer)):
+        raise TypeError(f"zero_point must be an int, got {type(q.zero_point).__name__}")
+    return int(q.zero_point)
+
+
 def _check_node_size(node: Node) -> None:
     """Refuse a node whose run would allocate above the memory limit (:mod:`kleidiref.limits`):
     the output and the kernels' temporaries (a few float32/int32 copies of it), the packed and
@@ -111,9 +120,9 @@ def fully_connected(
     n = w.shape[1] if transpose_weights and w.ndim == 2 else w.shape[0]
     node = Node(
         op="fully_connected",
-        input=TensorSpec(in_dt, tuple(x.shape), scale=scale_tuple(input_quant)),
+        input=TensorSpec(in_dt, tuple(x.shape), scale=scale_tuple(input_quant), zero_point=_zp_of(input_quant)),
         filter=_filter_spec(k_dt, w, filter_quant),
-        output=TensorSpec(out_dt, (*x.shape[:-1], n), scale=scale_tuple(output_quant)),
+        output=TensorSpec(out_dt, (*x.shape[:-1], n), scale=scale_tuple(output_quant), zero_point=_zp_of(output_quant)),
         bias=bias_spec(b),
         flags=("transpose_weights",) if transpose_weights else (),
     )
@@ -187,9 +196,14 @@ def convolution_2d(
     conv = _conv_params(w, stride, dilation, padding, groups)
     node = Node(
         op="convolution_2d",
-        input=TensorSpec(in_dt, tuple(x.shape), scale=scale_tuple(input_quant)),
+        input=TensorSpec(in_dt, tuple(x.shape), scale=scale_tuple(input_quant), zero_point=_zp_of(input_quant)),
         filter=TensorSpec(k_dt, tuple(w.shape), static=True, scale=scale_tuple(filter_quant)),
-        output=TensorSpec(out_dt, (x.shape[0], *_conv_out_hw(x, conv), w.shape[0]), scale=scale_tuple(output_quant)),
+        output=TensorSpec(
+            out_dt,
+            (x.shape[0], *_conv_out_hw(x, conv), w.shape[0]),
+            scale=scale_tuple(output_quant),
+            zero_point=_zp_of(output_quant),
+        ),
         bias=bias_spec(b),
         convolution=conv,
     )
@@ -239,9 +253,11 @@ def batch_matrix_multiply(
     batch = _bmm_batch(a, bm, transpose_b)
     node = Node(
         op="batch_matrix_multiply",
-        input=TensorSpec(in_dt, tuple(a.shape), scale=scale_tuple(input1_quant)),
+        input=TensorSpec(in_dt, tuple(a.shape), scale=scale_tuple(input1_quant), zero_point=_zp_of(input1_quant)),
         filter=TensorSpec(k_dt, tuple(bm.shape), static=static_b, scale=scale_tuple(input2_quant)),
-        output=TensorSpec(out_dt, (*batch, a.shape[-2], n), scale=scale_tuple(output_quant)),
+        output=TensorSpec(
+            out_dt, (*batch, a.shape[-2], n), scale=scale_tuple(output_quant), zero_point=_zp_of(output_quant)
+        ),
         flags=("transpose_b",) if transpose_b else (),
     )
     _check_node_size(node)
