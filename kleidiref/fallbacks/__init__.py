@@ -1,6 +1,6 @@
 """Generic XNNPACK kernels (the non-KleidiAI paths), one kernel family per module.
 
-Each function names its accumulation order and roundings (dispatch.md §7); :data:`FALLBACKS`
+Each function names its accumulation order and roundings (docs/kernels.md §8); :data:`FALLBACKS`
 maps the XNNPACK config (or micro-kernel family) stem the dispatcher reports to the function.
 
 =====================  =====================================================================

@@ -2,7 +2,7 @@
 
 Every step is an FP16 FMLA (``RN16(a*b + acc)``, fused) or FADD; the bias is fp16 (an fp32
 static bias is converted with RNE at creation, :func:`kleidiref.numerics.rn16`); the clamp is
-in fp16 (bounds converted with RNE). dispatch.md §7.7.
+in fp16 (bounds converted with RNE).
 
 ``6x16`` - ``xnn_f16_gemm_minmax_ukernel_6x16__asm_aarch64_neonfp16arith_cortex_a75`` (M > 1) and
 the 6x16 IGEMM: one accumulator per output::

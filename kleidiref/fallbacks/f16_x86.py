@@ -26,7 +26,7 @@ src/f16-f32acc-igemm/gen/…; templates src/f16-gemm/avx2-broadcast.c.in, avx512
 
 ``avx2_f16acc`` - ``xnn_f16_gemm_minmax_ukernel_{1x16,4x16}__avx2_broadcast``
 (src/f16-gemm/gen/f16-gemm-1x16-minmax-avx2-broadcast.c, gemm only): no config selects it any
-more; kept because dispatch.md §7.1 cites it. fp16 emulated with f32 FMA and a round per step::
+more; kept for reference. fp16 emulated with f32 FMA and a round per step::
 
     acc = f32(RN16(fma32(f32(a), f32(w), acc)))     double rounding: RN32, then RN16
     then the f32 clamp and RN16 as ``avx2``.
@@ -38,7 +38,7 @@ NaN accumulator into ``min`` (the bounds are never NaN: XNNPACK rejects them), a
 ``xnn_init_f16_minmax_scalar_params`` receives them); ``bias`` is fp16 (an fp32 static bias is
 rounded to fp16 at creation, :func:`kleidiref.numerics.rn16`).
 
-# Note: ``fz`` (MXCSR FTZ|DAZ, which pthreadpool sets on x86 too, dispatch.md §8.1) changes no
+# Note: ``fz`` (MXCSR FTZ|DAZ, which pthreadpool sets on x86 too,) changes no
 # bit here, so it is accepted and ignored. VCVTPH2PS ignores DAZ and VCVTPS2PH ignores FTZ (Intel
 # SDM: fp16 subnormals are read and written exactly); AVX512-FP16 arithmetic does not consult
 # DAZ/FTZ; and every f32 accumulator is a multiple of 2**-48 (products of fp16 values, whose ulp

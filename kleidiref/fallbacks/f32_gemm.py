@@ -1,6 +1,6 @@
 """Generic XNNPACK f32 GEMM (``f32_gemm`` / ``f32_gemm_nr2`` configs), ARM64 assembly kernels.
 
-``y = clamp(bias + a @ w.T)`` with each kernel's accumulation order (dispatch.md §7.6):
+``y = clamp(bias + a @ w.T)`` with each kernel's accumulation order:
 
 ``ld128`` - ``xnn_f32_gemm_minmax_ukernel_{1,4,7}x8__asm_aarch64_neonfma_ld128_2`` (Linux/Android
 default) and ``6x8__asm_aarch64_neonfma_ld128`` (iOS/macOS, M > 1)::

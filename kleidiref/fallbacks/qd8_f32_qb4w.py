@@ -2,7 +2,7 @@
 
 Packing (``xnn_pack_qs8_qb4w_gemm_goi_w``, src/reference/packing.cc L1306-1407) and kernel
 (``xnn_qd8_f32_qb4w_gemm_minmax_ukernel_{1,4}x16c{4,8}__neon{dot,i8mm}``, ``…_{1,6}x16__neon_mlal_lane``;
-the scalar reference ``qd8-f32-qb4w-gemm-1x4-minmax-scalar.c``; dispatch.md §7.5), with
+the scalar reference ``qd8-f32-qb4w-gemm-1x4-minmax-scalar.c``), with
 ``w[n,k]`` the signed weight (nibble minus the kernel zero point) and ``sc[n,j]`` the bf16 scale
 of block j::
 
@@ -18,7 +18,7 @@ of block j::
 # Note: the chunking of ``ksum`` follows XNNPACK's reference packer with the config's kr (8 for
 # the i8mm kernels, 4 for dotprod, 1 for neon_mlal_lane); the NEON fast packers
 # (``xnn_qb4_packw_gemm_goi_ukernel_x16c{4,8}__aarch64_neondot``) may group differently
-# (dispatch.md §9 q.3): an ULP-level unknown.
+# (not determined from source): an ULP-level unknown.
 
 The block sums are exact integers (float64 BLAS); ``float(16 * sum)`` is exact for bl <= 1024.
 FPCR.FZ (``fz``) applies to the f32 steps.

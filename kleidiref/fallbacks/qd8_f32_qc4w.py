@@ -17,7 +17,7 @@ way) and the int32 slot ``ksum[n] = -16 * sum_k w[n,k]``. ARM64 kernels
     y   = FMIN(FMAX(y, min), max)
 
 Without wraparound ``acc = 16 * A`` with ``A = sum_k q*w - zp * sum_k w``, so ``f = RN32(A)``
-and the result equals the ``qd8_f32_qc8w`` epilogue on ``A`` (dispatch.md §7.3); the emulation
+and the result equals the ``qd8_f32_qc8w`` epilogue on ``A``; the emulation
 keeps the 16x int32 register (its wraparound happens 16 times earlier than qc8w's).
 FPCR.FZ (``fz``) applies to the f32 epilogue.
 

@@ -3,7 +3,7 @@
 The LHS arrives quantized by :mod:`kleidiref.quant.qd8` (per row for FC/BMM, per image for a
 convolution). ARM64 NEON kernels (``…_4x16c8__neoni8mm``, ``…_4x16c4__asm_aarch64_neondot_ld128``,
 ``…_1x16c4__neondot``; src/qd8-f32-qc8w-gemm/gen/qd8-f32-qc8w-gemm-1x16c4-minmax-neondot.c
-L104-160; dispatch.md §7.3)::
+L104-160)::
 
     acc = (-sum_k w[n,k]) * zp[m] + sum_k q[m,k] * w[n,k]     int32, exact (the packer stores -sum w)
     t   = RN32(float(acc) * a[m])                           SCVTF (RNE), FMUL

@@ -1,7 +1,7 @@
 """Generic XNNPACK ``qs8_qc8w`` GEMM / IGEMM with fp32 requantization (static int8 -> int8).
 
 ARM64 kernels ``xnn_qs8_qc8w_{gemm,igemm}_minmax_fp32_ukernel_*`` (neoni8mm / neondot / neon_mlal),
-params from ``xnn_init_qs8_qc8w_conv_minmax_fp32_neonv8_params`` (dispatch.md §7.4)::
+params from ``xnn_init_qs8_qc8w_conv_minmax_fp32_neonv8_params``::
 
     s[n]   = RN32(RN32(sx * sw[n]) / sy)                 at creation (rejected if >= 256)
     B[n]   = bias_q[n] - zx * sum_k w[n,k]               int32 packed bias (wraps)

@@ -1,4 +1,4 @@
-"""``qai8dx``: KleidiAI's dynamic per-row asymmetric int8 quantization (kernels.md §6.1).
+"""``qai8dx``: KleidiAI's dynamic per-row asymmetric int8 quantization (docs/kernels.md §4).
 
 Mirrors ``kai_run_lhs_quant_pack_qai8dxp_f32`` (kai/ukernels/matmul/pack/), binary32 throughout::
 

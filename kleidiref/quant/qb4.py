@@ -1,7 +1,7 @@
 """``qb4``: signed 4-bit block-wise weights with one bfloat16 scale per block of ``bl`` along K.
 
 This is XNNPACK's ``qbint4`` weight format as the ``qp8_f32_qb4w`` path consumes it
-(kernels.md §9.1; dispatch.md §3.5):
+(docs/kernels.md §7.1):
 
 * real weight ``w[n, k] = code[n, k] * d[n, k // bl]``, ``code`` in [-8, 7], ``d`` = f32 of a
   bf16 scale (``kai_cast_f32_bf16``: ``bits << 16``, exact);

@@ -1,7 +1,7 @@
 """``qd8``: XNNPACK's own dynamic asymmetric int8 quantization, with its dequantization.
 
 What XNNPACK runs for a ``qdint8`` value that is *not* packed by KleidiAI (the generic
-``qd8_*`` GEMM/IGEMM paths; dispatch.md §7.2): one parameter set per group (a row of the 2-D
+``qd8_*`` GEMM/IGEMM paths): one parameter set per group (a row of the 2-D
 view for FC/BMM; a whole image for ExecuTorch convolutions, ``num_nonbatch_dims = 3``), all in
 binary32 (``xnn_qd8_asymmetric_quantization_params``, src/xnnpack/quantization.h; the reduce
 ``xnn_f32_rminmax_ukernel__neon_u16_acc4``; the convert ``xnn_f32_qs8_vcvt_ukernel__neonv8_u32``)::
@@ -26,7 +26,7 @@ the reduce and the convert, and tiny products flush.
 
 # Note: a row with +-Inf gets XNNPACK's own parameters (s = 0, a = +Inf; zero point -128 for
 # +Inf, as math_max_f32 ignores the NaN zero point; see qd8_params).
-# Note: rows containing NaN are not specified upstream (dispatch.md §9 q.6); here the reduce
+# Note: rows containing NaN are not specified upstream; here the reduce
 # propagates NaN (NEON FMIN/FMAX) and the convert maps NaN to 0 (FCVTNS), as the NEON code does.
 """
 

@@ -211,7 +211,7 @@ def qb4w_matmul(
 ) -> NDArray[np.float32]:
     """The [M, N] output of a qb4w kernel from the decoded LHS (q [M, K], -zp, dq) and RHS.
 
-    Steps (kernels.md §9.3, §10.3, §10.4), all in binary32::
+    Steps (docs/kernels.md §7.2), all in binary32::
 
         isum_qb  = sum_{k in qb} q[m,k] * w[n,k]             exact (SMOPA / SDOT / SMMLA)
         f_qb     = RN32(isum_qb)                              SCVTF (exact for bl <= 16384)

@@ -1,4 +1,4 @@
-"""``pf16_gemm``: f16 x f16 -> f16 with binary32 accumulation (spec: kernels.md §5).
+"""``pf16_gemm``: f16 x f16 -> f16 with binary32 accumulation (docs/kernels.md §3).
 
 XNNPACK config ``pf16_gemm_config``: ``xnn_pf16_gemm_minmax_ukernel_32x32c2__neonsme2`` (M > 1) and
 ``1x32c2__neonsme2`` (M == 1) at SVL 512. K is consumed in pairs (kr = 2, K padded with 0):

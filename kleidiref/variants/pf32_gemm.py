@@ -1,4 +1,4 @@
-"""``pf32_gemm``: f32 x f32 -> f32 on the KleidiAI SME/SME2 kernels (spec: kernels.md §4).
+"""``pf32_gemm``: f32 x f32 -> f32 on the KleidiAI SME/SME2 kernels (docs/kernels.md §2).
 
 XNNPACK config ``pf32_gemm_config``: ``xnn_pf32_gemm_minmax_ukernel_32x32__neonsme2`` (M > 1) and
 ``1x32__neonsme2`` (M == 1) at SVL 512. Every k step is one fused multiply-add rounded to

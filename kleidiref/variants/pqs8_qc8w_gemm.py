@@ -1,4 +1,4 @@
-"""``pqs8_qc8w_gemm``: int8 asymmetric activations x int8 per-channel weights -> int8 (kernels.md §8).
+"""``pqs8_qc8w_gemm``: int8 asymmetric activations x int8 per-channel weights -> int8 (docs/kernels.md §6).
 
 XNNPACK config ``pqs8_qc8w_gemm_config``: SME2 ``32x32c4__neonsme2`` (M > 1) and ``1x32c4__neonsme2``
 (M == 1, raw LHS row); SME1 has no 1-row kernel, so M == 1 runs the MOPA on a packed LHS.

@@ -1,15 +1,15 @@
 """``qp8_f32_qb4w_gemm``: f32 activations x blockwise int4 weights (bf16 scales) -> f32.
 
-Activations are quantized per row to int8 by ``kai_lhs_quant_pack_qai8dxp_f32`` (kernels.md
-§6); weights are signed 4-bit with one bf16 scale per block of ``bl`` along K. Two paths:
+Activations are quantized per row to int8 by ``kai_lhs_quant_pack_qai8dxp_f32`` (docs/kernels.md
+§4); weights are signed 4-bit with one bf16 scale per block of ``bl`` along K. Two paths:
 
-* **NEON, what XNNPACK runs** (``init_qp8_f32_qb4w_gemm_config`` has no SME branch; kernels.md
-  §9, golden id ``qp8_f32_qb4w_gemm_neon``): RHS ``kai_rhs_pack_nxk_qsi4c32p_qsu4c32s1s0``
+* **NEON, what XNNPACK runs** (``init_qp8_f32_qb4w_gemm_config`` has no SME branch; docs/kernels.md
+  §7.2, golden id ``qp8_f32_qb4w_gemm_neon``): RHS ``kai_rhs_pack_nxk_qsi4c32p_qsu4c32s1s0``
   (nr 4, bias NULL, then XNNPACK's bias patch on the real channels), LHS with mr 4 (1 when
   M == 1). i8mm branch (kr 16, sr 2): ``..._qai8dxp4x8_qsi4c32p4x8_16x4x32_neon_i8mm`` and
   ``..._qai8dxp1x8_qsi4c32p4x8_1x4x32_neon_dotprod`` (M == 1); dotprod branch (kr 8, sr 2):
   ``..._qai8dxp4x4_qsi4c32p4x4_16x4_neon_dotprod`` and ``..._qai8dxp1x4_qsi4c32p4x4_1x4_neon_dotprod``.
-* **SME2, KleidiAI's own kernels** (kernels.md §10, golden id ``qp8_f32_qb4w_gemm``): RHS
+* **SME2, KleidiAI's own kernels** (docs/kernels.md §7.2, golden id ``qp8_f32_qb4w_gemm``): RHS
   ``kai_rhs_pack_nxk_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon`` (nr 4*VLs, kr 8, sr 2, bias in the
   packer), ``..._qai8dxp1vlx4_qsi4c32p4vlx4_1vlx4vl_sme2_mopa`` and
   ``..._qai8dxp1x4_qsi4c32p4vlx4_1x4vl_sme2_dot`` (M == 1). XNNPACK never selects them.
@@ -286,7 +286,7 @@ def _d_chunks(d: NDArray[np.float32], bl: int, chunk: int) -> NDArray[np.float32
 
 
 class kai_rhs_pack_nxk_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon(_Qsi4c32Packer):
-    """SME2 kernels' RHS packer, N x K input (kernels.md §10.2).
+    """SME2 kernels' RHS packer, N x K input (``kai_rhs_pack_nxk_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon.c``).
 
     ``rsum[j] = RN32(rsum[j] + psum * d)`` over 32-k chunks in k order (``psum`` = sum of the
     32 signed codes; exact product). Padded columns replicate column N-1.
@@ -303,7 +303,7 @@ class kai_rhs_pack_nxk_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon(_Qsi4c32Packer):
 
 
 class kai_rhs_pack_kxn_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon(_Qsi4c32Packer):
-    """SME2 kernels' RHS packer, K x N input (kernels.md §10.2, kxn sibling).
+    """SME2 kernels' RHS packer, K x N input (``kai_rhs_pack_kxn_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon.c``).
 
     * rsum: ``rsum[j] = fma32(psum4, d, rsum[j])`` over 4-k groups (``vfmaq_f32``), so it can
       differ from the nxk packer's in the last bit.
@@ -351,7 +351,7 @@ def _psum_c32p(w: NDArray[np.int8], bbl: int) -> NDArray[np.int64]:
 
 
 class kai_rhs_pack_nxk_qsi4c32p_qsu4c32s1s0(_Qsi4c32Packer):
-    """XNNPACK's NEON-path RHS packer, N x K input (kernels.md §9.2).
+    """XNNPACK's NEON-path RHS packer, N x K input (``kai_rhs_pack_nxk_qsi4c32p_qsu4c32s1s0.c``; docs/kernels.md §7.2).
 
     ``rsum[j] = RN32(rsum[j] + psum * d)`` in the order qb -> 32-k chunk -> segment, ``psum`` =
     sum of the 2*bbl codes of a segment (k and k + 16 halves). Padded columns replicate N-1.
@@ -513,7 +513,7 @@ class _Qb4wKernel(BlockwiseKernel):
 
 
 class kai_matmul_clamp_f32_qai8dxp1vlx4_qsi4c32p4vlx4_1vlx4vl_sme2_mopa(_Qb4wKernel):
-    """SME2 MOPA: mr = VLs, nr = 4*VLs, kr 8, sr 2 (kernels.md §10.3). Per quant block::
+    """SME2 MOPA: mr = VLs, nr = 4*VLs, kr 8, sr 2 (docs/kernels.md §7.2). Per quant block::
 
         isum = SMOPA 4-way sums (LUTI4-expanded nibbles)   exact int32
         f = SCVTF(isum); facc = FMUL(f, d_0) (qb 0) | FMLA(facc, f, d_qb)
@@ -532,7 +532,7 @@ class kai_matmul_clamp_f32_qai8dxp1vlx4_qsi4c32p4vlx4_1vlx4vl_sme2_mopa(_Qb4wKer
 
 
 class kai_matmul_clamp_f32_qai8dxp1x4_qsi4c32p4vlx4_1x4vl_sme2_dot(_Qb4wKernel):
-    """SME2 GEMV (M == 1): mr 1, nr = 4*VLs, kr 8, sr 2 (kernels.md §10.4)::
+    """SME2 GEMV (M == 1): mr 1, nr = 4*VLs, kr 8, sr 2 (docs/kernels.md §7.2)::
 
     isum = SDOT (ZA vgx4, LUTI4)   f = SCVTF(isum)   facc = FMLA(facc, f, d_qb) from +0
     facc = FMLA(facc, rsum, SCVTF(-zp));  y = FMLA(bias, facc, dq) (fused);  FCLAMP(y)
@@ -551,7 +551,7 @@ class kai_matmul_clamp_f32_qai8dxp1x4_qsi4c32p4vlx4_1x4vl_sme2_dot(_Qb4wKernel):
 
 
 class _NeonQb4w(_Qb4wKernel):
-    """XNNPACK's NEON qb4w kernels (kernels.md §9.3), SVL-independent::
+    """XNNPACK's NEON qb4w kernels (docs/kernels.md §7.2), SVL-independent::
 
     isum*16 = SMMLA / SDOT on (byte << 4, byte & 0xF0)      exact int32
     f = SCVTF(isum*16, #4) = RN32(isum); facc = FMLA(facc, f, d_qb) from +0

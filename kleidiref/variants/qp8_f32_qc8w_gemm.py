@@ -1,4 +1,4 @@
-"""``qp8_f32_qc8w_gemm``: f32 activations x int8 per-channel weights -> f32 (kernels.md §6, §7).
+"""``qp8_f32_qc8w_gemm``: f32 activations x int8 per-channel weights -> f32 (docs/kernels.md §4, §5).
 
 XNNPACK config ``qp8_f32_qc8w_gemm_config`` (SME2 branch): ``16x64c4__neonsme2`` (M > 1) and
 ``1x64c4__neonsme2`` (M == 1) at SVL 512; SME branch likewise; without SME the i8mm branch
