@@ -147,3 +147,51 @@ def test_docstring_examples() -> None:
         warnings.simplefilter("ignore", NonInteractiveExampleWarning)
         res = doctest.testmod(ks, optionflags=doctest.ELLIPSIS)
     assert res.failed == 0 and res.attempted > 10
+
+
+def test_import_without_hypothesis_says_what_to_install() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['hypothesis'] = None\n"
+        "try:\n    import kleidiref.testing.strategies\n"
+        "except ImportError as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "pip install 'kleidiref[test]'" in out
+
+
+def test_settings_profiles() -> None:
+    ci = settings.get_profile(ks.CI_PROFILE)
+    assert ci.derandomize and ci.max_examples == 100 and ci.database is None and ci.deadline is None
+    assert settings.get_profile(ks.EXPLORE_PROFILE).max_examples == 2000
+
+
+def test_hard_draws_appear() -> None:
+    """Over 100 default draws: M = 1, qai8dx .5 ties, NaN, subnormals, and pqs8 outputs inside the rails."""
+    seen: set[str] = set()
+
+    @settings(max_examples=100, deadline=None, database=None, derandomize=True)
+    @given(ks.gemm_problems("qp8_f32_qc8w_gemm"), ks.gemm_problems("pqs8_qc8w_gemm"))
+    def collect(p: ks.GemmProblem, q: ks.GemmProblem) -> None:
+        x = p.inputs["lhs"]
+        if x.shape[0] == 1:
+            seen.add("m1")
+        if np.isnan(x).any() or np.isnan(p.inputs.get("bias", np.zeros(1))).any():
+            seen.add("nan")
+        if ((np.abs(x) < np.finfo(np.float32).tiny) & (x != 0)).any():
+            seen.add("subnormal")
+        from kleidiref.quant.qai8dx import qai8dx_params
+
+        if np.isfinite(x).all() and x.size:
+            v = np.multiply(x, qai8dx_params(x)[0][:, None], dtype=np.float32)
+            if (np.abs(v - np.trunc(v)) == 0.5).any():
+                seen.add("tie")
+        out = q.reference()
+        lo, hi = q.inputs.get("output_min", -128), q.inputs.get("output_max", 127)
+        if out.size and ((out > lo) & (out < hi)).mean() > 0.5:
+            seen.add("unsaturated")
+
+    collect()
+    assert seen == {"m1", "nan", "subnormal", "tie", "unsaturated"}
