@@ -136,3 +136,19 @@ def test_cli_igemm_indirection(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "K = 9 taps x roundup(3, kr 4) = 36" in out
     assert "      4  0    1    2    3    4    5    6    7    8" in out  # the centre pixel sees every tap
+
+
+def test_teach_is_a_top_layer() -> None:
+    """Nothing but the CLI imports kleidiref.teach (it may import everything below it)."""
+    import re
+    from pathlib import Path
+
+    pkg = Path(cli.__file__).resolve().parent
+    offenders = [
+        str(p.relative_to(pkg))
+        for p in pkg.rglob("*.py")
+        if "teach" not in p.relative_to(pkg).parts[:1]
+        and p.name != "cli.py"
+        and re.search(r"^\s*(from\s+\S*teach\b|import\s+\S*teach\b)", p.read_text(encoding="utf-8"), re.M)
+    ]
+    assert offenders == []
