@@ -24,6 +24,7 @@ from .operands import (
     act_dtype,
     bias_spec,
     check_array,
+    check_quant,
     filter_dtype,
     out_dtype,
     scale_tuple,
@@ -113,6 +114,8 @@ def fully_connected(
     transpose_weights = check_bool("transpose_weights", transpose_weights)
     x, w = check_array("input", input), check_array("filter", filter)
     b = None if bias is None else check_array("bias", bias)
+    input_quant, filter_quant = check_quant("input_quant", input_quant), check_quant("filter_quant", filter_quant)
+    output_quant = check_quant("output_quant", output_quant)
     in_dt = act_dtype(x, input_quant, check_bool("dynamic", dynamic))
     k_dt = filter_dtype(w, filter_quant)
     out_dt = out_dtype(in_dt, x)
@@ -134,6 +137,17 @@ def fully_connected(
     return OpResult(out.reshape(*x.shape[:-1], w2.shape[0]), d, how)
 
 
+def _ints(name: str, v: object, n: int, lo: int) -> tuple[int, ...]:
+    """``n`` ints >= ``lo`` (a stride, dilation or padding argument)."""
+    if not isinstance(v, (tuple, list)) or len(v) != n:
+        raise TypeError(f"{name} must be a tuple of {n} ints, got {v!r}")
+    if any(isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)) for x in v):
+        raise TypeError(f"{name} must be a tuple of {n} ints, got {v!r}")
+    if any(int(x) < lo for x in v):
+        raise ValueError(f"{name} values must be >= {lo}, got {v!r}")
+    return tuple(int(x) for x in v)
+
+
 def _conv_params(
     w: NDArray[Any],
     stride: tuple[int, int],
@@ -141,12 +155,15 @@ def _conv_params(
     padding: tuple[int, int, int, int],
     groups: int,
 ) -> ConvParams:
+    if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"groups must be an int >= 1, got {groups!r}")
+    s, d, p = _ints("stride", stride, 2, 1), _ints("dilation", dilation, 2, 1), _ints("padding", padding, 4, 0)
     return ConvParams(
         kernel=(w.shape[1], w.shape[2]),
-        stride=(int(stride[0]), int(stride[1])),
-        dilation=(int(dilation[0]), int(dilation[1])),
-        padding=(int(padding[0]), int(padding[1]), int(padding[2]), int(padding[3])),
-        groups=groups,
+        stride=(s[0], s[1]),
+        dilation=(d[0], d[1]),
+        padding=(p[0], p[1], p[2], p[3]),
+        groups=int(groups),
     )
 
 
@@ -187,6 +204,8 @@ def convolution_2d(
     b = None if bias is None else check_array("bias", bias)
     if x.ndim != 4 or w.ndim != 4:
         raise ValueError(f"input must be NHWC and filter [O, kh, kw, C/groups]; got {x.shape}, {w.shape}")
+    input_quant, filter_quant = check_quant("input_quant", input_quant), check_quant("filter_quant", filter_quant)
+    output_quant = check_quant("output_quant", output_quant)
     in_dt = act_dtype(x, input_quant, check_bool("dynamic", dynamic))
     k_dt = filter_dtype(w, filter_quant)
     if k_dt == "qbint4":
@@ -246,6 +265,8 @@ def batch_matrix_multiply(
     a, bm = check_array("input1", input1), check_array("input2", input2)
     if a.ndim < 2 or bm.ndim < 2:
         raise ValueError(f"inputs must have rank >= 2, got {a.shape} and {bm.shape}")
+    input1_quant, input2_quant = check_quant("input1_quant", input1_quant), check_quant("input2_quant", input2_quant)
+    output_quant = check_quant("output_quant", output_quant)
     in_dt = act_dtype(a, input1_quant, check_bool("dynamic", dynamic))
     k_dt = filter_dtype(bm, input2_quant)
     out_dt = out_dtype(in_dt, a)

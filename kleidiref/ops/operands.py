@@ -29,6 +29,7 @@ __all__ = [
     "act_dtype",
     "bias_spec",
     "check_array",
+    "check_quant",
     "f16_of",
     "filter_dtype",
     "opt_f16",
@@ -65,6 +66,27 @@ class QuantParams:
     # (nibble minus the kernel zero point), as for qbint4; ``bits = 4`` says so because an int8
     # array alone cannot tell qcint4 from qcint8. The nibble byte layout never enters.
     bits: int = 8
+
+    def __post_init__(self) -> None:
+        s = np.asarray(self.scale) if isinstance(self.scale, (int, float, np.number, np.ndarray)) else None
+        if isinstance(self.scale, (bool, np.bool_)) or s is None or s.dtype.kind not in "fiu":
+            raise TypeError(f"QuantParams.scale must be a number or a numeric array, got {type(self.scale).__name__}")
+        for name in ("zero_point", "bits"):
+            v = getattr(self, name)
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+                raise TypeError(f"QuantParams.{name} must be an int, got {type(v).__name__}")
+        bs = self.block_size
+        if bs is not None and (isinstance(bs, (bool, np.bool_)) or not isinstance(bs, (int, np.integer))):
+            raise TypeError(f"QuantParams.block_size must be an int or None, got {type(bs).__name__}")
+        if self.bits not in (4, 8):
+            raise ValueError(f"QuantParams.bits must be 4 or 8, got {self.bits}")
+
+
+def check_quant(name: str, q: object) -> QuantParams | None:
+    """A quantization argument: None or a :class:`QuantParams`."""
+    if q is not None and not isinstance(q, QuantParams):
+        raise TypeError(f"{name} must be a QuantParams or None, got {type(q).__name__}")
+    return q
 
 
 @dataclasses.dataclass(frozen=True)
