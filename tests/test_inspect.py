@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -177,3 +178,38 @@ def test_custom_cpu_json(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="x86_flags"):
         cpu.write_text(json.dumps({**target, "fp16_arith": True, "x86_flags": ["avx9"]}))
         inspect(FIXTURES / "linear_k64_n32__pt2e_dyn_pc8.pte", str(cpu))
+
+
+def test_qd8_f16_qc8w_convolution_runs_its_igemm_fallback() -> None:
+    import numpy as np
+
+    from kleidiref import fallbacks as F
+    from kleidiref.conv import conv_geometry, im2col
+    from kleidiref.ops import QuantParams
+    from kleidiref.quant.qd8_f16 import quantize_qd8_f16
+
+    rng = np.random.default_rng(16)
+    x = rng.standard_normal((2, 5, 5, 8)).astype(np.float16)
+    w = rng.integers(-127, 128, (6, 3, 3, 8)).astype(np.int8)
+    ws = rng.uniform(0.001, 0.02, 6).astype(np.float32)
+    bias = rng.standard_normal(6).astype(np.float32)
+    kernels: set[str] = set()
+    for name in ("sme2", "neon-dotprod", "x86-avx2"):
+        t = resolve_cpu(name).target
+        r = kleidiref.convolution_2d(
+            x, w, bias, padding=(1, 1, 1, 1), filter_quant=QuantParams(ws), dynamic=True, target=t
+        )
+        assert r.decision.operator_name == "Convolution (NHWC, QD8, F16, QC8W) IGEMM"
+        assert r.emulation.startswith("fallback:qd8_f16_qc8w_igemm")
+        # The IGEMM equals the GEMM over the im2col rows (padding reads each image's zero point).
+        q, a, zp = quantize_qd8_f16(x.reshape(2, -1), fz=t.flush_to_zero)
+        geo = conv_geometry(5, 5, 3, 3, padding=(1, 1, 1, 1))
+        rows = im2col(q.reshape(x.shape), geo, pad_value=zp.astype(np.int8))
+        per = rows.shape[0] // 2
+        kern: Literal["c", "asm_ld128"] = "asm_ld128" if r.decision.kernel.endswith("_ld128") else "c"
+        kernels.add(kern)
+        ref = F.qd8_f16_qc8w_gemm(
+            rows, np.repeat(a, per), np.repeat(zp, per), w.reshape(6, -1), ws, bias, kernel=kern, fz=t.flush_to_zero
+        )
+        assert np.array_equal(r.output.reshape(-1, 6).view(np.uint16), ref.view(np.uint16)), name
+    assert kernels == {"c", "asm_ld128"}

@@ -17,6 +17,7 @@ config / family        function
 ``qd8_f32_qb4w_gemm``  :func:`qd8_f32_qb4w_gemm`
 ``qd8_f32_qc4w_gemm``  :func:`qd8_f32_qc4w_gemm`
 ``qd8_f16_*_gemm``     :func:`qd8_f16_qc8w_gemm` / :func:`qd8_f16_qc4w_gemm` / :func:`qd8_f16_qb4w_gemm`
+``qd8_f16_qc8w_igemm``  :func:`qd8_f16_qc8w_igemm` (fp16-output dynamically quantized convolution)
 ``qu8_gemm``           :func:`qu8_gemm` / :func:`qu8_igemm` (rndnu requantization; also ``qu8_dwconv``)
 ``*_dwconv``           :func:`dwconv` (f32/f16), :func:`dwconv_qs8`
 ``*_vmulcaddc``        :func:`vmulcaddc`
@@ -34,7 +35,7 @@ from .f16_x86 import F16_X86_KERNELS, f16_x86_gemm, f16_x86_igemm, f16_x86_ukern
 from .f32_gemm import f32_gemm
 from .f32_igemm import f32_igemm
 from .f32_qcw import F32_QC4W_KERNELS, F32_QC8W_KERNELS, f32_qc4w_gemm, f32_qc8w_gemm, f32_qcw_ukernel, qc4w_unpack
-from .qd8_f16 import qd8_f16_qb4w_gemm, qd8_f16_qc4w_gemm, qd8_f16_qc8w_gemm
+from .qd8_f16 import qd8_f16_qb4w_gemm, qd8_f16_qc4w_gemm, qd8_f16_qc8w_gemm, qd8_f16_qc8w_igemm
 from .qd8_f32_qb4w import qb4w_ksum, qd8_f32_qb4w_gemm
 from .qd8_f32_qc4w import qd8_f32_qc4w_gemm
 from .qd8_f32_qc8w import qd8_f32_qc8w_gemm, qd8_f32_qc8w_igemm
@@ -65,6 +66,7 @@ __all__ = [
     "qd8_f16_qb4w_gemm",
     "qd8_f16_qc4w_gemm",
     "qd8_f16_qc8w_gemm",
+    "qd8_f16_qc8w_igemm",
     "qd8_f32_qb4w_gemm",
     "qd8_f32_qc4w_gemm",
     "qd8_f32_qc8w_gemm",
@@ -99,6 +101,7 @@ FALLBACKS: dict[tuple[str, str], Callable[..., Any]] = {
     ("qd8_f32_qb4w_gemm", "gemm"): qd8_f32_qb4w_gemm,
     ("qd8_f32_qc4w_gemm", "gemm"): qd8_f32_qc4w_gemm,
     ("qd8_f16_qc8w_gemm", "gemm"): qd8_f16_qc8w_gemm,
+    ("qd8_f16_qc8w_igemm", "igemm"): qd8_f16_qc8w_igemm,
     ("qd8_f16_qc4w_gemm", "gemm"): qd8_f16_qc4w_gemm,
     ("qd8_f16_qb4w_gemm", "gemm"): qd8_f16_qb4w_gemm,
     ("qu8_gemm", "gemm"): qu8_gemm,

@@ -30,11 +30,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..numerics import Clamp, clamp, fadd32, fmul32, ftz16, wrap_i32
+from ._common import as_f32, qd8_codes
+from ._conv import grouped_conv, grouped_geometry
 from .qd8_f32_qb4w import qd8_f32_qb4w_gemm
 from .qd8_f32_qc4w import qd8_f32_qc4w_gemm
 from .qd8_f32_qc8w import check_qc8w_weights, qc8w_acc, qd8_f32_qc8w_epilogue, qd8_gemm_operands
 
-__all__ = ["f16_output", "qd8_f16_qb4w_gemm", "qd8_f16_qc4w_gemm", "qd8_f16_qc8w_gemm"]
+__all__ = ["f16_output", "qd8_f16_qb4w_gemm", "qd8_f16_qc4w_gemm", "qd8_f16_qc8w_gemm", "qd8_f16_qc8w_igemm"]
 
 F32, F16 = np.float32, np.float16
 INF = float("inf")
@@ -65,16 +67,76 @@ def qd8_f16_qc8w_gemm(
     fz: bool = True,
 ) -> NDArray[np.float16]:
     """``[M, N]`` fp16 for qd8 rows ``q`` [M, K] and int8 ``w`` [N, K] (per-channel ``ws``, f32 ``bias``)."""
-    if kernel not in ("c", "asm_ld128"):
-        raise ValueError(f"kernel must be 'c' or 'asm_ld128', got {kernel!r}")
+    _check_kernel(kernel)
     q, a, w, ws, b = qd8_gemm_operands(q, a, w, ws, bias, check_qc8w_weights)
     acc = qc8w_acc(q, zp, w)
+    return f16_output(_qc8w_f32(acc, a, ws, b, kernel, fz), clamp_min, clamp_max, fz=fz)
+
+
+def _check_kernel(kernel: str) -> None:
+    if kernel not in ("c", "asm_ld128"):
+        raise ValueError(f"kernel must be 'c' or 'asm_ld128', got {kernel!r}")
+
+
+def _qc8w_f32(
+    acc: NDArray[np.int64],
+    a: NDArray[np.float32],
+    ws: NDArray[np.float32],
+    b: NDArray[np.float32],
+    kernel: str,
+    fz: bool,
+) -> NDArray[np.float32]:
+    """The binary32 epilogue before the fp16 conversion: the C kernels', or the ld128 assembly's."""
     if kernel == "c":
-        y = qd8_f32_qc8w_epilogue(acc, a, ws, b, clamp_min=-INF, clamp_max=INF, fz=fz)
-    else:
-        accf = wrap_i32(acc).astype(F32)  # SCVTF (RNE) of the int32 register
-        sc = fmul32(ws[None, :], a[:, None], fz=fz)
-        y = fadd32(fmul32(accf, sc, fz=fz), b[None, :], fz=fz)
+        return qd8_f32_qc8w_epilogue(acc, a, ws, b, clamp_min=-INF, clamp_max=INF, fz=fz)
+    accf = wrap_i32(acc).astype(F32)  # SCVTF (RNE) of the int32 register
+    sc = fmul32(ws[None, :], a[:, None], fz=fz)  # FMUL kernel_scale * scale
+    out: NDArray[np.float32] = fadd32(fmul32(accf, sc, fz=fz), b[None, :], fz=fz)
+    return out
+
+
+def qd8_f16_qc8w_igemm(
+    q: NDArray[np.int8],
+    a: NDArray[np.float32],
+    zp: NDArray[np.int32],
+    w: NDArray[np.int8],
+    ws: NDArray[np.float32],
+    bias: NDArray[np.float32] | None = None,
+    *,
+    kernel: Literal["c", "asm_ld128"] = "c",
+    stride: tuple[int, int] = (1, 1),
+    dilation: tuple[int, int] = (1, 1),
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0),
+    groups: int = 1,
+    clamp_min: float = -INF,
+    clamp_max: float = INF,
+    fz: bool = True,
+) -> NDArray[np.float16]:
+    """fp16 convolution of qd8 images ``q`` [N,H,W,C] (``a``, ``zp`` per image, quantized from fp16) by int8
+    ``w`` [O,kh,kw,C/g]: XNNPACK's qd8_f16_qc8w IGEMM (``xnn_qd8_f16_qc8w_igemm_minmax_ukernel_*``).
+
+    The same integer accumulation and epilogue as :func:`qd8_f16_qc8w_gemm` over the indirection rows (padding
+    reads the image's zero point); ``asm_ld128`` is the AArch64 ``4x16c4__asm_aarch64_neondotfp16arith_ld128``
+    kernel (SCVTF, FMUL by kernel_scale x scale, FADD bias, FCVTN), ``c`` the C kernels.
+    """
+    _check_kernel(kernel)
+    q = qd8_codes(q, 4)
+    if not isinstance(w, np.ndarray) or w.dtype != np.int8 or w.ndim != 4:
+        raise TypeError("weights must be a 4-D int8 array [O, kh, kw, C/g] (qcint8, symmetric per output channel)")
+    geo = grouped_geometry(q.shape, w.shape, stride=stride, dilation=dilation, padding=padding, groups=groups)
+    cout = w.shape[0]
+    a = as_f32("a", a, shape=(geo.batch,))
+    ws = as_f32("ws", ws, shape=(cout,))
+    b = np.zeros(cout, F32) if bias is None else as_f32("bias", bias, shape=(cout,))
+    zp8 = np.asarray(zp, dtype=np.int32).reshape(geo.batch)
+    per_pixel = geo.out_h * geo.out_w
+    zp_rows = np.repeat(zp8.astype(np.int64), per_pixel)
+    a_rows = np.repeat(a, per_pixel)
+
+    def gemm(rows: NDArray[np.int8], wg: NDArray[np.int8], cols: slice) -> NDArray[np.float32]:
+        return _qc8w_f32(qc8w_acc(rows, zp_rows, wg), a_rows, ws[cols], b[cols], kernel, fz)
+
+    y = grouped_conv(q, w, geo, zp8.astype(np.int8), F32, gemm)
     return f16_output(y, clamp_min, clamp_max, fz=fz)
 
 

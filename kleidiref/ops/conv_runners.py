@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import fallbacks as F
 from ..quant.qd8 import quantize_qd8
+from ..quant.qd8_f16 import quantize_qd8_f16
 from ..variants import igemm
 from .gemm_runners import Result, qu8_requant_mode, x86_f16_kernel
 from .operands import Call, f16_of, opt_f16, opt_f32, qs8_requant, qu8_requant, to_f32
@@ -26,6 +27,7 @@ __all__ = [
     "run_kai_igemm_pf16",
     "run_kai_igemm_pf32",
     "run_kai_igemm_pqs8",
+    "run_qd8_f16_qc8w_igemm",
     "run_qd8_f32_qc8w_igemm",
     "run_qs8_qc8w_igemm",
     "run_qu8_conv",
@@ -144,6 +146,17 @@ def run_qd8_f32_qc8w_igemm(c: Call) -> Result:
         q.reshape(x.shape), a, zp, c.w, c.w_scale(), opt_f32(c.bias), **c.clamp(), **c.geometry()
     )
     return out, "fallback:qd8_f32_qc8w_igemm (qd8 per image)"
+
+
+def run_qd8_f16_qc8w_igemm(c: Call) -> Result:
+    # The fp16 images are quantized per image by the fp16 qd8 quantizer (ExecuTorch: num_nonbatch_dims = 3).
+    x = np.asarray(c.x, dtype=np.float16)
+    q, a, zp = quantize_qd8_f16(x.reshape(x.shape[0], -1), fz=c.fz)
+    kern: Literal["c", "asm_ld128"] = "asm_ld128" if c.decision.kernel.endswith("_ld128") else "c"
+    out = F.qd8_f16_qc8w_igemm(
+        q.reshape(x.shape), a, zp, c.w, c.w_scale(), opt_f32(c.bias), kernel=kern, **c.clamp(), **c.geometry()
+    )
+    return out, f"fallback:qd8_f16_qc8w_igemm({kern}, qd8 per image)"
 
 
 def run_qs8_qc8w_igemm(c: Call) -> Result:

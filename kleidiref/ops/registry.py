@@ -52,6 +52,7 @@ RUNNERS: Mapping[tuple[str, str], Runner] = {
     ("igemm", "f32_gemm_nr2"): C.run_f32_igemm,
     ("igemm", "f16_gemm"): C.run_f16_igemm,
     ("igemm", "qd8_f32_qc8w_gemm"): C.run_qd8_f32_qc8w_igemm,
+    ("igemm", "qd8_f16_qc8w_igemm"): C.run_qd8_f16_qc8w_igemm,
     ("igemm", "qs8_qc8w_gemm"): C.run_qs8_qc8w_igemm,
     ("igemm", "qu8_gemm"): C.run_qu8_conv,
     # Depthwise.
