@@ -323,6 +323,7 @@ def _conv_cases() -> list[tuple[np.ndarray, np.ndarray, dict[str, object]]]:
     cases += [
         (x, w3[:2].astype(F32), {}),  # N = 2: the nr2 config on NEON
         (x, i3, {"dynamic": True, "filter_quant": s8}),
+        (x.astype(F16), i3, {"dynamic": True, "filter_quant": s8}),  # qd8_f16_qc8w IGEMM
         (xq, i3, {**q8, "filter_quant": s8}),
         (xq, idw, {**q8, "filter_quant": s8, "groups": 8}),
         (xu, u3, qu),
