@@ -9,7 +9,10 @@ difference with :func:`kleidiref.testing.assert_matches`'s diagnosis::
     pytest --pyargs kleidiref.conformance --kleidiref-impl mypkg.kernels:get_kernel \\
         --kleidiref-repro-dir repro/ [--kleidiref-svl 512] [--kleidiref-kernels '*sme2_mopa*']
 
-Requires pytest (and hypothesis for the property tests): ``pip install kleidiref[test]``.
+Requires pytest (and hypothesis for the property tests): ``pip install kleidiref[test]``. The
+options come from the plugin :mod:`kleidiref.conformance.plugin`, which an installed kleidiref
+registers (``pytest11`` entry point); from a source checkout on ``PYTHONPATH`` add
+``-p kleidiref.conformance.plugin``.
 
 The implementation
 ------------------
