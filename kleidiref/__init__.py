@@ -19,6 +19,7 @@ from .dispatch import Decision, NodeRejected, decide
 from .inspection import inspect
 from .kai import get_ukernel, list_ukernels
 from .ops import batch_matrix_multiply, convolution_2d, fully_connected
+from .runner import Runner, run
 from .targets import APPLE_M4, GENERIC_SME1, NEON_ONLY, Target, get_target, set_target, svl, target
 from .variants import (
     igemm,
@@ -36,6 +37,7 @@ __all__ = [
     "NEON_ONLY",
     "Decision",
     "NodeRejected",
+    "Runner",
     "Target",
     "batch_matrix_multiply",
     "convolution_2d",
@@ -57,6 +59,7 @@ __all__ = [
     "qp8_f32_qc4w_gemm",
     "qp8_f32_qc8w_gemm",
     "quant",
+    "run",
     "set_target",
     "svl",
     "target",

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, dispatch, golden, inspection
+from . import __version__, dispatch, golden, inspection, runner
 from .teach import cli as teach_cli
 
 __all__ = ["CASE_HELP", "main"]
@@ -225,11 +225,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ex.add_argument("cases", nargs="+", metavar="CASE.json")
     teach_cli.add_parsers(sub)
     _add_inspect(sub)
+    runner.add_parser(sub)
     args = parser.parse_args(argv)
     if args.cmd == "inspect":
         return _inspect(args)
     if args.cmd in teach_cli.VERBS:
         return teach_cli.run(args)
+    if args.cmd == "run":
+        return runner.cli_main(args)
     if args.cmd == "explain":
         return _explain(args.cases, args.json)
     if args.cmd == "selfcheck":

@@ -47,6 +47,7 @@ LAYERS: dict[str, int] = {
     "pte": 7,
     "teach": 7,
     "inspection": 8,
+    "runner": 8,
     "kernel": 7,  # compatibility alias of kai's interface and registry
     # 9: entry points
     "cli": 9,
