@@ -104,7 +104,7 @@ def test_svl_table_scales_mr_nr() -> None:
 def test_unknown_and_unpackable_names() -> None:
     with pytest.raises(ValueError, match="unknown kernel or variant"):
         resolve_kernel("nope", 512)
-    with pytest.raises(ValueError, match="unknown kernel or variant"):
+    with pytest.raises(ValueError, match="no packed-buffer interface"):
         resolve_kernel("qp8_f32_qc4w_gemm", 512)
 
 

@@ -162,6 +162,8 @@ def test_trace_refuses_what_it_cannot_show() -> None:
     _, kern = resolve_kernel("qp8_f32_qb4w_gemm", 512)
     with pytest.raises(ValueError, match="blockwise"):
         trace(kern, np.zeros(1, np.uint8), np.zeros(1, np.uint8), 1, 1, 32, None)
+    with pytest.raises(ValueError, match="blockwise"):
+        random_problem(kern, 1, 1, 32, 0)
     _, kern = resolve_kernel("pf32_gemm", 512)
     lhs, rhs, params = random_problem(kern, 2, 2, 40, 0)
     with pytest.raises(ValueError, match="max_steps"):

@@ -59,6 +59,11 @@ def resolve_kernel(name: str, svl: int, *, fz: bool = False) -> tuple[str, Matmu
     ``kai_run_imatmul`` is that kernel's loop with ``K = k_chunk_count * roundup(k_chunk_length, kr)``.
     """
     exact = name if name in UKERNELS else _default_kernel(name) if name in _VARIANTS else None
+    if exact is None and list_ukernels(name):
+        raise ValueError(
+            f"{name}: its kernels have no packed-buffer interface in kleidiref (XNNPACK's packing is folded "
+            f"into the variant's gemm), so there is no layout to show (teachable: {', '.join(_VARIANTS)})"
+        )
     if exact is None:
         raise ValueError(f"unknown kernel or variant {name!r} (variants: {', '.join(_VARIANTS)})")
     cls = _matmul_class(UKERNELS[exact])

@@ -36,7 +36,16 @@ from ..kai.pack.lhs_quant_pack_qai8dxp_f32 import Qai8dxpRows
 from ..kai.params import kai_matmul_requantize32_params
 from .kernels import resolve_kernel
 
-__all__ = ["Trace", "ZaPosition", "instruction", "random_problem", "trace", "trace_file", "za_position"]
+__all__ = [
+    "Trace",
+    "ZaPosition",
+    "check_traceable",
+    "instruction",
+    "random_problem",
+    "trace",
+    "trace_file",
+    "za_position",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,6 +183,12 @@ def _epilogue(kernel: MatmulKernel, lhs: Any, rhs: Any, acc: NDArray[Any], param
     return acc, k.epilogue(acc, params), steps
 
 
+def check_traceable(kernel: MatmulKernel) -> None:
+    """ValueError for a kernel kleidiref computes as one stage (the blockwise qb4w kernels)."""
+    if isinstance(kernel, BlockwiseKernel):
+        raise ValueError(f"{kernel.name}: the blockwise scales are applied inside the k loop; no per-step trace")
+
+
 def trace(
     kernel: MatmulKernel,
     lhs_bytes: NDArray[np.uint8],
@@ -192,8 +207,7 @@ def trace(
     ``record``: the step counts whose states to compute (default: every one); the last step is
     always computed, and ``Trace.recorded`` lists the step count of each state.
     """
-    if isinstance(kernel, BlockwiseKernel):
-        raise ValueError(f"{kernel.name}: the blockwise scales are applied inside the k loop; no per-step trace")
+    check_traceable(kernel)
     kr = kernel.tile_params().kr
     nsteps = math.ceil(k / kr)
     if nsteps > max_steps:
@@ -255,6 +269,7 @@ def random_problem(
     kernel: MatmulKernel, m: int, n: int, k: int, seed: int
 ) -> tuple[NDArray[np.uint8], NDArray[np.uint8], Any]:
     """Seeded operands packed through the kernel's own layouts: ``(lhs bytes, rhs bytes, epilogue params)``."""
+    check_traceable(kernel)
     rng = np.random.default_rng(seed)
     kk: Any = kernel
     rhs_lay = kk.rhs_layout(n, k)
