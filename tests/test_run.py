@@ -30,11 +30,8 @@ for _p in PROGRAMS:
         elif _p.startswith("dwconv"):
             KNOWN[_p, _cpu] = (NotImplementedError, "XNNDepthwiseConv2d")
 KNOWN["linear_k64_n32__fp16_ao_8da4w_g32", "sme2"] = (RefusedByXnnpack, "xnn_status_unsupported_hardware")
-#: Known residual differences (max ULP distance, measured; docs/run.md says why).
-DIFFERENCES: dict[tuple[str, str], int] = {
-    # x86's qd8_f16_qc8w IGEMM is emulated with the ARM64 kernel's fp16 epilogue (under investigation)
-    ("conv3x3_p1_c16_o24__fp16_pt2e_dyn_pc8", "x86-avx2"): 4932,
-}
+#: Known residual differences (max ULP distance, measured; docs/run.md says why): none today.
+DIFFERENCES: dict[tuple[str, str], int] = {}
 
 
 def _inputs(name: str) -> list[NDArray[Any]]:

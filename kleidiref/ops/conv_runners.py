@@ -151,7 +151,7 @@ def run_qd8_f32_qc8w_igemm(c: Call) -> Result:
 def run_qd8_f16_qc8w_igemm(c: Call) -> Result:
     # The fp16 images are quantized per image by the fp16 qd8 quantizer (ExecuTorch: num_nonbatch_dims = 3).
     x = np.asarray(c.x, dtype=np.float16)
-    q, a, zp = quantize_qd8_f16(x.reshape(x.shape[0], -1), fz=c.fz)
+    q, a, zp = quantize_qd8_f16(x.reshape(x.shape[0], -1), fz=c.fz, x86=c.target.arch == "x86_64")
     kern: Literal["c", "asm_ld128"] = "asm_ld128" if c.decision.kernel.endswith("_ld128") else "c"
     out = F.qd8_f16_qc8w_igemm(
         q.reshape(x.shape), a, zp, c.w, c.w_scale(), opt_f32(c.bias), kernel=kern, **c.clamp(), **c.geometry()

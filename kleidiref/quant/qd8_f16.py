@@ -61,9 +61,25 @@ def qd8_f16_params(
 
 
 def quantize_qd8_f16(
-    x: NDArray[np.float16], *, fz: bool = False
+    x: NDArray[np.float16], *, fz: bool = False, x86: bool = False
 ) -> tuple[NDArray[np.int8], NDArray[np.float32], NDArray[np.int32]]:
-    """``(q, a, zp)``: int8 codes [rows, K], f32 dequantization scale and zero point per row."""
+    """``(q, a, zp)``: int8 codes [rows, K], f32 dequantization scale and zero point per row.
+
+    ``x86=True``: x86-64 has no fp16 arithmetic; XNNPACK's AVX2 convert widens the fp16 values and the
+    fp16 multiplier to binary32 and multiplies there (one binary32 rounding), then ``_mm256_cvtps_epi32``
+    (ties to even; NaN and overflow give INT32_MIN, so -128 after the saturating packs); its min/max reduce
+    runs on the widened values (no FZ16). The codes run as qdu8 there (code + 128, zero point + 128), which
+    leaves every product sum unchanged. Measured: bit-exact with ExecuTorch's x86-64 output of a qd8_f16_qc8w
+    convolution, where the fp16 multiply of the ARM64 path is up to thousands of fp16 ULPs away.
+    """
+    if x86:
+        s16, a, zp = qd8_f16_params(x, fz=False)
+        with np.errstate(over="ignore", invalid="ignore"):
+            p32 = (x.astype(F32) * s16.astype(F32)[:, None]).astype(F32)
+            p32 = np.minimum(p32, (F32(127) - zp[:, None]).astype(F32))  # _mm256_min_ps(vx, max - zp)
+            r = np.where(np.isfinite(p32), np.rint(np.nan_to_num(p32)), -(2.0**31))
+        qx: NDArray[np.int8] = np.clip(r + zp[:, None], -128, 127).astype(np.int8)
+        return qx, a, zp
     s16, a, zp = qd8_f16_params(x, fz=fz)
     p = fmul16(x, s16[:, None], fz=fz)  # vmulq_f16: one RNE rounding
     r = fcvtns(p, bits=16)  # vcvtnq_s16_f16: ties to even, saturating, NaN -> 0
