@@ -17,7 +17,9 @@ in the graph's order (XNNPACK's execution order), each node through what XNNPACK
 * ``XNNConvert`` ``fp32 -> qint8`` (``xnn_f32_qs8_vcvt``) and ``qint8 -> fp32`` (``xnn_qs8_f32_vcvt``):
   :func:`kleidiref.quant.quantize_qai8` / :func:`kleidiref.quant.dequantize_qai8`.
 
-Anything else (``XNNDepthwiseConv2d``, ``XNNConvTranspose2d``, fp16 <-> fp32 converts, non-delegated
+* ``XNNDepthwiseConv2d`` with qint8 input: the generic qs8 dwconv kernel through :mod:`kleidiref.ops`.
+
+Anything else (float ``XNNDepthwiseConv2d``, ``XNNConvTranspose2d``, fp16 <-> fp32 converts, non-delegated
 operators) raises :class:`NotImplementedError` naming it: never an approximation. See docs/run.md.
 """
 
@@ -64,6 +66,7 @@ SUPPORTED_NODE_TYPES: tuple[str, ...] = (
     "XNNBatchMatrixMultiply",
     "XNNStaticTranspose",
     "XNNConvert",
+    "XNNDepthwiseConv2d",
 )
 _FLAG_TRANSPOSE = 1  # XNN_FLAG_TRANSPOSE_WEIGHTS (FC) / XNN_FLAG_TRANSPOSE_B (BMM)
 _INT4 = ("qcint4", "qbint4")
@@ -299,6 +302,37 @@ def _bmm(t: Target, graph: pte.XnnGraph, node: pte.XnnNode, vals: Mapping[int, A
     return r.output, r.emulation
 
 
+def _depthwise(t: Target, graph: pte.XnnGraph, node: pte.XnnNode, vals: Mapping[int, Any]) -> tuple[Any, str]:
+    """``XNNDepthwiseConv2d`` as the grouped convolution it is (groups = channels): the generic dwconv kernel.
+
+    Only the static int8 (qs8) one (bit-exact on the fixtures): kleidiref's f32/f16 dwconv is 2048 / 5120 ULP
+    off the observed outputs (docs/run.md), so a float depthwise node is refused rather than approximated.
+    """
+    f = node.fields
+    src = graph.value(f["input1_id"])
+    if src.datatype_name != "qint8":
+        raise NotImplementedError(
+            f"XNNDepthwiseConv2d with {src.datatype_name} input is not emulated yet (kleidiref's f32/f16 dwconv "
+            "does not match XNNPACK's bit for bit; docs/run.md)"
+        )
+    w = np.ascontiguousarray(np.transpose(vals[f["filter_id"]], (3, 1, 2, 0)))  # [1,kh,kw,C*m] -> [C*m,kh,kw,1]
+    r: OpResult = convolution_2d(
+        vals[f["input1_id"]],
+        w,
+        _bias(graph, f),
+        stride=(f["subsampling_height"], f["subsampling_width"]),
+        dilation=(f["dilation_height"], f["dilation_width"]),
+        padding=(f["padding_top"], f["padding_right"], f["padding_bottom"], f["padding_left"]),
+        groups=f["groups"],
+        input_quant=_quant_params(src),
+        filter_quant=_quant_params(graph.value(f["filter_id"])),
+        target=t,
+        **_out_quant(graph.value(f["output_id"])),
+        **_clamp(node),
+    )
+    return r.output, r.emulation
+
+
 def _transpose(_t: Target, _graph: pte.XnnGraph, node: pte.XnnNode, vals: Mapping[int, Any]) -> tuple[Any, str]:
     x = vals[node.fields["input_id"]]
     if isinstance(x, _Dynamic):
@@ -350,6 +384,7 @@ _HANDLERS: Mapping[str, _Handler] = {
     "XNNBatchMatrixMultiply": _bmm,
     "XNNStaticTranspose": _transpose,
     "XNNConvert": _convert,
+    "XNNDepthwiseConv2d": _depthwise,
 }
 
 
