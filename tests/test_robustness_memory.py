@@ -14,7 +14,7 @@ from kleidiref import limits, ops
 from kleidiref.quant import qai8, qai8dx, qb4, qd8
 from kleidiref.variants import pf16_gemm, pf32_gemm, pqs8_qc8w_gemm, qp8_f32_qb4w_gemm, qp8_f32_qc4w_gemm
 from kleidiref.variants import qp8_f32_qc8w_gemm as qc8w
-from kleidiref.variants.igemm import conv2d
+from kleidiref.variants.igemm import conv2d, prepare_conv2d
 
 F32 = np.float32
 SME2 = kr.Target(svl_bits=512)
@@ -63,6 +63,16 @@ _CALLS: dict[str, Callable[[], Any]] = {
     ),
     "igemm conv2d": lambda: conv2d(
         _view((1, 2000, 2000, 3), F32), _small((1000, 3, 3, 3), F32), variant="pf32", target=SME2
+    ),
+    "igemm prepare_conv2d (broadcast filter)": lambda: prepare_conv2d(
+        _view((100_000, 3, 3, 20_000), F32), variant="pf32", target=SME2
+    ),
+    "fully_connected qb4w scales": lambda: ops.fully_connected(
+        _view((4, 320_000), F32),
+        _view((100_000, 320_000), np.int8, 0),
+        filter_quant=ops.QuantParams(_view((100_000, 10_000), np.uint16, 0x3F80), 8, block_size=32, bits=4),
+        dynamic=True,
+        target=SME2,
     ),
     "quantize_qd8": lambda: qd8.quantize_qd8(_view((BIG, BIG), F32)),
     "quantize_qai8": lambda: qai8.quantize_qai8(_view((BIG, BIG), F32), 1.0, 0),

@@ -18,6 +18,7 @@ from .. import fallbacks as F
 from ..dispatch import ConvParams, Decision, TensorSpec
 from ..numerics import bf16_to_f32, f32_to_bf16_rne, rn16
 from ..targets import Target
+from ..validate import check_alloc
 
 __all__ = [
     "BF16",
@@ -210,6 +211,8 @@ def scale_tuple(q: QuantParams | None) -> float | tuple[float, ...] | None:
     if q is None:
         return None
     s = np.asarray(q.scale)
+    # The node holds Python floats (about 32 bytes each): sized before they are made.
+    check_alloc(f"quantization scales {s.shape}", (s.shape, np.float64), factor=4)
     if s.dtype == np.uint16:  # bf16 bits
         return tuple(float(v) for v in bf16_to_f32(s).reshape(-1))
     return float(s) if s.ndim == 0 else tuple(float(v) for v in s.reshape(-1))

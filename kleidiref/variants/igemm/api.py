@@ -243,6 +243,8 @@ def _prepare(
     cfg, t, n_groups = _check_options(variant, target, sme1, groups, fast)
     x = _array("input", input, 4, "NHWC [N, H, W, Cin]") if have_input else None
     f = _array("filter", filter, 4, "OHWI [Cout, KH, KW, Cin]")
+    # The packed weights and their float32 decodings (a broadcast view is sized by its shape).
+    check_alloc(f"preparing conv2d weights {f.shape}", (f.shape, F32), factor=4)
     elem_what = _ELEM_WHAT[variant]
     if x is not None:
         check_dtype("input", x, cfg.elem, elem_what)
