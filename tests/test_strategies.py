@@ -63,7 +63,8 @@ def test_shapes_reach_every_edge() -> None:
     """Over many draws, the tile edges of the qp8 kernels at SVL 128 (mr 4, nr 16, K 31/32/33) appear."""
     seen: set[tuple[str, int]] = set()
 
-    @settings(max_examples=300, deadline=None, database=None)
+    # Derandomized: a coverage check must not depend on the run's seed.
+    @settings(max_examples=300, deadline=None, database=None, derandomize=True)
     @given(ks.problem_shapes("qp8_f32_qc8w_gemm", svl=128, max_m=40, max_n=80, max_k=96))
     def collect(s: ks.Shape) -> None:
         seen.update({("m", s.m), ("n", s.n), ("k", s.k)})
