@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
 def _shipped() -> list[Path]:
     files = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
     files += sorted(p for p in (ROOT / "kleidiref").rglob("*") if p.suffix in (".py", ".md"))
