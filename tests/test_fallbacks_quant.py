@@ -373,7 +373,8 @@ def test_qp8_f32_qc4w_packed_scale_over_16_meets_fz() -> None:
 def test_qp8_f32_qc4w_kernels_are_registered_ukernels() -> None:
     from kleidiref import get_ukernel, list_ukernels
 
-    assert list_ukernels("qp8_f32_qc4w_gemm") == sorted(Q4.KERNELS)
+    # The kernels, and the LHS quantizer-packer every qp8 variant runs (XNNPACK's packq).
+    assert list_ukernels("qp8_f32_qc4w_gemm") == sorted([*Q4.KERNELS, "kai_lhs_quant_pack_qai8dxp_f32"])
     for name, cls in Q4.KERNELS.items():
         k = get_ukernel(name, 256)
         assert type(k) is cls and getattr(Q4, name) is cls and k.variant == "qp8_f32_qc4w_gemm"

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 import kleidiref._engine as engine
 from kleidiref.kai import matmul_clamp_f16_f16_f16p as f16_gemv_mod
 from kleidiref.kai import matmul_clamp_f16_f16p_f16p as f16_mopa_mod
+from kleidiref.kai import matmul_clamp_qai8_qai8p_qsi8cxp as pqs8_kai_mod
 from kleidiref.kai.pack import lhs_quant_pack_qai8dxp_f32 as qai8dxp_mod
 from kleidiref.kai.params import kai_matmul_requantize32_params
 from kleidiref.kai.registry import UKERNELS, list_ukernels
@@ -206,7 +207,7 @@ MUTANTS: list[Mutant] = [
     Mutant("pqs8: input zero point added, not subtracted", "pqs8_qc8w_gemm", _pqs8_zp_flipped,
            "input zero point added instead of subtracted"),
     Mutant("pqs8: requantization rounds ties away (FRINTA)", "pqs8_qc8w_gemm",
-           _patched([(pqs8_mod, "frintn_fcvtzs", _frinta)]), "ties-away requantization"),
+           _patched([(pqs8_kai_mod, "frintn_fcvtzs", _frinta)]), "ties-away requantization"),
 ]  # fmt: skip
 
 FAST = {

@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from kleidiref.golden import bundled_golden_dir, check_file
+from kleidiref.kai.params import kai_matmul_requantize32_params as RQ
+from kleidiref.kai.params import kai_rhs_pack_qsi8cx_params
 from kleidiref.quant import requantization_scale
 from kleidiref.targets import GENERIC_SME1, NEON_ONLY, SUPPORTED_SVLS, Target
 from kleidiref.variants import pqs8_qc8w_gemm as p
-from kleidiref.variants._int8_common import kai_matmul_requantize32_params as RQ
-from kleidiref.variants._int8_common import kai_rhs_pack_qsi8cx_params
 
 GOLDEN = sorted(bundled_golden_dir().glob("pqs8_qc8w_gemm__*.npz"))
 
@@ -300,7 +300,7 @@ def test_fast_path_equals_packed_path(m: int, n: int, k: int, seed: int, sme1: b
 @pytest.mark.parametrize(("m", "n", "k"), [(3, 5, 7), (2, 4, 3000), (1, 3, 1025), (3, 6, 6000)])
 @pytest.mark.parametrize("extreme", [False, True])
 def test_int8_matmul_exact(m: int, n: int, k: int, extreme: bool) -> None:
-    from kleidiref.variants._int8_common import int8_matmul
+    from kleidiref.kai.int8_common import int8_matmul
 
     rng = np.random.default_rng(k)
     a = np.full((m, k), -128, np.int8) if extreme else rng.integers(-128, 128, (m, k)).astype(np.int8)
@@ -312,7 +312,7 @@ def test_int8_matmul_exact(m: int, n: int, k: int, extreme: bool) -> None:
 
 @pytest.mark.slow
 def test_int8_matmul_wraps_like_int32() -> None:
-    from kleidiref.variants._int8_common import int8_matmul
+    from kleidiref.kai.int8_common import int8_matmul
 
     k = 140_000  # 128 * 128 * k > 2**31: the kernels' int32 accumulator wraps
     a = np.full((1, k), -128, np.int8)

@@ -14,9 +14,9 @@ from numpy.typing import NDArray
 from kleidiref._buffers import PackedRhs
 from kleidiref.golden import bundled_golden_dir, check_file
 from kleidiref.kai.pack import kai_lhs_quant_pack_qai8dxp_f32
+from kleidiref.kai.params import kai_rhs_pack_qsi8cx_params
 from kleidiref.targets import GENERIC_SME1, NEON_ONLY, SUPPORTED_SVLS, Target
 from kleidiref.variants import qp8_f32_qc8w_gemm as q
-from kleidiref.variants._int8_common import kai_rhs_pack_qsi8cx_params
 
 GOLDEN = sorted(bundled_golden_dir().glob("qp8_f32_qc8w_gemm__*.npz"))
 KERNELS = [q.SME2_MOPA, q.SME1_MOPA, q.SME2_GEMV, q.SME1_GEMV]

@@ -11,6 +11,7 @@ import pytest
 
 import kleidiref as kr
 from kleidiref import limits, ops
+from kleidiref.kai import matmul_clamp_qai8_qai8p_qsi8cxp
 from kleidiref.quant import qai8, qai8dx, qb4, qd8
 from kleidiref.variants import pf16_gemm, pf32_gemm, pqs8_qc8w_gemm, qp8_f32_qb4w_gemm, qp8_f32_qc4w_gemm
 from kleidiref.variants import qp8_f32_qc8w_gemm as qc8w
@@ -112,7 +113,7 @@ def test_pqs8_row_blocks_bound_temporaries(monkeypatch: pytest.MonkeyPatch) -> N
         rng.integers(-127, 128, (50, 40), dtype=np.int8), np.full(50, 0.01, F32), input_zero_point=3, target=SME2
     )
     ref = pqs8_qc8w_gemm.gemm_packed(lhs, w, output_zero_point=-2, target=SME2)
-    monkeypatch.setattr(pqs8_qc8w_gemm, "_ROW_BLOCK_BYTES", 7 * 4 * 50)
+    monkeypatch.setattr(matmul_clamp_qai8_qai8p_qsi8cxp, "_ROW_BLOCK_BYTES", 7 * 4 * 50)
     assert np.array_equal(pqs8_qc8w_gemm.gemm_packed(lhs, w, output_zero_point=-2, target=SME2), ref)
     tracemalloc.start()
     try:

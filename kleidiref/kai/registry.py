@@ -20,6 +20,10 @@ from . import (
     matmul_clamp_f16_f16p_f16p,
     matmul_clamp_f32_f32_f32p,
     matmul_clamp_f32_f32p_f32p,
+    matmul_clamp_f32_qai8dxp_qsi4cxp,
+    matmul_clamp_f32_qai8dxp_qsi8cxp,
+    matmul_clamp_qai8_qai8_qsi8cxp,
+    matmul_clamp_qai8_qai8p_qsi8cxp,
     pack,
 )
 from .interface import Ukernel
@@ -35,15 +39,7 @@ def _ukernel_modules() -> dict[str, ModuleType]:
     layer, which imports :mod:`kleidiref.kai`) are imported on the first lookup, not when
     :mod:`kleidiref.kai` is imported: importing them at load time would be an import cycle.
     """
-    from ..variants import (
-        igemm,
-        pf16_gemm,
-        pf32_gemm,
-        pqs8_qc8w_gemm,
-        qp8_f32_qb4w_gemm,
-        qp8_f32_qc4w_gemm,
-        qp8_f32_qc8w_gemm,
-    )
+    from ..variants import igemm, pf16_gemm, pf32_gemm, qp8_f32_qb4w_gemm
 
     kai_mods = [
         pack,
@@ -51,17 +47,12 @@ def _ukernel_modules() -> dict[str, ModuleType]:
         matmul_clamp_f32_f32_f32p,
         matmul_clamp_f16_f16p_f16p,
         matmul_clamp_f16_f16_f16p,
+        matmul_clamp_f32_qai8dxp_qsi8cxp,
+        matmul_clamp_qai8_qai8p_qsi8cxp,
+        matmul_clamp_qai8_qai8_qsi8cxp,
+        matmul_clamp_f32_qai8dxp_qsi4cxp,
     ]
-    mods = [
-        *kai_mods,
-        pf32_gemm,
-        pf16_gemm,
-        qp8_f32_qc8w_gemm,
-        pqs8_qc8w_gemm,
-        qp8_f32_qb4w_gemm,
-        qp8_f32_qc4w_gemm,
-        igemm,
-    ]
+    mods = [*kai_mods, pf32_gemm, pf16_gemm, qp8_f32_qb4w_gemm, igemm]
     return {m.__name__.rsplit(".", 1)[-1].lstrip("_"): m for m in mods}
 
 
@@ -102,9 +93,14 @@ class _Registry(Mapping[str, type[Ukernel]]):
         return len(self._table())
 
     def of(self, variant: str) -> set[str]:
-        """Names of the ukernels module ``variant`` exposes or whose ``variant`` attribute is it."""
+        """Names of the ukernels module ``variant`` exposes or whose ``variant`` attribute is it.
+
+        A ``variant`` attribute that is a prefix of the name (``qp8`` of ``qp8_f32_qc8w_gemm``)
+        marks a ukernel the whole family runs (``kai_lhs_quant_pack_qai8dxp_f32``).
+        """
         table = self._table()
-        return self._by_module.get(variant, set()) | {n for n, c in table.items() if c.variant == variant}
+        mine = {n for n, c in table.items() if c.variant == variant or variant.startswith(c.variant + "_")}
+        return self._by_module.get(variant, set()) | mine
 
 
 #: Every emulated KleidiAI kernel and packer, by exact upstream name (read-only mapping).

@@ -115,7 +115,7 @@ def _rhs_reference(p: Problem) -> tuple[NDArray[np.uint8], Any]:
         name = "kai_rhs_pack_nxk_qsi8cxp_qsi8cx_neon"
         kw = {"rhs": p.rhs, "scale": p.scale, "bias": p.bias, "nr": tp.nr, "kr": tp.kr}
     elif p.variant == "pqs8_qc8w_gemm":
-        from ..variants._int8_common import kai_rhs_pack_qsi8cx_params
+        from ..kai.params import kai_rhs_pack_qsi8cx_params
 
         name = "kai_rhs_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme"
         kw = {

@@ -41,23 +41,30 @@ so that int32 wraparound and subnormal scales behave as upstream. FPCR.FZ (the t
 operator creation, outside the threadpool, so without FZ.
 
 The integer part is exact (float32 BLAS in K chunks whose partial sums stay below 2**24,
-``_int8_common.int8_matmul``).
+``kleidiref.kai.int8_common.int8_matmul``).
 """
 
 from __future__ import annotations
-
-from typing import Any, ClassVar, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ..configs import Branch, kai_branch, kai_choice, select_kai_kernel
-from ..kai.interface import Ukernel
-from ..numerics import wrap_i32
-from ..quant.qai8dx import quantize_qai8dx
+from ..kai.matmul_clamp_f32_qai8dxp_qsi4cxp import (
+    KERNELS,
+    VARIANT,
+    Qc4wKernel,
+    kai_matmul_clamp_f32_qai8dxp1vlx4_qsi4cxp4vlx4_1vlx4vl_sme_mopa,
+    kai_matmul_clamp_f32_qai8dxp1vlx8_qsi4cxp4vlx8_1vlx4vl_sme2_mopa,
+    kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4vlx4_1x4vl_sme2_sdot,
+    kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4vlx4_1x4vl_sme_dot,
+    kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4x4_1x4_neon_dotprod,
+    kai_matmul_clamp_f32_qai8dxp1x8_qsi4cxp8x8_1x8x32_neon_dotprod,
+    kai_matmul_clamp_f32_qai8dxp4x8_qsi4cxp4x4_16x4x32_neon_dotprod,
+    kai_matmul_clamp_f32_qai8dxp4x8_qsi4cxp8x8_8x8x32_neon_i8mm,
+)
 from ..targets import Target, resolve_target
 from ..validate import check_alloc, check_bool, check_output_range
-from ._int8_common import int8_matmul, qai8dxp_epilogue
 
 __all__ = [
     "KERNELS",
@@ -77,100 +84,6 @@ __all__ = [
 ]
 
 F32 = np.float32
-VARIANT = "qp8_f32_qc4w_gemm"
-_SRC = "kai/ukernels/matmul/matmul_clamp_f32_qai8dxp_qsi4cxp/"
-
-
-class Qc4wKernel(Ukernel):
-    """One KleidiAI qai8dxp x qsi4cxp kernel as XNNPACK's qp8_f32_qc4w config runs it.
-
-    A registered ukernel (``kleidiref.get_ukernel``) describing the kernel; :func:`gemm` computes
-    its output bits (no packed-buffer interface: XNNPACK's packing is folded into ``gemm``).
-    Subclasses set ``branch``, ``gemv``, ``kr``, ``sr`` and ``ext``; the rest follows.
-    """
-
-    variant = VARIANT
-    branch: ClassVar[Branch]
-    gemv: ClassVar[bool]
-    kr: ClassVar[int]
-    sr: ClassVar[int]
-    #: SME GEMVs: FMUL then FMLA (one rounding); else FMUL, FMUL, FADD.
-    fused: ClassVar[bool]
-    clamp_kind: ClassVar[Literal["fclamp", "fmax_fmin"]]
-    #: True: nibbles widened to 16*w, packed scale * 0.0625 (qsi4cxp_qs4cxs1s0 packers);
-    #: False: LUTI4 to w, scale as given (qsi4cxps1s0_qsu4cxs1s0 packer).
-    x16: ClassVar[bool]
-    packer: ClassVar[str]
-
-    def __init_subclass__(cls, ext: str = ".c", **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        sme = cls.branch in ("sme2", "sme")
-        cls.isa = cls.branch if sme else "neon"
-        cls.fused = sme and cls.gemv
-        cls.clamp_kind = "fclamp" if cls.branch == "sme2" else "fmax_fmin"
-        cls.x16 = cls.branch != "sme2"
-        cls.packer = (
-            "kai_rhs_pack_nxk_qsi4cxps1s0_qsu4cxs1s0_neon"
-            if cls.branch == "sme2"
-            else "kai_rhs_pack_nxk_qsi4cxp_qs4cxs1s0 (kxn sibling for transposed weights)"
-        )
-        cls.source = _SRC + cls.name + ext
-
-
-class kai_matmul_clamp_f32_qai8dxp1vlx8_qsi4cxp4vlx8_1vlx4vl_sme2_mopa(Qc4wKernel):
-    name = "kai_matmul_clamp_f32_qai8dxp1vlx8_qsi4cxp4vlx8_1vlx4vl_sme2_mopa"
-    branch, gemv, kr, sr = "sme2", False, 4, 1
-
-
-class kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4vlx4_1x4vl_sme2_sdot(Qc4wKernel):
-    name = "kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4vlx4_1x4vl_sme2_sdot"
-    branch, gemv, kr, sr = "sme2", True, 4, 1
-
-
-class kai_matmul_clamp_f32_qai8dxp1vlx4_qsi4cxp4vlx4_1vlx4vl_sme_mopa(Qc4wKernel, ext="_asm.S"):
-    name = "kai_matmul_clamp_f32_qai8dxp1vlx4_qsi4cxp4vlx4_1vlx4vl_sme_mopa"
-    branch, gemv, kr, sr = "sme", False, 8, 2
-
-
-class kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4vlx4_1x4vl_sme_dot(Qc4wKernel, ext="_asm.S"):
-    name = "kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4vlx4_1x4vl_sme_dot"
-    branch, gemv, kr, sr = "sme", True, 8, 2
-
-
-class kai_matmul_clamp_f32_qai8dxp4x8_qsi4cxp8x8_8x8x32_neon_i8mm(Qc4wKernel, ext="_asm.S"):
-    name = "kai_matmul_clamp_f32_qai8dxp4x8_qsi4cxp8x8_8x8x32_neon_i8mm"
-    branch, gemv, kr, sr = "i8mm", False, 16, 2
-
-
-class kai_matmul_clamp_f32_qai8dxp1x8_qsi4cxp8x8_1x8x32_neon_dotprod(Qc4wKernel):
-    name = "kai_matmul_clamp_f32_qai8dxp1x8_qsi4cxp8x8_1x8x32_neon_dotprod"
-    branch, gemv, kr, sr = "i8mm", True, 16, 2
-
-
-class kai_matmul_clamp_f32_qai8dxp4x8_qsi4cxp4x4_16x4x32_neon_dotprod(Qc4wKernel, ext="_asm.S"):
-    name = "kai_matmul_clamp_f32_qai8dxp4x8_qsi4cxp4x4_16x4x32_neon_dotprod"
-    branch, gemv, kr, sr = "dotprod", False, 8, 2
-
-
-class kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4x4_1x4_neon_dotprod(Qc4wKernel):
-    name = "kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4x4_1x4_neon_dotprod"
-    branch, gemv, kr, sr = "dotprod", True, 8, 2
-
-
-#: KleidiAI kernel name -> kernel class.
-KERNELS: dict[str, type[Qc4wKernel]] = {
-    k.name: k
-    for k in (
-        kai_matmul_clamp_f32_qai8dxp1vlx8_qsi4cxp4vlx8_1vlx4vl_sme2_mopa,
-        kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4vlx4_1x4vl_sme2_sdot,
-        kai_matmul_clamp_f32_qai8dxp1vlx4_qsi4cxp4vlx4_1vlx4vl_sme_mopa,
-        kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4vlx4_1x4vl_sme_dot,
-        kai_matmul_clamp_f32_qai8dxp4x8_qsi4cxp8x8_8x8x32_neon_i8mm,
-        kai_matmul_clamp_f32_qai8dxp1x8_qsi4cxp8x8_1x8x32_neon_dotprod,
-        kai_matmul_clamp_f32_qai8dxp4x8_qsi4cxp4x4_16x4x32_neon_dotprod,
-        kai_matmul_clamp_f32_qai8dxp1x4_qsi4cxp4x4_1x4_neon_dotprod,
-    )
-}
 
 
 def branch_of(target: Target) -> Branch | None:
@@ -251,22 +164,4 @@ def gemm(
         raise ValueError(f"{kernel!r} is not a qp8_f32_qc4w KleidiAI kernel (one of {', '.join(KERNELS)})")
     if m == 0 or n == 0:
         return np.zeros((m, n), F32)
-    fz = t.flush_to_zero
-    # LHS: kai_lhs_quant_pack_qai8dxp_f32 with this kernel's kr / sr (its K32 padding meets the
-    # packers' zero RHS padding: 8 ^ 8 = 0 for zero point 8, 0 for zero point 0).
-    q, dq, zp = quantize_qai8dx(np.ascontiguousarray(a), k_block_len=kern.kr // kern.sr)
-    wi = w.astype(np.int64)
-    if kern.x16:
-        wk = (16 * w.astype(np.int16)).astype(F32)  # SHL #4 / AND #0xF0 of the packed nibbles
-        rsum = wrap_i32(16 * wi.sum(axis=1))  # packer: sums[i] * 16 (int32)
-        with np.errstate(under="ignore"):
-            s = (sc_in * F32(0.0625)).astype(F32)  # packer: scale * 0.0625F, at creation (no FZ)
-        absmax = 128.0
-    else:
-        wk = w.astype(F32)  # LUTI4 -> int8 value
-        rsum = wrap_i32(wi.sum(axis=1))
-        s = sc_in
-        absmax = 8.0
-    acc = int8_matmul(q, np.ascontiguousarray(wk.T), w_absmax=absmax)  # int32, wraps
-    acc += (-zp).astype(np.int32)[:, None] * rsum.astype(np.int32)[None, :]  # MLA (numpy int32 wraps)
-    return qai8dxp_epilogue(acc, dq, s, bias32, F32(lo), F32(hi), fused=kern.fused, fz=fz, clamp_kind=kern.clamp_kind)
+    return kern.run(a, w, sc_in, bias32, (lo, hi), fz=t.flush_to_zero)

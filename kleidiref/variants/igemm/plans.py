@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from ..._buffers import roundup
 from ..._engine import f16_pair_chain, fma32_chain
 from ...conv import ConvGeometry, indirection_conv2d
+from ...kai.int8_common import int8_matmul
 from ...kai.params import kai_matmul_requantize32_params
 from ...numerics import (
     FLT_MIN,
@@ -34,7 +35,6 @@ from ...numerics import (
     round_half_even,
     wrap_i32,
 )
-from .._int8_common import int8_matmul
 from ..pqs8_qc8w_gemm import requantize
 from .configs import IgemmConfig, pack_lhs, pack_weights
 from .packers import F16, F32

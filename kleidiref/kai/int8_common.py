@@ -1,4 +1,4 @@
-"""Exact integer GEMM plumbing and parameter structs shared by the int8 variants.
+"""Exact integer GEMM plumbing and parameter structs shared by the int8 KleidiAI kernels.
 
 Used by ``qp8_f32_qc8w_gemm`` and ``pqs8_qc8w_gemm``. The integer part of every int8 kernel is
 an exact dot product accumulated in a 32-bit register that wraps (SMOPA 4-way, SDOT, MLA)::
@@ -25,8 +25,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._buffers import check_count
-from ..kai.params import check_i32, kai_matmul_requantize32_params, kai_rhs_pack_qsi8cx_params
 from ..numerics import clamp, fadd32, fma32, fmul32, ftz32
+from .params import check_i32, kai_matmul_requantize32_params, kai_rhs_pack_qsi8cx_params
 
 __all__ = [
     "K_CHUNK",
