@@ -58,8 +58,8 @@ LAYERS: dict[str, int] = {
 #: Imports that go up a layer on purpose, with the reason.
 EXCEPTIONS: dict[tuple[str, str], str] = {
     ("kai", "variants"): (
-        "kai.registry imports the variant modules that still define the qb4w and igemm ukernels, "
-        "lazily on the first lookup (they move to kai/ with their numeric helpers)"
+        "kai.registry imports variants.igemm, which still defines the kai_imatmul_* kernels and "
+        "packers, lazily on the first lookup (they move to kai/ with their plans)"
     ),
 }
 

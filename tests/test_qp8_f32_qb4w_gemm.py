@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from kleidiref.golden import bundled_golden_dir, check_file
+from kleidiref.kai import qb4w_common as common
 from kleidiref.kai.layouts import Qsi4c32pLayout
 from kleidiref.kai.pack import kai_lhs_quant_pack_qai8dxp_f32
 from kleidiref.numerics import bf16_to_f32
@@ -20,7 +21,6 @@ from kleidiref.quant import qb4
 from kleidiref.quant.qai8dx import _quantize_literal, quantize_qai8dx
 from kleidiref.targets import NEON_ONLY, SUPPORTED_SVLS, Target
 from kleidiref.testing.strategies import activations, block_scales_bf16, int4_weights
-from kleidiref.variants import _qb4w_common as common
 from kleidiref.variants import qp8_f32_qb4w_gemm as q
 
 GOLDEN_SME2 = sorted(bundled_golden_dir().glob("qp8_f32_qb4w_gemm__*.npz"))

@@ -20,6 +20,7 @@ from . import (
     matmul_clamp_f16_f16p_f16p,
     matmul_clamp_f32_f32_f32p,
     matmul_clamp_f32_f32p_f32p,
+    matmul_clamp_f32_qai8dxp_qsi4c32p,
     matmul_clamp_f32_qai8dxp_qsi4cxp,
     matmul_clamp_f32_qai8dxp_qsi8cxp,
     matmul_clamp_qai8_qai8_qsi8cxp,
@@ -35,11 +36,11 @@ def _ukernel_modules() -> dict[str, ModuleType]:
     """Short module name -> module, for every module that defines ukernels.
 
     The KleidiAI mirror's own modules (:mod:`kleidiref.kai.pack`, ``kai.matmul_clamp_*``) are
-    imported with this module. Note: the variant modules that still define ukernels (a higher
-    layer, which imports :mod:`kleidiref.kai`) are imported on the first lookup, not when
-    :mod:`kleidiref.kai` is imported: importing them at load time would be an import cycle.
+    imported with this module. Note: :mod:`kleidiref.variants.igemm`, which still defines the
+    ``kai_imatmul_*`` ukernels (a higher layer, which imports :mod:`kleidiref.kai`), is imported
+    on the first lookup, not when :mod:`kleidiref.kai` is imported: that would be an import cycle.
     """
-    from ..variants import igemm, pf16_gemm, pf32_gemm, qp8_f32_qb4w_gemm
+    from ..variants import igemm
 
     kai_mods = [
         pack,
@@ -51,8 +52,9 @@ def _ukernel_modules() -> dict[str, ModuleType]:
         matmul_clamp_qai8_qai8p_qsi8cxp,
         matmul_clamp_qai8_qai8_qsi8cxp,
         matmul_clamp_f32_qai8dxp_qsi4cxp,
+        matmul_clamp_f32_qai8dxp_qsi4c32p,
     ]
-    mods = [*kai_mods, pf32_gemm, pf16_gemm, qp8_f32_qb4w_gemm, igemm]
+    mods = [*kai_mods, igemm]
     return {m.__name__.rsplit(".", 1)[-1].lstrip("_"): m for m in mods}
 
 

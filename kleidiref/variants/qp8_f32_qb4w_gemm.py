@@ -14,7 +14,7 @@ Activations are quantized per row to int8 by ``kai_lhs_quant_pack_qai8dxp_f32`` 
   packer), ``..._qai8dxp1vlx4_qsi4c32p4vlx4_1vlx4vl_sme2_mopa`` and
   ``..._qai8dxp1x4_qsi4c32p4vlx4_1x4vl_sme2_dot`` (M == 1). XNNPACK never selects them.
 
-Per output element, in kernel order (binary32; details in ``_qb4w_common.qb4w_matmul``)::
+Per output element, in kernel order (binary32; details in ``kleidiref.kai.qb4w_common.qb4w_matmul``)::
 
     isum_qb = sum_{k in qb} q[m,k] * w[n,k]           exact int32 (SMMLA / SDOT / SMOPA)
     facc    = fma32(RN32(isum_qb), d_qb[n], facc)      qb = 0..nb-1 (MOPA: FMUL for qb = 0)
@@ -23,46 +23,53 @@ Per output element, in kernel order (binary32; details in ``_qb4w_common.qb4w_ma
             = fma32(facc, dq[m], bias[n])              SME2 GEMV (fused)
     out     = FMIN(FMAX(y, min), max)  NEON (NaN propagates) | FCLAMP(y, min, max)  SME2
 
-Long module: it still holds the qb4w packers and kernels (KleidiAI's NEON and SME2 families)
-beside the friendly API; they move to ``kleidiref.kai`` together with their numeric helpers.
+The packers and kernels are in :mod:`kleidiref.kai` (``kai/pack/rhs_pack_*qsi4c32p*``,
+``kai/matmul_clamp_f32_qai8dxp_qsi4c32p``); this module is XNNPACK's side of them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .._buffers import (
-    Buffer,
-    as_u8,
     check_count,
-    read_matrix,
-    require_bytes,
-    roundup,
-    writable_u8,
 )
 from ..configs import alias, select_kai_kernel
-from ..kai.interface import BlockwiseKernel, ClampBounds, TileParams, Ukernel
-from ..kai.layouts import Qai8dxpLayout, Qsi4c32pLayout
+from ..kai.layouts import Qsi4c32pLayout
+from ..kai.matmul_clamp_f32_qai8dxp_qsi4c32p import (
+    VARIANT,
+    Qb4wKernel,
+    kai_matmul_clamp_f32_qai8dxp1vlx4_qsi4c32p4vlx4_1vlx4vl_sme2_mopa,
+    kai_matmul_clamp_f32_qai8dxp1x4_qsi4c32p4vlx4_1x4vl_sme2_dot,
+    kai_matmul_clamp_f32_qai8dxp1x4_qsi4c32p4x4_1x4_neon_dotprod,
+    kai_matmul_clamp_f32_qai8dxp1x8_qsi4c32p4x8_1x4x32_neon_dotprod,
+    kai_matmul_clamp_f32_qai8dxp4x4_qsi4c32p4x4_16x4_neon_dotprod,
+    kai_matmul_clamp_f32_qai8dxp4x8_qsi4c32p4x8_16x4x32_neon_i8mm,
+)
 from ..kai.pack import Qai8dxpRows, kai_lhs_quant_pack_qai8dxp_f32
-from ..numerics import bf16_to_f32
+from ..kai.pack.rhs_pack_qsi4c32p_qsu4c32s1s0 import (
+    Qsi4c32pPacker,
+    kai_rhs_pack_kxn_qsi4c32p_qsu4c32s1s0,
+    kai_rhs_pack_nxk_qsi4c32p_qsu4c32s1s0,
+    kai_rhs_pack_qsi4c32p_params,
+)
+from ..kai.pack.rhs_pack_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon import (
+    kai_rhs_pack_kxn_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon,
+    kai_rhs_pack_nxk_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon,
+)
+from ..kai.qb4w_common import (
+    PreparedRhs,
+    prepare_rhs,
+)
 from ..quant import qb4
 from ..quant.qai8dx import quantize_qai8dx
 from ..targets import Target, resolve_target
 from ..validate import check_alloc, check_bool, check_output_range
-from ._qb4w_common import (
-    EpilogueKind,
-    Layout,
-    PreparedRhs,
-    check_rhs_params,
-    prepare_rhs,
-    qb4w_matmul,
-    rsum_chain,
-)
 
 __all__ = [
     "PreparedQb4w",
@@ -88,314 +95,7 @@ __all__ = [
     "xnn_pack_kai_qb4_weights_and_biases",
 ]
 
-VARIANT = "qp8_f32_qb4w_gemm"
 F32 = np.float32
-
-
-@dataclasses.dataclass(frozen=True)
-class kai_rhs_pack_qsi4c32p_params:
-    """``struct kai_rhs_pack_{nxk,kxn}_qsi4c32p_qsu4c32s1s0_params``.
-
-    XNNPACK (``setup_packing_params_qs8_qc4w_izp_1``) and KleidiAI's tests pass
-    ``lhs_zero_point = 1``, ``rhs_zero_point = 8``, ``scale_dt = kai_dt_bf16``.
-    """
-
-    lhs_zero_point: int = 1
-    rhs_zero_point: int = 8
-    scale_dt: str = "bf16"
-
-
-# ----------------------------------------------------------------------------------------------
-# RHS packers
-# ----------------------------------------------------------------------------------------------
-
-
-class _Qsi4c32Packer(Ukernel):
-    """The four qsi4c32p RHS packers (plain C / NEON, SVL-independent)."""
-
-    variant = VARIANT
-    isa = "neon"
-    layout: ClassVar[Layout]
-    order: ClassVar[str]  # "nxk" or "kxn"
-    #: ``num_groups == 1`` and ``extra_bytes == 0`` are asserted by the generic packers only.
-    strict_groups: ClassVar[bool]
-
-    def _fn(self, what: str) -> str:
-        return f"kai_{what}_{self.name.removeprefix('kai_')}"
-
-    def _check(self, n: int, k: int, nr: int, kr: int, sr: int, bl: int, scale_dt: str, what: str) -> None:
-        check_rhs_params(n, k, nr, kr, sr, bl, self._fn(what), bbl4=self.layout == "ps1s0nrx4")
-        if scale_dt != "bf16":
-            raise ValueError(f"KAI_ASSERT(scale_dt == kai_dt_bf16) fails in {self._fn(what)} (got {scale_dt!r})")
-
-    def get_n_step(self, nr: int) -> int:
-        return check_count("nr", nr, minimum=1)
-
-    def get_rhs_offset(self, n_idx: int, rhs_stride: int) -> int:
-        """Byte offset of column/row ``n_idx`` in the unpacked input."""
-        n_idx = check_count("n_idx", n_idx)
-        if self.order == "kxn":
-            if self.layout == "ps1s0nrx4" and n_idx % 2:
-                raise ValueError(f"KAI_ASSERT((n_idx % 2) == 0) fails in {self._fn('get_rhs_offset')}")
-            return n_idx // 2
-        return n_idx * check_count("rhs_stride", rhs_stride)
-
-    def get_rhs_packed_stride(self, k: int, nr: int, kr: int, sr: int, bl: int, scale_dt: str = "bf16") -> int:
-        self._check(1, k, nr, kr, sr, bl, scale_dt, "get_rhs_packed_stride")
-        return Qsi4c32pLayout(nr, bl, kr // sr, 0, k, self.layout).stride
-
-    def get_rhs_packed_offset(
-        self, n_idx: int, k: int, nr: int, kr: int, sr: int, bl: int, scale_dt: str = "bf16"
-    ) -> int:
-        n_idx = check_count("n_idx", n_idx)
-        if n_idx % check_count("nr", nr, minimum=1):
-            raise ValueError(f"KAI_ASSERT((n_idx % nr) == 0) fails in {self._fn('get_rhs_packed_offset')}")
-        return (n_idx // nr) * self.get_rhs_packed_stride(k, nr, kr, sr, bl, scale_dt)
-
-    def get_rhs_packed_size(self, n: int, k: int, nr: int, kr: int, sr: int, bl: int, scale_dt: str = "bf16") -> int:
-        n = check_count("n", n)
-        return (
-            roundup(n, check_count("nr", nr, minimum=1)) // nr * self.get_rhs_packed_stride(k, nr, kr, sr, bl, scale_dt)
-        )
-
-    def run_rhs_pack(
-        self,
-        num_groups: int,
-        n: int,
-        k: int,
-        nr: int,
-        kr: int,
-        sr: int,
-        bl: int,
-        rhs: Buffer,
-        rhs_stride: int,
-        bias: NDArray[np.float32] | None,
-        scale: Buffer,
-        scale_stride: int,
-        rhs_packed: Buffer,
-        extra_bytes: int,
-        params: kai_rhs_pack_qsi4c32p_params | None,
-    ) -> None:
-        """``kai_run_<name>``: pack ``rhs`` (uint8 nibble pairs, zero point 8) and bf16 ``scale``.
-
-        Columns past N replicate column N-1 (data, scales, rsum, bias) for the nxk packers; the
-        kxn packers differ there (see the class docstrings).
-        """
-        fn = self._fn("run")
-        if params is None:
-            raise ValueError(f"KAI_ASSERT(params != NULL) fails in {fn}")
-        if params.rhs_zero_point != 8:
-            raise ValueError(f"KAI_ASSERT(params->rhs_zero_point == 8) fails in {fn} (got {params.rhs_zero_point})")
-        if params.lhs_zero_point != 1:
-            raise ValueError(f"KAI_ASSERT(params->lhs_zero_point == 1) fails in {fn} (got {params.lhs_zero_point})")
-        n, k = check_count("n", n, minimum=1), check_count("k", k, minimum=1)
-        nr, kr, sr, bl = (check_count(x, v, minimum=1) for x, v in (("nr", nr), ("kr", kr), ("sr", sr), ("bl", bl)))
-        self._check(n, k, nr, kr, sr, bl, params.scale_dt, "run")
-        if self.strict_groups:
-            if check_count("num_groups", num_groups) != 1:
-                raise ValueError(f"KAI_ASSERT(num_groups == 1) fails in {fn}")
-            if check_count("extra_bytes", extra_bytes) != 0:
-                raise ValueError(f"KAI_ASSERT(extra_bytes == 0) fails in {fn}")
-        rhs_stride = check_count("rhs_stride", rhs_stride)
-        scale_stride = check_count("scale_stride", scale_stride)
-        nb = k // bl
-        sc = read_matrix(as_u8(scale, "scale"), n, nb, scale_stride, "<u2", "scale", fn).astype(np.uint16)
-        if bias is not None:
-            if not isinstance(bias, np.ndarray) or bias.dtype != F32 or bias.shape != (n,):
-                raise TypeError(f"bias must be a float32 array of shape ({n},) or None")
-        npad = roundup(n, nr)
-        src = np.minimum(np.arange(npad), n - 1)
-        w_pad = self._weights(as_u8(rhs, "rhs"), n, k, nr, rhs_stride)
-        scale_pad = sc[src]
-        d_pad = bf16_to_f32(scale_pad)
-        rsum = self._rsum(w_pad, d_pad, bl, kr // sr)
-        bias_pad = np.zeros(npad, dtype=F32) if bias is None else bias[src].astype(F32)
-        packed = Qsi4c32pLayout(nr, bl, kr // sr, n, k, self.layout).encode(w_pad, scale_pad, rsum, bias_pad)
-        out = writable_u8(rhs_packed, "rhs_packed")
-        require_bytes(out, packed.size, "rhs_packed", self._fn("get_rhs_packed_size"))
-        out[: packed.size] = packed
-
-    def _weights(self, u8: NDArray[np.uint8], n: int, k: int, nr: int, stride: int) -> NDArray[np.int8]:
-        """Signed weights of the roundup(n, nr) packed columns, as the packer reads them."""
-        npad = roundup(n, nr)
-        if self.order == "nxk":
-            raw = read_matrix(u8, n, k // 2, stride, np.uint8, "rhs", self._fn("run"))
-            u = np.stack([raw & np.uint8(0xF), raw >> np.uint8(4)], axis=2).reshape(n, k)
-            w = u.astype(np.int8) - np.int8(8)
-            return np.ascontiguousarray(w[np.minimum(np.arange(npad), n - 1)])
-        return self._kxn_weights(u8, n, k, nr, stride)
-
-    def _kxn_weights(self, u8: NDArray[np.uint8], n: int, k: int, nr: int, stride: int) -> NDArray[np.int8]:
-        raise NotImplementedError
-
-    def _rsum(self, w_pad: NDArray[np.int8], d_pad: NDArray[np.float32], bl: int, bbl: int) -> NDArray[np.float32]:
-        raise NotImplementedError
-
-    def pack(
-        self,
-        rhs: NDArray[np.uint8],
-        scales_bf16: NDArray[np.uint16],
-        bias: NDArray[np.float32] | None,
-        *,
-        nr: int,
-        kr: int,
-        sr: int,
-        bl: int,
-        n: int | None = None,
-        k: int | None = None,
-    ) -> NDArray[np.uint8]:
-        """Pack a whole weight array: nxk ``rhs`` [N, K/2] or kxn ``rhs`` [K, ceil(N/2)] uint8."""
-        if not isinstance(rhs, np.ndarray) or rhs.dtype != np.uint8 or rhs.ndim != 2:
-            raise TypeError("rhs must be a 2-D uint8 array of nibble pairs (zero point 8)")
-        if self.order == "nxk":
-            n_, k_ = rhs.shape[0], 2 * rhs.shape[1]
-        else:
-            k_, n_ = rhs.shape[0], n if n is not None else 2 * rhs.shape[1]
-        n_ = n if n is not None else n_
-        k_ = k if k is not None else k_
-        r = np.ascontiguousarray(rhs)
-        out = np.zeros(self.get_rhs_packed_size(n_, k_, nr, kr, sr, bl), dtype=np.uint8)
-        self.run_rhs_pack(
-            1,
-            n_,
-            k_,
-            nr,
-            kr,
-            sr,
-            bl,
-            r,
-            r.shape[1],
-            bias,
-            np.ascontiguousarray(scales_bf16),
-            scales_bf16.shape[1] * 2,
-            out,
-            0,
-            kai_rhs_pack_qsi4c32p_params(),
-        )
-        return out
-
-
-def _psum_chunks(w: NDArray[np.int8], chunk: int) -> NDArray[np.int64]:
-    npad, k = w.shape
-    out: NDArray[np.int64] = w.astype(np.int64).reshape(npad, k // chunk, chunk).sum(axis=2)
-    return out
-
-
-def _d_chunks(d: NDArray[np.float32], bl: int, chunk: int) -> NDArray[np.float32]:
-    return np.repeat(d, bl // chunk, axis=1)
-
-
-class kai_rhs_pack_nxk_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon(_Qsi4c32Packer):
-    """SME2 kernels' RHS packer, N x K input (``kai_rhs_pack_nxk_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon.c``).
-
-    ``rsum[j] = RN32(rsum[j] + psum * d)`` over 32-k chunks in k order (``psum`` = sum of the
-    32 signed codes; exact product). Padded columns replicate column N-1.
-    """
-
-    name = "kai_rhs_pack_nxk_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon"
-    source = "kai/ukernels/matmul/pack/kai_rhs_pack_nxk_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon.c"
-    layout = "ps1s0nrx4"
-    order = "nxk"
-    strict_groups = False
-
-    def _rsum(self, w_pad: NDArray[np.int8], d_pad: NDArray[np.float32], bl: int, bbl: int) -> NDArray[np.float32]:  # noqa: ARG002 (the ps1s0nrx4 sums do not depend on bbl)
-        return rsum_chain(_psum_chunks(w_pad, 32), _d_chunks(d_pad, bl, 32), fused=True)
-
-
-class kai_rhs_pack_kxn_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon(_Qsi4c32Packer):
-    """SME2 kernels' RHS packer, K x N input (``kai_rhs_pack_kxn_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon.c``).
-
-    * rsum: ``rsum[j] = fma32(psum4, d, rsum[j])`` over 4-k groups (``vfmaq_f32``), so it can
-      differ from the nxk packer's in the last bit.
-    * Columns past N: each group of 16 columns loads 8 bytes of every k-row from byte
-      ``n0 / 2``, ``n0 = min(g*nr + 16h, N-1)``, so padded columns take the bytes that follow
-      the row in memory (the next k-row; past the last row, whatever follows the buffer: here
-      0x00 bytes in the harness that made the golden vectors, i.e. code -8). The kernel never reads
-      those columns.
-    """
-
-    name = "kai_rhs_pack_kxn_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon"
-    source = "kai/ukernels/matmul/pack/kai_rhs_pack_kxn_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon.c"
-    layout = "ps1s0nrx4"
-    order = "kxn"
-    strict_groups = False
-    #: Value assumed for bytes read past the end of ``rhs`` (padded columns of the last k-rows).
-    # Note: reading past the buffer is undefined behaviour upstream; 0x00 is what the golden
-    # harness's allocation held there (it reproduces all 72 stored rhs_packed_kxn buffers).
-    tail_byte: ClassVar[int] = 0x00
-
-    def _kxn_weights(self, u8: NDArray[np.uint8], n: int, k: int, nr: int, stride: int) -> NDArray[np.int8]:
-        npad = roundup(n, nr)
-        need = (k - 1) * stride + (n + 1) // 2
-        require_bytes(u8, need, "rhs", self._fn("run"))
-        j = np.arange(npad)
-        n0 = np.minimum((j // 16) * 16, n - 1)
-        vc = 2 * (n0 // 2) + j % 16
-        byte_idx = (np.arange(k) * stride)[None, :] + (vc // 2)[:, None]  # [npad, k]
-        flat = np.concatenate([u8, np.full(16, self.tail_byte, dtype=np.uint8)])
-        byte_idx = np.minimum(byte_idx, flat.size - 1)
-        b = flat[byte_idx]
-        u = np.where((vc % 2)[:, None] == 1, b >> np.uint8(4), b & np.uint8(0xF))
-        out: NDArray[np.int8] = (u.astype(np.int8) - np.int8(8)).astype(np.int8)
-        return out
-
-    def _rsum(self, w_pad: NDArray[np.int8], d_pad: NDArray[np.float32], bl: int, bbl: int) -> NDArray[np.float32]:  # noqa: ARG002 (the ps1s0nrx4 sums do not depend on bbl)
-        return rsum_chain(_psum_chunks(w_pad, 4), _d_chunks(d_pad, bl, 4), fused=True)
-
-
-def _psum_c32p(w: NDArray[np.int8], bbl: int) -> NDArray[np.int64]:
-    npad, k = w.shape
-    v = w.astype(np.int64).reshape(npad, k // 32, 2, 16 // bbl, bbl)
-    out: NDArray[np.int64] = v.sum(axis=(2, 4)).reshape(npad, -1)
-    return out
-
-
-class kai_rhs_pack_nxk_qsi4c32p_qsu4c32s1s0(_Qsi4c32Packer):
-    """XNNPACK's NEON-path RHS packer, N x K input (``kai_rhs_pack_nxk_qsi4c32p_qsu4c32s1s0.c``; docs/kernels.md §7.2).
-
-    ``rsum[j] = RN32(rsum[j] + psum * d)`` in the order qb -> 32-k chunk -> segment, ``psum`` =
-    sum of the 2*bbl codes of a segment (k and k + 16 halves). Padded columns replicate N-1.
-    """
-
-    name = "kai_rhs_pack_nxk_qsi4c32p_qsu4c32s1s0"
-    source = "kai/ukernels/matmul/pack/kai_rhs_pack_nxk_qsi4c32p_qsu4c32s1s0.c"
-    layout = "qsi4c32p"
-    order = "nxk"
-    strict_groups = True
-
-    def _rsum(self, w_pad: NDArray[np.int8], d_pad: NDArray[np.float32], bl: int, bbl: int) -> NDArray[np.float32]:
-        return rsum_chain(_psum_c32p(w_pad, bbl), _d_chunks(d_pad, bl, 2 * bbl), fused=True)
-
-
-class kai_rhs_pack_kxn_qsi4c32p_qsu4c32s1s0(_Qsi4c32Packer):
-    """XNNPACK's NEON-path RHS packer, K x N input (``XNN_FLAG_TRANSPOSE_WEIGHTS``).
-
-    Same layout and row sums as the nxk packer for real columns. A padded column n >= N
-    reads byte ``(N-1) / 2`` of each k-row but takes the nibble by the parity of n, so it
-    holds column N-1 or its neighbour in that byte (N-2, or the pad nibble when N is odd).
-
-    # Note: its rsum accumulates ``(lo + hi - 16) * d`` per byte in float before adding; for the
-    # positive normal scales XNNPACK accepts every term is exact, so the nxk order is used.
-    """
-
-    name = "kai_rhs_pack_kxn_qsi4c32p_qsu4c32s1s0"
-    source = "kai/ukernels/matmul/pack/kai_rhs_pack_kxn_qsi4c32p_qsu4c32s1s0.c"
-    layout = "qsi4c32p"
-    order = "kxn"
-    strict_groups = True
-
-    def _kxn_weights(self, u8: NDArray[np.uint8], n: int, k: int, nr: int, stride: int) -> NDArray[np.int8]:
-        npad = roundup(n, nr)
-        raw = read_matrix(u8, k, (n + 1) // 2, stride, np.uint8, "rhs", self._fn("run"))  # [K, ceil(N/2)]
-        j = np.arange(npad)
-        col_byte = np.minimum(j, n - 1) // 2
-        b = raw[:, col_byte].T  # [npad, K]
-        u = np.where((j % 2)[:, None] == 1, b >> np.uint8(4), b & np.uint8(0xF))
-        out: NDArray[np.int8] = (u.astype(np.int8) - np.int8(8)).astype(np.int8)
-        return out
-
-    def _rsum(self, w_pad: NDArray[np.int8], d_pad: NDArray[np.float32], bl: int, bbl: int) -> NDArray[np.float32]:
-        return rsum_chain(_psum_c32p(w_pad, bbl), _d_chunks(d_pad, bl, 2 * bbl), fused=True)
 
 
 def xnn_pack_kai_qb4_weights_and_biases(
@@ -419,7 +119,7 @@ def xnn_pack_kai_qb4_weights_and_biases(
     2. bias patch (``xnn_init_qs8_qc8w_scale_fp32_params`` on the bias slots of each nr-block):
        real channels get ``bias[n]``, padded channels keep 0.
     """
-    packer: _Qsi4c32Packer = (
+    packer: Qsi4c32pPacker = (
         kai_rhs_pack_kxn_qsi4c32p_qsu4c32s1s0() if transpose_weights else kai_rhs_pack_nxk_qsi4c32p_qsu4c32s1s0()
     )
     out = packer.pack(rhs, scales_bf16, None, nr=nr, kr=kr, sr=sr, bl=bl, n=n, k=k)
@@ -435,190 +135,22 @@ def xnn_pack_kai_qb4_weights_and_biases(
     return out
 
 
-# ----------------------------------------------------------------------------------------------
-# Kernels
-# ----------------------------------------------------------------------------------------------
-
-
-class _Qb4wKernel(BlockwiseKernel):
-    """``kai_matmul_clamp_f32_qai8dxp*_qsi4c32p*``: run_matmul takes ``bl`` after k (as the C).
-
-    One ``compute`` stage: the block scales are applied inside the accumulation (see
-    :func:`qb4w_matmul`), so there is no separate integer accumulator to hand to an epilogue.
-    """
-
-    variant = VARIANT
-    #: Packed RHS layout and its block depth (``kr / sr`` of the RHS packer).
-    layout: ClassVar[Layout]
-    rhs_bbl: ClassVar[int]
-    kind: ClassVar[EpilogueKind]
-    #: Tile constants: mr, nr, m_step, n_step in units of VLs for SME2 (``vl_scaled``) or plain.
-    tiles: ClassVar[tuple[int, int, int, int, int, int]]
-    vl_scaled: ClassVar[tuple[bool, bool, bool, bool]]
-
-    def tile_params(self) -> TileParams:
-        mr, nr, kr, sr, ms, ns = self.tiles
-        s = self.vl_scaled
-        v = self.vls
-        return TileParams(
-            mr=mr * (v if s[0] else 1),
-            nr=nr * (v if s[1] else 1),
-            kr=kr,
-            sr=sr,
-            m_step=ms * (v if s[2] else 1),
-            n_step=ns * (v if s[3] else 1),
-        )
-
-    def get_lhs_packed_offset(self, m_idx: int, k: int) -> int:
-        m_idx, k = check_count("m_idx", m_idx), check_count("k", k)
-        self._assume(m_idx % self.get_mr() == 0, "(m_idx % mr) == 0", "get_lhs_packed_offset")
-        return self.lhs_layout(0, k).offset(m_idx)
-
-    def get_rhs_packed_offset(self, n_idx: int, k: int, bl: int | None = None) -> int:
-        n_idx, k = check_count("n_idx", n_idx), check_count("k", k)
-        b = self.check_bl(bl, "get_rhs_packed_offset")
-        self._assume(k % b == 0, "(k % bl) == 0", "get_rhs_packed_offset")
-        self._assume(n_idx % self.get_nr() == 0, "(n_idx % nr) == 0", "get_rhs_packed_offset")
-        return self.rhs_layout(0, k, b).offset(n_idx)
-
-    def lhs_packed_size(self, m: int, k: int) -> int:
-        return self.lhs_layout(m, k).size()
-
-    def rhs_packed_size(self, n: int, k: int, bl: int | None = None) -> int:
-        b = self.check_bl(bl, "get_rhs_packed_size")
-        return self.rhs_layout(n, k, b).size()
-
-    def lhs_layout(self, m: int, k: int) -> Qai8dxpLayout:
-        """The packed LHS format this kernel reads."""
-        p = self.tile_params()
-        return Qai8dxpLayout(p.mr, p.kr, p.sr, m, k)
-
-    def rhs_layout(self, n: int, k: int, bl: int) -> Qsi4c32pLayout:
-        """The packed RHS format this kernel reads (block depth ``rhs_bbl``)."""
-        return Qsi4c32pLayout(self.get_nr(), bl, self.rhs_bbl, n, k, self.layout)
-
-    def decode_lhs(self, lhs: NDArray[np.uint8], m: int, k: int) -> Qai8dxpRows:
-        q, neg_zp, dq = self.lhs_layout(m, k).decode(lhs)
-        return Qai8dxpRows(q[:, :k], neg_zp, dq)
-
-    def decode_rhs(self, rhs: NDArray[np.uint8], n: int, k: int, bl: int | None = None) -> PreparedRhs:
-        b = self.check_bl(bl, "run_matmul")
-        w, sc, rsum, bias = self.rhs_layout(n, k, b).decode(rhs)
-        return prepare_rhs(w, sc, rsum, bias, b)
-
-    def compute(self, lhs: Qai8dxpRows, rhs: PreparedRhs, epilogue: ClampBounds) -> NDArray[np.float32]:
-        """The blockwise accumulation, the zero-point and scale steps and the clamp (:func:`qb4w_matmul`)."""
-        lo, hi = epilogue
-        return qb4w_matmul(lhs.q, lhs.neg_zp, lhs.dq, rhs, self.kind, lo, hi, fz=self.fz)
-
-
-class kai_matmul_clamp_f32_qai8dxp1vlx4_qsi4c32p4vlx4_1vlx4vl_sme2_mopa(_Qb4wKernel):
-    """SME2 MOPA: mr = VLs, nr = 4*VLs, kr 8, sr 2 (docs/kernels.md §7.2). Per quant block::
-
-        isum = SMOPA 4-way sums (LUTI4-expanded nibbles)   exact int32
-        f = SCVTF(isum); facc = FMUL(f, d_0) (qb 0) | FMLA(facc, f, d_qb)
-    then FMLA(facc, SCVTF(-zp), rsum); y = FMUL(facc, dq); y = FADD(y, bias); FCLAMP(y).
-    """
-
-    name = "kai_matmul_clamp_f32_qai8dxp1vlx4_qsi4c32p4vlx4_1vlx4vl_sme2_mopa"
-    isa = "sme2"
-    source = "kai/ukernels/matmul/matmul_clamp_f32_qai8dxp_qsi4c32p/" + name + "_asm.S"
-    layout = "ps1s0nrx4"
-    rhs_bbl = 4
-    kind = "mopa"
-    tiles = (1, 4, 8, 2, 1, 4)
-    vl_scaled = (True, True, True, True)
-    asserts_shape = True
-
-
-class kai_matmul_clamp_f32_qai8dxp1x4_qsi4c32p4vlx4_1x4vl_sme2_dot(_Qb4wKernel):
-    """SME2 GEMV (M == 1): mr 1, nr = 4*VLs, kr 8, sr 2 (docs/kernels.md §7.2)::
-
-    isum = SDOT (ZA vgx4, LUTI4)   f = SCVTF(isum)   facc = FMLA(facc, f, d_qb) from +0
-    facc = FMLA(facc, rsum, SCVTF(-zp));  y = FMLA(bias, facc, dq) (fused);  FCLAMP(y)
-    """
-
-    name = "kai_matmul_clamp_f32_qai8dxp1x4_qsi4c32p4vlx4_1x4vl_sme2_dot"
-    isa = "sme2"
-    source = "kai/ukernels/matmul/matmul_clamp_f32_qai8dxp_qsi4c32p/" + name + "_asm.S"
-    layout = "ps1s0nrx4"
-    rhs_bbl = 4
-    kind = "sme2_dot"
-    tiles = (1, 4, 8, 2, 1, 4)
-    vl_scaled = (False, True, False, True)
-    asserts_shape = True
-    gemv = True
-
-
-class _NeonQb4w(_Qb4wKernel):
-    """XNNPACK's NEON qb4w kernels (docs/kernels.md §7.2), SVL-independent::
-
-    isum*16 = SMMLA / SDOT on (byte << 4, byte & 0xF0)      exact int32
-    f = SCVTF(isum*16, #4) = RN32(isum); facc = FMLA(facc, f, d_qb) from +0
-    facc = FMLA(facc, rsum, SCVTF(-zp)); y = FMUL(facc, dq); y = FADD(y, bias)
-    out = FMIN(FMAX(y, min), max)                            NaN propagates
-    """
-
-    isa = "neon"
-    layout = "qsi4c32p"
-    kind = "neon"
-    vl_scaled = (False, False, False, False)
-
-
-class kai_matmul_clamp_f32_qai8dxp4x8_qsi4c32p4x8_16x4x32_neon_i8mm(_NeonQb4w):
-    """NEON i8mm (XNNPACK ``16x4c16s2 mstep4``): mr 4, nr 4, kr 16, sr 2, m_step 16, n_step 4."""
-
-    name = "kai_matmul_clamp_f32_qai8dxp4x8_qsi4c32p4x8_16x4x32_neon_i8mm"
-    source = "kai/ukernels/matmul/matmul_clamp_f32_qai8dxp_qsi4c32p/" + name + "_asm.S"
-    rhs_bbl = 8
-    tiles = (4, 4, 16, 2, 16, 4)
-
-
-class kai_matmul_clamp_f32_qai8dxp1x8_qsi4c32p4x8_1x4x32_neon_dotprod(_NeonQb4w):
-    """NEON dotprod GEMV of XNNPACK's i8mm branch (``1x4c16s2``): mr 1, nr 4, kr 16, sr 2."""
-
-    name = "kai_matmul_clamp_f32_qai8dxp1x8_qsi4c32p4x8_1x4x32_neon_dotprod"
-    source = "kai/ukernels/matmul/matmul_clamp_f32_qai8dxp_qsi4c32p/" + name + "_asm.S"
-    rhs_bbl = 8
-    tiles = (1, 4, 16, 2, 1, 4)
-    gemv = True
-
-
-class kai_matmul_clamp_f32_qai8dxp4x4_qsi4c32p4x4_16x4_neon_dotprod(_NeonQb4w):
-    """NEON dotprod (XNNPACK ``4x4c8s2``): mr 4, nr 4, kr 8, sr 2, m_step 16, n_step 4."""
-
-    name = "kai_matmul_clamp_f32_qai8dxp4x4_qsi4c32p4x4_16x4_neon_dotprod"
-    source = "kai/ukernels/matmul/matmul_clamp_f32_qai8dxp_qsi4c32p/" + name + "_asm.S"
-    rhs_bbl = 4
-    tiles = (4, 4, 8, 2, 16, 4)
-
-
-class kai_matmul_clamp_f32_qai8dxp1x4_qsi4c32p4x4_1x4_neon_dotprod(_NeonQb4w):
-    """NEON dotprod GEMV of XNNPACK's dotprod branch (``1x4c8s2``): mr 1, nr 4, kr 8, sr 2."""
-
-    name = "kai_matmul_clamp_f32_qai8dxp1x4_qsi4c32p4x4_1x4_neon_dotprod"
-    source = "kai/ukernels/matmul/matmul_clamp_f32_qai8dxp_qsi4c32p/" + name + "_asm.S"
-    rhs_bbl = 4
-    tiles = (1, 4, 8, 2, 1, 4)
-    gemv = True
-
-
 SME2_MOPA = kai_matmul_clamp_f32_qai8dxp1vlx4_qsi4c32p4vlx4_1vlx4vl_sme2_mopa
 SME2_DOT = kai_matmul_clamp_f32_qai8dxp1x4_qsi4c32p4vlx4_1x4vl_sme2_dot
 # The config's kernels, by the names kleidiref.configs gives them (the SME2 ones above are in no
 # XNNPACK config).
-NEON_I8MM = alias(globals(), VARIANT, "i8mm", "mopa", _Qb4wKernel)
-NEON_I8MM_GEMV = alias(globals(), VARIANT, "i8mm", "gemv", _Qb4wKernel)
-NEON_DOT = alias(globals(), VARIANT, "dotprod", "mopa", _Qb4wKernel)
-NEON_DOT_GEMV = alias(globals(), VARIANT, "dotprod", "gemv", _Qb4wKernel)
+NEON_I8MM = alias(globals(), VARIANT, "i8mm", "mopa", Qb4wKernel)
+NEON_I8MM_GEMV = alias(globals(), VARIANT, "i8mm", "gemv", Qb4wKernel)
+NEON_DOT = alias(globals(), VARIANT, "dotprod", "mopa", Qb4wKernel)
+NEON_DOT_GEMV = alias(globals(), VARIANT, "dotprod", "gemv", Qb4wKernel)
 
 #: Kernel -> its sibling for the other M regime (same packed RHS).
-_FAMILY: dict[type[_Qb4wKernel], tuple[type[_Qb4wKernel], type[_Qb4wKernel]]] = {
+_FAMILY: dict[type[Qb4wKernel], tuple[type[Qb4wKernel], type[Qb4wKernel]]] = {
     c: pair for pair in ((SME2_MOPA, SME2_DOT), (NEON_I8MM, NEON_I8MM_GEMV), (NEON_DOT, NEON_DOT_GEMV)) for c in pair
 }
 
 
-def select_kernel(target: Target, m: int) -> type[_Qb4wKernel]:
+def select_kernel(target: Target, m: int) -> type[Qb4wKernel]:
     """The kernel XNNPACK's ``qp8_f32_qb4w_gemm_config`` runs on ``target`` for an M-row problem.
 
     # Note: XNNPACK has no SME/SME2 branch for this variant, so on an SME2 CPU the NEON path is
@@ -628,7 +160,7 @@ def select_kernel(target: Target, m: int) -> type[_Qb4wKernel]:
     # only by name (``gemm(..., kernel=...)``).
     """
     m = check_count("m", m, minimum=1)
-    return select_kai_kernel(VARIANT, target, m, _Qb4wKernel, "qd8_f32_qb4w_gemm")
+    return select_kai_kernel(VARIANT, target, m, Qb4wKernel, "qd8_f32_qb4w_gemm")
 
 
 def emulated_path(target: Target, m: int) -> str:
@@ -646,7 +178,7 @@ class PreparedQb4w:
     """Weights packed once for one kernel family, plus their decoded BLAS operands.
 
     ``rhs_packed`` are the bytes the kernel reads; ``operand`` is what the exact fast path
-    multiplies (see ``_qb4w_common.PreparedRhs``).
+    multiplies (see ``kleidiref.kai.qb4w_common.PreparedRhs``).
     """
 
     family: tuple[str, str]
@@ -658,7 +190,7 @@ class PreparedQb4w:
     operand: PreparedRhs
 
 
-def _kernel_cls(name: str) -> type[_Qb4wKernel]:
+def _kernel_cls(name: str) -> type[Qb4wKernel]:
     found = {c.name: c for c in _FAMILY}.get(name)
     if found is None:
         raise ValueError(f"{name!r} is not a qp8_f32_qb4w kernel (one of {sorted(c.name for c in _FAMILY)})")
@@ -720,7 +252,7 @@ def prepare_weights(
     p = kern.tile_params()
     qb4.check_block_size(kk, bl, kr=p.kr)
     if kern.asserts_shape:
-        packer: _Qsi4c32Packer = (
+        packer: Qsi4c32pPacker = (
             kai_rhs_pack_kxn_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon(t.svl_bits)
             if transpose_rhs
             else kai_rhs_pack_nxk_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon(t.svl_bits)
@@ -826,7 +358,7 @@ def gemm(
 
 # Note: the NEON kernels do not depend on the SVL; their objects are built at SVL 512.
 def _run(
-    kcls: type[_Qb4wKernel],
+    kcls: type[Qb4wKernel],
     svl: int,
     m: int,
     n: int,

@@ -17,6 +17,16 @@ from .rhs_pack_bias_sme import (
     kai_rhs_pack_nxk_x16p2vlx2b_x16_x16_sme,
 )
 from .rhs_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme import kai_rhs_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme
+from .rhs_pack_qsi4c32p_qsu4c32s1s0 import (
+    Qsi4c32pPacker,
+    kai_rhs_pack_kxn_qsi4c32p_qsu4c32s1s0,
+    kai_rhs_pack_nxk_qsi4c32p_qsu4c32s1s0,
+    kai_rhs_pack_qsi4c32p_params,
+)
+from .rhs_pack_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon import (
+    kai_rhs_pack_kxn_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon,
+    kai_rhs_pack_nxk_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon,
+)
 from .rhs_pack_qsi8cxp_qsi8cx_neon import (
     Qsi8cxpRhsPacker,
     kai_rhs_pack_kxn_qsi8cxp_qsi8cx_neon,
@@ -25,6 +35,7 @@ from .rhs_pack_qsi8cxp_qsi8cx_neon import (
 
 __all__ = [
     "Qai8dxpRows",
+    "Qsi4c32pPacker",
     "Qsi8cxpRhsPacker",
     "SmeLhsPacker",
     "SmeRhsBiasPacker",
@@ -33,11 +44,16 @@ __all__ = [
     "kai_lhs_pack_x16p2vlx2_x16_sme",
     "kai_lhs_quant_pack_qai8dxp_f32",
     "kai_rhs_pack_kxn_f32p2vlx1biasf32_f32_f32_sme",
+    "kai_rhs_pack_kxn_qsi4c32p_qsu4c32s1s0",
+    "kai_rhs_pack_kxn_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon",
     "kai_rhs_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme",
     "kai_rhs_pack_kxn_qsi8cxp_qsi8cx_neon",
     "kai_rhs_pack_kxn_x16p2vlx2b_x16_x16_sme",
     "kai_rhs_pack_nxk_f32p2vlx1biasf32_f32_f32_sme",
+    "kai_rhs_pack_nxk_qsi4c32p_qsu4c32s1s0",
+    "kai_rhs_pack_nxk_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon",
     "kai_rhs_pack_nxk_qsi8cxp_qsi8cx_neon",
     "kai_rhs_pack_nxk_x16p2vlx2b_x16_x16_sme",
+    "kai_rhs_pack_qsi4c32p_params",
     "read_qai8dxp",
 ]
