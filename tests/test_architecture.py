@@ -56,12 +56,7 @@ LAYERS: dict[str, int] = {
 }
 
 #: Imports that go up a layer on purpose, with the reason.
-EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("kai", "variants"): (
-        "kai.registry imports variants.igemm, which still defines the kai_imatmul_* kernels and "
-        "packers, lazily on the first lookup (they move to kai/ with their plans)"
-    ),
-}
+EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 def _module(p: Path) -> str:

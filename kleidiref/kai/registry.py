@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 from . import (
+    imatmul_clamp,
     matmul_clamp_f16_f16_f16p,
     matmul_clamp_f16_f16p_f16p,
     matmul_clamp_f32_f32_f32p,
@@ -35,13 +36,9 @@ __all__ = ["UKERNELS", "get_ukernel", "list_ukernels", "ukernels_of"]
 def _ukernel_modules() -> dict[str, ModuleType]:
     """Short module name -> module, for every module that defines ukernels.
 
-    The KleidiAI mirror's own modules (:mod:`kleidiref.kai.pack`, ``kai.matmul_clamp_*``) are
-    imported with this module. Note: :mod:`kleidiref.variants.igemm`, which still defines the
-    ``kai_imatmul_*`` ukernels (a higher layer, which imports :mod:`kleidiref.kai`), is imported
-    on the first lookup, not when :mod:`kleidiref.kai` is imported: that would be an import cycle.
+    Every one is a module of the KleidiAI mirror (:mod:`kleidiref.kai.pack`,
+    ``kai.matmul_clamp_*``, ``kai.imatmul_clamp``), imported with this module.
     """
-    from ..variants import igemm
-
     kai_mods = [
         pack,
         matmul_clamp_f32_f32p_f32p,
@@ -53,9 +50,9 @@ def _ukernel_modules() -> dict[str, ModuleType]:
         matmul_clamp_qai8_qai8_qsi8cxp,
         matmul_clamp_f32_qai8dxp_qsi4cxp,
         matmul_clamp_f32_qai8dxp_qsi4c32p,
+        imatmul_clamp,
     ]
-    mods = [*kai_mods, igemm]
-    return {m.__name__.rsplit(".", 1)[-1].lstrip("_"): m for m in mods}
+    return {m.__name__.rsplit(".", 1)[-1].lstrip("_"): m for m in kai_mods}
 
 
 def _ukernels_in(mod: ModuleType) -> list[type[Ukernel]]:
@@ -98,10 +95,15 @@ class _Registry(Mapping[str, type[Ukernel]]):
         """Names of the ukernels module ``variant`` exposes or whose ``variant`` attribute is it.
 
         A ``variant`` attribute that is a prefix of the name (``qp8`` of ``qp8_f32_qc8w_gemm``)
-        marks a ukernel the whole family runs (``kai_lhs_quant_pack_qai8dxp_f32``).
+        marks a ukernel the whole family runs (``kai_lhs_quant_pack_qai8dxp_f32``); ``igemm`` names
+        the convolution family (every ``*_igemm`` variant: the imatmul packers and kernels).
         """
         table = self._table()
-        mine = {n for n, c in table.items() if c.variant == variant or variant.startswith(c.variant + "_")}
+        mine = {
+            n
+            for n, c in table.items()
+            if c.variant == variant or variant.startswith(c.variant + "_") or c.variant.endswith("_" + variant)
+        }
         return self._by_module.get(variant, set()) | mine
 
 

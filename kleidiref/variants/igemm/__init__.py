@@ -53,10 +53,7 @@ steps), :mod:`.plans` (the per-group routes), :mod:`.api` (:func:`conv2d`, :func
 from __future__ import annotations
 
 from ...conv import ConvGeometry, Padding, conv_geometry, im2col, indirection_conv2d
-from .api import PreparedConv2d, conv2d, prepare_conv2d
-from .configs import Variant, xnnpack_conv_weights_mislaid
-from .golden import GOLDEN, golden_padding, reproduce_golden
-from .kernels import (
+from ...kai.imatmul_clamp import (
     kai_imatmul_clamp_f16_f16p2vlx2_f16p2vlx2_2vlx2vl_sme2_mopa,
     kai_imatmul_clamp_f16_f16p2vlx2_f16p2vlx2b_2vlx2vl_sme_mopa,
     kai_imatmul_clamp_f32_f32p2vlx1_f32p2vlx1b_2vlx2vl_sme2_mopa,
@@ -64,7 +61,7 @@ from .kernels import (
     kai_imatmul_clamp_qai8_qai8p2vlx4_qsi8cxp2vlx4sb_2vlx2vl_sme_mopa,
     kai_imatmul_clamp_qai8_qai8p2vlx4_qsi8cxpsb2vlx4_2vlx2vl_sme2_mopa,
 )
-from .packers import (
+from ...kai.pack.imatmul_pack_sme import (
     kai_lhs_imatmul_pack_x8p2vlx4_x8p_sme,
     kai_lhs_imatmul_pack_x16p2vlx2_x16p_sme,
     kai_lhs_imatmul_pack_x32p2vlx1_x32p_sme,
@@ -72,6 +69,9 @@ from .packers import (
     kai_rhs_imatmul_pack_kxn_x16p2vlx2b_x16_x16_sme,
     kai_rhs_imatmul_pack_kxn_x32p2vlx1b_x32_x32_sme,
 )
+from .api import PreparedConv2d, conv2d, prepare_conv2d
+from .configs import Variant, xnnpack_conv_weights_mislaid
+from .golden import GOLDEN, golden_padding, reproduce_golden
 
 __all__ = [
     "GOLDEN",

@@ -25,12 +25,12 @@ from ...conv import (
     conv_channels,
     conv_geometry,
 )
+from ...kai.pack.imatmul_pack_sme import F32, I32
 from ...kai.params import check_i32, kai_matmul_requantize32_params
 from ...numerics import rn16
 from ...targets import Target, resolve_target
 from ...validate import check_alloc, check_output_range
 from .configs import CONFIGS, IgemmConfig, Variant
-from .packers import F32, I32
 from .plans import FloatPlan, GroupPlan, KernelPathPlan, Pqs8Plan
 
 __all__ = ["PreparedConv2d", "conv2d", "prepare_conv2d"]

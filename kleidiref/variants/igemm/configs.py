@@ -14,9 +14,7 @@ from numpy.typing import NDArray
 from ..._buffers import as_packed_rhs
 from ...conv import ConvGeometry
 from ...kai.interface import MatmulKernel
-from ...kai.params import kai_rhs_pack_qsi8cx_params
-from .. import pf16_gemm, pf32_gemm, pqs8_qc8w_gemm
-from .packers import (
+from ...kai.pack.imatmul_pack_sme import (
     F16,
     F32,
     I8,
@@ -30,6 +28,8 @@ from .packers import (
     kai_rhs_imatmul_pack_kxn_x16p2vlx2b_x16_x16_sme,
     kai_rhs_imatmul_pack_kxn_x32p2vlx1b_x32_x32_sme,
 )
+from ...kai.params import kai_rhs_pack_qsi8cx_params
+from .. import pf16_gemm, pf32_gemm, pqs8_qc8w_gemm
 
 __all__ = ["CONFIGS", "IgemmConfig", "Variant", "pack_lhs", "pack_weights", "xnnpack_conv_weights_mislaid"]
 

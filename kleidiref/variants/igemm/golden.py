@@ -10,9 +10,9 @@ from numpy.typing import NDArray
 
 from ..._buffers import roundup
 from ...conv import Padding, conv_geometry, indirection_conv2d
+from ...kai.pack.imatmul_pack_sme import kai_rhs_imatmul_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme
 from ...kai.params import kai_matmul_requantize32_params, kai_rhs_pack_qsi8cx_params
 from .configs import CONFIGS, pack_lhs, pack_weights
-from .packers import kai_rhs_imatmul_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme
 
 __all__ = ["GOLDEN", "golden_padding", "reproduce_golden"]
 

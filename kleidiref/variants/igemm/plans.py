@@ -24,6 +24,7 @@ from ..._buffers import roundup
 from ..._engine import f16_pair_chain, fma32_chain
 from ...conv import ConvGeometry, indirection_conv2d
 from ...kai.int8_common import int8_matmul
+from ...kai.pack.imatmul_pack_sme import F16, F32
 from ...kai.params import kai_matmul_requantize32_params
 from ...numerics import (
     FLT_MIN,
@@ -37,7 +38,6 @@ from ...numerics import (
 )
 from ..pqs8_qc8w_gemm import requantize
 from .configs import IgemmConfig, pack_lhs, pack_weights
-from .packers import F16, F32
 
 __all__ = ["FloatPlan", "GroupPlan", "KernelPathPlan", "Pqs8Plan"]
 

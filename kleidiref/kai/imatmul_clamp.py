@@ -6,10 +6,21 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ..._buffers import Buffer, check_count, roundup
-from ...kai.interface import MatmulKernel, TileParams, Ukernel
-from ...kai.params import kai_matmul_requantize32_params
-from .. import pf16_gemm, pf32_gemm, pqs8_qc8w_gemm
+from .._buffers import Buffer, check_count, roundup
+from .interface import MatmulKernel, TileParams, Ukernel
+from .matmul_clamp_f16_f16p_f16p import (
+    kai_matmul_clamp_f16_f16p2vlx2_f16p2vlx2_2vlx2vl_sme2_mopa,
+    kai_matmul_clamp_f16_f16p2vlx2_f16p2vlx2b_2vlx2vl_sme_mopa,
+)
+from .matmul_clamp_f32_f32p_f32p import (
+    kai_matmul_clamp_f32_f32p2vlx1_f32p2vlx1b_2vlx2vl_sme_mopa,
+    kai_matmul_clamp_f32_f32p2vlx1_f32p2vlx1biasf32_sme2_mopa,
+)
+from .matmul_clamp_qai8_qai8p_qsi8cxp import (
+    kai_matmul_clamp_qai8_qai8p2vlx4_qsi8cxp2vlx4sb_2vlx2vl_sme_mopa,
+    kai_matmul_clamp_qai8_qai8p2vlx4_qsi8cxpsb2vlx4_2vlx2vl_sme2_mopa,
+)
+from .params import kai_matmul_requantize32_params
 
 __all__ = [
     "kai_imatmul_clamp_f16_f16p2vlx2_f16p2vlx2_2vlx2vl_sme2_mopa",
@@ -107,7 +118,7 @@ class kai_imatmul_clamp_f32_f32p2vlx1_f32p2vlx1b_2vlx2vl_sme2_mopa(_FloatImatmul
     variant = "pf32_igemm"
     isa = "sme2"
     source = "kai/ukernels/matmul/imatmul_clamp_f32_f32p_f32p/" + name + "_asm.S"
-    matmul = pf32_gemm.SME2_MOPA
+    matmul = kai_matmul_clamp_f32_f32p2vlx1_f32p2vlx1biasf32_sme2_mopa
     kr = 1
 
 
@@ -118,7 +129,7 @@ class kai_imatmul_clamp_f32_f32p2vlx1_f32p2vlx1b_2vlx2vl_sme_mopa(_FloatImatmul)
     variant = "pf32_igemm"
     isa = "sme"
     source = "kai/ukernels/matmul/imatmul_clamp_f32_f32p_f32p/" + name + "_asm.S"
-    matmul = pf32_gemm.SME1_MOPA
+    matmul = kai_matmul_clamp_f32_f32p2vlx1_f32p2vlx1b_2vlx2vl_sme_mopa
     kr = 1
 
 
@@ -129,7 +140,7 @@ class kai_imatmul_clamp_f16_f16p2vlx2_f16p2vlx2_2vlx2vl_sme2_mopa(_FloatImatmul)
     variant = "pf16_igemm"
     isa = "sme2"
     source = "kai/ukernels/matmul/imatmul_clamp_f16_f16p_f16p/" + name + "_asm.S"
-    matmul = pf16_gemm.SME2_MOPA
+    matmul = kai_matmul_clamp_f16_f16p2vlx2_f16p2vlx2_2vlx2vl_sme2_mopa
     kr = 2
 
 
@@ -140,7 +151,7 @@ class kai_imatmul_clamp_f16_f16p2vlx2_f16p2vlx2b_2vlx2vl_sme_mopa(_FloatImatmul)
     variant = "pf16_igemm"
     isa = "sme"
     source = "kai/ukernels/matmul/imatmul_clamp_f16_f16p_f16p/" + name + "_asm.S"
-    matmul = pf16_gemm.SME1_MOPA
+    matmul = kai_matmul_clamp_f16_f16p2vlx2_f16p2vlx2b_2vlx2vl_sme_mopa
     kr = 2
 
 
@@ -171,7 +182,7 @@ class kai_imatmul_clamp_qai8_qai8p2vlx4_qsi8cxpsb2vlx4_2vlx2vl_sme2_mopa(_Pqs8Im
     variant = "pqs8_qc8w_igemm"
     isa = "sme2"
     source = "kai/ukernels/matmul/imatmul_clamp_qai8_qai8p_qsi8cxp/" + name + "_asm.S"
-    matmul = pqs8_qc8w_gemm.SME2_MOPA
+    matmul = kai_matmul_clamp_qai8_qai8p2vlx4_qsi8cxpsb2vlx4_2vlx2vl_sme2_mopa
     kr = 4
 
 
@@ -182,5 +193,5 @@ class kai_imatmul_clamp_qai8_qai8p2vlx4_qsi8cxp2vlx4sb_2vlx2vl_sme_mopa(_Pqs8Ima
     variant = "pqs8_qc8w_igemm"
     isa = "sme"
     source = "kai/ukernels/matmul/imatmul_clamp_qai8_qai8p_qsi8cxp/" + name + "_asm.S"
-    matmul = pqs8_qc8w_gemm.SME1_MOPA
+    matmul = kai_matmul_clamp_qai8_qai8p2vlx4_qsi8cxp2vlx4sb_2vlx2vl_sme_mopa
     kr = 4

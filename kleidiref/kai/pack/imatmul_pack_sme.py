@@ -12,10 +12,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..._buffers import Buffer, as_u8, check_count, read_matrix, require_bytes, roundup, writable_u8
-from ...kai.interface import Ukernel
-from ...kai.pack import SmeRhsBiasPacker
-from ...kai.params import kai_rhs_pack_qsi8cx_params
-from .. import pf16_gemm, pf32_gemm, pqs8_qc8w_gemm
+from ..interface import Ukernel
+from ..params import kai_rhs_pack_qsi8cx_params
+from .rhs_pack_bias_sme import (
+    SmeRhsBiasPacker,
+    kai_rhs_pack_kxn_f32p2vlx1biasf32_f32_f32_sme,
+    kai_rhs_pack_kxn_x16p2vlx2b_x16_x16_sme,
+)
+from .rhs_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme import kai_rhs_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme
 
 __all__ = [
     "F16",
@@ -332,7 +336,7 @@ class kai_rhs_imatmul_pack_kxn_x32p2vlx1b_x32_x32_sme(ImatmulRhsBiasPacker):
     elem = F32
     kr = 1
     extra_per_col = 4
-    plain = pf32_gemm.kai_rhs_pack_kxn_f32p2vlx1biasf32_f32_f32_sme
+    plain = kai_rhs_pack_kxn_f32p2vlx1biasf32_f32_f32_sme
 
 
 class kai_rhs_imatmul_pack_kxn_x16p2vlx2b_x16_x16_sme(ImatmulRhsBiasPacker):
@@ -345,7 +349,7 @@ class kai_rhs_imatmul_pack_kxn_x16p2vlx2b_x16_x16_sme(ImatmulRhsBiasPacker):
     elem = F16
     kr = 2
     extra_per_col = 2
-    plain = pf16_gemm.kai_rhs_pack_kxn_x16p2vlx2b_x16_x16_sme
+    plain = kai_rhs_pack_kxn_x16p2vlx2b_x16_x16_sme
 
 
 class kai_rhs_imatmul_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme(ImatmulRhsPacker):
@@ -409,7 +413,7 @@ class kai_rhs_imatmul_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme(ImatmulRhsPacker
         if n == 0:
             return
         w = _chunk_pad(self._read_kxn(n, kcc, kcl, rhs_stride_row, rhs), kcc, kcl, self.kr)
-        plain = pqs8_qc8w_gemm.kai_rhs_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme(self.svl)
+        plain = kai_rhs_pack_kxn_qsi8cxp2vlx4sb_qs8cx_f32_i32_sme(self.svl)
         k = w.shape[0]
         tmp = np.array(out[:size])  # bytes the packer does not write (bias' when K == 0) stay as they were
         plain.run_rhs_pack(
