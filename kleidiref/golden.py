@@ -188,15 +188,18 @@ def _variant_of(data: Mapping[str, NDArray[Any]], path: Path) -> str:
     return str(v)
 
 
-def reproduce_file(path: str | Path, *, max_bytes: int | None = None) -> dict[str, NDArray[Any]]:
-    """Every result field of a golden file, recomputed from its inputs alone."""
-    p = Path(path)
-    data = load_golden(p, max_bytes=max_bytes)
-    variant = _variant_of(data, p)
+def _reproduce(data: Mapping[str, NDArray[Any]], path: Path) -> dict[str, NDArray[Any]]:
+    variant = _variant_of(data, path)
     repro = reproducers().get(variant)
     if repro is None:
         raise NotImplementedError(f"no reproducer for golden variant {variant!r} yet")
     return repro(GoldenInputs(data))
+
+
+def reproduce_file(path: str | Path, *, max_bytes: int | None = None) -> dict[str, NDArray[Any]]:
+    """Every result field of a golden file, recomputed from its inputs alone."""
+    p = Path(path)
+    return _reproduce(load_golden(p, max_bytes=max_bytes), p)
 
 
 def reproduced_golden_file(path: str | Path, *, max_bytes: int | None = None) -> dict[str, NDArray[Any]]:
@@ -205,7 +208,7 @@ def reproduced_golden_file(path: str | Path, *, max_bytes: int | None = None) ->
     p = Path(path)
     data = load_golden(p, max_bytes=max_bytes)
     kept = {k: v for k, v in data.items() if not is_result_field(k)}
-    return {**kept, **reproduce_file(p, max_bytes=max_bytes)}
+    return {**kept, **_reproduce(data, p)}
 
 
 @dataclasses.dataclass
