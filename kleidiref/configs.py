@@ -24,7 +24,7 @@ from typing import Literal, TypeVar, cast
 
 from .fallbacks.f16_x86 import f16_x86_ukernel
 from .fallbacks.f32_qcw import X86Isa, f32_qcw_ukernel
-from .kai.interface import Ukernel
+from .kai.interface import Branch, Ukernel
 from .kai.registry import UKERNELS
 from .targets import Target, target_svl
 
@@ -54,7 +54,6 @@ __all__ = [
     "xnn_ukernel",
 ]
 
-Branch = Literal["sme2", "sme", "i8mm", "dotprod"]
 Kind = Literal["mopa", "gemv"]
 Platform = Literal["linux", "apple"]
 _K = TypeVar("_K", bound=Ukernel)

@@ -35,7 +35,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeAlias
+from typing import Any, ClassVar, Literal, TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
@@ -46,6 +46,7 @@ from .params import kai_matmul_requantize32_params
 
 __all__ = [
     "BlockwiseKernel",
+    "Branch",
     "ClampBounds",
     "MatmulKernel",
     "PackedLhsKernel",
@@ -56,6 +57,10 @@ __all__ = [
     "Ukernel",
 ]
 
+
+#: The ISA branches of XNNPACK's KleidiAI gemm configs, most capable first (``gemm-config.c``);
+#: :mod:`kleidiref.configs` orders them per config.
+Branch = Literal["sme2", "sme", "i8mm", "dotprod"]
 
 #: The float kernels' epilogue argument: ``(clamp_min, clamp_max)`` as float32.
 ClampBounds: TypeAlias = "tuple[np.float32, np.float32]"

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from ..numerics import wrap_i32
 from ..quant.qai8dx import quantize_qai8dx
 from .int8_common import int8_matmul, qai8dxp_epilogue
-from .interface import ClampBounds, Ukernel
+from .interface import Branch, ClampBounds, Ukernel
 
 __all__ = [
     "KERNELS",
@@ -35,8 +35,8 @@ __all__ = [
 
 F32 = np.float32
 VARIANT = "qp8_f32_qc4w_gemm"
-#: The branches of XNNPACK's qp8_f32_qc4w config (the values of ``kleidiref.configs.Branch``).
-Qc4wBranch = Literal["sme2", "sme", "i8mm", "dotprod"]
+#: The branches of XNNPACK's qp8_f32_qc4w config (kept as a name for existing imports).
+Qc4wBranch = Branch
 _SRC = "kai/ukernels/matmul/matmul_clamp_f32_qai8dxp_qsi4cxp/"
 
 
