@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from .. import fallbacks as F
 from ..dispatch import ConvParams, Decision, TensorSpec
 from ..numerics import bf16_to_f32, f32_to_bf16_rne, rn16
+from ..quant.qai8 import quantize_qai8
 from ..targets import Target
 from ..validate import check_alloc
 
@@ -219,10 +220,8 @@ def scale_tuple(q: QuantParams | None) -> float | tuple[float, ...] | None:
 
 
 def quantize_bound_s8(v: float, scale: float, zp: int) -> int:
-    """``xnn_qs8_quantize``: ``(int8) lrintf(clamp(v / s + zp, -128, 127))``."""
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        t = np.float32(np.float32(v) / np.float32(scale)) + np.float32(zp)
-    return int(np.rint(np.clip(t, -128, 127)))
+    """An output bound as its int8 code: ``xnn_qs8_quantize``, i.e. :func:`kleidiref.quant.qai8.quantize_qai8`."""
+    return int(quantize_qai8(np.array([v], np.float32), scale, zp)[0])
 
 
 def quantize_bound_u8(v: float, scale: float, zp: int) -> int:
