@@ -40,7 +40,7 @@ from .dispatch.hardware import unsupported_config
 from .inspection import CPU_NAMES as CPU_NAMES_INSPECT
 from .inspection import resolve_cpu
 from .ops import OpResult, QuantParams, batch_matrix_multiply, convolution_2d, fully_connected
-from .quant import dequantize_qai8
+from .quant import dequantize_qai8, quantize_qai8_vcvt
 from .targets import Target
 from .testing import ulp_distance as _elementwise_ulp
 
@@ -55,7 +55,6 @@ __all__ = [
     "cli_main",
     "cpu_target",
     "max_ulp_distance",
-    "quantize_vcvt_qs8",
     "run",
 ]
 
@@ -342,23 +341,6 @@ def _transpose(_t: Target, _graph: pte.XnnGraph, node: pte.XnnNode, vals: Mappin
     return np.ascontiguousarray(np.transpose(x, perm)), f"xnn_x{bits}_transposec (transpose-nd.c): exact copy"
 
 
-def quantize_vcvt_qs8(x: NDArray[np.float32], scale: float, zero_point: int, x86: bool) -> NDArray[np.int8]:
-    """``xnn_f32_qs8_vcvt``: ``sat8(RNE(RN32(x * RN32(1 / scale))) + zp)``.
-
-    The operator passes the reciprocal of the output scale (``xnn_create_convert_nc_f32_qs8``); the NEON kernels
-    (``f32-qs8-vcvt-neonv8``) convert with ``vcvtnq_s32_f32`` (ties to even, saturating, NaN -> 0) and add the
-    zero point with saturation. Note: on x86 (``f32-qs8-vcvt-avx2``) ``_mm256_cvtps_epi32`` gives INT32_MIN
-    for NaN, so NaN becomes -128 there.
-    """
-    inv = np.float32(1.0) / np.float32(scale)
-    with np.errstate(invalid="ignore", over="ignore"):
-        t = (np.asarray(x, np.float32) * inv).astype(np.float32)
-        r = np.rint(np.clip(t, -(2.0**31), 2.0**31 - 128)).astype(np.float64)
-    r = np.where(np.isnan(t), -(2.0**31) if x86 else 0.0, r)
-    out: NDArray[np.int8] = np.clip(r + zero_point, -128, 127).astype(np.int8)
-    return out
-
-
 def _convert(t: Target, graph: pte.XnnGraph, node: pte.XnnNode, vals: Mapping[int, Any]) -> tuple[Any, str]:
     f = node.fields
     src, dst = graph.value(f["input_id"]), graph.value(f["output_id"])
@@ -371,7 +353,7 @@ def _convert(t: Target, graph: pte.XnnGraph, node: pte.XnnNode, vals: Mapping[in
         )
     q = _quant_params(dst if kinds[1] == "qint8" else src)
     if kinds == ("fp32", "qint8") and q is not None:
-        return quantize_vcvt_qs8(x, q.scale, q.zero_point, t.arch == "x86_64"), "xnn_f32_qs8_vcvt"
+        return quantize_qai8_vcvt(x, q.scale, q.zero_point, t.arch == "x86_64"), "xnn_f32_qs8_vcvt"
     if kinds == ("qint8", "fp32") and q is not None:
         return dequantize_qai8(x, q.scale, q.zero_point), "xnn_qs8_f32_vcvt (dequantize_qai8)"
     raise NotImplementedError(f"XNNConvert {kinds[0]} -> {kinds[1]} is not emulated yet")

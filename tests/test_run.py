@@ -14,7 +14,8 @@ import pytest
 from numpy.typing import NDArray
 
 from kleidiref import Runner, cli, run
-from kleidiref.runner import RefusedByXnnpack, cpu_target, max_ulp_distance, quantize_vcvt_qs8
+from kleidiref.quant import quantize_qai8_vcvt
+from kleidiref.runner import RefusedByXnnpack, cpu_target, max_ulp_distance
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pte"
 PROGRAMS = sorted(p.stem for p in FIXTURES.glob("*.pte"))
@@ -101,14 +102,14 @@ def test_dynamic_convert_defers_to_the_consumer() -> None:
 
 def test_quantize_vcvt_qs8() -> None:
     x = np.array([0.5, 1.5, -0.5, 2.5, 1e30, -1e30, np.inf, -np.inf, np.nan], np.float32)
-    arm = quantize_vcvt_qs8(x, 1.0, 3, x86=False)
+    arm = quantize_qai8_vcvt(x, 1.0, 3, x86=False)
     assert arm.tolist() == [3, 5, 3, 5, 127, -128, 127, -128, 3]  # ties to even, saturation, NaN -> zp
-    assert quantize_vcvt_qs8(x, 1.0, 3, x86=True)[-1] == -128
+    assert quantize_qai8_vcvt(x, 1.0, 3, x86=True)[-1] == -128
     # the reciprocal is rounded first: x * RN32(1/s), not x / s
     s = np.float32(0.1)
     v = np.arange(-12.8, 12.7, 0.0013, dtype=np.float32)
     ref = np.clip(np.rint((v * (np.float32(1) / s)).astype(np.float32)) + 0, -128, 127)
-    assert np.array_equal(quantize_vcvt_qs8(v, float(s), 0, x86=False), ref.astype(np.int8))
+    assert np.array_equal(quantize_qai8_vcvt(v, float(s), 0, x86=False), ref.astype(np.int8))
 
 
 def test_cpu_names() -> None:

@@ -12,7 +12,7 @@ Every rounding is named in the docstrings.
 from __future__ import annotations
 
 from . import qb4, qd8
-from .qai8 import choose_qai8_params, dequantize_qai8, quantize_qai8, requantization_scale
+from .qai8 import choose_qai8_params, dequantize_qai8, quantize_qai8, quantize_qai8_vcvt, requantization_scale
 from .qai8dx import dequantize_qai8dx, qai8dx_params, quantize_qai8dx
 from .qb4 import dequantize_qb4, quantize_qb4
 from .qd8 import dequantize_qd8, qd8_params, quantize_qd8
@@ -33,6 +33,7 @@ __all__ = [
     "qd8_params",
     "qsi8cx_scale",
     "quantize_qai8",
+    "quantize_qai8_vcvt",
     "quantize_qai8dx",
     "quantize_qb4",
     "quantize_qd8",

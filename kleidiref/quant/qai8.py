@@ -35,6 +35,7 @@ __all__ = [
     "choose_qai8_params",
     "dequantize_qai8",
     "quantize_qai8",
+    "quantize_qai8_vcvt",
     "requantization_scale",
 ]
 
@@ -130,3 +131,21 @@ def choose_qai8_params(min_val: float, max_val: float) -> tuple[np.float32, int]
     s = max(s, _EPS)
     zp = -128 - int(round_half_even(F32(lo / s)))
     return F32(s), int(saturate(zp, np.int8))
+
+
+def quantize_qai8_vcvt(x: NDArray[np.float32], scale: float, zero_point: int, x86: bool) -> NDArray[np.int8]:
+    """float32 to int8 as XNNPACK's Convert operator does it (``xnn_f32_qs8_vcvt``), unlike
+    :func:`quantize_qai8` by the reciprocal of the scale: ``sat8(RNE(RN32(x * RN32(1 / scale))) + zp)``.
+
+    The operator passes the reciprocal of the output scale (``xnn_create_convert_nc_f32_qs8``); the NEON kernels
+    (``f32-qs8-vcvt-neonv8``) convert with ``vcvtnq_s32_f32`` (ties to even, saturating, NaN -> 0) and add the
+    zero point with saturation. Note: on x86 (``f32-qs8-vcvt-avx2``) ``_mm256_cvtps_epi32`` gives INT32_MIN
+    for NaN, so NaN becomes -128 there.
+    """
+    inv = np.float32(1.0) / np.float32(scale)
+    with np.errstate(invalid="ignore", over="ignore"):
+        t = (np.asarray(x, np.float32) * inv).astype(np.float32)
+        r = np.rint(np.clip(t, -(2.0**31), 2.0**31 - 128)).astype(np.float64)
+    r = np.where(np.isnan(t), -(2.0**31) if x86 else 0.0, r)
+    out: NDArray[np.int8] = np.clip(r + zero_point, -128, 127).astype(np.int8)
+    return out
