@@ -1,0 +1,30 @@
+"""The XNNPACK node emulations ``kleidiref run`` executes, one module per node family, and their registry.
+
+To emulate a new node type: write its handler (:data:`~kleidiref.runner.nodes.common.NodeHandler`) in the
+module of its family (or a new one), naming the XNNPACK kernel it mirrors in the string it returns, and add
+it to :data:`HANDLERS`. A node type missing here is refused by the runner before anything runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .common import NodeHandler
+from .convert import convert_node
+from .gemm import batch_matrix_multiply_node, convolution_2d_node, depthwise_convolution_2d_node, fully_connected_node
+from .transpose import static_transpose_node
+
+__all__ = ["HANDLERS", "SUPPORTED_NODE_TYPES"]
+
+#: XNNGraph node type -> its emulation.
+HANDLERS: Mapping[str, NodeHandler] = {
+    "XNNFullyConnected": fully_connected_node,
+    "XNNConv2d": convolution_2d_node,
+    "XNNBatchMatrixMultiply": batch_matrix_multiply_node,
+    "XNNDepthwiseConv2d": depthwise_convolution_2d_node,
+    "XNNStaticTranspose": static_transpose_node,
+    "XNNConvert": convert_node,
+}
+
+#: XNNGraph node types the runner executes.
+SUPPORTED_NODE_TYPES: tuple[str, ...] = tuple(HANDLERS)

@@ -1,0 +1,145 @@
+"""The program runner: :class:`Runner` reads a program once and runs its plan on inputs repeatedly."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .. import pte
+from ..inspection import CPU_NAMES as CPU_NAMES_INSPECT
+from ..inspection import resolve_cpu
+from ..targets import Target
+from .nodes import HANDLERS, SUPPORTED_NODE_TYPES
+from .nodes.common import Dynamic
+
+__all__ = ["CPU_NAMES", "NodeTrace", "RunResult", "Runner", "cpu_target", "run"]
+
+#: The CPU names ``run`` accepts (``kleidiref inspect``'s table, :func:`kleidiref.inspection.resolve_cpu`).
+CPU_NAMES: tuple[str, ...] = CPU_NAMES_INSPECT
+
+
+def cpu_target(cpu: str | Target, svl: int | None = None) -> Target:
+    """The :class:`Target` of a named CPU (or a ``.json`` CPU description); ``svl`` sets an SME CPU's SVL.
+
+    Note: the x86 arch flags of inspect's CPU descriptions (qdu8 or not) only change operator names: XNNPACK's
+    qdu8 path adds 128 to the codes and to the zero point, which leaves every product sum unchanged.
+    """
+    if isinstance(cpu, Target):
+        return cpu if svl is None or not cpu.has_sme else cpu.replace(svl_bits=svl)
+    return resolve_cpu(cpu, svl).target
+
+
+@dataclass(frozen=True)
+class NodeTrace:
+    """One executed node: where it is, what ran, its output."""
+
+    delegate: int
+    index: int
+    node_type: str
+    emulation: str
+    shape: tuple[int, ...]
+    dtype: str
+
+    def describe(self) -> str:
+        return f"[{self.delegate}:{self.index}] {self.node_type}: {self.emulation} -> {self.dtype}{list(self.shape)}"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The program's outputs (plan order) and, per node, what ran."""
+
+    outputs: tuple[NDArray[Any], ...]
+    trace: tuple[NodeTrace, ...]
+
+
+class Runner:
+    """A loaded program, run on inputs as one CPU would: ``Runner(path, cpu="sme2", svl=512)(inputs)``."""
+
+    def __init__(
+        self,
+        program: str | Path | pte.Program,
+        cpu: str | Target = "sme2",
+        svl: int | None = None,
+        plan: str = "forward",
+    ) -> None:
+        self.program = program if isinstance(program, pte.Program) else pte.load(program)
+        self.plan = self.program.plan(plan)
+        self.target = cpu_target(cpu, svl)
+        self._check_program()
+
+    def _check_program(self) -> None:
+        """Refuse, before any run, what the runner does not emulate."""
+        ops = self.plan.non_delegated_ops
+        if ops:
+            raise NotImplementedError(
+                f"non-delegated operators {sorted(set(ops))}: none is supported yet (only XNNPACK delegates run)"
+            )
+        for ins in self.plan.instructions:
+            if ins.kind not in ("DelegateCall", "FreeCall"):
+                raise NotImplementedError(f"instruction {ins.kind} is not supported (only delegate calls)")
+        for d in self.plan.delegates:
+            if d.graph is None:
+                raise NotImplementedError(f"delegate {d.index} ({d.id}) is not an XNNPACK delegate")
+            for node in d.graph.nodes:
+                if node.type not in SUPPORTED_NODE_TYPES:
+                    raise NotImplementedError(
+                        f"{node.type} (delegate {d.index}, node {node.index}) is not emulated yet; "
+                        f"the runner emulates {', '.join(SUPPORTED_NODE_TYPES)}"
+                    )
+
+    def __call__(self, inputs: Sequence[NDArray[Any]]) -> tuple[NDArray[Any], ...]:
+        return self.run(inputs).outputs
+
+    def run(self, inputs: Sequence[NDArray[Any]]) -> RunResult:
+        """Run the plan on ``inputs`` (plan input order); outputs in plan output order."""
+        if len(inputs) != len(self.plan.inputs):
+            raise ValueError(f"the program takes {len(self.plan.inputs)} inputs, got {len(inputs)}")
+        env: dict[int, NDArray[Any]] = {i: np.asarray(x) for i, x in zip(self.plan.inputs, inputs, strict=True)}
+        trace: list[NodeTrace] = []
+        for ins in self.plan.instructions:
+            if ins.kind == "DelegateCall":
+                trace.extend(self._delegate(self.plan.delegates[ins.index], ins.args, env))
+        missing = [i for i in self.plan.outputs if i not in env]
+        if missing:
+            raise ValueError(f"plan outputs {missing} were never written")
+        return RunResult(tuple(env[i] for i in self.plan.outputs), tuple(trace))
+
+    def _delegate(self, d: pte.Delegate, args: Sequence[int], env: dict[int, NDArray[Any]]) -> list[NodeTrace]:
+        graph = d.graph
+        assert graph is not None
+        n_in = len(graph.input_ids)
+        # The XNNPACK executor binds the call's arguments to the graph's inputs then its outputs, in order.
+        vals: dict[int, Any] = {v.id: v.data for v in graph.values if v.is_constant}
+        for vid, arg in zip(graph.input_ids, args[:n_in], strict=True):
+            vals[vid] = env[arg]
+        trace = []
+        for node in graph.nodes:
+            out, how = self._node(graph, node, vals)
+            vals[node.outputs[0]] = out
+            shown = out.x if isinstance(out, Dynamic) else out
+            trace.append(NodeTrace(d.index, node.index, node.type, how, tuple(shown.shape), str(shown.dtype)))
+        for vid, arg in zip(graph.output_ids, args[n_in:], strict=True):
+            out = vals[vid]
+            if isinstance(out, Dynamic):
+                raise NotImplementedError("a dynamically quantized (qdint8) delegate output is not supported")
+            env[arg] = out
+        return trace
+
+    def _node(self, graph: pte.XnnGraph, node: pte.XnnNode, vals: Mapping[int, Any]) -> tuple[Any, str]:
+        handler = HANDLERS[node.type]
+        return handler(self.target, graph, node, vals)
+
+
+def run(
+    path: str | Path | pte.Program,
+    inputs: Sequence[NDArray[Any]],
+    cpu: str | Target = "sme2",
+    svl: int | None = None,
+) -> tuple[NDArray[Any], ...]:
+    """The outputs the program gives on ``cpu`` (one-shot :class:`Runner`)."""
+    return Runner(path, cpu, svl)(inputs)
