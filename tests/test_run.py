@@ -138,3 +138,16 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert np.array_equal(z["output_0"], e["output_0"])
     assert cli.main(["run", str(FIXTURES / "dwconv3x3_c32__fp32.pte"), "--cpu", "sme2"]) == 2
     assert "XNNDepthwiseConv2d" in capsys.readouterr().out
+
+
+def test_keep_node_outputs_gives_each_node_its_value() -> None:
+    """The last node's kept output is the program's output; by default nothing is kept."""
+    path = FIXTURES / "linear_k64_n32__fp32.pte"
+    with np.load(path.with_suffix(".io.npz")) as z:
+        x = z["input_0"]
+    r = Runner(path, "sme2")
+    kept = r.run([x], keep_node_outputs=True)
+    assert all(t.output is not None and t.output.shape == t.shape for t in kept.trace)
+    last = kept.trace[-1].output
+    assert last is not None and np.array_equal(last, kept.outputs[0])
+    assert all(t.output is None and t.seconds > 0 for t in r.run([x]).trace)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,11 @@ def cpu_target(cpu: str | Target, svl: int | None = None) -> Target:
 
 @dataclass(frozen=True)
 class NodeTrace:
-    """One executed node: where it is, what ran, its output."""
+    """One executed node: where it is, what ran, its output's shape and dtype, how long it took.
+
+    ``output`` is the node's output value when the run was asked to keep it (``Runner.run(...,
+    keep_node_outputs=True)``); for a ``Convert`` to ``qdint8`` it is the float value its consumer quantizes.
+    """
 
     delegate: int
     index: int
@@ -44,6 +49,8 @@ class NodeTrace:
     emulation: str
     shape: tuple[int, ...]
     dtype: str
+    seconds: float = field(default=0.0, compare=False)
+    output: NDArray[Any] | None = field(default=None, repr=False, compare=False)
 
     def describe(self) -> str:
         return f"[{self.delegate}:{self.index}] {self.node_type}: {self.emulation} -> {self.dtype}{list(self.shape)}"
@@ -95,21 +102,26 @@ class Runner:
     def __call__(self, inputs: Sequence[NDArray[Any]]) -> tuple[NDArray[Any], ...]:
         return self.run(inputs).outputs
 
-    def run(self, inputs: Sequence[NDArray[Any]]) -> RunResult:
-        """Run the plan on ``inputs`` (plan input order); outputs in plan output order."""
+    def run(self, inputs: Sequence[NDArray[Any]], *, keep_node_outputs: bool = False) -> RunResult:
+        """Run the plan on ``inputs`` (plan input order); outputs in plan output order.
+
+        ``keep_node_outputs`` keeps every node's output in its :class:`NodeTrace` (memory: all intermediates).
+        """
         if len(inputs) != len(self.plan.inputs):
             raise ValueError(f"the program takes {len(self.plan.inputs)} inputs, got {len(inputs)}")
         env: dict[int, NDArray[Any]] = {i: np.asarray(x) for i, x in zip(self.plan.inputs, inputs, strict=True)}
         trace: list[NodeTrace] = []
         for ins in self.plan.instructions:
             if ins.kind == "DelegateCall":
-                trace.extend(self._delegate(self.plan.delegates[ins.index], ins.args, env))
+                trace.extend(self._delegate(self.plan.delegates[ins.index], ins.args, env, keep_node_outputs))
         missing = [i for i in self.plan.outputs if i not in env]
         if missing:
             raise ValueError(f"plan outputs {missing} were never written")
         return RunResult(tuple(env[i] for i in self.plan.outputs), tuple(trace))
 
-    def _delegate(self, d: pte.Delegate, args: Sequence[int], env: dict[int, NDArray[Any]]) -> list[NodeTrace]:
+    def _delegate(
+        self, d: pte.Delegate, args: Sequence[int], env: dict[int, NDArray[Any]], keep: bool
+    ) -> list[NodeTrace]:
         graph = d.graph
         assert graph is not None
         n_in = len(graph.input_ids)
@@ -119,10 +131,23 @@ class Runner:
             vals[vid] = env[arg]
         trace = []
         for node in graph.nodes:
+            t0 = time.perf_counter()
             out, how = self._node(graph, node, vals)
+            dt = time.perf_counter() - t0
             vals[node.outputs[0]] = out
             shown = out.x if isinstance(out, Dynamic) else out
-            trace.append(NodeTrace(d.index, node.index, node.type, how, tuple(shown.shape), str(shown.dtype)))
+            trace.append(
+                NodeTrace(
+                    d.index,
+                    node.index,
+                    node.type,
+                    how,
+                    tuple(shown.shape),
+                    str(shown.dtype),
+                    dt,
+                    shown if keep else None,
+                )
+            )
         for vid, arg in zip(graph.output_ids, args[n_in:], strict=True):
             out = vals[vid]
             if isinstance(out, Dynamic):
