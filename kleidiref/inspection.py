@@ -23,7 +23,7 @@ from typing import Any
 from . import pte
 from .dispatch import CaseError, NodeRejected, decide, target_from_json
 from .dispatch.decision import MICROKERNEL_NAMES, Decision
-from .dispatch.hardware import X86_ARCH_BITS, X86_CPUS, prefers_qdu8, qdu8_operator, unsupported_config
+from .dispatch.hardware import X86_ARCH_BITS, X86_CPUS, prefers_qdu8, qdu8_operator
 from .pte.nodes import GemmNode, gemm_nodes
 from .pte.shapes import program_shapes
 from .pte.xnngraph import XnnGraph, XnnNode
@@ -268,7 +268,7 @@ def decide_node(g: GemmNode, cpu: CpuSpec) -> NodeDecision:
         d = decide(g.node, cpu.target)
     except NodeRejected as exc:
         return _refusal(exc.message, exc.reasons)
-    bad = unsupported_config(d, cpu.target.arch == "arm64")
+    bad = d.unsupported
     if bad is not None:
         return NodeDecision(d.variant, d.config, d.kernel, None, (*d.reasons, bad), bad)
     name, cfg, why = _qdu8(d, g, cpu)

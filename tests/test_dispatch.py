@@ -384,6 +384,17 @@ def test_qb4w_has_no_sme_branch() -> None:
     assert d.config == "qd8_f32_qb4w_gemm" and d.variant is None
 
 
+def test_fp16_qb4w_on_sme_is_flagged_unsupported_by_decide() -> None:
+    """qd8_f16_qb4w is never enabled (xnn_status_unsupported_hardware): decide says so where it is chosen."""
+    node = fc("qdint8", "qbint4", "fp16", zero_point=8, block_size=32, bias="fp16")
+    d = decide(node, SME2)
+    assert d.config == "qd8_f16_qb4w_gemm" and d.unsupported is not None
+    assert "xnn_status_unsupported_hardware" in d.unsupported and "REFUSED" in d.describe()
+    assert d.to_json()["unsupported"] == d.unsupported
+    ok = decide(node, DOT_ONLY)  # no pf16 config: rewritten to fp32, runs qd8_f32_qb4w
+    assert ok.config == "qd8_f32_qb4w_gemm" and ok.unsupported is None and "REFUSED" not in ok.describe()
+
+
 def test_qb4w_zero_point_0_uses_qd8() -> None:
     d = decide(fc("qdint8", "qbint4", zero_point=0, block_size=32), SME2)
     assert d.config == "qd8_f32_qb4w_gemm" and has(d, "zero point 8")
@@ -581,6 +592,7 @@ def test_parse_case_roundtrip() -> None:
         "microkernel",
         "kernel",
         "reasons",
+        "unsupported",
     }
 
 

@@ -12,7 +12,7 @@ import pytest
 from kleidiref.cli import main
 
 CASES = Path(__file__).parent / "cases"
-KEYS = {"variant", "config", "microkernel", "kernel", "reasons"}
+KEYS = {"variant", "config", "microkernel", "kernel", "reasons", "unsupported"}
 
 
 def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

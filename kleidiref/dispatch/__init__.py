@@ -37,6 +37,8 @@ Everything here is **from source** (no golden vectors exercise the dispatcher).
 
 from __future__ import annotations
 
+import dataclasses
+
 from ..configs import X86_ISA, Platform, f16_x86_choice, f32_qcw_choice
 from ..targets import Target
 from .case import DTYPES, OPS, ConvParams, Node, TensorSpec, load_case, parse_case, target_from_json
@@ -44,6 +46,7 @@ from .conv import decide_conv, decide_deconv
 from .cpu import Hw
 from .decision import MICROKERNEL_NAMES, VARIANT_NAMES, CaseError, Decision, Microkernel, NodeRejected
 from .gemm import decide_bmm, decide_fc
+from .hardware import unsupported_config
 from .rules import check_quant_params
 
 __all__ = [
@@ -73,6 +76,9 @@ __all__ = [
 def decide(node: Node, target: Target, *, platform: Platform = "linux") -> Decision:
     """The XNNPACK decision for ``node`` on ``target``; raises :class:`NodeRejected` if XNNPACK refuses it.
 
+    A node XNNPACK accepts but whose chosen config it never enables on ``target`` (operator creation fails
+    with ``xnn_status_unsupported_hardware``) gets a decision whose ``unsupported`` says why.
+
     ``platform='apple'`` models an iOS/macOS build (different f32 kernels).
     """
     if not isinstance(node, Node):
@@ -85,12 +91,15 @@ def decide(node: Node, target: Target, *, platform: Platform = "linux") -> Decis
     why = [hw.feature_summary()]
     check_quant_params(node, why)  # xnn_define_*_tensor_value: before any operator rule
     if node.op == "fully_connected":
-        return decide_fc(hw, node, why)
-    if node.op == "batch_matrix_multiply":
-        return decide_bmm(hw, node, why)
-    if node.op == "deconvolution_2d":
-        return decide_deconv(hw, node, why)
-    return decide_conv(hw, node, why)
+        d = decide_fc(hw, node, why)
+    elif node.op == "batch_matrix_multiply":
+        d = decide_bmm(hw, node, why)
+    elif node.op == "deconvolution_2d":
+        d = decide_deconv(hw, node, why)
+    else:
+        d = decide_conv(hw, node, why)
+    bad = unsupported_config(d, target.arch == "arm64")
+    return d if bad is None else dataclasses.replace(d, unsupported=bad)
 
 
 def explain_case(obj: object) -> Decision | NodeRejected:

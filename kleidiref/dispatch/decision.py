@@ -93,6 +93,9 @@ class Decision:
     dwconv_tile: int | None = None
     #: Apple iOS/macOS build (f32 M == 1 kernel with four accumulators).
     platform: Platform = "linux"
+    #: Why creating this operator fails with ``xnn_status_unsupported_hardware`` on the target (XNNPACK never
+    #: enables the config there: :func:`kleidiref.dispatch.hardware.unsupported_config`), or None.
+    unsupported: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The ``kleidiref explain --json`` object."""
@@ -102,6 +105,7 @@ class Decision:
             "microkernel": self.microkernel,
             "kernel": self.kernel,
             "reasons": list(self.reasons),
+            "unsupported": self.unsupported,
         }
 
     @property
@@ -124,6 +128,8 @@ class Decision:
         lines.append(f"  tile:        mr={self.mr} nr={self.nr} (M={self.m})")
         lines.append("  why:")
         lines += [f"    - {r}" for r in self.reasons]
+        if self.unsupported is not None:
+            lines.append(f"  REFUSED by XNNPACK at creation: {self.unsupported}")
         return "\n".join(lines)
 
 

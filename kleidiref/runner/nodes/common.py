@@ -11,7 +11,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ... import pte
-from ...dispatch.hardware import unsupported_config
 from ...ops import OpResult, QuantParams
 from ...targets import Target
 
@@ -37,9 +36,9 @@ class RefusedByXnnpack(RuntimeError):
     """XNNPACK itself fails on this CPU (the message gives the status and why); the program does not run."""
 
 
-def check_supported(t: Target, r: OpResult, node: pte.XnnNode) -> None:
-    """Raise :class:`RefusedByXnnpack` where XNNPACK's config for the decision is unusable on ``t``."""
-    why = unsupported_config(r.decision, t.arch != "x86_64")
+def check_supported(r: OpResult, node: pte.XnnNode) -> None:
+    """Raise :class:`RefusedByXnnpack` where XNNPACK never enables the decision's config (``Decision.unsupported``)."""
+    why = r.decision.unsupported
     if why is not None:
         raise RefusedByXnnpack(f"{node.type} (node {node.index}): {why}")
 

@@ -35,7 +35,7 @@ def fully_connected_node(t: Target, graph: pte.XnnGraph, node: pte.XnnNode, vals
         **out_quant(graph.value(f["output_id"])),
         **clamp_kwargs(node),
     )
-    check_supported(t, r, node)
+    check_supported(r, node)
     return r.output, r.emulation
 
 
