@@ -158,12 +158,12 @@ def test_why_names_bytes_steps_and_events() -> None:
         provenance(t, 99, 0)
 
 
-def test_trace_refuses_what_it_cannot_show() -> None:
+def test_trace_bounds_and_sparse_records() -> None:
     _, kern = resolve_kernel("qp8_f32_qb4w_gemm", 512)
-    with pytest.raises(ValueError, match="blockwise"):
+    with pytest.raises(TypeError, match="needs bl"):
         trace(kern, np.zeros(1, np.uint8), np.zeros(1, np.uint8), 1, 1, 32, None)
-    with pytest.raises(ValueError, match="blockwise"):
-        random_problem(kern, 1, 1, 32, 0)
+    with pytest.raises(ValueError, match="multiple of bl"):
+        random_problem(kern, 1, 1, 48, 0, bl=32)
     _, kern = resolve_kernel("pf32_gemm", 512)
     lhs, rhs, params = random_problem(kern, 2, 2, 40, 0)
     with pytest.raises(ValueError, match="max_steps"):

@@ -17,7 +17,16 @@ from .._buffers import check_count
 from .interface import BlockwiseKernel, ClampBounds, TileParams
 from .layouts import Qai8dxpLayout, Qsi4c32pLayout
 from .pack import Qai8dxpRows
-from .qb4w_common import EpilogueKind, Layout, PreparedRhs, prepare_rhs, qb4w_matmul
+from .qb4w_common import (
+    EpilogueKind,
+    Layout,
+    PreparedRhs,
+    block_sums_exact,
+    prepare_rhs,
+    qb4w_accumulate,
+    qb4w_epilogue,
+    qb4w_matmul,
+)
 
 __all__ = [
     "VARIANT",
@@ -36,8 +45,11 @@ VARIANT = "qp8_f32_qb4w_gemm"
 class Qb4wKernel(BlockwiseKernel):
     """``kai_matmul_clamp_f32_qai8dxp*_qsi4c32p*``: run_matmul takes ``bl`` after k (as the C).
 
-    One ``compute`` stage: the block scales are applied inside the accumulation (see
-    :func:`qb4w_matmul`), so there is no separate integer accumulator to hand to an epilogue.
+    ``compute`` is :func:`qb4w_matmul` (the block scales are applied inside the k loop); its
+    parts are public stages too: :meth:`block_sums` (each block's exact int32 sums, what ZA or
+    the vector accumulators hold at the end of a block), :meth:`accumulate` (the float
+    accumulator after the blocks) and :meth:`epilogue`; ``epilogue(accumulate(...))`` is
+    ``compute``'s bits.
     """
 
     variant = VARIANT
@@ -98,6 +110,23 @@ class Qb4wKernel(BlockwiseKernel):
         b = self.check_bl(bl, "run_matmul")
         w, sc, rsum, bias = self.rhs_layout(n, k, b).decode(rhs)
         return prepare_rhs(w, sc, rsum, bias, b)
+
+    def block_sums(self, lhs: Qai8dxpRows, rhs: PreparedRhs) -> NDArray[np.int32]:
+        """``[nb, M, N]``: each quant block's integer dot products (SMOPA / SDOT / SMMLA sums,
+        exact; what ZA holds before the block's MOVA + SCVTF)."""
+        out: NDArray[np.int32] = block_sums_exact(lhs.q, rhs.w, rhs.bl).astype(np.int32)
+        return out
+
+    def accumulate(self, lhs: Qai8dxpRows, rhs: PreparedRhs) -> NDArray[np.float32]:
+        """The float accumulator after every block of ``rhs`` (:func:`qb4w_accumulate`)."""
+        return qb4w_accumulate(lhs.q, rhs, self.kind, fz=self.fz)
+
+    def epilogue(
+        self, facc: NDArray[np.float32], lhs: Qai8dxpRows, rhs: PreparedRhs, epilogue: ClampBounds
+    ) -> NDArray[np.float32]:
+        """The ``-zp * rsum`` FMLA, row scale, bias and clamp (:func:`qb4w_epilogue`)."""
+        lo, hi = epilogue
+        return qb4w_epilogue(facc, lhs.neg_zp, lhs.dq, rhs, self.kind, lo, hi, fz=self.fz)
 
     def compute(self, lhs: Qai8dxpRows, rhs: PreparedRhs, epilogue: ClampBounds) -> NDArray[np.float32]:
         """The blockwise accumulation, the zero-point and scale steps and the clamp (:func:`qb4w_matmul`)."""

@@ -21,8 +21,12 @@ __all__ = [
     "EpilogueKind",
     "Layout",
     "PreparedRhs",
+    "block_sums_exact",
     "check_rhs_params",
+    "first_blocks",
     "prepare_rhs",
+    "qb4w_accumulate",
+    "qb4w_epilogue",
     "qb4w_matmul",
     "rsum_chain",
 ]
@@ -264,19 +268,39 @@ def _columns(rhs: PreparedRhs, n0: int, n1: int) -> PreparedRhs:
     )
 
 
-def _tile(
-    q: NDArray[np.int8],
-    qf: NDArray[np.float32],
-    qabs: NDArray[np.float32],
+def qb4w_accumulate(
+    q: NDArray[np.int8], rhs: PreparedRhs, kind: EpilogueKind, *, fz: bool = False
+) -> NDArray[np.float32]:
+    """The float accumulator ``facc`` [M, N] after every quant block of ``rhs`` (steps 1-3 of
+    :func:`qb4w_matmul`): per block the exact integer sums (the ZA tile / vector accumulators),
+    SCVTF, then FMUL (mopa, first block) or FMLA by the block's scale into ``facc``.
+
+    Run on the first ``s`` blocks (:func:`first_blocks`, ``q[:, :s * bl]``) it is ``facc`` after
+    ``s`` blocks: the kernels scale and add the blocks in increasing order.
+    """
+    m = q.shape[0]
+    if q.shape[1] != rhs.k:
+        raise ValueError(f"qb4w_accumulate: the LHS has {q.shape[1]} columns, the RHS {rhs.k}")
+    if rhs.k == 0:
+        return np.zeros((m, rhs.n), F32)  # no block yet (the kernels' first block writes facc)
+    qf = q.astype(F32)
+    qabs = np.abs(qf).reshape(m, -1, rhs.bl).sum(axis=2).max(axis=0)  # max_m sum_{k in qb} |q|
+    return _block_chain(q, qf, qabs, rhs, kind, fz)
+
+
+def qb4w_epilogue(
+    facc: NDArray[np.float32],
     neg_zp: NDArray[np.int32],
     dq: NDArray[np.float32],
     rhs: PreparedRhs,
     kind: EpilogueKind,
     clamp_min: np.float32,
     clamp_max: np.float32,
-    fz: bool,
+    *,
+    fz: bool = False,
 ) -> NDArray[np.float32]:
-    facc = _block_chain(q, qf, qabs, rhs, kind, fz)
+    """Steps 4-6 of :func:`qb4w_matmul` on the float accumulator: the ``-zp * rsum`` FMLA, the
+    row scale and bias, the clamp (``facc`` is not modified)."""
     nzp = neg_zp.astype(F32)[:, None]  # SCVTF of the stored -zp (exact: |zp| <= 255)
     rs = rhs.rsum[None, :]
     bias = rhs.bias[None, :]
@@ -296,3 +320,30 @@ def _tile(
     # default NaN 0x7FC00000 (a NaN bias with another payload would keep it on silicon).
     kind_ = Clamp.FMAX_FMIN if kind == "neon" else Clamp.FCLAMP
     return clamp(y, clamp_min, clamp_max, kind_, fz=fz, flushed=True, out=y)  # y is an FZ result
+
+
+def first_blocks(rhs: PreparedRhs, s: int) -> PreparedRhs:
+    """The prepared operands of the first ``s`` quant blocks (views): what the kernel reads for
+    ``K = s * bl`` (row sums and biases unchanged)."""
+    if not 0 <= s <= rhs.k // rhs.bl:
+        raise ValueError(f"first_blocks: {s} is not a block count in 0..{rhs.k // rhs.bl}")
+    kk = s * rhs.bl
+    return dataclasses.replace(
+        rhs, k=kk, w=rhs.w[:, :kk], d=rhs.d[:, :s], stack=rhs.stack[:s], dT=rhs.dT[:s], wmax=rhs.wmax[:s]
+    )
+
+
+def _tile(
+    q: NDArray[np.int8],
+    qf: NDArray[np.float32],
+    qabs: NDArray[np.float32],
+    neg_zp: NDArray[np.int32],
+    dq: NDArray[np.float32],
+    rhs: PreparedRhs,
+    kind: EpilogueKind,
+    clamp_min: np.float32,
+    clamp_max: np.float32,
+    fz: bool,
+) -> NDArray[np.float32]:
+    facc = _block_chain(q, qf, qabs, rhs, kind, fz)
+    return qb4w_epilogue(facc, neg_zp, dq, rhs, kind, clamp_min, clamp_max, fz=fz)

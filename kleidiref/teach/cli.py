@@ -92,7 +92,7 @@ def _where(args: argparse.Namespace) -> str:
 def _trace(args: argparse.Namespace) -> str:
     if args.format == "html":
         return trace_page(
-            args.kernel, svl=args.svl[0], m=args.m, n=args.n, k=args.k, seed=args.seed, inputs=args.inputs
+            args.kernel, svl=args.svl[0], m=args.m, n=args.n, k=args.k, seed=args.seed, inputs=args.inputs, bl=args.bl
         )
     return trace_text(
         args.kernel,
@@ -105,6 +105,7 @@ def _trace(args: argparse.Namespace) -> str:
         rows=args.rows,
         cols=args.cols,
         hexa=args.hex,
+        bl=args.bl,
     )
 
 
@@ -112,10 +113,19 @@ def _why(args: argparse.Namespace) -> str:
     i, j = args.element
     if args.format == "html":  # the trace page; hovering C[i, j] shows its provenance
         return trace_page(
-            args.kernel, svl=args.svl[0], m=args.m, n=args.n, k=args.k, seed=args.seed, inputs=args.inputs
+            args.kernel, svl=args.svl[0], m=args.m, n=args.n, k=args.k, seed=args.seed, inputs=args.inputs, bl=args.bl
         )
     return why_text(
-        args.kernel, svl=args.svl[0], m=args.m, n=args.n, k=args.k, seed=args.seed, inputs=args.inputs, i=i, j=j
+        args.kernel,
+        svl=args.svl[0],
+        m=args.m,
+        n=args.n,
+        k=args.k,
+        seed=args.seed,
+        inputs=args.inputs,
+        i=i,
+        j=j,
+        bl=args.bl,
     )
 
 

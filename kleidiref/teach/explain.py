@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,12 @@ def value_text(v: Any) -> str:
 
 
 def _init_text(t: Trace) -> str:
+    if t.blockwise:
+        where = " (the MOPA kernel keeps it in the destination rows between blocks)" if "mopa" in t.kernel.name else ""
+        return (
+            "each block starts from zeroed ZA / accumulators; the float accumulator facc is written by "
+            f"the first block's scale step{where}"
+        )
     if isinstance(t.kernel, RequantizingKernel):
         if t.kernel.tile_params().m_step == 1:
             return "accumulators start from each column's int32 bias' (the input zero point folded in)"
@@ -65,11 +72,20 @@ def format_trace(t: Trace, *, rows: int = 4, cols: int = 6, hexa: bool = False) 
         f"loop nest: {mb} x {nb} blocks of m_step {p.m_step} x n_step {p.n_step} "
         f"(block (0, 0) uses accumulators 0..{last.tile}); in each block:",
         f"  init: {_init_text(t)}",
-        f"  {t.steps} k steps of kr = {t.kstep}: {instruction(t.kernel)}",
+        f"  {t.steps} {'quant blocks of bl' if t.blockwise else 'k steps of kr'} = {t.kstep}: {instruction(t.kernel)}",
         "  epilogue: " + "; ".join(t.epilogue),
         "",
     ]
     for idx, s in enumerate(t.recorded):
+        if t.block_sums is not None:
+            if s == 0:
+                lines.append("  before the first block: facc not yet written (shown as 0)")
+                continue
+            lines.append(f"  block {s - 1} (k {(s - 1) * t.kstep}..{s * t.kstep - 1}): int32 sums in ZA at its end:")
+            lines += _block_lines(t, t.block_sums[idx], rows, cols, hexa)
+            lines.append(f"  facc after block {s - 1} (SCVTF, x the block's bf16 scale, +):")
+            lines += _block_lines(t, t.states[idx], rows, cols, hexa)
+            continue
         head = "after init" if s == 0 else f"after step {s} (k {(s - 1) * t.kstep}..{min(s * t.kstep, t.k) - 1})"
         lines.append(f"  {head}:")
         lines += _block_lines(t, t.states[idx], rows, cols, hexa)
@@ -139,6 +155,11 @@ def provenance(t: Trace, i: int, j: int, *, lhs_layout: Any = None, rhs_layout: 
             shown = ", ".join(f"{token(r.info)}@{r.offset}" for r in rs[:24])
             lines.append(f"  {role} {idx}: {len(rs)} packed runs: {shown}{' ...' if len(rs) > 24 else ''}")
     lines.append(f"  k order: increasing, {t.kstep} k per step ({instruction(t.kernel)})")
+    if t.blockwise:
+        lines.append(f"  init: {_init_text(t)}")
+        lines += _block_events(t, i, j)
+        lines += _epilogue_events(t, i, j)
+        return lines
     lines.append(f"  after init: {value_text(t.states[0][i, j])}  [{_init_text(t)}]")
     ops = _operand_values(t)
     for idx in range(1, len(t.recorded)):
@@ -147,6 +168,37 @@ def provenance(t: Trace, i: int, j: int, *, lhs_layout: Any = None, rhs_layout: 
             lines.append(f"  {e.step}: {e.value}" + (f"  <- {e.note}" if e.note else ""))
     lines += _epilogue_events(t, i, j)
     return lines
+
+
+def _block_events(t: Trace, i: int, j: int) -> list[str]:
+    """Per recorded quant block: the exact int32 sum, SCVTF, the bf16 scale, facc and whether
+    that step rounded (compared with the exact rational value)."""
+    assert t.block_sums is not None
+    out = []
+    for idx in range(1, len(t.recorded)):
+        s = t.recorded[idx]
+        isum = t.block_sums[idx][i, j]
+        f = np.float32(isum)  # SCVTF (round to nearest even)
+        d = np.float32(t.rhs.d[j, s - 1])
+        cur = t.states[idx][i, j]
+        head = f"  block {s - 1} (k {(s - 1) * t.kstep}..{s * t.kstep - 1}): int32 sum {value_text(isum)}"
+        out.append(head + ("" if float(f) == int(isum) else f"; SCVTF rounds it to {value_text(f)}"))
+        if t.recorded[idx - 1] != s - 1:
+            out.append(f"    x scale {value_text(d)} into facc: {value_text(cur)}")
+            continue
+        prev = t.states[idx - 1][i, j]
+        note = ""
+        if all(math.isfinite(float(x)) for x in (prev, f, d, cur)):
+            exact = Fraction(float(prev)) + Fraction(float(f)) * Fraction(float(d))
+            if Fraction(float(cur)) != exact:
+                note = "  <- rounded" if cur != 0 or exact == 0 else "  <- flushed to zero"
+        out.append(f"    x scale {value_text(d)} (bf16 block scale) + facc: {value_text(cur)}{note}")
+    return out
+
+
+def _row(lhs: Any, i: int) -> Any:
+    """Row i of decoded qai8dxp rows (codes, -zp, dq)."""
+    return dataclasses.replace(lhs, q=lhs.q[i : i + 1], neg_zp=lhs.neg_zp[i : i + 1], dq=lhs.dq[i : i + 1])
 
 
 def _float_note(acc: float, out: Any, fz: bool) -> str:
@@ -188,6 +240,13 @@ def _epilogue_events(t: Trace, i: int, j: int) -> list[str]:
     note = ""
     if isinstance(t.kernel, RequantizingKernel):
         lines += _requant_events(t, j, acc)
+    elif t.blockwise:
+        kk: Any = t.kernel  # the same epilogue stage without the clamp: the value the clamp reads
+        free = (np.float32(-np.inf), np.float32(np.inf))
+        y = kk.epilogue(t.acc[i : i + 1], _row(t.lhs, i), t.rhs, free)[0, j]
+        lines.append(f"  before the clamp: {value_text(y)}")
+        if y.view(np.uint32) != out.view(np.uint32):
+            note = "  <- clamped"
     elif acc.dtype.kind == "f":
         note = _float_note(float(acc), out, t.kernel.fz)
     lines.append(f"  output: {value_text(out)}{note}")

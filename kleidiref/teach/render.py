@@ -110,6 +110,8 @@ def _trace_data(t: Trace, lhs_layout: Any, rhs_layout: Any) -> dict[str, Any]:
         "k": t.k,
         "steps": t.recorded,
         "states": [_grid(s) for s in t.states],
+        "ints": None if t.block_sums is None else [_grid(s) for s in t.block_sums],
+        "unit": "block" if t.blockwise else "step",
         "out": _grid(t.out),
         "za": za,
         "tiles": tiles,
@@ -154,9 +156,10 @@ function grid(id, values, withTiles){
 function show(s){
   cur=Math.max(0,Math.min(D.steps.length-1,s));
   const step=D.steps[cur], k0=(step-1)*D.kstep, k1=step*D.kstep;
-  document.getElementById('label').textContent = step===0 ? 'after init (step 0 of '+D.steps[D.steps.length-1]+')'
-    : 'after step '+step+' of '+D.steps[D.steps.length-1]+': k '+k0+'..'+(Math.min(k1,D.k)-1);
+  document.getElementById('label').textContent = step===0 ? 'after init ('+D.unit+' 0 of '+D.steps[D.steps.length-1]+')'
+    : 'after '+D.unit+' '+step+' of '+D.steps[D.steps.length-1]+': k '+k0+'..'+(Math.min(k1,D.k)-1);
   grid('za', D.states[cur], true);
+  if(D.ints) grid('ints', D.ints[cur], true);
   if(cur>0){document.querySelectorAll('#za td').forEach(td=>{const i=+td.dataset.i,j=+td.dataset.j;
     if(D.states[cur][i][j]!==D.states[cur-1][i][j]) td.classList.add('changed');});}
   document.querySelectorAll('.run').forEach(d=>{const k=d.dataset.k===''?-1:+d.dataset.k;
@@ -193,6 +196,16 @@ def trace_html(t: Trace, *, lhs_layout: Any = None, rhs_layout: Any = None) -> s
     accumulator cell highlights it and the packed LHS row and RHS column bytes that fed it.
     ``#step=N`` in the URL opens at step N; ``#hover=i,j`` starts with C[i, j] highlighted."""
     data = json.dumps(_trace_data(t, lhs_layout, rhs_layout)).replace("</", "<\\/")
+    ints = (
+        '<div><b>ZA int32 sums of this block (before its SCVTF)</b><table id="ints"></table></div>'
+        if t.blockwise
+        else ""
+    )
+    acc_title = (
+        "float accumulator after this block (bold: changed)"
+        if t.blockwise
+        else "accumulators (ZA tiles shaded; bold: changed by this step)"
+    )
     body = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>kleidiref trace</title><style>{_STYLE}</style></head>
 <body>
@@ -200,7 +213,7 @@ def trace_html(t: Trace, *, lhs_layout: Any = None, rhs_layout: Any = None) -> s
 <p><button id="back">&lt; back</button> <button id="step">step &gt;</button> <button id="play">play / pause</button>
  <span id="label"></span></p>
 <div id="where"></div>
-<div class="panels"><div><b>accumulators (ZA tiles shaded; bold: changed by this step)</b><table id="za"></table></div>
+<div class="panels">{ints}<div><b>{acc_title}</b><table id="za"></table></div>
 <div><b>output (= run_matmul)</b><table id="out"></table></div></div>
 <b>packed LHS (red: the bytes this step reads)</b><div class="buf" id="lhs"></div>
 <b>packed RHS</b><div class="buf" id="rhs"></div>

@@ -14,8 +14,14 @@ increasing k order, one rounding (float) or an exact wrapping int32 add (int8) p
 stopping the chain after k' steps is running it on the first k' columns. For the qai8dxp
 kernels (qc8w) the ``-zp * rsum`` term is added after the k loop (an epilogue MLA), so the
 per-step states are the pure dot products and the trace shows the zero-point step separately.
-The blockwise qb4w kernels apply each block's scale inside the loop in float: kleidiref computes
-them as one stage (``compute``), so they have no per-step trace here.
+The blockwise qb4w kernels step by quant block (``kstep = bl``): in each block ZA (or the vector
+accumulators) is zeroed, bl / 4 SMOPA / SDOT steps (bl / 8 SMMLA) sum int8 x int4 products
+exactly, then the block's int32 sums are converted (SCVTF) and multiplied by the block's bf16
+scale into a float accumulator (FMUL for the MOPA's first block, FMLA after; in the MOPA kernel
+that accumulator lives in the destination rows between blocks). The trace records, per block,
+the int32 sums (``block_sums``: the kernel's ``block_sums``) and the float accumulator after it
+(the kernel's ``accumulate`` on the first s blocks, :func:`~kleidiref.kai.qb4w_common.first_blocks`),
+and ends on the kernel's ``epilogue`` (the ``-zp * rsum`` FMLA, row scale, bias, clamp).
 """
 
 from __future__ import annotations
@@ -32,14 +38,17 @@ from .._buffers import roundup
 from ..golden import load_golden
 from ..kai.bias_rhs import BiasRhs
 from ..kai.interface import BlockwiseKernel, MatmulKernel, RequantizingKernel
+from ..kai.pack import kai_lhs_quant_pack_qai8dxp_f32
 from ..kai.pack.lhs_quant_pack_qai8dxp_f32 import Qai8dxpRows
 from ..kai.params import kai_matmul_requantize32_params
+from ..kai.qb4w_common import first_blocks
+from ..quant.qb4 import f32_scales_to_bf16, pack_nibbles
+from ..variants import qp8_f32_qb4w_gemm as qb4w
 from .kernels import resolve_kernel
 
 __all__ = [
     "Trace",
     "ZaPosition",
-    "check_traceable",
     "instruction",
     "random_problem",
     "trace",
@@ -62,13 +71,26 @@ class ZaPosition:
 def za_position(kernel: MatmulKernel, i: int, j: int) -> ZaPosition:
     """ZA tile, horizontal slice and lane of output (i, j).
 
-    Note: the MOPA kernels' asm gives tile ``ZA<t>.s`` the rows ``(t // (n_step/VL)) VL ..`` and
-    columns ``(t % (n_step/VL)) VL ..`` of the m_step x n_step block (2vlx2vl: ZA0 ZA1 / ZA2 ZA3;
-    1vlx4vl: ZA0..ZA3 side by side); the GEMVs accumulate one row in n_step/VL vectors.
+    Note: tile ``ZA<t>.s`` holds rows ``(t // (n_step/VL)) VL ..`` and columns
+    ``(t % (n_step/VL)) VL ..`` of the m_step x n_step block, checked against KleidiAI's asm at
+    b87ef9c9: in ``kai_matmul_clamp_f32_f32p2vlx1_f32p2vlx1biasf32_sme2_mopa_asm.S`` the K loop
+    loads LHS ``{z4-z7}`` (z4, z5: rows 0..VL-1, VL..2VL-1 of one k) and RHS ``{z20-z23}``
+    (z20, z21: columns 0..VL-1, VL..2VL-1) and issues ``fmopa za0.s, z4, z20``, ``za1.s, z4,
+    z21``, ``za2.s, z5, z20``, ``za3.s, z5, z21``; the store loop writes ``za0h``/``za1h``
+    slices side by side into row block 0 and ``za2h``/``za3h`` into row block 1 (2vlx2vl: ZA0
+    ZA1 / ZA2 ZA3). In ``kai_matmul_clamp_f32_qai8dxp1vlx4_qsi8cxp4vlx4_1vlx4vl_sme2_mopa_asm.S``
+    (and the qsi4c32p sibling) ``smopa za<t>.s, z4.b, z<8+t>.b`` pairs one LHS vector with RHS
+    vector t, and the epilogue's ``mova {z12-z15}, za0h.b[w14, 0:3]`` reads slice i of ZA0..ZA3
+    as columns 0..4VL-1 (1vlx4vl: ZA0..ZA3 side by side). The GEMVs accumulate one row in
+    n_step/VL vectors; the NEON kernels have no ZA.
     """
     p = kernel.tile_params()
     vl = kernel.vls
     ib, jb = i % p.m_step, j % p.n_step
+    if kernel.isa == "neon":  # no ZA: the NEON kernels accumulate in 128-bit vector registers
+        block = (i // p.m_step, j // p.n_step)
+        text = f"block {block}, NEON vector accumulators (no ZA): row {ib}, column {jb} of the block"
+        return ZaPosition(block, 0, ib, jb, text)
     tile = (ib // vl) * max(1, p.n_step // vl) + jb // vl
     block = (i // p.m_step, j // p.n_step)
     if p.m_step == 1:
@@ -87,6 +109,8 @@ def _elem(kernel: MatmulKernel) -> str:
 def instruction(kernel: MatmulKernel) -> str:
     """The instruction one k step of the kernel's inner loop is, in words."""
     elem, name = _elem(kernel), kernel.name
+    if isinstance(kernel, BlockwiseKernel):
+        return _blockwise_instruction(kernel)
     if "mopa" in name:
         return {
             "f32": "FMOPA: ZA.s += outer product of one LHS column and one RHS row (fused, one f32 rounding per lane)",
@@ -102,6 +126,20 @@ def instruction(kernel: MatmulKernel) -> str:
             else ("FMLALB then FMLALT: two fused multiply-adds per pair (two f32 roundings)")
         )
     return "FMLA: accumulator += LHS element x RHS row (fused, one f32 rounding per lane)"
+
+
+def _blockwise_instruction(kernel: BlockwiseKernel) -> str:
+    kind: Any = getattr(kernel, "kind", "")
+    dot = {
+        "mopa": "SMOPA (nibbles expanded by LUTI4): ZA.s += 4-k int8 dot per lane, bl/4 per block",
+        "sme2_dot": "SDOT (ZA vgx4, nibbles expanded by LUTI4): += 4-k int8 dot per lane, bl/4 per block",
+        "neon": "SMMLA / SDOT on (byte << 4, byte & 0xF0): += int8 dots per lane (16 x the sum; SCVTF #4 undoes it)",
+    }[kind]
+    first = "FMUL (first block) / FMLA" if kind == "mopa" else "FMLA (from +0)"
+    return (
+        f"per quant block: accumulators zeroed; {dot}, exact int32; then SCVTF and {first} by the "
+        "block's bf16 scale into the float accumulator (one rounding per block)"
+    )
 
 
 @dataclasses.dataclass
@@ -128,6 +166,16 @@ class Trace:
     params: Any = None
     lhs_bytes: NDArray[np.uint8] | None = None
     rhs_bytes: NDArray[np.uint8] | None = None
+    #: Blockwise (qb4w) kernels: ``block_sums[i]`` is the int32 ZA / accumulator contents at the
+    #: end of block ``recorded[i]`` (before its SCVTF; zeros for 0), ``states`` the float
+    #: accumulator after it; ``bl`` the block length (= ``kstep``).
+    block_sums: NDArray[np.int32] | None = None
+    bl: int | None = None
+
+    @property
+    def blockwise(self) -> bool:
+        """True for a qb4w trace (steps are quant blocks)."""
+        return self.block_sums is not None
 
     @property
     def steps(self) -> int:
@@ -183,10 +231,62 @@ def _epilogue(kernel: MatmulKernel, lhs: Any, rhs: Any, acc: NDArray[Any], param
     return acc, k.epilogue(acc, params), steps
 
 
-def check_traceable(kernel: MatmulKernel) -> None:
-    """ValueError for a kernel kleidiref computes as one stage (the blockwise qb4w kernels)."""
-    if isinstance(kernel, BlockwiseKernel):
-        raise ValueError(f"{kernel.name}: the blockwise scales are applied inside the k loop; no per-step trace")
+def _blockwise_epilogue(kernel: BlockwiseKernel, params: Any) -> list[str]:
+    kind: Any = getattr(kernel, "kind", "")
+    final = (
+        "FMLA into the bias: y = bias + facc x dq (one rounding)"
+        if kind == "sme2_dot"
+        else "FMUL by the row's dq, FADD bias (a rounding each)"
+    )
+    clamp = "FMAX, FMIN" if kind == "neon" else "FCLAMP"
+    return [
+        "SCVTF of the row's -zp, FMLA: facc += (-zp) x (the column's f32 row sum) (one rounding)",
+        final,
+        f"clamp ({clamp}) to [{params[0]}, {params[1]}]",
+    ]
+
+
+def _trace_blockwise(
+    kernel: BlockwiseKernel,
+    lhs_u8: NDArray[np.uint8],
+    rhs_u8: NDArray[np.uint8],
+    shape: tuple[int, int, int, int],
+    params: Any,
+    max_steps: int,
+    record: list[int] | None,
+) -> Trace:
+    m, n, k, bl = shape
+    nsteps = k // bl
+    if nsteps > max_steps:
+        raise ValueError(f"k = {k} is {nsteps} blocks of {bl}: more than max_steps = {max_steps}")
+    kk: Any = kernel
+    lhs = kernel.decode_lhs(lhs_u8, m, k)
+    rhs = kernel.decode_rhs(rhs_u8, n, k, bl)
+    sums = kk.block_sums(lhs, rhs)
+    wanted = sorted({s for s in (record or range(nsteps + 1)) if 0 <= s <= nsteps} | {nsteps})
+    states = [kk.accumulate(dataclasses.replace(lhs, q=lhs.q[:, : s * bl]), first_blocks(rhs, s)) for s in wanted]
+    ints = np.stack([sums[s - 1] if s else np.zeros((m, n), np.int32) for s in wanted])
+    out = kk.epilogue(states[-1], lhs, rhs, params)
+    steps = _blockwise_epilogue(kernel, params)
+    return Trace(
+        kernel,
+        m,
+        n,
+        k,
+        bl,
+        np.stack(states),
+        states[-1],
+        out,
+        steps,
+        wanted,
+        lhs,
+        rhs,
+        params,
+        lhs_u8,
+        rhs_u8,
+        block_sums=ints,
+        bl=bl,
+    )
 
 
 def trace(
@@ -200,14 +300,22 @@ def trace(
     *,
     max_steps: int = 4096,
     record: list[int] | None = None,
+    bl: int | None = None,
 ) -> Trace:
     """Trace ``kernel`` on packed operands; ``params`` is its epilogue argument (the clamp
     ``(lo, hi)`` as float32, or :class:`kai_matmul_requantize32_params`).
 
     ``record``: the step counts whose states to compute (default: every one); the last step is
-    always computed, and ``Trace.recorded`` lists the step count of each state.
+    always computed, and ``Trace.recorded`` lists the step count of each state. ``bl``: the
+    quant block length of a blockwise (qb4w) kernel, whose steps are its blocks.
     """
-    check_traceable(kernel)
+    if isinstance(kernel, BlockwiseKernel):
+        b = kernel.check_bl(bl, "run_matmul")
+        if k % b:
+            raise ValueError(f"k = {k} is not a multiple of bl = {b} (KAI_ASSUME((k % bl) == 0))")
+        lhs_b = np.asarray(lhs_bytes, np.uint8).reshape(-1)
+        rhs_b = np.asarray(rhs_bytes, np.uint8).reshape(-1)
+        return _trace_blockwise(kernel, lhs_b, rhs_b, (m, n, k, b), params, max_steps, record)
     kr = kernel.tile_params().kr
     nsteps = math.ceil(k / kr)
     if nsteps > max_steps:
@@ -248,29 +356,57 @@ def _golden_out_field(kernel: MatmulKernel) -> str:
     return "out" + ("_gemv" if gemv else "") + ("_sme1" if sme1 else "")
 
 
+def _qb4w_fields(kernel: MatmulKernel, data: dict[str, NDArray[Any]]) -> tuple[str, str, str]:
+    """(LHS, RHS, output) fields of a qb4w golden file for ``kernel`` (the *_neon files hold
+    both NEON branches: the dotprod one's fields end in ``_dotprod``)."""
+    kk: Any = kernel
+    suffix = "_dotprod" if type(kernel) in (qb4w.NEON_DOT, qb4w.NEON_DOT_GEMV) else ""
+    gemv = "_gemv" if kk.gemv else ""
+    if kernel.isa != "neon" and "meta_bl" in data:
+        raise ValueError(f"{kernel.name} is an SME2 kernel: this file holds XNNPACK's NEON kernels' data")
+    if kernel.isa == "neon" and "meta_bl" not in data:
+        raise ValueError(f"{kernel.name} is a NEON kernel: this file holds the SME2 kernels' data")
+    return f"lhs_packed{gemv}{suffix}", f"rhs_packed{suffix}", f"out{gemv}{suffix}"
+
+
 def trace_file(
     path: str | Path, name: str | None = None, *, max_steps: int = 4096, record: list[int] | None = None
 ) -> tuple[Trace, NDArray[Any]]:
     """Trace a golden file's packed operands with ``name`` (default: the file's variant, i.e. its
-    SME2 MOPA kernel): ``(trace, the file's recorded output for that kernel)``."""
+    SME2 MOPA kernel; for XNNPACK's NEON qb4w files the i8mm kernel): ``(trace, the file's
+    recorded output for that kernel)``."""
     data = load_golden(path)
     variant = str(data["meta_variant"]).removesuffix("_fz")
     fz = bool(int(data.get("meta_fpcr_fz", 0)))
-    _, kernel = resolve_kernel(name or variant, int(data["meta_svl_bits"]), fz=fz)
-    field = _golden_out_field(kernel)
-    gemv = "_gemv" in field
-    m, n, k, lhs_key, rhs_key = _golden_problem(data, gemv)
+    if name is None and variant == "qp8_f32_qb4w_gemm_neon":
+        name = qb4w.NEON_I8MM_GEMV.name if int(data["meta_M"]) == 1 else qb4w.NEON_I8MM.name
+    elif name is None and variant == "qp8_f32_qb4w_gemm" and int(data["meta_M"]) == 1:
+        name = qb4w.SME2_DOT.name
+    svl = int(data["meta_svl_bits"]) or 512  # 0: a NEON-only file (the NEON kernels ignore the SVL)
+    _, kernel = resolve_kernel(name or variant.removesuffix("_neon"), svl, fz=fz)
+    if isinstance(kernel, BlockwiseKernel):
+        lhs_key, rhs_key, field = _qb4w_fields(kernel, data)
+        m, n, k = (int(data[f"meta_{x}"]) for x in "MNK")
+        bl: int | None = int(data["bl"])
+    else:
+        field = _golden_out_field(kernel)
+        m, n, k, lhs_key, rhs_key = _golden_problem(data, "_gemv" in field)
+        bl = None
+    if field not in data:
+        raise ValueError(f"{path}: no {field} (the output of {kernel.name}) in this file")
     lhs = np.ascontiguousarray(data[lhs_key]).reshape(-1).view(np.uint8)
-    t = trace(kernel, lhs, data[rhs_key], m, n, k, _golden_params(data), max_steps=max_steps, record=record)
+    t = trace(kernel, lhs, data[rhs_key], m, n, k, _golden_params(data), max_steps=max_steps, record=record, bl=bl)
     return t, np.asarray(data[field]).reshape(m, n)
 
 
 def random_problem(
-    kernel: MatmulKernel, m: int, n: int, k: int, seed: int
+    kernel: MatmulKernel, m: int, n: int, k: int, seed: int, *, bl: int = 32
 ) -> tuple[NDArray[np.uint8], NDArray[np.uint8], Any]:
-    """Seeded operands packed through the kernel's own layouts: ``(lhs bytes, rhs bytes, epilogue params)``."""
-    check_traceable(kernel)
+    """Seeded operands packed through the kernel's own layouts (qb4w: its packers, blocks of
+    ``bl``): ``(lhs bytes, rhs bytes, epilogue params)``."""
     rng = np.random.default_rng(seed)
+    if isinstance(kernel, BlockwiseKernel):
+        return _random_qb4w(kernel, rng, (m, n, k, bl))
     kk: Any = kernel
     rhs_lay = kk.rhs_layout(n, k)
     if _elem(kernel) != "i8":
@@ -308,3 +444,27 @@ def _random_int8(
     rsum = w.astype(np.int32).sum(axis=1)  # the packer's row sums with lhs_zero_point 1 (XNNPACK's)
     rhs = rhs_lay.encode(w, rsum, np.full(slots, 0.02, np.float32), rng.standard_normal(slots).astype(np.float32))
     return lhs, rhs, (np.float32(-50.0), np.float32(50.0))
+
+
+def _random_qb4w(
+    kernel: BlockwiseKernel, rng: np.random.Generator, shape: tuple[int, int, int, int]
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8], Any]:
+    """qb4w operands packed by the packers of the kernel's path (SME2: KleidiAI's
+    ``qsi4c32ps1s0nrx4`` packer; NEON: XNNPACK's ``xnn_pack_kai_qb4_weights_and_biases``)."""
+    m, n, k, bl = shape
+    b = kernel.check_bl(bl, "run_matmul")
+    if k % b:
+        raise ValueError(f"k = {k} is not a multiple of bl = {b} (XNNPACK check_block_size: K % bl == 0)")
+    p = kernel.tile_params()
+    a = (rng.standard_normal((m, k)) * 2).astype(np.float32)
+    codes = rng.integers(-8, 8, (n, k)).astype(np.int8)
+    scales = f32_scales_to_bf16(rng.uniform(0.005, 0.05, (n, k // b)).astype(np.float32))
+    bias = rng.standard_normal(n).astype(np.float32)
+    lhs = kai_lhs_quant_pack_qai8dxp_f32(kernel.svl).pack(a, mr=p.mr, kr=p.kr, sr=p.sr)
+    u = pack_nibbles(codes)
+    if kernel.isa == "sme2":
+        packer = qb4w.kai_rhs_pack_nxk_qsi4c32ps1s0nrx4_qsu4c32s1s0_neon(kernel.svl)
+        rhs = packer.pack(u, scales, bias, nr=p.nr, kr=p.kr, sr=p.sr, bl=b)
+    else:
+        rhs = qb4w.xnn_pack_kai_qb4_weights_and_biases(u, scales, bias, n=n, k=k, bl=b, kr=p.kr, sr=p.sr, nr=p.nr)
+    return lhs, np.asarray(rhs, np.uint8).reshape(-1), (np.float32(-30.0), np.float32(30.0))

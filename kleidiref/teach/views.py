@@ -118,15 +118,23 @@ def svl_table(name: str, svls: Sequence[int], *, m: int, n: int, k: int, bl: int
     return "\n".join(lines)
 
 
-def _traced(name: str, svl: int, m: int, n: int, k: int, seed: int, inputs: str | None) -> Trace:
+def _traced(name: str, svl: int, m: int, n: int, k: int, seed: int, inputs: str | None, bl: int = 32) -> Trace:
     if inputs is not None:
         t, _ = trace_file(inputs, None if name == "-" else name, max_steps=512)
         return t
     _, kernel = resolve_kernel(name, svl)
     if kernel.tile_params().m_step == 1 and m != 1:
         raise ValueError(f"{kernel.name} is a GEMV: it runs m = 1 only (give --m 1)")
-    lhs, rhs, params = random_problem(kernel, m, n, k, seed)
-    return trace(kernel, lhs, rhs, m, n, k, params, max_steps=512)
+    lhs, rhs, params = random_problem(kernel, m, n, k, seed, bl=bl)
+    return trace(kernel, lhs, rhs, m, n, k, params, max_steps=512, bl=bl)
+
+
+def _layouts(t: Trace) -> tuple[Any, Any]:
+    """The packed LHS (None: the GEMV's raw row) and RHS layout objects of a trace's problem."""
+    kk: Any = t.kernel
+    lhs_layout = kk.lhs_layout(t.m, t.k) if t.kernel.lhs_packed else None
+    rhs_layout = kk.rhs_layout(t.n, t.k, t.bl) if t.blockwise else kk.rhs_layout(t.n, t.k)
+    return lhs_layout, rhs_layout
 
 
 def trace_text(
@@ -141,27 +149,38 @@ def trace_text(
     rows: int = 4,
     cols: int = 6,
     hexa: bool = False,
+    bl: int = 32,
 ) -> str:
     """The k loop of ``name`` on a golden file's operands (``inputs``) or on seeded random ones."""
-    return format_trace(_traced(name, svl, m, n, k, seed, inputs), rows=rows, cols=cols, hexa=hexa) + "\n"
+    return format_trace(_traced(name, svl, m, n, k, seed, inputs, bl), rows=rows, cols=cols, hexa=hexa) + "\n"
 
 
 def why_text(
-    name: str, *, svl: int, m: int, n: int, k: int, i: int, j: int, seed: int = 0, inputs: str | None = None
+    name: str,
+    *,
+    svl: int,
+    m: int,
+    n: int,
+    k: int,
+    i: int,
+    j: int,
+    seed: int = 0,
+    inputs: str | None = None,
+    bl: int = 32,
 ) -> str:
     """Where output C[i, j] came from (see :func:`~kleidiref.teach.explain.provenance`)."""
-    t = _traced(name, svl, m, n, k, seed, inputs)
-    kk: Any = t.kernel
-    lhs_layout = kk.lhs_layout(t.m, t.k) if t.kernel.lhs_packed else None
-    return "\n".join(provenance(t, i, j, lhs_layout=lhs_layout, rhs_layout=kk.rhs_layout(t.n, t.k))) + "\n"
+    t = _traced(name, svl, m, n, k, seed, inputs, bl)
+    lhs_layout, rhs_layout = _layouts(t)
+    return "\n".join(provenance(t, i, j, lhs_layout=lhs_layout, rhs_layout=rhs_layout)) + "\n"
 
 
-def trace_page(name: str, *, svl: int, m: int, n: int, k: int, seed: int = 0, inputs: str | None = None) -> str:
+def trace_page(
+    name: str, *, svl: int, m: int, n: int, k: int, seed: int = 0, inputs: str | None = None, bl: int = 32
+) -> str:
     """The trace as one self-contained HTML file (:func:`~kleidiref.teach.render.trace_html`)."""
-    t = _traced(name, svl, m, n, k, seed, inputs)
-    kk: Any = t.kernel
-    lhs_layout = kk.lhs_layout(t.m, t.k) if t.kernel.lhs_packed else None
-    return trace_html(t, lhs_layout=lhs_layout, rhs_layout=kk.rhs_layout(t.n, t.k))
+    t = _traced(name, svl, m, n, k, seed, inputs, bl)
+    lhs_layout, rhs_layout = _layouts(t)
+    return trace_html(t, lhs_layout=lhs_layout, rhs_layout=rhs_layout)
 
 
 def indirection_text(
