@@ -7,6 +7,7 @@
 * :mod:`kleidiref.targets`: CPUs (features, SVL, flush-to-zero);
 * :mod:`kleidiref.dispatch` / :mod:`kleidiref.ops`: what XNNPACK runs for a node, and running it;
 * :func:`kleidiref.inspect` (:mod:`kleidiref.inspection`): per node of a real ExecuTorch ``.pte``, what runs;
+* :func:`kleidiref.sweep` (module ``kleidiref.sweep``): a program on every (CPU, SVL), per node, resumable;
 * :mod:`kleidiref.golden`: reproduce the real kernels' golden vectors;
 * :mod:`kleidiref.testing` (and ``kleidiref.testing.strategies``, which needs hypothesis):
   ``assert_matches`` with stage-by-stage diagnosis, error bounds, hypothesis strategies.
@@ -20,6 +21,7 @@ from .inspection import inspect
 from .kai import get_ukernel, list_ukernels
 from .ops import batch_matrix_multiply, convolution_2d, fully_connected
 from .runner import Runner, run
+from .sweep import sweep
 from .targets import APPLE_M4, GENERIC_SME1, NEON_ONLY, Target, get_target, set_target, svl, target
 from .variants import (
     igemm,
@@ -62,6 +64,7 @@ __all__ = [
     "run",
     "set_target",
     "svl",
+    "sweep",
     "target",
     "targets",
 ]

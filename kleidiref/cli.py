@@ -6,6 +6,7 @@
 ``kleidiref explain [--json] CASE.json...``   XNNPACK's dispatch decision for each node (docs/dispatch.md)
 ``kleidiref layout|where ...``                 SME tiling from the real kernels (docs/sme-tiling.md)
 ``kleidiref inspect [--cpu C]... [--json] P.pte`` per node of a real program, what XNNPACK runs (docs/inspect.md)
+``kleidiref sweep P.pte [--cpu ..] [--svl ..]``  every (node, CPU, SVL): decision, kernel, output digest (docs/run.md)
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any
 import numpy as np
 
 from . import __version__, dispatch, golden, inspection, runner
+from .sweep import add_parser as add_sweep_parser
+from .sweep import cli_main as sweep_main
 from .teach import cli as teach_cli
 
 __all__ = ["CASE_HELP", "main"]
@@ -226,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     teach_cli.add_parsers(sub)
     _add_inspect(sub)
     runner.add_parser(sub)
+    add_sweep_parser(sub)
     args = parser.parse_args(argv)
     if args.cmd == "inspect":
         return _inspect(args)
@@ -233,6 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return teach_cli.run(args)
     if args.cmd == "run":
         return runner.cli_main(args)
+    if args.cmd == "sweep":
+        return sweep_main(args)
     if args.cmd == "explain":
         return _explain(args.cases, args.json)
     if args.cmd == "selfcheck":

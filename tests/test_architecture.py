@@ -48,6 +48,7 @@ LAYERS: dict[str, int] = {
     "teach": 7,
     "inspection": 8,
     "runner": 8,
+    "sweep": 8,
     "kernel": 7,  # compatibility alias of kai's interface and registry
     # 9: entry points
     "cli": 9,
