@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, dispatch, golden, inspection, runner
+from . import __version__, dispatch, golden, inspection, pte, runner
 from .sweep import add_parser as add_sweep_parser
 from .sweep import cli_main as sweep_main
 from .teach import cli as teach_cli
@@ -152,11 +152,19 @@ def _explain(files: Sequence[str], as_json: bool) -> int:
 
 
 def _observed(path: str) -> list[str]:
-    text = Path(path).read_text()
-    try:
-        obj: object = json.loads(text)
-    except json.JSONDecodeError:
-        obj = text
+    data = Path(path).read_bytes()
+    obj: object
+    if pte.is_etdump(data):
+        obj = pte.load_etdump(data)
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path}: neither an ETDump (.etdp) nor a UTF-8 list of operator names") from exc
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError:
+            obj = text
     return inspection.observed_operator_names(obj)
 
 
@@ -198,9 +206,9 @@ def _add_inspect(sub: Any) -> None:
     ins.add_argument("--no-reasons", action="store_true", help="the table only")
     ins.add_argument(
         "--etdump",
-        metavar="NAMES",
-        help="observed operator names (JSON list, {operator_names: [...]}, or one per line) to compare with "
-        "the first --cpu",
+        metavar="FILE",
+        help="what a real run recorded, to compare with the first --cpu: an ETDump file (.etdp) or operator "
+        "names (JSON list, {operator_names: [...]}, or one per line)",
     )
 
 

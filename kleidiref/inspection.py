@@ -347,10 +347,12 @@ def observed_operator_names(obj: object) -> list[str]:
     """The GEMM-like operator names, in order and without `` #n``, of an observed list.
 
     ``obj``: a list of names, or an object with ``operator_names`` / ``x86_operator_names`` (a list), or the
-    text of a file with one name per line.
+    text of a file with one name per line, or a :class:`kleidiref.pte.ETDump` (its first execution).
     """
     names: object = obj
-    if isinstance(obj, str):
+    if isinstance(obj, pte.ETDump):
+        names = obj.operator_names()
+    elif isinstance(obj, str):
         names = [ln.strip() for ln in obj.splitlines() if ln.strip()]
     elif isinstance(obj, Mapping):
         names = obj.get("operator_names", obj.get("x86_operator_names"))

@@ -3,10 +3,11 @@
 ``load(path_or_bytes)`` returns a :class:`Program`: execution plans with their values, non-delegated
 operators and delegate calls; each XNNPACK delegate decoded into an :class:`XnnGraph` (values with
 datatypes, dims, quantization and constant data as numpy arrays; nodes with every field).
-:func:`runtime_shapes` gives each value's shape at run time. Malformed input raises :class:`PteError`
-(a ``ValueError``). See docs/pte.md.
+:func:`runtime_shapes` gives each value's shape at run time; :func:`load_etdump` reads the ETDump of a
+real run. Malformed input raises :class:`PteError` (a ``ValueError``). See docs/pte.md.
 """
 
+from .etdump import ETDump, is_etdump, load_etdump
 from .flatbuffer import PteError
 from .program import (
     SCALAR_TYPES,
@@ -39,6 +40,7 @@ __all__ = [
     "SCALAR_TYPES",
     "XNNPACK_BACKEND_ID",
     "Delegate",
+    "ETDump",
     "ExecutionPlan",
     "ExtendedHeader",
     "Instruction",
@@ -50,7 +52,9 @@ __all__ = [
     "XnnHeader",
     "XnnNode",
     "XnnValue",
+    "is_etdump",
     "load",
+    "load_etdump",
     "program_shapes",
     "runtime_shapes",
     "unpack_int4",
