@@ -101,11 +101,11 @@ def test_svl_table_scales_mr_nr() -> None:
     assert [r[6] for r in rows] == ["9", "4"]  # ceil(40/16)^2, ceil(40/32)^2
 
 
-def test_unknown_and_unpackable_names() -> None:
+def test_unknown_names_and_every_variant() -> None:
     with pytest.raises(ValueError, match="unknown kernel or variant"):
         resolve_kernel("nope", 512)
-    with pytest.raises(ValueError, match="no packed-buffer interface"):
-        resolve_kernel("qp8_f32_qc4w_gemm", 512)
+    exact, kern = resolve_kernel("qp8_f32_qc4w_gemm", 512)  # qc4w has a packed-buffer interface now
+    assert exact.endswith("_sme2_mopa") and kern.get_nr() == 64
 
 
 def test_cli_layout_and_where(capsys: pytest.CaptureFixture[str]) -> None:

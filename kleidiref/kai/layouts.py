@@ -42,6 +42,7 @@ __all__ = [
     "ByteInfo",
     "Qai8dxpLayout",
     "Qsi4c32pLayout",
+    "Qsi4cxpLayout",
     "Qsi8cxp2vlx4sbLayout",
     "Qsi8cxpLayout",
     "SmeBiasRhsLayout",
@@ -651,3 +652,141 @@ class Qsi4c32pLayout:
         col = g * nr + j
         text = f"data: int4 pair (n {col}, k {lo} low nibble, k {hi} high nibble), block {qb}"
         return ByteInfo("data", text, col=col, k=lo, nibbles=(lo, hi), block=qb, padding=col >= self.n)
+
+
+# ---------------------------------------------------------------------------------------------
+# The per-channel int4 RHS (qsi4cxp): nibble pairs, then row sums, scales, biases
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Qsi4cxpLayout:
+    """``qsi4cxp`` (``kai_rhs_pack_{nxk,kxn}_qsi4cxp_qs4cxs1s0``) or ``qsi4cxps1s0``
+    (``kai_rhs_pack_nxk_qsi4cxps1s0_qsu4cxs1s0_neon``, the SME2 kernels' packer).
+
+    Per nr-column block: ``nr K32 / 2`` data bytes of signed nibble pairs, then ``nr`` int32 row
+    sums, ``nr`` f32 scales, ``nr`` f32 biases. Data byte of (k, column j):
+
+    * ``qsi4cxp`` (``bbl = kr / sr``): inside each 32-k chunk c, segment s, byte t of column j,
+      at ``c 16 nr + s bbl nr + j bbl + t``, the low nibble holds ``32 c + s bbl + t`` and the
+      high nibble that k + 16 (the ``qsi4c32p`` order with one block of K32);
+    * ``qsi4cxps1s0``: at ``(k // kr) nr kr / 2 + j kr / 2 + (k % kr) // 2``, low nibble = even
+      k, high = odd k.
+
+    What the packers store beside the nibbles differs (see :meth:`encode`'s callers): row sums
+    ``16 sum w`` and scales ``RN32(scale / 16)`` (qsi4cxp, whose kernels widen nibbles to
+    ``16 w``), or ``sum w`` and the scale (qsi4cxps1s0, LUTI4 to ``w``).
+    """
+
+    nr: int
+    kr: int
+    sr: int
+    n: int
+    k: int
+    #: ``qsi4cxp`` or ``qsi4cxps1s0``.
+    order: str
+
+    @property
+    def k32(self) -> int:
+        return roundup(self.k, 32)
+
+    @property
+    def blocks(self) -> int:
+        return roundup(self.n, self.nr) // self.nr
+
+    @property
+    def stride(self) -> int:
+        """Bytes of one nr-column block: ``nr (K32 / 2 + 4 + 4 + 4)``."""
+        return self.nr * (self.k32 // 2 + 12)
+
+    def size(self) -> int:
+        return self.blocks * self.stride
+
+    def offset(self, n_idx: int) -> int:
+        return n_idx // self.nr * self.stride
+
+    def encode(
+        self,
+        w_pad: NDArray[np.int8],
+        rsum_pad: NDArray[np.int32],
+        scale_pad: NDArray[np.float32],
+        bias_pad: NDArray[np.float32],
+    ) -> NDArray[np.uint8]:
+        """The packed bytes from per-column arrays padded to ``blocks * nr`` columns: ``w_pad``
+        [slots, K] int8 in [-8, 7] (k past K reads as 0), ``rsum_pad``, ``scale_pad``, ``bias_pad``."""
+        nr, kr, k32, g = self.nr, self.kr, self.k32, self.blocks
+        nib = np.zeros((g * nr, k32), np.uint8)
+        nib[:, : self.k] = w_pad.astype(np.uint8) & np.uint8(0xF)
+        if self.order == "qsi4cxps1s0":
+            v = nib.reshape(g, nr, k32 // kr, kr // 2, 2)
+            data = (v[..., 0] | (v[..., 1] << np.uint8(4))).transpose(0, 2, 1, 3)
+        else:
+            bbl = kr // self.sr
+            v = nib.reshape(g, nr, k32 // 32, 2, 16 // bbl, bbl)
+            data = (v[:, :, :, 0] | (v[:, :, :, 1] << np.uint8(4))).transpose(0, 2, 3, 1, 4)
+        tail = [
+            rsum_pad.astype("<i4").view(np.uint8).reshape(g, 4 * nr),
+            scale_pad.astype("<f4").view(np.uint8).reshape(g, 4 * nr),
+            bias_pad.astype("<f4").view(np.uint8).reshape(g, 4 * nr),
+        ]
+        out = np.concatenate([np.ascontiguousarray(data).reshape(g, nr * k32 // 2), *tail], axis=1)
+        return np.ascontiguousarray(out).reshape(-1)
+
+    def decode(
+        self, buf: NDArray[np.uint8]
+    ) -> tuple[NDArray[np.int8], NDArray[np.int32], NDArray[np.float32], NDArray[np.float32]]:
+        """The first n columns: ``(w [n, K32] int8 (zeros past K), rsum [n], scale [n], bias [n])``."""
+        nr, kr, k32, g, n = self.nr, self.kr, self.k32, self.blocks, self.n
+        raw = buf[: self.size()].reshape(g, self.stride)
+        data = raw[:, : nr * k32 // 2]
+        lo, hi = data & np.uint8(0xF), data >> np.uint8(4)
+        if self.order == "qsi4cxps1s0":
+            nib = np.stack([lo, hi], axis=-1).reshape(g, k32 // kr, nr, kr // 2, 2).transpose(0, 2, 1, 3, 4)
+        else:
+            bbl = kr // self.sr
+            lo5 = lo.reshape(g, k32 // 32, 16 // bbl, nr, bbl)
+            hi5 = hi.reshape(g, k32 // 32, 16 // bbl, nr, bbl)
+            nib = np.stack([lo5, hi5], axis=2).transpose(0, 4, 1, 2, 3, 5)  # [g, j, c, half, s, t]
+        w = signed_nibbles(np.ascontiguousarray(nib).reshape(g * nr, k32))
+
+        def tail(i: int, dt: str) -> NDArray[Any]:
+            lo_ = nr * k32 // 2 + 4 * nr * i
+            arr: NDArray[Any] = np.ascontiguousarray(raw[:, lo_ : lo_ + 4 * nr]).view(dt).reshape(-1)[:n]
+            return arr
+
+        return (
+            w[:n],
+            tail(0, "<i4").astype(np.int32),
+            tail(1, "<f4").astype(np.float32),
+            tail(2, "<f4").astype(np.float32),
+        )
+
+    def describe(self, offset: int) -> ByteInfo:
+        nr, kr, k32 = self.nr, self.kr, self.k32
+        g, rem = divmod(offset, self.stride)
+        if rem >= nr * k32 // 2:
+            rem -= nr * k32 // 2
+            which = min(rem // (4 * nr), 2)
+            field, what = (
+                ("row-sum", "row sum: int32 rsum"),
+                ("scale", "scale: f32 per-channel scale"),
+                ("bias", "bias: f32"),
+            )[which]
+            col = g * nr + (rem % (4 * nr)) // 4
+            return ByteInfo(field, f"{what} of n {col}", col=col, padding=col >= self.n)
+        if self.order == "qsi4cxps1s0":
+            grp, r2 = divmod(rem, nr * kr // 2)
+            j, t = divmod(r2, kr // 2)
+            lo = grp * kr + 2 * t
+            hi = lo + 1
+        else:
+            bbl = kr // self.sr
+            c, r2 = divmod(rem, 16 * nr)
+            s, r3 = divmod(r2, bbl * nr)
+            j, t = divmod(r3, bbl)
+            lo = 32 * c + s * bbl + t
+            hi = lo + 16
+        col = g * nr + j
+        text = f"data: int4 pair (n {col}, k {lo} low nibble, k {hi} high nibble)"
+        pad = col >= self.n or lo >= self.k
+        return ByteInfo("data", text, col=col, k=lo, nibbles=(lo, hi), padding=pad)

@@ -12,7 +12,7 @@ A top layer: nothing but :mod:`kleidiref.cli` imports it.
 
 from __future__ import annotations
 
-from .kernels import Operand, grammar, operands, resolve_kernel, teachable_variants
+from .kernels import Operand, grammar, operands, resolve_kernel, teachable_kernels, teachable_variants
 from .layout_map import Run, Summary, element_offsets, format_map, runs, summarize, token, where_offset
 from .views import layout_text, svl_table, where
 
@@ -29,6 +29,7 @@ __all__ = [
     "runs",
     "summarize",
     "svl_table",
+    "teachable_kernels",
     "teachable_variants",
     "token",
     "where",

@@ -43,7 +43,8 @@ def _init_text(t: Trace) -> str:
             return "accumulators start from each column's int32 bias' (the input zero point folded in)"
         return "ZA zeroed, then ADDHA adds each column's int32 bias' (the input zero point folded in)"
     if "qai8dxp" in t.kernel.name:
-        return "ZA zeroed (the zero point and scales come after the k loop)"
+        where = "accumulators" if t.kernel.isa == "neon" or t.kernel.tile_params().m_step == 1 else "ZA"
+        return f"{where} zeroed (the zero point and scales come after the k loop)"
     if t.kernel.tile_params().m_step == 1:
         return "accumulators = the bias row"
     return "ZA zeroed, then the bias injected by one FMOPA of an all-1.0 column with the bias row"

@@ -15,14 +15,14 @@ from typing import Any
 from ..kai.interface import BlockwiseKernel, MatmulKernel
 from ..kai.registry import UKERNELS, list_ukernels
 
-__all__ = ["Operand", "grammar", "operands", "resolve_kernel", "teachable_variants"]
+__all__ = ["Operand", "grammar", "operands", "resolve_kernel", "teachable_kernels", "teachable_variants"]
 
-#: The variant modules whose kernels have packed-buffer interfaces (qp8_f32_qc4w_gemm's kernels
-#: compute through XNNPACK's folded packing and expose no packed layout).
+#: The variant modules the views know (every one whose kernels kleidiref emulates).
 _VARIANTS = (
     "pf32_gemm",
     "pf16_gemm",
     "qp8_f32_qc8w_gemm",
+    "qp8_f32_qc4w_gemm",
     "pqs8_qc8w_gemm",
     "qp8_f32_qb4w_gemm",
     "pf32_igemm",
@@ -34,6 +34,11 @@ _VARIANTS = (
 def teachable_variants() -> tuple[str, ...]:
     """The variant names :func:`resolve_kernel` accepts."""
     return _VARIANTS
+
+
+def teachable_kernels() -> list[str]:
+    """Every registered matmul / imatmul kernel name (what the views accept besides a variant)."""
+    return sorted(n for n, c in UKERNELS.items() if _matmul_class(c) is not None)
 
 
 def _matmul_class(cls: type[Any]) -> type[MatmulKernel] | None:
@@ -59,11 +64,6 @@ def resolve_kernel(name: str, svl: int, *, fz: bool = False) -> tuple[str, Matmu
     ``kai_run_imatmul`` is that kernel's loop with ``K = k_chunk_count * roundup(k_chunk_length, kr)``.
     """
     exact = name if name in UKERNELS else _default_kernel(name) if name in _VARIANTS else None
-    if exact is None and list_ukernels(name):
-        raise ValueError(
-            f"{name}: its kernels have no packed-buffer interface in kleidiref (XNNPACK's packing is folded "
-            f"into the variant's gemm), so there is no layout to show (teachable: {', '.join(_VARIANTS)})"
-        )
     if exact is None:
         raise ValueError(f"unknown kernel or variant {name!r} (variants: {', '.join(_VARIANTS)})")
     cls = _matmul_class(UKERNELS[exact])
@@ -117,6 +117,8 @@ def _explain_token(tok: str, count: int, what: str, kr: int, svl: int) -> str:
     extra = {"b": "a bias row leads each block", "biasf32": "an f32 bias row leads each block"}
     rest = f"; {extra.get(m['rest'], m['rest'])}" if m["rest"] else ""
     sb = "; 'sb': scale and bias per column" if m["sb"] else ""
+    if int(m["kr"]) != kr:
+        sb += f" (the name's x{m['kr']} is not the kernel's kr = {kr}: the map follows kr)"
     return (
         f"{tok}: element {m['elem']}, packed (p) in blocks of {count} {what}{unit}"
         f" x {m['kr']} consecutive k{rest}{sb}: {count} x {kr} elements per k step of the block"

@@ -38,6 +38,7 @@ from .._buffers import roundup
 from ..golden import load_golden
 from ..kai.bias_rhs import BiasRhs
 from ..kai.interface import BlockwiseKernel, MatmulKernel, RequantizingKernel
+from ..kai.matmul_clamp_f32_qai8dxp_qsi4cxp import Qc4wKernel
 from ..kai.pack import kai_lhs_quant_pack_qai8dxp_f32
 from ..kai.pack.lhs_quant_pack_qai8dxp_f32 import Qai8dxpRows
 from ..kai.params import kai_matmul_requantize32_params
@@ -108,15 +109,25 @@ def _elem(kernel: MatmulKernel) -> str:
 
 def instruction(kernel: MatmulKernel) -> str:
     """The instruction one k step of the kernel's inner loop is, in words."""
-    elem, name = _elem(kernel), kernel.name
     if isinstance(kernel, BlockwiseKernel):
         return _blockwise_instruction(kernel)
+    text = _instruction(kernel)
+    if isinstance(kernel, Qc4wKernel):
+        widen = "SHL #4 / AND #0xF0 to 16 w" if kernel.x16 else "LUTI4 to w"
+        text += f"; int4 nibbles widened by {widen}"
+    return text
+
+
+def _instruction(kernel: MatmulKernel) -> str:
+    elem, name = _elem(kernel), kernel.name
     if "mopa" in name:
         return {
             "f32": "FMOPA: ZA.s += outer product of one LHS column and one RHS row (fused, one f32 rounding per lane)",
             "f16": "FMOPA (widening): ZA.s += 2-k f16 dot per lane (FPDot: one f32 rounding per pair)",
             "i8": "SMOPA: ZA.s += 4-k int8 dot per lane (exact int32, wraps)",
         }[elem]
+    if elem == "i8" and "i8mm" in name:
+        return "SMMLA: each 128-bit accumulator += a 2 x 2 block of 8-k int8 dots (exact int32, wraps)"
     if elem == "i8":
         return "SDOT: accumulator += 4-k int8 dot per lane (exact int32, wraps)"
     if elem == "f16":
@@ -407,6 +418,8 @@ def random_problem(
     rng = np.random.default_rng(seed)
     if isinstance(kernel, BlockwiseKernel):
         return _random_qb4w(kernel, rng, (m, n, k, bl))
+    if isinstance(kernel, Qc4wKernel):
+        return _random_qc4w(kernel, rng, m, n, k)
     kk: Any = kernel
     rhs_lay = kk.rhs_layout(n, k)
     if _elem(kernel) != "i8":
@@ -468,3 +481,16 @@ def _random_qb4w(
     else:
         rhs = qb4w.xnn_pack_kai_qb4_weights_and_biases(u, scales, bias, n=n, k=k, bl=b, kr=p.kr, sr=p.sr, nr=p.nr)
     return lhs, np.asarray(rhs, np.uint8).reshape(-1), (np.float32(-30.0), np.float32(30.0))
+
+
+def _random_qc4w(
+    kernel: Qc4wKernel, rng: np.random.Generator, m: int, n: int, k: int
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8], Any]:
+    """qc4w operands: the LHS through ``kai_lhs_quant_pack_qai8dxp_f32``, the RHS through the
+    kernel's packer (:meth:`~kleidiref.kai.matmul_clamp_f32_qai8dxp_qsi4cxp.Qc4wKernel.pack_rhs`)."""
+    p = kernel.tile_params()
+    a = (rng.standard_normal((m, k)) * 2).astype(np.float32)
+    lhs = kai_lhs_quant_pack_qai8dxp_f32(kernel.svl).pack(a, mr=p.mr, kr=p.kr, sr=p.sr)
+    w = rng.integers(-8, 8, (n, k)).astype(np.int8)
+    rhs = kernel.pack_rhs(w, rng.uniform(0.01, 0.1, n).astype(np.float32), rng.standard_normal(n).astype(np.float32))
+    return lhs, rhs, (np.float32(-30.0), np.float32(30.0))
