@@ -144,6 +144,22 @@ def _qb4w_case(cls: type[MatmulKernel], svl: int, m: int, n: int, k: int, rng: n
     return Case(kern, m, n, k, lhs, np.asarray(prep.rhs_packed, np.uint8), run, bl=bl)
 
 
+def _qc4w_case(cls: type[MatmulKernel], svl: int, m: int, n: int, k: int, rng: np.random.Generator) -> Case:
+    mod = VARIANTS["qp8_f32_qc8w_gemm"]  # the LHS packer both int8-LHS variants share
+    kern: Any = cls(svl)
+    p = kern.tile_params()
+    a = (rng.standard_normal((m, k)) * 3).astype(np.float32)
+    w = rng.integers(-8, 8, (n, k)).astype(np.int8)
+    sc = rng.uniform(0.001, 0.1, n).astype(np.float32)
+    b = rng.standard_normal(n).astype(np.float32)
+    lhs = mod.kai_lhs_quant_pack_qai8dxp_f32(svl).pack(a, mr=p.mr, kr=p.kr, sr=p.sr)
+
+    def run(kn: Any, mm: int, nn: int, lp: Any, rp: Any, dst: Any, stride: int) -> None:
+        kn.run_matmul(mm, nn, k, lp, rp, dst, stride, 4, -20.0, 20.0)
+
+    return Case(kern, m, n, k, lhs, kern.pack_rhs(w, sc, b), run)
+
+
 #: Operand builders by variant (the module that defines the kernel).
 BUILDERS: dict[str, Callable[[type[MatmulKernel], int, int, int, int, np.random.Generator], Case]] = {
     "pf32_gemm": _float_case,
@@ -151,6 +167,7 @@ BUILDERS: dict[str, Callable[[type[MatmulKernel], int, int, int, int, np.random.
     "qp8_f32_qc8w_gemm": _qc8w_case,
     "pqs8_qc8w_gemm": _pqs8_case,
     "qp8_f32_qb4w_gemm": _qb4w_case,
+    "qp8_f32_qc4w_gemm": _qc4w_case,
 }
 
 
