@@ -12,6 +12,11 @@ decision's (microkernel, config):
   weight-only ``f32_qc8w`` / ``f32_qc4w`` kernels (ARM64 and x86-64) and, on an x86_64 target, the
   AVX2 ``f16_f32acc`` kernels of the f16 config (an x86_64 Target is taken to be AVX2 + FMA3).
 
+Each op has a prepared form (``prepare_fully_connected``, ``prepare_convolution_2d``,
+``prepare_batch_matrix_multiply``): the decision taken and the weights packed once for one input
+shape and dtype, a :class:`PreparedOp` called on each activation, as XNNPACK creates an operator
+once and runs it many times; the one-shot ops are prepare-then-call.
+
 The result is an :class:`OpResult` (``output``, ``decision``, ``emulation``) that also unpacks as
 ``out, decision = fully_connected(...)``.
 
@@ -32,7 +37,26 @@ quantization parameters, float conversions), :mod:`~kleidiref.ops.registry` (whi
 
 from __future__ import annotations
 
-from .api import OpResult, batch_matrix_multiply, convolution_2d, fully_connected
+from .api import (
+    OpResult,
+    PreparedOp,
+    batch_matrix_multiply,
+    convolution_2d,
+    fully_connected,
+    prepare_batch_matrix_multiply,
+    prepare_convolution_2d,
+    prepare_fully_connected,
+)
 from .operands import QuantParams
 
-__all__ = ["OpResult", "QuantParams", "batch_matrix_multiply", "convolution_2d", "fully_connected"]
+__all__ = [
+    "OpResult",
+    "PreparedOp",
+    "QuantParams",
+    "batch_matrix_multiply",
+    "convolution_2d",
+    "fully_connected",
+    "prepare_batch_matrix_multiply",
+    "prepare_convolution_2d",
+    "prepare_fully_connected",
+]

@@ -1,14 +1,20 @@
 """The public ops: build the XNNPACK node from numpy arrays, decide, run the registered adapter.
 
 Shapes, datatypes and quantization come in; :func:`kleidiref.dispatch.decide` names the config
-and kernel; :func:`kleidiref.ops.registry.run` computes the output; an fp32 result of an fp16 /
-bf16 node (XNNPACK's fp32 rewrite) is converted back to the node's type here.
+and kernel; :func:`kleidiref.ops.registry.prepare` packs the weights; the prepared adapter computes
+the output; an fp32 result of an fp16 / bf16 node (XNNPACK's fp32 rewrite) is converted back to the
+node's type here.
+
+Each op has a prepared form, as XNNPACK creates an operator once and runs it many times:
+``prepare_fully_connected(filter, bias, input_shape=..., input_dtype=..., ...)`` takes the decision and
+packs the weights once and returns a :class:`PreparedOp` to call on each activation of that shape and
+dtype. The one-shot ops are prepare-then-call (one code path, the same bits).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,9 +36,18 @@ from .operands import (
     scale_tuple,
     to_out_dtype,
 )
-from .registry import run
+from .registry import Prepared, prepare
 
-__all__ = ["OpResult", "batch_matrix_multiply", "convolution_2d", "fully_connected"]
+__all__ = [
+    "OpResult",
+    "PreparedOp",
+    "batch_matrix_multiply",
+    "convolution_2d",
+    "fully_connected",
+    "prepare_batch_matrix_multiply",
+    "prepare_convolution_2d",
+    "prepare_fully_connected",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,9 +64,49 @@ class OpResult:
         yield self.decision
 
 
-def _run_in_node_type(c: Call, in_dt: str, out_dt: str) -> tuple[NDArray[Any], str]:
-    """The registered adapter's output, in the node's output type."""
-    out, how = run(c)
+@dataclasses.dataclass(frozen=True, eq=False)
+class PreparedOp:
+    """An op prepared once for one input shape and dtype: the decision taken, the weights packed.
+
+    ``prepared(x)`` gives the :class:`OpResult` the one-shot op gives for ``x`` (bit for bit; the
+    one-shot op is this, prepared for one call). Nothing in it changes after construction (the
+    packed weights are immutable bytes; their decodings are cached on first use, and two threads
+    computing one at the same time store the same value), so it may be called from several threads.
+    """
+
+    decision: Decision
+    input_shape: tuple[int, ...]
+    input_dtype: np.dtype[Any]
+    #: The prepared computation on a checked activation.
+    bound: Callable[[NDArray[Any]], OpResult] = dataclasses.field(repr=False)
+
+    def __call__(self, input: NDArray[Any]) -> OpResult:
+        x = check_array("input", input)
+        if x.shape != self.input_shape or x.dtype != self.input_dtype:
+            raise ValueError(
+                f"this op was prepared for input {self.input_dtype}{list(self.input_shape)}, "
+                f"got {x.dtype}{list(x.shape)} (prepare it again for another shape or dtype)"
+            )
+        return self.bound(x)
+
+
+def _input_spec(shape: Sequence[int], dtype: Any) -> tuple[tuple[int, ...], np.dtype[Any]]:
+    """A prepared op's input shape and dtype, checked."""
+    if not isinstance(shape, (tuple, list)) or any(
+        isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 0 for v in shape
+    ):
+        raise TypeError(f"input_shape must be a tuple of ints >= 0, got {shape!r}")
+    return tuple(int(v) for v in shape), np.dtype(dtype)
+
+
+def _placeholder(shape: tuple[int, ...], dt: np.dtype[Any]) -> NDArray[Any]:
+    """A zero-row stand-in for the activation in a preparer's call (preparers never read it)."""
+    return np.empty((0, *shape[1:]), dt)
+
+
+def _run_in_node_type(kernel: Prepared, c: Call, in_dt: str, out_dt: str) -> tuple[NDArray[Any], str]:
+    """The prepared adapter's output, in the node's output type."""
+    out, how = kernel(c)
     res = to_out_dtype(out, out_dt)
     if in_dt == "qdint8" and res.dtype != out.dtype:
         # XNNPACK's fp16 fallback rewrote this fp16-output node to fp32 (no pf16 config): fp16 ->
@@ -93,6 +148,58 @@ def _filter_spec(k_dt: str, w: NDArray[Any], quant: QuantParams | None) -> Tenso
     return TensorSpec(k_dt, tuple(w.shape), static=True, zero_point=zp, block_size=block, scale=scale_tuple(quant))
 
 
+def prepare_fully_connected(
+    filter: NDArray[Any],
+    bias: NDArray[Any] | None = None,
+    *,
+    input_shape: Sequence[int],
+    input_dtype: Any = np.float32,
+    input_quant: QuantParams | None = None,
+    filter_quant: QuantParams | None = None,
+    output_quant: QuantParams | None = None,
+    dynamic: bool = False,
+    transpose_weights: bool = False,
+    output_min: float = -np.inf,
+    output_max: float = np.inf,
+    target: Target | None = None,
+    platform: Platform = "linux",
+) -> PreparedOp:
+    """:func:`fully_connected` prepared once for inputs of ``input_shape`` and ``input_dtype``."""
+    t = resolve_target(target)
+    check_output_range(output_min, output_max, op="xnn_define_fully_connected")
+    transpose_weights = check_bool("transpose_weights", transpose_weights)
+    shape, dt = _input_spec(input_shape, input_dtype)
+    w = check_array("filter", filter)
+    b = None if bias is None else check_array("bias", bias)
+    input_quant, filter_quant = check_quant("input_quant", input_quant), check_quant("filter_quant", filter_quant)
+    output_quant = check_quant("output_quant", output_quant)
+    in_dt = act_dtype(dt, input_quant, check_bool("dynamic", dynamic))
+    k_dt = filter_dtype(w, filter_quant)
+    out_dt = out_dtype(in_dt, dt)
+    _check_out_quant(out_dt, output_quant, "fully-connected node")
+    n = w.shape[1] if transpose_weights and w.ndim == 2 else w.shape[0]
+    node = Node(
+        op="fully_connected",
+        input=TensorSpec(in_dt, shape, scale=scale_tuple(input_quant), zero_point=_zp_of(input_quant)),
+        filter=_filter_spec(k_dt, w, filter_quant),
+        output=TensorSpec(out_dt, (*shape[:-1], n), scale=scale_tuple(output_quant), zero_point=_zp_of(output_quant)),
+        bias=bias_spec(b),
+        flags=("transpose_weights",) if transpose_weights else (),
+    )
+    _check_node_size(node)
+    d = decide(node, t, platform=platform)
+    w2 = np.ascontiguousarray(w.T) if transpose_weights else w
+    k = shape[-1]
+    tmpl = Call(d, t, _placeholder((1, k), dt), w2, b, input_quant, filter_quant, output_quant, output_min, output_max)
+    kernel = prepare(tmpl)
+
+    def bound(x: NDArray[Any]) -> OpResult:
+        out, how = _run_in_node_type(kernel, dataclasses.replace(tmpl, x=x.reshape(-1, k)), in_dt, out_dt)
+        return OpResult(out.reshape(*shape[:-1], w2.shape[0]), d, how)
+
+    return PreparedOp(d, shape, dt, bound)
+
+
 def fully_connected(
     input: NDArray[Any],
     filter: NDArray[Any],
@@ -109,32 +216,22 @@ def fully_connected(
     platform: Platform = "linux",
 ) -> OpResult:
     """``XNNFullyConnected``: ``input`` [..., K] x ``filter`` [N, K] ([K, N] with ``transpose_weights``)."""
-    t = resolve_target(target)
-    check_output_range(output_min, output_max, op="xnn_define_fully_connected")
-    transpose_weights = check_bool("transpose_weights", transpose_weights)
-    x, w = check_array("input", input), check_array("filter", filter)
-    b = None if bias is None else check_array("bias", bias)
-    input_quant, filter_quant = check_quant("input_quant", input_quant), check_quant("filter_quant", filter_quant)
-    output_quant = check_quant("output_quant", output_quant)
-    in_dt = act_dtype(x, input_quant, check_bool("dynamic", dynamic))
-    k_dt = filter_dtype(w, filter_quant)
-    out_dt = out_dtype(in_dt, x)
-    _check_out_quant(out_dt, output_quant, "fully-connected node")
-    n = w.shape[1] if transpose_weights and w.ndim == 2 else w.shape[0]
-    node = Node(
-        op="fully_connected",
-        input=TensorSpec(in_dt, tuple(x.shape), scale=scale_tuple(input_quant), zero_point=_zp_of(input_quant)),
-        filter=_filter_spec(k_dt, w, filter_quant),
-        output=TensorSpec(out_dt, (*x.shape[:-1], n), scale=scale_tuple(output_quant), zero_point=_zp_of(output_quant)),
-        bias=bias_spec(b),
-        flags=("transpose_weights",) if transpose_weights else (),
-    )
-    _check_node_size(node)
-    d = decide(node, t, platform=platform)
-    w2 = np.ascontiguousarray(w.T) if transpose_weights else w
-    c = Call(d, t, x.reshape(-1, x.shape[-1]), w2, b, input_quant, filter_quant, output_quant, output_min, output_max)
-    out, how = _run_in_node_type(c, in_dt, out_dt)
-    return OpResult(out.reshape(*x.shape[:-1], w2.shape[0]), d, how)
+    x = check_array("input", input)
+    return prepare_fully_connected(
+        filter,
+        bias,
+        input_shape=x.shape,
+        input_dtype=x.dtype,
+        input_quant=input_quant,
+        filter_quant=filter_quant,
+        output_quant=output_quant,
+        dynamic=dynamic,
+        transpose_weights=transpose_weights,
+        output_min=output_min,
+        output_max=output_max,
+        target=target,
+        platform=platform,
+    )(x)
 
 
 def _ints(name: str, v: object, n: int, lo: int) -> tuple[int, ...]:
@@ -167,11 +264,84 @@ def _conv_params(
     )
 
 
-def _conv_out_hw(x: NDArray[Any], c: ConvParams) -> tuple[int, int]:
+def _conv_out_hw(shape: tuple[int, ...], c: ConvParams) -> tuple[int, int]:
     pt, pr, pb, pl = c.padding
-    ho = conv_output_size(x.shape[1] + pt + pb, c.kernel[0], c.dilation[0], c.stride[0])
-    wo = conv_output_size(x.shape[2] + pl + pr, c.kernel[1], c.dilation[1], c.stride[1])
+    ho = conv_output_size(shape[1] + pt + pb, c.kernel[0], c.dilation[0], c.stride[0])
+    wo = conv_output_size(shape[2] + pl + pr, c.kernel[1], c.dilation[1], c.stride[1])
     return ho, wo
+
+
+def prepare_convolution_2d(
+    filter: NDArray[Any],
+    bias: NDArray[Any] | None = None,
+    *,
+    input_shape: Sequence[int],
+    input_dtype: Any = np.float32,
+    stride: tuple[int, int] = (1, 1),
+    dilation: tuple[int, int] = (1, 1),
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0),
+    groups: int = 1,
+    input_quant: QuantParams | None = None,
+    filter_quant: QuantParams | None = None,
+    output_quant: QuantParams | None = None,
+    dynamic: bool = False,
+    output_min: float = -np.inf,
+    output_max: float = np.inf,
+    target: Target | None = None,
+    platform: Platform = "linux",
+) -> PreparedOp:
+    """:func:`convolution_2d` prepared once for NHWC inputs of ``input_shape`` and ``input_dtype``."""
+    t = resolve_target(target)
+    check_output_range(output_min, output_max, op="xnn_define_convolution_2d")
+    shape, dt = _input_spec(input_shape, input_dtype)
+    w = check_array("filter", filter)
+    b = None if bias is None else check_array("bias", bias)
+    if len(shape) != 4 or w.ndim != 4:
+        raise ValueError(f"input must be NHWC and filter [O, kh, kw, C/groups]; got {shape}, {w.shape}")
+    input_quant, filter_quant = check_quant("input_quant", input_quant), check_quant("filter_quant", filter_quant)
+    output_quant = check_quant("output_quant", output_quant)
+    in_dt = act_dtype(dt, input_quant, check_bool("dynamic", dynamic))
+    k_dt = filter_dtype(w, filter_quant)
+    if k_dt == "qbint4":
+        raise ValueError("4-bit block-wise filters are fully-connected only")
+    out_dt = out_dtype(in_dt, dt)
+    _check_out_quant(out_dt, output_quant, "convolution")
+    conv = _conv_params(w, stride, dilation, padding, groups)
+    node = Node(
+        op="convolution_2d",
+        input=TensorSpec(in_dt, shape, scale=scale_tuple(input_quant), zero_point=_zp_of(input_quant)),
+        filter=TensorSpec(k_dt, tuple(w.shape), static=True, scale=scale_tuple(filter_quant)),
+        output=TensorSpec(
+            out_dt,
+            (shape[0], *_conv_out_hw(shape, conv), w.shape[0]),
+            scale=scale_tuple(output_quant),
+            zero_point=_zp_of(output_quant),
+        ),
+        bias=bias_spec(b),
+        convolution=conv,
+    )
+    _check_node_size(node)
+    d = decide(node, t, platform=platform)
+    quants = (input_quant, filter_quant, output_quant)
+    if d.rewritten_to_fc:
+        c = shape[-1]
+        w2 = w.reshape(w.shape[0], -1)
+        tmpl = Call(d, t, _placeholder((1, c), dt), w2, b, *quants, output_min, output_max)
+        fc_kernel = prepare(tmpl)
+
+        def bound_fc(x: NDArray[Any]) -> OpResult:
+            out, how = _run_in_node_type(fc_kernel, dataclasses.replace(tmpl, x=x.reshape(-1, c)), in_dt, out_dt)
+            return OpResult(out.reshape(*shape[:3], w.shape[0]), d, how)
+
+        return PreparedOp(d, shape, dt, bound_fc)
+    ctmpl = Call(d, t, _placeholder(shape, dt), w, b, *quants, output_min, output_max, conv)
+    kernel = prepare(ctmpl)
+
+    def bound(x: NDArray[Any]) -> OpResult:
+        out, how = _run_in_node_type(kernel, dataclasses.replace(ctmpl, x=x), in_dt, out_dt)
+        return OpResult(out, d, how)
+
+    return PreparedOp(d, shape, dt, bound)
 
 
 def convolution_2d(
@@ -198,51 +368,94 @@ def convolution_2d(
     (a dynamically quantized input is then quantized per pixel row). ``dynamic=True`` quantizes
     per image otherwise (ExecuTorch's ``num_nonbatch_dims = 3``).
     """
+    x = check_array("input", input)
+    return prepare_convolution_2d(
+        filter,
+        bias,
+        input_shape=x.shape,
+        input_dtype=x.dtype,
+        stride=stride,
+        dilation=dilation,
+        padding=padding,
+        groups=groups,
+        input_quant=input_quant,
+        filter_quant=filter_quant,
+        output_quant=output_quant,
+        dynamic=dynamic,
+        output_min=output_min,
+        output_max=output_max,
+        target=target,
+        platform=platform,
+    )(x)
+
+
+def _bmm_batch(a: tuple[int, ...], bm: NDArray[Any], transpose_b: bool) -> tuple[int, ...]:
+    """The broadcast batch dimensions (the first input's when K does not match: dispatch says why)."""
+    k_b = bm.shape[-1] if transpose_b else bm.shape[-2]
+    if a[-1] != k_b:
+        return tuple(a[:-2])
+    return tuple(np.broadcast_shapes(a[:-2], bm.shape[:-2]))
+
+
+def prepare_batch_matrix_multiply(
+    input2: NDArray[Any],
+    *,
+    input1_shape: Sequence[int],
+    input1_dtype: Any = np.float32,
+    transpose_b: bool = False,
+    input1_quant: QuantParams | None = None,
+    input2_quant: QuantParams | None = None,
+    output_quant: QuantParams | None = None,
+    dynamic: bool = False,
+    static_b: bool = False,
+    target: Target | None = None,
+    platform: Platform = "linux",
+) -> PreparedOp:
+    """:func:`batch_matrix_multiply` prepared once for ``input2`` (the weights, packed per batch) and first
+    inputs of ``input1_shape`` and ``input1_dtype``; the prepared op takes ``input1``."""
     t = resolve_target(target)
-    check_output_range(output_min, output_max, op="xnn_define_convolution_2d")
-    x, w = check_array("input", input), check_array("filter", filter)
-    b = None if bias is None else check_array("bias", bias)
-    if x.ndim != 4 or w.ndim != 4:
-        raise ValueError(f"input must be NHWC and filter [O, kh, kw, C/groups]; got {x.shape}, {w.shape}")
-    input_quant, filter_quant = check_quant("input_quant", input_quant), check_quant("filter_quant", filter_quant)
+    transpose_b, static_b = check_bool("transpose_b", transpose_b), check_bool("static_b", static_b)
+    shape, dt = _input_spec(input1_shape, input1_dtype)
+    bm = check_array("input2", input2)
+    if len(shape) < 2 or bm.ndim < 2:
+        raise ValueError(f"inputs must have rank >= 2, got {shape} and {bm.shape}")
+    input1_quant, input2_quant = check_quant("input1_quant", input1_quant), check_quant("input2_quant", input2_quant)
     output_quant = check_quant("output_quant", output_quant)
-    in_dt = act_dtype(x, input_quant, check_bool("dynamic", dynamic))
-    k_dt = filter_dtype(w, filter_quant)
-    if k_dt == "qbint4":
-        raise ValueError("4-bit block-wise filters are fully-connected only")
-    out_dt = out_dtype(in_dt, x)
-    _check_out_quant(out_dt, output_quant, "convolution")
-    conv = _conv_params(w, stride, dilation, padding, groups)
+    in_dt = act_dtype(dt, input1_quant, check_bool("dynamic", dynamic))
+    k_dt = filter_dtype(bm, input2_quant)
+    out_dt = out_dtype(in_dt, dt)
+    n = bm.shape[-2] if transpose_b else bm.shape[-1]
+    batch = _bmm_batch(shape, bm, transpose_b)
     node = Node(
-        op="convolution_2d",
-        input=TensorSpec(in_dt, tuple(x.shape), scale=scale_tuple(input_quant), zero_point=_zp_of(input_quant)),
-        filter=TensorSpec(k_dt, tuple(w.shape), static=True, scale=scale_tuple(filter_quant)),
+        op="batch_matrix_multiply",
+        input=TensorSpec(in_dt, shape, scale=scale_tuple(input1_quant), zero_point=_zp_of(input1_quant)),
+        filter=TensorSpec(k_dt, tuple(bm.shape), static=static_b, scale=scale_tuple(input2_quant)),
         output=TensorSpec(
-            out_dt,
-            (x.shape[0], *_conv_out_hw(x, conv), w.shape[0]),
-            scale=scale_tuple(output_quant),
-            zero_point=_zp_of(output_quant),
+            out_dt, (*batch, shape[-2], n), scale=scale_tuple(output_quant), zero_point=_zp_of(output_quant)
         ),
-        bias=bias_spec(b),
-        convolution=conv,
+        flags=("transpose_b",) if transpose_b else (),
     )
     _check_node_size(node)
     d = decide(node, t, platform=platform)
-    quants = (input_quant, filter_quant, output_quant)
-    if d.rewritten_to_fc:
-        c = Call(d, t, x.reshape(-1, x.shape[-1]), w.reshape(w.shape[0], -1), b, *quants, output_min, output_max)
-        out, how = _run_in_node_type(c, in_dt, out_dt)
-        return OpResult(out.reshape(*x.shape[:3], w.shape[0]), d, how)
-    out, how = _run_in_node_type(Call(d, t, x, w, b, *quants, output_min, output_max, conv), in_dt, out_dt)
-    return OpResult(out, d, how)
+    bb = np.broadcast_to(bm, (*batch, *bm.shape[-2:]))
+    quants = (input1_quant, input2_quant, output_quant)
+    prepared: list[tuple[Call, Prepared]] = []
+    for idx in np.ndindex(*batch):
+        w = np.ascontiguousarray(bb[idx] if transpose_b else bb[idx].T)  # [N, K]
+        tmpl = Call(d, t, _placeholder(shape[-2:], dt), w, None, *quants, -np.inf, np.inf)
+        prepared.append((tmpl, prepare(tmpl)))
 
+    def bound(a: NDArray[Any]) -> OpResult:
+        aa = np.broadcast_to(a, (*batch, *shape[-2:]))
+        outs = []
+        how = ""
+        for idx, (tmpl, kernel) in zip(np.ndindex(*batch), prepared, strict=True):
+            out, how = _run_in_node_type(kernel, dataclasses.replace(tmpl, x=aa[idx]), in_dt, out_dt)
+            outs.append(out)
+        res = np.stack(outs).reshape(*batch, shape[-2], n) if outs else np.zeros((*batch, shape[-2], n))
+        return OpResult(res, d, how)
 
-def _bmm_batch(a: NDArray[Any], bm: NDArray[Any], transpose_b: bool) -> tuple[int, ...]:
-    """The broadcast batch dimensions (the first input's when K does not match: dispatch says why)."""
-    k_b = bm.shape[-1] if transpose_b else bm.shape[-2]
-    if a.shape[-1] != k_b:
-        return tuple(a.shape[:-2])
-    return tuple(np.broadcast_shapes(a.shape[:-2], bm.shape[:-2]))
+    return PreparedOp(d, shape, dt, bound)
 
 
 def batch_matrix_multiply(
@@ -260,37 +473,17 @@ def batch_matrix_multiply(
 ) -> OpResult:
     """``XNNBatchMatrixMultiply``: ``input1`` [..., M, K] x ``input2`` [..., K, N] ([..., N, K] with
     ``transpose_b``); batch dimensions broadcast; no bias, no clamp."""
-    t = resolve_target(target)
-    transpose_b, static_b = check_bool("transpose_b", transpose_b), check_bool("static_b", static_b)
-    a, bm = check_array("input1", input1), check_array("input2", input2)
-    if a.ndim < 2 or bm.ndim < 2:
-        raise ValueError(f"inputs must have rank >= 2, got {a.shape} and {bm.shape}")
-    input1_quant, input2_quant = check_quant("input1_quant", input1_quant), check_quant("input2_quant", input2_quant)
-    output_quant = check_quant("output_quant", output_quant)
-    in_dt = act_dtype(a, input1_quant, check_bool("dynamic", dynamic))
-    k_dt = filter_dtype(bm, input2_quant)
-    out_dt = out_dtype(in_dt, a)
-    n = bm.shape[-2] if transpose_b else bm.shape[-1]
-    batch = _bmm_batch(a, bm, transpose_b)
-    node = Node(
-        op="batch_matrix_multiply",
-        input=TensorSpec(in_dt, tuple(a.shape), scale=scale_tuple(input1_quant), zero_point=_zp_of(input1_quant)),
-        filter=TensorSpec(k_dt, tuple(bm.shape), static=static_b, scale=scale_tuple(input2_quant)),
-        output=TensorSpec(
-            out_dt, (*batch, a.shape[-2], n), scale=scale_tuple(output_quant), zero_point=_zp_of(output_quant)
-        ),
-        flags=("transpose_b",) if transpose_b else (),
-    )
-    _check_node_size(node)
-    d = decide(node, t, platform=platform)
-    aa = np.broadcast_to(a, (*batch, *a.shape[-2:]))
-    bb = np.broadcast_to(bm, (*batch, *bm.shape[-2:]))
-    outs = []
-    how = ""
-    for idx in np.ndindex(*batch):
-        w = np.ascontiguousarray(bb[idx] if transpose_b else bb[idx].T)  # [N, K]
-        c = Call(d, t, aa[idx], w, None, input1_quant, input2_quant, output_quant, -np.inf, np.inf)
-        out, how = _run_in_node_type(c, in_dt, out_dt)
-        outs.append(out)
-    res = np.stack(outs).reshape(*batch, a.shape[-2], n) if outs else np.zeros((*batch, a.shape[-2], n))
-    return OpResult(res, d, how)
+    a = check_array("input1", input1)
+    return prepare_batch_matrix_multiply(
+        input2,
+        input1_shape=a.shape,
+        input1_dtype=a.dtype,
+        transpose_b=transpose_b,
+        input1_quant=input1_quant,
+        input2_quant=input2_quant,
+        output_quant=output_quant,
+        dynamic=dynamic,
+        static_b=static_b,
+        target=target,
+        platform=platform,
+    )(a)

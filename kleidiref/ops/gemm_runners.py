@@ -8,6 +8,7 @@ returns ``(output, emulation)``. Which adapter runs for which config is
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal, cast
 
 import numpy as np
@@ -24,9 +25,15 @@ from ..variants import pf16_gemm, pf32_gemm, pqs8_qc8w_gemm, qp8_f32_qb4w_gemm, 
 from .operands import F16, Call, f16_of, opt_f16, opt_f32, qs8_requant, qu8_requant, to_f32
 
 __all__ = [
+    "Prepared",
     "Result",
     "X86F16Kernel",
     "not_emulated",
+    "prepare_pf16",
+    "prepare_pf32",
+    "prepare_pqs8_qc8w",
+    "prepare_qp8_f32_qb4w",
+    "prepare_qp8_f32_qc8w",
     "qb4w_kr",
     "qu8_requant_mode",
     "run_f16_gemm",
@@ -53,6 +60,8 @@ __all__ = [
 
 #: An adapter's answer: the output and ``OpResult.emulation``.
 Result = tuple[NDArray[Any], str]
+#: A prepared adapter (weights packed once): a call in, its result out.
+Prepared = Callable[[Call], Result]
 
 
 def not_emulated(d: Decision, what: str) -> NotImplementedError:
@@ -82,78 +91,104 @@ def x86_f16_kernel(d: Decision) -> X86F16Kernel:
 # ---- KleidiAI: the variants (qp8_f32_qc4w_gemm from source) ----------------------------------------------
 
 
+# Each KleidiAI adapter is a preparer (the RHS packed once, as XNNPACK packs it at operator creation) and
+# the one-shot adapter ``prepare_x(c)(c)``. A preparer reads the call's static operands only; the prepared
+# adapter reads only the activation ``x`` and the clamp of the call it is given (the op built both calls
+# from the same node).
+
+
+def prepare_pf32(c: Call) -> Prepared:
+    w = pf32_gemm.pack_weights(to_f32(c.w), bias=opt_f32(c.bias), target=c.target)
+    kernel = c.decision.kernel
+
+    def run(call: Call) -> Result:
+        out = pf32_gemm.gemm_packed(
+            to_f32(call.x), w, clamp_min=call.lo, clamp_max=call.hi, target=call.target, kernel=kernel
+        )
+        return out, "variant:pf32_gemm"
+
+    return run
+
+
 def run_pf32(c: Call) -> Result:
-    out = pf32_gemm.gemm(
-        to_f32(c.x),
-        to_f32(c.w),
-        bias=opt_f32(c.bias),
-        clamp_min=c.lo,
-        clamp_max=c.hi,
-        target=c.target,
-        kernel=c.decision.kernel,
-    )
-    return out, "variant:pf32_gemm"
+    return prepare_pf32(c)(c)
+
+
+def prepare_pf16(c: Call) -> Prepared:
+    w = pf16_gemm.pack_weights(f16_of(c.w), bias=opt_f16(c.bias), target=c.target)
+    kernel = c.decision.kernel
+
+    def run(call: Call) -> Result:
+        out = pf16_gemm.gemm_packed(call.x, w, clamp_min=call.lo, clamp_max=call.hi, target=call.target, kernel=kernel)
+        return out, "variant:pf16_gemm"
+
+    return run
 
 
 def run_pf16(c: Call) -> Result:
-    out = pf16_gemm.gemm(
-        c.x,
-        f16_of(c.w),
-        bias=opt_f16(c.bias),
-        clamp_min=c.lo,
-        clamp_max=c.hi,
-        target=c.target,
-        kernel=c.decision.kernel,
-    )
-    return out, "variant:pf16_gemm"
+    return prepare_pf16(c)(c)
+
+
+def prepare_pqs8_qc8w(c: Call) -> Prepared:
+    r = qs8_requant(c)
+    w = pqs8_qc8w_gemm.pack_weights(c.w, r.scale, input_zero_point=r.zx, bias=c.bias, target=c.target)
+    kernel = c.decision.kernel
+
+    def run(call: Call) -> Result:
+        out = pqs8_qc8w_gemm.gemm_packed(
+            call.x,
+            w,
+            output_zero_point=r.zy,
+            output_min=r.ymin,
+            output_max=r.ymax,
+            target=call.target,
+            kernel=kernel,
+        )
+        return out, "variant:pqs8_qc8w_gemm"
+
+    return run
 
 
 def run_pqs8_qc8w(c: Call) -> Result:
-    r = qs8_requant(c)
-    out = pqs8_qc8w_gemm.gemm(
-        c.x,
-        c.w,
-        input_zero_point=r.zx,
-        requant_scale=r.scale,
-        bias=c.bias,
-        output_zero_point=r.zy,
-        output_min=r.ymin,
-        output_max=r.ymax,
-        target=c.target,
-        kernel=c.decision.kernel,
-    )
-    return out, "variant:pqs8_qc8w_gemm"
+    return prepare_pqs8_qc8w(c)(c)
+
+
+def prepare_qp8_f32_qc8w(c: Call) -> Prepared:
+    kernel = c.decision.kernel
+    if kernel not in UKERNELS:
+        raise not_emulated(c.decision, "kleidiref has no emulation of this qp8_f32_qc8w kernel")
+    w = qp8_f32_qc8w_gemm.pack_weights(c.w, c.w_scale(), bias=opt_f32(c.bias), target=c.target, kernel=kernel)
+
+    def run(call: Call) -> Result:
+        out = qp8_f32_qc8w_gemm.gemm_packed(
+            to_f32(call.x), w, clamp_min=call.lo, clamp_max=call.hi, target=call.target, kernel=kernel
+        )
+        return out, "variant:qp8_f32_qc8w_gemm"
+
+    return run
 
 
 def run_qp8_f32_qc8w(c: Call) -> Result:
-    if c.decision.kernel not in UKERNELS:
-        raise not_emulated(c.decision, "kleidiref has no emulation of this qp8_f32_qc8w kernel")
-    out = qp8_f32_qc8w_gemm.gemm(
-        to_f32(c.x),
-        c.w,
-        c.w_scale(),
-        bias=opt_f32(c.bias),
-        clamp_min=c.lo,
-        clamp_max=c.hi,
-        target=c.target,
-        kernel=c.decision.kernel,
+    return prepare_qp8_f32_qc8w(c)(c)
+
+
+def prepare_qp8_f32_qb4w(c: Call) -> Prepared:
+    kernel = c.decision.kernel
+    prep = qp8_f32_qb4w_gemm.prepare_weights(
+        c.w, c.w_scale(), bl=c.block_size(), bias=opt_f32(c.bias), target=c.target, kernel=kernel
     )
-    return out, "variant:qp8_f32_qc8w_gemm"
+
+    def run(call: Call) -> Result:
+        out = qp8_f32_qb4w_gemm.gemm(
+            to_f32(call.x), prep, clamp_min=call.lo, clamp_max=call.hi, target=call.target, kernel=kernel
+        )
+        return out, "variant:qp8_f32_qb4w_gemm"
+
+    return run
 
 
 def run_qp8_f32_qb4w(c: Call) -> Result:
-    out = qp8_f32_qb4w_gemm.gemm(
-        to_f32(c.x),
-        c.w,
-        c.w_scale(),
-        bl=c.block_size(),
-        bias=opt_f32(c.bias),
-        clamp_min=c.lo,
-        clamp_max=c.hi,
-        target=c.target,
-        kernel=c.decision.kernel,
-    )
-    return out, "variant:qp8_f32_qb4w_gemm"
+    return prepare_qp8_f32_qb4w(c)(c)
 
 
 def run_qp8_f32_qc4w(c: Call) -> Result:

@@ -143,20 +143,25 @@ class Call:
         return wq.block_size
 
 
-def act_dtype(x: NDArray[Any], quant: QuantParams | None, dynamic: bool) -> str:
-    """The XNNPACK datatype of an activation array (``qdint8`` when ``dynamic``)."""
-    if x.dtype in (F32, F16):
-        return "qdint8" if dynamic else ("fp32" if x.dtype == F32 else "fp16")
-    if x.dtype == BF16:
+def _dtype_of(x: NDArray[Any] | np.dtype[Any]) -> np.dtype[Any]:
+    return x if isinstance(x, np.dtype) else x.dtype
+
+
+def act_dtype(x: NDArray[Any] | np.dtype[Any], quant: QuantParams | None, dynamic: bool) -> str:
+    """The XNNPACK datatype of an activation array or dtype (``qdint8`` when ``dynamic``)."""
+    dt = _dtype_of(x)
+    if dt in (F32, F16):
+        return "qdint8" if dynamic else ("fp32" if dt == F32 else "fp16")
+    if dt == BF16:
         if dynamic:
             raise ValueError("dynamic quantization takes float32 or float16 activations")
         return "bf16"
-    if x.dtype in (np.int8, np.uint8):
-        dt = "qint8" if x.dtype == np.int8 else "quint8"
+    if dt in (np.int8, np.uint8):
+        kind = "qint8" if dt == np.int8 else "quint8"
         if quant is None:
-            raise ValueError(f"{x.dtype} activations need input_quant=QuantParams(scale, zero_point) ({dt})")
-        return dt
-    raise TypeError(f"activations must be float32, float16, bfloat16, int8 or uint8, got {x.dtype}")
+            raise ValueError(f"{dt} activations need input_quant=QuantParams(scale, zero_point) ({kind})")
+        return kind
+    raise TypeError(f"activations must be float32, float16, bfloat16, int8 or uint8, got {dt}")
 
 
 def _int8_filter_dtype(quant: QuantParams | None) -> str:
@@ -191,10 +196,10 @@ def filter_dtype(w: NDArray[Any], quant: QuantParams | None) -> str:
     raise TypeError(f"filters must be float32, float16, bfloat16, int8 or uint8, got {w.dtype}")
 
 
-def out_dtype(in_dt: str, x: NDArray[Any]) -> str:
+def out_dtype(in_dt: str, x: NDArray[Any] | np.dtype[Any]) -> str:
     """The node's output datatype: the input's (a dynamically quantized input: its float type)."""
     if in_dt == "qdint8":
-        return "fp16" if x.dtype == F16 else "fp32"
+        return "fp16" if _dtype_of(x) == F16 else "fp32"
     return in_dt
 
 

@@ -1,9 +1,11 @@
 """Which emulation runs for a decision: (microkernel, XNNPACK config) -> adapter, in one table.
 
-:data:`RUNNERS` is the single home of that fact. The keys are the decision's ``microkernel`` and
-``config`` (XNNPACK's ``xnn_init_*_config`` names as :mod:`kleidiref.dispatch` spells them), never
-its ``variant``. Adapters are registered here explicitly, one line each; a decision whose key is
-missing raises ``NotImplementedError`` naming the config.
+:data:`RUNNERS` is the single home of that fact; :data:`PREPARERS` adds, for the configs whose weights XNNPACK
+packs at operator creation (the KleidiAI RHS packers), the adapter split in two: pack the weights once
+(:func:`prepare`), then run on each activation. :func:`run` is ``prepare(c)(c)``: one code path. The keys are
+the decision's ``microkernel`` and ``config`` (XNNPACK's ``xnn_init_*_config`` names as
+:mod:`kleidiref.dispatch` spells them), never its ``variant``. Adapters are registered here explicitly, one
+line each; a decision whose key is missing raises ``NotImplementedError`` naming the config.
 """
 
 from __future__ import annotations
@@ -16,10 +18,15 @@ from . import gemm_runners as G
 from .gemm_runners import Result
 from .operands import Call
 
-__all__ = ["RUNNERS", "Runner", "run"]
+__all__ = ["PREPARERS", "RUNNERS", "Prepared", "Preparer", "Runner", "prepare", "run"]
 
 #: An adapter: one kernel call in, ``(output, OpResult.emulation)`` out.
 Runner = Callable[[Call], Result]
+#: A prepared adapter: weights packed once, called with each call (its ``x``; its weights are not read again).
+Prepared = G.Prepared
+#: A preparer: a call's static operands (decision, target, weights, bias, quantization, clamp; ``x`` is a
+#: zero-row placeholder of the activation's dtype, never read) in, the prepared adapter out.
+Preparer = Callable[[Call], Prepared]
 
 RUNNERS: Mapping[tuple[str, str], Runner] = {
     # GEMM (fully connected, a 1x1 convolution rewritten to FC, each BMM batch).
@@ -66,10 +73,31 @@ RUNNERS: Mapping[tuple[str, str], Runner] = {
 }
 
 
-def run(c: Call) -> Result:
-    """Run the adapter registered for the call's decision; NotImplementedError if there is none."""
+#: The configs whose weights are packed once by a preparer (KleidiAI's RHS packers, as XNNPACK packs them
+#: at operator creation). The other adapters have nothing costly to pack ahead: prepared, they are
+#: themselves (the decision is still taken once, by the op that prepares them).
+PREPARERS: Mapping[tuple[str, str], Preparer] = {
+    ("gemm", "pf32_gemm"): G.prepare_pf32,
+    ("gemm", "pf16_gemm"): G.prepare_pf16,
+    ("gemm", "pqs8_qc8w_gemm"): G.prepare_pqs8_qc8w,
+    ("gemm", "qp8_f32_qc8w_gemm"): G.prepare_qp8_f32_qc8w,
+    ("gemm", "qp8_f32_qb4w_gemm"): G.prepare_qp8_f32_qb4w,
+}
+
+
+def prepare(c: Call) -> Prepared:
+    """The adapter for the call's decision with its weights packed once; NotImplementedError if there is none."""
     d: Decision = c.decision
-    runner = RUNNERS.get((d.microkernel, d.config))
+    key = (d.microkernel, d.config)
+    preparer = PREPARERS.get(key)
+    if preparer is not None:
+        return preparer(c)
+    runner = RUNNERS.get(key)
     if runner is None:
         raise G.not_emulated(d, f"no emulated {d.microkernel} kernel for this config")
-    return runner(c)
+    return runner
+
+
+def run(c: Call) -> Result:
+    """Run the adapter registered for the call's decision (prepared, then called once)."""
+    return prepare(c)(c)

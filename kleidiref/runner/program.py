@@ -1,7 +1,17 @@
-"""The program runner: :class:`Runner` reads a program once and runs its plan on inputs repeatedly."""
+"""The program runner: :class:`Runner` reads a program once and runs its plan on inputs repeatedly.
+
+Pack once: each GEMM-shaped node (:data:`~kleidiref.runner.nodes.PREPARERS`) is prepared on its first run (the
+dispatch decision taken and the weights packed, by :mod:`kleidiref.ops`' prepared forms) and the prepared node
+is kept by the :class:`Runner` for every later run. On first use rather than at construction because the
+decision depends on the activation's shape and dtype, which are known for sure only when it arrives (the
+stored dims of a ``qdint8`` value after a transpose are not its shape; shapes follow from the inputs), and a
+program whose inputs change shape gets one preparation per shape. The cache belongs to the instance, never
+to the module: two runners share nothing.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,8 +25,8 @@ from .. import pte
 from ..inspection import CPU_NAMES as CPU_NAMES_INSPECT
 from ..inspection import resolve_cpu
 from ..targets import Target
-from .nodes import HANDLERS, SUPPORTED_NODE_TYPES
-from .nodes.common import Dynamic
+from .nodes import HANDLERS, PREPARERS, SUPPORTED_NODE_TYPES
+from .nodes.common import Dynamic, NodeRun
 
 __all__ = ["CPU_NAMES", "NodeTrace", "RunResult", "Runner", "cpu_target", "run"]
 
@@ -64,8 +74,20 @@ class RunResult:
     trace: tuple[NodeTrace, ...]
 
 
+def _signature(x: Any) -> tuple[tuple[int, ...], str, bool]:
+    """What a prepared node depends on in one of its inputs: shape, dtype, dynamically quantized or not."""
+    v = x.x if isinstance(x, Dynamic) else np.asarray(x)
+    return tuple(v.shape), str(v.dtype), isinstance(x, Dynamic)
+
+
 class Runner:
-    """A loaded program, run on inputs as one CPU would: ``Runner(path, cpu="sme2", svl=512)(inputs)``."""
+    """A loaded program, run on inputs as one CPU would: ``Runner(path, cpu="sme2", svl=512)(inputs)``.
+
+    The program is read once, at construction; each GEMM-shaped node's weights are packed once, on its first
+    run, and reused by every later run (``prepared_nodes`` counts them). A Runner may be called from several
+    threads: a run keeps its values to itself, and the prepared nodes are immutable once made; a lock makes
+    each node prepared exactly once (a second thread needing it waits for the first).
+    """
 
     def __init__(
         self,
@@ -78,6 +100,14 @@ class Runner:
         self.plan = self.program.plan(plan)
         self.target = cpu_target(cpu, svl)
         self._check_program()
+        #: (delegate, node, input signatures) -> the prepared node.
+        self._prepared: dict[tuple[Any, ...], NodeRun] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def prepared_nodes(self) -> int:
+        """How many prepared nodes (weights packed) this runner keeps."""
+        return len(self._prepared)
 
     def _check_program(self) -> None:
         """Refuse, before any run, what the runner does not emulate."""
@@ -132,7 +162,7 @@ class Runner:
         trace = []
         for node in graph.nodes:
             t0 = time.perf_counter()
-            out, how = self._node(graph, node, vals)
+            out, how = self._node(d.index, graph, node, vals)
             dt = time.perf_counter() - t0
             vals[node.outputs[0]] = out
             shown = out.x if isinstance(out, Dynamic) else out
@@ -155,9 +185,19 @@ class Runner:
             env[arg] = out
         return trace
 
-    def _node(self, graph: pte.XnnGraph, node: pte.XnnNode, vals: Mapping[int, Any]) -> tuple[Any, str]:
-        handler = HANDLERS[node.type]
-        return handler(self.target, graph, node, vals)
+    def _node(self, delegate: int, graph: pte.XnnGraph, node: pte.XnnNode, vals: Mapping[int, Any]) -> tuple[Any, str]:
+        preparer = PREPARERS.get(node.type)
+        if preparer is None:
+            return HANDLERS[node.type](self.target, graph, node, vals)
+        key = (delegate, node.index, tuple(_signature(vals[i]) for i in node.inputs if not graph.value(i).is_constant))
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            with self._lock:
+                prepared = self._prepared.get(key)
+                if prepared is None:
+                    prepared = preparer(self.target, graph, node, vals)
+                    self._prepared[key] = prepared
+        return prepared(vals)
 
 
 def run(

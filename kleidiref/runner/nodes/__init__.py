@@ -2,19 +2,30 @@
 
 To emulate a new node type: write its handler (:data:`~kleidiref.runner.nodes.common.NodeHandler`) in the
 module of its family (or a new one), naming the XNNPACK kernel it mirrors in the string it returns, and add
-it to :data:`HANDLERS`. A node type missing here is refused by the runner before anything runs.
+it to :data:`HANDLERS` (a node with weights: a :data:`~kleidiref.runner.nodes.common.NodePreparer` in
+:data:`PREPARERS` too, its handler ``handler_of(preparer)``).
+A node type missing here is refused by the runner before anything runs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .common import NodeHandler
+from .common import NodeHandler, NodePreparer
 from .convert import convert_node
-from .gemm import batch_matrix_multiply_node, convolution_2d_node, depthwise_convolution_2d_node, fully_connected_node
+from .gemm import (
+    batch_matrix_multiply_node,
+    convolution_2d_node,
+    depthwise_convolution_2d_node,
+    fully_connected_node,
+    prepare_batch_matrix_multiply_node,
+    prepare_convolution_2d_node,
+    prepare_depthwise_convolution_2d_node,
+    prepare_fully_connected_node,
+)
 from .transpose import static_transpose_node
 
-__all__ = ["HANDLERS", "SUPPORTED_NODE_TYPES"]
+__all__ = ["HANDLERS", "PREPARERS", "SUPPORTED_NODE_TYPES"]
 
 #: XNNGraph node type -> its emulation.
 HANDLERS: Mapping[str, NodeHandler] = {
@@ -24,6 +35,15 @@ HANDLERS: Mapping[str, NodeHandler] = {
     "XNNDepthwiseConv2d": depthwise_convolution_2d_node,
     "XNNStaticTranspose": static_transpose_node,
     "XNNConvert": convert_node,
+}
+
+#: Node types whose weights are packed once per runner (the GEMM-shaped ones): the runner keeps the prepared
+#: node per (delegate, node, activation shape and dtype) and runs it on every call; the others run their handler.
+PREPARERS: Mapping[str, NodePreparer] = {
+    "XNNFullyConnected": prepare_fully_connected_node,
+    "XNNConv2d": prepare_convolution_2d_node,
+    "XNNBatchMatrixMultiply": prepare_batch_matrix_multiply_node,
+    "XNNDepthwiseConv2d": prepare_depthwise_convolution_2d_node,
 }
 
 #: XNNGraph node types the runner executes.

@@ -11,17 +11,20 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ... import pte
-from ...ops import OpResult, QuantParams
+from ...ops import OpResult, PreparedOp, QuantParams
 from ...targets import Target
 
 __all__ = [
     "Dynamic",
     "NodeHandler",
+    "NodePreparer",
+    "NodeRun",
     "RefusedByXnnpack",
     "activation",
     "bias",
     "check_supported",
     "clamp_kwargs",
+    "handler_of",
     "out_quant",
     "quant_params",
 ]
@@ -30,13 +33,28 @@ _INT4 = ("qcint4", "qbint4")
 
 #: A node emulation: (target, graph, node, values so far) -> (output, what ran, named after its XNNPACK kernel).
 NodeHandler = Callable[[Target, pte.XnnGraph, pte.XnnNode, Mapping[int, Any]], tuple[Any, str]]
+#: A prepared node: (values so far) -> (output, what ran), its weights packed once.
+NodeRun = Callable[[Mapping[int, Any]], tuple[Any, str]]
+#: A node preparer: (target, graph, node, values so far) -> the prepared node. The runner keeps it per node and
+#: activation shape and dtype and calls it on every run; the values give the activation's shape and dtype only.
+NodePreparer = Callable[[Target, pte.XnnGraph, pte.XnnNode, Mapping[int, Any]], NodeRun]
+
+
+def handler_of(preparer: NodePreparer) -> NodeHandler:
+    """The one-shot handler of a preparer: prepare, then call once."""
+
+    def handler(t: Target, graph: pte.XnnGraph, node: pte.XnnNode, vals: Mapping[int, Any]) -> tuple[Any, str]:
+        return preparer(t, graph, node, vals)(vals)
+
+    handler.__name__ = preparer.__name__.removeprefix("prepare_")
+    return handler
 
 
 class RefusedByXnnpack(RuntimeError):
     """XNNPACK itself fails on this CPU (the message gives the status and why); the program does not run."""
 
 
-def check_supported(r: OpResult, node: pte.XnnNode) -> None:
+def check_supported(r: OpResult | PreparedOp, node: pte.XnnNode) -> None:
     """Raise :class:`RefusedByXnnpack` where XNNPACK never enables the decision's config (``Decision.unsupported``)."""
     why = r.decision.unsupported
     if why is not None:

@@ -1,7 +1,12 @@
 """The GEMM-shaped nodes (``XNNFullyConnected``, ``XNNConv2d``, ``XNNBatchMatrixMultiply``,
 ``XNNDepthwiseConv2d``): :mod:`kleidiref.ops` with the node's stored weights, bias, quantization, flags and
 output clamp, i.e. the dispatcher's decision for the CPU, then the KleidiAI variant or the emulated generic
-XNNPACK kernel (``OpResult.emulation`` names it)."""
+XNNPACK kernel (``OpResult.emulation`` names it).
+
+Each is a preparer (:data:`~kleidiref.runner.nodes.common.NodePreparer`): the ops' prepared form, the decision
+taken and the weights packed once for the activation's shape and dtype, as XNNPACK creates the operator once
+per runtime; the runner keeps what it returns and calls it on every run. The handler is prepare-then-call.
+"""
 
 from __future__ import annotations
 
@@ -11,23 +16,60 @@ from typing import Any
 import numpy as np
 
 from ... import pte
-from ...ops import OpResult, batch_matrix_multiply, convolution_2d, fully_connected
+from ...ops import (
+    PreparedOp,
+    batch_matrix_multiply,
+    prepare_batch_matrix_multiply,
+    prepare_convolution_2d,
+    prepare_fully_connected,
+)
 from ...targets import Target
-from .common import activation, bias, check_supported, clamp_kwargs, out_quant, quant_params
+from .common import (
+    Dynamic,
+    NodeRun,
+    activation,
+    bias,
+    check_supported,
+    clamp_kwargs,
+    handler_of,
+    out_quant,
+    quant_params,
+)
 
-__all__ = ["batch_matrix_multiply_node", "convolution_2d_node", "depthwise_convolution_2d_node", "fully_connected_node"]
+__all__ = [
+    "batch_matrix_multiply_node",
+    "convolution_2d_node",
+    "depthwise_convolution_2d_node",
+    "fully_connected_node",
+    "prepare_batch_matrix_multiply_node",
+    "prepare_convolution_2d_node",
+    "prepare_depthwise_convolution_2d_node",
+    "prepare_fully_connected_node",
+]
 
 _FLAG_TRANSPOSE = 1  # XNN_FLAG_TRANSPOSE_WEIGHTS (FC) / XNN_FLAG_TRANSPOSE_B (BMM)
 
 
-def fully_connected_node(t: Target, graph: pte.XnnGraph, node: pte.XnnNode, vals: Mapping[int, Any]) -> tuple[Any, str]:
+def _bind(op: PreparedOp, input_id: int) -> NodeRun:
+    """The prepared op as a node run: the activation from the values in, the output and what ran out."""
+
+    def run(vals: Mapping[int, Any]) -> tuple[Any, str]:
+        x = vals[input_id]
+        r = op(x.x if isinstance(x, Dynamic) else x)
+        return r.output, r.emulation
+
+    return run
+
+
+def prepare_fully_connected_node(t: Target, graph: pte.XnnGraph, node: pte.XnnNode, vals: Mapping[int, Any]) -> NodeRun:
     f = node.fields
     x, kw = activation(vals[f["input1_id"]], graph.value(f["input1_id"]))
     w = graph.value(f["filter_id"])
-    r: OpResult = fully_connected(
-        x,
+    op = prepare_fully_connected(
         vals[f["filter_id"]],
         bias(graph, f),
+        input_shape=x.shape,
+        input_dtype=x.dtype,
         filter_quant=quant_params(w),
         transpose_weights=bool(f["flags"] & _FLAG_TRANSPOSE),
         target=t,
@@ -35,53 +77,73 @@ def fully_connected_node(t: Target, graph: pte.XnnGraph, node: pte.XnnNode, vals
         **out_quant(graph.value(f["output_id"])),
         **clamp_kwargs(node),
     )
-    check_supported(r, node)
-    return r.output, r.emulation
+    check_supported(op, node)
+    return _bind(op, f["input1_id"])
 
 
-def convolution_2d_node(t: Target, graph: pte.XnnGraph, node: pte.XnnNode, vals: Mapping[int, Any]) -> tuple[Any, str]:
+def _conv_geometry(f: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "stride": (f["subsampling_height"], f["subsampling_width"]),
+        "dilation": (f["dilation_height"], f["dilation_width"]),
+        "padding": (f["padding_top"], f["padding_right"], f["padding_bottom"], f["padding_left"]),
+        "groups": f["groups"],
+    }
+
+
+def prepare_convolution_2d_node(t: Target, graph: pte.XnnGraph, node: pte.XnnNode, vals: Mapping[int, Any]) -> NodeRun:
     f = node.fields
     x, kw = activation(vals[f["input1_id"]], graph.value(f["input1_id"]))
-    r: OpResult = convolution_2d(
-        x,
+    op = prepare_convolution_2d(
         vals[f["filter_id"]],
         bias(graph, f),
-        stride=(f["subsampling_height"], f["subsampling_width"]),
-        dilation=(f["dilation_height"], f["dilation_width"]),
-        padding=(f["padding_top"], f["padding_right"], f["padding_bottom"], f["padding_left"]),
-        groups=f["groups"],
+        input_shape=x.shape,
+        input_dtype=x.dtype,
+        **_conv_geometry(f),
         filter_quant=quant_params(graph.value(f["filter_id"])),
         target=t,
         **kw,
         **out_quant(graph.value(f["output_id"])),
         **clamp_kwargs(node),
     )
-    return r.output, r.emulation
+    return _bind(op, f["input1_id"])
 
 
-def batch_matrix_multiply_node(
-    t: Target, graph: pte.XnnGraph, node: pte.XnnNode, vals: Mapping[int, Any]
-) -> tuple[Any, str]:
-    f = node.fields
+def _bmm_kwargs(graph: pte.XnnGraph, f: Mapping[str, Any], vals: Mapping[int, Any]) -> tuple[Any, dict[str, Any]]:
     a, kw = activation(vals[f["input1_id"]], graph.value(f["input1_id"]))
     b = graph.value(f["input2_id"])
     if "input_quant" in kw:
         kw = {"input1_quant": kw["input_quant"], "input2_quant": quant_params(b)}
-    r: OpResult = batch_matrix_multiply(
-        a,
-        vals[f["input2_id"]],
+    kw.update(
         transpose_b=bool(f["flags"] & _FLAG_TRANSPOSE),
         static_b=b.is_constant,
-        target=t,
-        **kw,
         **out_quant(graph.value(f["output_id"])),
     )
-    return r.output, r.emulation
+    return a, kw
 
 
-def depthwise_convolution_2d_node(
+def prepare_batch_matrix_multiply_node(
     t: Target, graph: pte.XnnGraph, node: pte.XnnNode, vals: Mapping[int, Any]
-) -> tuple[Any, str]:
+) -> NodeRun:
+    """A constant second input is packed once; a computed one is read on each run (nothing to prepare)."""
+    f = node.fields
+    a, kw = _bmm_kwargs(graph, f, vals)
+    if kw["static_b"]:
+        op = prepare_batch_matrix_multiply(
+            vals[f["input2_id"]], input1_shape=a.shape, input1_dtype=a.dtype, target=t, **kw
+        )
+        return _bind(op, f["input1_id"])
+
+    def run(vals_: Mapping[int, Any]) -> tuple[Any, str]:
+        a_, kw_ = _bmm_kwargs(graph, f, vals_)
+        r = batch_matrix_multiply(a_, vals_[f["input2_id"]], target=t, **kw_)
+        return r.output, r.emulation
+
+    return run
+
+
+def prepare_depthwise_convolution_2d_node(
+    t: Target, graph: pte.XnnGraph, node: pte.XnnNode, vals: Mapping[int, Any]
+) -> NodeRun:
     """``XNNDepthwiseConv2d`` as the grouped convolution it is (groups = channels): the generic dwconv kernel.
 
     Only the static int8 (qs8) one (bit-exact on the fixtures): kleidiref's f32/f16 dwconv is 2048 / 5120 ULP
@@ -94,19 +156,24 @@ def depthwise_convolution_2d_node(
             f"XNNDepthwiseConv2d with {src.datatype_name} input is not emulated yet (kleidiref's f32/f16 dwconv "
             "does not match XNNPACK's bit for bit; docs/run.md)"
         )
+    x = vals[f["input1_id"]]
     w = np.ascontiguousarray(np.transpose(vals[f["filter_id"]], (3, 1, 2, 0)))  # [1,kh,kw,C*m] -> [C*m,kh,kw,1]
-    r: OpResult = convolution_2d(
-        vals[f["input1_id"]],
+    op = prepare_convolution_2d(
         w,
         bias(graph, f),
-        stride=(f["subsampling_height"], f["subsampling_width"]),
-        dilation=(f["dilation_height"], f["dilation_width"]),
-        padding=(f["padding_top"], f["padding_right"], f["padding_bottom"], f["padding_left"]),
-        groups=f["groups"],
+        input_shape=x.shape,
+        input_dtype=x.dtype,
+        **_conv_geometry(f),
         input_quant=quant_params(src),
         filter_quant=quant_params(graph.value(f["filter_id"])),
         target=t,
         **out_quant(graph.value(f["output_id"])),
         **clamp_kwargs(node),
     )
-    return r.output, r.emulation
+    return _bind(op, f["input1_id"])
+
+
+fully_connected_node = handler_of(prepare_fully_connected_node)
+convolution_2d_node = handler_of(prepare_convolution_2d_node)
+batch_matrix_multiply_node = handler_of(prepare_batch_matrix_multiply_node)
+depthwise_convolution_2d_node = handler_of(prepare_depthwise_convolution_2d_node)
