@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from .. import numerics
 from .._buffers import check_count, packed_rhs_columns
 from .._engine import flushed_row_lows, gather_rows, row_lows
-from ..numerics import ftz16, rn16
+from ..numerics import Clamp, ftz16, rn16
 from .interface import ClampBounds
 from .layouts import SmeBiasRhsLayout
 
@@ -112,7 +112,7 @@ class Pf32Kernel(BiasRhsKernel):
     layout_kr = 1
     fz: bool
     #: ``fclamp`` (SME2 FCLAMP) or ``fmin_fmax`` (SME1).
-    clamp_kind: ClassVar[str]
+    clamp_kind: ClassVar[Clamp]
 
     def bias_rhs(self, rhs_u8: NDArray[np.uint8], n: int, k: int, decode: bool) -> BiasRhs:
         """The RHS for :func:`fma32_chain`: a :class:`PackedRhs`'s decoding (flushed once under FZ,
@@ -149,7 +149,7 @@ class Pf16Kernel(BiasRhsKernel):
     elem = F16
     layout_kr = 2
     fz: bool
-    clamp_kind: ClassVar[str]
+    clamp_kind: ClassVar[Clamp]
     dst_dtype = F16
 
     def decode_rhs(self, rhs: NDArray[np.uint8], n: int, k: int) -> BiasRhs:

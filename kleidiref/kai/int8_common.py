@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._buffers import check_count
-from ..numerics import clamp, fadd32, fma32, fmul32, ftz32
+from ..numerics import Clamp, clamp, fadd32, fma32, fmul32, ftz32
 from .params import check_i32, kai_matmul_requantize32_params, kai_rhs_pack_qsi8cx_params
 
 __all__ = [
@@ -93,7 +93,7 @@ def qai8dxp_epilogue(
     *,
     fused: bool,
     fz: bool,
-    clamp_kind: str,
+    clamp_kind: Clamp | str,
 ) -> NDArray[np.float32]:
     """The float epilogue of the qai8dxp x qsi8cxp / qsi4cxp kernels, [M, N] from the int32 ``acc``.
 

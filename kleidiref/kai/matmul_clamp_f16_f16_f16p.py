@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 
 from .._buffers import roundup
 from .._engine import f16_mla_chain, f16_pair_chain
-from ..numerics import ftz16
+from ..numerics import Clamp, ftz16
 from .bias_rhs import BiasRhs, Pf16Kernel
 from .interface import RawLhsKernel, TileParams
 
@@ -44,7 +44,7 @@ class kai_matmul_clamp_f16_f16_f16p2vlx2b_1x16vl_sme2_dot(_Pf16Gemv):
     variant = "pf16_gemm"
     isa = "sme2"
     source = "kai/ukernels/matmul/matmul_clamp_f16_f16_f16p/" + name + "_asm.S"
-    clamp_kind = "fclamp"
+    clamp_kind = Clamp.FCLAMP
     n_step_vl = 8
 
     def accumulate(self, lhs: NDArray[np.float16], rhs: BiasRhs) -> NDArray[np.float32]:
@@ -62,7 +62,7 @@ class kai_matmul_clamp_f16_f16_f16p2vlx2b_1x8vl_sme_mla(_Pf16Gemv):
     variant = "pf16_gemm"
     isa = "sme"
     source = "kai/ukernels/matmul/matmul_clamp_f16_f16_f16p/" + name + "_asm.S"
-    clamp_kind = "fmin_fmax"
+    clamp_kind = Clamp.FMIN_FMAX
     n_step_vl = 4
 
     def accumulate(self, lhs: NDArray[np.float16], rhs: BiasRhs) -> NDArray[np.float32]:

@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from .._buffers import check_count
 from .._engine import f16_pair_chain
-from ..numerics import ftz16
+from ..numerics import Clamp, ftz16
 from .bias_rhs import BiasRhs, Pf16Kernel
 from .interface import PackedLhsKernel, TileParams
 from .layouts import SmeLhsLayout
@@ -59,7 +59,7 @@ class kai_matmul_clamp_f16_f16p2vlx2_f16p2vlx2_2vlx2vl_sme2_mopa(_Pf16Mopa):
     variant = "pf16_gemm"
     isa = "sme2"
     source = "kai/ukernels/matmul/matmul_clamp_f16_f16p_f16p/" + name + "_asm.S"
-    clamp_kind = "fclamp"
+    clamp_kind = Clamp.FCLAMP
 
 
 class kai_matmul_clamp_f16_f16p2vlx2_f16p2vlx2b_2vlx2vl_sme_mopa(_Pf16Mopa):
@@ -69,4 +69,4 @@ class kai_matmul_clamp_f16_f16p2vlx2_f16p2vlx2b_2vlx2vl_sme_mopa(_Pf16Mopa):
     variant = "pf16_gemm"
     isa = "sme"
     source = "kai/ukernels/matmul/matmul_clamp_f16_f16p_f16p/" + name + "_asm.S"
-    clamp_kind = "fmin_fmax"
+    clamp_kind = Clamp.FMIN_FMAX

@@ -12,6 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._engine import fma32_chain
+from ..numerics import Clamp
 from .bias_rhs import BiasRhs, Pf32Kernel
 from .interface import RawLhsKernel, TileParams
 
@@ -50,7 +51,7 @@ class kai_matmul_clamp_f32_f32_f32p2vlx1b_1x16vl_sme2_mla(_Pf32Gemv):
     variant = "pf32_gemm"
     isa = "sme2"
     source = "kai/ukernels/matmul/matmul_clamp_f32_f32_f32p/" + name + "_asm.S"
-    clamp_kind = "fclamp"
+    clamp_kind = Clamp.FCLAMP
     n_step_vl = 16
 
 
@@ -61,5 +62,5 @@ class kai_matmul_clamp_f32_f32_f32p2vlx1b_1x8vl_sme_mla(_Pf32Gemv):
     variant = "pf32_gemm"
     isa = "sme"
     source = "kai/ukernels/matmul/matmul_clamp_f32_f32_f32p/" + name + "_asm.S"
-    clamp_kind = "fmin_fmax"
+    clamp_kind = Clamp.FMIN_FMAX
     n_step_vl = 8

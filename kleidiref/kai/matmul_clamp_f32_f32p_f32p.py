@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from .._buffers import check_count
 from .._engine import fma32_chain
-from ..numerics import fma32
+from ..numerics import Clamp, fma32
 from .bias_rhs import BiasRhs, Pf32Kernel
 from .interface import PackedLhsKernel, TileParams
 from .layouts import SmeLhsLayout
@@ -63,7 +63,7 @@ class kai_matmul_clamp_f32_f32p2vlx1_f32p2vlx1biasf32_sme2_mopa(_Pf32Mopa):
     variant = "pf32_gemm"
     isa = "sme2"
     source = "kai/ukernels/matmul/matmul_clamp_f32_f32p_f32p/" + name + "_asm.S"
-    clamp_kind = "fclamp"
+    clamp_kind = Clamp.FCLAMP
 
 
 class kai_matmul_clamp_f32_f32p2vlx1_f32p2vlx1b_2vlx2vl_sme_mopa(_Pf32Mopa):
@@ -73,4 +73,4 @@ class kai_matmul_clamp_f32_f32p2vlx1_f32p2vlx1b_2vlx2vl_sme_mopa(_Pf32Mopa):
     variant = "pf32_gemm"
     isa = "sme"
     source = "kai/ukernels/matmul/matmul_clamp_f32_f32p_f32p/" + name + "_asm.S"
-    clamp_kind = "fmin_fmax"
+    clamp_kind = Clamp.FMIN_FMAX

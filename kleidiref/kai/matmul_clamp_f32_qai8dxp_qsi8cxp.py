@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._buffers import check_count, packed_rhs_columns
+from ..numerics import Clamp
 from .int8_common import int8_matmul, qai8dxp_epilogue
 from .interface import ClampBounds, PackedLhsKernel, TileParams
 from .layouts import Qai8dxpLayout, Qsi8cxpLayout
@@ -76,7 +77,7 @@ class Qp8Kernel(PackedLhsKernel):
     #: True for the SME 1x4vl GEMVs: FMLA epilogue (one rounding); else FMUL then FADD.
     fused: ClassVar[bool] = False
     #: ``fclamp`` (SME2 FCLAMP) or ``fmax_fmin`` (SME1 and NEON: FMAX then FMIN).
-    clamp_kind: ClassVar[str]
+    clamp_kind: ClassVar[Clamp]
     #: NEON kernels: fixed ``(mr, nr, kr, m_step, n_step)`` (sr 1); None for the SVL-scaled SME tiles.
     neon_tiles: ClassVar[tuple[int, int, int, int, int] | None] = None
 
@@ -183,7 +184,7 @@ class kai_matmul_clamp_f32_qai8dxp1vlx4_qsi8cxp4vlx4_1vlx4vl_sme2_mopa(Qp8Kernel
     isa = "sme2"
     source = _SRC + name + "_asm.S"
     gemv = False
-    clamp_kind = "fclamp"
+    clamp_kind = Clamp.FCLAMP
 
 
 class kai_matmul_clamp_f32_qai8dxp1vlx4_qsi8cxp4vlx4_1vlx4vl_sme_mopa(Qp8Kernel):
@@ -194,7 +195,7 @@ class kai_matmul_clamp_f32_qai8dxp1vlx4_qsi8cxp4vlx4_1vlx4vl_sme_mopa(Qp8Kernel)
     isa = "sme"
     source = _SRC + name + "_asm.S"
     gemv = False
-    clamp_kind = "fmax_fmin"
+    clamp_kind = Clamp.FMAX_FMIN
 
 
 class kai_matmul_clamp_f32_qai8dxp1x4_qsi8cxp4vlx4_1x4vl_sme2_dot(Qp8Kernel):
@@ -206,7 +207,7 @@ class kai_matmul_clamp_f32_qai8dxp1x4_qsi8cxp4vlx4_1x4vl_sme2_dot(Qp8Kernel):
     source = _SRC + name + "_asm.S"
     gemv = True
     fused = True
-    clamp_kind = "fclamp"
+    clamp_kind = Clamp.FCLAMP
 
 
 class kai_matmul_clamp_f32_qai8dxp1x4_qsi8cxp4vlx4_1x4vl_sme_dot(Qp8Kernel):
@@ -218,7 +219,7 @@ class kai_matmul_clamp_f32_qai8dxp1x4_qsi8cxp4vlx4_1x4vl_sme_dot(Qp8Kernel):
     source = _SRC + name + "_asm.S"
     gemv = True
     fused = True
-    clamp_kind = "fmax_fmin"
+    clamp_kind = Clamp.FMAX_FMIN
 
 
 class _NeonQp8(Qp8Kernel):
@@ -233,7 +234,7 @@ class _NeonQp8(Qp8Kernel):
     variant = VARIANT
     isa = "neon"
     fused = False
-    clamp_kind = "fmax_fmin"
+    clamp_kind = Clamp.FMAX_FMIN
 
 
 class kai_matmul_clamp_f32_qai8dxp4x8_qsi8cxp4x8_16x4_neon_i8mm(_NeonQp8):

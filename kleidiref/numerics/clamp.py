@@ -41,6 +41,9 @@ class Clamp(str, enum.Enum):
     #: GEMMs, ``avx512fp16`` f16 GEMMs).
     X86_BOUND_MAX_MIN = "x86_bound_max_min"
 
+    def __str__(self) -> str:  # the upstream-style name ("fclamp"), also in f-strings
+        return str(self.value)
+
 
 def clamp(
     x: ArrayLike,
