@@ -523,9 +523,8 @@ def sweep(
     svl_list = _check_svls(svls)
     pool = _check_workers(workers)
     src = Path(path)
-    data = src.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    program = pte.load(data)
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    program = _program(str(src.resolve()), digest)  # cached: in-process units reuse it
     program.plan(plan)
     units = _units(src, digest, cpu_list, svl_list, _resolve_inputs(src, program, inputs, seed, plan), times, plan)
     dest = None if out is None else Path(out)

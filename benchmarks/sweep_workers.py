@@ -1,0 +1,68 @@
+"""Benchmark ``kleidiref sweep`` with 1 and 2 workers (issue 19: ``--workers 2`` at least 1.7x faster on 2 cores).
+
+A plain script (not a test)::
+
+    python benchmarks/sweep_workers.py MODEL.pte [--repeat 3] [--workers 2] [--cpu sme2,sme,neon-i8mm,x86-avx2]
+                                       [--svl 128,256,512,1024,2048]
+
+Times the whole ``kleidiref.sweep(MODEL, cpus, svls, workers=w, times=False)`` call, end to end (the pool's
+process start-up, each worker importing kleidiref and reading the program, every unit), alternately with
+1 and N workers, ``--repeat`` times each, and checks that both give the same records. Reported: the number
+of units, best and median seconds, the ratio of the 1-worker best to the N-worker best, the CPU count and the
+load average before and after (the machine may be shared: a loaded machine makes the ratio meaningless).
+
+Use a program whose units take well over the pool's start-up (about a second): e.g. the transformer MLP
+``mlp_h1024_m32__ao_8da4w_g32.pte`` (four 8da4w linears 1024 -> 2048 -> 1024 -> 2048 -> 1024, 32 tokens).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from kleidiref.sweep import DEFAULT_CPUS, DEFAULT_SVLS, strip_times, sweep
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("model", type=Path, metavar="MODEL.pte")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--cpu", default=",".join(DEFAULT_CPUS))
+    p.add_argument("--svl", default=",".join(map(str, DEFAULT_SVLS)))
+    args = p.parse_args(argv)
+    load_before = _load()
+    times: dict[int, list[float]] = {1: [], args.workers: []}
+    results = {}
+    for _ in range(args.repeat):
+        for w in times:
+            t0 = time.perf_counter()
+            recs = sweep(args.model, args.cpu, args.svl, workers=w, times=False, progress=False)
+            times[w].append(time.perf_counter() - t0)
+            results[w] = strip_times(recs)
+    same = results[1] == results[args.workers]
+    units = sum(r["kind"] == "unit" for r in results[1])
+    print(f"program: {args.model.name}; {units} units ({args.cpu} x SVL {args.svl}); os.cpu_count() = {os.cpu_count()}")
+    print(f"load average before: {load_before}; after: {_load()}")
+    for w, ts in times.items():
+        runs = ", ".join(f"{t:.2f}" for t in ts)
+        print(f"workers={w}: best {min(ts):.2f} s, median {statistics.median(ts):.2f} s ({runs})")
+    print(f"speed-up, best vs best: {min(times[1]) / min(times[args.workers]):.2f}x; records identical: {same}")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
