@@ -447,10 +447,11 @@ def test_conv_1x1_without_rewrite(kw: dict[str, Any]) -> None:
     assert has(d, "no conv -> FC rewrite")
 
 
-def test_conv_cin_plus_cout_le_2_is_vmulcaddc() -> None:
+def test_conv_cin_plus_cout_le_2_is_3_tap_dwconv() -> None:
+    # vmulcaddc never runs at the pin (convolution-nhwc.c never stores the vmulcaddc config): 3-tap dwconv
     d = decide(conv(cin=1, cout=1, kh=1, kw=1, pad=0), SME2)
-    assert not d.rewritten_to_fc and d.microkernel == "vmulcaddc" and d.variant is None
-    assert d.kernel == "xnn_f32_vmulcaddc_minmax_ukernel_c4__neonfma_2x"
+    assert not d.rewritten_to_fc and d.microkernel == "dwconv" and d.variant is None
+    assert d.kernel == "xnn_f32_dwconv_minmax_ukernel_3p8c__neonfma" and d.dwconv_tile == 3
 
 
 @pytest.mark.parametrize("k,tile", [(1, 3), (2, 4), (3, 9), (5, 25)])

@@ -398,44 +398,7 @@ def test_qb4w_rejects_bad_shapes() -> None:
 # ---- dwconv / vmulcaddc ----------------------------------------------------------------------------
 
 
-@SET
-@given(
-    data=st.data(),
-    kk=st.sampled_from([1, 2, 3, 5]),
-    c=st.integers(1, 3),
-    fz=st.booleans(),
-    dt=st.sampled_from(["f32", "f16"]),
-)
-def test_dwconv_float(data: Any, kk: int, c: int, fz: bool, dt: str) -> None:
-    gen = f32s if dt == "f32" else f16s
-    x = data.draw(gen((1, kk + 1, kk + 1, c)))
-    w = data.draw(gen((c, kk, kk, 1)))
-    b = data.draw(gen((c,)))
-    pad = kk // 2
-    out = F.dwconv(x, w, b, padding=(pad,) * 4, fz=fz)
-    taps = kk * kk
-    tile = F.dwconv_tile(dt, taps)
-    rows = ref_conv_rows(x, kk, kk, pad, 1, lambda _b: 0.0)
-    ref = np.empty((len(rows), c))
-    for r, tv in enumerate(rows):
-        for ch in range(c):
-            xs = [tv[t][ch] for t in range(taps)] + [0.0] * (tile - taps)
-            ks = list(w[ch].reshape(-1)) + [0.0] * (tile - taps)
-            if tile == 25:
-                acc_a = rfma(xs[0], ks[0], b[ch], dt, fz)
-                acc_b = rmul(xs[1], ks[1], dt, fz)
-                for t in range(2, 25):
-                    if t % 2 == 0:
-                        acc_a = rfma(xs[t], ks[t], acc_a, dt, fz)
-                    else:
-                        acc_b = rfma(xs[t], ks[t], acc_b, dt, fz)
-                ref[r, ch] = radd(acc_a, acc_b, dt, fz)
-            else:
-                acc = float(b[ch])
-                for t in range(tile):
-                    acc = rfma(xs[t], ks[t], acc, dt, fz)
-                ref[r, ch] = acc
-    same(out.reshape(-1, c), ref)
+# The float dwconv (column-first taps, spare taps reading neighbours) is tested in tests/test_dwconv.py.
 
 
 def test_dwconv_qs8_and_tiles() -> None:

@@ -28,8 +28,6 @@ for _p in PROGRAMS:
     for _cpu in REFERENCES:
         if _p.startswith("convT_"):
             KNOWN[_p, _cpu] = (NotImplementedError, "XNNConvTranspose2d")
-        elif _p.startswith("dwconv") and "static" not in _p:
-            KNOWN[_p, _cpu] = (NotImplementedError, "XNNDepthwiseConv2d")
 KNOWN["linear_k64_n32__fp16_ao_8da4w_g32", "sme2"] = (RefusedByXnnpack, "xnn_status_unsupported_hardware")
 #: Known residual differences (max ULP distance, measured; docs/run.md says why): none today.
 DIFFERENCES: dict[tuple[str, str], int] = {}
@@ -136,8 +134,8 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "XNNBatchMatrixMultiply" in text and '"max_ulp": [0]' in text
     with np.load(out) as z, np.load(ref) as e:
         assert np.array_equal(z["output_0"], e["output_0"])
-    assert cli.main(["run", str(FIXTURES / "dwconv3x3_c32__fp32.pte"), "--cpu", "sme2"]) == 2
-    assert "XNNDepthwiseConv2d" in capsys.readouterr().out
+    assert cli.main(["run", str(FIXTURES / "linear_k64_n32__fp16_ao_8da4w_g32.pte"), "--cpu", "sme2"]) == 2
+    assert "xnn_status_unsupported_hardware" in capsys.readouterr().out
 
 
 def test_keep_node_outputs_gives_each_node_its_value() -> None:

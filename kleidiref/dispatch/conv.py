@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from ..configs import DWCONV, KAI_CONFIGS, VMULCADDC, X86_DWCONV_TILES, f16_x86_choice, kai_choice
+from ..configs import DWCONV, KAI_CONFIGS, X86_DWCONV_TILES, f16_x86_choice, kai_choice
 from ..conv import conv_output_size
+from ..fallbacks.dwconv import dwconv_x86_ukernel
 from .case import ConvParams, Node
 from .cpu import Hw, fz_reason, generic_table, why_no_sme, x86_f16_reasons, x86_name
 from .decision import Decision, Microkernel, NodeRejected
@@ -288,24 +289,38 @@ def _igemm(hw: Hw, s: _Shape, cc: _ConvConfig, why: list[str]) -> _Kernel:
     return k
 
 
+def _dwconv_kernel(hw: Hw, fam: str, cfg: str, tile: int) -> str:
+    if hw.arm64:
+        return DWCONV[fam][tile]
+    if fam in ("f32", "f16"):
+        # Note: the Target has no x86 ISA flags; AVX512F machines run the __avx512f f32 kernels, whose
+        # steps (bias first, one VFMADD chain, MINPS(max, MAXPS(min, acc))) are the __fma3 ones.
+        return dwconv_x86_ukernel(fam, tile)
+    return x86_name(cfg)
+
+
 def _microkernel(hw: Hw, s: _Shape, cc: _ConvConfig, why: list[str]) -> _Kernel:
-    """``select_microkernel_type`` (convolution-nhwc.c L563-589): vmulcaddc, dwconv, else IGEMM."""
+    """``select_microkernel_type`` (convolution-nhwc.c L563-589): vmulcaddc, dwconv, else IGEMM.
+
+    Note: vmulcaddc never runs at the pin: ``init_vmuladdc_params_{f32,f16}`` (convolution-nhwc.c) read the
+    vmulcaddc config into a local and never store it in ``context->vmulcaddc_config``, which stays NULL,
+    so a 1x1 depthwise convolution runs the dwconv kernel with the 3-tap primary tile.
+    """
     fam = cc.fam
-    vm_ok = fam in ("f32", "f16") and (fam == "f32" or hw.f16_gemm) and hw.arm64
-    if s.depthwise and s.taps == 1 and s.unit and vm_ok:
-        kernel = VMULCADDC[fam]
-        why.append(
-            "depthwise-like 1x1 (1 input and 1 output channel per group, stride 1, no padding): the generic "
-            f"vmulcaddc kernel {kernel} runs, even with a {cc.opname} operator"
-        )
-        return _Kernel("vmulcaddc", f"{fam}_vmulcaddc", None, kernel, kernel, 1, 0)
     tile = _dwconv_tile(hw, fam, s.taps)
     if s.depthwise and tile is not None:
         cfg = {"qs8": "qs8_qc8w_dwconv", "qu8": "qu8_dwconv"}.get(fam, f"{fam}_dwconv")
-        kernel = DWCONV[fam][tile] if hw.arm64 else x86_name(cfg)
+        kernel = _dwconv_kernel(hw, fam, cfg, tile)
+        if s.taps == 1 and s.unit and fam in ("f32", "f16"):
+            why.append(
+                "depthwise-like 1x1 (stride 1, no padding): select_microkernel_type would take vmulcaddc, but "
+                "context->vmulcaddc_config is never set (init_vmuladdc_params_* keep the config in a local), "
+                "so the dwconv kernel runs"
+            )
         why.append(
             f"depthwise shape (1 input and 1 output channel per group): the generic dwconv kernel with the "
             f"smallest primary tile ({tile}) >= {s.taps} taps runs ({kernel}), not a KleidiAI kernel"
+            + (f"; its {tile - s.taps} spare taps read the next pixels with zero weights" if tile > s.taps else "")
         )
         return _Kernel("dwconv", cfg, None, kernel, kernel, 1, 0, tile)
     return _igemm(hw, s, cc, why)

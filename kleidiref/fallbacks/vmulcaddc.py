@@ -9,6 +9,11 @@ channel per group (a per-channel ``x * scale + bias``).
     y = FMIN(FMAX(y, min), max)
 
 FPCR.FZ/FZ16 as XNNPACK's threadpool sets them.
+
+Note: at the pin no convolution reaches this kernel: ``init_vmuladdc_params_{f32,f16}``
+(src/operators/convolution-nhwc.c) never store the config in ``context->vmulcaddc_config``, so
+``select_microkernel_type`` runs the 3-tap dwconv kernel instead (:mod:`kleidiref.fallbacks.dwconv`; its
+spare taps make ``0 * Inf`` of a neighbour a NaN where this kernel would not). Kept as the kernel itself.
 """
 
 from __future__ import annotations

@@ -50,13 +50,16 @@ def run_vmulcaddc_f16(c: Call) -> Result:
 
 
 def run_dwconv_f32(c: Call) -> Result:
-    out = F.dwconv(to_f32(c.x), to_f32(c.w), opt_f32(c.bias), **c.clamp(), **c.geometry(groups=False))
-    return out, "fallback:dwconv(f32_dwconv)"
+    geo = c.geometry(groups=False)
+    out = F.dwconv(to_f32(c.x), to_f32(c.w), opt_f32(c.bias), **c.clamp(), **geo, arch=c.target.arch)
+    return out, f"fallback:dwconv({c.decision.kernel})"
 
 
 def run_dwconv_f16(c: Call) -> Result:
-    out = F.dwconv(c.x, f16_of(c.w), opt_f16(c.bias), **c.clamp(), **c.geometry(groups=False))
-    return out, "fallback:dwconv(f16_dwconv)"
+    # An fp32 static filter / bias is rounded to fp16 at packing (xnn_pack_f32_to_f16_dwconv_hwg_w, RNE).
+    geo = c.geometry(groups=False)
+    out = F.dwconv(c.x, f16_of(c.w), opt_f16(c.bias), **c.clamp(), **geo, arch=c.target.arch)
+    return out, f"fallback:dwconv({c.decision.kernel})"
 
 
 def run_dwconv_qs8(c: Call) -> Result:

@@ -17,10 +17,10 @@ in the graph's order (XNNPACK's execution order), each node through what XNNPACK
 * ``XNNConvert`` ``fp32 -> qint8`` (``xnn_f32_qs8_vcvt``) and ``qint8 -> fp32`` (``xnn_qs8_f32_vcvt``):
   :func:`kleidiref.quant.quantize_qai8` / :func:`kleidiref.quant.dequantize_qai8`.
 
-* ``XNNDepthwiseConv2d`` with qint8 input: the generic qs8 dwconv kernel through :mod:`kleidiref.ops`.
+* ``XNNDepthwiseConv2d`` (fp32, fp16, qint8): the generic dwconv kernel through :mod:`kleidiref.ops`.
 
 The node emulations live in :mod:`kleidiref.runner.nodes` (one module per node family, an explicit
-registry). Anything else (float ``XNNDepthwiseConv2d``, ``XNNConvTranspose2d``, fp16 <-> fp32 converts, non-delegated
+registry). Anything else (``XNNConvTranspose2d``, fp16 <-> fp32 converts, non-delegated
 operators) raises :class:`NotImplementedError` naming it: never an approximation. See docs/run.md.
 """
 

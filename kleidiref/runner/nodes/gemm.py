@@ -144,19 +144,10 @@ def prepare_batch_matrix_multiply_node(
 def prepare_depthwise_convolution_2d_node(
     t: Target, graph: pte.XnnGraph, node: pte.XnnNode, vals: Mapping[int, Any]
 ) -> NodeRun:
-    """``XNNDepthwiseConv2d`` as the grouped convolution it is (groups = channels): the generic dwconv kernel.
-
-    Only the static int8 (qs8) one (bit-exact on the fixtures): kleidiref's f32/f16 dwconv is 2048 / 5120 ULP
-    off the observed outputs (docs/run.md), so a float depthwise node is refused rather than approximated.
-    """
+    """``XNNDepthwiseConv2d`` as the grouped convolution it is (groups = channels): the generic dwconv kernel
+    (fp32, fp16 or static qint8; :mod:`kleidiref.fallbacks.dwconv` says which XNNPACK kernel and steps)."""
     f = node.fields
-    src = graph.value(f["input1_id"])
-    if src.datatype_name != "qint8":
-        raise NotImplementedError(
-            f"XNNDepthwiseConv2d with {src.datatype_name} input is not emulated yet (kleidiref's f32/f16 dwconv "
-            "does not match XNNPACK's bit for bit; docs/run.md)"
-        )
-    x = vals[f["input1_id"]]
+    x, kw = activation(vals[f["input1_id"]], graph.value(f["input1_id"]))
     w = np.ascontiguousarray(np.transpose(vals[f["filter_id"]], (3, 1, 2, 0)))  # [1,kh,kw,C*m] -> [C*m,kh,kw,1]
     op = prepare_convolution_2d(
         w,
@@ -164,9 +155,9 @@ def prepare_depthwise_convolution_2d_node(
         input_shape=x.shape,
         input_dtype=x.dtype,
         **_conv_geometry(f),
-        input_quant=quant_params(src),
         filter_quant=quant_params(graph.value(f["filter_id"])),
         target=t,
+        **kw,
         **out_quant(graph.value(f["output_id"])),
         **clamp_kwargs(node),
     )
