@@ -1,4 +1,4 @@
-"""Convolution adapters: IGEMM, DWConv and VMulCAddC configs, from a :class:`~kleidiref.ops.operands.Call`.
+"""Convolution adapters: IGEMM and DWConv configs, from a :class:`~kleidiref.ops.operands.Call`.
 
 A convolution that XNNPACK rewrites to a fully-connected node never gets here (it runs the GEMM
 adapters of :mod:`kleidiref.ops.gemm_runners`). Which adapter runs for which (microkernel,
@@ -31,22 +31,10 @@ __all__ = [
     "run_qd8_f32_qc8w_igemm",
     "run_qs8_qc8w_igemm",
     "run_qu8_conv",
-    "run_vmulcaddc_f16",
-    "run_vmulcaddc_f32",
 ]
 
 
-# ---- VMulCAddC and DWConv -------------------------------------------------------------------------
-
-
-def run_vmulcaddc_f32(c: Call) -> Result:
-    out = F.vmulcaddc(to_f32(c.x), to_f32(c.w).reshape(-1), opt_f32(c.bias), **c.clamp())
-    return out, "fallback:vmulcaddc(f32_vmulcaddc)"
-
-
-def run_vmulcaddc_f16(c: Call) -> Result:
-    out = F.vmulcaddc(c.x, f16_of(c.w).reshape(-1), opt_f16(c.bias), **c.clamp())
-    return out, "fallback:vmulcaddc(f16_vmulcaddc)"
+# ---- DWConv ----------------------------------------------------------------------------------------
 
 
 def run_dwconv_f32(c: Call) -> Result:

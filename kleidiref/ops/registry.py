@@ -67,9 +67,7 @@ RUNNERS: Mapping[tuple[str, str], Runner] = {
     ("dwconv", "f16_dwconv"): C.run_dwconv_f16,
     ("dwconv", "qs8_qc8w_dwconv"): C.run_dwconv_qs8,
     ("dwconv", "qu8_dwconv"): C.run_qu8_conv,
-    # Per-channel multiply-add (a 1x1 depthwise convolution with one output per channel).
-    ("vmulcaddc", "f32_vmulcaddc"): C.run_vmulcaddc_f32,
-    ("vmulcaddc", "f16_vmulcaddc"): C.run_vmulcaddc_f16,
+    # Note: no vmulcaddc entry: no convolution selects it at the pin (kleidiref.fallbacks.vmulcaddc says why).
 }
 
 
