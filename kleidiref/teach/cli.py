@@ -5,7 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .views import indirection_text, layout_picture, layout_text, svl_table, trace_page, trace_text, where, why_text
+from .views import (
+    indirection_text,
+    layout_picture,
+    layout_text,
+    svl_table,
+    trace_page,
+    trace_picture,
+    trace_text,
+    where,
+    why_text,
+)
 
 __all__ = ["VERBS", "add_parsers", "run"]
 
@@ -89,7 +99,23 @@ def _where(args: argparse.Namespace) -> str:
     )
 
 
+def _picture(args: argparse.Namespace, element: tuple[int, int] | None) -> str:
+    return trace_picture(
+        args.kernel,
+        svl=args.svl[0],
+        m=args.m,
+        n=args.n,
+        k=args.k,
+        seed=args.seed,
+        inputs=args.inputs,
+        bl=args.bl,
+        element=element,
+    )
+
+
 def _trace(args: argparse.Namespace) -> str:
+    if args.format == "svg":
+        return _picture(args, None)
     if args.format == "html":
         return trace_page(
             args.kernel, svl=args.svl[0], m=args.m, n=args.n, k=args.k, seed=args.seed, inputs=args.inputs, bl=args.bl
@@ -111,6 +137,8 @@ def _trace(args: argparse.Namespace) -> str:
 
 def _why(args: argparse.Namespace) -> str:
     i, j = args.element
+    if args.format == "svg":  # the trace strip with C[i, j] outlined in every panel
+        return _picture(args, (i, j))
     if args.format == "html":  # the trace page; hovering C[i, j] shows its provenance
         return trace_page(
             args.kernel, svl=args.svl[0], m=args.m, n=args.n, k=args.k, seed=args.seed, inputs=args.inputs, bl=args.bl
@@ -153,6 +181,11 @@ def add_trace_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[
         p.add_argument("--hex", action="store_true", help="values with their bits in hex")
         p.add_argument("--rows", type=int, default=4)
         p.add_argument("--cols", type=int, default=6)
-        p.add_argument("--format", choices=["text", "html"], default="text", help="html: one self-contained page")
+        p.add_argument(
+            "--format",
+            choices=["text", "svg", "html"],
+            default="text",
+            help="svg: one picture, a heat-map panel per k step; html: one self-contained page",
+        )
         if verb == "why":
             p.add_argument("--element", type=_pair, metavar="I,J", required=True, help="the output C[i, j]")

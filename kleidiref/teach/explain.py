@@ -19,7 +19,7 @@ from ..numerics import frintn_fcvtzs, ftz32
 from .layout_map import Run, runs, token
 from .trace import Trace, instruction, za_position
 
-__all__ = ["Event", "format_trace", "provenance", "value_text"]
+__all__ = ["Event", "format_trace", "operand_values", "provenance", "value_text"]
 
 
 def value_text(v: Any) -> str:
@@ -122,10 +122,14 @@ def _step_event(t: Trace, ops: tuple[NDArray[np.float64], NDArray[np.float64]], 
     return Event(f"step {s} (k {k0}..{k1 - 1})", value_text(cur), note)
 
 
-def _operand_values(t: Trace) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def operand_values(t: Trace) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The decoded operands as the kernel multiplies them: ``(A [M, K'], W [K', N])`` (int8
+    codes, int4 weights as widened, floats), from the trace's ``decode_lhs`` / ``decode_rhs``."""
     lhs = t.lhs.q if hasattr(t.lhs, "q") else t.lhs
     a = np.asarray(lhs, np.float64)
     kk: Any = t.kernel
+    if t.blockwise:  # PreparedRhs: int4 weights [N, K]
+        return a, np.asarray(t.rhs.w, np.float64).T
     w = np.asarray(t.rhs.w, np.float64)
     if w.ndim == 4:  # a block view [Kp/kr, kr, nb, nr]: decode through the kernel's layout
         w = np.asarray(kk.rhs_layout(t.n, t.k).decode(t.rhs_bytes)[1], np.float64)
@@ -162,7 +166,7 @@ def provenance(t: Trace, i: int, j: int, *, lhs_layout: Any = None, rhs_layout: 
         lines += _epilogue_events(t, i, j)
         return lines
     lines.append(f"  after init: {value_text(t.states[0][i, j])}  [{_init_text(t)}]")
-    ops = _operand_values(t)
+    ops = operand_values(t)
     for idx in range(1, len(t.recorded)):
         e = _step_event(t, ops, i, j, idx) if t.recorded[idx] == t.recorded[idx - 1] + 1 else None
         if e is not None:

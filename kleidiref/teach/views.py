@@ -10,6 +10,7 @@ from ..conv import conv_geometry, indirection_conv2d
 from .explain import format_trace, provenance
 from .kernels import grammar, operands, resolve_kernel
 from .layout_map import element_offsets, format_map, summarize, token, where_offset
+from .picture import trace_svg
 from .render import layout_svg, trace_html
 from .trace import Trace, random_problem, trace, trace_file
 
@@ -19,6 +20,7 @@ __all__ = [
     "layout_text",
     "svl_table",
     "trace_page",
+    "trace_picture",
     "trace_text",
     "where",
     "why_text",
@@ -181,6 +183,26 @@ def trace_page(
     t = _traced(name, svl, m, n, k, seed, inputs, bl)
     lhs_layout, rhs_layout = _layouts(t)
     return trace_html(t, lhs_layout=lhs_layout, rhs_layout=rhs_layout)
+
+
+def trace_picture(
+    name: str,
+    *,
+    svl: int,
+    m: int,
+    n: int,
+    k: int,
+    seed: int = 0,
+    inputs: str | None = None,
+    bl: int = 32,
+    element: tuple[int, int] | None = None,
+) -> str:
+    """The trace as one SVG strip (:func:`~kleidiref.teach.picture.trace_svg`); ``element``
+    outlines that output in every panel."""
+    t = _traced(name, svl, m, n, k, seed, inputs, bl)
+    if element is not None and not (0 <= element[0] < t.m and 0 <= element[1] < t.n):
+        raise ValueError(f"element {element} is outside the {t.m} x {t.n} output")
+    return trace_svg(t, mark=element)
 
 
 def indirection_text(
