@@ -27,7 +27,7 @@ operators) raises :class:`NotImplementedError` naming it: never an approximation
 from __future__ import annotations
 
 from .cli import add_parser, cli_main
-from .compare import max_ulp_distance
+from .compare import NodeDiff, compare_runs, compare_to_reference, first_divergence, max_ulp_distance, node_outputs
 from .nodes import SUPPORTED_NODE_TYPES
 from .nodes.common import RefusedByXnnpack
 from .program import CPU_NAMES, NodeTrace, Runner, RunResult, cpu_target, run
@@ -35,13 +35,18 @@ from .program import CPU_NAMES, NodeTrace, Runner, RunResult, cpu_target, run
 __all__ = [
     "CPU_NAMES",
     "SUPPORTED_NODE_TYPES",
+    "NodeDiff",
     "NodeTrace",
     "RefusedByXnnpack",
     "RunResult",
     "Runner",
     "add_parser",
     "cli_main",
+    "compare_runs",
+    "compare_to_reference",
     "cpu_target",
+    "first_divergence",
     "max_ulp_distance",
+    "node_outputs",
     "run",
 ]
