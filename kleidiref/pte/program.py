@@ -153,6 +153,28 @@ class ExecutionPlan:
         """Operators run by ExecuTorch's kernels (not a delegate), in execution order (``aten::add.out``)."""
         return tuple(i.operator or "" for i in self.instructions if i.kind == "KernelCall")
 
+    def int_list(self, index: int) -> tuple[int, ...]:
+        """The integers of the ``IntList`` EValue ``index``: its items are indices of boxed ``Int`` EValues
+        (``schema/program.fbs``; ``BoxedEvalueList`` in ``runtime/core/evalue.h``), resolved here."""
+        v = self._evalue(index, "IntList")
+        out = []
+        for item in v.value:
+            iv = self._evalue(int(item), "Int")
+            out.append(int(iv.value))
+        return tuple(out)
+
+    def scalar(self, index: int, kind: str) -> Any:
+        """The value of the ``Int`` / ``Bool`` / ``Double`` EValue ``index`` (a :class:`PteError` otherwise)."""
+        return self._evalue(index, kind).value
+
+    def _evalue(self, index: int, kind: str) -> ProgramValue:
+        if not 0 <= index < len(self.values):
+            raise PteError(f"plan {self.name!r}: EValue index {index} of {len(self.values)}")
+        v = self.values[index]
+        if v.kind != kind:
+            raise PteError(f"plan {self.name!r}: EValue {index} is {v.kind}, expected {kind}")
+        return v
+
     @property
     def delegate_calls(self) -> tuple[Delegate, ...]:
         """The delegates in the order the instructions call them."""

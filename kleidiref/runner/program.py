@@ -27,6 +27,7 @@ from ..inspection import resolve_cpu
 from ..targets import Target
 from .nodes import HANDLERS, PREPARERS, SUPPORTED_NODE_TYPES
 from .nodes.common import Dynamic, NodeRun
+from .portable import SUPPORTED_PORTABLE_OPS, run_kernel_call, unsupported_portable_ops
 
 __all__ = ["CPU_NAMES", "NodeTrace", "RunResult", "Runner", "cpu_target", "run"]
 
@@ -111,14 +112,14 @@ class Runner:
 
     def _check_program(self) -> None:
         """Refuse, before any run, what the runner does not emulate."""
-        ops = self.plan.non_delegated_ops
+        ops = unsupported_portable_ops(self.plan)
         if ops:
             raise NotImplementedError(
-                f"non-delegated operators {sorted(set(ops))}: none is supported yet (only XNNPACK delegates run)"
+                f"non-delegated operators {ops} are not emulated (the runner runs {', '.join(SUPPORTED_PORTABLE_OPS)})"
             )
         for ins in self.plan.instructions:
-            if ins.kind not in ("DelegateCall", "FreeCall"):
-                raise NotImplementedError(f"instruction {ins.kind} is not supported (only delegate calls)")
+            if ins.kind not in ("DelegateCall", "KernelCall", "FreeCall"):
+                raise NotImplementedError(f"instruction {ins.kind} is not supported (only delegate and kernel calls)")
         for d in self.plan.delegates:
             if d.graph is None:
                 raise NotImplementedError(f"delegate {d.index} ({d.id}) is not an XNNPACK delegate")
@@ -144,6 +145,8 @@ class Runner:
         for ins in self.plan.instructions:
             if ins.kind == "DelegateCall":
                 trace.extend(self._delegate(self.plan.delegates[ins.index], ins.args, env, keep_node_outputs))
+            elif ins.kind == "KernelCall":
+                run_kernel_call(self.plan, ins, env, x86=self.target.arch == "x86_64")
         missing = [i for i in self.plan.outputs if i not in env]
         if missing:
             raise ValueError(f"plan outputs {missing} were never written")

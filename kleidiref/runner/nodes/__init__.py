@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from .common import NodeHandler, NodePreparer
 from .convert import convert_node
+from .elementwise import add_node, clamp_node
 from .gemm import (
     batch_matrix_multiply_node,
     convolution_2d_node,
@@ -23,6 +24,8 @@ from .gemm import (
     prepare_depthwise_convolution_2d_node,
     prepare_fully_connected_node,
 )
+from .pooling import global_avg_pooling_2d_node
+from .reshape import static_reshape_node, static_slice_node
 from .transpose import static_transpose_node
 
 __all__ = ["HANDLERS", "PREPARERS", "SUPPORTED_NODE_TYPES"]
@@ -35,6 +38,11 @@ HANDLERS: Mapping[str, NodeHandler] = {
     "XNNDepthwiseConv2d": depthwise_convolution_2d_node,
     "XNNStaticTranspose": static_transpose_node,
     "XNNConvert": convert_node,
+    "XNNClamp": clamp_node,
+    "XNNAdd": add_node,
+    "XNNGlobalAvgPooling2d": global_avg_pooling_2d_node,
+    "XNNStaticReshape": static_reshape_node,
+    "XNNStaticSlice": static_slice_node,
 }
 
 #: Node types whose weights are packed once per runner (the GEMM-shaped ones): the runner keeps the prepared
