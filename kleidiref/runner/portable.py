@@ -136,6 +136,12 @@ PORTABLE_OPS: Mapping[str, tuple[_Kernel, int]] = {
     "dim_order_ops::_to_dim_order_copy.out": (_to_dim_order_copy, 3),
 }
 
+_SOURCES: Mapping[str, str] = {
+    "aten::unsqueeze_copy.out": "op_unsqueeze_copy.cpp",
+    "aten::expand_copy.out": "op_expand_copy.cpp",
+    "dim_order_ops::_to_dim_order_copy.out": "op__to_dim_order_copy.cpp",
+}
+
 #: Their names, for error messages and docs.
 SUPPORTED_PORTABLE_OPS: tuple[str, ...] = tuple(PORTABLE_OPS)
 
@@ -148,7 +154,7 @@ def unsupported_portable_ops(plan: pte.ExecutionPlan) -> list[str]:
 def run_kernel_call(
     plan: pte.ExecutionPlan, ins: pte.Instruction, env: MutableMapping[int, NDArray[Any]], *, x86: bool
 ) -> str:
-    """Run one ``KernelCall`` on ``env`` (EValue index -> tensor), writing its ``out``; returns the op name."""
+    """Run one ``KernelCall`` on ``env`` (EValue index -> tensor), writing its ``out``; returns what ran."""
     op = ins.operator or ""
     if op not in PORTABLE_OPS:
         raise NotImplementedError(f"non-delegated operator {op} is not emulated (supported: {SUPPORTED_PORTABLE_OPS})")
@@ -161,4 +167,4 @@ def run_kernel_call(
         if not 0 <= i < len(plan.values):
             raise ValueError(f"{op}: EValue index {i} of {len(plan.values)}")
     env[args[n_args]] = kernel(plan, args, env, x86)
-    return op
+    return f"portable kernel {_SOURCES[op]} (numpy)"

@@ -50,6 +50,9 @@ def cpu_target(cpu: str | Target, svl: int | None = None) -> Target:
 class NodeTrace:
     """One executed node: where it is, what ran, its output's shape and dtype, how long it took.
 
+    A non-delegated operator (an ExecuTorch portable kernel) has ``delegate = -1``, ``index`` its instruction's
+    position in the plan and ``node_type`` the operator's name.
+
     ``output`` is the node's output value when the run was asked to keep it (``Runner.run(...,
     keep_node_outputs=True)``); for a ``Convert`` to ``qdint8`` it is the float value its consumer quantizes.
     """
@@ -142,15 +145,23 @@ class Runner:
             raise ValueError(f"the program takes {len(self.plan.inputs)} inputs, got {len(inputs)}")
         env: dict[int, NDArray[Any]] = {i: np.asarray(x) for i, x in zip(self.plan.inputs, inputs, strict=True)}
         trace: list[NodeTrace] = []
-        for ins in self.plan.instructions:
+        for pos, ins in enumerate(self.plan.instructions):
             if ins.kind == "DelegateCall":
                 trace.extend(self._delegate(self.plan.delegates[ins.index], ins.args, env, keep_node_outputs))
             elif ins.kind == "KernelCall":
-                run_kernel_call(self.plan, ins, env, x86=self.target.arch == "x86_64")
+                trace.append(self._kernel_call(pos, ins, env, keep_node_outputs))
         missing = [i for i in self.plan.outputs if i not in env]
         if missing:
             raise ValueError(f"plan outputs {missing} were never written")
         return RunResult(tuple(env[i] for i in self.plan.outputs), tuple(trace))
+
+    def _kernel_call(self, pos: int, ins: pte.Instruction, env: dict[int, NDArray[Any]], keep: bool) -> NodeTrace:
+        """A non-delegated operator: traced with ``delegate = -1`` and its instruction's position as ``index``."""
+        t0 = time.perf_counter()
+        how = run_kernel_call(self.plan, ins, env, x86=self.target.arch == "x86_64")
+        out = env[ins.args[-1]]
+        dt = time.perf_counter() - t0
+        return NodeTrace(-1, pos, ins.operator or "", how, tuple(out.shape), str(out.dtype), dt, out if keep else None)
 
     def _delegate(
         self, d: pte.Delegate, args: Sequence[int], env: dict[int, NDArray[Any]], keep: bool

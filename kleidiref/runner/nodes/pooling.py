@@ -19,6 +19,19 @@ with ``scale = RN32(1.0f / (H*W))`` (``reshape_reduce_nd``: ``scale = 1.0f / num
 inputs are widened exactly (``vcvt_f32_f16`` / ``_mm512_cvtph_ps``), accumulated in an f32 workspace and
 converted once to f16 (``xnn_init_f32_to_f16_cvt_config``, round to nearest even). The f32 additions run under
 pthreadpool's FZ (Arm) / FTZ|DAZ (x86): ``target.flush_to_zero``.
+
+qint8 (``Mean (ND)``, the older reduce path): ``xnn_qs8_rdsum_ukernel_7p7x`` (``__neon_u32``,
+``__avx512skx_u64`` / ``__avx2_u64``) sums the int8 codes into an int32 workspace (exact), then the reference
+int32 -> qint8 convert (``src/reference/unary-elementwise.cc``, ``quantize`` in
+``src/xnnpack/reference-utils.h``) with the parameters ``reshape_reduce_nd`` rewrites::
+
+    scale = RN32(RN32(s_in / s_out) * RN32(1.0f / n))   (xnn_init_qs8_reduce_scalar_params, then _update_)
+    zp'   = zp_out - RN32(n * zp_in) * scale             (float)
+    q     = (int8) clamp(nearbyint(float(sum) * scale + zp'), -128, 127)    (NaN -> 0)
+
+Note: ``a - b * c`` and ``x * inv_scale + zero_point`` are single C expressions: clang (the Arm build, default
+``-ffp-contract=on``; XNNPACK's CMakeLists.txt turns contraction off only for GCC) fuses them into one FMA;
+x86-64 code without FMA in its baseline ISA rounds the product first. Arm is unobserved here.
 """
 
 from __future__ import annotations
@@ -30,12 +43,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ... import pte
-from ...numerics import fadd32, fmul32, rn16
+from ...numerics import fadd32, fma32, fmul32, rn16
 from ...targets import Target
-from .common import Dynamic
+from .common import Dynamic, quant_params
 from .elementwise import float_clamp
 
-__all__ = ["global_avg_pooling_2d_node", "rdsum_mean_f32"]
+__all__ = ["global_avg_pooling_2d_node", "qs8_mean", "rdsum_mean_f32"]
 
 
 def rdsum_mean_f32(rows: NDArray[np.float32], *, fz: bool) -> NDArray[np.float32]:
@@ -50,12 +63,48 @@ def rdsum_mean_f32(rows: NDArray[np.float32], *, fz: bool) -> NDArray[np.float32
     return fadd32(np.zeros_like(acc), fmul32(acc, scale, fz=fz), fz=fz)
 
 
+def qs8_mean(rows: NDArray[np.int8], qi: tuple[float, int], qo: tuple[float, int], *, fused: bool) -> NDArray[np.int8]:
+    """The qs8 mean over axis 1 of ``rows`` ``[N, R, C]`` as XNNPACK's qs8 reduce computes it (module docstring);
+    ``fused``: the Arm build's contracted FMAs."""
+    n = rows.shape[1]
+    if n == 0:
+        raise ValueError("XNNGlobalAvgPooling2d over an empty window (not emulated)")
+    f32 = np.float32
+    scale = f32(f32(f32(qi[0]) / f32(qo[0])) * f32(f32(1.0) / f32(n)))
+    nzp = f32(f32(n) * f32(qi[1]))
+    acc = rows.astype(np.int64).sum(axis=1).astype(f32)  # exact int32 sums, then static_cast<float> (RNE)
+    if fused:
+        zp = fma32(-nzp, scale, f32(qo[1]))
+        y = fma32(acc, scale, zp)
+    else:
+        zp = f32(f32(qo[1]) - f32(nzp * scale))
+        y = (acc * scale).astype(f32) + zp
+    y = np.where(np.isnan(y), f32(0), np.rint(y))  # round_float_to_int: NaN -> 0, nearbyint (ties to even)
+    return np.clip(y, -128, 127).astype(np.int8)
+
+
 def global_avg_pooling_2d_node(
     t: Target, graph: pte.XnnGraph, node: pte.XnnNode, vals: Mapping[int, Any]
 ) -> tuple[Any, str]:
     vid = node.fields["input_id"]
     x = vals[vid]
     dt = graph.value(vid).datatype_name
+    if dt == "qint8" and not isinstance(x, Dynamic) and x.ndim == 4:
+        qi, qo = quant_params(graph.value(vid)), quant_params(graph.value(node.fields["output_id"]))
+        if qi is None or qo is None or not isinstance(qi.scale, float) or not isinstance(qo.scale, float):
+            raise NotImplementedError(f"XNNGlobalAvgPooling2d (node {node.index}): not per-tensor qint8")
+        n, h, w, c = x.shape
+        arm = t.arch != "x86_64"
+        q = qs8_mean(
+            np.asarray(x).reshape(n, h * w, c),
+            (qi.scale, int(qi.zero_point)),
+            (qo.scale, int(qo.zero_point)),
+            fused=arm,
+        ).reshape(n, 1, 1, c)
+        if node.output_min_max is not None and tuple(node.output_min_max) != (-np.inf, np.inf):
+            raise NotImplementedError(f"XNNGlobalAvgPooling2d (node {node.index}): a qint8 output range")
+        kernel = "xnn_qs8_rdsum_ukernel_7p7x__" + ("neon_u32" if arm else "avx512skx_u64")
+        return q, kernel + ", then the reference int32 -> qint8 convert" + (" (FMA-contracted)" if arm else "")
     if isinstance(x, Dynamic) or dt not in ("fp32", "fp16"):
         raise NotImplementedError(
             f"XNNGlobalAvgPooling2d (node {node.index}) on {dt} values is not emulated yet "
