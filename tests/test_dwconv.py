@@ -11,6 +11,7 @@ pixel that reads only padding can be -0.
 from __future__ import annotations
 
 from fractions import Fraction as Fr
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from kleidiref import Runner
 from kleidiref import fallbacks as F
 from kleidiref.conv import conv_geometry
 from kleidiref.dispatch import ConvParams, Node, TensorSpec, decide
@@ -29,6 +31,7 @@ from kleidiref.targets import APPLE_M4, Target
 F32, F16 = np.float32, np.float16
 SET = settings(max_examples=40, deadline=None)
 ARCHES = ("arm64", "x86_64")
+FIXTURES = Path(__file__).parent / "fixtures" / "pte"
 
 
 def floats(dt: Any, shape: Any, lim: float) -> Any:
@@ -230,3 +233,42 @@ def test_dwconv_rejects_bad_input() -> None:
         F.dwconv(x, np.zeros((2, 3, 3, 1), F32), arch="riscv")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="IGEMM"):
         F.dwconv(np.zeros((1, 7, 7, 2), F32), np.zeros((2, 7, 7, 1), F32))
+
+
+@SET
+@given(data=st.data(), s=shapes(), dt=st.sampled_from([F32, F16]), arch=st.sampled_from(ARCHES))
+def test_an_output_reads_only_its_window_and_spare_taps(data: Any, s: dict[str, Any], dt: Any, arch: str) -> None:
+    """An input value set to Inf moves exactly the outputs whose taps read it, in its channel and image."""
+    lim = 100.0 if dt == F32 else 4.0
+    x = data.draw(floats(dt, (2, s["h"], s["w"], 2), lim))
+    w = data.draw(floats(dt, (2, s["kh"], s["kw"], 1), lim))
+    before = F.dwconv(x, w, **s["geo"], arch=arch)  # type: ignore[arg-type]
+    n, iy, ix, ch = (data.draw(st.integers(0, d - 1)) for d in x.shape)
+    x2 = x.copy()
+    x2[n, iy, ix, ch] = np.inf
+    after = F.dwconv(x2, w, **s["geo"], arch=arch)  # type: ignore[arg-type]
+    tile = F.dwconv_tile("f32" if dt == F32 else "f16", s["kh"] * s["kw"])
+    g = s["geo"]
+    reads = [(iy, ix) in taps for taps in walk(x, s["kh"], s["kw"], g["stride"], g["dilation"], g["padding"], tile)]
+    moved = ~((before == after) | (np.isnan(before) & np.isnan(after)))
+    expect = np.zeros_like(moved)
+    expect[n, :, :, ch] = np.asarray(reads).reshape(before.shape[1:3])
+    # every reader becomes Inf or NaN (0 * Inf on a spare or zero-weight tap), nothing else moves
+    np.testing.assert_array_equal(moved, expect)
+
+
+@pytest.mark.parametrize(
+    "name,cpu,kernel",
+    [
+        ("fp32", "sme2", "xnn_f32_dwconv_minmax_ukernel_9p8c__neonfma"),
+        ("fp32", "x86-avx2", "xnn_f32_dwconv_minmax_ukernel_9p16c__fma3"),
+        ("fp16", "sme2", "xnn_f16_dwconv_minmax_ukernel_9p16c__neonfp16arith"),
+        ("fp16", "x86-avx2", "xnn_f16_dwconv_minmax_ukernel_9p16c__fma3"),
+    ],
+)
+def test_runner_names_the_dwconv_kernel(name: str, cpu: str, kernel: str) -> None:
+    path = FIXTURES / f"dwconv3x3_c32__{name}.pte"
+    with np.load(path.with_suffix(".io.npz")) as z:
+        x = z["input_0"]
+    trace = Runner(path, cpu).run([x]).trace
+    assert [t.emulation for t in trace if t.node_type == "XNNDepthwiseConv2d"] == [f"fallback:dwconv({kernel})"]

@@ -32,6 +32,10 @@ and the sign of a zero result can depend on a neighbour. Padding taps read the z
     qs8_qc8w 3p16c / 9p16c / 25p16c (fp32 requantization): acc = bias_q[c] + sum_t (x_t - zx) * w_t,
         then :func:`kleidiref.fallbacks.qs8_qc8w.qs8_requantize_fp32` (integer: tap order irrelevant)
 
+Note: a Cortex-A55 (``hardware_config->uarch``) takes
+``xnn_f32_dwconv_minmax_ukernel_9p4c__asm_aarch64_neonfma_cortex_a55`` for 9 taps, whose FMLA chain from the
+bias is the same sequence of steps; kleidiref names the ``9p8c`` kernel.
+
 (src/f32-dwconv/gen/f32-dwconv-9p8c-minmax-neonfma.c, f32-dwconv-25p8c-minmax-neonfma-acc2.c,
 f32-dwconv-9p16c-minmax-avx512f.c, f16-dwconv-9p16c-minmax-neonfp16arith.c, f16-dwconv-9p16c-minmax-fma3.c,
 f16-dwconv-25p8c-minmax-fma3-acc2.c.)
@@ -126,7 +130,10 @@ def _packed_taps(x: NDArray[Any], w: NDArray[Any], geo: GroupedConv, tile: int) 
     img = np.concatenate([x.reshape(n, h * wd, c), np.zeros((n, 1, c), x.dtype)], axis=1)  # row h*w: zero buffer
     xt = img[:, np.where(ptr < 0, h * wd, ptr)].reshape(-1, tile, c)
     ks = geo.kh * geo.kw
-    # xnn_pack_*_dwconv_hwg_w: taps x-major (advance_x_y), then tile - ks zero weights.
+    # Note: taps column-first (x outer, y inner), the order of xnn_indirection_init_dwconv2d and of
+    # xnn_pack_*_dwconv_hwg_w (advance_x_y), not the row-major order of the IGEMM's xnn_indirection_init_conv2d:
+    # summed row-first, the fixtures' 3x3 depthwise outputs were up to 2048 (fp32) / 5120 (fp16) ULP off the
+    # observed ones; column-first reproduces them bit for bit. Then tile - ks zero weights.
     wt = np.zeros((tile, c), w.dtype)
     wt[:ks] = w[:, :, :, 0].transpose(2, 1, 0).reshape(ks, c)
     return xt, wt
