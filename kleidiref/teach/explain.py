@@ -63,6 +63,17 @@ def _block_lines(t: Trace, state: NDArray[Any], rows: int, cols: int, hexa: bool
     return out
 
 
+def _per_step(t: Trace) -> str:
+    """How many multiply instructions one step is, when more than one (kr > the instruction's depth)."""
+    if t.blockwise:
+        return ""
+    name = t.kernel.name
+    int8 = "qai8" in name
+    depth = (8 if "i8mm" in name else 4) if int8 else 2 if name.startswith("kai_matmul_clamp_f16") else 1
+    count = t.kstep // depth
+    return f" ({count} instructions of {depth} k each)" if count > 1 else ""
+
+
 def format_trace(t: Trace, *, rows: int = 4, cols: int = 6, hexa: bool = False) -> str:
     """The loop nest, the accumulator after every recorded k step (first rows x cols), the epilogue."""
     p = t.kernel.tile_params()
@@ -73,7 +84,8 @@ def format_trace(t: Trace, *, rows: int = 4, cols: int = 6, hexa: bool = False) 
         f"loop nest: {mb} x {nb} blocks of m_step {p.m_step} x n_step {p.n_step} "
         f"(block (0, 0) uses accumulators 0..{last.tile}); in each block:",
         f"  init: {_init_text(t)}",
-        f"  {t.steps} {'quant blocks of bl' if t.blockwise else 'k steps of kr'} = {t.kstep}: {instruction(t.kernel)}",
+        f"  {t.steps} {'quant blocks of bl' if t.blockwise else 'k steps of kr'} = {t.kstep}{_per_step(t)}: "
+        f"{instruction(t.kernel)}",
         "  epilogue: " + "; ".join(t.epilogue),
         "",
     ]
