@@ -21,7 +21,7 @@ configs), one module each::
     5. operator type, config   FC / Conv / BMM tables (fully-connected.c, convolution-2d.c,
                                batch-matrix-multiply.c); f32 nr2 switch (xnn_use_nr2)
     6. creation-time checks    qb4w block size / K / bf16 scales, zero points, qs8 scale < 256
-    7. micro-kernel            conv: vmulcaddc / dwconv / igemm (select_microkernel_type);
+    7. micro-kernel            conv: dwconv / igemm (select_microkernel_type; vmulcaddc never at the pin);
                                M == 1 -> the 1-row kernel when the config has one
 
 Depthwise nodes (``depthwise_convolution_2d``) never get a packed type; deconvolutions (``deconvolution_2d``)
