@@ -103,9 +103,11 @@ def _expand_copy(plan: pte.ExecutionPlan, a: Sequence[int], env: Mapping[int, ND
 def _to_dim_order_copy(plan: pte.ExecutionPlan, a: Sequence[int], env: Mapping[int, NDArray[Any]], x86: bool) -> Any:
     """``op__to_dim_order_copy.cpp``: a dtype cast per element (``static_cast`` of each value), contiguous only.
 
-    Note: float -> Half is ``c10::Half(float)``: on x86-64 ``fp16_ieee_from_fp32_value`` (RNE; a NaN becomes
-    ``sign | 0x7E00``), on AArch64 the native conversion (FCVT: RNE; a NaN keeps its top payload bits). Half ->
-    float is exact, a NaN keeps its payload (``fp16_ieee_to_fp32_value`` / FCVT).
+    Note: float -> Half is ``c10::Half(float)`` (``runtime/core/portable_type/c10/torch/headeronly/util/Half.h``):
+    on x86-64 ``fp16_ieee_from_fp32_value`` (RNE; a NaN becomes ``sign | 0x7E00``: observed, fixture
+    ``f16_roundtrip__fp32``), on AArch64 the native conversion (FCVT: RNE; a NaN is quieted and keeps its top
+    payload bits; unobserved). Half -> float is exact, a NaN keeps its payload (``fp16_ieee_to_fp32_value`` /
+    FCVT).
     """
     what = "dim_order_ops::_to_dim_order_copy.out"
     x = _tensor(env, a[0], what)
@@ -116,7 +118,8 @@ def _to_dim_order_copy(plan: pte.ExecutionPlan, a: Sequence[int], env: Mapping[i
     if x.dtype == np.float16 and dtype == np.float32:
         y = f16_to_f32(x)
     elif x.dtype == np.float32 and dtype == np.float16:
-        y = x.astype(np.float16)  # RNE, overflow to inf
+        with np.errstate(over="ignore"):
+            y = x.astype(np.float16)  # RNE, overflow to inf
         nan = np.isnan(x)
         if nan.any():
             b = x.view(np.uint32)[nan]
