@@ -24,6 +24,25 @@ output pixels and per tap (ky, kx) in row-major order, ``mr`` pointers to the in
 output pixel reads, or to a padding buffer; rows past M repeat the last pixel. The IGEMM kernels
 read the taps in that order and a tap's channels in increasing order, so the K index of input
 channel i of tap c is ``c * kc + i``: :func:`im2col` is that matrix.
+
+**Deconvolution** (``xnn_create_deconvolution2d_nhwc_*``, src/operators/deconvolution-nhwc.c): the
+output size is ``doz(s*(H-1) + adjustment + (K-1)*d + 1, pad_before + pad_after)``
+(:func:`deconv_output_size`); output pixel oy reads input row ``(oy + top - ky*dh) / sh`` where that
+division is exact and in range, else the zero buffer. XNNPACK runs it one of two ways, and
+:func:`deconv_pieces` describes each as ordinary convolutions of gathered inputs (:class:`DeconvPiece`):
+
+* ``subconv2d`` (strided, undilated, stride <= kernel): one IGEMM per subkernel (offset_y, offset_x),
+  ``xnn_indirection_init_subconv2d``: the output pixels ``oy = y0 + sh*j`` with ``(oy + top) % sh ==
+  offset_y`` read only the taps ``ky = offset_y, offset_y + sh, ...`` (ascending; likewise x), in the
+  order ``xnn_pack_*_deconv_goki_w`` packs them; the other taps are never multiplied.
+* ``igemm``: ``xnn_indirection_init_deconv2d``: every output pixel reads all KH*KW taps (row-major),
+  a tap that falls between input pixels or outside reads the zero buffer.
+
+Either way, output ``j`` and tap ``t`` read input ``A - (j' + t)`` for a constant A, with
+``j' = n - 1 - j`` counted from the end: a convolution (stride 1) of the input read backwards, whose
+output comes out reversed. The kernels compute each output pixel independently, so that
+convolution gives the same bits as XNNPACK's tiles; its padding and the positions between input
+pixels are filled with the zero buffer's value (+0.0, or the input zero point).
 """
 
 from __future__ import annotations
@@ -40,6 +59,8 @@ from ._buffers import check_count, roundup
 __all__ = [
     "NO_PADDING",
     "ConvGeometry",
+    "DeconvGeometry",
+    "DeconvPiece",
     "Padding",
     "PaddingLike",
     "as_padding",
@@ -47,6 +68,10 @@ __all__ = [
     "conv_channels",
     "conv_geometry",
     "conv_output_size",
+    "deconv_geometry",
+    "deconv_output_size",
+    "deconv_pieces",
+    "gather_piece",
     "im2col",
     "indirection_conv2d",
 ]
@@ -267,3 +292,187 @@ def im2col(
     flat[:, :, kc:] = 0
     rows = np.where(ind < 0, h * w, ind)
     return flat[:, rows, :].reshape(n * geom.m, geom.ks * kcp)
+
+
+# ---- deconvolution ------------------------------------------------------------------------------
+
+
+def deconv_output_size(size: int, kernel: int, stride: int, dilation: int, adjustment: int, pads: int) -> int:
+    """A deconvolution output size, ``xnn_compute_deconvolution_output_dimension`` (src/operator-utils.c):
+    ``doz(stride * (size - 1) + adjustment + (kernel - 1) * dilation + 1, pads)`` (0 when the padding
+    eats the whole output)."""
+    return max(stride * (size - 1) + adjustment + (kernel - 1) * dilation + 1 - pads, 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class DeconvGeometry:
+    """A 2-D deconvolution's spatial shape, as ``xnn_reshape_deconvolution2d_nhwc_*`` computes it.
+
+    ``sh``/``sw`` are the upsampling (XNNPACK's deconvolution stride); padding in XNNPACK's order;
+    ``adj_h``/``adj_w`` the adjustment (extra output rows/columns, each < its stride). Make one with
+    :func:`deconv_geometry` (which checks it).
+    """
+
+    h: int
+    w: int
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    dh: int
+    dw: int
+    top: int
+    right: int
+    bottom: int
+    left: int
+    adj_h: int
+    adj_w: int
+    hout: int
+    wout: int
+
+    @property
+    def padding(self) -> Padding:
+        return Padding(self.top, self.right, self.bottom, self.left)
+
+    @property
+    def upsampling(self) -> tuple[int, int]:
+        return self.sh, self.sw
+
+    @property
+    def dilation(self) -> tuple[int, int]:
+        return self.dh, self.dw
+
+    @property
+    def adjustment(self) -> tuple[int, int]:
+        return self.adj_h, self.adj_w
+
+    @property
+    def subconv_eligible(self) -> bool:
+        """The geometric half of ``is_subconv2d`` (deconvolution-nhwc.c): strided, undilated, stride <= kernel.
+
+        (XNNPACK also needs no ``XNN_FLAG_INLINE_LHS_PACKING``: the dispatcher's part.)"""
+        return max(self.sh, self.sw) > 1 and max(self.dh, self.dw) == 1 and self.sh <= self.kh and self.sw <= self.kw
+
+
+def deconv_geometry(
+    h: int,
+    w: int,
+    kh: int,
+    kw: int,
+    *,
+    upsampling: Sequence[int] = (1, 1),
+    dilation: Sequence[int] = (1, 1),
+    padding: PaddingLike = NO_PADDING,
+    adjustment: Sequence[int] = (0, 0),
+) -> DeconvGeometry:
+    """Output size of a deconvolution, with XNNPACK's define/create/reshape checks as ``ValueError``.
+
+    ``upsampling``/``dilation`` >= 1 ("upsampling/dilation dimensions must be non-zero",
+    xnn_define_deconvolution_2d); H, W >= 1 ("input dimensions must be non-zero"); ``adjustment``
+    (height, width) >= 0 and smaller than the upsampling ("height adjustment must be smaller than
+    height stride", xnn_reshape_deconvolution2d_nhwc). Note: where the padding leaves no output
+    (XNNPACK's ``doz`` gives 0 rows and the operator writes nothing), kleidiref refuses.
+    """
+    h, w = check_count("input height", h, minimum=1), check_count("input width", w, minimum=1)
+    kh, kw = check_count("kernel height", kh, minimum=1), check_count("kernel width", kw, minimum=1)
+    sh, sw = as_pair("upsampling", upsampling)
+    dh, dw = as_pair("dilation", dilation)
+    ah, aw = as_pair("adjustment", adjustment, minimum=0)
+    if ah >= sh or aw >= sw:
+        raise ValueError(
+            f"adjustment {(ah, aw)} must be smaller than the upsampling {(sh, sw)} in each dimension "
+            "(xnn_reshape_deconvolution2d_nhwc: height/width adjustment must be smaller than height/width stride)"
+        )
+    top, right, bottom, left = as_padding(padding)
+    hout = deconv_output_size(h, kh, sh, dh, ah, top + bottom)
+    wout = deconv_output_size(w, kw, sw, dw, aw, left + right)
+    if hout < 1 or wout < 1:
+        raise ValueError(
+            f"the padding ({top}, {right}, {bottom}, {left}) leaves no output ({hout}x{wout}): "
+            "xnn_compute_deconvolution_output_dimension gives doz(...) = 0; kleidiref refuses an empty output"
+        )
+    return DeconvGeometry(h, w, kh, kw, sh, sw, dh, dw, top, right, bottom, left, ah, aw, hout, wout)
+
+
+@dataclasses.dataclass(frozen=True)
+class DeconvPiece:
+    """One convolution of a deconvolution (see the module docstring), on an input :func:`gather_piece` makes.
+
+    The convolution has stride 1, no padding, dilation ``dilation`` and the filter taps
+    ``taps_y`` x ``taps_x`` (kernel rows/columns, in the order the IGEMM reads them). Its input row
+    ``q`` is the deconvolution input's row ``rows[q]`` (-1: the zero buffer), likewise ``cols``;
+    its output row ``j`` is the deconvolution output's row ``out_rows[j]``, likewise ``out_cols``.
+    """
+
+    rows: NDArray[np.int64]
+    cols: NDArray[np.int64]
+    taps_y: tuple[int, ...]
+    taps_x: tuple[int, ...]
+    dilation: tuple[int, int]
+    out_rows: NDArray[np.int64]
+    out_cols: NDArray[np.int64]
+
+
+def _read_back(a: int, step: int, n: int, size: int) -> NDArray[np.int64]:
+    """Input index of positions q < n that read ``(a - q) / step`` (exact and in [0, size)), else -1."""
+    y = a - np.arange(n, dtype=np.int64)
+    ok = (y >= 0) & (y % step == 0) & (y // step < size)
+    return np.where(ok, y // step, -1)
+
+
+def _subconv_axis(
+    size: int, out: int, kernel: int, stride: int, pad: int, offset: int
+) -> tuple[tuple[int, ...], NDArray[np.int64], NDArray[np.int64]]:
+    """One axis of subkernel ``offset`` (xnn_indirection_init_subconv2d): (taps, input map, output positions)."""
+    start = (offset - pad % stride) % stride  # subtract_modulo(offset, pad % stride, stride)
+    outs = np.arange(start, out, stride, dtype=np.int64)
+    taps = tuple(range(offset, kernel, stride))
+    # output start + stride*j, tap offset + stride*t reads input base + j - t (base >= 0, exact)
+    base = (start + pad - offset) // stride
+    n = len(outs)
+    return taps, _read_back(base + n - 1, 1, n + len(taps) - 1, size), outs[::-1]
+
+
+def deconv_pieces(geom: DeconvGeometry, *, subconv: bool) -> tuple[DeconvPiece, ...]:
+    """The convolutions a deconvolution runs as: one per subkernel (``subconv``, in XNNPACK's
+    offset_y-major order; an empty one, with no output pixel, is left out) or one over all taps."""
+    if not subconv:
+        ny, nx = geom.hout + (geom.kh - 1) * geom.dh, geom.wout + (geom.kw - 1) * geom.dw
+        return (
+            DeconvPiece(
+                rows=_read_back(geom.hout - 1 + geom.top, geom.sh, ny, geom.h),
+                cols=_read_back(geom.wout - 1 + geom.left, geom.sw, nx, geom.w),
+                taps_y=tuple(range(geom.kh)),
+                taps_x=tuple(range(geom.kw)),
+                dilation=geom.dilation,
+                out_rows=np.arange(geom.hout, dtype=np.int64)[::-1],
+                out_cols=np.arange(geom.wout, dtype=np.int64)[::-1],
+            ),
+        )
+    if not geom.subconv_eligible:
+        raise ValueError("subconv2d needs a strided, undilated deconvolution with stride <= kernel (is_subconv2d)")
+    pieces = []
+    for oy in range(geom.sh):
+        ty, rows, out_rows = _subconv_axis(geom.h, geom.hout, geom.kh, geom.sh, geom.top, oy)
+        for ox in range(geom.sw):
+            tx, cols, out_cols = _subconv_axis(geom.w, geom.wout, geom.kw, geom.sw, geom.left, ox)
+            if len(out_rows) and len(out_cols):
+                pieces.append(DeconvPiece(rows, cols, ty, tx, (1, 1), out_rows, out_cols))
+    return tuple(pieces)
+
+
+def gather_piece(x: NDArray[Any], piece: DeconvPiece, pad_value: float | NDArray[Any] = 0) -> NDArray[Any]:
+    """The NHWC input of a :class:`DeconvPiece`'s convolution: ``x``'s pixels, the zero buffer's
+    ``pad_value`` (a scalar, or one value per image ``[N]``) where the piece reads no pixel."""
+    if not isinstance(x, np.ndarray) or x.ndim != 4:
+        raise ValueError("gather_piece needs an NHWC numpy array [N, H, W, C]")
+    n, h, w, c = x.shape
+    ext = np.empty((n, h + 1, w + 1, c), dtype=x.dtype)
+    ext[:, :h, :w] = x
+    pad = np.asarray(pad_value, dtype=x.dtype)
+    fill = pad.reshape(n, 1, 1) if pad.ndim == 1 else pad
+    ext[:, h, :, :] = fill
+    ext[:, :, w, :] = fill
+    rows = np.where(piece.rows < 0, h, piece.rows)
+    cols = np.where(piece.cols < 0, w, piece.cols)
+    return np.ascontiguousarray(ext[:, rows][:, :, cols])

@@ -433,6 +433,31 @@ def _deconv_kernel(hw: Hw, cfg: str, m: int, why: list[str]) -> tuple[str, str, 
     return _igemm_kernel(hw, cfg, m, why)
 
 
+def _deconv_nr2(hw: Hw, cfg: str, goc: int, why: list[str]) -> str:
+    """``setup_variant_and_gemm_config`` (deconvolution-nhwc.c): an f32 deconvolution with fewer group output
+    channels than the f32_igemm nr takes the f32_gemm_nr2 config (ARM64: its 4x2 IGEMM)."""
+    tbl, nr2 = generic_table(hw, "f32_igemm"), generic_table(hw, "f32_gemm_nr2")
+    if cfg == "f32_igemm" and hw.arm64 and tbl is not None and nr2 is not None and goc < tbl.nr:
+        why.append(f"group output channels {goc} < f32_igemm nr {tbl.nr}: the f32_gemm_nr2 config replaces it")
+        return "f32_gemm_nr2"
+    return cfg
+
+
+def _deconv_mr_m(node: Node, sub: bool, why: list[str]) -> int:
+    """The M the IGEMM mr heuristic sees: the output pixels per image (reshape_igemm_path), or, for
+    subconv2d, the batch size (reshape_subconv2d_path passes batch_size to xnn_get_heuristic_mr_igemm)."""
+    out = node.output.shape
+    if len(out) != 4:
+        return 0
+    if sub:
+        why.append(
+            f"subconv2d: reshape_subconv2d_path picks mr with xnn_get_heuristic_mr_igemm(batch_size = {out[0]}), "
+            "not the output pixels"
+        )
+        return out[0]
+    return out[1] * out[2]
+
+
 def decide_deconv(hw: Hw, node: Node, why: list[str]) -> Decision:
     """The decision for a ``deconvolution_2d`` (ConvTranspose2d) node; ``convolution.stride`` is the upsampling."""
     c = node.convolution
@@ -456,12 +481,15 @@ def decide_deconv(hw: Hw, node: Node, why: list[str]) -> Decision:
     why.append(
         "subconv2d: stride > 1, no dilation, stride <= kernel and no inline LHS packing (is_subconv2d)"
         if sub
-        else "IGEMM over the upsampled input (is_subconv2d does not hold)"
+        else "IGEMM: every output pixel reads all taps, the zero buffer where a tap falls between input "
+        "pixels or outside (xnn_indirection_init_deconv2d; is_subconv2d does not hold)"
     )
+    cfg = _deconv_nr2(hw, cfg, node.filter.shape[0] // c.groups if node.filter.shape else 0, why)
+    m_heur = _deconv_mr_m(node, sub, why)
     if cfg in KAI_CONFIGS:
-        kernel, xnn, mr, nr = _igemm_kernel(hw, cfg, m, why)
+        kernel, xnn, mr, nr = _igemm_kernel(hw, cfg, m_heur, why)
     else:
-        kernel, xnn, mr, nr = _deconv_kernel(hw, cfg, m, why)
+        kernel, xnn, mr, nr = _deconv_kernel(hw, cfg, m_heur, why)
     why += fz_reason(hw, out_dt in ("fp32", "fp16"))
     return Decision(
         variant=variant,

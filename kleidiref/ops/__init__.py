@@ -1,6 +1,6 @@
 """Run an XNNPACK node as XNNPACK would on a target: dispatch, then the chosen kernel's numerics.
 
-``fully_connected``, ``convolution_2d`` and ``batch_matrix_multiply`` take numpy arrays plus
+``fully_connected``, ``convolution_2d``, ``deconvolution_2d`` and ``batch_matrix_multiply`` take numpy arrays plus
 quantization parameters and a :class:`~kleidiref.targets.Target`, call :func:`kleidiref.dispatch.decide`
 and compute the output with the adapter :data:`kleidiref.ops.registry.RUNNERS` registers for the
 decision's (microkernel, config):
@@ -42,6 +42,7 @@ from .api import (
     PreparedOp,
     batch_matrix_multiply,
     convolution_2d,
+    deconvolution_2d,
     fully_connected,
     prepare_batch_matrix_multiply,
     prepare_convolution_2d,
@@ -55,6 +56,7 @@ __all__ = [
     "QuantParams",
     "batch_matrix_multiply",
     "convolution_2d",
+    "deconvolution_2d",
     "fully_connected",
     "prepare_batch_matrix_multiply",
     "prepare_convolution_2d",

@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..conv import conv_output_size
+from ..conv import conv_channels, conv_output_size, deconv_geometry
 from ..dispatch import ConvParams, Decision, Node, Platform, TensorSpec, decide
 from ..targets import Target, resolve_target
 from ..validate import check_alloc, check_bool, check_output_range
+from .deconv_runners import DeconvCall
 from .operands import (
     Call,
     QuantParams,
@@ -36,13 +37,14 @@ from .operands import (
     scale_tuple,
     to_out_dtype,
 )
-from .registry import Prepared, prepare
+from .registry import Prepared, prepare, run_deconvolution
 
 __all__ = [
     "OpResult",
     "PreparedOp",
     "batch_matrix_multiply",
     "convolution_2d",
+    "deconvolution_2d",
     "fully_connected",
     "prepare_batch_matrix_multiply",
     "prepare_convolution_2d",
@@ -387,6 +389,78 @@ def convolution_2d(
         target=target,
         platform=platform,
     )(x)
+
+
+def deconvolution_2d(
+    input: NDArray[Any],
+    filter: NDArray[Any],
+    bias: NDArray[Any] | None = None,
+    *,
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0),
+    adjustment: tuple[int, int] = (0, 0),
+    upsampling: tuple[int, int] = (1, 1),
+    dilation: tuple[int, int] = (1, 1),
+    groups: int = 1,
+    input_quant: QuantParams | None = None,
+    filter_quant: QuantParams | None = None,
+    output_quant: QuantParams | None = None,
+    dynamic: bool = False,
+    output_min: float = -np.inf,
+    output_max: float = np.inf,
+    target: Target | None = None,
+    platform: Platform = "linux",
+) -> OpResult:
+    """``XNNConvTranspose2d`` (``xnn_define_deconvolution_2d``): ``input`` NHWC, ``filter`` [O, kh, kw, C/groups].
+
+    ``padding`` is (top, right, bottom, left), XNNPACK's order; ``upsampling`` is the (height, width)
+    stride of the transposed convolution; ``adjustment`` adds output rows/columns (each < its
+    upsampling). The output is [N, Ho, Wo, O] with ``Ho = doz(sh*(H-1) + adj_h + (kh-1)*dh + 1, top +
+    bottom)`` (likewise Wo). ``dynamic=True`` quantizes the input per image (``num_nonbatch_dims = 3``).
+    XNNPACK runs it per subkernel (``subconv2d``) or over all taps (IGEMM); ``OpResult.emulation``
+    names the IGEMM kernel and which.
+    """
+    t = resolve_target(target)
+    check_output_range(output_min, output_max, op="xnn_define_deconvolution_2d")
+    x, w = check_array("input", input), check_array("filter", filter)
+    b = None if bias is None else check_array("bias", bias)
+    if x.ndim != 4 or w.ndim != 4:
+        raise ValueError(f"input must be NHWC and filter [O, kh, kw, C/groups]; got {x.shape}, {w.shape}")
+    input_quant, filter_quant = check_quant("input_quant", input_quant), check_quant("filter_quant", filter_quant)
+    output_quant = check_quant("output_quant", output_quant)
+    in_dt = act_dtype(x, input_quant, check_bool("dynamic", dynamic))
+    k_dt = filter_dtype(w, filter_quant)
+    if k_dt in ("qbint4", "qcint4"):
+        raise ValueError(f"xnn_define_deconvolution_2d takes no 4-bit ({k_dt}) filter: unsupported Value datatype")
+    out_dt = out_dtype(in_dt, x)
+    _check_out_quant(out_dt, output_quant, "deconvolution")
+    conv = _conv_params(w, upsampling, dilation, padding, groups)
+    adj = _ints("adjustment", adjustment, 2, 0)
+    conv_channels(x.shape[3], w.shape[0], w.shape[3], conv.groups)
+    geom = deconv_geometry(
+        x.shape[1], x.shape[2], w.shape[1], w.shape[2],
+        upsampling=conv.stride, dilation=conv.dilation, padding=conv.padding, adjustment=adj,
+    )  # fmt: skip
+    if b is not None and b.shape != (w.shape[0],):
+        raise ValueError(f"bias must have shape ({w.shape[0]},) (one per output channel), got {b.shape}")
+    node = Node(
+        op="deconvolution_2d",
+        input=TensorSpec(in_dt, tuple(x.shape), scale=scale_tuple(input_quant), zero_point=_zp_of(input_quant)),
+        filter=TensorSpec(k_dt, tuple(w.shape), static=True, scale=scale_tuple(filter_quant)),
+        output=TensorSpec(
+            out_dt,
+            (x.shape[0], geom.hout, geom.wout, w.shape[0]),
+            scale=scale_tuple(output_quant),
+            zero_point=_zp_of(output_quant),
+        ),
+        bias=bias_spec(b),
+        convolution=conv,
+    )
+    _check_node_size(node)
+    d = decide(node, t, platform=platform)
+    quants = (input_quant, filter_quant, output_quant)
+    c = DeconvCall(d, t, x, w, b, *quants, output_min, output_max, conv, geom)
+    out, how = run_deconvolution(c)
+    return OpResult(to_out_dtype(out, out_dt), d, how)
 
 
 def _bmm_batch(a: tuple[int, ...], bm: NDArray[Any], transpose_b: bool) -> tuple[int, ...]:

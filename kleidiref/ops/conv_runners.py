@@ -116,6 +116,10 @@ def run_kai_igemm_pqs8(c: Call) -> Result:
 def run_f32_igemm(c: Call) -> Result:
     d = c.decision
     k32: Literal["ld128", "acc2"] = "acc2" if d.mr == 1 or d.config == "f32_gemm_nr2" else "ld128"
+    if c.target.arch == "x86_64":
+        # x86-64's f32 IGEMMs (fma3/avx broadcast, 1xN included) keep one accumulator and walk k in order:
+        # the ld128 arithmetic, whatever mr (a 1x8 IGEMM with two accumulators is 124 ULP off convT x86 outputs).
+        k32 = "ld128"
     out = F.f32_igemm(to_f32(c.x), to_f32(c.w), opt_f32(c.bias), **c.clamp(), kernel=k32, **c.geometry())
     return out, f"fallback:f32_igemm({k32})"
 

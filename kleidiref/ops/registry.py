@@ -14,11 +14,22 @@ from collections.abc import Callable, Mapping
 
 from ..dispatch import Decision
 from . import conv_runners as C
+from . import deconv_runners as D
 from . import gemm_runners as G
 from .gemm_runners import Result
 from .operands import Call
 
-__all__ = ["PREPARERS", "RUNNERS", "Prepared", "Preparer", "Runner", "prepare", "run"]
+__all__ = [
+    "DECONV_RUNNERS",
+    "PREPARERS",
+    "RUNNERS",
+    "Prepared",
+    "Preparer",
+    "Runner",
+    "prepare",
+    "run",
+    "run_deconvolution",
+]
 
 #: An adapter: one kernel call in, ``(output, OpResult.emulation)`` out.
 Runner = Callable[[Call], Result]
@@ -70,6 +81,26 @@ RUNNERS: Mapping[tuple[str, str], Runner] = {
     # Note: no vmulcaddc entry: no convolution selects it at the pin (kleidiref.fallbacks.vmulcaddc says why).
 }
 
+#: Deconvolution (``deconvolution_2d``): (microkernel, config) -> adapter. Each splits the node into the
+#: convolutions its subkernels (``subconv2d``) or its deconvolution indirection (``igemm``) amount to and
+#: runs them through the IGEMM adapter of the config (kleidiref.ops.deconv_runners).
+DECONV_RUNNERS: Mapping[tuple[str, str], Runner] = {
+    ("subconv2d", "f32_igemm"): D.run_deconv_f32,
+    ("igemm", "f32_igemm"): D.run_deconv_f32,
+    ("subconv2d", "f32_gemm_nr2"): D.run_deconv_f32,
+    ("igemm", "f32_gemm_nr2"): D.run_deconv_f32,
+    ("subconv2d", "f16_gemm"): D.run_deconv_f16,
+    ("igemm", "f16_gemm"): D.run_deconv_f16,
+    ("subconv2d", "qd8_f32_qc8w_gemm"): D.run_deconv_qd8_f32_qc8w,
+    ("igemm", "qd8_f32_qc8w_gemm"): D.run_deconv_qd8_f32_qc8w,
+    ("subconv2d", "qs8_qc8w_gemm"): D.run_deconv_qs8_qc8w,
+    ("igemm", "qs8_qc8w_gemm"): D.run_deconv_qs8_qc8w,
+    ("subconv2d", "qu8_gemm"): D.run_deconv_qu8,
+    ("igemm", "qu8_gemm"): D.run_deconv_qu8,
+    # KleidiAI: XNN_FLAG_INLINE_LHS_PACKING keeps pqs8 off subconv2d; the imatmul kernel over all taps.
+    ("igemm", "pqs8_qc8w_gemm"): D.run_deconv_pqs8,
+}
+
 
 #: The configs whose weights are packed once by a preparer (KleidiAI's RHS packers, as XNNPACK packs them
 #: at operator creation). The other adapters have nothing costly to pack ahead: prepared, they are
@@ -99,3 +130,12 @@ def prepare(c: Call) -> Prepared:
 def run(c: Call) -> Result:
     """Run the adapter registered for the call's decision (prepared, then called once)."""
     return prepare(c)(c)
+
+
+def run_deconvolution(c: Call) -> Result:
+    """Run the deconvolution adapter registered for the call's decision; NotImplementedError if there is none."""
+    d: Decision = c.decision
+    runner = DECONV_RUNNERS.get((d.microkernel, d.config))
+    if runner is None:
+        raise G.not_emulated(d, f"no emulated deconvolution ({d.microkernel}) for this config")
+    return runner(c)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..conv import conv_output_size
+from ..conv import conv_output_size, deconv_output_size
 from .flatbuffer import PteError
 from .program import Program
 from .xnngraph import XnnGraph, XnnNode, XnnValue
@@ -20,11 +20,6 @@ from .xnngraph import XnnGraph, XnnNode, XnnValue
 __all__ = ["deconv_output_size", "program_shapes", "runtime_shapes"]
 
 Shape = tuple[int, ...]
-
-
-def deconv_output_size(size: int, kernel: int, stride: int, dilation: int, adjustment: int, pads: int) -> int:
-    """A deconvolution output size (XNNPACK ``xnn_compute_deconvolution_output_dimension``)."""
-    return max(stride * (size - 1) + adjustment + (kernel - 1) * dilation + 1 - pads, 0)
 
 
 def _out(size: int, kernel: int, stride: int, dilation: int, pad_before: int, pad_after: int) -> int:

@@ -18,9 +18,11 @@ in the graph's order (XNNPACK's execution order), each node through what XNNPACK
   :func:`kleidiref.quant.quantize_qai8` / :func:`kleidiref.quant.dequantize_qai8`.
 
 * ``XNNDepthwiseConv2d`` (fp32, fp16, qint8): the generic dwconv kernel through :mod:`kleidiref.ops`.
+* ``XNNConvTranspose2d``: :func:`kleidiref.ops.deconvolution_2d` (the IGEMM kernel per subkernel, or over all
+  taps for KleidiAI's pqs8).
 
 The node emulations live in :mod:`kleidiref.runner.nodes` (one module per node family, an explicit
-registry). Anything else (``XNNConvTranspose2d``, fp16 <-> fp32 converts, non-delegated
+registry). Anything else (fp16 <-> fp32 converts, non-delegated
 operators) raises :class:`NotImplementedError` naming it: never an approximation. See docs/run.md.
 """
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from .common import NodeHandler, NodePreparer
 from .convert import convert_node
+from .deconvolution import deconvolution_2d_node
 from .elementwise import add_node, clamp_node
 from .gemm import (
     batch_matrix_multiply_node,
@@ -43,6 +44,7 @@ HANDLERS: Mapping[str, NodeHandler] = {
     "XNNGlobalAvgPooling2d": global_avg_pooling_2d_node,
     "XNNStaticReshape": static_reshape_node,
     "XNNStaticSlice": static_slice_node,
+    "XNNConvTranspose2d": deconvolution_2d_node,
 }
 
 #: Node types whose weights are packed once per runner (the GEMM-shaped ones): the runner keeps the prepared
