@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from kleidiref.conv import DeconvGeometry, deconv_geometry, deconv_pieces, gather_piece
 from kleidiref.dispatch import NodeRejected
-from kleidiref.ops import QuantParams, deconvolution_2d
+from kleidiref.ops import QuantParams, deconvolution_2d, prepare_deconvolution_2d
 from kleidiref.quant.qd8 import quantize_qd8
 from kleidiref.targets import APPLE_M4, GENERIC_SME1, NEON_ONLY, Target
 
@@ -289,3 +289,14 @@ def test_errors_name_the_upstream_check() -> None:
             input_quant=QuantParams(1.0),
             filter_quant=QuantParams(1.0),
         )
+
+
+def test_prepared_equals_one_shot() -> None:
+    """The prepared form (decision once) gives the one-shot bits, for the shape and dtype it was prepared for."""
+    rng = np.random.default_rng(5)
+    x, w, b = rng.standard_normal((2, 3, 4, 6)).astype(F32), rng.standard_normal((4, 3, 2, 6)).astype(F32), None
+    kw: dict[str, Any] = dict(upsampling=(2, 2), padding=(1, 0, 0, 1), adjustment=(1, 0), target=NEON_ONLY)
+    op = prepare_deconvolution_2d(w, b, input_shape=x.shape, input_dtype=F32, **kw)
+    assert op(x).output.tobytes() == deconvolution_2d(x, w, b, **kw).output.tobytes()
+    with pytest.raises(ValueError, match="prepared for input float32"):
+        op(x[:1])

@@ -21,7 +21,7 @@ from kleidiref.variants import pf16_gemm, pf32_gemm, pqs8_qc8w_gemm, qp8_f32_qb4
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pte"
 PROGRAMS = sorted(p.stem for p in FIXTURES.glob("*.pte"))
-GEMM_TYPES = ("XNNFullyConnected", "XNNConv2d", "XNNBatchMatrixMultiply", "XNNDepthwiseConv2d")
+GEMM_TYPES = ("XNNFullyConnected", "XNNConv2d", "XNNBatchMatrixMultiply", "XNNDepthwiseConv2d", "XNNConvTranspose2d")
 #: The KleidiAI RHS packers the ops' preparers call (module, function name).
 PACKERS = (
     (pf32_gemm, "pack_weights"),

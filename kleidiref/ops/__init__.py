@@ -46,6 +46,7 @@ from .api import (
     fully_connected,
     prepare_batch_matrix_multiply,
     prepare_convolution_2d,
+    prepare_deconvolution_2d,
     prepare_fully_connected,
 )
 from .operands import QuantParams
@@ -60,5 +61,6 @@ __all__ = [
     "fully_connected",
     "prepare_batch_matrix_multiply",
     "prepare_convolution_2d",
+    "prepare_deconvolution_2d",
     "prepare_fully_connected",
 ]

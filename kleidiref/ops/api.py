@@ -48,6 +48,7 @@ __all__ = [
     "fully_connected",
     "prepare_batch_matrix_multiply",
     "prepare_convolution_2d",
+    "prepare_deconvolution_2d",
     "prepare_fully_connected",
 ]
 
@@ -391,6 +392,77 @@ def convolution_2d(
     )(x)
 
 
+def prepare_deconvolution_2d(
+    filter: NDArray[Any],
+    bias: NDArray[Any] | None = None,
+    *,
+    input_shape: Sequence[int],
+    input_dtype: Any = np.float32,
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0),
+    adjustment: tuple[int, int] = (0, 0),
+    upsampling: tuple[int, int] = (1, 1),
+    dilation: tuple[int, int] = (1, 1),
+    groups: int = 1,
+    input_quant: QuantParams | None = None,
+    filter_quant: QuantParams | None = None,
+    output_quant: QuantParams | None = None,
+    dynamic: bool = False,
+    output_min: float = -np.inf,
+    output_max: float = np.inf,
+    target: Target | None = None,
+    platform: Platform = "linux",
+) -> PreparedOp:
+    """:func:`deconvolution_2d` prepared once (checks and decision) for NHWC inputs of ``input_shape`` and
+    ``input_dtype``."""
+    t = resolve_target(target)
+    check_output_range(output_min, output_max, op="xnn_define_deconvolution_2d")
+    shape, dt = _input_spec(input_shape, input_dtype)
+    w = check_array("filter", filter)
+    b = None if bias is None else check_array("bias", bias)
+    if len(shape) != 4 or w.ndim != 4:
+        raise ValueError(f"input must be NHWC and filter [O, kh, kw, C/groups]; got {shape}, {w.shape}")
+    input_quant, filter_quant = check_quant("input_quant", input_quant), check_quant("filter_quant", filter_quant)
+    output_quant = check_quant("output_quant", output_quant)
+    in_dt = act_dtype(dt, input_quant, check_bool("dynamic", dynamic))
+    k_dt = filter_dtype(w, filter_quant)
+    if k_dt in ("qbint4", "qcint4"):
+        raise ValueError(f"xnn_define_deconvolution_2d takes no 4-bit ({k_dt}) filter: unsupported Value datatype")
+    out_dt = out_dtype(in_dt, dt)
+    _check_out_quant(out_dt, output_quant, "deconvolution")
+    conv = _conv_params(w, upsampling, dilation, padding, groups)
+    adj = _ints("adjustment", adjustment, 2, 0)
+    conv_channels(shape[3], w.shape[0], w.shape[3], conv.groups)
+    geom = deconv_geometry(
+        shape[1], shape[2], w.shape[1], w.shape[2],
+        upsampling=conv.stride, dilation=conv.dilation, padding=conv.padding, adjustment=adj,
+    )  # fmt: skip
+    if b is not None and b.shape != (w.shape[0],):
+        raise ValueError(f"bias must have shape ({w.shape[0]},) (one per output channel), got {b.shape}")
+    node = Node(
+        op="deconvolution_2d",
+        input=TensorSpec(in_dt, shape, scale=scale_tuple(input_quant), zero_point=_zp_of(input_quant)),
+        filter=TensorSpec(k_dt, tuple(w.shape), static=True, scale=scale_tuple(filter_quant)),
+        output=TensorSpec(
+            out_dt,
+            (shape[0], geom.hout, geom.wout, w.shape[0]),
+            scale=scale_tuple(output_quant),
+            zero_point=_zp_of(output_quant),
+        ),
+        bias=bias_spec(b),
+        convolution=conv,
+    )
+    _check_node_size(node)
+    d = decide(node, t, platform=platform)
+    quants = (input_quant, filter_quant, output_quant)
+    tmpl = DeconvCall(d, t, _placeholder(shape, dt), w, b, *quants, output_min, output_max, conv, geom)
+
+    def bound(x: NDArray[Any]) -> OpResult:
+        out, how = run_deconvolution(dataclasses.replace(tmpl, x=x))
+        return OpResult(to_out_dtype(out, out_dt), d, how)
+
+    return PreparedOp(d, shape, dt, bound)
+
+
 def deconvolution_2d(
     input: NDArray[Any],
     filter: NDArray[Any],
@@ -419,48 +491,26 @@ def deconvolution_2d(
     XNNPACK runs it per subkernel (``subconv2d``) or over all taps (IGEMM); ``OpResult.emulation``
     names the IGEMM kernel and which.
     """
-    t = resolve_target(target)
-    check_output_range(output_min, output_max, op="xnn_define_deconvolution_2d")
-    x, w = check_array("input", input), check_array("filter", filter)
-    b = None if bias is None else check_array("bias", bias)
-    if x.ndim != 4 or w.ndim != 4:
-        raise ValueError(f"input must be NHWC and filter [O, kh, kw, C/groups]; got {x.shape}, {w.shape}")
-    input_quant, filter_quant = check_quant("input_quant", input_quant), check_quant("filter_quant", filter_quant)
-    output_quant = check_quant("output_quant", output_quant)
-    in_dt = act_dtype(x, input_quant, check_bool("dynamic", dynamic))
-    k_dt = filter_dtype(w, filter_quant)
-    if k_dt in ("qbint4", "qcint4"):
-        raise ValueError(f"xnn_define_deconvolution_2d takes no 4-bit ({k_dt}) filter: unsupported Value datatype")
-    out_dt = out_dtype(in_dt, x)
-    _check_out_quant(out_dt, output_quant, "deconvolution")
-    conv = _conv_params(w, upsampling, dilation, padding, groups)
-    adj = _ints("adjustment", adjustment, 2, 0)
-    conv_channels(x.shape[3], w.shape[0], w.shape[3], conv.groups)
-    geom = deconv_geometry(
-        x.shape[1], x.shape[2], w.shape[1], w.shape[2],
-        upsampling=conv.stride, dilation=conv.dilation, padding=conv.padding, adjustment=adj,
-    )  # fmt: skip
-    if b is not None and b.shape != (w.shape[0],):
-        raise ValueError(f"bias must have shape ({w.shape[0]},) (one per output channel), got {b.shape}")
-    node = Node(
-        op="deconvolution_2d",
-        input=TensorSpec(in_dt, tuple(x.shape), scale=scale_tuple(input_quant), zero_point=_zp_of(input_quant)),
-        filter=TensorSpec(k_dt, tuple(w.shape), static=True, scale=scale_tuple(filter_quant)),
-        output=TensorSpec(
-            out_dt,
-            (x.shape[0], geom.hout, geom.wout, w.shape[0]),
-            scale=scale_tuple(output_quant),
-            zero_point=_zp_of(output_quant),
-        ),
-        bias=bias_spec(b),
-        convolution=conv,
-    )
-    _check_node_size(node)
-    d = decide(node, t, platform=platform)
-    quants = (input_quant, filter_quant, output_quant)
-    c = DeconvCall(d, t, x, w, b, *quants, output_min, output_max, conv, geom)
-    out, how = run_deconvolution(c)
-    return OpResult(to_out_dtype(out, out_dt), d, how)
+    x = check_array("input", input)
+    return prepare_deconvolution_2d(
+        filter,
+        bias,
+        input_shape=x.shape,
+        input_dtype=x.dtype,
+        padding=padding,
+        adjustment=adjustment,
+        upsampling=upsampling,
+        dilation=dilation,
+        groups=groups,
+        input_quant=input_quant,
+        filter_quant=filter_quant,
+        output_quant=output_quant,
+        dynamic=dynamic,
+        output_min=output_min,
+        output_max=output_max,
+        target=target,
+        platform=platform,
+    )(x)
 
 
 def _bmm_batch(a: tuple[int, ...], bm: NDArray[Any], transpose_b: bool) -> tuple[int, ...]:

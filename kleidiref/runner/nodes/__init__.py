@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from .common import NodeHandler, NodePreparer
 from .convert import convert_node
-from .deconvolution import deconvolution_2d_node
+from .deconvolution import deconvolution_2d_node, prepare_deconvolution_2d_node
 from .elementwise import add_node, clamp_node
 from .gemm import (
     batch_matrix_multiply_node,
@@ -54,6 +54,7 @@ PREPARERS: Mapping[str, NodePreparer] = {
     "XNNConv2d": prepare_convolution_2d_node,
     "XNNBatchMatrixMultiply": prepare_batch_matrix_multiply_node,
     "XNNDepthwiseConv2d": prepare_depthwise_convolution_2d_node,
+    "XNNConvTranspose2d": prepare_deconvolution_2d_node,
 }
 
 #: XNNGraph node types the runner executes.
