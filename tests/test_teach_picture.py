@@ -87,3 +87,30 @@ def test_long_traces_are_sampled() -> None:
     root = ET.fromstring(trace_svg(trace(kern, lhs, rhs, 2, 2, 40, params), max_panels=6))
     steps = [g.get("data-step") for g in root.iter(f"{NS}g")]
     assert steps[0] == "0" and steps[-2] == "40" and steps[-1] == "out" and len(steps) == 7
+
+
+def test_where_svg_outlines_the_answer(capsys: pytest.CaptureFixture[str]) -> None:
+    """The outlined runs are exactly the bytes the text answer names (other element: other runs)."""
+    import re
+
+    from kleidiref.teach import where
+
+    def hit_bytes(svg: str) -> set[int]:
+        out: set[int] = set()
+        for r in ET.fromstring(svg).iter(f"{NS}rect"):
+            if r.get("class") == "hit":
+                title = r.find(f"{NS}title")
+                assert title is not None and title.text is not None
+                lo, hi = re.match(r"byte (\d+)\.\.(\d+)", title.text).groups()  # type: ignore[union-attr]
+                out |= set(range(int(lo), int(hi) + 1))
+        return out
+
+    for el in ((1, 2), (2, 3)):
+        kw = {"svl": 128, "m": 3, "n": 5, "k": 4, "element": el}
+        text = where("pf32_gemm", **kw)  # type: ignore[arg-type]
+        named = {b for lo, hi in re.findall(r"bytes (\d+)\.\.(\d+)", text) for b in range(int(lo), int(hi) + 1)}
+        svg = where("pf32_gemm", **kw, fmt="svg")  # type: ignore[arg-type]
+        assert named and hit_bytes(svg) == named and text.splitlines()[0] in svg
+    assert cli.main(["where", "qp8_f32_qc4w_gemm", "--svl", "256", "--rhs-element", "3,5", "--format", "html"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("<!DOCTYPE html>") and 'class="hit"' in out

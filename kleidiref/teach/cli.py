@@ -61,6 +61,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     wh.add_argument("--rhs-offset", type=int)
     wh.add_argument("--element", type=_pair, metavar="M,K", help="LHS element (row m, k)")
     wh.add_argument("--rhs-element", type=_pair, metavar="N,K", help="RHS element (column n, k)")
+    wh.add_argument("--format", choices=["text", "svg", "html"], default="text", help="svg/html: the bytes outlined")
     add_trace_parsers(sub)
 
 
@@ -82,21 +83,19 @@ def _where(args: argparse.Namespace) -> str:
     asks = (args.lhs_offset, args.rhs_offset, args.element, args.rhs_element)
     if all(a is None for a in asks):
         raise ValueError("where: give --lhs-offset, --rhs-offset, --element or --rhs-element")
-    return (
-        where(
-            args.kernel,
-            svl=args.svl[0],
-            m=args.m,
-            n=args.n,
-            k=args.k,
-            bl=args.bl,
-            lhs_offset=args.lhs_offset,
-            rhs_offset=args.rhs_offset,
-            element=args.element,
-            rhs_element=args.rhs_element,
-        )
-        + "\n"
-    )
+    return where(
+        args.kernel,
+        svl=args.svl[0],
+        m=args.m,
+        n=args.n,
+        k=args.k,
+        bl=args.bl,
+        lhs_offset=args.lhs_offset,
+        rhs_offset=args.rhs_offset,
+        element=args.element,
+        rhs_element=args.rhs_element,
+        fmt=args.format,
+    ) + ("\n" if args.format == "text" else "")
 
 
 def _picture(args: argparse.Namespace, element: tuple[int, int] | None) -> str:

@@ -33,7 +33,9 @@ def _fill(info: Any) -> str:
     return _FILL.get(info.field, "#cccccc")
 
 
-def _operand_svg(op: Operand, line_bytes: int, y0: int, max_lines: int) -> tuple[list[str], int]:
+def _operand_svg(
+    op: Operand, line_bytes: int, y0: int, max_lines: int, hits: set[int] | None = None
+) -> tuple[list[str], int]:
     parts = [f'<text x="4" y="{y0 + 14}" font-weight="bold">{html.escape(op.role + " " + op.fmt)}</text>']
     y = y0 + 22
     if op.layout is None:
@@ -50,9 +52,11 @@ def _operand_svg(op: Operand, line_bytes: int, y0: int, max_lines: int) -> tuple
         lines = max(lines, row + 1)
         x, yy, w = 70 + col * _CELL, y + row * (_CELL + 6), r.size * _CELL
         tip = html.escape(f"byte {r.offset}..{r.offset + r.size - 1}: {r.info.text}")
+        hit = hits is not None and any(r.offset <= h < r.offset + r.size for h in hits)
+        stroke = 'class="hit" stroke="#d62728" stroke-width="2.5"' if hit else 'stroke="#555" stroke-width="0.5"'
         parts.append(
-            f'<rect x="{x}" y="{yy}" width="{w}" height="{_CELL + 4}" fill="{_fill(r.info)}" stroke="#555" '
-            f'stroke-width="0.5"><title>{tip}</title></rect>'
+            f'<rect x="{x}" y="{yy}" width="{w}" height="{_CELL + 4}" fill="{_fill(r.info)}" {stroke}>'
+            f"<title>{tip}</title></rect>"
         )
         if w >= 6 * len(token(r.info)):
             parts.append(f'<text x="{x + 1}" y="{yy + _CELL}" font-size="8">{html.escape(token(r.info))}</text>')
@@ -62,15 +66,28 @@ def _operand_svg(op: Operand, line_bytes: int, y0: int, max_lines: int) -> tuple
     return parts, y + lines * (_CELL + 6) + 10
 
 
-def layout_svg(ops: list[Operand], line_bytes: int, title: str, *, max_lines: int = 64) -> str:
+def layout_svg(
+    ops: list[Operand],
+    line_bytes: int,
+    title: str,
+    *,
+    max_lines: int = 64,
+    hits: dict[str, set[int]] | None = None,
+    notes: list[str] | None = None,
+) -> str:
     """An SVG of the operands' packed bytes, one vector register (``line_bytes``) per row; each
-    rectangle is one run (an element, a nibble pair, a scale ...) with its description as tooltip."""
+    rectangle is one run (an element, a nibble pair, a scale ...) with its description as tooltip.
+    ``hits``: byte offsets per role (``LHS`` / ``RHS``) to outline in red (``where``'s answer),
+    with ``notes`` (its text) under the title."""
     parts: list[str] = [f'<text x="4" y="14" font-weight="bold">{html.escape(title)}</text>']
     y = 22
+    for note in notes or []:
+        parts.append(f'<text x="4" y="{y + 10}" fill="#d62728">{html.escape(note)}</text>')
+        y += 16
     for op in ops:
-        more, y = _operand_svg(op, line_bytes, y, max_lines)
+        more, y = _operand_svg(op, line_bytes, y, max_lines, None if hits is None else hits.get(op.role, set()))
         parts += more
-    width = max(80 + line_bytes * _CELL, 7 * len(title) + 10)
+    width = max(80 + line_bytes * _CELL, 7 * max(len(t) for t in [title, *(notes or [])]) + 10)
     head = (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y}" font-family="monospace" font-size="11">'
     )

@@ -47,11 +47,40 @@ def layout_picture(
     ops = operands(kernel, exact, m, n, k, bl)
     title = f"{exact} at SVL {svl}: m {m}, n {n}, k {k} (one row = one vector register)"
     svg = layout_svg(ops, kernel.vlb, title, max_lines=max_lines)
-    if fmt == "svg":
-        return svg
-    return (
-        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{exact}</title></head><body>\n{svg}</body></html>\n'
-    )
+    return svg if fmt == "svg" else _page(exact, svg)
+
+
+def _where_answer(
+    exact: str,
+    ops: list[Any],
+    offsets: tuple[int | None, int | None],
+    elements: tuple[tuple[int, int] | None, tuple[int, int] | None],
+) -> tuple[list[str], dict[str, set[int]]]:
+    """The answer lines and, per role, the byte offsets they name."""
+    out: list[str] = []
+    hits: dict[str, set[int]] = {"LHS": set(), "RHS": set()}
+    for op, off in zip(ops, offsets, strict=True):
+        if off is None:
+            continue
+        if op.layout is None:
+            raise ValueError(f"{exact}: the {op.role} is not packed ({op.note})")
+        out.append(f"{op.role} byte {off} (0x{off:x}) of {op.fmt}: {where_offset(op.layout, off)}")
+        hits[op.role].add(off)
+    for op, el in zip(ops, elements, strict=True):
+        if el is None:
+            continue
+        if op.layout is None:
+            raise ValueError(f"{exact}: the {op.role} is not packed ({op.note})")
+        found = element_offsets(op.layout, el[0], el[1])
+        what = f"({'m' if op.role == 'LHS' else 'n'} {el[0]}, k {el[1]})"
+        if not found:
+            out.append(f"{op.role} element {what}: not in the packed buffer of this problem")
+        for r in found:
+            out.append(
+                f"{op.role} element {what} of {op.fmt}: bytes {r.offset}..{r.offset + r.size - 1} ({token(r.info)})"
+            )
+            hits[op.role].update(range(r.offset, r.offset + r.size))
+    return out, hits
 
 
 def where(
@@ -66,32 +95,26 @@ def where(
     rhs_offset: int | None = None,
     element: tuple[int, int] | None = None,
     rhs_element: tuple[int, int] | None = None,
+    fmt: str = "text",
 ) -> str:
     """Byte -> element (``lhs_offset`` / ``rhs_offset``) or element -> bytes (``element`` = (m, k)
-    of the LHS, ``rhs_element`` = (n, k) of the RHS), one line each."""
+    of the LHS, ``rhs_element`` = (n, k) of the RHS), one line each; ``fmt`` ``svg`` / ``html``:
+    the layout picture with those bytes outlined and the answer under the title."""
     exact, kernel = resolve_kernel(name, svl)
-    lhs, rhs = operands(kernel, exact, m, n, k, bl)
-    out = []
-    for op, off in ((lhs, lhs_offset), (rhs, rhs_offset)):
-        if off is None:
-            continue
-        if op.layout is None:
-            raise ValueError(f"{exact}: the {op.role} is not packed ({op.note})")
-        out.append(f"{op.role} byte {off} (0x{off:x}) of {op.fmt}: {where_offset(op.layout, off)}")
-    for op, el in ((lhs, element), (rhs, rhs_element)):
-        if el is None:
-            continue
-        if op.layout is None:
-            raise ValueError(f"{exact}: the {op.role} is not packed ({op.note})")
-        found = element_offsets(op.layout, el[0], el[1])
-        what = f"({'m' if op.role == 'LHS' else 'n'} {el[0]}, k {el[1]})"
-        if not found:
-            out.append(f"{op.role} element {what}: not in the packed buffer of this problem")
-        for r in found:
-            out.append(
-                f"{op.role} element {what} of {op.fmt}: bytes {r.offset}..{r.offset + r.size - 1} ({token(r.info)})"
-            )
-    return "\n".join(out)
+    ops = operands(kernel, exact, m, n, k, bl)
+    out, hits = _where_answer(exact, ops, (lhs_offset, rhs_offset), (element, rhs_element))
+    if fmt == "text":
+        return "\n".join(out)
+    lines = max((h // kernel.vlb for hs in hits.values() for h in hs), default=0) + 2
+    title = f"{exact} at SVL {svl}: m {m}, n {n}, k {k} (one row = one vector register)"
+    svg = layout_svg(ops, kernel.vlb, title, max_lines=max(64, lines), hits=hits, notes=out)
+    return svg if fmt == "svg" else _page(exact, svg)
+
+
+def _page(title: str, svg: str) -> str:
+    return (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title></head><body>\n{svg}</body></html>\n'
+    )
 
 
 def _byte_of(layout: Any, index: int, k: int) -> str:
