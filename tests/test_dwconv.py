@@ -272,3 +272,29 @@ def test_runner_names_the_dwconv_kernel(name: str, cpu: str, kernel: str) -> Non
         x = z["input_0"]
     trace = Runner(path, cpu).run([x]).trace
     assert [t.emulation for t in trace if t.node_type == "XNNDepthwiseConv2d"] == [f"fallback:dwconv({kernel})"]
+
+
+X86_OBSERVED = sorted(p.stem for p in (FIXTURES.parent / "dwconv_x86").glob("*.pte"))
+
+
+@pytest.mark.parametrize("name", X86_OBSERVED)
+def test_x86_observed_depthwise_outputs(name: str) -> None:
+    """ExecuTorch 1.5.1 on x86-64 (tests/fixtures/dwconv_x86/README.md): every bit, -0 and NaN positions too."""
+    path = FIXTURES.parent / "dwconv_x86" / f"{name}.pte"
+    with np.load(path.with_suffix(".io.npz")) as z:
+        x, e = z["input_0"], z["output_0"]
+    g = Runner(path, "x86-avx512-vnni").run([x]).outputs[0]  # AVX512F: the __avx512f f32 kernels
+    assert g.dtype == e.dtype and g.shape == e.shape
+    np.testing.assert_array_equal(np.isnan(g), np.isnan(e))
+    ok = ~np.isnan(e)
+    np.testing.assert_array_equal(g[ok].view(np.uint8), e[ok].view(np.uint8))
+
+
+def test_x86_observed_1x1_spare_taps_read_the_next_pixels() -> None:
+    """The observation itself: 0 * Inf of the next two pixels (across the row end too) is a NaN."""
+    with np.load(FIXTURES.parent / "dwconv_x86" / "k1x1__fp32.io.npz") as z:
+        e = z["output_0"]  # NCHW [2, 5, 6, 7]
+    nan = {tuple(i) for i in np.argwhere(np.isnan(e)).tolist()}
+    assert {(0, 2, 3, 2), (0, 2, 3, 3)} <= nan and (0, 2, 3, 4) not in nan  # Inf at (3, 4): its two predecessors
+    assert {(0, 4, 1, 6), (0, 4, 2, 0)} <= nan  # NaN at (2, 1): read by (1, 6) across the row end
+    assert (1, 3, 5, 6) in nan  # the last pixel repeats its own pointer: Inf * w + 0 * Inf
