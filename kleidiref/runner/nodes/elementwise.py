@@ -30,6 +30,11 @@ qint8 (static quantization, one scale and zero point per tensor):
   ``xnn_qs8_quantize(min)``, ``xnn_qs8_quantize(max)`` in the output's quantization
   (``xnn_init_qs8_clamp_scalar_params``): an integer max then min, the same on every CPU.
 
+NaNs: ``kleidiref.numerics`` gives every NaN result as the default NaN (``0x7FC00000`` / ``0x7E00``), where the
+kernels return a quieted operand NaN (FMAX/FADD without FPCR.DN; MAXPS/ADDPS return an operand, and x86's own
+invalid-operation NaN is ``0xFFC00000``): NaN payloads and signs are not mirrored (``max_ulp_distance`` ignores
+them); where a NaN appears is.
+
 Flushing: XNNPACK runs its kernels inside pthreadpool, which sets FPCR.FZ/FZ16 on Arm and MXCSR FTZ|DAZ on x86
 (``target.flush_to_zero``). Note: the x86 f16 paths (F16C conversions, AVX512-FP16 arithmetic) ignore MXCSR's
 FTZ/DAZ, so x86 f16 nodes never flush.
