@@ -100,3 +100,22 @@ def test_hover_highlights_the_same_element_everywhere(page: Path, tmp_path: Path
     assert runs and all(t.startswith(("r5k", "n6k", "b6")) for t in runs)
     assert {"r5k0", "r5k1", "r5k2", "n6k0", "b6"} <= set(runs)
     assert "ZA3.s horizontal slice 1, lane 2" in res.stdout
+
+
+def test_qb4w_page_steps_by_quant_block(tmp_path: Path) -> None:
+    """A blockwise trace: each step is a quant block; the ZA int32 sums of the block and the float
+    accumulator are shown, both change from block to block, and the block's packed bytes are read."""
+    path = tmp_path / "qb4w.html"
+    path.write_text(trace_page("qp8_f32_qb4w_gemm", svl=128, m=3, n=5, k=64, seed=2), encoding="utf-8")
+    tables = {}
+    for step in (1, 2):
+        res = _chromium(tmp_path, "--dump-dom", f"{path.as_uri()}#step={step}")
+        assert res.returncode == 0 and _console(res.stderr) == [], _console(res.stderr)
+        assert f'data-step="{step}"' in res.stdout and f"after block {step} of 2" in res.stdout
+        ints = re.search(r'<table id="ints">(.*?)</table>', res.stdout, re.S)
+        za = re.search(r'<table id="za">(.*?)</table>', res.stdout, re.S)
+        assert ints and za and "<td" in ints.group(1)
+        tables[step] = (ints.group(1), za.group(1), re.findall(r'class="run data read"[^>]*>([^<]*)<', res.stdout))
+    assert tables[1][0] != tables[2][0] and tables[1][1] != tables[2][1]
+    assert tables[1][2] and all(int(re.search(r"k(\d+)", t).group(1)) < 32 for t in tables[1][2])  # type: ignore[union-attr]
+    assert tables[2][2] and all(int(re.search(r"k(\d+)", t).group(1)) >= 32 for t in tables[2][2])  # type: ignore[union-attr]
