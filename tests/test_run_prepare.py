@@ -17,7 +17,7 @@ from kleidiref import dispatch, ops
 from kleidiref.ops import api as ops_api
 from kleidiref.runner import RefusedByXnnpack, Runner
 from kleidiref.runner import program as runner_program
-from kleidiref.variants import pf16_gemm, pf32_gemm, pqs8_qc8w_gemm, qp8_f32_qb4w_gemm, qp8_f32_qc8w_gemm
+from kleidiref.variants import igemm, pf16_gemm, pf32_gemm, pqs8_qc8w_gemm, qp8_f32_qb4w_gemm, qp8_f32_qc8w_gemm
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pte"
 PROGRAMS = sorted(p.stem for p in FIXTURES.glob("*.pte"))
@@ -29,6 +29,7 @@ PACKERS = (
     (pqs8_qc8w_gemm, "pack_weights"),
     (qp8_f32_qc8w_gemm, "pack_weights"),
     (qp8_f32_qb4w_gemm, "prepare_weights"),
+    (igemm, "prepare_conv2d"),
 )
 
 
@@ -92,7 +93,9 @@ def test_prepared_equals_unprepared(name: str, cpu: str, monkeypatch: pytest.Mon
         ("linear_k64_n32__pt2e_static_pc", "sme2", "pqs8_qc8w_gemm.pack_weights"),
         ("linear_k64_n32__pt2e_dyn_pc8", "sme2", "qp8_f32_qc8w_gemm.pack_weights"),
         ("linear_k64_n32__ao_8da4w_g32", "sme2", "qp8_f32_qb4w_gemm.prepare_weights"),
-        ("conv3x3_p1_c16_o24__pt2e_static_pt", "sme2", None),
+        ("conv3x3_p1_c16_o24__pt2e_static_pt", "sme2", "igemm.prepare_conv2d"),
+        ("conv3x3_p1_c16_o24__fp32", "sme2", "igemm.prepare_conv2d"),
+        ("conv3x3_p1_c16_o24__fp16", "sme2", "igemm.prepare_conv2d"),
         ("linear_k64_n32__ao_8da4w_g32", "x86-avx2", None),
     ],
 )

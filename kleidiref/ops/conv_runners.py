@@ -15,10 +15,13 @@ from .. import fallbacks as F
 from ..quant.qd8 import quantize_qd8
 from ..quant.qd8_f16 import quantize_qd8_f16
 from ..variants import igemm
-from .gemm_runners import Result, qu8_requant_mode, x86_f16_kernel
+from .gemm_runners import Prepared, Result, qu8_requant_mode, x86_f16_kernel
 from .operands import Call, f16_of, opt_f16, opt_f32, qs8_requant, qu8_requant, to_f32
 
 __all__ = [
+    "prepare_kai_igemm_pf16",
+    "prepare_kai_igemm_pf32",
+    "prepare_kai_igemm_pqs8",
     "run_dwconv_f16",
     "run_dwconv_f32",
     "run_dwconv_qs8",
@@ -74,29 +77,43 @@ def _kai_igemm_geometry(c: Call) -> dict[str, Any]:
     return {**c.geometry(), "target": c.target}
 
 
-def run_kai_igemm_pf32(c: Call) -> Result:
-    out = igemm.conv2d(
-        to_f32(c.x),
-        to_f32(c.w),
-        opt_f32(c.bias),
-        variant="pf32",
-        clamp_min=c.lo,
-        clamp_max=c.hi,
-        **_kai_igemm_geometry(c),
+# Each is a preparer (``igemm.prepare_conv2d``: the weights prepared once per group, as
+# ``xnn_create_convolution2d_nhwc_*`` packs them) and the one-shot adapter ``prepare_x(c)(c)``
+# (``igemm.conv2d`` is exactly prepare-then-call).
+
+
+def prepare_kai_igemm_pf32(c: Call) -> Prepared:
+    op = igemm.prepare_conv2d(
+        to_f32(c.w), opt_f32(c.bias), variant="pf32", clamp_min=c.lo, clamp_max=c.hi, **_kai_igemm_geometry(c)
     )
-    return np.asarray(out), "variant:igemm(pf32_gemm)"
+
+    def run(call: Call) -> Result:
+        return np.asarray(op(to_f32(call.x))), "variant:igemm(pf32_gemm)"
+
+    return run
+
+
+def run_kai_igemm_pf32(c: Call) -> Result:
+    return prepare_kai_igemm_pf32(c)(c)
+
+
+def prepare_kai_igemm_pf16(c: Call) -> Prepared:
+    geo = _kai_igemm_geometry(c)
+    op = igemm.prepare_conv2d(f16_of(c.w), opt_f16(c.bias), variant="pf16", clamp_min=c.lo, clamp_max=c.hi, **geo)
+
+    def run(call: Call) -> Result:
+        return np.asarray(op(call.x)), "variant:igemm(pf16_gemm)"
+
+    return run
 
 
 def run_kai_igemm_pf16(c: Call) -> Result:
-    geo = _kai_igemm_geometry(c)
-    out = igemm.conv2d(c.x, f16_of(c.w), opt_f16(c.bias), variant="pf16", clamp_min=c.lo, clamp_max=c.hi, **geo)
-    return np.asarray(out), "variant:igemm(pf16_gemm)"
+    return prepare_kai_igemm_pf16(c)(c)
 
 
-def run_kai_igemm_pqs8(c: Call) -> Result:
+def prepare_kai_igemm_pqs8(c: Call) -> Prepared:
     r = qs8_requant(c)
-    out = igemm.conv2d(
-        c.x,
+    op = igemm.prepare_conv2d(
         c.w,
         c.bias,
         variant="pqs8",
@@ -107,7 +124,15 @@ def run_kai_igemm_pqs8(c: Call) -> Result:
         output_max=r.ymax,
         **_kai_igemm_geometry(c),
     )
-    return np.asarray(out), "variant:igemm(pqs8_qc8w_gemm)"
+
+    def run(call: Call) -> Result:
+        return np.asarray(op(call.x)), "variant:igemm(pqs8_qc8w_gemm)"
+
+    return run
+
+
+def run_kai_igemm_pqs8(c: Call) -> Result:
+    return prepare_kai_igemm_pqs8(c)(c)
 
 
 # ---- generic IGEMM ---------------------------------------------------------------------------------

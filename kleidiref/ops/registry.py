@@ -111,6 +111,9 @@ PREPARERS: Mapping[tuple[str, str], Preparer] = {
     ("gemm", "pqs8_qc8w_gemm"): G.prepare_pqs8_qc8w,
     ("gemm", "qp8_f32_qc8w_gemm"): G.prepare_qp8_f32_qc8w,
     ("gemm", "qp8_f32_qb4w_gemm"): G.prepare_qp8_f32_qb4w,
+    ("igemm", "pf32_gemm"): C.prepare_kai_igemm_pf32,
+    ("igemm", "pf16_gemm"): C.prepare_kai_igemm_pf16,
+    ("igemm", "pqs8_qc8w_gemm"): C.prepare_kai_igemm_pqs8,
 }
 
 
