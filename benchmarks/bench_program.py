@@ -41,7 +41,7 @@ from _common import best_of, blas_gemm, interleaved, machine, table
 
 from kleidiref.runner import NodeTrace, Runner
 
-GEMM_TYPES = ("XNNFullyConnected", "XNNConv2d", "XNNBatchMatrixMultiply", "XNNDepthwiseConv2d")
+GEMM_TYPES = ("XNNFullyConnected", "XNNConv2d", "XNNBatchMatrixMultiply", "XNNDepthwiseConv2d", "XNNConvTranspose2d")
 
 
 def progress(msg: str) -> None:
