@@ -5,6 +5,7 @@ says why instead of failing: tested here too.)"""
 from __future__ import annotations
 
 import itertools
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -13,7 +14,7 @@ from kleidiref.kai.registry import UKERNELS
 from kleidiref.targets import SUPPORTED_SVLS
 from kleidiref.teach import layout_text, resolve_kernel, where
 from kleidiref.teach.kernels import teachable_kernels, teachable_variants
-from kleidiref.teach.views import trace_text, why_text
+from kleidiref.teach.views import trace_page, trace_picture, trace_text, why_text
 
 KERNELS = teachable_kernels()
 VERBS = ("layout", "where", "trace", "why")
@@ -49,6 +50,13 @@ def _check(name: str, svl: int, verb: str) -> None:
     assert text.strip()
     if verb in ("trace", "why"):
         assert "output" in text
+    if verb == "trace":  # the picture and the page too
+        _, kern = resolve_kernel(name, svl)
+        m = 1 if kern.tile_params().m_step == 1 else 3
+        k = 64 if "qsi4c32p" in name else 9
+        svg = trace_picture(name, svl=svl, m=m, n=5, k=k)
+        assert ET.fromstring(svg).tag.endswith("svg")
+        assert '<script type="application/json" id="trace-data">' in trace_page(name, svl=svl, m=m, n=5, k=k)
 
 
 @pytest.mark.parametrize(("name", "svl", "verb"), FAST, ids=lambda x: str(x)[:70])
@@ -69,3 +77,14 @@ def test_what_cannot_be_shown_says_why(capsys: pytest.CaptureFixture[str]) -> No
     assert "not packed" in capsys.readouterr().err
     assert cli.main(["trace", gemv, "--m", "2"]) == 2
     assert "GEMV" in capsys.readouterr().err
+
+
+def test_svl_side_by_side_for_every_kernel() -> None:
+    """``layout KERNEL --svl 128,...,2048``: one row per SVL, for every kernel."""
+    from kleidiref.teach import svl_table
+
+    for name in KERNELS:
+        _, kern = resolve_kernel(name, 128)
+        m = 1 if kern.tile_params().m_step == 1 else 9
+        rows = svl_table(name, SUPPORTED_SVLS, m=m, n=9, k=64).splitlines()[2:]
+        assert [int(r.split()[0]) for r in rows] == list(SUPPORTED_SVLS), name
