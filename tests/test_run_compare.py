@@ -108,6 +108,8 @@ def test_cli_compare_cpu_eager_and_dump(tmp_path: Path, capsys: pytest.CaptureFi
     capsys.readouterr()
     assert cli.main(["run", model, "--cpu", "sme2", "--compare", str(dump)]) == 0
     assert f"first diverging node from {dump}: [0:1] XNNConv2d" in capsys.readouterr().out
+    assert cli.main(["run", model, "--cpu", "sme2", "--compare-svl", "128"]) == 0
+    assert "no node differs from --cpu sme2 --svl 128" in capsys.readouterr().out
     assert cli.main(["run", model, "--cpu", "sme2", "--compare", "eager"]) == 0
     eager = capsys.readouterr().out.strip()
     assert eager == '{"max_ulp": [36]}'  # docs/run.md: sme2 vs eager

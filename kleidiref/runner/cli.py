@@ -42,6 +42,12 @@ def add_parser(sub: Any) -> None:
         help="run on this CPU too and compare node by node: the first diverging node and how far each node is",
     )
     p.add_argument(
+        "--compare-svl",
+        type=int,
+        metavar="BITS",
+        help="the SVL of --compare-cpu (default --svl's): two SVLs of one CPU",
+    )
+    p.add_argument(
         "--dump-nodes", type=Path, metavar="NODES.npz", help="write every node's output, d<delegate>_n<index>"
     )
 
@@ -108,14 +114,16 @@ def _report(args: argparse.Namespace, res: RunResult) -> None:
             _print_node_diffs(compare_to_reference(res, ref), str(args.compare))
         else:
             _compare_outputs(res, ref)
-    if args.compare_cpu:
-        other = Runner(args.model, args.compare_cpu, args.svl).run(_read_inputs(args), keep_node_outputs=True)
-        _print_node_diffs(compare_runs(res, other), f"--cpu {args.compare_cpu}")
+    if args.compare_cpu or args.compare_svl:
+        cpu = args.compare_cpu or args.cpu
+        svl = args.compare_svl if args.compare_svl is not None else args.svl
+        other = Runner(args.model, cpu, svl).run(_read_inputs(args), keep_node_outputs=True)
+        _print_node_diffs(compare_runs(res, other), f"--cpu {cpu}" + (f" --svl {svl}" if svl else ""))
 
 
 def cli_main(args: argparse.Namespace) -> int:
     """``kleidiref run``: exit 0 on success, 2 when the program cannot be run (the reason on stdout)."""
-    keep = bool(args.dump_nodes or args.compare_cpu or args.compare)
+    keep = bool(args.dump_nodes or args.compare_cpu or args.compare_svl or args.compare)
     try:
         res = Runner(args.model, args.cpu, args.svl).run(_read_inputs(args), keep_node_outputs=keep)
         _report(args, res)
