@@ -165,11 +165,19 @@ def test_prepared_op_matches_one_shot_fc_bmm_conv() -> None:
         assert pc(xi).output.tobytes() == oc.output.tobytes()
 
 
-def test_runner_from_two_threads() -> None:
+@pytest.mark.parametrize(
+    ("name", "cpu"),
+    [
+        ("linear_k64_n32__ao_8da4w_g32", "sme2"),
+        ("conv3x3_p1_c16_o24__fp32", "sme2"),
+        ("conv3x3_p1_c16_o24__pt2e_static_pt", "sme2"),
+        ("conv3x3_p1_c16_o24__fp16", "x86-avx2"),
+    ],
+)
+def test_runner_from_two_threads(name: str, cpu: str) -> None:
     """Two threads share one runner: each node is still prepared once and both get the one-thread bits."""
-    name = "linear_k64_n32__ao_8da4w_g32"
-    r = Runner(FIXTURES / f"{name}.pte", "sme2", 512)
-    expected = Runner(FIXTURES / f"{name}.pte", "sme2", 512)(_inputs(name))
+    r = Runner(FIXTURES / f"{name}.pte", cpu)
+    expected = Runner(FIXTURES / f"{name}.pte", cpu)(_inputs(name))
     results: list[tuple[NDArray[Any], ...]] = []
 
     def work() -> None:
