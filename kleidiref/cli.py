@@ -50,6 +50,8 @@ target (required: arch, kleidiai, sme2, sme, i8mm, dotprod, fp16_arith, svl_bits
   flush_to_zero optional, default true (XNNPACK runs with FPCR.FZ = FZ16 = 1)
   platform      optional, "linux" (default; Linux/Android builds) or "apple" (iOS/macOS)
   name          optional label
+  x86_isa       optional, x86_64 only: "avx512fp16", "avx512skx", "avx2" (default), "fma3",
+                "avx" or "sse41" (the best rung of XNNPACK's x86 config ladders the CPU reaches)
 node
   op            "fully_connected", "convolution_2d" or "batch_matrix_multiply"
   input, filter, output (required), bias (optional): tensors with

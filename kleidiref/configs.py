@@ -26,7 +26,7 @@ from .fallbacks.f16_x86 import f16_x86_ukernel
 from .fallbacks.f32_qcw import X86Isa, f32_qcw_ukernel
 from .kai.interface import Branch, Ukernel
 from .kai.registry import UKERNELS
-from .targets import Target, target_svl
+from .targets import Target, X86IsaLevel, target_svl
 
 __all__ = [
     "BRANCH_ORDER",
@@ -51,6 +51,7 @@ __all__ = [
     "kai_kernel_names",
     "kernel_class",
     "select_kai_kernel",
+    "x86_f16_gemm_entry",
     "xnn_ukernel",
 ]
 
@@ -485,25 +486,54 @@ VMULCADDC: Mapping[str, str] = {
     "f16": "xnn_f16_vmulcaddc_minmax_ukernel_c8__neonfp16arith_2x",
 }
 
-# Note: the Target model has no x86 ISA flags (AVX2, FMA3, AVX512SKX, AVX512-FP16, ...): an
-# x86_64 target is taken to be an AVX2 + FMA3 machine (no AVX-512) wherever kleidiref names an
-# x86 kernel (f32_qc8w / f32_qc4w, f16_gemm).
+#: Deprecated: the default ``x86_isa`` of an x86_64 :class:`~kleidiref.targets.Target` (AVX2 + FMA3, no AVX-512).
+#: Nothing reads it any more: each target carries its own level (``Target.x86_isa``).
 X86_ISA: X86Isa = "avx2"
+
+#: XNNPACK's x86 f16_gemm config entries (init_f16_gemm_config, first match wins): ISA level -> entry.
+#: Below AVX2 the config is empty and xnn_init_f16_gemm_config returns NULL.
+_F16_GEMM_ENTRY: Mapping[str, str] = {"avx512fp16": "avx512fp16", "avx512skx": "avx512skx", "avx2": "avx2"}
+
+
+def _x86_level(t: Target) -> X86IsaLevel:
+    if t.x86_isa is None:
+        raise ValueError(f"target {t.name!r} is arm64: it has no x86 ISA level")
+    return t.x86_isa
 
 
 def f32_qcw_choice(cfg: str, m: int, t: Target, platform: Platform) -> tuple[str, str, int, int]:
     """``(fallback kernel=, XNNPACK ukernel, mr, nr)`` of a weight-only f32_qc8w / f32_qc4w FC.
 
     The one place dispatch and :mod:`kleidiref.ops` pick these kernels
-    (:func:`kleidiref.fallbacks.f32_qcw.f32_qcw_ukernel`), so they cannot disagree.
+    (:func:`kleidiref.fallbacks.f32_qcw.f32_qcw_ukernel`), so they cannot disagree. On x86-64 the target's
+    ``x86_isa`` picks the entry (init_f32_qc{8,4}w_gemm_config has no AVX512-FP16 entry: such a CPU takes
+    the AVX512SKX one).
     """
     rows = m if m >= 1 else 2  # M = 0: XNNPACK skips the run; name the config's mr kernel
-    return f32_qcw_ukernel(cfg, rows, apple=platform == "apple", x86=None if t.arch == "arm64" else X86_ISA)
+    if t.arch == "arm64":
+        return f32_qcw_ukernel(cfg, rows, apple=platform == "apple")
+    level = _x86_level(t)
+    isa: X86Isa = "avx512skx" if level == "avx512fp16" else level
+    return f32_qcw_ukernel(cfg, rows, x86=isa)
 
 
-def f16_x86_choice(m: int, *, igemm: bool) -> tuple[str, str, int, int]:
-    """``(fallback kernel=, XNNPACK ukernel, mr, nr)`` of the x86-64 f16_gemm config (AVX2 assumed).
+def x86_f16_gemm_entry(isa: X86IsaLevel) -> str | None:
+    """The x86 f16_gemm config entry an ``isa`` CPU gets (``avx512fp16`` / ``avx512skx`` / ``avx2``), or None
+    below AVX2 (the config is NULL: XNNPACK rewrites fp16 nodes to fp32, cvt_to_fp32.cc)."""
+    return _F16_GEMM_ENTRY.get(isa)
 
-    ``m`` = 1 selects the 1-row kernel; any other value the config's mr kernel.
+
+def f16_x86_choice(m: int, *, igemm: bool, isa: X86IsaLevel = "avx2") -> tuple[str, str, int, int]:
+    """``(fallback kernel=, XNNPACK ukernel, mr, nr)`` of the x86-64 f16_gemm config on an ``isa`` CPU.
+
+    ``m`` = 1 selects the 1-row kernel; any other value the config's mr kernel. Below AVX2 there is no
+    f16_gemm config (ValueError).
     """
-    return f16_x86_ukernel(m if m >= 1 else 2, igemm=igemm)  # M = 0: the config's mr kernel
+    entry = x86_f16_gemm_entry(isa)
+    if entry is None:
+        raise ValueError(
+            f"x86 ISA level {isa!r}: XNNPACK's f16_gemm config needs AVX2, AVX512SKX or AVX512-FP16 "
+            "(init_f16_gemm_config, src/configs/gemm-config.c), so xnn_init_f16_gemm_config returns NULL"
+        )
+    rows = m if m >= 1 else 2  # M = 0: the config's mr kernel
+    return f16_x86_ukernel(rows, igemm=igemm, avx512fp16=entry == "avx512fp16", avx512skx=entry == "avx512skx")

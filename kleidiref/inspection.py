@@ -7,7 +7,9 @@ side-by-side table or as the stable JSON object documented in docs/inspect.md.
 
 CPU names (:data:`CPU_NAMES`): ``sme2``, ``sme`` (SME without SME2), ``neon-i8mm``, ``neon-dotprod`` (ARM64,
 XNNPACK built with KleidiAI, as ExecuTorch builds it), ``x86-avx2`` (AVX2 + FMA3 + F16C, no AVX-512, no VNNI) and
-``x86-avx512-vnni``; or a JSON file describing a CPU (docs/inspect.md).
+``x86-avx512-vnni``, ``x86-avx512-fp16`` (a Sapphire Rapids Xeon as ExecuTorch 1.5.1's XNNPACK sees it: AVX512-FP16,
+VNNI, no AMX); or a JSON file describing a CPU (docs/inspect.md). An x86 CPU's ``Target.x86_isa`` comes from its
+XNNPACK arch flags (:func:`kleidiref.dispatch.hardware.x86_isa_of`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 from . import pte
 from .dispatch import CaseError, NodeRejected, decide, target_from_json
 from .dispatch.decision import MICROKERNEL_NAMES, Decision
-from .dispatch.hardware import X86_ARCH_BITS, X86_CPUS, prefers_qdu8, qdu8_operator
+from .dispatch.hardware import X86_ARCH_BITS, X86_CPUS, prefers_qdu8, qdu8_operator, x86_isa_of, x86_level_flags
 from .pte.nodes import GemmNode, gemm_nodes
 from .pte.shapes import program_shapes
 from .pte.xnngraph import XnnGraph, XnnNode
@@ -52,9 +54,6 @@ class CpuSpec:
     x86_flags: frozenset[str] | None = None
 
 
-_X86 = {"arch": "x86_64", "kleidiai": False, "sme2": False, "sme": False, "i8mm": False, "dotprod": False}
-
-
 def _arm(sme2: bool, sme: bool, i8mm: bool) -> Callable[[str, int | None], CpuSpec]:
     def make(name: str, svl: int | None) -> CpuSpec:
         return CpuSpec(name, Target(sme2=sme2, sme=sme, i8mm=i8mm, svl_bits=svl if sme else None, name=name))
@@ -64,8 +63,9 @@ def _arm(sme2: bool, sme: bool, i8mm: bool) -> Callable[[str, int | None], CpuSp
 
 def _x86(name: str, svl: int | None) -> CpuSpec:
     del svl  # no SVL on x86-64
-    t = Target(arch="x86_64", kleidiai=False, sme2=False, sme=False, i8mm=False, dotprod=False, fp16_arith=False)
-    return CpuSpec(name, t.replace(name=name), X86_CPUS[name])
+    flags = X86_CPUS[name]
+    t = Target("x86_64", False, False, False, False, False, False, name=name, x86_isa=x86_isa_of(flags))
+    return CpuSpec(name, t, flags)
 
 
 _CPUS: Mapping[str, Callable[[str, int | None], CpuSpec]] = {
@@ -75,6 +75,7 @@ _CPUS: Mapping[str, Callable[[str, int | None], CpuSpec]] = {
     "neon-dotprod": _arm(False, False, False),
     "x86-avx2": _x86,
     "x86-avx512-vnni": _x86,
+    "x86-avx512-fp16": _x86,
 }
 #: The CPU names ``--cpu`` accepts (besides a JSON file).
 CPU_NAMES: tuple[str, ...] = tuple(_CPUS)
@@ -96,11 +97,16 @@ def _cpu_from_file(path: Path, svl: int | None) -> CpuSpec:
         t, _ = target_from_json(obj)
     except CaseError as exc:
         raise ValueError(f"--cpu {path}: {exc}") from None
-    if flags is not None:
-        if not isinstance(flags, list) or any(f not in X86_ARCH_BITS for f in flags):
-            raise ValueError(f"--cpu {path}: x86_flags must be a list of {', '.join(X86_ARCH_BITS)}")
-        return CpuSpec(t.name, t, frozenset(flags))
-    return CpuSpec(t.name, t, X86_CPUS["x86-avx2"] if t.arch == "x86_64" else None)
+    if flags is None:
+        return CpuSpec(t.name, t, None if t.x86_isa is None else x86_level_flags(t.x86_isa))
+    if not isinstance(flags, list) or any(f not in X86_ARCH_BITS for f in flags):
+        raise ValueError(f"--cpu {path}: x86_flags must be a list of {', '.join(X86_ARCH_BITS)}")
+    if t.x86_isa is None:
+        raise ValueError(f"--cpu {path}: x86_flags on an arm64 CPU (XNNPACK's x86 arch flags need arch x86_64)")
+    level = x86_isa_of(frozenset(flags))
+    if "x86_isa" in obj and obj["x86_isa"] is not None and obj["x86_isa"] != level:
+        raise ValueError(f"--cpu {path}: x86_isa {obj['x86_isa']!r} but the x86_flags reach {level!r}")
+    return CpuSpec(t.name, t.replace(x86_isa=level), frozenset(flags))
 
 
 def resolve_cpu(name: str, svl: int | None = None) -> CpuSpec:

@@ -16,6 +16,10 @@ block, :func:`set_target` / :func:`set_svl` / :func:`reset_target` change only t
 target, until the block ends.
 
 A target without SME (``NEON_ONLY``, any x86_64 target) has no SVL: ``svl_bits`` is None.
+
+An x86_64 target has an x86 ISA level (``x86_isa``, :data:`X86_ISA_LEVELS`): the best entry of XNNPACK's
+x86 config ladders the CPU reaches, default ``"avx2"`` (AVX2 + FMA3 + F16C, no AVX-512); an arm64 target has
+none (``x86_isa`` is None).
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ __all__ = [
     "GENERIC_SME1",
     "NEON_ONLY",
     "SUPPORTED_SVLS",
+    "X86_ISA_LEVELS",
     "Target",
+    "X86IsaLevel",
     "get_target",
     "reset_target",
     "resolve_svl",
@@ -50,6 +56,14 @@ __all__ = [
 SUPPORTED_SVLS: tuple[int, ...] = (128, 256, 512, 1024, 2048)
 
 _DEFAULT_SVL = 512
+
+#: An x86-64 ISA level: the best rung of XNNPACK's x86 config ladders (``src/configs/gemm-config.c``) a CPU
+#: reaches. ``avx512fp16``: AVX512-FP16 (and AVX512SKX); ``avx512skx``: AVX512 F+BW+DQ+VL; ``avx2``: AVX2 +
+#: FMA3 + F16C; ``fma3``: FMA3 without AVX2; ``avx``: AVX without FMA3; ``sse41``: SSE4.1 only.
+X86IsaLevel = Literal["avx512fp16", "avx512skx", "avx2", "fma3", "avx", "sse41"]
+#: The x86 ISA levels, best first.
+X86_ISA_LEVELS: tuple[X86IsaLevel, ...] = ("avx512fp16", "avx512skx", "avx2", "fma3", "avx", "sse41")
+_DEFAULT_X86_ISA: X86IsaLevel = "avx2"
 
 
 def validate_svl(svl_bits: object) -> int:
@@ -84,7 +98,8 @@ class Target:
     as None there). FEAT_SME2 implies FEAT_SME. ``flush_to_zero`` is on by default because
     XNNPACK runs every operator with FPCR.FZ = FZ16 = 1 (pthreadpool's
     ``PTHREADPOOL_FLAG_DISABLE_DENORMALS``); bare kernel objects default to FZ off, as
-    KleidiAI's and XNNPACK's own kernel tests run them.
+    KleidiAI's and XNNPACK's own kernel tests run them. ``x86_isa`` is the x86-64 ISA level
+    (:data:`X86_ISA_LEVELS`): None (the default) means ``"avx2"`` on x86_64; it must be None on arm64.
     """
 
     arch: Literal["arm64", "x86_64"] = "arm64"
@@ -97,6 +112,7 @@ class Target:
     svl_bits: int | None = None
     flush_to_zero: bool = True
     name: str = "custom"
+    x86_isa: X86IsaLevel | None = None
 
     def __post_init__(self) -> None:
         if self.arch not in ("arm64", "x86_64"):
@@ -116,6 +132,22 @@ class Target:
             # Note: an SVL on a target without SME is accepted (and ignored) for compatibility.
             svl = validate_svl(self.svl_bits)
         object.__setattr__(self, "svl_bits", svl)
+        object.__setattr__(self, "x86_isa", self._checked_x86_isa())
+
+    def _checked_x86_isa(self) -> X86IsaLevel | None:
+        isa = self.x86_isa
+        if self.arch == "arm64":
+            if isa is not None:
+                raise ValueError(f"x86_isa={isa!r} on an arm64 target: only an x86_64 target has an x86 ISA level")
+            return None
+        if isa is None:
+            return _DEFAULT_X86_ISA
+        if not isinstance(isa, str) or isa not in X86_ISA_LEVELS:
+            raise ValueError(
+                f"x86_isa must be one of {', '.join(X86_ISA_LEVELS)} (the x86 rungs of XNNPACK's config "
+                f"ladders, best first), got {isa!r}"
+            )
+        return isa
 
     @property
     def has_sme(self) -> bool:
@@ -128,7 +160,7 @@ class Target:
 
     def __repr__(self) -> str:
         fields = [f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self)]
-        return f"Target({', '.join(x for x in fields if x != 'svl_bits=None')})"
+        return f"Target({', '.join(x for x in fields if x not in ('svl_bits=None', 'x86_isa=None'))})"
 
 
 def target_svl(t: Target, what: str) -> int:

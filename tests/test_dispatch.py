@@ -231,14 +231,14 @@ def test_x86_f16_fc_and_bmm_name_the_avx2_f32acc_kernels(m: int, mr: int, name: 
         d = decide(node, X86)
         assert (d.config, d.variant, d.microkernel) == ("f16_gemm", None, "gemm")
         assert d.kernel == d.xnn_kernel == name and (d.mr, d.nr) == (mr, 16)
-        assert has(d, "no x86 ISA flags") and has(d, "unsupported_hardware") and has(d, "daf152873a")
+        assert has(d, "ISA level avx2") and has(d, "unsupported_hardware") and has(d, "daf152873a")
 
 
 def test_x86_f16_conv_igemm_heuristic_names_the_avx2_f32acc_kernels() -> None:
     d = decide(conv("fp16", "fp16", "fp16"), X86)  # 8x8 output pixels
     assert (d.config, d.microkernel) == ("f16_gemm", "igemm")
     assert d.kernel == "xnn_f16_f32acc_igemm_minmax_ukernel_4x16__avx2_broadcast" and (d.mr, d.nr) == (4, 16)
-    assert has(d, "no x86 ISA flags")
+    assert has(d, "ISA level avx2")
     one = decide(conv("fp16", "fp16", "fp16", hw=3, pad=0), X86)  # a single output pixel
     assert one.kernel == "xnn_f16_f32acc_igemm_minmax_ukernel_1x16__avx2_broadcast" and one.mr == 1
     fc1 = decide(conv("fp16", "fp16", "fp16", kh=1, kw=1, pad=0), X86)
@@ -267,7 +267,7 @@ def test_weight_only_fc_names_exact_kernels(
     assert (d.config, d.variant, d.input_datatype) == (cfg, None, "fp32")
     assert d.kernel == d.xnn_kernel == name and (d.mr, d.nr) == (mr, nr)
     assert has(d, "the bias is scaled too") and not has(d, "not emulated")
-    assert has(d, "no x86 ISA flags") == (t.arch == "x86_64")
+    assert has(d, "ISA level avx2") == (t.arch == "x86_64")
     nobias = decide(fc("fp32", k_dt, "fp32", m=m, bias=None), t, platform=platform)
     assert not has(nobias, "bias is scaled")
 

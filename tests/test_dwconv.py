@@ -277,13 +277,15 @@ def test_runner_names_the_dwconv_kernel(name: str, cpu: str, kernel: str) -> Non
 X86_OBSERVED = sorted(p.stem for p in (FIXTURES.parent / "dwconv_x86").glob("*.pte"))
 
 
+@pytest.mark.parametrize("cpu", ["x86-avx512-fp16", "x86-avx512-vnni"])
 @pytest.mark.parametrize("name", X86_OBSERVED)
-def test_x86_observed_depthwise_outputs(name: str) -> None:
-    """ExecuTorch 1.5.1 on x86-64 (tests/fixtures/dwconv_x86/README.md): every bit, -0 and NaN positions too."""
+def test_x86_observed_depthwise_outputs(name: str, cpu: str) -> None:
+    """ExecuTorch 1.5.1 on x86-64 (tests/fixtures/dwconv_x86/README.md): every bit, -0 and NaN positions too.
+    ``x86-avx512-fp16`` is the observing machine; ``x86-avx512-vnni`` gives the same bits."""
     path = FIXTURES.parent / "dwconv_x86" / f"{name}.pte"
     with np.load(path.with_suffix(".io.npz")) as z:
         x, e = z["input_0"], z["output_0"]
-    g = Runner(path, "x86-avx512-vnni").run([x]).outputs[0]  # AVX512F: the __avx512f f32 kernels
+    g = Runner(path, cpu).run([x]).outputs[0]  # AVX512F: the __avx512f f32 kernels
     assert g.dtype == e.dtype and g.shape == e.shape
     np.testing.assert_array_equal(np.isnan(g), np.isnan(e))
     ok = ~np.isnan(e)

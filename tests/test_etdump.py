@@ -57,6 +57,7 @@ def test_inspect_cli_compares_an_etdump(path: Path) -> None:
     for the dynamically quantized programs (QD8 vs the QDU8 observed)."""
     args = ["inspect", str(FIXTURES / "pte" / f"{_program(path)}.pte"), "--etdump", str(path), "--cpu"]
     assert cli.main([*args, "x86-avx512-vnni"]) == 0
+    assert cli.main([*args, "x86-avx512-fp16"]) == 0  # the machine that recorded these ETDumps
     assert cli.main([*args, "x86-avx2"]) == (1 if "QDU8" in "".join(load_etdump(path).operator_names()) else 0)
 
 

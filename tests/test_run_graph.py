@@ -2,16 +2,15 @@
 outputs the real ExecuTorch runtime gave on this x86-64 machine (tests/fixtures/pte/graph, made by its
 ``make_graph_fixtures.py``; AVX-512 with VNNI and FP16).
 
-The x86 machine that observed these runs has AVX512-FP16, so XNNPACK's f16 GEMMs there are the fp16-accumulating
-``__avx512fp16_broadcast`` kernels; the runner's named x86 CPUs have no AVX512-FP16 (their f16 GEMMs accumulate in
-f32), so the fp16 programs match only with that GEMM kernel chosen: :func:`_avx512fp16_gemms` does it, and
-:data:`DIFFERENCES` records what the named CPU gives without it (measured). Arm CPUs have no observation for
-these programs: they must run, and the nodes' Arm kernels are named in each node module.
+The x86 machine that observed these runs (a Sapphire Rapids Xeon) has AVX512-FP16, so XNNPACK's f16 GEMMs there are
+the fp16-accumulating ``__avx512fp16_broadcast`` kernels: the named CPU ``x86-avx512-fp16`` (``Target.x86_isa``
+``"avx512fp16"``). :data:`DIFFERENCES` records what ``x86-avx512-vnni`` (AVX512SKX: f16 GEMMs accumulating in f32)
+gives instead (measured). Arm CPUs have no observation for these programs: they must run, and the nodes' Arm
+kernels are named in each node module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +30,11 @@ from kleidiref.runner.portable import SUPPORTED_PORTABLE_OPS, run_kernel_call
 
 GRAPH = Path(__file__).parent / "fixtures" / "pte" / "graph"
 PROGRAMS = sorted(p.stem for p in GRAPH.glob("*.pte"))
-X86 = "x86-avx512-vnni"
+X86 = "x86-avx512-fp16"
+#: An x86 CPU without AVX512-FP16 (its f16 GEMMs accumulate in f32).
+X86_F32ACC = "x86-avx512-vnni"
 ARM_CPUS = ("sme2", "sme", "neon-i8mm", "neon-dotprod")
-#: Max ULP distance of the named x86 CPU (f16 GEMMs accumulating in f32) from the AVX512-FP16 observation.
+#: Max ULP distance of ``X86_F32ACC`` from the AVX512-FP16 observation.
 DIFFERENCES = {"cnn_gap__fp16": 1, "cnn_gap_c40__fp16": 3, "mlp_act__fp16": 1528, "mixed_f16__fp32": 131072}
 
 
@@ -44,18 +45,6 @@ def _io(name: str) -> tuple[list[NDArray[Any]], list[NDArray[Any]]]:
     return ins, outs
 
 
-@pytest.fixture
-def _avx512fp16_gemms(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """XNNPACK's x86 f16 GEMM/IGEMM kernels of an AVX512-FP16 CPU (the machine the fixtures were observed on)."""
-    import kleidiref.ops.conv_runners as conv_runners
-    import kleidiref.ops.gemm_runners as gemm_runners
-
-    monkeypatch.setattr(gemm_runners, "x86_f16_kernel", lambda _d: "avx512fp16")
-    monkeypatch.setattr(conv_runners, "x86_f16_kernel", lambda _d: "avx512fp16")
-    yield
-
-
-@pytest.mark.usefixtures("_avx512fp16_gemms")
 @pytest.mark.parametrize("name", PROGRAMS)
 def test_matches_observed_x86_outputs(name: str) -> None:
     ins, expected = _io(name)
@@ -67,9 +56,9 @@ def test_matches_observed_x86_outputs(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", PROGRAMS)
-def test_named_x86_cpu_differs_only_in_f16_gemms(name: str) -> None:
+def test_f32_accumulating_x86_cpu_differs_only_in_f16_gemms(name: str) -> None:
     ins, expected = _io(name)
-    got = Runner(GRAPH / f"{name}.pte", X86).run(ins).outputs
+    got = Runner(GRAPH / f"{name}.pte", X86_F32ACC).run(ins).outputs
     assert max(max_ulp_distance(g, e) for g, e in zip(got, expected, strict=True)) == DIFFERENCES.get(name, 0)
 
 

@@ -239,7 +239,8 @@ _TARGET_KEYS = ("arch", "kleidiai", "sme2", "sme", "i8mm", "dotprod", "fp16_arit
 
 
 def target_from_json(obj: object) -> tuple[Target, Platform]:
-    """A CASE ``target`` -> (:class:`Target`, platform). Optional: ``flush_to_zero``, ``platform``."""
+    """A CASE ``target`` -> (:class:`Target`, platform). Optional: ``flush_to_zero``, ``platform``, ``name`` and
+    ``x86_isa`` (an x86_64 target's ISA level, default ``"avx2"``; absent or null on arm64)."""
     if not isinstance(obj, Mapping):
         raise CaseError("'target' must be an object")
     # A target without SME has no SVL: svl_bits may be omitted, null or 0 there.
@@ -247,7 +248,7 @@ def target_from_json(obj: object) -> tuple[Target, Platform]:
     missing = [k for k in _TARGET_KEYS if k not in obj and not (k == "svl_bits" and no_sme)]
     if missing:
         raise CaseError(f"target is missing {missing} (required: {', '.join(_TARGET_KEYS)})")
-    unknown = set(obj) - set(_TARGET_KEYS) - {"flush_to_zero", "platform", "name"}
+    unknown = set(obj) - set(_TARGET_KEYS) - {"flush_to_zero", "platform", "name", "x86_isa"}
     if unknown:
         raise CaseError(f"target: unknown field(s) {sorted(unknown)}")
     platform = obj.get("platform", "linux")
@@ -265,6 +266,7 @@ def target_from_json(obj: object) -> tuple[Target, Platform]:
             svl_bits=obj.get("svl_bits"),
             flush_to_zero=obj.get("flush_to_zero", True),
             name=str(obj.get("name", "case")),
+            x86_isa=obj.get("x86_isa"),
         )
     except (TypeError, ValueError) as exc:
         raise CaseError(f"target: {exc}") from None

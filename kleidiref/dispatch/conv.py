@@ -227,11 +227,11 @@ def _igemm_kernel(hw: Hw, cfg: str, m: int, why: list[str]) -> tuple[str, str, i
         )
         return c.kernel, c.xnn_kernel, c.mr, c.nr
     if cfg == "f16_gemm" and not hw.arm64:
-        big, nr = f16_x86_choice(2, igemm=True)[2:]
+        big, nr = f16_x86_choice(2, igemm=True, isa=hw.x86_isa)[2:]
         mr = _heuristic_mr(m, big, nr, (1, big))
-        xnn = f16_x86_choice(mr, igemm=True)[1]
+        xnn = f16_x86_choice(mr, igemm=True, isa=hw.x86_isa)[1]
         why.append(f"IGEMM mr heuristic (xnn_get_heuristic_mr_igemm) for {m} output pixels: mr = {mr} -> {xnn}")
-        why += x86_f16_reasons()
+        why += x86_f16_reasons(hw)
         return xnn, xnn, mr, nr
     tbl = generic_table(hw, cfg)
     assert tbl is not None
@@ -293,7 +293,7 @@ def _dwconv_kernel(hw: Hw, fam: str, cfg: str, tile: int) -> str:
     if hw.arm64:
         return DWCONV[fam][tile]
     if fam in ("f32", "f16"):
-        # Note: the Target has no x86 ISA flags; AVX512F machines run the __avx512f f32 kernels, whose
+        # Note: the __fma3 names whatever x86_isa; AVX512F machines run the __avx512f f32 kernels, whose
         # steps (bias first, one VFMADD chain, MINPS(max, MAXPS(min, acc))) are the __fma3 ones.
         return dwconv_x86_ukernel(fam, tile)
     return x86_name(cfg)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..configs import Branch, GenericConfig, Platform, generic_config, kai_branch
-from ..targets import Target
+from ..configs import Branch, GenericConfig, Platform, generic_config, kai_branch, x86_f16_gemm_entry
+from ..targets import Target, X86IsaLevel
 
 __all__ = [
     "X86_ASSUMED",
@@ -19,6 +19,7 @@ __all__ = [
     "why_no_neon_kai",
     "why_no_sme",
     "x86_f16_reasons",
+    "x86_level_reason",
     "x86_name",
 ]
 
@@ -53,15 +54,23 @@ class Hw:
         return kai_branch("qp8_f32_qb4w_gemm", self.t)
 
     @property
+    def x86_isa(self) -> X86IsaLevel:
+        """The x86 ISA level (x86_64 targets only)."""
+        assert self.t.x86_isa is not None, "an arm64 target has no x86 ISA level"
+        return self.t.x86_isa
+
+    @property
     def f16_gemm(self) -> bool:
-        # Note: on x86-64 XNNPACK's f16_gemm config exists only with AVX2, AVX512SKX or
-        # AVX512-FP16 (else creating an fp16 FC fails "unsupported hardware"); the Target model
-        # has no x86 ISA flags, so an x86_64 target is assumed to have AVX2 (X86_ISA).
-        return self.t.fp16_arith if self.arm64 else True
+        # On x86-64 XNNPACK's f16_gemm config has AVX512-FP16, AVX512SKX and AVX2 entries only
+        # (init_f16_gemm_config): below AVX2 xnn_init_f16_gemm_config returns NULL.
+        return self.t.fp16_arith if self.arm64 else x86_f16_gemm_entry(self.x86_isa) is not None
 
     def feature_summary(self) -> str:
         if not self.arm64:
-            return "x86_64 target: no Arm features, KleidiAI is never built (XNNPACK_ENABLE_KLEIDIAI needs AArch64)"
+            return (
+                f"x86_64 target, ISA level {self.x86_isa} (XNNPACK's first matching x86 config entries); "
+                "no Arm features, KleidiAI is never built (XNNPACK_ENABLE_KLEIDIAI needs AArch64)"
+            )
         feats = [
             n
             for n, ok in (
@@ -94,18 +103,37 @@ def x86_name(config: str) -> str:
     return f"{config} x86-64 ukernel (ISA-specific; not named by kleidiref)"
 
 
+#: Deprecated wording of the old AVX2 assumption; kept for importers (see :func:`x86_level_reason`).
 X86_ASSUMED = (
-    "x86-64: the Target model has no x86 ISA flags; AVX2 + FMA3 (no AVX-512) is assumed, so "
-    "XNNPACK's first matching config entry is the AVX2 one"
+    "x86-64: the target's x86 ISA level (Target.x86_isa, default avx2) picks XNNPACK's first matching config entry"
 )
 
 
-def x86_f16_reasons() -> list[str]:
+def x86_level_reason(hw: Hw) -> str:
+    """Why an x86 config entry was taken: the target's ISA level."""
+    return f"x86-64 ISA level {hw.x86_isa} (Target.x86_isa): XNNPACK's first matching config entry is taken"
+
+
+_F16_ENTRY_WHY = {
+    "avx512fp16": "the AVX512-FP16 f16_gemm entry runs fp16-accumulating kernels: one VFMADD...PH (RN16) per "
+    "k step from the fp16 bias, then MINPH(max, MAXPH(min, acc))",
+    "avx512skx": "the AVX512SKX f16_gemm entry runs f16_f32acc kernels: fp16 operands widened exactly, f32 FMA "
+    "accumulation, one RN16 after the clamp",
+    "avx2": "the AVX2 f16_gemm entry runs f16_f32acc kernels (XNNPACK daf152873a): fp16 operands widened "
+    "exactly, f32 FMA accumulation, one RN16 after the clamp",
+}
+
+
+def x86_f16_reasons(hw: Hw | None = None) -> list[str]:
+    """Why the x86 f16_gemm entry of ``hw``'s ISA level (AVX2 when None) runs its kernels."""
+    isa = "avx2" if hw is None else hw.x86_isa
+    entry = x86_f16_gemm_entry(isa)
+    assert entry is not None, f"no f16_gemm config at x86 ISA level {isa}"
     return [
-        X86_ASSUMED + " (without AVX2 / AVX512SKX / AVX512-FP16 XNNPACK has no f16_gemm config and "
-        "creating the fp16 operator fails with xnn_status_unsupported_hardware)",
-        "the AVX2 f16_gemm entry runs f16_f32acc kernels (XNNPACK daf152873a): fp16 operands widened "
-        "exactly, f32 FMA accumulation, one RN16 after the clamp",
+        f"x86-64 ISA level {isa} (Target.x86_isa): init_f16_gemm_config tries AVX512-FP16, AVX512SKX, AVX2; "
+        "without any of them xnn_init_f16_gemm_config returns NULL (creating an fp16 operator fails with "
+        "xnn_status_unsupported_hardware; a subgraph rewrites fp16 nodes to fp32 first, cvt_to_fp32.cc)",
+        _F16_ENTRY_WHY[entry],
     ]
 
 

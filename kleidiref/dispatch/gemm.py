@@ -17,13 +17,13 @@ import numpy as np
 from ..configs import KAI_CONFIGS, f16_x86_choice, f32_qcw_choice, kai_choice
 from .case import Node, an, bname
 from .cpu import (
-    X86_ASSUMED,
     Hw,
     fz_reason,
     generic_table,
     why_no_neon_kai,
     why_no_sme,
     x86_f16_reasons,
+    x86_level_reason,
     x86_name,
 )
 from .decision import Decision, NodeRejected
@@ -171,7 +171,9 @@ def float_fallbacks(
         if hw.f16_gemm:
             return in_dt, k_dt, out_dt
         why.append(
-            "fp16 node without pf16 and without f16_gemm (the target has no FP16 arithmetic): XNNPACK "
+            "fp16 node without pf16 and without f16_gemm ("
+            + ("the target has no FP16 arithmetic" if hw.arm64 else f"x86 ISA level {hw.x86_isa} is below AVX2")
+            + "): XNNPACK "
             "rewrites it to fp32 with converts around it (cvt_to_fp32); the packed-LHS pass already ran, so "
             "it gets the generic f32 kernel, not pf32"
         )
@@ -231,7 +233,7 @@ def _weight_only_kernel(hw: Hw, cfg: str, m: int, why: list[str]) -> tuple[str, 
     else:
         why.append(f"M = {m} > 1: mr = config mr = {mr} ({xnn})")
     if not hw.arm64:
-        why.append(X86_ASSUMED)
+        why.append(x86_level_reason(hw))
     elif cfg == "f32_qc8w_gemm" and gemv:
         why.append(
             "iOS/macOS build: the 1x8 ld128 kernel (no acc4 variant)"
@@ -241,13 +243,13 @@ def _weight_only_kernel(hw: Hw, cfg: str, m: int, why: list[str]) -> tuple[str, 
     return xnn, xnn, mr, nr
 
 
-def _x86_f16_kernel(m: int, why: list[str]) -> tuple[str, str, int, int]:
-    _, xnn, mr, nr = f16_x86_choice(m, igemm=False)
+def _x86_f16_kernel(hw: Hw, m: int, why: list[str]) -> tuple[str, str, int, int]:
+    _, xnn, mr, nr = f16_x86_choice(m, igemm=False, isa=hw.x86_isa)
     why.append(
         ("M == 1: the 1-row kernel" if m == 1 else f"M = {m} > 1: mr = config mr = {mr}")
         + f" of the x86-64 f16_gemm config: {xnn}"
     )
-    why += x86_f16_reasons()
+    why += x86_f16_reasons(hw)
     return xnn, xnn, mr, nr
 
 
@@ -283,7 +285,7 @@ def gemm_kernel(hw: Hw, cfg: str, m: int, why: list[str]) -> tuple[str, str, int
     if cfg in ("f32_qc8w_gemm", "f32_qc4w_gemm"):
         return _weight_only_kernel(hw, cfg, m, why)
     if cfg == "f16_gemm" and not hw.arm64:
-        return _x86_f16_kernel(m, why)
+        return _x86_f16_kernel(hw, m, why)
     return _generic_kernel(hw, cfg, m, why)
 
 

@@ -2,9 +2,9 @@
 
 - :func:`prefers_qdu8` mirrors ``convert_gemm_to_qduint8`` (XNNPACK ``src/subgraph.c``): on x86-64 a dynamically
   quantized GEMM-like node reads **unsigned** qduint8 activations (operator names ``QDU8``) when the qdu8 config
-  exists and its ``arch`` outranks the qd8 config's. Which configs exist depends on x86 ISA flags the
-  :class:`Target` model does not carry, so an x86 CPU is described here by XNNPACK's arch flags
-  (``enum xnn_arch_flags``, ``src/xnnpack/hardware-config.h``).
+  exists and its ``arch`` outranks the qd8 config's. Which configs exist depends on more x86 ISA flags than
+  the :class:`Target`'s ``x86_isa`` level, so an x86 CPU is described here by XNNPACK's arch flags
+  (``enum xnn_arch_flags``, ``src/xnnpack/hardware-config.h``); :func:`x86_isa_of` derives its level.
 - :func:`unsupported_config` names decisions whose config XNNPACK never enables (creation fails with
   ``xnn_status_unsupported_hardware``).
 
@@ -15,15 +15,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ..targets import X86IsaLevel
 from .decision import Decision
 
 __all__ = [
     "X86_ARCH_BITS",
     "X86_CPUS",
+    "X86_LEVEL_FLAGS",
     "config_arch",
     "prefers_qdu8",
     "qdu8_operator",
     "unsupported_config",
+    "x86_isa_of",
+    "x86_level_flags",
 ]
 
 #: ``enum xnn_arch_flags`` x86 bits (src/xnnpack/hardware-config.h); configs compare them as integers.
@@ -57,12 +61,65 @@ X86_ARCH_BITS: Mapping[str, int] = {
 }
 
 _AVX2 = frozenset({"sse", "sse2", "ssse3", "sse4_1", "avx", "f16c", "fma3", "avx2"})
-#: The named x86-64 CPUs: XNNPACK arch flags (src/hardware-config.c sets avx256skx / avx256vnni from the
-#: AVX-512 VL features).
+_SKX = frozenset({"avx256skx", "avx512f", "avx512skx"})
+#: The named x86-64 CPUs: XNNPACK arch flags (src/configs/hardware-config.c sets avx256skx / avx256vnni from
+#: the AVX-512 VL features, the *gfni flags from VNNI + GFNI).
 X86_CPUS: Mapping[str, frozenset[str]] = {
     "x86-avx2": _AVX2,
-    "x86-avx512-vnni": _AVX2 | {"avx256skx", "avx512f", "avx512skx", "avx256vnni", "avx512vnni"},
+    "x86-avx512-vnni": _AVX2 | _SKX | {"avx256vnni", "avx512vnni"},
+    # A Sapphire Rapids Xeon (the machine of tests/fixtures/pte/graph, etdump, dwconv_x86) as ExecuTorch 1.5.1's
+    # pip XNNPACK sees it. Note: no avx512amx although the CPU has AMX-INT8: XNNPACK's CMakeLists.txt turns
+    # XNNPACK_ENABLE_AVX512AMX OFF under GCC, and the wheel is built with GCC 13.3.1 (the .comment of
+    # libexecutorch_backend_xnnpack.so), so XNN_ENABLE_AVX512AMX = 0 and hardware-config.c never sets the flag
+    # (with it, the arch_prctl ARCH_REQ_XCOMP_PERM XTILEDATA request must succeed too). Observed: QDU8 operators,
+    # which AMX's qd8_f32_qc8w entry would outrank. No avxvnniint8 (the CPU lacks it; GCC < 17 disables it too).
+    "x86-avx512-fp16": _AVX2
+    | _SKX
+    | {"avx512vbmi", "avx512vnni", "avx512vnnigfni", "avx512fp16", "avx512bf16", "avxvnni"}
+    | {"avx256vnni", "avx256vnnigfni"},
 }
+
+#: Per x86 ISA level, the flags it takes (best first: the first level whose flag a CPU has is its level).
+X86_LEVEL_FLAGS: Mapping[X86IsaLevel, str] = {
+    "avx512fp16": "avx512fp16",
+    "avx512skx": "avx512skx",
+    "avx2": "avx2",
+    "fma3": "fma3",
+    "avx": "avx",
+    "sse41": "sse4_1",
+}
+
+
+def x86_isa_of(flags: frozenset[str]) -> X86IsaLevel:
+    """The :class:`~kleidiref.targets.Target` ``x86_isa`` of an x86 CPU with XNNPACK arch ``flags``.
+
+    The first level whose flag the CPU has (the levels are one ladder: every AVX512-FP16 CPU has AVX512SKX,
+    every AVX2 one FMA3). A CPU without SSE4.1 is refused: XNNPACK's SSE2-only entries are not modelled.
+    """
+    for level, flag in X86_LEVEL_FLAGS.items():
+        if flag in flags:
+            return level
+    raise ValueError(
+        f"x86 arch flags {sorted(flags)} reach no x86 ISA level kleidiref models (SSE4.1 at least: "
+        "sse4_1 in XNNPACK's enum xnn_arch_flags)"
+    )
+
+
+_LEVEL_BASE: Mapping[X86IsaLevel, frozenset[str]] = {
+    "avx512fp16": X86_CPUS["x86-avx512-vnni"] | {"avx512fp16"},
+    "avx512skx": _AVX2 | _SKX,
+    "avx2": _AVX2,
+    "fma3": _AVX2 - {"avx2"},
+    "avx": _AVX2 - {"avx2", "fma3"},
+    "sse41": frozenset({"sse", "sse2", "ssse3", "sse4_1"}),
+}
+
+
+def x86_level_flags(level: X86IsaLevel) -> frozenset[str]:
+    """The XNNPACK arch flags assumed for a CPU described by its ``x86_isa`` level alone (a CPU file without
+    ``x86_flags``): the plainest CPU of that level (AVX512-FP16: the ``x86-avx512-vnni`` flags plus avx512fp16)."""
+    return _LEVEL_BASE[level]
+
 
 #: Per config, its x86 entries in the order gemm-config.c tries them (the first the CPU has is its ``arch``).
 _CONFIG_ARCH: Mapping[str, tuple[str, ...]] = {

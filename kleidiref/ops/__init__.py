@@ -10,7 +10,8 @@ decision's (microkernel, config):
   and ``qp8_f32_qc4w_gemm``), running exactly the kernel the decision names;
 * the generic kernels of :mod:`kleidiref.fallbacks` otherwise: XNNPACK's ARM64 kernels, the
   weight-only ``f32_qc8w`` / ``f32_qc4w`` kernels (ARM64 and x86-64) and, on an x86_64 target, the
-  AVX2 ``f16_f32acc`` kernels of the f16 config (an x86_64 Target is taken to be AVX2 + FMA3).
+  kernels of the f16 config's entry for the target's ``x86_isa`` (AVX512-FP16, AVX512SKX or AVX2). Below AVX2
+  only the weight-only kernels (and at FMA3 the f32 ones) are emulated; the rest is refused.
 
 Each op has a prepared form (``prepare_fully_connected``, ``prepare_convolution_2d``,
 ``prepare_batch_matrix_multiply``): the decision taken and the weights packed once for one input

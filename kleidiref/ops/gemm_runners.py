@@ -8,7 +8,7 @@ returns ``(output, emulation)``. Which adapter runs for which config is
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, cast
 
 import numpy as np
@@ -20,7 +20,7 @@ from ..dispatch import Decision
 from ..kai.registry import UKERNELS
 from ..quant.qd8 import quantize_qd8
 from ..quant.qd8_f16 import quantize_qd8_f16
-from ..targets import Target
+from ..targets import Target, X86IsaLevel
 from ..variants import pf16_gemm, pf32_gemm, pqs8_qc8w_gemm, qp8_f32_qb4w_gemm, qp8_f32_qc4w_gemm, qp8_f32_qc8w_gemm
 from .operands import F16, Call, f16_of, opt_f16, opt_f32, qs8_requant, qu8_requant, to_f32
 
@@ -56,6 +56,7 @@ __all__ = [
     "run_qs8_qc8w",
     "run_qu8",
     "x86_f16_kernel",
+    "x86_level_unmodelled",
 ]
 
 #: An adapter's answer: the output and ``OpResult.emulation``.
@@ -81,11 +82,41 @@ X86F16Kernel = Literal["avx2", "avx512skx", "avx512fp16"]
 
 
 def x86_f16_kernel(d: Decision) -> X86F16Kernel:
-    """The ``kernel=`` of :mod:`kleidiref.fallbacks.f16_x86` for the x86-64 f16 kernel ``d`` names."""
-    key, name, _, _ = f16_x86_choice(d.mr, igemm=d.microkernel == "igemm")
-    if name != d.kernel:  # one chooser for both: a mismatch is a kleidiref bug
-        raise AssertionError(f"x86 f16 kernel {name} differs from the decision's {d.kernel}")
-    return cast(X86F16Kernel, key)
+    """The ``kernel=`` of :mod:`kleidiref.fallbacks.f16_x86` for the x86-64 f16 kernel ``d`` names (the entry of
+    XNNPACK's x86 f16_gemm config the decision's target took: AVX512-FP16, AVX512SKX or AVX2)."""
+    igemm = d.microkernel == "igemm"
+    for isa in _X86_F16_LEVELS:
+        key, name, _, _ = f16_x86_choice(d.mr, igemm=igemm, isa=isa)
+        if name == d.kernel:  # the one chooser dispatch used
+            return cast(X86F16Kernel, key)
+    raise AssertionError(f"{d.kernel} is no kernel of XNNPACK's x86 f16_gemm config (mr {d.mr})")
+
+
+_X86_F16_LEVELS: tuple[X86IsaLevel, ...] = ("avx512fp16", "avx512skx", "avx2")
+#: Configs whose x86 kernels below AVX2 kleidiref models: f32_qc8w / f32_qc4w per ISA (x86_fma / x86_avx /
+#: x86_sse41); at FMA3 the f32 configs too (their __fma3 kernels are the AVX2 CPU's).
+_BELOW_AVX2: Mapping[str, frozenset[str]] = {
+    "fma3": frozenset({"f32_qc8w_gemm", "f32_qc4w_gemm", "f32_gemm", "f32_igemm", "f32_gemm_nr2", "f32_dwconv"}),
+    "avx": frozenset({"f32_qc8w_gemm", "f32_qc4w_gemm"}),
+    "sse41": frozenset({"f32_qc8w_gemm", "f32_qc4w_gemm"}),
+}
+
+
+def x86_level_unmodelled(d: Decision, t: Target) -> NotImplementedError | None:
+    """The refusal of a decision whose x86 kernel at ``t``'s ISA level kleidiref does not model, else None.
+
+    Note: the x86 emulations were checked against AVX2 / AVX-512 runs; below AVX2 XNNPACK takes its FMA3, AVX
+    or SSE entries, which round products separately (no FMA) or requantize differently: refused, not guessed.
+    """
+    allowed = _BELOW_AVX2.get(t.x86_isa or "")
+    if allowed is None or d.config in allowed:
+        return None
+    return not_emulated(
+        d,
+        f"x86 ISA level {t.x86_isa} (Target.x86_isa): XNNPACK runs this config's "
+        f"{'SSE/AVX' if t.x86_isa != 'fma3' else 'SSE4.1/AVX/FMA3'} entry, which kleidiref does not emulate "
+        "(its x86 kernels are those of AVX2 and AVX-512 CPUs)",
+    )
 
 
 # ---- KleidiAI: the variants (qp8_f32_qc4w_gemm from source) ----------------------------------------------

@@ -120,6 +120,8 @@ PREPARERS: Mapping[tuple[str, str], Preparer] = {
 def prepare(c: Call) -> Prepared:
     """The adapter for the call's decision with its weights packed once; NotImplementedError if there is none."""
     d: Decision = c.decision
+    if (refused := G.x86_level_unmodelled(d, c.target)) is not None:
+        raise refused
     key = (d.microkernel, d.config)
     preparer = PREPARERS.get(key)
     if preparer is not None:
@@ -138,6 +140,8 @@ def run(c: Call) -> Result:
 def run_deconvolution(c: Call) -> Result:
     """Run the deconvolution adapter registered for the call's decision; NotImplementedError if there is none."""
     d: Decision = c.decision
+    if (refused := G.x86_level_unmodelled(d, c.target)) is not None:
+        raise refused
     runner = DECONV_RUNNERS.get((d.microkernel, d.config))
     if runner is None:
         raise G.not_emulated(d, f"no emulated deconvolution ({d.microkernel}) for this config")
