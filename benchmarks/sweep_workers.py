@@ -9,10 +9,12 @@ Times the whole ``kleidiref.sweep(MODEL, cpus, svls, workers=w, times=False)`` c
 process start-up, each worker importing kleidiref and reading the program, every unit), alternately with
 1 and N workers, ``--repeat`` times each, and checks that both give the same records. Reported: the number
 of units, best and median seconds, the ratio of the 1-worker best to the N-worker best, the CPU count and the
-load average before and after (the machine may be shared: a loaded machine makes the ratio meaningless).
+load average before and after (the machine may be shared: a loaded machine makes the ratio meaningless). This
+process's BLAS runs one thread by default, as each pool worker's does (``--default-blas-threads``: as it is).
 
-Use a program whose units take well over the pool's start-up (about a second): e.g. the transformer MLP
-``mlp_h1024_m32__ao_8da4w_g32.pte`` (four 8da4w linears 1024 -> 2048 -> 1024 -> 2048 -> 1024, 32 tokens).
+Use a program whose units take well over the pool's start-up (about 1.3 s here: spawning, importing kleidiref,
+reading the program): e.g. the transformer MLP ``mlp_h2048_m128__ao_8da4w_g32.pte`` (four 8da4w linears
+2048 -> 4096 -> 2048 -> 4096 -> 2048, 128 tokens; about 4 s a unit).
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+if "--default-blas-threads" not in sys.argv:
+    # One BLAS thread in this process too, set before numpy loads, so that 1 worker is measured at its best: with
+    # OpenBLAS's default (one thread per core) next to other busy processes, 1 worker was up to 5x slower here.
+    for _k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_k] = "1"
 
 from kleidiref.sweep import DEFAULT_CPUS, DEFAULT_SVLS, strip_times, sweep
 
@@ -43,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--cpu", default=",".join(DEFAULT_CPUS))
     p.add_argument("--svl", default=",".join(map(str, DEFAULT_SVLS)))
+    p.add_argument("--default-blas-threads", action="store_true", help="leave this process's BLAS threads as they are")
     args = p.parse_args(argv)
     load_before = _load()
     times: dict[int, list[float]] = {1: [], args.workers: []}
@@ -56,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     same = results[1] == results[args.workers]
     units = sum(r["kind"] == "unit" for r in results[1])
     print(f"program: {args.model.name}; {units} units ({args.cpu} x SVL {args.svl}); os.cpu_count() = {os.cpu_count()}")
-    print(f"load average before: {load_before}; after: {_load()}")
+    print(f"load average before: {load_before}; after: {_load()}; OPENBLAS_NUM_THREADS here: "
+          f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")  # fmt: skip
     for w, ts in times.items():
         runs = ", ".join(f"{t:.2f}" for t in ts)
         print(f"workers={w}: best {min(ts):.2f} s, median {statistics.median(ts):.2f} s ({runs})")

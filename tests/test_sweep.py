@@ -133,7 +133,10 @@ def test_not_implemented_is_a_result(monkeypatch: pytest.MonkeyPatch) -> None:
     assert rec["status"] == "not_implemented" and "XNNSomething" in rec["error"]
 
 
-def test_one_and_two_workers_and_map_like_give_identical_files(tmp_path: Path) -> None:
+def test_one_and_two_workers_and_map_like_give_identical_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The pool sets the thread variables only while its workers start: this process's are restored after.
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
     files = {}
     for name, workers in (("one", 1), ("two", 2), ("map", map)):
         files[name] = tmp_path / f"{name}.jsonl"
@@ -141,6 +144,7 @@ def test_one_and_two_workers_and_map_like_give_identical_files(tmp_path: Path) -
     text = files["one"].read_bytes()
     assert text and all(f.read_bytes() == text for f in files.values())
     assert b"seconds" not in text
+    assert os.environ["OMP_NUM_THREADS"] == "3" and "OPENBLAS_NUM_THREADS" not in os.environ
 
 
 def test_dask_like_client_map() -> None:
