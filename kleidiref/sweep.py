@@ -358,9 +358,15 @@ def _pin_threads() -> None:
     tpc.threadpool_limits(1)
 
 
+def _warm(path: str, digest: str) -> None:
+    """Pool warm-up task: read the program in the worker before its first unit."""
+    _program(path, digest)
+
+
 @contextlib.contextmanager
-def _process_pool(n: int) -> Iterator[MapLike]:
-    """``n`` spawned workers; the thread variables are set while they start so numpy sees them at import."""
+def _process_pool(n: int, path: str, digest: str) -> Iterator[MapLike]:
+    """``n`` spawned workers, each reading the program at once; the thread variables are set while they start,
+    so numpy sees them at import."""
     saved = {k: os.environ.get(k) for k in THREAD_ENV}
     os.environ.update(dict.fromkeys(THREAD_ENV, "1"))
     # Note: spawn, not fork (threads and BLAS state do not survive fork) nor forkserver (its server process keeps
@@ -368,6 +374,8 @@ def _process_pool(n: int) -> Iterator[MapLike]:
     ctx = multiprocessing.get_context("spawn")
     ex = concurrent.futures.ProcessPoolExecutor(n, mp_context=ctx, initializer=_pin_threads)
     try:
+        for _ in range(n):  # each submit starts a worker while none is idle
+            ex.submit(_warm, path, digest)
         yield functools.partial(ex.map, chunksize=1)
     except BaseException:
         ex.shutdown(wait=False, cancel_futures=True)
@@ -382,13 +390,13 @@ def _process_pool(n: int) -> Iterator[MapLike]:
 
 
 @contextlib.contextmanager
-def _mapper(workers: int | MapLike) -> Iterator[MapLike]:
+def _mapper(workers: int | MapLike, path: str, digest: str) -> Iterator[MapLike]:
     if callable(workers):
         yield workers
     elif workers == 1:
         yield map
     else:
-        with _process_pool(workers) as m:
+        with _process_pool(workers, path, digest) as m:
             yield m
 
 
@@ -523,27 +531,29 @@ def sweep(
     svl_list = _check_svls(svls)
     pool = _check_workers(workers)
     src = Path(path)
+    where = str(src.resolve())
     digest = hashlib.sha256(src.read_bytes()).hexdigest()
-    program = _program(str(src.resolve()), digest)  # cached: in-process units reuse it
-    program.plan(plan)
-    units = _units(src, digest, cpu_list, svl_list, _resolve_inputs(src, program, inputs, seed, plan), times, plan)
     dest = None if out is None else Path(out)
-    done = _resume(dest)
-    todo = [u for u in units if u.ident not in done]
-    enabled = sys.stderr.isatty() if progress is None else progress
-    bar = _Progress(len(units), len(units) - len(todo), sys.stderr, enabled)
-    new: dict[tuple[str, str, str, int | None], list[Record]] = {}
-    try:
-        with contextlib.ExitStack() as stack:
-            fh = None if dest is None else stack.enter_context(dest.open("a", encoding="utf-8"))
-            m = stack.enter_context(_mapper(pool))
-            for recs in m(run_unit, todo):
-                if fh is not None:
-                    _append(fh, recs)
-                new[_ident(recs[-1])] = recs
-                bar.advance(f"{recs[-1]['cpu']} {recs[-1]['svl'] or ''}")
-    finally:
-        bar.close()
+    with contextlib.ExitStack() as stack:
+        # Note: a pool starts first, its workers importing kleidiref and reading the program while this process
+        # reads it and the inputs (the start-up is what keeps 2 workers from twice the speed).
+        m = stack.enter_context(_mapper(pool, where, digest))
+        program = _program(where, digest)  # cached: in-process units reuse it
+        program.plan(plan)
+        units = _units(src, digest, cpu_list, svl_list, _resolve_inputs(src, program, inputs, seed, plan), times, plan)
+        done = _resume(dest)
+        todo = [u for u in units if u.ident not in done]
+        bar = _Progress(
+            len(units), len(units) - len(todo), sys.stderr, sys.stderr.isatty() if progress is None else progress
+        )
+        stack.callback(bar.close)
+        fh = None if dest is None else stack.enter_context(dest.open("a", encoding="utf-8"))
+        new: dict[tuple[str, str, str, int | None], list[Record]] = {}
+        for recs in m(run_unit, todo):
+            if fh is not None:
+                _append(fh, recs)
+            new[_ident(recs[-1])] = recs
+            bar.advance(f"{recs[-1]['cpu']} {recs[-1]['svl'] or ''}")
     every = {**done, **new}
     if dest is not None:
         _rewrite(dest, sorted((r for g in every.values() for r in g), key=_order))
