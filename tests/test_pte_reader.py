@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import os
 import struct
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from _hostile_bytes import BIT_FLIPS, FORGED_WORDS, flip_bits, forge_word, loads_or_clear_error
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -219,15 +219,9 @@ SMALL = (FIXTURES / "linear_k64_n32__pt2e_dyn_pc4.pte").read_bytes()
 CONV = (FIXTURES / "conv3x3_p1_c16_o24__pt2e_static_pc.pte").read_bytes()
 
 
-def _load_or_clear_error(data: bytes) -> None:
-    t0 = time.perf_counter()
-    try:
-        p = pte.load(data)
-        for g in p.xnn_graphs:
-            pte.runtime_shapes(g)
-    except PteError as exc:
-        assert str(exc)
-    assert time.perf_counter() - t0 < 2.0
+def _load_with_shapes(data: bytes) -> None:
+    for g in pte.load(data).xnn_graphs:
+        pte.runtime_shapes(g)
 
 
 def test_good_bytes_load() -> None:
@@ -243,26 +237,16 @@ def test_truncated(base: bytes, data: st.DataObject) -> None:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from([SMALL, CONV]), st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 7)), max_size=8))
+@given(st.sampled_from([SMALL, CONV]), BIT_FLIPS)
 def test_bit_flips(base: bytes, flips: list[tuple[int, int]]) -> None:
-    b = bytearray(base)
-    for pos, bit in flips:
-        b[pos % len(b)] ^= 1 << bit
-    _load_or_clear_error(bytes(b))
-
-
-_FORGED = st.sampled_from([0, 1, 3, 0x7FFF, 0xFFFF, 2**31, 2**31 - 1, 2**32 - 1, 2**32 - 4])
+    loads_or_clear_error(_load_with_shapes, flip_bits(base, flips))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from([SMALL, CONV]), st.integers(0, 1 << 20), _FORGED, st.booleans())
+@given(st.sampled_from([SMALL, CONV]), st.integers(0, 1 << 20), FORGED_WORDS, st.booleans())
 def test_forged_words(base: bytes, pos: int, value: int, wide: bool) -> None:
     """Any aligned 4- or 8-byte word replaced by an extreme offset, size or length."""
-    b = bytearray(base)
-    size = 8 if wide else 4
-    pos = (pos % (len(b) - size)) // size * size
-    b[pos : pos + size] = value.to_bytes(size, "little")
-    _load_or_clear_error(bytes(b))
+    loads_or_clear_error(_load_with_shapes, forge_word(base, pos, value, 8 if wide else 4))
 
 
 def _xnn_vector_length_pos(data: bytes, slot: int) -> int:
