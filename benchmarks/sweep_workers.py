@@ -9,7 +9,9 @@ Times the whole ``kleidiref.sweep(MODEL, cpus, svls, workers=w, times=False)`` c
 process start-up, each worker importing kleidiref and reading the program, every unit), alternately with
 1 and N workers, ``--repeat`` times each, and checks that both give the same records. Reported: the number
 of units, best and median seconds, the ratio of the 1-worker best to the N-worker best, the CPU count and the
-load average before and after (the machine may be shared: a loaded machine makes the ratio meaningless). This
+load average before and after, and the parallel capacity the machine had then: a pure-Python loop run in N
+processes at once vs one after the other (N on an idle N-core machine; on a shared one, the ceiling of the
+ratio). This
 process's BLAS runs one thread by default, as each pool worker's does (``--default-blas-threads``: as it is).
 
 Use a program whose units take well over the pool's start-up (about 1.3 s here: spawning, importing kleidiref,
@@ -20,6 +22,8 @@ reading the program): e.g. the transformer MLP ``mlp_h2048_m128__ao_8da4w_g32.pt
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import multiprocessing
 import os
 import statistics
 import sys
@@ -43,6 +47,26 @@ def _load() -> str:
         return "n/a"
 
 
+def _spin(n: int = 20_000_000) -> float:
+    t0 = time.perf_counter()
+    x = 0
+    for i in range(n):
+        x += i
+    return time.perf_counter() - t0
+
+
+def _capacity(workers: int) -> float:
+    """How many times faster ``workers`` CPU-bound processes ran at once than one after the other."""
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as ex:
+        list(ex.map(_spin, [1000] * workers))  # started
+        t0 = time.perf_counter()
+        list(ex.map(_spin, [20_000_000] * workers))
+        together = time.perf_counter() - t0
+    alone = sum(_spin() for _ in range(workers))
+    return alone / together
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("model", type=Path, metavar="MODEL.pte")
@@ -52,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--svl", default=",".join(map(str, DEFAULT_SVLS)))
     p.add_argument("--default-blas-threads", action="store_true", help="leave this process's BLAS threads as they are")
     args = p.parse_args(argv)
-    load_before = _load()
+    load_before, cap_before = _load(), _capacity(args.workers)
     times: dict[int, list[float]] = {1: [], args.workers: []}
     results = {}
     for _ in range(args.repeat):
@@ -66,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"program: {args.model.name}; {units} units ({args.cpu} x SVL {args.svl}); os.cpu_count() = {os.cpu_count()}")
     print(f"load average before: {load_before}; after: {_load()}; OPENBLAS_NUM_THREADS here: "
           f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")  # fmt: skip
+    print(f"parallel capacity ({args.workers} CPU-bound processes at once vs in turn): before {cap_before:.2f}x, "
+          f"after {_capacity(args.workers):.2f}x")  # fmt: skip
     for w, ts in times.items():
         runs = ", ".join(f"{t:.2f}" for t in ts)
         print(f"workers={w}: best {min(ts):.2f} s, median {statistics.median(ts):.2f} s ({runs})")
