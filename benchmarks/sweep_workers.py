@@ -15,8 +15,9 @@ ratio). This
 process's BLAS runs one thread by default, as each pool worker's does (``--default-blas-threads``: as it is).
 
 Use a program whose units take well over the pool's start-up (about 1.3 s here: spawning, importing kleidiref,
-reading the program): e.g. the transformer MLP ``mlp_h2048_m128__ao_8da4w_g32.pte`` (four 8da4w linears
-2048 -> 4096 -> 2048 -> 4096 -> 2048, 128 tokens; about 4 s a unit).
+reading the program): e.g. the transformer MLP ``mlp_h2048_m128__ao_8da4w_g32.pte`` of
+``benchmarks/export_transformer.py OUT --hidden 2048 --tokens 128 --recipes ao_8da4w_g32`` (four 8da4w linears
+2048 -> 4096 -> 2048 -> 4096 -> 2048, 128 tokens; about 1.1 s a unit). Figures: docs/run.md, "Sweeps".
 """
 
 from __future__ import annotations
