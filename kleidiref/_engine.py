@@ -69,7 +69,11 @@ _CHUNK = 1 << 18  # elements per pass of the one-pass scans (bounded temporaries
 #: Tuning (measured on a 2-core x86 with 512 KiB L2 per core; see docs/performance.md).
 _KB = 4  # k steps per block of stored sums (products formed, ties tested, once per block)
 _KB_ROW = 16  # the same for one-row (GEMV) tiles, where per-call overhead dominates
-_TILE_ELEMS = 1 << 16  # output elements per tile
+_TILE_ELEMS = 1 << 16  # output elements per tile when the tiles are shared by worker threads
+# One thread: smaller tiles keep a tile's float64 temporaries in L2. Measured on the 4-linear fp32 MLP
+# (hidden 2048, M = 128) with KLEIDIREF_THREADS=1: 9.6 s at 64 Ki elements, 6.8 s at 16 Ki; and two such
+# processes side by side (sweep workers) no longer slow each other down (6.6 s each against 10.4 s).
+_TILE_ELEMS_SERIAL = 1 << 14
 _MIN_THREADED = 1 << 15  # below this many elements per tile, threads cost more than they gain
 _KB16 = 8  # k steps per block in the f16 chains
 _KB16_ROW = 32
@@ -118,8 +122,9 @@ def _split(m: int, n: int, elems: int | None = None, align: int = 1) -> list[tup
 
     Column starts are multiples of ``align`` (the nr of a blocked W).
     """
-    elems = _TILE_ELEMS if elems is None else elems
     nthreads = worker_threads()
+    if elems is None:
+        elems = _TILE_ELEMS if nthreads > 1 else _TILE_ELEMS_SERIAL
     if m * n < nthreads * _MIN_THREADED:  # one tile: threads would not pay
         return [(0, m, 0, n)]
     cols = max(64, elems // max(m, 1))

@@ -68,8 +68,10 @@ MapLike = Callable[[Callable[["Unit"], list[Record]], Iterable["Unit"]], Iterabl
 
 DEFAULT_CPUS: tuple[str, ...] = ("sme2", "sme", "neon-i8mm", "x86-avx2")
 DEFAULT_SVLS: tuple[int, ...] = (128, 256, 512, 1024, 2048)
-#: Set to 1 in each pool worker before numpy loads: one BLAS / OpenMP thread per worker process.
+#: Set to 1 in each pool worker before numpy loads: one BLAS / OpenMP thread and one kleidiref engine thread
+#: (``KLEIDIREF_THREADS``) per worker process, so N workers use N cores, not N times the CPU count.
 THREAD_ENV: tuple[str, ...] = (
+    "KLEIDIREF_THREADS",
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
     "MKL_NUM_THREADS",
