@@ -36,7 +36,13 @@ from .f32_gemm import f32_gemm
 from .f32_igemm import f32_igemm
 from .f32_qcw import F32_QC4W_KERNELS, F32_QC8W_KERNELS, f32_qc4w_gemm, f32_qc8w_gemm, f32_qcw_ukernel, qc4w_unpack
 from .qd8_f16 import qd8_f16_qb4w_gemm, qd8_f16_qc4w_gemm, qd8_f16_qc8w_gemm, qd8_f16_qc8w_igemm
-from .qd8_f32_qb4w import qb4w_ksum, qd8_f32_qb4w_gemm
+from .qd8_f32_qb4w import (
+    Qb4wWeights,
+    prepare_qd8_f32_qb4w_weights,
+    qb4w_ksum,
+    qd8_f32_qb4w_gemm,
+    qd8_f32_qb4w_gemm_prepared,
+)
 from .qd8_f32_qc4w import qd8_f32_qc4w_gemm
 from .qd8_f32_qc8w import qd8_f32_qc8w_gemm, qd8_f32_qc8w_igemm
 from .qs8_qc8w import qs8_qc8w_gemm, qs8_qc8w_igemm, qs8_requantization_scale, qs8_requantize_fp32
@@ -48,6 +54,7 @@ __all__ = [
     "F32_QC4W_KERNELS",
     "F32_QC8W_KERNELS",
     "FALLBACKS",
+    "Qb4wWeights",
     "dwconv",
     "dwconv_qs8",
     "dwconv_tile",
@@ -61,6 +68,7 @@ __all__ = [
     "f32_qc4w_gemm",
     "f32_qc8w_gemm",
     "f32_qcw_ukernel",
+    "prepare_qd8_f32_qb4w_weights",
     "qb4w_ksum",
     "qc4w_unpack",
     "qd8_f16_qb4w_gemm",
@@ -68,6 +76,7 @@ __all__ = [
     "qd8_f16_qc8w_gemm",
     "qd8_f16_qc8w_igemm",
     "qd8_f32_qb4w_gemm",
+    "qd8_f32_qb4w_gemm_prepared",
     "qd8_f32_qc4w_gemm",
     "qd8_f32_qc8w_gemm",
     "qd8_f32_qc8w_igemm",

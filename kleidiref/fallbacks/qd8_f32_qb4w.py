@@ -21,18 +21,27 @@ of block j::
 # (not determined from source): an ULP-level unknown.
 
 The block sums are exact integers (float64 BLAS); ``float(16 * sum)`` is exact for bl <= 1024.
-FPCR.FZ (``fz``) applies to the f32 steps.
+FPCR.FZ (``fz``) applies to the f32 steps. :func:`prepare_qd8_f32_qb4w_weights` does the weight half once
+(as XNNPACK packs at operator creation); :func:`qd8_f32_qb4w_gemm_prepared` runs it per activation.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.typing import NDArray
 
-from ..numerics import Clamp, bf16_to_f32, clamp, f32_to_bf16_rne, fadd32, fma32, fmul32
+from ..numerics import Clamp, bf16_to_f32, clamp, f32_to_bf16_rne, fadd32, fma32, fmul32, ftz32
 from ._common import as_f32, qd8_codes
 
-__all__ = ["qb4w_ksum", "qd8_f32_qb4w_gemm"]
+__all__ = [
+    "Qb4wWeights",
+    "prepare_qd8_f32_qb4w_weights",
+    "qb4w_ksum",
+    "qd8_f32_qb4w_gemm",
+    "qd8_f32_qb4w_gemm_prepared",
+]
 
 F32 = np.float32
 
@@ -67,6 +76,75 @@ def qb4w_ksum(w: NDArray[np.int8], scales: NDArray[np.uint16], block_size: int, 
     return ksum
 
 
+@dataclass(frozen=True, eq=False)
+class Qb4wWeights:
+    """The static half of :func:`qd8_f32_qb4w_gemm` (what ``xnn_pack_qs8_qb4w_gemm_goi_w`` computes once).
+
+    ``w16[j]`` is ``16 * w[n, k]`` for the k of block j as a contiguous float64 ``[bl, N]`` matrix (the
+    per-block products then read contiguous operands); ``sc16[j]`` the packed block scales of block j.
+    """
+
+    n: int
+    k: int
+    block_size: int
+    kr: int
+    ksum: NDArray[np.float32]  # [N]
+    sc16: NDArray[np.float32]  # [K / bl, N]: bf16_rne(scale / 16) widened
+    w16: NDArray[np.float64]  # [K / bl, bl, N]
+    bias: NDArray[np.float32]  # [N] (zeros without a bias)
+
+
+def prepare_qd8_f32_qb4w_weights(
+    w: NDArray[np.int8],
+    scales: NDArray[np.uint16],
+    block_size: int,
+    bias: NDArray[np.float32] | None = None,
+    *,
+    kr: int = 8,
+) -> Qb4wWeights:
+    """The weight work of :func:`qd8_f32_qb4w_gemm`, done once for any number of activations."""
+    w, scales = _check(w, scales, block_size)
+    n, k = w.shape
+    b = np.zeros(n, F32) if bias is None else as_f32("bias", bias, shape=(n,))
+    ksum = qb4w_ksum(w, scales, block_size, kr=kr)
+    sc16 = bf16_to_f32(f32_to_bf16_rne((bf16_to_f32(scales) / F32(16)).astype(F32)))
+    nb = k // block_size
+    w16 = np.ascontiguousarray((16.0 * w.astype(np.float64)).T.reshape(nb, block_size, n))
+    return Qb4wWeights(n, k, block_size, kr, ksum, np.ascontiguousarray(sc16.T), w16, b.copy())
+
+
+def qd8_f32_qb4w_gemm_prepared(
+    q: NDArray[np.int8],
+    a: NDArray[np.float32],
+    zp: NDArray[np.int32],
+    p: Qb4wWeights,
+    *,
+    clamp_min: float = -np.inf,
+    clamp_max: float = np.inf,
+    fz: bool = True,
+) -> NDArray[np.float32]:
+    """:func:`qd8_f32_qb4w_gemm` on weights prepared by :func:`prepare_qd8_f32_qb4w_weights` (same bits)."""
+    q = qd8_codes(q)
+    m, k = q.shape
+    if k != p.k:
+        raise ValueError(f"K mismatch: q is {q.shape}, the prepared weights have K = {p.k}")
+    a = as_f32("a", a, shape=(m,))
+    nb = k // p.block_size
+    zpf = np.asarray(zp, dtype=np.int64).reshape(m).astype(F32)
+    y = fmul32(p.ksum[None, :], zpf[:, None], fz=fz)
+    # Under FZ: y (an FZ result), the integer-valued block sums and the flushed scales hold no
+    # subnormal, so fma32's input flush is done here once instead of per block.
+    sc16 = ftz32(p.sc16) if fz else p.sc16
+    qb = np.ascontiguousarray(q.astype(np.float64).reshape(m, nb, p.block_size).transpose(1, 0, 2))
+    for j in range(nb):
+        # The block sums are exact integers (|16 q w| <= 2**14 per term), so the BLAS order is immaterial.
+        s = (qb[j] @ p.w16[j]).astype(F32)
+        y = fma32(s, sc16[None, j], y, fz=fz, flushed=True)
+    y = fmul32(y, a[:, None], fz=fz)
+    y = fadd32(y, p.bias[None, :], fz=fz)
+    return clamp(y, F32(clamp_min), F32(clamp_max), Clamp.FMAX_FMIN, fz=fz)
+
+
 def qd8_f32_qb4w_gemm(
     q: NDArray[np.int8],
     a: NDArray[np.float32],
@@ -84,22 +162,8 @@ def qd8_f32_qb4w_gemm(
     """``[M, N]`` f32: qd8 rows ``q`` [M, K] (``a``, ``zp`` per row), 4-bit ``w`` [N, K], bf16 ``scales``."""
     q = qd8_codes(q)
     w, scales = _check(w, scales, block_size)
-    m, k = q.shape
-    n = w.shape[0]
-    if w.shape[1] != k:
+    if w.shape[1] != q.shape[1]:
         raise ValueError(f"K mismatch: q is {q.shape}, w is {w.shape}")
-    a = as_f32("a", a, shape=(m,))
-    b = np.zeros(n, F32) if bias is None else as_f32("bias", bias, shape=(n,))
-    ksum = qb4w_ksum(w, scales, block_size, kr=kr)
-    sc16 = bf16_to_f32(f32_to_bf16_rne((bf16_to_f32(scales) / F32(16)).astype(F32)))
-    zpf = np.asarray(zp, dtype=np.int64).reshape(m).astype(F32)
-    y = fmul32(ksum[None, :], zpf[:, None], fz=fz)
-    q64 = q.astype(np.float64)
-    w16 = 16.0 * w.astype(np.float64)
-    for j in range(k // block_size):
-        blk = slice(j * block_size, (j + 1) * block_size)
-        s = np.rint(q64[:, blk] @ w16[:, blk].T).astype(F32)
-        y = fma32(s, sc16[None, :, j], y, fz=fz)
-    y = fmul32(y, a[:, None], fz=fz)
-    y = fadd32(y, b[None, :], fz=fz)
-    return clamp(y, F32(clamp_min), F32(clamp_max), Clamp.FMAX_FMIN, fz=fz)
+    as_f32("a", a, shape=(q.shape[0],))
+    p = prepare_qd8_f32_qb4w_weights(w, scales, block_size, bias, kr=kr)
+    return qd8_f32_qb4w_gemm_prepared(q, a, zp, p, clamp_min=clamp_min, clamp_max=clamp_max, fz=fz)

@@ -32,6 +32,7 @@ __all__ = [
     "prepare_pf16",
     "prepare_pf32",
     "prepare_pqs8_qc8w",
+    "prepare_qd8_f32_qb4w",
     "prepare_qp8_f32_qb4w",
     "prepare_qp8_f32_qc8w",
     "qb4w_kr",
@@ -304,11 +305,21 @@ def run_qd8_f32_qc4w(c: Call) -> Result:
     return out, "fallback:qd8_f32_qc4w_gemm"
 
 
-def run_qd8_f32_qb4w(c: Call) -> Result:
-    q, a, zp = quantize_qd8(to_f32(c.x), fz=c.fz)
+def prepare_qd8_f32_qb4w(c: Call) -> Prepared:
+    # The generic kernel's weights (int4 decode, bf16 scales, ksum) prepared once, as XNNPACK packs them.
     kr = qb4w_kr(c.target)
-    out = F.qd8_f32_qb4w_gemm(q, a, zp, c.w, c.w_scale(), c.block_size(), opt_f32(c.bias), kr=kr, **c.clamp())
-    return out, f"fallback:qd8_f32_qb4w_gemm(kr={kr})"
+    prep = F.prepare_qd8_f32_qb4w_weights(c.w, c.w_scale(), c.block_size(), opt_f32(c.bias), kr=kr)
+
+    def run(call: Call) -> Result:
+        q, a, zp = quantize_qd8(to_f32(call.x), fz=call.fz)
+        out = F.qd8_f32_qb4w_gemm_prepared(q, a, zp, prep, **call.clamp())
+        return out, f"fallback:qd8_f32_qb4w_gemm(kr={kr})"
+
+    return run
+
+
+def run_qd8_f32_qb4w(c: Call) -> Result:
+    return prepare_qd8_f32_qb4w(c)(c)
 
 
 # qd8_f16_*: fp16 rows quantized by the fp16 qd8 quantizer, binary32 epilogue, one RN16.

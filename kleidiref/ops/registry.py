@@ -103,14 +103,16 @@ DECONV_RUNNERS: Mapping[tuple[str, str], Runner] = {
 
 
 #: The configs whose weights are packed once by a preparer (KleidiAI's RHS packers, as XNNPACK packs them
-#: at operator creation). The other adapters have nothing costly to pack ahead: prepared, they are
-#: themselves (the decision is still taken once, by the op that prepares them).
+#: at operator creation; the generic qd8_f32_qb4w, whose int4 decoding is costly). The other adapters have
+#: nothing costly to pack ahead: prepared, they are themselves (the decision is still taken once, by the op
+#: that prepares them).
 PREPARERS: Mapping[tuple[str, str], Preparer] = {
     ("gemm", "pf32_gemm"): G.prepare_pf32,
     ("gemm", "pf16_gemm"): G.prepare_pf16,
     ("gemm", "pqs8_qc8w_gemm"): G.prepare_pqs8_qc8w,
     ("gemm", "qp8_f32_qc8w_gemm"): G.prepare_qp8_f32_qc8w,
     ("gemm", "qp8_f32_qb4w_gemm"): G.prepare_qp8_f32_qb4w,
+    ("gemm", "qd8_f32_qb4w_gemm"): G.prepare_qd8_f32_qb4w,  # generic: weights decoded once
     ("igemm", "pf32_gemm"): C.prepare_kai_igemm_pf32,
     ("igemm", "pf16_gemm"): C.prepare_kai_igemm_pf16,
     ("igemm", "pqs8_qc8w_gemm"): C.prepare_kai_igemm_pqs8,
