@@ -68,11 +68,14 @@ def qb4w_ksum(w: NDArray[np.int8], scales: NDArray[np.uint16], block_size: int, 
         raise ValueError(f"kr = {kr}: 2*kr must divide the block size {block_size}")
     n, k = w.shape
     sc = bf16_to_f32(scales)
+    c = 2 * kr
+    # Every chunk's RN32 product at once (chunk-major, contiguous), then the sequential f32 subtractions.
+    w3 = w.astype(np.int32).reshape(n, k // c, c)
+    chunk = sum((w3[:, :, i] for i in range(1, c)), start=w3[:, :, 0]).astype(F32)  # exact integer sums
+    prod = np.ascontiguousarray((chunk * np.repeat(sc, block_size // c, axis=1)).astype(F32).T)
     ksum = np.zeros(n, F32)
-    wi = w.astype(np.int64)
-    for c0 in range(0, k, 2 * kr):
-        chunk = wi[:, c0 : c0 + 2 * kr].sum(axis=1).astype(F32)
-        ksum = (ksum - (chunk * sc[:, c0 // block_size]).astype(F32)).astype(F32)
+    for p in prod:
+        ksum = (ksum - p).astype(F32)
     return ksum
 
 
@@ -109,7 +112,7 @@ def prepare_qd8_f32_qb4w_weights(
     ksum = qb4w_ksum(w, scales, block_size, kr=kr)
     sc16 = bf16_to_f32(f32_to_bf16_rne((bf16_to_f32(scales) / F32(16)).astype(F32)))
     nb = k // block_size
-    w16 = np.ascontiguousarray((16.0 * w.astype(np.float64)).T.reshape(nb, block_size, n))
+    w16 = 16.0 * np.ascontiguousarray(w.T).reshape(nb, block_size, n).astype(np.float64)
     return Qb4wWeights(n, k, block_size, kr, ksum, np.ascontiguousarray(sc16.T), w16, b.copy())
 
 
