@@ -124,3 +124,12 @@ def test_runner_prepares_qb4w_weights_once(name: str, monkeypatch: pytest.Monkey
     for res in later:
         for got, exp in zip(res.outputs, first.outputs, strict=True):
             assert got.tobytes() == exp.tobytes()
+
+
+def test_prepared_weights_respect_the_memory_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The float64 widening is refused before it is allocated when it would pass KLEIDIREF_MAX_BYTES."""
+    monkeypatch.setenv("KLEIDIREF_MAX_BYTES", str(64 * 256 * 8))
+    w = np.zeros((64, 256), np.int8)
+    scales = np.full((64, 256 // 32), 0x3F80, np.uint16)  # bf16 1.0
+    with pytest.raises(ValueError, match="memory limit"):
+        F.prepare_qd8_f32_qb4w_weights(w, scales, 32)

@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..numerics import Clamp, bf16_to_f32, clamp, f32_to_bf16_rne, fadd32, fma32, fmul32, ftz32
+from ..validate import check_alloc
 from ._common import as_f32, qd8_codes
 
 __all__ = [
@@ -112,6 +113,8 @@ def prepare_qd8_f32_qb4w_weights(
     ksum = qb4w_ksum(w, scales, block_size, kr=kr)
     sc16 = bf16_to_f32(f32_to_bf16_rne((bf16_to_f32(scales) / F32(16)).astype(F32)))
     nb = k // block_size
+    # The widened weights are 8 bytes per weight (plus the int8 transpose), kept for the session.
+    check_alloc("qd8_f32_qb4w prepared weights", ((k, n), np.float64), ((k, n), np.int8), factor=2)
     w16 = 16.0 * np.ascontiguousarray(w.T).reshape(nb, block_size, n).astype(np.float64)
     return Qb4wWeights(n, k, block_size, kr, ksum, np.ascontiguousarray(sc16.T), w16, b.copy())
 
