@@ -43,7 +43,7 @@ from numpy.typing import NDArray
 from . import pte
 from .inspection import CPU_NAMES, NodeDecision, decide_node, resolve_cpu
 from .pte.nodes import gemm_nodes
-from .runner import NodeTrace, RefusedByXnnpack, Runner
+from .runner import NodeTrace, RefusedByXnnpack, Runner, read_inputs
 from .targets import validate_svl
 
 __all__ = [
@@ -150,12 +150,6 @@ def _random_inputs(program: pte.Program, plan: str, seed: int) -> list[NDArray[A
     return out
 
 
-def _read_npz(path: Path) -> list[NDArray[Any]]:
-    with np.load(path) as z:
-        n = sum(1 for k in z.files if k.startswith("input_"))
-        return [z[f"input_{i}"] for i in range(n)]
-
-
 def default_inputs(
     path: str | Path, program: pte.Program | None = None, *, seed: int = 0, plan: str = "forward"
 ) -> tuple[list[NDArray[Any]], dict[str, Any]]:
@@ -163,7 +157,7 @@ def default_inputs(
     there is none, seeded random inputs of the plan's input shapes and dtypes; with where they came from."""
     npz = Path(path).with_suffix(".io.npz")
     if npz.is_file():
-        return _read_npz(npz), {"source": "io.npz", "file": npz.name}
+        return read_inputs(npz), {"source": "io.npz", "file": npz.name}
     prog = program if program is not None else pte.load(path)
     return _random_inputs(prog, plan, seed), {"source": "random", "seed": seed}
 
@@ -174,7 +168,7 @@ def _resolve_inputs(
     if inputs is None:
         arrays, source = default_inputs(path, program, seed=seed, plan=plan)
     elif isinstance(inputs, (str, Path)):
-        arrays, source = _read_npz(Path(inputs)), {"source": "npz", "file": Path(inputs).name}
+        arrays, source = read_inputs(Path(inputs)), {"source": "npz", "file": Path(inputs).name}
     else:
         arrays, source = [np.asarray(x) for x in inputs], {"source": "arrays"}
     n = len(program.plan(plan).inputs)

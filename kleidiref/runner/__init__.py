@@ -32,7 +32,7 @@ from .cli import add_parser, cli_main
 from .compare import NodeDiff, compare_runs, compare_to_reference, first_divergence, max_ulp_distance, node_outputs
 from .nodes import SUPPORTED_NODE_TYPES
 from .nodes.common import RefusedByXnnpack
-from .program import CPU_NAMES, NodeTrace, Runner, RunResult, cpu_target, run
+from .program import CPU_NAMES, NodeTrace, Runner, RunResult, cpu_target, read_inputs, run
 
 __all__ = [
     "CPU_NAMES",
@@ -50,5 +50,6 @@ __all__ = [
     "first_divergence",
     "max_ulp_distance",
     "node_outputs",
+    "read_inputs",
     "run",
 ]

@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from .compare import NodeDiff, compare_runs, compare_to_reference, first_divergence, is_node_key, max_ulp_distance
 from .compare import node_outputs as node_outputs_of
 from .nodes.common import RefusedByXnnpack
-from .program import CPU_NAMES, Runner, RunResult
+from .program import CPU_NAMES, Runner, RunResult, read_inputs
 
 __all__ = ["add_parser", "cli_main"]
 
@@ -50,13 +50,6 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--dump-nodes", type=Path, metavar="NODES.npz", help="write every node's output, d<delegate>_n<index>"
     )
-
-
-def _read_inputs(args: argparse.Namespace) -> list[NDArray[Any]]:
-    src = args.inputs or args.model.with_suffix(".io.npz")
-    with np.load(src) as z:
-        n = sum(1 for k in z.files if k.startswith("input_"))
-        return [z[f"input_{i}"] for i in range(n)]
 
 
 def _print_node_diffs(diffs: list[NodeDiff], against: str) -> None:
@@ -98,7 +91,7 @@ def _compare_outputs(res: RunResult, ref: dict[str, NDArray[Any]]) -> None:
     print(json.dumps({"max_ulp": dist}))
 
 
-def _report(args: argparse.Namespace, res: RunResult) -> None:
+def _report(args: argparse.Namespace, res: RunResult, runner: Runner, inputs: list[NDArray[Any]]) -> None:
     if args.trace:
         for t in res.trace:
             print(t.describe())
@@ -117,7 +110,7 @@ def _report(args: argparse.Namespace, res: RunResult) -> None:
     if args.compare_cpu or args.compare_svl:
         cpu = args.compare_cpu or args.cpu
         svl = args.compare_svl if args.compare_svl is not None else args.svl
-        other = Runner(args.model, cpu, svl).run(_read_inputs(args), keep_node_outputs=True)
+        other = Runner(runner.program, cpu, svl).run(inputs, keep_node_outputs=True)
         _print_node_diffs(compare_runs(res, other), f"--cpu {cpu}" + (f" --svl {svl}" if svl else ""))
 
 
@@ -125,8 +118,9 @@ def cli_main(args: argparse.Namespace) -> int:
     """``kleidiref run``: exit 0 on success, 2 when the program cannot be run (the reason on stdout)."""
     keep = bool(args.dump_nodes or args.compare_cpu or args.compare_svl or args.compare)
     try:
-        res = Runner(args.model, args.cpu, args.svl).run(_read_inputs(args), keep_node_outputs=keep)
-        _report(args, res)
+        runner = Runner(args.model, args.cpu, args.svl)
+        inputs = read_inputs(args.inputs or args.model.with_suffix(".io.npz"))
+        _report(args, runner.run(inputs, keep_node_outputs=keep), runner, inputs)
     except (NotImplementedError, RefusedByXnnpack, ValueError, OSError, KeyError) as exc:
         print(f"kleidiref run: {args.model}: {exc}")
         return 2

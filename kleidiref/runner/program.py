@@ -29,7 +29,7 @@ from .nodes import HANDLERS, PREPARERS, SUPPORTED_NODE_TYPES
 from .nodes.common import Dynamic, NodeRun
 from .portable import SUPPORTED_PORTABLE_OPS, run_kernel_call, unsupported_portable_ops
 
-__all__ = ["CPU_NAMES", "NodeTrace", "RunResult", "Runner", "cpu_target", "run"]
+__all__ = ["CPU_NAMES", "NodeTrace", "RunResult", "Runner", "cpu_target", "read_inputs", "run"]
 
 #: The CPU names ``run`` accepts (``kleidiref inspect``'s table, :func:`kleidiref.inspection.resolve_cpu`).
 CPU_NAMES: tuple[str, ...] = CPU_NAMES_INSPECT
@@ -222,3 +222,11 @@ def run(
 ) -> tuple[NDArray[Any], ...]:
     """The outputs the program gives on ``cpu`` (one-shot :class:`Runner`)."""
     return Runner(path, cpu, svl)(inputs)
+
+
+def read_inputs(path: str | Path) -> list[NDArray[Any]]:
+    """A program's inputs from an ``.npz``: ``input_0``, ``input_1``, ... in order (as a ``MODEL.io.npz`` holds
+    them)."""
+    with np.load(path) as z:
+        n = sum(1 for k in z.files if k.startswith("input_"))
+        return [z[f"input_{i}"] for i in range(n)]

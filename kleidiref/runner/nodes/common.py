@@ -22,6 +22,7 @@ __all__ = [
     "RefusedByXnnpack",
     "activation",
     "bias",
+    "bind_prepared",
     "check_supported",
     "clamp_kwargs",
     "handler_of",
@@ -38,6 +39,18 @@ NodeRun = Callable[[Mapping[int, Any]], tuple[Any, str]]
 #: A node preparer: (target, graph, node, values so far) -> the prepared node. The runner keeps it per node and
 #: activation shape and dtype and calls it on every run; the values give the activation's shape and dtype only.
 NodePreparer = Callable[[Target, pte.XnnGraph, pte.XnnNode, Mapping[int, Any]], NodeRun]
+
+
+def bind_prepared(op: PreparedOp, input_id: int) -> NodeRun:
+    """A prepared op as a node run: the activation (or the float values a dynamic convert left for the op to
+    quantize) read from the values of ``input_id``; the output and what ran out."""
+
+    def run(vals: Mapping[int, Any]) -> tuple[Any, str]:
+        x = vals[input_id]
+        r = op(x.x if isinstance(x, Dynamic) else x)
+        return r.output, r.emulation
+
+    return run
 
 
 def handler_of(preparer: NodePreparer) -> NodeHandler:

@@ -16,10 +16,10 @@ from ... import pte
 from ...ops import prepare_deconvolution_2d
 from ...targets import Target
 from .common import (
-    Dynamic,
     NodeRun,
     activation,
     bias,
+    bind_prepared,
     check_supported,
     clamp_kwargs,
     handler_of,
@@ -52,14 +52,7 @@ def prepare_deconvolution_2d_node(
         **clamp_kwargs(node),
     )
     check_supported(op, node)
-    input_id = f["input1_id"]
-
-    def run(vals: Mapping[int, Any]) -> tuple[Any, str]:
-        a = vals[input_id]
-        r = op(a.x if isinstance(a, Dynamic) else a)
-        return r.output, r.emulation
-
-    return run
+    return bind_prepared(op, f["input1_id"])
 
 
 deconvolution_2d_node = handler_of(prepare_deconvolution_2d_node)

@@ -17,7 +17,6 @@ import numpy as np
 
 from ... import pte
 from ...ops import (
-    PreparedOp,
     batch_matrix_multiply,
     prepare_batch_matrix_multiply,
     prepare_convolution_2d,
@@ -25,10 +24,10 @@ from ...ops import (
 )
 from ...targets import Target
 from .common import (
-    Dynamic,
     NodeRun,
     activation,
     bias,
+    bind_prepared,
     check_supported,
     clamp_kwargs,
     handler_of,
@@ -50,17 +49,6 @@ __all__ = [
 _FLAG_TRANSPOSE = 1  # XNN_FLAG_TRANSPOSE_WEIGHTS (FC) / XNN_FLAG_TRANSPOSE_B (BMM)
 
 
-def _bind(op: PreparedOp, input_id: int) -> NodeRun:
-    """The prepared op as a node run: the activation from the values in, the output and what ran out."""
-
-    def run(vals: Mapping[int, Any]) -> tuple[Any, str]:
-        x = vals[input_id]
-        r = op(x.x if isinstance(x, Dynamic) else x)
-        return r.output, r.emulation
-
-    return run
-
-
 def prepare_fully_connected_node(t: Target, graph: pte.XnnGraph, node: pte.XnnNode, vals: Mapping[int, Any]) -> NodeRun:
     f = node.fields
     x, kw = activation(vals[f["input1_id"]], graph.value(f["input1_id"]))
@@ -78,7 +66,7 @@ def prepare_fully_connected_node(t: Target, graph: pte.XnnGraph, node: pte.XnnNo
         **clamp_kwargs(node),
     )
     check_supported(op, node)
-    return _bind(op, f["input1_id"])
+    return bind_prepared(op, f["input1_id"])
 
 
 def _conv_geometry(f: Mapping[str, Any]) -> dict[str, Any]:
@@ -105,7 +93,7 @@ def prepare_convolution_2d_node(t: Target, graph: pte.XnnGraph, node: pte.XnnNod
         **out_quant(graph.value(f["output_id"])),
         **clamp_kwargs(node),
     )
-    return _bind(op, f["input1_id"])
+    return bind_prepared(op, f["input1_id"])
 
 
 def _bmm_kwargs(graph: pte.XnnGraph, f: Mapping[str, Any], vals: Mapping[int, Any]) -> tuple[Any, dict[str, Any]]:
@@ -131,7 +119,7 @@ def prepare_batch_matrix_multiply_node(
         op = prepare_batch_matrix_multiply(
             vals[f["input2_id"]], input1_shape=a.shape, input1_dtype=a.dtype, target=t, **kw
         )
-        return _bind(op, f["input1_id"])
+        return bind_prepared(op, f["input1_id"])
 
     def run(vals_: Mapping[int, Any]) -> tuple[Any, str]:
         a_, kw_ = _bmm_kwargs(graph, f, vals_)
@@ -161,7 +149,7 @@ def prepare_depthwise_convolution_2d_node(
         **out_quant(graph.value(f["output_id"])),
         **clamp_kwargs(node),
     )
-    return _bind(op, f["input1_id"])
+    return bind_prepared(op, f["input1_id"])
 
 
 fully_connected_node = handler_of(prepare_fully_connected_node)
