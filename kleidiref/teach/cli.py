@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from .views import (
     indirection_text,
@@ -98,40 +99,29 @@ def _where(args: argparse.Namespace) -> str:
     ) + ("\n" if args.format == "text" else "")
 
 
+def _traced(args: argparse.Namespace) -> dict[str, Any]:
+    """The traced problem as ``trace``, ``why`` and their pictures take it (one SVL)."""
+    return {
+        "svl": args.svl[0],
+        "m": args.m,
+        "n": args.n,
+        "k": args.k,
+        "seed": args.seed,
+        "inputs": args.inputs,
+        "bl": args.bl,
+    }
+
+
 def _picture(args: argparse.Namespace, element: tuple[int, int] | None) -> str:
-    return trace_picture(
-        args.kernel,
-        svl=args.svl[0],
-        m=args.m,
-        n=args.n,
-        k=args.k,
-        seed=args.seed,
-        inputs=args.inputs,
-        bl=args.bl,
-        element=element,
-    )
+    return trace_picture(args.kernel, **_traced(args), element=element)
 
 
 def _trace(args: argparse.Namespace) -> str:
     if args.format == "svg":
         return _picture(args, None)
     if args.format == "html":
-        return trace_page(
-            args.kernel, svl=args.svl[0], m=args.m, n=args.n, k=args.k, seed=args.seed, inputs=args.inputs, bl=args.bl
-        )
-    return trace_text(
-        args.kernel,
-        svl=args.svl[0],
-        m=args.m,
-        n=args.n,
-        k=args.k,
-        seed=args.seed,
-        inputs=args.inputs,
-        rows=args.rows,
-        cols=args.cols,
-        hexa=args.hex,
-        bl=args.bl,
-    )
+        return trace_page(args.kernel, **_traced(args))
+    return trace_text(args.kernel, **_traced(args), rows=args.rows, cols=args.cols, hexa=args.hex)
 
 
 def _why(args: argparse.Namespace) -> str:
@@ -139,21 +129,8 @@ def _why(args: argparse.Namespace) -> str:
     if args.format == "svg":  # the trace strip with C[i, j] outlined in every panel
         return _picture(args, (i, j))
     if args.format == "html":  # the trace page; hovering C[i, j] shows its provenance
-        return trace_page(
-            args.kernel, svl=args.svl[0], m=args.m, n=args.n, k=args.k, seed=args.seed, inputs=args.inputs, bl=args.bl
-        )
-    return why_text(
-        args.kernel,
-        svl=args.svl[0],
-        m=args.m,
-        n=args.n,
-        k=args.k,
-        seed=args.seed,
-        inputs=args.inputs,
-        i=i,
-        j=j,
-        bl=args.bl,
-    )
+        return trace_page(args.kernel, **_traced(args))
+    return why_text(args.kernel, **_traced(args), i=i, j=j)
 
 
 def run(args: argparse.Namespace) -> int:
